@@ -1,0 +1,316 @@
+package dev.quant4j.io;
+
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Reads {@code .safetensors} files, memory-mapped, validating the header against the file before any tensor is read.
+ *
+ * <p>Format (huggingface/safetensors): an unsigned little-endian 64-bit header length {@code N}, {@code N} bytes of
+ * JSON mapping each tensor name to {@code {"dtype", "shape", "data_offsets": [begin, end]}} (offsets relative to the
+ * byte after the header) plus an optional {@code "__metadata__"} map of strings, then the data. We reject, naming the
+ * tensor: a header length past the end of the file, invalid JSON, an unknown dtype, offsets out of range, reversed or
+ * overlapping, and a shape whose byte count differs from its offsets.
+ */
+public final class SafeTensors implements AutoCloseable {
+
+    /** Largest header accepted, as the reference Rust crate limits it. */
+    static final long MAX_HEADER = 100L << 20;
+
+    /** One tensor's header entry. */
+    public record Entry(String name, DType dtype, long[] shape, long begin, long end) {
+
+        /** Number of elements. */
+        public long elements() {
+            long n = 1;
+            for (long d : shape) {
+                n *= d;
+            }
+            return n;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Entry e
+                    && name.equals(e.name)
+                    && dtype == e.dtype
+                    && Arrays.equals(shape, e.shape)
+                    && begin == e.begin
+                    && end == e.end;
+        }
+
+        @Override
+        public int hashCode() {
+            return name.hashCode() * 31 + Arrays.hashCode(shape);
+        }
+
+        @Override
+        public String toString() {
+            return name + " " + dtype + Arrays.toString(shape);
+        }
+    }
+
+    private final String source;
+    private final Arena arena;
+    private final MemorySegment data;
+    private final Map<String, Entry> entries;
+    private final Map<String, String> metadata;
+
+    private SafeTensors(
+            String source, Arena arena, MemorySegment data, Map<String, Entry> entries, Map<String, String> metadata) {
+        this.source = source;
+        this.arena = arena;
+        this.data = data;
+        this.entries = entries;
+        this.metadata = metadata;
+    }
+
+    /** Opens and validates {@code path}; close it to unmap. */
+    @SuppressWarnings("MustBeClosedChecker") // the arena is owned, and closed, by the returned SafeTensors
+    public static SafeTensors open(Path path) throws IOException {
+        String source = path.toString();
+        Arena arena = Arena.ofShared();
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            long size = ch.size();
+            MemorySegment file = size == 0 ? MemorySegment.NULL : ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            return parse(file, size, source, arena);
+        } catch (IOException | RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** Parses safetensors bytes held in memory. */
+    public static SafeTensors parse(byte[] bytes, String source) {
+        return parse(MemorySegment.ofArray(bytes), bytes.length, source, null);
+    }
+
+    private static SafeTensors parse(MemorySegment file, long size, String source, Arena arena) {
+        if (size < 8) {
+            throw bad(source, "file is " + size + " bytes, too short for a safetensors header");
+        }
+        long n = file.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
+        if (n < 0 || n > size - 8) {
+            throw bad(
+                    source,
+                    "header length " + Long.toUnsignedString(n) + " runs past the end of the file (" + size
+                            + " bytes)");
+        }
+        if (n > MAX_HEADER) {
+            throw bad(source, "header length " + n + " exceeds the limit of " + MAX_HEADER + " bytes");
+        }
+        byte[] hb = file.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
+        String headerText = new String(hb, StandardCharsets.UTF_8);
+        Object root;
+        try {
+            root = Json.parse(headerText);
+        } catch (IllegalArgumentException e) {
+            throw bad(source, "header: " + e.getMessage());
+        }
+        if (!(root instanceof Map<?, ?> header)) {
+            throw bad(source, "header is not a JSON object");
+        }
+        long dataLen = size - 8 - n;
+        Map<String, Entry> entries = new LinkedHashMap<>();
+        Map<String, String> metadata = new LinkedHashMap<>();
+        for (Map.Entry<?, ?> e : header.entrySet()) {
+            String name = (String) e.getKey();
+            if (name.equals("__metadata__")) {
+                if (!(e.getValue() instanceof Map<?, ?> meta)) {
+                    throw bad(source, "__metadata__ is not an object");
+                }
+                for (Map.Entry<?, ?> m : meta.entrySet()) {
+                    if (!(m.getValue() instanceof String v)) {
+                        throw bad(source, "__metadata__ value of '" + m.getKey() + "' is not a string");
+                    }
+                    metadata.put((String) m.getKey(), v);
+                }
+                continue;
+            }
+            entries.put(name, entry(name, e.getValue(), dataLen, source));
+        }
+        List<Entry> sorted = new ArrayList<>(entries.values());
+        sorted.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
+        for (int i = 1; i < sorted.size(); i++) {
+            Entry prev = sorted.get(i - 1);
+            Entry cur = sorted.get(i);
+            if (cur.begin() < prev.end()) {
+                throw bad(
+                        source,
+                        "tensors '" + prev.name() + "' [" + prev.begin() + ", " + prev.end() + ") and '" + cur.name()
+                                + "' [" + cur.begin() + ", " + cur.end() + ") overlap");
+            }
+        }
+        MemorySegment body = file.asSlice(8 + n, dataLen);
+        return new SafeTensors(
+                source, arena, body, Collections.unmodifiableMap(entries), Collections.unmodifiableMap(metadata));
+    }
+
+    private static Entry entry(String name, Object value, long dataLen, String source) {
+        if (!(value instanceof Map<?, ?> m)) {
+            throw bad(source, "tensor '" + name + "': header entry is not an object");
+        }
+        if (!(m.get("dtype") instanceof String dt)) {
+            throw bad(source, "tensor '" + name + "': missing dtype");
+        }
+        DType dtype;
+        try {
+            dtype = DType.fromSafetensors(dt);
+        } catch (IllegalArgumentException ex) {
+            throw bad(source, "tensor '" + name + "': unknown dtype '" + dt + "'");
+        }
+        long[] shape = longs(m.get("shape"), name, "shape", source);
+        long[] offsets = longs(m.get("data_offsets"), name, "data_offsets", source);
+        if (offsets.length != 2) {
+            throw bad(source, "tensor '" + name + "': data_offsets must have 2 entries, has " + offsets.length);
+        }
+        long begin = offsets[0];
+        long end = offsets[1];
+        if (begin > end || end > dataLen) {
+            throw bad(
+                    source,
+                    "tensor '" + name + "': data_offsets [" + begin + ", " + end + "] out of range of the " + dataLen
+                            + "-byte data section");
+        }
+        long bytes;
+        try {
+            long count = 1;
+            for (long d : shape) {
+                count = Math.multiplyExact(count, d);
+            }
+            bytes = Math.multiplyExact(count, (long) dtype.bytes());
+        } catch (ArithmeticException ex) {
+            throw bad(source, "tensor '" + name + "': shape " + Arrays.toString(shape) + " overflows");
+        }
+        if (bytes != end - begin) {
+            throw bad(
+                    source,
+                    "tensor '" + name + "': shape " + Arrays.toString(shape) + " of " + dtype + " needs " + bytes
+                            + " bytes, data_offsets give " + (end - begin));
+        }
+        return new Entry(name, dtype, shape, begin, end);
+    }
+
+    private static long[] longs(Object v, String name, String field, String source) {
+        if (!(v instanceof List<?> list)) {
+            throw bad(source, "tensor '" + name + "': " + field + " is not an array");
+        }
+        long[] out = new long[list.size()];
+        for (int i = 0; i < out.length; i++) {
+            if (!(list.get(i) instanceof Long l) || l < 0) {
+                throw bad(source, "tensor '" + name + "': " + field + "[" + i + "] is not a non-negative integer");
+            }
+            out[i] = l;
+        }
+        return out;
+    }
+
+    private static MalformedTensorFileException bad(String source, String what) {
+        return new MalformedTensorFileException(source + ": " + what);
+    }
+
+    /** Tensor names in header order. */
+    public List<String> names() {
+        return List.copyOf(entries.keySet());
+    }
+
+    /** All header entries, in header order. */
+    public Map<String, Entry> entries() {
+        return entries;
+    }
+
+    /** The header entry of {@code name}. */
+    public Entry entry(String name) {
+        Entry e = entries.get(name);
+        if (e == null) {
+            throw new IllegalArgumentException(source + ": no tensor named '" + name + "'");
+        }
+        return e;
+    }
+
+    /** The {@code __metadata__} map (empty when absent). */
+    public Map<String, String> metadata() {
+        return metadata;
+    }
+
+    /** The raw little-endian bytes of a tensor. */
+    public byte[] readBytes(String name) {
+        Entry e = entry(name);
+        return data.asSlice(e.begin(), e.end() - e.begin()).toArray(ValueLayout.JAVA_BYTE);
+    }
+
+    /** A float32 tensor's values (F32 only, any rank). */
+    public float[] readF32(String name) {
+        Entry e = entry(name);
+        if (e.dtype() != DType.F32) {
+            throw new IllegalArgumentException(source + ": tensor '" + name + "' is " + e.dtype() + ", expected F32");
+        }
+        return data.asSlice(e.begin(), e.end() - e.begin())
+                .toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
+    }
+
+    /**
+     * A 2-D F32, F16 or BF16 tensor as a float32 matrix named {@code name}.
+     *
+     * @throws IllegalArgumentException for another rank or dtype, or an empty tensor
+     */
+    public FloatMatrix readMatrix(String name) {
+        Entry e = entry(name);
+        if (e.shape().length != 2) {
+            throw new IllegalArgumentException("tensor '" + name + "' has " + e.shape().length + " dimensions "
+                    + Arrays.toString(e.shape()) + ", expected 2 ([out, in])");
+        }
+        if (!e.dtype().isFloat()) {
+            throw new IllegalArgumentException("tensor '" + name + "' is " + e.dtype() + ", expected F32, F16 or BF16");
+        }
+        if (e.elements() == 0) {
+            throw new IllegalArgumentException("tensor '" + name + "' is empty: shape " + Arrays.toString(e.shape()));
+        }
+        if (e.elements() > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(
+                    "tensor '" + name + "' has " + e.elements() + " elements, more than a Java array holds");
+        }
+        MemorySegment seg = data.asSlice(e.begin(), e.end() - e.begin());
+        float[] values;
+        switch (e.dtype()) {
+            case F32 -> values = seg.toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
+            case F16 -> {
+                short[] h = seg.toArray(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
+                values = new float[h.length];
+                for (int i = 0; i < h.length; i++) {
+                    values[i] = Float.float16ToFloat(h[i]);
+                }
+            }
+            default -> {
+                short[] h = seg.toArray(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
+                values = new float[h.length];
+                for (int i = 0; i < h.length; i++) {
+                    values[i] = Float.intBitsToFloat((h[i] & 0xFFFF) << 16);
+                }
+            }
+        }
+        return FloatMatrix.of(name, (int) e.shape()[0], (int) e.shape()[1], values, 0);
+    }
+
+    @Override
+    public void close() {
+        if (arena != null) {
+            arena.close();
+        }
+    }
+}

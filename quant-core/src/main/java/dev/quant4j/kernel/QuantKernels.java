@@ -1,0 +1,62 @@
+package dev.quant4j.kernel;
+
+/**
+ * The compute kernels every quantizer is built on. {@link ScalarKernels} is the reference and the fallback; {@link
+ * VectorKernels} must give identical integer codes and float sums within a stated tolerance (see the tests).
+ *
+ * <p>Internal: arguments are trusted (checked by the public API), so kernels only {@code assert}. Float sums of one
+ * call are accumulated in float; callers that sum many rows accumulate the per-row results in double.
+ */
+public interface QuantKernels {
+
+    /** Short name for logs and benchmarks, e.g. {@code scalar} or {@code vector-256}. */
+    String name();
+
+    /** Minimum of {@code x[off, off+len)}, {@code len >= 1}. */
+    float min(float[] x, int off, int len);
+
+    /** Maximum of {@code x[off, off+len)}, {@code len >= 1}. */
+    float max(float[] x, int off, int len);
+
+    /** Largest absolute value of {@code x[off, off+len)}; 0 for {@code len == 0}. */
+    float absMax(float[] x, int off, int len);
+
+    /**
+     * Round-to-nearest linear quantization, as GPTQ's {@code quant.py}: {@code q = clamp(rint(x / scale) + zero, qmin,
+     * qmax)}, division in float32, rounding half to even. Codes are stored as unsigned bytes (0..255).
+     */
+    void quantize(float[] x, int off, int len, float scale, float zero, int qmin, int qmax, byte[] codes, int codesOff);
+
+    /** {@code out = scale * (code - zero)} in float32, codes read as unsigned bytes. */
+    void dequantize(byte[] codes, int codesOff, int len, float scale, float zero, float[] out, int outOff);
+
+    /**
+     * Packs {@code n} codes of {@code bits} bits densely: code {@code j} occupies bits {@code [j*bits, (j+1)*bits)} of
+     * the little-endian bit stream that starts at byte {@code packedOff} (LSB first). Writes {@code ceil(n*bits/8)}
+     * bytes; unused high bits of the last byte are zero. Codes must already fit in {@code bits}.
+     */
+    void pack(byte[] codes, int codesOff, int n, int bits, byte[] packed, int packedOff);
+
+    /** Inverse of {@link #pack}. */
+    void unpack(byte[] packed, int packedOff, int n, int bits, byte[] codes, int codesOff);
+
+    /** Sum of {@code a[i] * b[i]}. */
+    float dot(float[] a, int aOff, float[] b, int bOff, int len);
+
+    /** Sum of {@code x[i]^2}. */
+    float sumSquares(float[] x, int off, int len);
+
+    /** Sum of {@code (a[i] - b[i])^2}. */
+    float sumSquaredDiff(float[] a, int aOff, float[] b, int bOff, int len);
+
+    /** Sum of {@code |a[i] - b[i]|}. */
+    float sumAbsDiff(float[] a, int aOff, float[] b, int bOff, int len);
+
+    /** Largest {@code |a[i] - b[i]|}; 0 for {@code len == 0}. */
+    float maxAbsDiff(float[] a, int aOff, float[] b, int bOff, int len);
+
+    /** Number of packed bytes for {@code n} codes of {@code bits} bits. */
+    static int packedBytes(long n, int bits) {
+        return Math.toIntExact((n * bits + 7) >>> 3);
+    }
+}

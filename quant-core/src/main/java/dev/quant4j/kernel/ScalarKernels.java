@@ -1,0 +1,142 @@
+package dev.quant4j.kernel;
+
+/** Plain-Java reference kernels: the definition the vector kernels are tested against, and the fallback. */
+public class ScalarKernels implements QuantKernels {
+
+    @Override
+    public String name() {
+        return "scalar";
+    }
+
+    @Override
+    public float min(float[] x, int off, int len) {
+        assert len >= 1;
+        float m = x[off];
+        for (int i = 1; i < len; i++) {
+            m = Math.min(m, x[off + i]);
+        }
+        return m;
+    }
+
+    @Override
+    public float max(float[] x, int off, int len) {
+        assert len >= 1;
+        float m = x[off];
+        for (int i = 1; i < len; i++) {
+            m = Math.max(m, x[off + i]);
+        }
+        return m;
+    }
+
+    @Override
+    public float absMax(float[] x, int off, int len) {
+        float m = 0f;
+        for (int i = 0; i < len; i++) {
+            m = Math.max(m, Math.abs(x[off + i]));
+        }
+        return m;
+    }
+
+    @Override
+    public void quantize(
+            float[] x, int off, int len, float scale, float zero, int qmin, int qmax, byte[] codes, int codesOff) {
+        for (int i = 0; i < len; i++) {
+            float q = (float) Math.rint(x[off + i] / scale) + zero;
+            q = Math.min(Math.max(q, qmin), qmax);
+            codes[codesOff + i] = (byte) (int) q;
+        }
+    }
+
+    @Override
+    public void dequantize(byte[] codes, int codesOff, int len, float scale, float zero, float[] out, int outOff) {
+        for (int i = 0; i < len; i++) {
+            out[outOff + i] = scale * ((codes[codesOff + i] & 0xFF) - zero);
+        }
+    }
+
+    @Override
+    public void pack(byte[] codes, int codesOff, int n, int bits, byte[] packed, int packedOff) {
+        if (bits == 8) {
+            System.arraycopy(codes, codesOff, packed, packedOff, n);
+            return;
+        }
+        long acc = 0;
+        int filled = 0;
+        int p = packedOff;
+        for (int i = 0; i < n; i++) {
+            acc |= (long) (codes[codesOff + i] & 0xFF) << filled;
+            filled += bits;
+            while (filled >= 8) {
+                packed[p++] = (byte) acc;
+                acc >>>= 8;
+                filled -= 8;
+            }
+        }
+        if (filled > 0) {
+            packed[p] = (byte) acc;
+        }
+    }
+
+    @Override
+    public void unpack(byte[] packed, int packedOff, int n, int bits, byte[] codes, int codesOff) {
+        if (bits == 8) {
+            System.arraycopy(packed, packedOff, codes, codesOff, n);
+            return;
+        }
+        int mask = (1 << bits) - 1;
+        long acc = 0;
+        int filled = 0;
+        int p = packedOff;
+        for (int i = 0; i < n; i++) {
+            if (filled < bits) {
+                acc |= (long) (packed[p++] & 0xFF) << filled;
+                filled += 8;
+            }
+            codes[codesOff + i] = (byte) (acc & mask);
+            acc >>>= bits;
+            filled -= bits;
+        }
+    }
+
+    @Override
+    public float dot(float[] a, int aOff, float[] b, int bOff, int len) {
+        float s = 0f;
+        for (int i = 0; i < len; i++) {
+            s = Math.fma(a[aOff + i], b[bOff + i], s);
+        }
+        return s;
+    }
+
+    @Override
+    public float sumSquares(float[] x, int off, int len) {
+        return dot(x, off, x, off, len);
+    }
+
+    @Override
+    public float sumSquaredDiff(float[] a, int aOff, float[] b, int bOff, int len) {
+        float s = 0f;
+        for (int i = 0; i < len; i++) {
+            float d = a[aOff + i] - b[bOff + i];
+            s = Math.fma(d, d, s);
+        }
+        return s;
+    }
+
+    @Override
+    public float sumAbsDiff(float[] a, int aOff, float[] b, int bOff, int len) {
+        float s = 0f;
+        for (int i = 0; i < len; i++) {
+            s += Math.abs(a[aOff + i] - b[bOff + i]);
+        }
+        return s;
+    }
+
+    @Override
+    public float maxAbsDiff(float[] a, int aOff, float[] b, int bOff, int len) {
+        float m = 0f;
+        for (int i = 0; i < len; i++) {
+            m = Math.max(m, Math.abs(a[aOff + i] - b[bOff + i]));
+        }
+        return m;
+    }
+}

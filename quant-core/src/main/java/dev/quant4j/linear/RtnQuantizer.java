@@ -1,0 +1,123 @@
+package dev.quant4j.linear;
+
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.PackOrder;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.Quantizer;
+import dev.quant4j.tensor.FloatMatrix;
+import java.util.Objects;
+import java.util.concurrent.ForkJoinPool;
+import java.util.stream.IntStream;
+
+/**
+ * Round-to-nearest (RTN) linear quantization, per tensor, per output channel or per group of input columns.
+ *
+ * <p>Each group gets its scale and zero-point from its own minimum and maximum ({@link LinearParams}, GPTQ's {@code
+ * find_params}), then every value becomes {@code q = clamp(round(x / S) + Z, qmin, qmax)} (GPTQ's {@code quantize},
+ * rounding half to even). The input is validated (finite, non-empty, group size divides the columns) and never
+ * modified.
+ *
+ * <p>Rows are independent and are processed in parallel on the given pool once the tensor is large enough; the result
+ * does not depend on the number of threads.
+ */
+public final class RtnQuantizer implements Quantizer {
+
+    private static final long PARALLEL_THRESHOLD = 1L << 16;
+
+    private final LinearScheme scheme;
+    private final ForkJoinPool pool;
+
+    /** Quantizes on the common pool. */
+    public RtnQuantizer(LinearScheme scheme) {
+        this(scheme, ForkJoinPool.commonPool());
+    }
+
+    /** Quantizes on {@code pool}; a pool of parallelism 1 runs on one thread. */
+    public RtnQuantizer(LinearScheme scheme, ForkJoinPool pool) {
+        this.scheme = Objects.requireNonNull(scheme, "scheme");
+        this.pool = Objects.requireNonNull(pool, "pool");
+    }
+
+    public LinearScheme scheme() {
+        return scheme;
+    }
+
+    @Override
+    public QuantizedTensor quantize(FloatMatrix w) {
+        return quantize(w, Kernels.get());
+    }
+
+    /** Quantizes with the given kernels (for tests and benchmarks comparing implementations). */
+    public QuantizedTensor quantize(FloatMatrix w, QuantKernels k) {
+        Objects.requireNonNull(w, "w");
+        int rows = w.rows();
+        int cols = w.cols();
+        int gsize;
+        try {
+            gsize = scheme.columnsPerGroup(cols);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
+        }
+        w.requireFinite();
+        int gpr = cols / gsize;
+        int rowBytes = QuantKernels.packedBytes(cols, scheme.bits());
+        byte[] packed = new byte[Math.multiplyExact(rowBytes, rows)];
+        float[] scales = new float[scheme.scaleCount(rows, cols)];
+        byte[] zeros = new byte[scales.length];
+
+        LinearParams tensorParams = null;
+        if (scheme.groupSize() == LinearScheme.PER_TENSOR) {
+            float min = Float.POSITIVE_INFINITY;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int r = 0; r < rows; r++) {
+                min = Math.min(min, k.min(w.array(), w.rowOffset(r), cols));
+                max = Math.max(max, k.max(w.array(), w.rowOffset(r), cols));
+            }
+            tensorParams = LinearParams.of(scheme, min, max);
+            scales[0] = tensorParams.scale();
+            zeros[0] = (byte) tensorParams.zero();
+        }
+        LinearParams shared = tensorParams;
+        IntStream rowRange = IntStream.range(0, rows);
+        if (w.size() >= PARALLEL_THRESHOLD && pool.getParallelism() > 1) {
+            pool.submit(() -> rowRange.parallel()
+                            .forEach(r -> quantizeRow(k, w, r, gsize, gpr, shared, packed, rowBytes, scales, zeros)))
+                    .join();
+        } else {
+            rowRange.forEach(r -> quantizeRow(k, w, r, gsize, gpr, shared, packed, rowBytes, scales, zeros));
+        }
+        return new QuantizedTensor(
+                w.name(), scheme, rows, cols, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros);
+    }
+
+    private void quantizeRow(
+            QuantKernels k,
+            FloatMatrix w,
+            int r,
+            int gsize,
+            int gpr,
+            LinearParams shared,
+            byte[] packed,
+            int rowBytes,
+            float[] scales,
+            byte[] zeros) {
+        float[] x = w.array();
+        int base = w.rowOffset(r);
+        byte[] codes = new byte[w.cols()];
+        for (int g = 0; g < gpr; g++) {
+            int off = base + g * gsize;
+            LinearParams p = shared;
+            if (p == null) {
+                p = scheme.symmetry() == dev.quant4j.quant.Symmetry.SIGNED
+                        ? LinearParams.of(scheme, 0f, k.absMax(x, off, gsize))
+                        : LinearParams.of(scheme, k.min(x, off, gsize), k.max(x, off, gsize));
+                scales[r * gpr + g] = p.scale();
+                zeros[r * gpr + g] = (byte) p.zero();
+            }
+            k.quantize(x, off, gsize, p.scale(), p.zero(), p.qmin(), p.qmax(), codes, g * gsize);
+        }
+        k.pack(codes, 0, w.cols(), scheme.bits(), packed, r * rowBytes);
+    }
+}

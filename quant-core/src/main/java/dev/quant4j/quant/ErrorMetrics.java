@@ -1,0 +1,101 @@
+package dev.quant4j.quant;
+
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.tensor.FloatMatrix;
+
+/**
+ * How far an approximation {@code x^} is from a reference {@code x}, over all elements.
+ *
+ * <p>Sums of one row are taken by the kernels in float, rows are summed in double.
+ *
+ * @param count number of elements
+ * @param mse mean of {@code (x - x^)^2}
+ * @param mae mean of {@code |x - x^|}
+ * @param maxAbs largest {@code |x - x^|}
+ * @param sqnrDb signal-to-quantization-noise ratio {@code 10 log10(sum x^2 / sum (x - x^)^2)}; {@code +Infinity} when
+ *     the error is zero
+ * @param cosine {@code <x, x^> / (|x| |x^|)}; 1 when both are zero, 0 when exactly one is
+ */
+public record ErrorMetrics(long count, double mse, double mae, double maxAbs, double sqnrDb, double cosine) {
+
+    /** Root mean squared error. */
+    public double rmse() {
+        return Math.sqrt(mse);
+    }
+
+    /** Compares {@code approx} with {@code reference}; shapes must be equal. */
+    public static ErrorMetrics compare(FloatMatrix reference, FloatMatrix approx) {
+        return compare(reference, approx, Kernels.get());
+    }
+
+    /** As {@link #compare(FloatMatrix, FloatMatrix)} with the given kernels. */
+    public static ErrorMetrics compare(FloatMatrix reference, FloatMatrix approx, QuantKernels k) {
+        requireSameShape(reference, approx);
+        double sqErr = 0;
+        double absErr = 0;
+        double maxAbs = 0;
+        double signal = 0;
+        double approxSq = 0;
+        double dot = 0;
+        int cols = reference.cols();
+        float[] a = reference.array();
+        float[] b = approx.array();
+        for (int r = 0; r < reference.rows(); r++) {
+            int ao = reference.rowOffset(r);
+            int bo = approx.rowOffset(r);
+            sqErr += k.sumSquaredDiff(a, ao, b, bo, cols);
+            absErr += k.sumAbsDiff(a, ao, b, bo, cols);
+            maxAbs = Math.max(maxAbs, k.maxAbsDiff(a, ao, b, bo, cols));
+            signal += k.sumSquares(a, ao, cols);
+            approxSq += k.sumSquares(b, bo, cols);
+            dot += k.dot(a, ao, b, bo, cols);
+        }
+        long n = reference.size();
+        double sqnr = sqErr == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(signal / sqErr);
+        double cosine;
+        if (signal == 0 && approxSq == 0) {
+            cosine = 1;
+        } else if (signal == 0 || approxSq == 0) {
+            cosine = 0;
+        } else {
+            cosine = dot / Math.sqrt(signal * approxSq);
+        }
+        return new ErrorMetrics(n, sqErr / n, absErr / n, maxAbs, sqnr, cosine);
+    }
+
+    /**
+     * Output error {@code ||X W^T - X Q^T||_F^2}: the squared error of the layer outputs for the activations {@code X
+     * [n, in]}, with {@code W} and {@code Q} {@code [out, in]} (summed over all tokens and output channels).
+     */
+    public static double outputError(FloatMatrix w, FloatMatrix q, FloatMatrix x) {
+        requireSameShape(w, q);
+        if (x.cols() != w.cols()) {
+            throw new IllegalArgumentException("activations '" + x.name() + "' have " + x.cols() + " columns, weight '"
+                    + w.name() + "' [" + w.rows() + ", " + w.cols() + "] needs " + w.cols());
+        }
+        QuantKernels k = Kernels.get();
+        int in = w.cols();
+        float[] diff = new float[in];
+        double total = 0;
+        for (int o = 0; o < w.rows(); o++) {
+            int wo = w.rowOffset(o);
+            int qo = q.rowOffset(o);
+            for (int i = 0; i < in; i++) {
+                diff[i] = w.array()[wo + i] - q.array()[qo + i];
+            }
+            for (int t = 0; t < x.rows(); t++) {
+                double e = k.dot(diff, 0, x.array(), x.rowOffset(t), in);
+                total += e * e;
+            }
+        }
+        return total;
+    }
+
+    private static void requireSameShape(FloatMatrix a, FloatMatrix b) {
+        if (a.rows() != b.rows() || a.cols() != b.cols()) {
+            throw new IllegalArgumentException("shapes differ: '" + a.name() + "' [" + a.rows() + ", " + a.cols()
+                    + "] vs '" + b.name() + "' [" + b.rows() + ", " + b.cols() + "]");
+        }
+    }
+}

@@ -1,0 +1,29 @@
+package dev.quant4j.quant;
+
+/**
+ * How codes are laid out in the packed byte array. Every packed tensor carries its order explicitly, since tools
+ * disagree (bitsandbytes puts the first 4-bit code in the high nibble, GGML pairs element j with j+16, GPTQ v1 packs
+ * into int32 words).
+ */
+public enum PackOrder {
+    /**
+     * quant4j's own order: each row starts on a byte boundary; within a row, code {@code j} occupies bits {@code
+     * [j*bits, (j+1)*bits)} of a little-endian bit stream (LSB first). For 4 bits: element 0 in the low nibble of byte
+     * 0, element 1 in its high nibble. 3, 5, 6 and 7 bits are packed densely, without padding per value; only the end
+     * of a row is padded to a whole byte.
+     */
+    LSB_FIRST_ROW_ALIGNED;
+
+    public String id() {
+        return name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    public static PackOrder fromId(String id) {
+        for (PackOrder p : values()) {
+            if (p.id().equals(id)) {
+                return p;
+            }
+        }
+        throw new IllegalArgumentException("unknown pack order '" + id + "'");
+    }
+}

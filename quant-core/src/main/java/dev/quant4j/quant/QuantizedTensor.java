@@ -1,0 +1,260 @@
+package dev.quant4j.quant;
+
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.tensor.FloatMatrix;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * An immutable quantized matrix: the scheme, the shape, bit-packed codes, one scale and one zero-point per group,
+ * and the pack order of the codes.
+ *
+ * <p>Layout ({@link PackOrder#LSB_FIRST_ROW_ALIGNED}): row {@code r} occupies bytes {@code [r * rowBytes, (r + 1) *
+ * rowBytes)} of the packed array with {@code rowBytes = ceil(cols * bits / 8)}. Scales and zero-points are indexed
+ * {@code r * groupsPerRow + c / groupSize} (a single entry per tensor for {@link LinearScheme#PER_TENSOR}). Zero-points
+ * are unsigned bytes. The value a code stands for is {@code scale * (code - zero)} in float32.
+ */
+public final class QuantizedTensor {
+
+    private final String name;
+    private final LinearScheme scheme;
+    private final int rows;
+    private final int cols;
+    private final PackOrder packOrder;
+    private final int rowBytes;
+    private final byte[] packed;
+    private final float[] scales;
+    private final byte[] zeros;
+
+    /**
+     * Builds a tensor from its parts, validating every length and value; the arrays are copied.
+     *
+     * @throws IllegalArgumentException naming the part that is inconsistent
+     */
+    public QuantizedTensor(
+            String name,
+            LinearScheme scheme,
+            int rows,
+            int cols,
+            PackOrder packOrder,
+            byte[] packed,
+            float[] scales,
+            byte[] zeros) {
+        this(name, scheme, rows, cols, packOrder, packed.clone(), scales.clone(), zeros.clone(), true);
+    }
+
+    /** Takes ownership of the arrays (no copy). */
+    private QuantizedTensor(
+            String name,
+            LinearScheme scheme,
+            int rows,
+            int cols,
+            PackOrder packOrder,
+            byte[] packed,
+            float[] scales,
+            byte[] zeros,
+            boolean validate) {
+        this.name = Objects.requireNonNull(name, "name");
+        this.scheme = Objects.requireNonNull(scheme, "scheme");
+        this.packOrder = Objects.requireNonNull(packOrder, "packOrder");
+        if (rows <= 0 || cols <= 0) {
+            throw new IllegalArgumentException(
+                    "quantized tensor '" + name + "' has an empty shape [" + rows + ", " + cols + "]");
+        }
+        this.rows = rows;
+        this.cols = cols;
+        this.rowBytes = QuantKernels.packedBytes(cols, scheme.bits());
+        int groups = scheme.scaleCount(rows, cols);
+        long expectedPacked = (long) rowBytes * rows;
+        if (packed.length != expectedPacked) {
+            throw new IllegalArgumentException("quantized tensor '" + name + "': packed codes have " + packed.length
+                    + " bytes, shape [" + rows + ", " + cols + "] at " + scheme.bits() + " bits needs "
+                    + expectedPacked);
+        }
+        if (scales.length != groups || zeros.length != groups) {
+            throw new IllegalArgumentException("quantized tensor '" + name + "': " + scales.length + " scales and "
+                    + zeros.length + " zero-points, " + scheme + " on [" + rows + ", " + cols + "] needs " + groups);
+        }
+        if (validate) {
+            for (int g = 0; g < groups; g++) {
+                if (!(scales[g] > 0f) || !Float.isFinite(scales[g])) {
+                    throw new IllegalArgumentException(
+                            "quantized tensor '" + name + "': scale " + g + " is " + scales[g] + ", must be > 0");
+                }
+                if ((zeros[g] & 0xFF) > scheme.maxq()) {
+                    throw new IllegalArgumentException("quantized tensor '" + name + "': zero-point " + g + " is "
+                            + (zeros[g] & 0xFF) + ", above maxq " + scheme.maxq());
+                }
+            }
+            if (scheme.bits() < 8) {
+                int usedBits = cols * scheme.bits() % 8;
+                if (usedBits != 0) {
+                    int padMask = 0xFF << usedBits & 0xFF;
+                    for (int r = 0; r < rows; r++) {
+                        if ((packed[(r + 1) * rowBytes - 1] & padMask) != 0) {
+                            throw new IllegalArgumentException(
+                                    "quantized tensor '" + name + "': padding bits of row " + r + " are not zero");
+                        }
+                    }
+                }
+            }
+        }
+        this.packed = packed;
+        this.scales = scales;
+        this.zeros = zeros;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public LinearScheme scheme() {
+        return scheme;
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    public PackOrder packOrder() {
+        return packOrder;
+    }
+
+    /** Bytes per packed row. */
+    public int rowBytes() {
+        return rowBytes;
+    }
+
+    /** The same tensor under another name (arrays shared, since both are immutable). */
+    public QuantizedTensor named(String newName) {
+        return new QuantizedTensor(newName, scheme, rows, cols, packOrder, packed, scales, zeros, false);
+    }
+
+    /** A read-only view of the packed codes. */
+    public ByteBuffer packedCodes() {
+        return ByteBuffer.wrap(packed).asReadOnlyBuffer();
+    }
+
+    /** A copy of the scales. */
+    public float[] scales() {
+        return scales.clone();
+    }
+
+    /** A copy of the zero-points (unsigned bytes). */
+    public byte[] zeros() {
+        return zeros.clone();
+    }
+
+    /** Index of the scale and zero-point that apply to element {@code (r, c)}. */
+    public int groupIndex(int r, int c) {
+        if (scheme.groupSize() == LinearScheme.PER_TENSOR) {
+            return 0;
+        }
+        return r * scheme.groupsPerRow(cols) + c / scheme.columnsPerGroup(cols);
+    }
+
+    /** The code of element {@code (r, c)}. */
+    public int code(int r, int c) {
+        Objects.checkIndex(r, rows);
+        Objects.checkIndex(c, cols);
+        long bit = (long) c * scheme.bits();
+        int base = r * rowBytes + (int) (bit >>> 3);
+        int shift = (int) (bit & 7);
+        int word = packed[base] & 0xFF;
+        if (base + 1 < (r + 1) * rowBytes) {
+            word |= (packed[base + 1] & 0xFF) << 8;
+        }
+        return (word >>> shift) & scheme.maxq();
+    }
+
+    /** The codes of row {@code r}, one per byte (unsigned). */
+    public byte[] rowCodes(int r) {
+        Objects.checkIndex(r, rows);
+        byte[] codes = new byte[cols];
+        Kernels.get().unpack(packed, r * rowBytes, cols, scheme.bits(), codes, 0);
+        return codes;
+    }
+
+    /** Scale of group {@code g} (see {@link #groupIndex}). */
+    public float scale(int g) {
+        return scales[g];
+    }
+
+    /** Zero-point of group {@code g} (see {@link #groupIndex}). */
+    public int zero(int g) {
+        return zeros[g] & 0xFF;
+    }
+
+    /** The value element {@code (r, c)} stands for. */
+    public float value(int r, int c) {
+        int g = groupIndex(r, c);
+        return scales[g] * (code(r, c) - zero(g));
+    }
+
+    /** Dequantizes to a new float32 matrix with this tensor's name. */
+    public FloatMatrix dequantize() {
+        FloatMatrix out = FloatMatrix.zeros(name, rows, cols);
+        QuantKernels k = Kernels.get();
+        byte[] codes = new byte[cols];
+        for (int r = 0; r < rows; r++) {
+            dequantizeRow(k, r, codes, out.array(), out.rowOffset(r));
+        }
+        return out;
+    }
+
+    /** Dequantizes row {@code r} into {@code out[outOff, outOff + cols)}. */
+    public void dequantizeRow(int r, float[] out, int outOff) {
+        Objects.checkIndex(r, rows);
+        Objects.checkFromIndexSize(outOff, cols, out.length);
+        dequantizeRow(Kernels.get(), r, new byte[cols], out, outOff);
+    }
+
+    private void dequantizeRow(QuantKernels k, int r, byte[] codes, float[] out, int outOff) {
+        k.unpack(packed, r * rowBytes, cols, scheme.bits(), codes, 0);
+        int gsize = scheme.columnsPerGroup(cols);
+        int gpr = cols / gsize;
+        for (int g = 0; g < gpr; g++) {
+            int gi = scheme.groupSize() == LinearScheme.PER_TENSOR ? 0 : r * gpr + g;
+            k.dequantize(codes, g * gsize, gsize, scales[gi], zeros[gi] & 0xFF, out, outOff + g * gsize);
+        }
+    }
+
+    /** Bytes this tensor stores: packed codes, float32 scales and byte zero-points. */
+    public long storageBytes() {
+        return (long) packed.length + 4L * scales.length + zeros.length;
+    }
+
+    /** Stored bits per weight, counting scales (32 bits) and zero-points (8 bits). */
+    public double bitsPerWeight() {
+        return storageBytes() * 8.0 / ((double) rows * cols);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof QuantizedTensor q
+                && name.equals(q.name)
+                && scheme.equals(q.scheme)
+                && rows == q.rows
+                && cols == q.cols
+                && packOrder == q.packOrder
+                && Arrays.equals(packed, q.packed)
+                && Arrays.equals(scales, q.scales)
+                && Arrays.equals(zeros, q.zeros);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(name, scheme, rows, cols, Arrays.hashCode(packed), Arrays.hashCode(scales));
+    }
+
+    @Override
+    public String toString() {
+        return "QuantizedTensor[" + name + ", " + rows + "x" + cols + ", " + scheme + "]";
+    }
+}

@@ -1,0 +1,14 @@
+/**
+ * quant4j core: quantizers, packed formats and compute kernels.
+ *
+ * <p>The Vector API module is optional at run time: without {@code --add-modules jdk.incubator.vector} every
+ * kernel runs on the scalar reference path.
+ */
+module dev.quant4j.core {
+    requires static jdk.incubator.vector;
+
+    exports dev.quant4j.tensor;
+    exports dev.quant4j.quant;
+    exports dev.quant4j.linear;
+    exports dev.quant4j.io;
+}

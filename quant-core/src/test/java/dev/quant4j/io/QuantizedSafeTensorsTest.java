@@ -1,0 +1,65 @@
+package dev.quant4j.io;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.tensor.Gaussian;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class QuantizedSafeTensorsTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void roundTripsEveryWidthWithPassThrough() throws Exception {
+        for (int bits = 2; bits <= 8; bits++) {
+            QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(bits, 8))
+                    .quantize(Gaussian.matrix("layer." + bits, bits, 3, 24, 1.0));
+            QuantizedTensor t =
+                    new RtnQuantizer(LinearScheme.signed(bits, 0)).quantize(Gaussian.matrix("t", bits, 2, 5, 1.0));
+            Path p = dir.resolve("q" + bits + ".safetensors");
+            var bias = new QuantizedSafeTensors.PassThrough("bias", DType.F32, new long[] {1}, new byte[4]);
+            QuantizedSafeTensors.write(p, List.of(q, t), "rtn", List.of(bias));
+            QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(p);
+            assertThat(c.quantized()).containsEntry(q.name(), q).containsEntry("t", t);
+            assertThat(c.methods()).containsEntry("t", "rtn");
+            assertThat(c.other())
+                    .singleElement()
+                    .satisfies(o -> assertThat(o.name()).isEqualTo("bias"));
+        }
+    }
+
+    @Test
+    void rejectsPlainAndInconsistentFiles() throws Exception {
+        Path plain = dir.resolve("plain.safetensors");
+        new SafeTensorsWriter().addF32("w", new long[] {1}, new float[] {1}).write(plain);
+        assertThatThrownBy(() -> QuantizedSafeTensors.read(plain))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessageContaining("not a quant4j quantized file");
+
+        Path bad = dir.resolve("bad.safetensors");
+        new SafeTensorsWriter()
+                .metadata(QuantizedSafeTensors.FORMAT_KEY, "1")
+                .metadata(
+                        "quant4j.tensor.w",
+                        "{\"scheme\":\"linear\",\"bits\":4,\"symmetry\":\"asym\",\"group_size\":-1,\"rows\":2,"
+                                + "\"cols\":4,\"pack_order\":\"lsb_first_row_aligned\",\"method\":\"rtn\"}")
+                .add("w.q4j_codes", DType.U8, new long[] {1, 2}, new byte[2])
+                .addF32("w.q4j_scales", new long[] {2, 1}, new float[] {1, 1})
+                .add("w.q4j_zeros", DType.U8, new long[] {2, 1}, new byte[2])
+                .write(bad);
+        assertThatThrownBy(() -> QuantizedSafeTensors.read(bad))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessageContaining("quantized tensor 'w'")
+                .hasMessageContaining("packed codes have 2 bytes");
+        assertThat(Files.exists(bad)).isTrue();
+    }
+}
