@@ -6,6 +6,8 @@ import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFilePermissions;
 
 /** Writes a file atomically: to a temporary file in the same folder, then a move over the target. */
 public final class AtomicFiles {
@@ -30,6 +32,14 @@ public final class AtomicFiles {
         try {
             try (OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(tmp), 1 << 20)) {
                 content.writeTo(out);
+            }
+            // createTempFile makes the file private (0600); give it the permissions a plain new file gets
+            if (Files.getFileStore(tmp).supportsFileAttributeView(PosixFileAttributeView.class)) {
+                Files.setPosixFilePermissions(
+                        tmp,
+                        Files.exists(abs)
+                                ? Files.getPosixFilePermissions(abs)
+                                : PosixFilePermissions.fromString("rw-r--r--"));
             }
             try {
                 Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

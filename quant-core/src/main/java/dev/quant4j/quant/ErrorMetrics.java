@@ -31,37 +31,67 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
 
     /** As {@link #compare(FloatMatrix, FloatMatrix)} with the given kernels. */
     public static ErrorMetrics compare(FloatMatrix reference, FloatMatrix approx, QuantKernels k) {
-        requireSameShape(reference, approx);
-        double sqErr = 0;
-        double absErr = 0;
-        double maxAbs = 0;
-        double signal = 0;
-        double approxSq = 0;
-        double dot = 0;
-        int cols = reference.cols();
-        float[] a = reference.array();
-        float[] b = approx.array();
-        for (int r = 0; r < reference.rows(); r++) {
-            int ao = reference.rowOffset(r);
-            int bo = approx.rowOffset(r);
-            sqErr += k.sumSquaredDiff(a, ao, b, bo, cols);
-            absErr += k.sumAbsDiff(a, ao, b, bo, cols);
-            maxAbs = Math.max(maxAbs, k.maxAbsDiff(a, ao, b, bo, cols));
-            signal += k.sumSquares(a, ao, cols);
-            approxSq += k.sumSquares(b, bo, cols);
-            dot += k.dot(a, ao, b, bo, cols);
+        return new Accumulator(k).add(reference, approx).result();
+    }
+
+    /**
+     * Sums errors over several pairs of matrices (the tensors of a model), so that the metrics are those of all their
+     * elements together.
+     */
+    public static final class Accumulator {
+        private final QuantKernels k;
+        private long count;
+        private double sqErr;
+        private double absErr;
+        private double maxAbs;
+        private double signal;
+        private double approxSq;
+        private double dot;
+
+        public Accumulator() {
+            this(Kernels.get());
         }
-        long n = reference.size();
-        double sqnr = sqErr == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(signal / sqErr);
-        double cosine;
-        if (signal == 0 && approxSq == 0) {
-            cosine = 1;
-        } else if (signal == 0 || approxSq == 0) {
-            cosine = 0;
-        } else {
-            cosine = dot / Math.sqrt(signal * approxSq);
+
+        public Accumulator(QuantKernels k) {
+            this.k = k;
         }
-        return new ErrorMetrics(n, sqErr / n, absErr / n, maxAbs, sqnr, cosine);
+
+        /** Adds the elements of one pair; shapes must be equal. */
+        public Accumulator add(FloatMatrix reference, FloatMatrix approx) {
+            requireSameShape(reference, approx);
+            int cols = reference.cols();
+            float[] a = reference.array();
+            float[] b = approx.array();
+            for (int r = 0; r < reference.rows(); r++) {
+                int ao = reference.rowOffset(r);
+                int bo = approx.rowOffset(r);
+                sqErr += k.sumSquaredDiff(a, ao, b, bo, cols);
+                absErr += k.sumAbsDiff(a, ao, b, bo, cols);
+                maxAbs = Math.max(maxAbs, k.maxAbsDiff(a, ao, b, bo, cols));
+                signal += k.sumSquares(a, ao, cols);
+                approxSq += k.sumSquares(b, bo, cols);
+                dot += k.dot(a, ao, b, bo, cols);
+            }
+            count += reference.size();
+            return this;
+        }
+
+        /** The metrics of everything added so far. */
+        public ErrorMetrics result() {
+            if (count == 0) {
+                throw new IllegalStateException("no elements added");
+            }
+            double sqnr = sqErr == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(signal / sqErr);
+            double cosine;
+            if (signal == 0 && approxSq == 0) {
+                cosine = 1;
+            } else if (signal == 0 || approxSq == 0) {
+                cosine = 0;
+            } else {
+                cosine = dot / Math.sqrt(signal * approxSq);
+            }
+            return new ErrorMetrics(count, sqErr / count, absErr / count, maxAbs, sqnr, cosine);
+        }
     }
 
     /**

@@ -1,0 +1,96 @@
+package dev.quant4j.cli;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code quant} command. Exit codes (the contract in DESIGN.md): 0 success; 2 bad usage or bad input, with one
+ * line on stderr naming the problem; 1 an internal failure. No command leaves a partial output file behind.
+ */
+@Command(
+        name = "quant",
+        mixinStandardHelpOptions = true,
+        versionProvider = Quant.Version.class,
+        description = "Quantize neural-network weights (RTN; NF4, GPTQ and AWQ to come) and report the error.",
+        subcommands = {
+            QuantizeCommand.class,
+            DequantizeCommand.class,
+            ReportCommand.class,
+            MemoryCommand.class,
+            CommandLine.HelpCommand.class
+        })
+public final class Quant implements Runnable {
+
+    public static final int OK = 0;
+    public static final int INTERNAL = 1;
+    public static final int BAD_INPUT = 2;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(
+                spec.commandLine(), "missing command (quantize, dequantize, report, memory)");
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, System.out, System.err));
+    }
+
+    /** Runs the command line and returns its exit code; used by {@link #main} and the tests. */
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        CommandLine cl = new CommandLine(new Quant());
+        cl.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
+        cl.setErr(new PrintWriter(err, true, StandardCharsets.UTF_8));
+        cl.setParameterExceptionHandler((ex, a) -> {
+            String cmd = ex.getCommandLine().getCommandName();
+            err.println("quant: " + ex.getMessage() + " (see '" + ("quant".equals(cmd) ? "quant" : "quant " + cmd)
+                    + " --help')");
+            return BAD_INPUT;
+        });
+        cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            Throwable t = ex instanceof UncheckedIOException u ? u.getCause() : ex;
+            if (t instanceof IllegalArgumentException) {
+                err.println("quant: " + t.getMessage());
+                return BAD_INPUT;
+            }
+            if (t instanceof NoSuchFileException f) {
+                err.println("quant: no such file: " + f.getFile());
+                return BAD_INPUT;
+            }
+            if (t instanceof AccessDeniedException f) {
+                err.println("quant: permission denied: " + f.getFile());
+                return BAD_INPUT;
+            }
+            if (t instanceof FileSystemException f) {
+                err.println("quant: cannot use " + f.getFile() + ": " + f.getReason());
+                return BAD_INPUT;
+            }
+            if (t instanceof IOException) {
+                err.println("quant: I/O error: " + t.getMessage());
+                return INTERNAL;
+            }
+            err.println("quant: internal error: " + t);
+            return INTERNAL;
+        });
+        return cl.execute(args);
+    }
+
+    /** Version from the jar manifest, or "dev". */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Quant.class.getPackage().getImplementationVersion();
+            return new String[] {"quant4j " + (v == null ? "dev" : v), "JVM: ${java.version} (${java.vendor})"};
+        }
+    }
+}

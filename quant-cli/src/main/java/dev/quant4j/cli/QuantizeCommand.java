@@ -1,0 +1,157 @@
+package dev.quant4j.cli;
+
+import dev.quant4j.io.QuantizedSafeTensors;
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.ErrorMetrics;
+import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.Symmetry;
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+@Command(
+        name = "quantize",
+        mixinStandardHelpOptions = true,
+        description = "Quantize the 2-D weights of a .npy or .safetensors file into a quantized .safetensors file.")
+final class QuantizeCommand implements Callable<Integer> {
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--method", required = true, description = "rtn (nf4, fp4, gptq and awq are not available yet)")
+    String method;
+
+    @Option(names = "--in", required = true, description = "weights: W.npy ([out, in] float32) or model.safetensors")
+    Path in;
+
+    @Option(names = "--out", required = true, description = "quantized output, .safetensors")
+    Path out;
+
+    @Option(names = "--bits", defaultValue = "4", description = "bits per weight, 2..8 (default ${DEFAULT-VALUE})")
+    int bits;
+
+    @Option(
+            names = "--group-size",
+            defaultValue = "128",
+            description = "columns per group; -1 per channel, 0 per tensor (default ${DEFAULT-VALUE})")
+    int groupSize;
+
+    static final class SymmetryChoice {
+        @Option(names = "--asym", description = "asymmetric, scale and zero-point (default)")
+        boolean asym;
+
+        @Option(names = "--sym", description = "GPTQ symmetric: zero-point (maxq + 1) / 2")
+        boolean sym;
+
+        @Option(names = "--signed", description = "signed symmetric (absmax): q in [-(2^(b-1)-1), 2^(b-1)-1]")
+        boolean signed;
+    }
+
+    @ArgGroup(exclusive = true, multiplicity = "0..1")
+    SymmetryChoice symmetry;
+
+    @Option(names = "--include", description = "regular expression: which 2-D tensors of a model file to quantize")
+    String include;
+
+    // Options of the methods still to come, accepted so that the contract's command lines parse.
+    @Option(names = "--block-size", description = "NF4/FP4 block size (nf4, fp4)")
+    Integer blockSize;
+
+    @Option(names = "--double-quant", description = "quantize the NF4 absmax values too (nf4, fp4)")
+    boolean doubleQuant;
+
+    @Option(names = "--calib", description = "calibration activations X.npy [n, in] (gptq, awq)")
+    Path calib;
+
+    @Option(names = "--act-order", description = "GPTQ: columns by descending Hessian diagonal")
+    boolean actOrder;
+
+    @Option(names = "--damp", description = "GPTQ: damping as a fraction of the mean Hessian diagonal")
+    Double damp;
+
+    @Option(names = "--static-groups", description = "GPTQ: group parameters computed before quantization")
+    boolean staticGroups;
+
+    @Override
+    public Integer call() throws Exception {
+        String m = method.toLowerCase(Locale.ROOT);
+        switch (m) {
+            case "rtn" -> {}
+            case "nf4", "fp4", "gptq", "awq" ->
+                throw new IllegalArgumentException(
+                        "method '" + m + "' is not available yet in this version (use --method rtn)");
+            default ->
+                throw new IllegalArgumentException(
+                        "unknown method '" + method + "' (expected rtn, nf4, fp4, gptq or awq)");
+        }
+        rejectIfSet(blockSize != null, "--block-size", "nf4 and fp4");
+        rejectIfSet(doubleQuant, "--double-quant", "nf4 and fp4");
+        rejectIfSet(calib != null, "--calib", "gptq and awq");
+        rejectIfSet(actOrder, "--act-order", "gptq");
+        rejectIfSet(damp != null, "--damp", "gptq");
+        rejectIfSet(staticGroups, "--static-groups", "gptq");
+
+        LinearScheme scheme = new LinearScheme(bits, symmetry(), groupSize);
+        WeightFiles.requireWritable(out, "safetensors");
+        Pattern pattern = null;
+        if (include != null) {
+            try {
+                pattern = Pattern.compile(include);
+            } catch (PatternSyntaxException e) {
+                throw new IllegalArgumentException(
+                        "--include '" + include + "' is not a valid regular expression: " + e.getDescription());
+            }
+        }
+        WeightFiles.Loaded loaded = WeightFiles.load(in, pattern);
+        PrintWriter pw = spec.commandLine().getOut();
+        RtnQuantizer quantizer = new RtnQuantizer(scheme);
+        List<QuantizedTensor> quantized = new ArrayList<>();
+        for (FloatMatrix w : loaded.tensors()) {
+            QuantizedTensor q = quantizer.quantize(w);
+            ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize());
+            pw.printf(
+                    Locale.ROOT,
+                    "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%n",
+                    w.name(),
+                    w.rows(),
+                    w.cols(),
+                    scheme,
+                    q.bitsPerWeight(),
+                    e.mse(),
+                    e.sqnrDb());
+            quantized.add(q);
+        }
+        QuantizedSafeTensors.write(out, quantized, m, loaded.other());
+        pw.printf(
+                Locale.ROOT,
+                "wrote %s (%d quantized, %d unchanged)%n",
+                out,
+                quantized.size(),
+                loaded.other().size());
+        return Quant.OK;
+    }
+
+    private Symmetry symmetry() {
+        if (symmetry == null || symmetry.asym) {
+            return Symmetry.ASYM;
+        }
+        return symmetry.sym ? Symmetry.SYM : Symmetry.SIGNED;
+    }
+
+    private static void rejectIfSet(boolean set, String option, String methods) {
+        if (set) {
+            throw new IllegalArgumentException(option + " applies to " + methods + " only, not to rtn");
+        }
+    }
+}
