@@ -1,17 +1,18 @@
 package dev.quant4j.kernel;
 
-import java.util.Optional;
-
 /**
  * Chooses the kernel implementation once per JVM, in the manner of Lucene's {@code VectorizationProvider}.
  *
  * <ul>
  *   <li>{@code -Dquant4j.vector=false} forces the scalar reference kernels.
- *   <li>{@code -Dquant4j.vector.bits=128|256|512} forces a vector width no wider than the CPU's preferred one (to test
- *       the 128-bit NEON-width path on an AVX2 or AVX-512 machine).
+ *   <li>{@code -Dquant4j.vector.bits=128|256} forces a vector width narrower than the CPU's preferred one (to test the
+ *       128-bit NEON-width path on an AVX2 or AVX-512 machine). It never widens.
  *   <li>Without {@code --add-modules jdk.incubator.vector}, or when the preferred float vector is narrower than 128
  *       bits, the scalar kernels are used and one line says why. Nothing here throws for an unknown CPU.
  * </ul>
+ *
+ * <p>The width is fixed per JVM because the Vector API only compiles to SIMD instructions when the species is a
+ * constant; tests of other widths run in their own JVMs (see the surefire executions of quant-core).
  */
 public final class Kernels {
 
@@ -35,28 +36,13 @@ public final class Kernels {
         return ModuleLayer.boot().findModule(VECTOR_MODULE).isPresent();
     }
 
-    /**
-     * Vector kernels of the given float vector width in bits, or empty when the module is absent or the width is not
-     * supported by this CPU (wider than the preferred species or narrower than 128 bits).
-     */
-    public static Optional<QuantKernels> vector(int bits) {
-        if (!vectorModulePresent() || bits < 128 || bits > preferredBits()) {
-            return Optional.empty();
-        }
-        try {
-            return Optional.of(VectorFactory.create(bits));
-        } catch (IllegalArgumentException | LinkageError e) {
-            return Optional.empty();
-        }
-    }
-
     /** The preferred float vector width of this CPU in bits, or 0 when the Vector API module is absent. */
     public static int preferredBits() {
         if (!vectorModulePresent()) {
             return 0;
         }
         try {
-            return VectorFactory.preferredBits();
+            return VectorFactory.PREFERRED_BITS;
         } catch (LinkageError e) {
             return 0;
         }
@@ -74,25 +60,19 @@ public final class Kernels {
                             + " to enable it");
             return scalar();
         }
-        int preferred = preferredBits();
-        int bits = preferred;
-        String forced = System.getProperty("quant4j.vector.bits");
-        if (forced != null) {
-            try {
-                bits = Math.min(Integer.parseInt(forced.trim()), preferred);
-            } catch (NumberFormatException e) {
-                LOG.log(System.Logger.Level.WARNING, "quant4j: ignoring quant4j.vector.bits=" + forced);
+        try {
+            QuantKernels k = VectorFactory.create();
+            if (k != null) {
+                return k;
             }
-        }
-        Optional<QuantKernels> vector = vector(bits);
-        if (vector.isEmpty()) {
             LOG.log(
                     System.Logger.Level.INFO,
-                    "quant4j: no usable vector width (preferred " + preferred + " bits, asked " + bits
+                    "quant4j: vector width below 128 bits (preferred " + VectorFactory.PREFERRED_BITS
                             + "), using scalar kernels");
-            return scalar();
+        } catch (RuntimeException | LinkageError e) {
+            LOG.log(System.Logger.Level.WARNING, "quant4j: Vector API unusable (" + e + "), using scalar kernels");
         }
-        return vector.get();
+        return scalar();
     }
 
     private static final class Holder {

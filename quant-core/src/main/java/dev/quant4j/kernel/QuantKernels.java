@@ -12,13 +12,17 @@ public interface QuantKernels {
     /** Short name for logs and benchmarks, e.g. {@code scalar} or {@code vector-256}. */
     String name();
 
-    /** Minimum of {@code x[off, off+len)}, {@code len >= 1}. */
-    float min(float[] x, int off, int len);
+    /** Whether every value of {@code x[off, off+len)} is finite (no NaN, no infinity). */
+    boolean allFinite(float[] x, int off, int len);
 
-    /** Maximum of {@code x[off, off+len)}, {@code len >= 1}. */
-    float max(float[] x, int off, int len);
+    /**
+     * Minimum and maximum of {@code x[off, off+len)}, {@code len >= 1}, packed by {@link #packMinMax}; read them with
+     * {@link #min(long)} and {@link #max(long)}. For finite input only (check with {@link #allFinite} first): NaN is
+     * ignored or not, depending on the implementation. Zeros compare equal: the sign of a zero result is unspecified.
+     */
+    long minMax(float[] x, int off, int len);
 
-    /** Largest absolute value of {@code x[off, off+len)}; 0 for {@code len == 0}. */
+    /** Largest absolute value of {@code x[off, off+len)}; 0 for {@code len == 0}. For finite input only. */
     float absMax(float[] x, int off, int len);
 
     /**
@@ -54,6 +58,21 @@ public interface QuantKernels {
 
     /** Largest {@code |a[i] - b[i]|}; 0 for {@code len == 0}. */
     float maxAbsDiff(float[] a, int aOff, float[] b, int bOff, int len);
+
+    /** Packs a minimum and a maximum into one long (no allocation in hot loops). */
+    static long packMinMax(float min, float max) {
+        return ((long) Float.floatToRawIntBits(min) << 32) | (Float.floatToRawIntBits(max) & 0xFFFFFFFFL);
+    }
+
+    /** The minimum of a {@link #minMax} result. */
+    static float min(long minMax) {
+        return Float.intBitsToFloat((int) (minMax >>> 32));
+    }
+
+    /** The maximum of a {@link #minMax} result. */
+    static float max(long minMax) {
+        return Float.intBitsToFloat((int) minMax);
+    }
 
     /** Number of packed bytes for {@code n} codes of {@code bits} bits. */
     static int packedBytes(long n, int bits) {

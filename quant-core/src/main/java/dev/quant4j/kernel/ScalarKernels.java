@@ -9,30 +9,34 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
-    public float min(float[] x, int off, int len) {
-        assert len >= 1;
-        float m = x[off];
-        for (int i = 1; i < len; i++) {
-            m = Math.min(m, x[off + i]);
+    public boolean allFinite(float[] x, int off, int len) {
+        for (int i = 0; i < len; i++) {
+            if (!Float.isFinite(x[off + i])) {
+                return false;
+            }
         }
-        return m;
+        return true;
     }
 
     @Override
-    public float max(float[] x, int off, int len) {
+    public long minMax(float[] x, int off, int len) {
         assert len >= 1;
-        float m = x[off];
+        float min = x[off];
+        float max = x[off];
         for (int i = 1; i < len; i++) {
-            m = Math.max(m, x[off + i]);
+            float v = x[off + i];
+            min = v < min ? v : min;
+            max = v > max ? v : max;
         }
-        return m;
+        return QuantKernels.packMinMax(min, max);
     }
 
     @Override
     public float absMax(float[] x, int off, int len) {
         float m = 0f;
         for (int i = 0; i < len; i++) {
-            m = Math.max(m, Math.abs(x[off + i]));
+            float v = Math.abs(x[off + i]);
+            m = v > m ? v : m;
         }
         return m;
     }

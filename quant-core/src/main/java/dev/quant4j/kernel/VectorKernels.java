@@ -5,12 +5,14 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@code jdk.incubator.vector} kernels for any float species of at least 128 bits (128, 256, 512 and wider).
+ * {@code jdk.incubator.vector} kernels at one float vector width per JVM: 128, 256 or 512 bits.
  *
  * <p>Loaded only through {@link Kernels} when the module is present. Every method has a vector body over
  * {@code species.loopBound(len)} followed by a scalar tail that computes exactly what {@link ScalarKernels} does, so
@@ -21,34 +23,46 @@ final class VectorKernels extends ScalarKernels {
 
     /** {@code 1.5 * 2^23}: adding and subtracting it rounds any |v| <= 2^22 to an integer, half to even. */
     private static final float ROUND_MAGIC = 12582912f;
-    /** Clamp bound before the magic rounding; anything this large is clamped to the code range anyway. */
-    private static final float ROUND_LIMIT = 4194304f;
+    /** Float bits of {@link #ROUND_MAGIC}, 0x4B400000: the bits of {@code ROUND_MAGIC + k} are {@code MAGIC_BITS + k}. */
+    private static final int MAGIC_BITS = Float.floatToRawIntBits(ROUND_MAGIC);
 
-    private final VectorSpecies<Float> F;
-    private final VectorSpecies<Integer> I;
-    /** Byte species with {@code max(8, F.length())} lanes: holds the codes of {@code byteParts} float vectors. */
-    private final VectorSpecies<Byte> B;
+    /*
+     * Species are static finals, fixed once per JVM by VectorFactory.BITS: the JIT only turns Vector API calls into
+     * SIMD instructions when the species is a compile-time constant (an instance field is not).
+     */
+    private static final VectorSpecies<Float> F =
+            VectorSpecies.of(float.class, VectorShape.forBitSize(VectorFactory.BITS));
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    /** Byte species with {@code max(8, F.length())} lanes: holds the codes of {@code BYTE_PARTS} float vectors. */
+    private static final VectorSpecies<Byte> B =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(8, F.length()) * 8));
 
-    private final int byteParts;
-    /** 4-bit packing: {@code packBytes} codes (as shorts in {@code packShorts}) become {@code halfBytes} bytes. */
-    private final VectorSpecies<Byte> packBytes;
+    private static final int BYTE_PARTS = B.length() / F.length();
+    /** 4-bit packing: {@code PACK_BYTES} codes (as shorts in {@code PACK_SHORTS}) become {@code HALF_BYTES} bytes. */
+    private static final VectorSpecies<Byte> PACK_BYTES = VectorSpecies.of(byte.class, F.vectorShape());
 
-    private final VectorSpecies<Short> packShorts;
-    private final VectorSpecies<Byte> halfBytes;
-    private final boolean littleEndian = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
+    private static final VectorSpecies<Short> PACK_SHORTS = VectorSpecies.of(short.class, F.vectorShape());
+    private static final VectorSpecies<Byte> HALF_BYTES =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    /** Lanes of the upper half and of the lower half; shuffles {@code i -> i ^ (L/2)}, {@code i ^ (L/4)} ... {@code i ^ 1}. */
+    private static final VectorMask<Float> UPPER =
+            VectorMask.fromLong(F, ((1L << F.length()) - 1) & -(1L << (F.length() / 2)));
 
-    VectorKernels(VectorSpecies<Float> species) {
-        if (species.vectorBitSize() < 128) {
-            throw new IllegalArgumentException("vector kernels need at least 128-bit vectors, got " + species);
+    private static final VectorMask<Float> LOWER = UPPER.not();
+    private static final VectorShuffle<Float>[] XOR = xorShuffles();
+    private static final boolean LITTLE_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
+
+    VectorKernels() {}
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] xorShuffles() {
+        int steps = Integer.numberOfTrailingZeros(F.length());
+        VectorShuffle<Float>[] s = new VectorShuffle[steps];
+        for (int k = 0; k < steps; k++) {
+            int d = F.length() >> (k + 1);
+            s[k] = VectorShuffle.fromOp(F, lane -> lane ^ d);
         }
-        this.F = species;
-        this.I = IntVector.SPECIES_128.withShape(species.vectorShape());
-        int byteLanes = Math.max(8, species.length());
-        this.B = ByteVector.SPECIES_64.withShape(VectorShape.forBitSize(byteLanes * 8));
-        this.byteParts = B.length() / F.length();
-        this.packBytes = ByteVector.SPECIES_64.withShape(species.vectorShape());
-        this.packShorts = ShortVector.SPECIES_64.withShape(species.vectorShape());
-        this.halfBytes = ByteVector.SPECIES_64.withShape(VectorShape.forBitSize(species.vectorBitSize() / 2));
+        return s;
     }
 
     @Override
@@ -57,41 +71,69 @@ final class VectorKernels extends ScalarKernels {
     }
 
     @Override
-    public float min(float[] x, int off, int len) {
+    public boolean allFinite(float[] x, int off, int len) {
         int i = 0;
-        float m = x[off];
-        int bound = F.loopBound(len);
-        if (bound > 0) {
-            FloatVector acc = FloatVector.fromArray(F, x, off);
-            for (i = F.length(); i < bound; i += F.length()) {
-                acc = acc.min(FloatVector.fromArray(F, x, off + i));
-            }
-            m = Math.min(m, acc.reduceLanes(VectorOperators.MIN));
+        int step = F.length();
+        // v * 0 is 0 for a finite v and NaN otherwise; sums of the probes stay 0 unless one is NaN
+        FloatVector p1 = FloatVector.zero(F);
+        FloatVector p2 = FloatVector.zero(F);
+        int bound2 = len - len % (2 * step);
+        for (; i < bound2; i += 2 * step) {
+            p1 = p1.add(FloatVector.fromArray(F, x, off + i).mul(0f));
+            p2 = p2.add(FloatVector.fromArray(F, x, off + i + step).mul(0f));
         }
+        boolean finite = p1.add(p2).reduceLanes(VectorOperators.ADD) == 0f;
         // scalar tail
         for (; i < len; i++) {
-            m = Math.min(m, x[off + i]);
+            finite &= Float.isFinite(x[off + i]);
         }
-        return m;
+        return finite;
     }
 
+    /**
+     * Minimum and maximum with compare-and-blend (Math.min's NaN and signed-zero rules cost several instructions per
+     * lane on x86), then one combined reduction: lanes of the lower half reduce the minimum, lanes of the upper half
+     * the maximum, halving the distance each step, so both come out of one chain of shuffles.
+     */
     @Override
-    public float max(float[] x, int off, int len) {
+    public long minMax(float[] x, int off, int len) {
         int i = 0;
-        float m = x[off];
+        float min = x[off];
+        float max = x[off];
         int bound = F.loopBound(len);
         if (bound > 0) {
-            FloatVector acc = FloatVector.fromArray(F, x, off);
+            FloatVector lo = FloatVector.fromArray(F, x, off);
+            FloatVector hi = lo;
             for (i = F.length(); i < bound; i += F.length()) {
-                acc = acc.max(FloatVector.fromArray(F, x, off + i));
+                FloatVector v = FloatVector.fromArray(F, x, off + i);
+                lo = lo.blend(v, v.compare(VectorOperators.LT, lo));
+                hi = hi.blend(v, v.compare(VectorOperators.GT, hi));
             }
-            m = Math.max(m, acc.reduceLanes(VectorOperators.MAX));
+            // lower half: min of lo and its upper half; upper half: max of hi and its lower half
+            FloatVector c = lo.blend(hi, UPPER);
+            FloatVector r = lo.blend(hi, LOWER).rearrange(XOR[0]);
+            c = c.blend(r, towards(c, r));
+            for (int k = 1; k < XOR.length; k++) {
+                r = c.rearrange(XOR[k]);
+                c = c.blend(r, towards(c, r));
+            }
+            min = c.lane(0);
+            max = c.lane(F.length() / 2);
         }
         // scalar tail
         for (; i < len; i++) {
-            m = Math.max(m, x[off + i]);
+            float v = x[off + i];
+            min = v < min ? v : min;
+            max = v > max ? v : max;
         }
-        return m;
+        return QuantKernels.packMinMax(min, max);
+    }
+
+    /** Lanes where {@code r} should replace {@code c}: smaller in the lower half, larger in the upper half. */
+    private static VectorMask<Float> towards(FloatVector c, FloatVector r) {
+        return r.compare(VectorOperators.LT, c)
+                .and(LOWER)
+                .or(r.compare(VectorOperators.GT, c).and(UPPER));
     }
 
     @Override
@@ -102,38 +144,48 @@ final class VectorKernels extends ScalarKernels {
         if (bound > 0) {
             FloatVector acc = FloatVector.zero(F);
             for (; i < bound; i += F.length()) {
-                acc = acc.max(FloatVector.fromArray(F, x, off + i).abs());
+                FloatVector v = FloatVector.fromArray(F, x, off + i).abs();
+                acc = acc.blend(v, v.compare(VectorOperators.GT, acc));
             }
+            // all lanes are >= 0, so MAX is exact whatever its rules for NaN and signed zeros
             m = acc.reduceLanes(VectorOperators.MAX);
         }
         // scalar tail
         for (; i < len; i++) {
-            m = Math.max(m, Math.abs(x[off + i]));
+            float v = Math.abs(x[off + i]);
+            m = v > m ? v : m;
         }
         return m;
     }
 
+    /**
+     * Rounds in the integer domain: for |v| < 2^22, {@code v + 1.5 * 2^23} is rounded half to even to an integer and
+     * its float bits are {@code 0x4B400000 + rint(v)}. Larger |v| (and infinities) give bit patterns beyond the code
+     * range on the correct side, because positive float bit patterns are ordered like their values and negative sums
+     * have the sign bit set (negative as ints); clamping the bits before removing the bias (no overflow) then gives
+     * qmin or qmax exactly as the scalar reference does.
+     */
     @Override
     public void quantize(
             float[] x, int off, int len, float scale, float zero, int qmin, int qmax, byte[] codes, int codesOff) {
         int step = B.length();
         int bound = len - len % step;
         int i = 0;
-        float lo = qmin;
-        float hi = qmax;
+        int z = (int) zero;
+        int lo = MAGIC_BITS - z + qmin;
+        int hi = MAGIC_BITS - z + qmax;
+        int bias = MAGIC_BITS - z;
         for (; i < bound; i += step) {
             ByteVector packed = null;
-            for (int part = 0; part < byteParts; part++) {
-                FloatVector v = FloatVector.fromArray(F, x, off + i + part * F.length())
+            for (int part = 0; part < BYTE_PARTS; part++) {
+                IntVector q = FloatVector.fromArray(F, x, off + i + part * F.length())
                         .div(scale)
-                        .max(-ROUND_LIMIT)
-                        .min(ROUND_LIMIT)
                         .add(ROUND_MAGIC)
-                        .sub(ROUND_MAGIC)
-                        .add(zero)
+                        .reinterpretAsInts()
                         .max(lo)
-                        .min(hi);
-                ByteVector b = (ByteVector) v.convertShape(VectorOperators.F2B, B, -part);
+                        .min(hi)
+                        .sub(bias);
+                ByteVector b = (ByteVector) q.convertShape(VectorOperators.I2B, B, -part);
                 packed = packed == null ? b : packed.or(b);
             }
             packed.intoArray(codes, codesOff + i);
@@ -149,7 +201,7 @@ final class VectorKernels extends ScalarKernels {
         int i = 0;
         for (; i < bound; i += step) {
             ByteVector b = ByteVector.fromArray(B, codes, codesOff + i);
-            for (int part = 0; part < byteParts; part++) {
+            for (int part = 0; part < BYTE_PARTS; part++) {
                 IntVector q = (IntVector) b.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, part);
                 ((FloatVector) q.convert(VectorOperators.I2F, 0))
                         .sub(zero)
@@ -163,18 +215,19 @@ final class VectorKernels extends ScalarKernels {
 
     @Override
     public void pack(byte[] codes, int codesOff, int n, int bits, byte[] packed, int packedOff) {
-        if (bits != 4 || !littleEndian) {
+        if (bits != 4 || !LITTLE_ENDIAN) {
             super.pack(codes, codesOff, n, bits, packed, packedOff);
             return;
         }
         // Two codes per byte, code 2k in the low nibble: read byte pairs as little-endian shorts s = c0 | c1 << 8;
         // the low byte of (s | s >>> 4) is c0 | c1 << 4.
-        int step = packBytes.length();
+        int step = PACK_BYTES.length();
         int bound = n - n % step;
         int i = 0;
         for (; i < bound; i += step) {
-            ShortVector s = ByteVector.fromArray(packBytes, codes, codesOff + i).reinterpretAsShorts();
-            ((ByteVector) s.or(s.lanewise(VectorOperators.LSHR, 4)).convertShape(VectorOperators.S2B, halfBytes, 0))
+            ShortVector s =
+                    ByteVector.fromArray(PACK_BYTES, codes, codesOff + i).reinterpretAsShorts();
+            ((ByteVector) s.or(s.lanewise(VectorOperators.LSHR, 4)).convertShape(VectorOperators.S2B, HALF_BYTES, 0))
                     .intoArray(packed, packedOff + i / 2);
         }
         // scalar tail
@@ -183,17 +236,17 @@ final class VectorKernels extends ScalarKernels {
 
     @Override
     public void unpack(byte[] packed, int packedOff, int n, int bits, byte[] codes, int codesOff) {
-        if (bits != 4 || !littleEndian) {
+        if (bits != 4 || !LITTLE_ENDIAN) {
             super.unpack(packed, packedOff, n, bits, codes, codesOff);
             return;
         }
         // Each packed byte p becomes the short (p & 0xF) | (p >>> 4) << 8, i.e. the byte pair [low, high nibble].
-        int step = packBytes.length();
+        int step = PACK_BYTES.length();
         int bound = n - n % step;
         int i = 0;
         for (; i < bound; i += step) {
-            ShortVector s = (ShortVector) ByteVector.fromArray(halfBytes, packed, packedOff + i / 2)
-                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, packShorts, 0);
+            ShortVector s = (ShortVector) ByteVector.fromArray(HALF_BYTES, packed, packedOff + i / 2)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, PACK_SHORTS, 0);
             s.and((short) 0xF)
                     .or(s.lanewise(VectorOperators.LSHR, 4).lanewise(VectorOperators.LSHL, 8))
                     .reinterpretAsBytes()

@@ -6,9 +6,12 @@ import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.Quantizer;
+import dev.quant4j.quant.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.Objects;
 import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
 /**
@@ -60,7 +63,6 @@ public final class RtnQuantizer implements Quantizer {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
         }
-        w.requireFinite();
         int gpr = cols / gsize;
         int rowBytes = QuantKernels.packedBytes(cols, scheme.bits());
         byte[] packed = new byte[Math.multiplyExact(rowBytes, rows)];
@@ -72,8 +74,12 @@ public final class RtnQuantizer implements Quantizer {
             float min = Float.POSITIVE_INFINITY;
             float max = Float.NEGATIVE_INFINITY;
             for (int r = 0; r < rows; r++) {
-                min = Math.min(min, k.min(w.array(), w.rowOffset(r), cols));
-                max = Math.max(max, k.max(w.array(), w.rowOffset(r), cols));
+                if (!k.allFinite(w.array(), w.rowOffset(r), cols)) {
+                    w.requireFinite(); // throws, naming the first bad index
+                }
+                long mm = k.minMax(w.array(), w.rowOffset(r), cols);
+                min = Math.min(min, QuantKernels.min(mm));
+                max = Math.max(max, QuantKernels.max(mm));
             }
             tensorParams = LinearParams.of(scheme, min, max);
             scales[0] = tensorParams.scale();
@@ -81,18 +87,26 @@ public final class RtnQuantizer implements Quantizer {
         }
         LinearParams shared = tensorParams;
         IntStream rowRange = IntStream.range(0, rows);
+        AtomicBoolean nonFinite = new AtomicBoolean();
+        IntConsumer quantizeRow = r -> {
+            if (!quantizeRow(k, w, r, gsize, gpr, shared, packed, rowBytes, scales, zeros)) {
+                nonFinite.set(true);
+            }
+        };
         if (w.size() >= PARALLEL_THRESHOLD && pool.getParallelism() > 1) {
-            pool.submit(() -> rowRange.parallel()
-                            .forEach(r -> quantizeRow(k, w, r, gsize, gpr, shared, packed, rowBytes, scales, zeros)))
-                    .join();
+            pool.submit(() -> rowRange.parallel().forEach(quantizeRow)).join();
         } else {
-            rowRange.forEach(r -> quantizeRow(k, w, r, gsize, gpr, shared, packed, rowBytes, scales, zeros));
+            rowRange.forEach(quantizeRow);
+        }
+        if (nonFinite.get()) {
+            w.requireFinite(); // throws, naming the first bad index
         }
         return new QuantizedTensor(
                 w.name(), scheme, rows, cols, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros);
     }
 
-    private void quantizeRow(
+    /** Quantizes row {@code r}; false if it holds a non-finite value (the caller reports it). */
+    private boolean quantizeRow(
             QuantKernels k,
             FloatMatrix w,
             int r,
@@ -105,19 +119,31 @@ public final class RtnQuantizer implements Quantizer {
             byte[] zeros) {
         float[] x = w.array();
         int base = w.rowOffset(r);
+        if (shared == null && !k.allFinite(x, base, w.cols())) {
+            return false;
+        }
         byte[] codes = new byte[w.cols()];
         for (int g = 0; g < gpr; g++) {
             int off = base + g * gsize;
             LinearParams p = shared;
             if (p == null) {
-                p = scheme.symmetry() == dev.quant4j.quant.Symmetry.SIGNED
-                        ? LinearParams.of(scheme, 0f, k.absMax(x, off, gsize))
-                        : LinearParams.of(scheme, k.min(x, off, gsize), k.max(x, off, gsize));
+                float min;
+                float max;
+                if (scheme.symmetry() == Symmetry.SIGNED) {
+                    max = k.absMax(x, off, gsize);
+                    min = -max;
+                } else {
+                    long mm = k.minMax(x, off, gsize);
+                    min = QuantKernels.min(mm);
+                    max = QuantKernels.max(mm);
+                }
+                p = LinearParams.of(scheme, min, max);
                 scales[r * gpr + g] = p.scale();
                 zeros[r * gpr + g] = (byte) p.zero();
             }
             k.quantize(x, off, gsize, p.scale(), p.zero(), p.qmin(), p.qmax(), codes, g * gsize);
         }
         k.pack(codes, 0, w.cols(), scheme.bits(), packed, r * rowBytes);
+        return true;
     }
 }

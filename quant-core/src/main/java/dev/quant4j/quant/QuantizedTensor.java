@@ -200,12 +200,21 @@ public final class QuantizedTensor {
     /** Dequantizes to a new float32 matrix with this tensor's name. */
     public FloatMatrix dequantize() {
         FloatMatrix out = FloatMatrix.zeros(name, rows, cols);
+        dequantizeInto(out.array(), 0);
+        return out;
+    }
+
+    /**
+     * Dequantizes the whole tensor into {@code out[outOff, outOff + rows * cols)}, row-major, without allocating the
+     * output.
+     */
+    public void dequantizeInto(float[] out, int outOff) {
+        Objects.checkFromIndexSize(outOff, Math.multiplyExact(rows, cols), out.length);
         QuantKernels k = Kernels.get();
         byte[] codes = new byte[cols];
         for (int r = 0; r < rows; r++) {
-            dequantizeRow(k, r, codes, out.array(), out.rowOffset(r));
+            dequantizeRow(k, r, codes, out, outOff + r * cols);
         }
-        return out;
     }
 
     /** Dequantizes row {@code r} into {@code out[outOff, outOff + cols)}. */

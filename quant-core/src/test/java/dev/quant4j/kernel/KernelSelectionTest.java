@@ -53,10 +53,12 @@ class KernelSelectionTest {
         assertThat(run("--add-modules", "jdk.incubator.vector", "-Dquant4j.vector.bits=128"))
                 .contains("kernels=vector-128");
         assertThat(run("--add-modules", "jdk.incubator.vector", "-Dquant4j.vector.bits=99999"))
-                .contains("kernels=vector-" + Kernels.preferredBits());
+                .contains("kernels=vector-" + Math.min(512, Kernels.preferredBits()));
+        assertThat(run("--add-modules", "jdk.incubator.vector", "-Dquant4j.vector.bits=300"))
+                .contains("kernels=vector-256");
         assertThat(run("--add-modules", "jdk.incubator.vector", "-Dquant4j.vector.bits=64"))
                 .contains("kernels=scalar");
         assertThat(run("--add-modules", "jdk.incubator.vector", "-Dquant4j.vector.bits=abc"))
-                .contains("kernels=vector-" + Kernels.preferredBits());
+                .contains("kernels=vector-" + Math.min(512, Kernels.preferredBits()));
     }
 }

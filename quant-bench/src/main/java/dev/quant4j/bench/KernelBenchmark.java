@@ -1,0 +1,96 @@
+package dev.quant4j.bench;
+
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.tensor.Gaussian;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The kernels one at a time, on an L2-resident block of 256 Ki floats processed in groups, as the quantizers call
+ * them. Score: passes over the block per second; one pass is 1 MiB of float32 data. The kernel
+ * implementation is chosen per fork with {@code -Dquant4j.vector=false} or {@code -Dquant4j.vector.bits=N}, e.g.
+ * {@code -jvmArgsAppend -Dquant4j.vector=false}.
+ */
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--add-modules=jdk.incubator.vector"})
+@State(Scope.Thread)
+public class KernelBenchmark {
+
+    static final int N = 1 << 18;
+
+    @Param({"128"})
+    public int group;
+
+    @Param({"4"})
+    public int bits;
+
+    QuantKernels k;
+    float[] x;
+    float[] out;
+    byte[] codes;
+    byte[] packed;
+
+    @Setup
+    public void setUp() {
+        k = Kernels.get();
+        x = Gaussian.samples(42, N, 0.15);
+        out = new float[N];
+        codes = new byte[N];
+        packed = new byte[N];
+        k.quantize(x, 0, N, 0.02f, 8f, 0, (1 << bits) - 1, codes, 0);
+    }
+
+    @Benchmark
+    public long minMax() {
+        long acc = 0;
+        for (int g = 0; g < N; g += group) {
+            acc += k.minMax(x, g, group);
+        }
+        return acc;
+    }
+
+    @Benchmark
+    public byte[] quantize() {
+        int maxq = (1 << bits) - 1;
+        for (int g = 0; g < N; g += group) {
+            k.quantize(x, g, group, 0.02f, 8f, 0, maxq, codes, g);
+        }
+        return codes;
+    }
+
+    @Benchmark
+    public float[] dequantize() {
+        for (int g = 0; g < N; g += group) {
+            k.dequantize(codes, g, group, 0.02f, 8f, out, g);
+        }
+        return out;
+    }
+
+    @Benchmark
+    public byte[] pack() {
+        k.pack(codes, 0, N, bits, packed, 0);
+        return packed;
+    }
+
+    @Benchmark
+    public byte[] unpack() {
+        k.unpack(packed, 0, N, bits, codes, 0);
+        return codes;
+    }
+}
