@@ -57,6 +57,15 @@ public class KernelBenchmark {
     }
 
     @Benchmark
+    public boolean allFinite() {
+        boolean ok = true;
+        for (int g = 0; g < N; g += 4096) {
+            ok &= k.allFinite(x, g, 4096);
+        }
+        return ok;
+    }
+
+    @Benchmark
     public long minMax() {
         long acc = 0;
         for (int g = 0; g < N; g += group) {
@@ -74,12 +83,39 @@ public class KernelBenchmark {
         return codes;
     }
 
+    /** As {@link #quantize()}, with a different scale and zero-point per group, as real groups have. */
+    @Benchmark
+    public byte[] quantizeVaryingScale() {
+        int maxq = (1 << bits) - 1;
+        for (int g = 0, j = 0; g < N; g += group, j++) {
+            k.quantize(x, g, group, 0.02f + (j & 7) * 1e-3f, j & maxq, 0, maxq, codes, g);
+        }
+        return codes;
+    }
+
     @Benchmark
     public float[] dequantize() {
         for (int g = 0; g < N; g += group) {
             k.dequantize(codes, g, group, 0.02f, 8f, out, g);
         }
         return out;
+    }
+
+    /** What the RTN quantizer does per row of 4096, with fixed parameters: the kernels' share of its time. */
+    @Benchmark
+    public byte[] rowPipeline() {
+        int maxq = (1 << bits) - 1;
+        long sink = 0;
+        for (int r = 0; r < N; r += 4096) {
+            sink += k.allFinite(x, r, 4096) ? 1 : 0;
+            for (int g = r; g < r + 4096; g += group) {
+                sink += k.minMax(x, g, group);
+                k.quantize(x, g, group, 0.02f, 8f, 0, maxq, codes, g);
+            }
+            k.pack(codes, r, 4096, bits, packed, r / 2);
+        }
+        packed[0] += (byte) sink;
+        return packed;
     }
 
     @Benchmark

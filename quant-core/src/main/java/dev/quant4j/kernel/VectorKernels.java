@@ -168,30 +168,39 @@ final class VectorKernels extends ScalarKernels {
     @Override
     public void quantize(
             float[] x, int off, int len, float scale, float zero, int qmin, int qmax, byte[] codes, int codesOff) {
-        int step = B.length();
-        int bound = len - len % step;
-        int i = 0;
         int z = (int) zero;
         int lo = MAGIC_BITS - z + qmin;
         int hi = MAGIC_BITS - z + qmax;
         int bias = MAGIC_BITS - z;
-        for (; i < bound; i += step) {
-            ByteVector packed = null;
-            for (int part = 0; part < BYTE_PARTS; part++) {
-                IntVector q = FloatVector.fromArray(F, x, off + i + part * F.length())
-                        .div(scale)
-                        .add(ROUND_MAGIC)
-                        .reinterpretAsInts()
-                        .max(lo)
-                        .min(hi)
-                        .sub(bias);
-                ByteVector b = (ByteVector) q.convertShape(VectorOperators.I2B, B, -part);
-                packed = packed == null ? b : packed.or(b);
+        int i = 0;
+        if (BYTE_PARTS == 1) {
+            // 256 bits and wider: one float vector fills one byte vector
+            int bound = F.loopBound(len);
+            for (; i < bound; i += F.length()) {
+                ((ByteVector) codes(FloatVector.fromArray(F, x, off + i), scale, lo, hi, bias)
+                                .convertShape(VectorOperators.I2B, B, 0))
+                        .intoArray(codes, codesOff + i);
             }
-            packed.intoArray(codes, codesOff + i);
+        } else {
+            // 128 bits: two float vectors of 4 lanes fill the 8 lanes of the smallest byte vector
+            int step = B.length();
+            int bound = len - len % step;
+            for (; i < bound; i += step) {
+                ByteVector b0 = (ByteVector) codes(FloatVector.fromArray(F, x, off + i), scale, lo, hi, bias)
+                        .convertShape(VectorOperators.I2B, B, 0);
+                ByteVector b1 =
+                        (ByteVector) codes(FloatVector.fromArray(F, x, off + i + F.length()), scale, lo, hi, bias)
+                                .convertShape(VectorOperators.I2B, B, -1);
+                b0.or(b1).intoArray(codes, codesOff + i);
+            }
         }
         // scalar tail
         super.quantize(x, off + i, len - i, scale, zero, qmin, qmax, codes, codesOff + i);
+    }
+
+    /** Codes of one vector: divide, round by the magic add, clamp the bits to [lo, hi], remove the bias. */
+    private static IntVector codes(FloatVector v, float scale, int lo, int hi, int bias) {
+        return v.div(scale).add(ROUND_MAGIC).reinterpretAsInts().max(lo).min(hi).sub(bias);
     }
 
     @Override

@@ -32,39 +32,61 @@ public record LinearParams(float scale, int zero, int qmin, int qmax) {
 
     /** Parameters for a group whose minimum is {@code min} and maximum is {@code max} (both finite). */
     public static LinearParams of(LinearScheme scheme, float min, float max) {
-        int maxq = scheme.maxq();
+        float scale = scale(scheme, min, max);
+        return new LinearParams(scale, zero(scheme, min, max, scale), qmin(scheme), scheme.maxq());
+    }
+
+    /** The scale {@code S} of a group (see the class comment); allocation-free, for the quantizers' hot loops. */
+    public static float scale(LinearScheme scheme, float min, float max) {
         if (scheme.symmetry() == Symmetry.SIGNED) {
-            int half = 1 << (scheme.bits() - 1);
-            int qlimit = half - 1;
+            int qlimit = (1 << (scheme.bits() - 1)) - 1;
             float amax = Math.max(Math.abs(min), Math.abs(max));
             if (amax == 0f) {
                 amax = 1f;
             }
-            float scale = safeScale(amax / qlimit, amax, qlimit);
-            return new LinearParams(scale, half, half - qlimit, half + qlimit);
+            return safeScale(amax / qlimit, amax, qlimit);
         }
+        float xmin = rangeMin(scheme, min, max);
+        float xmax = rangeMax(scheme, min, max);
+        int maxq = scheme.maxq();
+        return safeScale((xmax - xmin) / maxq, (double) xmax - xmin, maxq);
+    }
+
+    /** The zero-point {@code Z} of a group given its {@link #scale}. */
+    public static int zero(LinearScheme scheme, float min, float max, float scale) {
+        return switch (scheme.symmetry()) {
+            case SIGNED -> 1 << (scheme.bits() - 1);
+            case SYM -> (scheme.maxq() + 1) / 2;
+            case ASYM -> {
+                int zero = (int) Math.rint(-rangeMin(scheme, min, max) / scale);
+                yield Math.min(Math.max(zero, 0), scheme.maxq());
+            }
+        };
+    }
+
+    /** Smallest code used: 1 for {@link Symmetry#SIGNED} (the range is symmetric around {@code Z = 2^(b-1)}), else 0. */
+    public static int qmin(LinearScheme scheme) {
+        return scheme.symmetry() == Symmetry.SIGNED ? 1 : 0;
+    }
+
+    /** GPTQ's {@code xmin}: the range contains 0; symmetric where negative; -1 for an all-zero group. */
+    private static float rangeMin(LinearScheme scheme, float min, float max) {
+        float xmin = Math.min(min, 0f);
+        float xmax = Math.max(max, 0f);
+        if (scheme.symmetry() == Symmetry.SYM && xmin < 0f) {
+            xmin = -Math.max(-xmin, xmax);
+        }
+        return xmin == 0f && xmax == 0f ? -1f : xmin;
+    }
+
+    /** GPTQ's {@code xmax}: the range contains 0; symmetric for SYM; +1 for an all-zero group. */
+    private static float rangeMax(LinearScheme scheme, float min, float max) {
         float xmin = Math.min(min, 0f);
         float xmax = Math.max(max, 0f);
         if (scheme.symmetry() == Symmetry.SYM) {
             xmax = Math.max(Math.abs(xmin), xmax);
-            if (xmin < 0f) {
-                xmin = -xmax;
-            }
         }
-        if (xmin == 0f && xmax == 0f) {
-            xmin = -1f;
-            xmax = 1f;
-        }
-        float scale = (xmax - xmin) / maxq;
-        scale = safeScale(scale, (double) xmax - xmin, maxq);
-        int zero;
-        if (scheme.symmetry() == Symmetry.SYM) {
-            zero = (maxq + 1) / 2;
-        } else {
-            zero = (int) Math.rint(-xmin / scale);
-            zero = Math.min(Math.max(zero, 0), maxq);
-        }
-        return new LinearParams(scale, zero, 0, maxq);
+        return xmin == 0f && xmax == 0f ? 1f : xmax;
     }
 
     /** A scale that overflowed float is recomputed in double; one below the smallest normal float is raised to it. */

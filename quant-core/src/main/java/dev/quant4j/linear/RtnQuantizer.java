@@ -1,5 +1,6 @@
 package dev.quant4j.linear;
 
+import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.quant.LinearScheme;
@@ -26,8 +27,6 @@ import java.util.stream.IntStream;
  * does not depend on the number of threads.
  */
 public final class RtnQuantizer implements Quantizer {
-
-    private static final long PARALLEL_THRESHOLD = 1L << 16;
 
     private final LinearScheme scheme;
     private final ForkJoinPool pool;
@@ -68,9 +67,8 @@ public final class RtnQuantizer implements Quantizer {
         byte[] packed = new byte[Math.multiplyExact(rowBytes, rows)];
         float[] scales = new float[scheme.scaleCount(rows, cols)];
         byte[] zeros = new byte[scales.length];
-
-        LinearParams tensorParams = null;
-        if (scheme.groupSize() == LinearScheme.PER_TENSOR) {
+        boolean perTensor = scheme.groupSize() == LinearScheme.PER_TENSOR;
+        if (perTensor) {
             float min = Float.POSITIVE_INFINITY;
             float max = Float.NEGATIVE_INFINITY;
             for (int r = 0; r < rows; r++) {
@@ -81,52 +79,61 @@ public final class RtnQuantizer implements Quantizer {
                 min = Math.min(min, QuantKernels.min(mm));
                 max = Math.max(max, QuantKernels.max(mm));
             }
-            tensorParams = LinearParams.of(scheme, min, max);
-            scales[0] = tensorParams.scale();
-            zeros[0] = (byte) tensorParams.zero();
+            scales[0] = LinearParams.scale(scheme, min, max);
+            zeros[0] = (byte) LinearParams.zero(scheme, min, max, scales[0]);
         }
-        LinearParams shared = tensorParams;
-        IntStream rowRange = IntStream.range(0, rows);
+        // tasks of whole rows, about 64K values each, each with its own code buffer
+        int rowsPerTask = Math.max(1, (1 << 16) / cols);
+        int tasks = (rows + rowsPerTask - 1) / rowsPerTask;
         AtomicBoolean nonFinite = new AtomicBoolean();
-        IntConsumer quantizeRow = r -> {
-            if (!quantizeRow(k, w, r, gsize, gpr, shared, packed, rowBytes, scales, zeros)) {
-                nonFinite.set(true);
+        IntConsumer task = t -> {
+            byte[] codes = new byte[cols];
+            for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
+                if (!quantizeRow(k, w, r, gsize, gpr, perTensor, codes, packed, rowBytes, scales, zeros)) {
+                    nonFinite.set(true);
+                }
             }
         };
-        if (w.size() >= PARALLEL_THRESHOLD && pool.getParallelism() > 1) {
-            pool.submit(() -> rowRange.parallel().forEach(quantizeRow)).join();
+        if (tasks > 1 && pool.getParallelism() > 1) {
+            pool.submit(() -> IntStream.range(0, tasks).parallel().forEach(task))
+                    .join();
         } else {
-            rowRange.forEach(quantizeRow);
+            for (int t = 0; t < tasks; t++) {
+                task.accept(t);
+            }
         }
         if (nonFinite.get()) {
             w.requireFinite(); // throws, naming the first bad index
         }
-        return new QuantizedTensor(
+        return TrustedConstruction.quantizedTensor(
                 w.name(), scheme, rows, cols, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros);
     }
 
-    /** Quantizes row {@code r}; false if it holds a non-finite value (the caller reports it). */
+    /**
+     * Quantizes row {@code r}: first the scale and zero-point of every group (independent of each other, so their
+     * latencies overlap), then the codes, then the packing. Returns false if the row holds a non-finite value (the
+     * caller reports it).
+     */
     private boolean quantizeRow(
             QuantKernels k,
             FloatMatrix w,
             int r,
             int gsize,
             int gpr,
-            LinearParams shared,
+            boolean perTensor,
+            byte[] codes,
             byte[] packed,
             int rowBytes,
             float[] scales,
             byte[] zeros) {
         float[] x = w.array();
         int base = w.rowOffset(r);
-        if (shared == null && !k.allFinite(x, base, w.cols())) {
-            return false;
-        }
-        byte[] codes = new byte[w.cols()];
-        for (int g = 0; g < gpr; g++) {
-            int off = base + g * gsize;
-            LinearParams p = shared;
-            if (p == null) {
+        if (!perTensor) {
+            if (!k.allFinite(x, base, w.cols())) {
+                return false;
+            }
+            for (int g = 0, gi = r * gpr; g < gpr; g++, gi++) {
+                int off = base + g * gsize;
                 float min;
                 float max;
                 if (scheme.symmetry() == Symmetry.SIGNED) {
@@ -137,11 +144,16 @@ public final class RtnQuantizer implements Quantizer {
                     min = QuantKernels.min(mm);
                     max = QuantKernels.max(mm);
                 }
-                p = LinearParams.of(scheme, min, max);
-                scales[r * gpr + g] = p.scale();
-                zeros[r * gpr + g] = (byte) p.zero();
+                float scale = LinearParams.scale(scheme, min, max);
+                scales[gi] = scale;
+                zeros[gi] = (byte) LinearParams.zero(scheme, min, max, scale);
             }
-            k.quantize(x, off, gsize, p.scale(), p.zero(), p.qmin(), p.qmax(), codes, g * gsize);
+        }
+        int qmin = LinearParams.qmin(scheme);
+        int qmax = scheme.maxq();
+        for (int g = 0; g < gpr; g++) {
+            int gi = perTensor ? 0 : r * gpr + g;
+            k.quantize(x, base + g * gsize, gsize, scales[gi], zeros[gi] & 0xFF, qmin, qmax, codes, g * gsize);
         }
         k.pack(codes, 0, w.cols(), scheme.bits(), packed, r * rowBytes);
         return true;

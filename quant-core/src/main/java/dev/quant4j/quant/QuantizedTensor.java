@@ -1,5 +1,6 @@
 package dev.quant4j.quant;
 
+import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.tensor.FloatMatrix;
@@ -17,6 +18,11 @@ import java.util.Objects;
  * are unsigned bytes. The value a code stands for is {@code scale * (code - zero)} in float32.
  */
 public final class QuantizedTensor {
+
+    static {
+        TrustedConstruction.register((name, scheme, rows, cols, packOrder, packed, scales, zeros) ->
+                new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, true));
+    }
 
     private final String name;
     private final LinearScheme scheme;
@@ -45,7 +51,7 @@ public final class QuantizedTensor {
         this(name, scheme, rows, cols, packOrder, packed.clone(), scales.clone(), zeros.clone(), true);
     }
 
-    /** Takes ownership of the arrays (no copy). */
+    /** Takes ownership of the arrays (no copy); {@code validate} as the public constructor does. */
     private QuantizedTensor(
             String name,
             LinearScheme scheme,
