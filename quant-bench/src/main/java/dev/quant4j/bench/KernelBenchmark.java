@@ -2,6 +2,8 @@ package dev.quant4j.bench;
 
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.linear.LinearParams;
+import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.tensor.Gaussian;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -40,7 +42,11 @@ public class KernelBenchmark {
     @Param({"4"})
     public int bits;
 
+    static final LinearScheme ASYM4 = LinearScheme.asym(4, 128);
+
     QuantKernels k;
+    float[] mins;
+    float[] maxs;
     float[] x;
     float[] out;
     byte[] codes;
@@ -54,6 +60,13 @@ public class KernelBenchmark {
         codes = new byte[N];
         packed = new byte[N];
         k.quantize(x, 0, N, 0.02f, 8f, 0, (1 << bits) - 1, codes, 0);
+        mins = new float[N / group];
+        maxs = new float[N / group];
+        for (int j = 0; j < mins.length; j++) {
+            long mm = k.minMax(x, j * group, group);
+            mins[j] = QuantKernels.min(mm);
+            maxs[j] = QuantKernels.max(mm);
+        }
     }
 
     @Benchmark
@@ -116,6 +129,17 @@ public class KernelBenchmark {
         }
         packed[0] += (byte) sink;
         return packed;
+    }
+
+    /** Scale and zero-point of every group from its min and max: the scalar part of RTN. */
+    @Benchmark
+    public float linearParams() {
+        float sink = 0;
+        for (int j = 0; j < mins.length; j++) {
+            float scale = LinearParams.scale(ASYM4, mins[j], maxs[j]);
+            sink += scale + LinearParams.zero(ASYM4, mins[j], maxs[j], scale);
+        }
+        return sink;
     }
 
     @Benchmark

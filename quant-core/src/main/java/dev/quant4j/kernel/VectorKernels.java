@@ -224,7 +224,17 @@ final class VectorKernels extends ScalarKernels {
 
     @Override
     public void pack(byte[] codes, int codesOff, int n, int bits, byte[] packed, int packedOff) {
-        if (bits != 4 || !LITTLE_ENDIAN) {
+        if (bits == 8) {
+            System.arraycopy(codes, codesOff, packed, packedOff, n);
+            return;
+        }
+        if (bits != 4) {
+            // 2, 3, 5, 6, 7 bits: eight codes per 64-bit word, then the reference bit stream for the tail
+            int done = SwarPacking.pack(codes, codesOff, n, bits, packed, packedOff);
+            super.pack(codes, codesOff + done, n - done, bits, packed, packedOff + done / 8 * bits);
+            return;
+        }
+        if (!LITTLE_ENDIAN) {
             super.pack(codes, codesOff, n, bits, packed, packedOff);
             return;
         }
@@ -245,7 +255,16 @@ final class VectorKernels extends ScalarKernels {
 
     @Override
     public void unpack(byte[] packed, int packedOff, int n, int bits, byte[] codes, int codesOff) {
-        if (bits != 4 || !LITTLE_ENDIAN) {
+        if (bits == 8) {
+            System.arraycopy(packed, packedOff, codes, codesOff, n);
+            return;
+        }
+        if (bits != 4) {
+            int done = SwarPacking.unpack(packed, packedOff, n, bits, codes, codesOff);
+            super.unpack(packed, packedOff + done / 8 * bits, n - done, bits, codes, codesOff + done);
+            return;
+        }
+        if (!LITTLE_ENDIAN) {
             super.unpack(packed, packedOff, n, bits, codes, codesOff);
             return;
         }

@@ -1,0 +1,65 @@
+package dev.quant4j.bench;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.quant4j.quant.QuantizedTensor;
+import org.junit.jupiter.api.Test;
+
+/** Runs every benchmark method once, untimed, so that none of them rots. */
+class BenchmarksSmokeTest {
+
+    @Test
+    void linearRtnBenchmarkMethodsRun() {
+        for (int bits : new int[] {2, 3, 4, 8}) {
+            LinearRtnBenchmark b = new LinearRtnBenchmark();
+            b.shape = "64x256";
+            b.bits = bits;
+            b.groupSize = 128;
+            b.setUp();
+            LinearRtnBenchmark.Bytes bytes = new LinearRtnBenchmark.Bytes();
+            QuantizedTensor q = b.quantizeVector(bytes);
+            assertThat(q.rows()).isEqualTo(64);
+            assertThat(q.scheme().bits()).isEqualTo(bits);
+            assertThat(b.quantizeScalar(bytes)).isEqualTo(q);
+            assertThat(b.quantizeVector256(bytes)).isEqualTo(q);
+            assertThat(b.quantizeVector128(bytes)).isEqualTo(q);
+            float[] out = b.dequantizeVector(bytes);
+            assertThat(out).containsExactly(q.dequantize().toArray());
+            b.dequantizeScalar(bytes);
+            b.dequantizeVector256(bytes);
+            b.dequantizeVector128(bytes);
+            assertThat(bytes.floatBytes).isEqualTo(8L * 64 * 256 * 4);
+            b.tearDown();
+        }
+    }
+
+    @Test
+    void memoryBandwidthBenchmarkMethodsRun() {
+        MemoryBandwidthBenchmark b = new MemoryBandwidthBenchmark();
+        b.floats = 8192;
+        b.setUp();
+        MemoryBandwidthBenchmark.Bytes bytes = new MemoryBandwidthBenchmark.Bytes();
+        // big[i] = i & 1023 over two blocks of 1024... eight times: 8 * (0 + 1 + ... + 1023)
+        assertThat(b.read(bytes)).isEqualTo(8 * 1023 * 1024 / 2f);
+        assertThat(b.write(bytes)[4097]).isEqualTo(0.5f);
+        assertThat(bytes.floatBytes).isEqualTo(2L * 8192 * 4);
+    }
+
+    @Test
+    void kernelBenchmarkMethodsRun() {
+        KernelBenchmark b = new KernelBenchmark();
+        b.group = 128;
+        b.bits = 4;
+        b.setUp();
+        assertThat(b.allFinite()).isTrue();
+        assertThat(b.minMax()).isNotZero();
+        assertThat(b.quantizeVaryingScale()).hasSize(KernelBenchmark.N);
+        byte[] codes = b.quantize().clone();
+        assertThat(codes).contains((byte) 8); // zero-point 8: the codes of values near 0
+        assertThat(b.dequantize()).hasSize(codes.length);
+        byte[] packed = b.pack().clone();
+        assertThat(b.unpack()).containsExactly(codes);
+        assertThat(b.rowPipeline()).hasSameSizeAs(packed);
+        assertThat(b.linearParams()).isPositive();
+    }
+}

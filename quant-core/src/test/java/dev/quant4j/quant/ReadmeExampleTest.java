@@ -1,0 +1,40 @@
+package dev.quant4j.quant;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.quant4j.io.Npy;
+import dev.quant4j.io.QuantizedSafeTensors;
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.tensor.FloatMatrix;
+import dev.quant4j.tensor.Gaussian;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The README's API example, verbatim between the markers, so that it keeps compiling and working. */
+class ReadmeExampleTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void readmeExampleRuns() throws Exception {
+        Npy.write(dir.resolve("W.npy"), Gaussian.matrix("W", 42, 64, 256, 0.15));
+        Path wPath = dir.resolve("W.npy");
+        Path qPath = dir.resolve("q.safetensors");
+        // README example begins
+        FloatMatrix w = Npy.readMatrix(wPath); // [out, in] float32
+        QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(4, 128)) // 4-bit, group of 128 columns
+                .quantize(w); // validates: NaN/Inf, shape, group size
+        FloatMatrix back = q.dequantize();
+        ErrorMetrics e = ErrorMetrics.compare(w, back); // MSE, MAE, max abs, SQNR, cosine
+        System.out.printf("%.3f bits/weight, SQNR %.1f dB%n", q.bitsPerWeight(), e.sqnrDb());
+        int code = q.code(0, 5); // codes are bit-packed, LSB first
+        QuantizedSafeTensors.write(qPath, List.of(q), "rtn", List.of());
+        // README example ends
+        assertThat(e.sqnrDb()).isBetween(18.0, 22.0);
+        assertThat(code).isBetween(0, 15);
+        assertThat(QuantizedSafeTensors.read(qPath).quantized()).containsEntry("W", q);
+    }
+}
