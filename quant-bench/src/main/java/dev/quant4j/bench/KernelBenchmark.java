@@ -46,6 +46,8 @@ public class KernelBenchmark {
 
     QuantKernels k;
     float[] mins;
+    float[] scales = new float[4096];
+    byte[] zeros = new byte[4096];
     float[] maxs;
     float[] x;
     float[] out;
@@ -128,6 +130,62 @@ public class KernelBenchmark {
             k.pack(codes, r, 4096, bits, packed, r / 2);
         }
         packed[0] += (byte) sink;
+        return packed;
+    }
+
+    /** As {@link #rowPipeline()} with RTN's two phases: parameters of all groups of the row, then the codes. */
+    @Benchmark
+    public byte[] rowPipelineTwoPhase() {
+        int maxq = (1 << bits) - 1;
+        int gpr = 4096 / group;
+        for (int r = 0; r < N; r += 4096) {
+            if (!k.allFinite(x, r, 4096)) {
+                throw new IllegalStateException();
+            }
+            for (int g = 0; g < gpr; g++) {
+                long mm = k.minMax(x, r + g * group, group);
+                float min = QuantKernels.min(mm);
+                float max = QuantKernels.max(mm);
+                float scale = LinearParams.scale(ASYM4, min, max);
+                scales[g] = scale;
+                zeros[g] = (byte) LinearParams.zero(ASYM4, min, max, scale);
+            }
+            for (int g = 0; g < gpr; g++) {
+                k.quantize(x, r + g * group, group, scales[g], zeros[g] & 0xFF, 0, maxq, codes, r + g * group);
+            }
+            k.pack(codes, r, 4096, bits, packed, r / 2);
+        }
+        return packed;
+    }
+
+    /** Software-pipelined: the parameters of group g + 1 are computed before the codes of group g. */
+    @Benchmark
+    public byte[] rowPipelinePipelined() {
+        int maxq = (1 << bits) - 1;
+        int gpr = 4096 / group;
+        for (int r = 0; r < N; r += 4096) {
+            if (!k.allFinite(x, r, 4096)) {
+                throw new IllegalStateException();
+            }
+            long mm = k.minMax(x, r, group);
+            float scale = LinearParams.scale(ASYM4, QuantKernels.min(mm), QuantKernels.max(mm));
+            int zero = LinearParams.zero(ASYM4, QuantKernels.min(mm), QuantKernels.max(mm), scale);
+            for (int g = 0; g < gpr; g++) {
+                float nextScale = 0;
+                int nextZero = 0;
+                if (g + 1 < gpr) {
+                    long nm = k.minMax(x, r + (g + 1) * group, group);
+                    nextScale = LinearParams.scale(ASYM4, QuantKernels.min(nm), QuantKernels.max(nm));
+                    nextZero = LinearParams.zero(ASYM4, QuantKernels.min(nm), QuantKernels.max(nm), nextScale);
+                }
+                scales[g] = scale;
+                zeros[g] = (byte) zero;
+                k.quantize(x, r + g * group, group, scale, zero, 0, maxq, codes, r + g * group);
+                scale = nextScale;
+                zero = nextZero;
+            }
+            k.pack(codes, r, 4096, bits, packed, r / 2);
+        }
         return packed;
     }
 

@@ -42,8 +42,8 @@ public class LinearRtnBenchmark {
 
     static final String VECTOR = "--add-modules=jdk.incubator.vector";
 
-    /** {@code rows x cols}: 512x512 (1 MiB of floats, L2-resident) and 4096x4096 (64 MiB). */
-    @Param({"512x512", "4096x4096"})
+    /** {@code rows x cols}: 128x2048 (1 MiB of floats, L2-resident) and 4096x4096 (64 MiB). */
+    @Param({"128x2048", "4096x4096"})
     public String shape;
 
     @Param({"2", "3", "4", "8"})

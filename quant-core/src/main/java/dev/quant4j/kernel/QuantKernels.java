@@ -9,6 +9,12 @@ package dev.quant4j.kernel;
  */
 public interface QuantKernels {
 
+    /** Linear forms, for {@link #linearParams}: GPTQ asymmetric, GPTQ symmetric, signed symmetric (absmax). */
+    int ASYM = 0;
+
+    int SYM = 1;
+    int SIGNED = 2;
+
     /** Short name for logs and benchmarks, e.g. {@code scalar} or {@code vector-256}. */
     String name();
 
@@ -24,6 +30,14 @@ public interface QuantKernels {
 
     /** Largest absolute value of {@code x[off, off+len)}; 0 for {@code len == 0}. For finite input only. */
     float absMax(float[] x, int off, int len);
+
+    /**
+     * Scale and zero-point of {@code n} groups from their minima and maxima, as GPTQ's {@code find_params} (formulas
+     * in {@link ScalarKernels#linearScale} and {@link ScalarKernels#linearZero}): {@code scales[sOff + i]} and {@code
+     * zeros[zOff + i]} (an integer held in a float) for {@code i < n}. Bit-identical across implementations.
+     */
+    void linearParams(
+            float[] mins, float[] maxs, int n, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff);
 
     /**
      * Round-to-nearest linear quantization, as GPTQ's {@code quant.py}: {@code q = clamp(rint(x / scale) + zero, qmin,

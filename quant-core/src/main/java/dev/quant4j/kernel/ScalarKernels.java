@@ -42,6 +42,82 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public void linearParams(
+            float[] mins, float[] maxs, int n, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff) {
+        for (int i = 0; i < n; i++) {
+            float scale = linearScale(bits, form, mins[i], maxs[i]);
+            scales[sOff + i] = scale;
+            zeros[zOff + i] = linearZero(bits, form, mins[i], maxs[i], scale);
+        }
+    }
+
+    /**
+     * GPTQ's scale ({@code quant.py}, {@code find_params}), in float32, of a group whose minimum is {@code min} and
+     * maximum {@code max}:
+     *
+     * <pre>
+     * xmin = min(min, 0); xmax = max(max, 0)                     the range always contains 0
+     * SYM: xmax = max(|xmin|, xmax); xmin = -xmax where xmin &lt; 0
+     * xmin == xmax == 0: xmin = -1, xmax = 1                      an all-zero group
+     * S = (xmax - xmin) / maxq
+     * SIGNED: S = max(|min|, |max|) / (2^(bits-1) - 1), with 1 for an all-zero group
+     * </pre>
+     *
+     * A scale that overflows float is recomputed in double; one below {@link Float#MIN_NORMAL} is raised to it.
+     */
+    public static float linearScale(int bits, int form, float min, float max) {
+        if (form == SIGNED) {
+            int qlimit = (1 << (bits - 1)) - 1;
+            float amax = Math.max(Math.abs(min), Math.abs(max));
+            if (amax == 0f) {
+                amax = 1f;
+            }
+            return safeScale(amax / qlimit, amax, qlimit);
+        }
+        float xmin = Math.min(min, 0f);
+        float xmax = Math.max(max, 0f);
+        if (form == SYM) {
+            xmax = Math.max(Math.abs(xmin), xmax);
+            if (xmin < 0f) {
+                xmin = -xmax;
+            }
+        }
+        if (xmin == 0f && xmax == 0f) {
+            xmin = -1f;
+            xmax = 1f;
+        }
+        int maxq = (1 << bits) - 1;
+        return safeScale((xmax - xmin) / maxq, (double) xmax - xmin, maxq);
+    }
+
+    /**
+     * GPTQ's zero-point: {@code round(-xmin / S)} (ASYM, clamped to {@code [0, maxq]}), {@code (maxq + 1) / 2} (SYM),
+     * {@code 2^(bits-1)} (SIGNED).
+     */
+    public static float linearZero(int bits, int form, float min, float max, float scale) {
+        int maxq = (1 << bits) - 1;
+        if (form == SIGNED) {
+            return 1 << (bits - 1);
+        }
+        if (form == SYM) {
+            return (maxq + 1) / 2;
+        }
+        float xmin = Math.min(min, 0f);
+        if (xmin == 0f && Math.max(max, 0f) == 0f) {
+            xmin = -1f;
+        }
+        float zero = (float) Math.rint(-xmin / scale);
+        return Math.min(Math.max(zero, 0f), maxq);
+    }
+
+    private static float safeScale(float scale, double range, int steps) {
+        if (!Float.isFinite(scale)) {
+            scale = (float) (range / steps);
+        }
+        return Math.max(scale, Float.MIN_NORMAL);
+    }
+
+    @Override
     public void quantize(
             float[] x, int off, int len, float scale, float zero, int qmin, int qmax, byte[] codes, int codesOff) {
         for (int i = 0; i < len; i++) {

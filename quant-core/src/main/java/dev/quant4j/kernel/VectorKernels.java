@@ -159,6 +159,75 @@ final class VectorKernels extends ScalarKernels {
     }
 
     /**
+     * {@link ScalarKernels#linearScale} and {@link ScalarKernels#linearZero} for a vector of groups at a time, with
+     * the same float operations in the same order. A chunk whose scale would need the overflow or underflow guard is
+     * left to the scalar code (it never happens for sane weights).
+     */
+    @Override
+    public void linearParams(
+            float[] mins, float[] maxs, int n, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff) {
+        int maxq = (1 << bits) - 1;
+        int bound = F.loopBound(n);
+        int i = 0;
+        for (; i < bound; i += F.length()) {
+            FloatVector mn = FloatVector.fromArray(F, mins, i);
+            FloatVector mx = FloatVector.fromArray(F, maxs, i);
+            FloatVector scale;
+            FloatVector zero;
+            if (form == SIGNED) {
+                int qlimit = (1 << (bits - 1)) - 1;
+                FloatVector amax = mn.abs().max(mx.abs());
+                amax = amax.blend(1f, amax.compare(VectorOperators.EQ, 0f));
+                scale = amax.div(qlimit);
+                zero = FloatVector.broadcast(F, 1 << (bits - 1));
+            } else {
+                FloatVector xmin = mn.min(0f);
+                FloatVector xmax = mx.max(0f);
+                if (form == SYM) {
+                    xmax = xmin.abs().max(xmax);
+                    xmin = xmin.blend(xmax.neg(), xmin.compare(VectorOperators.LT, 0f));
+                }
+                VectorMask<Float> allZero =
+                        xmin.compare(VectorOperators.EQ, 0f).and(xmax.compare(VectorOperators.EQ, 0f));
+                xmin = xmin.blend(-1f, allZero);
+                xmax = xmax.blend(1f, allZero);
+                scale = xmax.sub(xmin).div(maxq);
+                zero = form == SYM
+                        ? FloatVector.broadcast(F, (maxq + 1) / 2)
+                        // rint by the magic add: |-xmin / S| <= maxq here, far below 2^22
+                        : xmin.neg()
+                                .div(scale)
+                                .add(ROUND_MAGIC)
+                                .sub(ROUND_MAGIC)
+                                .max(0f)
+                                .min(maxq);
+            }
+            // the scalar guard's cases (an overflowed or subnormal scale) go to the scalar code
+            if (scale.compare(VectorOperators.GE, Float.MIN_NORMAL)
+                    .and(scale.compare(VectorOperators.LE, Float.MAX_VALUE))
+                    .allTrue()) {
+                scale.intoArray(scales, sOff + i);
+                zero.intoArray(zeros, zOff + i);
+            } else {
+                for (int j = i; j < i + F.length(); j++) {
+                    scalarParams(mins, maxs, j, bits, form, scales, sOff, zeros, zOff);
+                }
+            }
+        }
+        // scalar tail
+        for (; i < n; i++) {
+            scalarParams(mins, maxs, i, bits, form, scales, sOff, zeros, zOff);
+        }
+    }
+
+    private static void scalarParams(
+            float[] mins, float[] maxs, int j, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff) {
+        float scale = linearScale(bits, form, mins[j], maxs[j]);
+        scales[sOff + j] = scale;
+        zeros[zOff + j] = linearZero(bits, form, mins[j], maxs[j], scale);
+    }
+
+    /**
      * Rounds in the integer domain: for |v| < 2^22, {@code v + 1.5 * 2^23} is rounded half to even to an integer and
      * its float bits are {@code 0x4B400000 + rint(v)}. Larger |v| (and infinities) give bit patterns beyond the code
      * range on the correct side, because positive float bit patterns are ordered like their values and negative sums

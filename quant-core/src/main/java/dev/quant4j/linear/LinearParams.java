@@ -1,11 +1,14 @@
 package dev.quant4j.linear;
 
+import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.kernel.ScalarKernels;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.Symmetry;
 
 /**
  * Scale and zero-point of one group, and the code range, computed exactly as GPTQ's {@code quant.py}
- * ({@code Quantizer.find_params}) does in float32.
+ * ({@code Quantizer.find_params}) does in float32. The code is the scalar reference kernel ({@link
+ * ScalarKernels#linearScale}, {@link ScalarKernels#linearZero}); the vector kernels compute many groups at once.
  *
  * <pre>
  * xmin = min(min(x), 0), xmax = max(max(x), 0)         the range always contains 0
@@ -38,30 +41,12 @@ public record LinearParams(float scale, int zero, int qmin, int qmax) {
 
     /** The scale {@code S} of a group (see the class comment); allocation-free, for the quantizers' hot loops. */
     public static float scale(LinearScheme scheme, float min, float max) {
-        if (scheme.symmetry() == Symmetry.SIGNED) {
-            int qlimit = (1 << (scheme.bits() - 1)) - 1;
-            float amax = Math.max(Math.abs(min), Math.abs(max));
-            if (amax == 0f) {
-                amax = 1f;
-            }
-            return safeScale(amax / qlimit, amax, qlimit);
-        }
-        float xmin = rangeMin(scheme, min, max);
-        float xmax = rangeMax(scheme, min, max);
-        int maxq = scheme.maxq();
-        return safeScale((xmax - xmin) / maxq, (double) xmax - xmin, maxq);
+        return ScalarKernels.linearScale(scheme.bits(), form(scheme), min, max);
     }
 
     /** The zero-point {@code Z} of a group given its {@link #scale}. */
     public static int zero(LinearScheme scheme, float min, float max, float scale) {
-        return switch (scheme.symmetry()) {
-            case SIGNED -> 1 << (scheme.bits() - 1);
-            case SYM -> (scheme.maxq() + 1) / 2;
-            case ASYM -> {
-                int zero = (int) Math.rint(-rangeMin(scheme, min, max) / scale);
-                yield Math.min(Math.max(zero, 0), scheme.maxq());
-            }
-        };
+        return (int) ScalarKernels.linearZero(scheme.bits(), form(scheme), min, max, scale);
     }
 
     /** Smallest code used: 1 for {@link Symmetry#SIGNED} (the range is symmetric around {@code Z = 2^(b-1)}), else 0. */
@@ -69,32 +54,13 @@ public record LinearParams(float scale, int zero, int qmin, int qmax) {
         return scheme.symmetry() == Symmetry.SIGNED ? 1 : 0;
     }
 
-    /** GPTQ's {@code xmin}: the range contains 0; symmetric where negative; -1 for an all-zero group. */
-    private static float rangeMin(LinearScheme scheme, float min, float max) {
-        float xmin = Math.min(min, 0f);
-        float xmax = Math.max(max, 0f);
-        if (scheme.symmetry() == Symmetry.SYM && xmin < 0f) {
-            xmin = -Math.max(-xmin, xmax);
-        }
-        return xmin == 0f && xmax == 0f ? -1f : xmin;
-    }
-
-    /** GPTQ's {@code xmax}: the range contains 0; symmetric for SYM; +1 for an all-zero group. */
-    private static float rangeMax(LinearScheme scheme, float min, float max) {
-        float xmin = Math.min(min, 0f);
-        float xmax = Math.max(max, 0f);
-        if (scheme.symmetry() == Symmetry.SYM) {
-            xmax = Math.max(Math.abs(xmin), xmax);
-        }
-        return xmin == 0f && xmax == 0f ? 1f : xmax;
-    }
-
-    /** A scale that overflowed float is recomputed in double; one below the smallest normal float is raised to it. */
-    private static float safeScale(float scale, double range, int steps) {
-        if (!Float.isFinite(scale)) {
-            scale = (float) (range / steps);
-        }
-        return Math.max(scale, Float.MIN_NORMAL);
+    /** The kernels' code for the form: {@link QuantKernels#ASYM}, {@link QuantKernels#SYM} or {@link QuantKernels#SIGNED}. */
+    public static int form(LinearScheme scheme) {
+        return switch (scheme.symmetry()) {
+            case ASYM -> QuantKernels.ASYM;
+            case SYM -> QuantKernels.SYM;
+            case SIGNED -> QuantKernels.SIGNED;
+        };
     }
 
     /** Dequantized value of {@code code}: {@code S * (code - Z)} in float32. */

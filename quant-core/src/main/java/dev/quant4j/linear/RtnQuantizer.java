@@ -87,9 +87,9 @@ public final class RtnQuantizer implements Quantizer {
         int tasks = (rows + rowsPerTask - 1) / rowsPerTask;
         AtomicBoolean nonFinite = new AtomicBoolean();
         IntConsumer task = t -> {
-            byte[] codes = new byte[cols];
+            Scratch scratch = new Scratch(cols, gpr);
             for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
-                if (!quantizeRow(k, w, r, gsize, gpr, perTensor, codes, packed, rowBytes, scales, zeros)) {
+                if (!quantizeRow(k, w, r, gsize, gpr, perTensor, scratch, packed, rowBytes, scales, zeros)) {
                     nonFinite.set(true);
                 }
             }
@@ -121,7 +121,7 @@ public final class RtnQuantizer implements Quantizer {
             int gsize,
             int gpr,
             boolean perTensor,
-            byte[] codes,
+            Scratch scratch,
             byte[] packed,
             int rowBytes,
             float[] scales,
@@ -132,30 +132,55 @@ public final class RtnQuantizer implements Quantizer {
             if (!k.allFinite(x, base, w.cols())) {
                 return false;
             }
-            for (int g = 0, gi = r * gpr; g < gpr; g++, gi++) {
+            // statistics of every group, then all their parameters at once (vectorized across groups)
+            for (int g = 0; g < gpr; g++) {
                 int off = base + g * gsize;
-                float min;
-                float max;
                 if (scheme.symmetry() == Symmetry.SIGNED) {
-                    max = k.absMax(x, off, gsize);
-                    min = -max;
+                    float amax = k.absMax(x, off, gsize);
+                    scratch.mins[g] = -amax;
+                    scratch.maxs[g] = amax;
                 } else {
                     long mm = k.minMax(x, off, gsize);
-                    min = QuantKernels.min(mm);
-                    max = QuantKernels.max(mm);
+                    scratch.mins[g] = QuantKernels.min(mm);
+                    scratch.maxs[g] = QuantKernels.max(mm);
                 }
-                float scale = LinearParams.scale(scheme, min, max);
-                scales[gi] = scale;
-                zeros[gi] = (byte) LinearParams.zero(scheme, min, max, scale);
+            }
+            k.linearParams(
+                    scratch.mins,
+                    scratch.maxs,
+                    gpr,
+                    scheme.bits(),
+                    LinearParams.form(scheme),
+                    scales,
+                    r * gpr,
+                    scratch.zeros,
+                    0);
+            for (int g = 0; g < gpr; g++) {
+                zeros[r * gpr + g] = (byte) (int) scratch.zeros[g];
             }
         }
         int qmin = LinearParams.qmin(scheme);
         int qmax = scheme.maxq();
         for (int g = 0; g < gpr; g++) {
             int gi = perTensor ? 0 : r * gpr + g;
-            k.quantize(x, base + g * gsize, gsize, scales[gi], zeros[gi] & 0xFF, qmin, qmax, codes, g * gsize);
+            k.quantize(x, base + g * gsize, gsize, scales[gi], zeros[gi] & 0xFF, qmin, qmax, scratch.codes, g * gsize);
         }
-        k.pack(codes, 0, w.cols(), scheme.bits(), packed, r * rowBytes);
+        k.pack(scratch.codes, 0, w.cols(), scheme.bits(), packed, r * rowBytes);
         return true;
+    }
+
+    /** Per-task buffers: the codes of one row, and the statistics and zero-points of its groups. */
+    private static final class Scratch {
+        final byte[] codes;
+        final float[] mins;
+        final float[] maxs;
+        final float[] zeros;
+
+        Scratch(int cols, int groups) {
+            codes = new byte[cols];
+            mins = new float[groups];
+            maxs = new float[groups];
+            zeros = new float[groups];
+        }
     }
 }

@@ -150,6 +150,52 @@ class KernelsTest {
 
     @ParameterizedTest(name = "{0} n={2}")
     @MethodSource("implsAndSizes")
+    void linearParamsAreBitIdentical(String name, QuantKernels k, int n) {
+        SplittableRandom r = new SplittableRandom(n * 17L);
+        float[] mins = new float[n];
+        float[] maxs = new float[n];
+        float[][] specials = {
+            {0f, 0f},
+            {-0f, 0f},
+            {5f, 5f},
+            {-3f, -3f},
+            {0.25f, 1f},
+            {-1f, -0.5f},
+            {1e-40f, 2e-40f},
+            {-1e-41f, 0f},
+            {-3e38f, 3e38f},
+            {-Float.MAX_VALUE, Float.MAX_VALUE},
+            {-1f, 2f},
+            {-2f, 1f}
+        };
+        for (int i = 0; i < n; i++) {
+            if (i % 3 == 1) {
+                float[] sp = specials[(i / 3) % specials.length];
+                mins[i] = sp[0];
+                maxs[i] = sp[1];
+            } else {
+                float a = (float) r.nextGaussian();
+                float b = (float) r.nextGaussian();
+                mins[i] = Math.min(a, b);
+                maxs[i] = Math.max(a, b);
+            }
+        }
+        for (int bits = 2; bits <= 8; bits++) {
+            for (int form : new int[] {QuantKernels.ASYM, QuantKernels.SYM, QuantKernels.SIGNED}) {
+                float[] es = new float[n + 1];
+                float[] ez = new float[n + 2];
+                float[] as = new float[n + 1];
+                float[] az = new float[n + 2];
+                REF.linearParams(mins, maxs, n, bits, form, es, 1, ez, 2);
+                k.linearParams(mins, maxs, n, bits, form, as, 1, az, 2);
+                assertThat(as).as("scales bits=%d form=%d", bits, form).containsExactly(es);
+                assertThat(az).as("zeros bits=%d form=%d", bits, form).containsExactly(ez);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} n={2}")
+    @MethodSource("implsAndSizes")
     void dequantizeIsBitExact(String name, QuantKernels k, int n) {
         byte[] codes = new byte[n + 1];
         new SplittableRandom(n).nextBytes(codes);
