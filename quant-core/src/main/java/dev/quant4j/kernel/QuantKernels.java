@@ -64,14 +64,29 @@ public interface QuantKernels {
     /** Sum of {@code x[i]^2}. */
     float sumSquares(float[] x, int off, int len);
 
-    /** Sum of {@code (a[i] - b[i])^2}. */
-    float sumSquaredDiff(float[] a, int aOff, float[] b, int bOff, int len);
+    /** Index in the {@link #diffStats} result: sum of {@code (a[i] - b[i])^2}. */
+    int SUM_SQ_DIFF = 0;
 
     /** Sum of {@code |a[i] - b[i]|}. */
-    float sumAbsDiff(float[] a, int aOff, float[] b, int bOff, int len);
+    int SUM_ABS_DIFF = 1;
 
-    /** Largest {@code |a[i] - b[i]|}; 0 for {@code len == 0}. */
-    float maxAbsDiff(float[] a, int aOff, float[] b, int bOff, int len);
+    /** Largest {@code |a[i] - b[i]|} (0 for {@code len == 0}). */
+    int MAX_ABS_DIFF = 2;
+
+    /** Sum of {@code a[i]^2}. */
+    int SUM_SQ_A = 3;
+
+    /** Sum of {@code b[i]^2}. */
+    int SUM_SQ_B = 4;
+
+    /** Sum of {@code a[i] * b[i]}. */
+    int SUM_AB = 5;
+
+    /**
+     * Everything the error metrics need from a reference {@code a} and an approximation {@code b}, in one pass: writes
+     * the six sums indexed by {@link #SUM_SQ_DIFF} ... {@link #SUM_AB} to {@code out[0..5]}.
+     */
+    void diffStats(float[] a, int aOff, float[] b, int bOff, int len, float[] out);
 
     /** Packs a minimum and a maximum into one long (no allocation in hot loops). */
     static long packMinMax(float min, float max) {

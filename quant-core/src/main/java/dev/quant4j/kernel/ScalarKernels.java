@@ -193,30 +193,29 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
-    public float sumSquaredDiff(float[] a, int aOff, float[] b, int bOff, int len) {
-        float s = 0f;
+    public void diffStats(float[] a, int aOff, float[] b, int bOff, int len, float[] out) {
+        float sqDiff = 0f;
+        float absDiff = 0f;
+        float maxAbs = 0f;
+        float sqA = 0f;
+        float sqB = 0f;
+        float ab = 0f;
         for (int i = 0; i < len; i++) {
-            float d = a[aOff + i] - b[bOff + i];
-            s = Math.fma(d, d, s);
+            float x = a[aOff + i];
+            float y = b[bOff + i];
+            float d = x - y;
+            sqDiff = Math.fma(d, d, sqDiff);
+            absDiff += Math.abs(d);
+            maxAbs = Math.max(maxAbs, Math.abs(d));
+            sqA = Math.fma(x, x, sqA);
+            sqB = Math.fma(y, y, sqB);
+            ab = Math.fma(x, y, ab);
         }
-        return s;
-    }
-
-    @Override
-    public float sumAbsDiff(float[] a, int aOff, float[] b, int bOff, int len) {
-        float s = 0f;
-        for (int i = 0; i < len; i++) {
-            s += Math.abs(a[aOff + i] - b[bOff + i]);
-        }
-        return s;
-    }
-
-    @Override
-    public float maxAbsDiff(float[] a, int aOff, float[] b, int bOff, int len) {
-        float m = 0f;
-        for (int i = 0; i < len; i++) {
-            m = Math.max(m, Math.abs(a[aOff + i] - b[bOff + i]));
-        }
-        return m;
+        out[SUM_SQ_DIFF] = sqDiff;
+        out[SUM_ABS_DIFF] = absDiff;
+        out[MAX_ABS_DIFF] = maxAbs;
+        out[SUM_SQ_A] = sqA;
+        out[SUM_SQ_B] = sqB;
+        out[SUM_AB] = ab;
     }
 }

@@ -382,66 +382,35 @@ final class VectorKernels extends ScalarKernels {
     }
 
     @Override
-    public float sumSquaredDiff(float[] a, int aOff, float[] b, int bOff, int len) {
+    public void diffStats(float[] a, int aOff, float[] b, int bOff, int len, float[] out) {
         int i = 0;
-        int step = F.length();
-        FloatVector acc1 = FloatVector.zero(F);
-        FloatVector acc2 = FloatVector.zero(F);
-        int bound2 = len - len % (2 * step);
-        for (; i < bound2; i += 2 * step) {
-            FloatVector d1 = FloatVector.fromArray(F, a, aOff + i).sub(FloatVector.fromArray(F, b, bOff + i));
-            FloatVector d2 =
-                    FloatVector.fromArray(F, a, aOff + i + step).sub(FloatVector.fromArray(F, b, bOff + i + step));
-            acc1 = d1.fma(d1, acc1);
-            acc2 = d2.fma(d2, acc2);
-        }
-        int bound = F.loopBound(len);
-        for (; i < bound; i += step) {
-            FloatVector d = FloatVector.fromArray(F, a, aOff + i).sub(FloatVector.fromArray(F, b, bOff + i));
-            acc1 = d.fma(d, acc1);
-        }
-        float s = acc1.add(acc2).reduceLanes(VectorOperators.ADD);
-        // scalar tail
-        for (; i < len; i++) {
-            float d = a[aOff + i] - b[bOff + i];
-            s = Math.fma(d, d, s);
-        }
-        return s;
-    }
-
-    @Override
-    public float sumAbsDiff(float[] a, int aOff, float[] b, int bOff, int len) {
-        int i = 0;
-        FloatVector acc = FloatVector.zero(F);
+        FloatVector sqDiff = FloatVector.zero(F);
+        FloatVector absDiff = FloatVector.zero(F);
+        FloatVector maxAbs = FloatVector.zero(F);
+        FloatVector sqA = FloatVector.zero(F);
+        FloatVector sqB = FloatVector.zero(F);
+        FloatVector ab = FloatVector.zero(F);
         int bound = F.loopBound(len);
         for (; i < bound; i += F.length()) {
-            acc = acc.add(FloatVector.fromArray(F, a, aOff + i)
-                    .sub(FloatVector.fromArray(F, b, bOff + i))
-                    .abs());
+            FloatVector x = FloatVector.fromArray(F, a, aOff + i);
+            FloatVector y = FloatVector.fromArray(F, b, bOff + i);
+            FloatVector d = x.sub(y);
+            FloatVector ad = d.abs();
+            sqDiff = d.fma(d, sqDiff);
+            absDiff = absDiff.add(ad);
+            maxAbs = maxAbs.blend(ad, ad.compare(VectorOperators.GT, maxAbs));
+            sqA = x.fma(x, sqA);
+            sqB = y.fma(y, sqB);
+            ab = x.fma(y, ab);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float[] tail = new float[6];
         // scalar tail
-        for (; i < len; i++) {
-            s += Math.abs(a[aOff + i] - b[bOff + i]);
-        }
-        return s;
-    }
-
-    @Override
-    public float maxAbsDiff(float[] a, int aOff, float[] b, int bOff, int len) {
-        int i = 0;
-        FloatVector acc = FloatVector.zero(F);
-        int bound = F.loopBound(len);
-        for (; i < bound; i += F.length()) {
-            acc = acc.max(FloatVector.fromArray(F, a, aOff + i)
-                    .sub(FloatVector.fromArray(F, b, bOff + i))
-                    .abs());
-        }
-        float m = acc.reduceLanes(VectorOperators.MAX);
-        // scalar tail
-        for (; i < len; i++) {
-            m = Math.max(m, Math.abs(a[aOff + i] - b[bOff + i]));
-        }
-        return m;
+        super.diffStats(a, aOff + i, b, bOff + i, len - i, tail);
+        out[SUM_SQ_DIFF] = sqDiff.reduceLanes(VectorOperators.ADD) + tail[SUM_SQ_DIFF];
+        out[SUM_ABS_DIFF] = absDiff.reduceLanes(VectorOperators.ADD) + tail[SUM_ABS_DIFF];
+        out[MAX_ABS_DIFF] = Math.max(maxAbs.reduceLanes(VectorOperators.MAX), tail[MAX_ABS_DIFF]);
+        out[SUM_SQ_A] = sqA.reduceLanes(VectorOperators.ADD) + tail[SUM_SQ_A];
+        out[SUM_SQ_B] = sqB.reduceLanes(VectorOperators.ADD) + tail[SUM_SQ_B];
+        out[SUM_AB] = ab.reduceLanes(VectorOperators.ADD) + tail[SUM_AB];
     }
 }

@@ -62,15 +62,15 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
             int cols = reference.cols();
             float[] a = reference.array();
             float[] b = approx.array();
+            float[] sums = new float[6];
             for (int r = 0; r < reference.rows(); r++) {
-                int ao = reference.rowOffset(r);
-                int bo = approx.rowOffset(r);
-                sqErr += k.sumSquaredDiff(a, ao, b, bo, cols);
-                absErr += k.sumAbsDiff(a, ao, b, bo, cols);
-                maxAbs = Math.max(maxAbs, k.maxAbsDiff(a, ao, b, bo, cols));
-                signal += k.sumSquares(a, ao, cols);
-                approxSq += k.sumSquares(b, bo, cols);
-                dot += k.dot(a, ao, b, bo, cols);
+                k.diffStats(a, reference.rowOffset(r), b, approx.rowOffset(r), cols, sums);
+                sqErr += sums[QuantKernels.SUM_SQ_DIFF];
+                absErr += sums[QuantKernels.SUM_ABS_DIFF];
+                maxAbs = Math.max(maxAbs, sums[QuantKernels.MAX_ABS_DIFF]);
+                signal += sums[QuantKernels.SUM_SQ_A];
+                approxSq += sums[QuantKernels.SUM_SQ_B];
+                dot += sums[QuantKernels.SUM_AB];
             }
             count += reference.size();
             return this;

@@ -238,11 +238,26 @@ class KernelsTest {
         assertThat(k.dot(a, 1, b, 2, n)).isCloseTo(REF.dot(a, 1, b, 2, n), within((float) (tol * scale(a, b, n))));
         assertThat(k.sumSquares(a, 1, n))
                 .isCloseTo(REF.sumSquares(a, 1, n), within((float) (tol * REF.sumSquares(a, 1, n))));
-        float ssd = REF.sumSquaredDiff(a, 1, b, 2, n);
-        assertThat(k.sumSquaredDiff(a, 1, b, 2, n)).isCloseTo(ssd, within((float) (tol * ssd)));
-        float sad = REF.sumAbsDiff(a, 1, b, 2, n);
-        assertThat(k.sumAbsDiff(a, 1, b, 2, n)).isCloseTo(sad, within((float) (tol * sad)));
-        assertThat(k.maxAbsDiff(a, 1, b, 2, n)).isEqualTo(REF.maxAbsDiff(a, 1, b, 2, n));
+        float[] expected = new float[6];
+        float[] actual = new float[6];
+        REF.diffStats(a, 1, b, 2, n, expected);
+        k.diffStats(a, 1, b, 2, n, actual);
+        // sums of magnitudes, to scale the tolerance: |d|^2, |d|, a^2, b^2 are their own; |a b| for the dot product
+        double[] magnitude = {
+            expected[QuantKernels.SUM_SQ_DIFF],
+            expected[QuantKernels.SUM_ABS_DIFF],
+            0,
+            expected[QuantKernels.SUM_SQ_A],
+            expected[QuantKernels.SUM_SQ_B],
+            scale(a, b, n)
+        };
+        for (int j = 0; j < 6; j++) {
+            assertThat(actual[j]).as("diffStats[%d]", j).isCloseTo(expected[j], within((float) (tol * magnitude[j])));
+        }
+        // the maximum is exact
+        assertThat(actual[QuantKernels.MAX_ABS_DIFF]).isEqualTo(expected[QuantKernels.MAX_ABS_DIFF]);
+        assertThat(expected[QuantKernels.SUM_SQ_A]).isEqualTo(REF.sumSquares(a, 1, n));
+        assertThat(expected[QuantKernels.SUM_AB]).isEqualTo(REF.dot(a, 1, b, 2, n));
     }
 
     private static double scale(float[] a, float[] b, int n) {
