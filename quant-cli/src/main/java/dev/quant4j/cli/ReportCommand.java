@@ -7,6 +7,7 @@ import dev.quant4j.quant.BitWidthStudy;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
+import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -19,6 +20,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
+import javax.imageio.ImageIO;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
@@ -194,6 +196,11 @@ final class ReportCommand implements Callable<Integer> {
     }
 
     static void writePng(XYChart chart, Path path) throws IOException {
-        AtomicFiles.write(path, o -> BitmapEncoder.saveBitmap(chart, o, BitmapEncoder.BitmapFormat.PNG));
+        BufferedImage image = BitmapEncoder.getBufferedImage(chart);
+        AtomicFiles.write(path, o -> {
+            if (!ImageIO.write(image, "png", o)) {
+                throw new IOException("no PNG writer in this JVM");
+            }
+        });
     }
 }

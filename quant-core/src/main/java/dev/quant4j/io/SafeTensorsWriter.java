@@ -21,6 +21,9 @@ public final class SafeTensorsWriter {
     private final List<Pending> tensors = new ArrayList<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
 
+    /** An empty file: add tensors and metadata, then {@link #write} or {@link #toBytes}. */
+    public SafeTensorsWriter() {}
+
     /** Adds a tensor given as raw little-endian bytes. */
     public SafeTensorsWriter add(String name, DType dtype, long[] shape, byte[] bytes) {
         long count = 1;

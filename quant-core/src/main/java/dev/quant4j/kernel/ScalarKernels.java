@@ -100,7 +100,7 @@ public class ScalarKernels implements QuantKernels {
             return 1 << (bits - 1);
         }
         if (form == SYM) {
-            return (maxq + 1) / 2;
+            return (maxq + 1) >> 1; // an integer: maxq + 1 is a power of two
         }
         float xmin = Math.min(min, 0f);
         if (xmin == 0f && Math.max(max, 0f) == 0f) {

@@ -51,8 +51,8 @@ public final class RtnQuantizer implements Quantizer {
         return quantize(w, Kernels.get());
     }
 
-    /** Quantizes with the given kernels (for tests and benchmarks comparing implementations). */
-    public QuantizedTensor quantize(FloatMatrix w, QuantKernels k) {
+    /** Quantizes with the given kernels (tests compare implementations; the kernel types are internal). */
+    QuantizedTensor quantize(FloatMatrix w, QuantKernels k) {
         Objects.requireNonNull(w, "w");
         int rows = w.rows();
         int cols = w.cols();

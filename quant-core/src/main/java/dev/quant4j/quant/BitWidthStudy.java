@@ -13,7 +13,7 @@ import java.util.List;
 public final class BitWidthStudy {
 
     /** The note's bit widths. */
-    public static final int[] NOTE_BITS = {2, 3, 4, 6, 8};
+    public static final List<Integer> NOTE_BITS = List.of(2, 3, 4, 6, 8);
 
     /** One row of the study. */
     public record Row(LinearScheme scheme, double bitsPerWeight, ErrorMetrics metrics) {}

@@ -29,8 +29,8 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
         return compare(reference, approx, Kernels.get());
     }
 
-    /** As {@link #compare(FloatMatrix, FloatMatrix)} with the given kernels. */
-    public static ErrorMetrics compare(FloatMatrix reference, FloatMatrix approx, QuantKernels k) {
+    /** As {@link #compare(FloatMatrix, FloatMatrix)} with the given kernels (internal types: package-private). */
+    static ErrorMetrics compare(FloatMatrix reference, FloatMatrix approx, QuantKernels k) {
         return new Accumulator(k).add(reference, approx).result();
     }
 
@@ -52,7 +52,7 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
             this(Kernels.get());
         }
 
-        public Accumulator(QuantKernels k) {
+        Accumulator(QuantKernels k) {
             this.k = k;
         }
 
