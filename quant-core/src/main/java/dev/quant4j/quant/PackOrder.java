@@ -12,7 +12,13 @@ public enum PackOrder {
      * 0, element 1 in its high nibble. 3, 5, 6 and 7 bits are packed densely, without padding per value; only the end
      * of a row is padded to a whole byte.
      */
-    LSB_FIRST_ROW_ALIGNED;
+    LSB_FIRST_ROW_ALIGNED,
+    /**
+     * bitsandbytes' 4-bit order: over the flattened (row-major) tensor, byte {@code j} holds element {@code 2j} in its
+     * high nibble and element {@code 2j + 1} in its low nibble. An odd count is padded with the code of 0.0, which is
+     * what bitsandbytes' kernel writes (it loads 0 past the end of the tensor).
+     */
+    HIGH_NIBBLE_FIRST_FLAT;
 
     public String id() {
         return name().toLowerCase(java.util.Locale.ROOT);

@@ -3,9 +3,10 @@ package dev.quant4j.quant;
 /**
  * How a tensor is quantized. Sealed: each scheme is data with a name, never scattered constants.
  *
- * <p>Schemes for codebooks (NF4, FP4) join {@link LinearScheme} in later versions.
+ * <p>{@link LinearScheme}: scale and zero-point per group; {@link CodebookScheme}: absmax per block and a 16-value
+ * codebook.
  */
-public sealed interface QuantScheme permits LinearScheme {
+public sealed interface QuantScheme permits LinearScheme, CodebookScheme {
 
     /** Bits per code. */
     int bits();

@@ -1,0 +1,138 @@
+package dev.quant4j.codebook;
+
+import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.PackOrder;
+import dev.quant4j.tensor.FloatMatrix;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * An immutable 4-bit codebook-quantized matrix: packed codes in bitsandbytes' order ({@link
+ * PackOrder#HIGH_NIBBLE_FIRST_FLAT}) and one float32 absmax per block of the flattened tensor. Element {@code i} (in
+ * row-major order) stands for {@code codebook.value(code(i)) * absmax[i / blockSize]}, in float32, as bitsandbytes'
+ * {@code dequantize_4bit}.
+ */
+public final class CodebookTensor {
+
+    private final String name;
+    private final CodebookScheme scheme;
+    private final int rows;
+    private final int cols;
+    private final byte[] packed;
+    private final float[] absmax;
+
+    /**
+     * Builds a tensor from its parts, validating every length and value; the arrays are copied.
+     *
+     * @throws IllegalArgumentException naming the part that is inconsistent
+     */
+    public CodebookTensor(String name, CodebookScheme scheme, int rows, int cols, byte[] packed, float[] absmax) {
+        this.name = Objects.requireNonNull(name, "name");
+        this.scheme = Objects.requireNonNull(scheme, "scheme");
+        if (rows <= 0 || cols <= 0) {
+            throw new IllegalArgumentException(
+                    "quantized tensor '" + name + "' has an empty shape [" + rows + ", " + cols + "]");
+        }
+        long n = (long) rows * cols;
+        if (packed.length != (n + 1) / 2) {
+            throw new IllegalArgumentException("quantized tensor '" + name + "': packed codes have " + packed.length
+                    + " bytes, " + n + " values need " + (n + 1) / 2);
+        }
+        if (absmax.length != scheme.blocks(n)) {
+            throw new IllegalArgumentException("quantized tensor '" + name + "': " + absmax.length
+                    + " absmax values, " + n + " values in blocks of " + scheme.blockSize() + " need "
+                    + scheme.blocks(n));
+        }
+        for (int b = 0; b < absmax.length; b++) {
+            if (!(absmax[b] >= 0f) || !Float.isFinite(absmax[b])) {
+                throw new IllegalArgumentException(
+                        "quantized tensor '" + name + "': absmax " + b + " is " + absmax[b] + ", must be >= 0");
+            }
+        }
+        this.rows = rows;
+        this.cols = cols;
+        this.packed = packed.clone();
+        this.absmax = absmax.clone();
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public CodebookScheme scheme() {
+        return scheme;
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    public PackOrder packOrder() {
+        return PackOrder.HIGH_NIBBLE_FIRST_FLAT;
+    }
+
+    /** A read-only view of the packed codes. */
+    public ByteBuffer packedCodes() {
+        return ByteBuffer.wrap(packed).asReadOnlyBuffer();
+    }
+
+    /** A copy of the absmax of every block. */
+    public float[] absmax() {
+        return absmax.clone();
+    }
+
+    /** The code of element {@code i} of the flattened tensor. */
+    public int code(long i) {
+        Objects.checkIndex(i, (long) rows * cols);
+        int b = packed[(int) (i >>> 1)] & 0xFF;
+        return (i & 1) == 0 ? b >>> 4 : b & 0xF;
+    }
+
+    /** Dequantizes to a new float32 matrix with this tensor's name. */
+    public FloatMatrix dequantize() {
+        FloatMatrix out = FloatMatrix.zeros(name, rows, cols);
+        float[] o = out.array();
+        float[] table = scheme.codebook().table();
+        int bs = scheme.blockSize();
+        for (int i = 0; i < o.length; i++) {
+            o[i] = table[code(i)] * absmax[i / bs];
+        }
+        return out;
+    }
+
+    /** Bytes stored: packed codes and float32 absmax values. */
+    public long storageBytes() {
+        return packed.length + 4L * absmax.length;
+    }
+
+    /** Stored bits per weight: 4 + 32 / blockSize (4.5 at block 64). */
+    public double bitsPerWeight() {
+        return storageBytes() * 8.0 / ((double) rows * cols);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof CodebookTensor t
+                && name.equals(t.name)
+                && scheme.equals(t.scheme)
+                && rows == t.rows
+                && cols == t.cols
+                && Arrays.equals(packed, t.packed)
+                && Arrays.equals(absmax, t.absmax);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(name, scheme, rows, cols, Arrays.hashCode(packed));
+    }
+
+    @Override
+    public String toString() {
+        return "CodebookTensor[" + name + ", " + rows + "x" + cols + ", " + scheme + "]";
+    }
+}
