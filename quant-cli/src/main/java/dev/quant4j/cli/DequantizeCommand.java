@@ -3,9 +3,9 @@ package dev.quant4j.cli;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.SafeTensorsWriter;
-import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -38,22 +38,20 @@ final class DequantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("input " + in + " must be a quantized .safetensors file");
         }
         QuantizedSafeTensors.Content content = QuantizedSafeTensors.read(in);
-        if (content.quantized().isEmpty()) {
+        if (content.quantizedCount() == 0) {
             throw new IllegalArgumentException(in + ": holds no quantized tensor");
         }
+        List<FloatMatrix> tensors = content.dequantizeAll();
         if (WeightFiles.extension(out).equals("npy")) {
-            if (content.quantized().size() != 1) {
-                throw new IllegalArgumentException(
-                        in + " holds " + content.quantized().size()
-                                + " quantized tensors; write them to a .safetensors file instead of .npy");
+            if (tensors.size() != 1) {
+                throw new IllegalArgumentException(in + " holds " + tensors.size()
+                        + " quantized tensors; write them to a .safetensors file instead of .npy");
             }
-            QuantizedTensor q = content.quantized().values().iterator().next();
-            Npy.write(out, q.dequantize());
+            Npy.write(out, tensors.get(0));
         } else {
             SafeTensorsWriter w = new SafeTensorsWriter();
-            for (QuantizedTensor q : content.quantized().values()) {
-                FloatMatrix m = q.dequantize();
-                w.addF32(q.name(), new long[] {m.rows(), m.cols()}, m.toArray());
+            for (FloatMatrix m : tensors) {
+                w.addF32(m.name(), new long[] {m.rows(), m.cols()}, m.toArray());
             }
             for (QuantizedSafeTensors.PassThrough p : content.other()) {
                 w.add(p.name(), p.dtype(), p.shape(), p.bytes());

@@ -1,7 +1,11 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.codebook.Codebook;
+import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
@@ -29,7 +33,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--method", required = true, description = "rtn (nf4, fp4, gptq and awq are not available yet)")
+    @Option(names = "--method", required = true, description = "rtn, nf4 or fp4 (gptq and awq are not available yet)")
     String method;
 
     @Option(names = "--in", required = true, description = "weights: W.npy ([out, in] float32) or model.safetensors")
@@ -65,7 +69,7 @@ final class QuantizeCommand implements Callable<Integer> {
     String include;
 
     // Options of the methods still to come, accepted so that the contract's command lines parse.
-    @Option(names = "--block-size", description = "NF4/FP4 block size (nf4, fp4)")
+    @Option(names = "--block-size", description = "NF4/FP4 block size, 32..4096, a power of two (default 64)")
     Integer blockSize;
 
     @Option(names = "--double-quant", description = "quantize the NF4 absmax values too (nf4, fp4)")
@@ -86,23 +90,40 @@ final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         String m = method.toLowerCase(Locale.ROOT);
+        boolean codebook;
         switch (m) {
-            case "rtn" -> {}
-            case "nf4", "fp4", "gptq", "awq" ->
+            case "rtn" -> codebook = false;
+            case "nf4", "fp4" -> codebook = true;
+            case "gptq", "awq" ->
                 throw new IllegalArgumentException(
-                        "method '" + m + "' is not available yet in this version (use --method rtn)");
+                        "method '" + m + "' is not available yet in this version (use rtn, nf4 or fp4)");
             default ->
                 throw new IllegalArgumentException(
                         "unknown method '" + method + "' (expected rtn, nf4, fp4, gptq or awq)");
         }
-        rejectIfSet(blockSize != null, "--block-size", "nf4 and fp4");
-        rejectIfSet(doubleQuant, "--double-quant", "nf4 and fp4");
-        rejectIfSet(calib != null, "--calib", "gptq and awq");
-        rejectIfSet(actOrder, "--act-order", "gptq");
-        rejectIfSet(damp != null, "--damp", "gptq");
-        rejectIfSet(staticGroups, "--static-groups", "gptq");
-
-        LinearScheme scheme = new LinearScheme(bits, symmetry(), groupSize);
+        rejectIfSet(calib != null, "--calib", "gptq and awq", m);
+        rejectIfSet(actOrder, "--act-order", "gptq", m);
+        rejectIfSet(damp != null, "--damp", "gptq", m);
+        rejectIfSet(staticGroups, "--static-groups", "gptq", m);
+        CodebookScheme codebookScheme = null;
+        LinearScheme linearScheme = null;
+        if (codebook) {
+            rejectIfSet(matched("--group-size"), "--group-size", "rtn, gptq and awq", m);
+            rejectIfSet(symmetry != null, "--asym/--sym/--signed", "rtn, gptq and awq", m);
+            if (bits != 4) {
+                throw new IllegalArgumentException("--bits " + bits + ": " + m + " codes are 4 bits");
+            }
+            if (doubleQuant) {
+                throw new IllegalArgumentException("--double-quant is not available yet in this version");
+            }
+            codebookScheme = new CodebookScheme(
+                    m.equals("nf4") ? Codebook.NF4 : Codebook.FP4,
+                    blockSize == null ? CodebookScheme.DEFAULT_BLOCK_SIZE : blockSize);
+        } else {
+            rejectIfSet(blockSize != null, "--block-size", "nf4 and fp4", m);
+            rejectIfSet(doubleQuant, "--double-quant", "nf4 and fp4", m);
+            linearScheme = new LinearScheme(bits, symmetry(), groupSize);
+        }
         WeightFiles.requireWritable(out, "safetensors");
         Pattern pattern = null;
         if (include != null) {
@@ -115,11 +136,26 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         WeightFiles.Loaded loaded = WeightFiles.load(in, pattern);
         PrintWriter pw = spec.commandLine().getOut();
-        RtnQuantizer quantizer = new RtnQuantizer(scheme);
-        List<QuantizedTensor> quantized = new ArrayList<>();
+        List<QuantizedTensor> linear = new ArrayList<>();
+        List<CodebookTensor> blockwise = new ArrayList<>();
         for (FloatMatrix w : loaded.tensors()) {
-            QuantizedTensor q = quantizer.quantize(w);
-            ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize());
+            FloatMatrix back;
+            double bpw;
+            String scheme;
+            if (codebook) {
+                CodebookTensor q = new BlockwiseQuantizer(codebookScheme).quantize(w);
+                blockwise.add(q);
+                back = q.dequantize();
+                bpw = q.bitsPerWeight();
+                scheme = codebookScheme.toString();
+            } else {
+                QuantizedTensor q = new RtnQuantizer(linearScheme).quantize(w);
+                linear.add(q);
+                back = q.dequantize();
+                bpw = q.bitsPerWeight();
+                scheme = linearScheme.toString();
+            }
+            ErrorMetrics e = ErrorMetrics.compare(w, back);
             pw.printf(
                     Locale.ROOT,
                     "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%n",
@@ -127,19 +163,22 @@ final class QuantizeCommand implements Callable<Integer> {
                     w.rows(),
                     w.cols(),
                     scheme,
-                    q.bitsPerWeight(),
+                    bpw,
                     e.mse(),
                     e.sqnrDb());
-            quantized.add(q);
         }
-        QuantizedSafeTensors.write(out, quantized, m, loaded.other());
+        QuantizedSafeTensors.write(out, linear, blockwise, m, loaded.other());
         pw.printf(
                 Locale.ROOT,
                 "wrote %s (%d quantized, %d unchanged)%n",
                 out,
-                quantized.size(),
+                loaded.tensors().size(),
                 loaded.other().size());
         return Quant.OK;
+    }
+
+    private boolean matched(String option) {
+        return spec.commandLine().getParseResult().hasMatchedOption(option);
     }
 
     private Symmetry symmetry() {
@@ -149,9 +188,9 @@ final class QuantizeCommand implements Callable<Integer> {
         return symmetry.sym ? Symmetry.SYM : Symmetry.SIGNED;
     }
 
-    private static void rejectIfSet(boolean set, String option, String methods) {
+    private static void rejectIfSet(boolean set, String option, String methods, String method) {
         if (set) {
-            throw new IllegalArgumentException(option + " applies to " + methods + " only, not to rtn");
+            throw new IllegalArgumentException(option + " applies to " + methods + " only, not to " + method);
         }
     }
 }

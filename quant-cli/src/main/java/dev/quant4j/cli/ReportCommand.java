@@ -5,6 +5,7 @@ import dev.quant4j.kernel.Kernels;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.BitWidthStudy;
 import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.QuantScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.awt.image.BufferedImage;
@@ -36,7 +37,8 @@ import picocli.CommandLine.Spec;
         mixinStandardHelpOptions = true,
         description = {
             "Error per bit width (2, 3, 4, 6, 8) of round-to-nearest quantization, asym/sym/signed, per channel and"
-                    + " per group of 128: a Markdown table on stdout and in DIR/report.md, and two PNG plots.",
+                    + " per group of 128, and of NF4 and FP4 (block 64): a Markdown table on stdout and in"
+                    + " DIR/report.md, and two PNG plots.",
             "Without --in: built-in weights, 1024 x 1024 samples of N(0, 0.15^2) (SplitMix64 seed 42, Box-Muller)."
         })
 final class ReportCommand implements Callable<Integer> {
@@ -74,18 +76,20 @@ final class ReportCommand implements Callable<Integer> {
         if (Files.exists(outDir) && !Files.isDirectory(outDir)) {
             throw new IllegalArgumentException("--out " + outDir + " exists and is not a folder");
         }
-        List<LinearScheme> schemes = new ArrayList<>();
+        List<QuantScheme> schemes = new ArrayList<>();
         for (LinearScheme s : BitWidthStudy.noteSchemes()) {
             if (tensors.stream().allMatch(t -> s.groupSize() <= 0 || t.cols() % s.groupSize() == 0)) {
                 schemes.add(s);
             }
         }
+        schemes.addAll(BitWidthStudy.codebookSchemes());
         List<BitWidthStudy.Row> rows = BitWidthStudy.run(tensors, schemes);
         String table = markdown(rows);
         String md = "# quant4j report\n\nWeights: " + source + ".\nKernels: "
                 + Kernels.get().name()
-                + ".\n\nError of round-to-nearest quantization (dequantized vs original). Bits/weight counts the"
-                + " packed codes plus a float32 scale and an 8-bit zero-point per group.\n\n" + table
+                + ".\n\nError of round-to-nearest linear quantization and of NF4/FP4 (dequantized vs original)."
+                + " Bits/weight counts the packed codes plus, per group, a float32 scale and an 8-bit zero-point"
+                + " (linear) or a float32 absmax (NF4/FP4).\n\n" + table
                 + "\n![error vs bit width](error-vs-bits.png)\n\n![histogram](histogram.png)\n";
         PrintWriter pw = spec.commandLine().getOut();
         pw.print(table);
@@ -107,14 +111,14 @@ final class ReportCommand implements Callable<Integer> {
 
     static String markdown(List<BitWidthStudy.Row> rows) {
         StringBuilder b = new StringBuilder();
-        b.append("| symmetry | granularity | bits | bits/weight | MSE | MAE | max abs | SQNR (dB) |\n");
+        b.append("| form | granularity | bits | bits/weight | MSE | MAE | max abs | SQNR (dB) |\n");
         b.append("|---|---|---:|---:|---:|---:|---:|---:|\n");
         for (BitWidthStudy.Row r : rows) {
             b.append(String.format(
                     Locale.ROOT,
                     "| %s | %s | %d | %.3f | %.3e | %.3e | %.3e | %.2f |%n",
-                    r.scheme().symmetry().id(),
-                    r.scheme().granularity(),
+                    r.form(),
+                    r.granularity(),
                     r.scheme().bits(),
                     r.bitsPerWeight(),
                     r.metrics().mse(),
@@ -136,7 +140,7 @@ final class ReportCommand implements Callable<Integer> {
         chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
         Map<String, List<BitWidthStudy.Row>> series = new LinkedHashMap<>();
         for (BitWidthStudy.Row r : rows) {
-            series.computeIfAbsent(r.scheme().symmetry().id() + " " + r.scheme().granularity(), k -> new ArrayList<>())
+            series.computeIfAbsent(r.form() + " " + r.granularity(), k -> new ArrayList<>())
                     .add(r);
         }
         for (Map.Entry<String, List<BitWidthStudy.Row>> e : series.entrySet()) {

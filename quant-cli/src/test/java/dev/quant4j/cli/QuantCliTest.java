@@ -2,12 +2,15 @@ package dev.quant4j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.codebook.Codebook;
 import dev.quant4j.io.DType;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.SafeTensors;
 import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
@@ -100,6 +103,32 @@ class QuantCliTest {
                 .dequantize()
                 .toArray();
         assertThat(Npy.readMatrix(back).toArray()).containsExactly(expected);
+    }
+
+    @Test
+    void nf4AndFp4QuantizeAndDequantizeAsTheLibrary() throws Exception {
+        for (String method : new String[] {"nf4", "fp4"}) {
+            Path q = dir.resolve(method + ".safetensors");
+            Result r = run(
+                    "quantize",
+                    "--method",
+                    method,
+                    "--in",
+                    weights.toString(),
+                    "--out",
+                    q.toString(),
+                    "--block-size",
+                    "128");
+            assertThat(r.code()).as(r.err()).isZero();
+            assertThat(r.out()).contains("w [16 x 256] " + method + " block 128: 4.250 bits/weight");
+            Path back = dir.resolve(method + ".npy");
+            r = run("dequantize", "--in", q.toString(), "--out", back.toString());
+            assertThat(r.code()).as(r.err()).isZero();
+            CodebookScheme scheme = new CodebookScheme(method.equals("nf4") ? Codebook.NF4 : Codebook.FP4, 128);
+            float[] expected =
+                    new BlockwiseQuantizer(scheme).quantize(w).dequantize().toArray();
+            assertThat(Npy.readMatrix(back).toArray()).containsExactly(expected);
+        }
     }
 
     @Test
@@ -203,6 +232,21 @@ class QuantCliTest {
                         dir.resolve("q.bin").toString()),
                 "must end in .safetensors");
         assertBadInput(run("quantize", "--in", weights.toString()), "Missing required option");
+        assertBadInput(
+                run("quantize", "--method", "nf4", "--in", weights.toString(), "--out", out, "--block-size", "48"),
+                "block size must be a power of two from 32 to 4096, got 48");
+        assertBadInput(
+                run("quantize", "--method", "nf4", "--in", weights.toString(), "--out", out, "--bits", "3"),
+                "--bits 3: nf4 codes are 4 bits");
+        assertBadInput(
+                run("quantize", "--method", "fp4", "--in", weights.toString(), "--out", out, "--group-size", "64"),
+                "--group-size applies to rtn, gptq and awq only, not to fp4");
+        assertBadInput(
+                run("quantize", "--method", "nf4", "--in", weights.toString(), "--out", out, "--double-quant"),
+                "--double-quant is not available yet");
+        assertBadInput(
+                run("quantize", "--method", "rtn", "--in", weights.toString(), "--out", out, "--block-size", "64"),
+                "--block-size applies to nf4 and fp4 only, not to rtn");
 
         Path nan = dir.resolve("nan.npy");
         float[] data = w.toArray();
@@ -260,6 +304,7 @@ class QuantCliTest {
         Result r = run("report", "--in", weights.toString(), "--out", out.toString());
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).contains("| asym | g128 | 4 |").contains("| signed | per-channel | 8 |");
+        assertThat(r.out()).contains("| nf4 | block 64 | 4 | 4.500 |").contains("| fp4 | block 64 | 4 | 4.500 |");
         assertThat(Files.readString(out.resolve("report.md"))).contains("| sym | per-channel | 2 |");
         for (String png : new String[] {"histogram.png", "error-vs-bits.png"}) {
             byte[] b = Files.readAllBytes(out.resolve(png));

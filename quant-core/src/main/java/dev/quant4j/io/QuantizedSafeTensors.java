@@ -1,9 +1,13 @@
 package dev.quant4j.io;
 
+import dev.quant4j.codebook.Codebook;
+import dev.quant4j.codebook.CodebookTensor;
+import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.Symmetry;
+import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -11,6 +15,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -36,20 +41,73 @@ public final class QuantizedSafeTensors {
     public static final String CODES = ".q4j_codes";
     public static final String SCALES = ".q4j_scales";
     public static final String ZEROS = ".q4j_zeros";
+    public static final String ABSMAX = ".q4j_absmax";
 
     /** A tensor stored as it was (not quantized). */
     public record PassThrough(String name, DType dtype, long[] shape, byte[] bytes) {}
 
-    /** The content of a quantized file: quantized tensors with the method that made each, and pass-through tensors. */
+    /**
+     * The content of a quantized file: linear and codebook quantized tensors, the method that made each, and
+     * pass-through tensors.
+     */
     public record Content(
-            Map<String, QuantizedTensor> quantized, Map<String, String> methods, List<PassThrough> other) {}
+            Map<String, QuantizedTensor> quantized,
+            Map<String, CodebookTensor> codebook,
+            Map<String, String> methods,
+            List<PassThrough> other) {
+
+        /** Number of quantized tensors of both kinds. */
+        public int quantizedCount() {
+            return quantized.size() + codebook.size();
+        }
+
+        /** Every quantized tensor dequantized to float32, linear ones first, each in file order. */
+        public List<FloatMatrix> dequantizeAll() {
+            List<FloatMatrix> out = new ArrayList<>();
+            quantized.values().forEach(q -> out.add(q.dequantize()));
+            codebook.values().forEach(q -> out.add(q.dequantize()));
+            return out;
+        }
+    }
 
     private QuantizedSafeTensors() {}
 
-    /** Writes {@code quantized} (with the method name of each) and {@code other} atomically to {@code path}. */
+    /** Writes linear {@code quantized} tensors (made by {@code method}) and {@code other} atomically to {@code path}. */
     public static void write(Path path, List<QuantizedTensor> quantized, String method, List<PassThrough> other)
             throws IOException {
+        write(path, quantized, List.of(), method, other);
+    }
+
+    /**
+     * Writes linear and codebook quantized tensors (all made by {@code method}) and the pass-through tensors atomically
+     * to {@code path}. A codebook tensor {@code NAME} is stored as {@code NAME.q4j_codes} (U8, the packed bytes in
+     * bitsandbytes' order) and {@code NAME.q4j_absmax} (F32, one per block), with {@code {"scheme":"codebook",
+     * "codebook":"nf4","block_size":64, ...}} in the metadata.
+     */
+    public static void write(
+            Path path,
+            List<QuantizedTensor> quantized,
+            List<CodebookTensor> codebook,
+            String method,
+            List<PassThrough> other)
+            throws IOException {
         SafeTensorsWriter w = new SafeTensorsWriter().metadata(FORMAT_KEY, FORMAT_VERSION);
+        for (CodebookTensor q : codebook) {
+            Map<String, Object> meta = new LinkedHashMap<>();
+            meta.put("scheme", q.scheme().kind());
+            meta.put("codebook", q.scheme().codebook().name().toLowerCase(Locale.ROOT));
+            meta.put("block_size", (long) q.scheme().blockSize());
+            meta.put("rows", (long) q.rows());
+            meta.put("cols", (long) q.cols());
+            meta.put("pack_order", q.packOrder().id());
+            meta.put("method", method);
+            w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
+            byte[] packed = new byte[q.packedCodes().remaining()];
+            q.packedCodes().get(packed);
+            float[] absmax = q.absmax();
+            w.add(q.name() + CODES, DType.U8, new long[] {packed.length}, packed);
+            w.addF32(q.name() + ABSMAX, new long[] {absmax.length}, absmax);
+        }
         for (QuantizedTensor q : quantized) {
             LinearScheme s = q.scheme();
             Map<String, Object> meta = new LinkedHashMap<>();
@@ -91,6 +149,7 @@ public final class QuantizedSafeTensors {
                         + " is " + st.metadata().get(FORMAT_KEY) + ", expected " + FORMAT_VERSION + ")");
             }
             Map<String, QuantizedTensor> quantized = new LinkedHashMap<>();
+            Map<String, CodebookTensor> codebook = new LinkedHashMap<>();
             Map<String, String> methods = new LinkedHashMap<>();
             List<String> owned = new ArrayList<>();
             for (Map.Entry<String, String> m : st.metadata().entrySet()) {
@@ -99,7 +158,18 @@ public final class QuantizedSafeTensors {
                 }
                 String name = m.getKey().substring(TENSOR_KEY_PREFIX.length());
                 try {
-                    quantized.put(name, readTensor(st, name, m.getValue(), methods));
+                    if (!(Json.parse(m.getValue()) instanceof Map<?, ?> meta)) {
+                        throw new IllegalArgumentException("metadata is not a JSON object");
+                    }
+                    methods.put(name, String.valueOf(meta.get("method")));
+                    if ("codebook".equals(meta.get("scheme"))) {
+                        codebook.put(name, readCodebookTensor(st, name, meta));
+                        owned.add(name + ABSMAX);
+                    } else {
+                        quantized.put(name, readTensor(st, name, meta));
+                        owned.add(name + SCALES);
+                        owned.add(name + ZEROS);
+                    }
                 } catch (MalformedTensorFileException e) {
                     throw e;
                 } catch (IllegalArgumentException | ClassCastException | NullPointerException e) {
@@ -107,8 +177,6 @@ public final class QuantizedSafeTensors {
                             source + ": quantized tensor '" + name + "': " + e.getMessage(), e);
                 }
                 owned.add(name + CODES);
-                owned.add(name + SCALES);
-                owned.add(name + ZEROS);
             }
             List<PassThrough> other = new ArrayList<>();
             for (SafeTensors.Entry e : st.entries().values()) {
@@ -116,14 +184,31 @@ public final class QuantizedSafeTensors {
                     other.add(new PassThrough(e.name(), e.dtype(), e.shape(), st.readBytes(e.name())));
                 }
             }
-            return new Content(quantized, methods, other);
+            return new Content(quantized, codebook, methods, other);
         }
     }
 
-    private static QuantizedTensor readTensor(SafeTensors st, String name, String json, Map<String, String> methods) {
-        if (!(Json.parse(json) instanceof Map<?, ?> meta)) {
-            throw new IllegalArgumentException("metadata is not a JSON object");
+    private static CodebookTensor readCodebookTensor(SafeTensors st, String name, Map<?, ?> meta) {
+        Codebook book = switch (String.valueOf(meta.get("codebook"))) {
+            case "nf4" -> Codebook.NF4;
+            case "fp4" -> Codebook.FP4;
+            default -> throw new IllegalArgumentException("unknown codebook " + meta.get("codebook"));
+        };
+        CodebookScheme scheme = new CodebookScheme(book, intOf(meta, "block_size"));
+        if (PackOrder.fromId((String) meta.get("pack_order")) != PackOrder.HIGH_NIBBLE_FIRST_FLAT) {
+            throw new IllegalArgumentException("unsupported pack order " + meta.get("pack_order"));
         }
+        byte[] codes = requireDType(st, name + CODES, DType.U8);
+        byte[] absmaxBytes = requireDType(st, name + ABSMAX, DType.F32);
+        float[] absmax = new float[absmaxBytes.length / 4];
+        ByteBuffer.wrap(absmaxBytes)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .asFloatBuffer()
+                .get(absmax);
+        return new CodebookTensor(name, scheme, intOf(meta, "rows"), intOf(meta, "cols"), codes, absmax);
+    }
+
+    private static QuantizedTensor readTensor(SafeTensors st, String name, Map<?, ?> meta) {
         if (!"linear".equals(meta.get("scheme"))) {
             throw new IllegalArgumentException("unsupported scheme " + meta.get("scheme"));
         }
@@ -132,7 +217,6 @@ public final class QuantizedSafeTensors {
         int rows = intOf(meta, "rows");
         int cols = intOf(meta, "cols");
         PackOrder order = PackOrder.fromId((String) meta.get("pack_order"));
-        methods.put(name, String.valueOf(meta.get("method")));
         byte[] codes = requireDType(st, name + CODES, DType.U8);
         byte[] scaleBytes = requireDType(st, name + SCALES, DType.F32);
         byte[] zeros = requireDType(st, name + ZEROS, DType.U8);

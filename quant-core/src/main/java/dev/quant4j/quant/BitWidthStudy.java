@@ -1,12 +1,15 @@
 package dev.quant4j.quant;
 
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The error of round-to-nearest quantization per bit width, as the research note studies it: for each scheme, all
+ * The error of quantization per bit width, as the research note studies it (round to nearest, plus NF4 and FP4): for
+ * each scheme, all
  * tensors are quantized, dequantized and compared with the original, and the errors of all their elements are
  * combined. Shared by {@code quant report} and the benchmarks, so that the two never disagree.
  */
@@ -16,7 +19,24 @@ public final class BitWidthStudy {
     public static final List<Integer> NOTE_BITS = List.of(2, 3, 4, 6, 8);
 
     /** One row of the study. */
-    public record Row(LinearScheme scheme, double bitsPerWeight, ErrorMetrics metrics) {}
+    public record Row(QuantScheme scheme, double bitsPerWeight, ErrorMetrics metrics) {
+
+        /** {@code asym}, {@code sym}, {@code signed}, {@code nf4} or {@code fp4}. */
+        public String form() {
+            return switch (scheme) {
+                case LinearScheme l -> l.symmetry().id();
+                case CodebookScheme c -> c.codebook().name().toLowerCase(java.util.Locale.ROOT);
+            };
+        }
+
+        /** {@code per-channel}, {@code g128}, {@code block 64} ... */
+        public String granularity() {
+            return switch (scheme) {
+                case LinearScheme l -> l.granularity();
+                case CodebookScheme c -> "block " + c.blockSize();
+            };
+        }
+    }
 
     private BitWidthStudy() {}
 
@@ -33,17 +53,31 @@ public final class BitWidthStudy {
         return schemes;
     }
 
+    /** NF4 and FP4 at bitsandbytes' default block size of 64. */
+    public static List<CodebookScheme> codebookSchemes() {
+        return List.of(CodebookScheme.nf4(64), CodebookScheme.fp4(64));
+    }
+
     /** Quantizes every tensor with every scheme and returns one row per scheme. */
-    public static List<Row> run(List<FloatMatrix> tensors, List<LinearScheme> schemes) {
+    public static List<Row> run(List<FloatMatrix> tensors, List<? extends QuantScheme> schemes) {
         List<Row> rows = new ArrayList<>();
-        for (LinearScheme scheme : schemes) {
+        for (QuantScheme scheme : schemes) {
             ErrorMetrics.Accumulator acc = new ErrorMetrics.Accumulator();
             long bits = 0;
             long count = 0;
             for (FloatMatrix w : tensors) {
-                QuantizedTensor q = new RtnQuantizer(scheme).quantize(w);
-                acc.add(w, q.dequantize());
-                bits += q.storageBytes() * 8;
+                switch (scheme) {
+                    case LinearScheme l -> {
+                        QuantizedTensor q = new RtnQuantizer(l).quantize(w);
+                        acc.add(w, q.dequantize());
+                        bits += q.storageBytes() * 8;
+                    }
+                    case CodebookScheme c -> {
+                        CodebookTensor q = new BlockwiseQuantizer(c).quantize(w);
+                        acc.add(w, q.dequantize());
+                        bits += q.storageBytes() * 8;
+                    }
+                }
                 count += w.size();
             }
             rows.add(new Row(scheme, (double) bits / count, acc.result()));

@@ -3,7 +3,10 @@ package dev.quant4j.io;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.Gaussian;
@@ -35,6 +38,26 @@ class QuantizedSafeTensorsTest {
                     .singleElement()
                     .satisfies(o -> assertThat(o.name()).isEqualTo("bias"));
         }
+    }
+
+    @Test
+    void roundTripsCodebookTensorsBesideLinearOnes() throws Exception {
+        QuantizedTensor lin = new RtnQuantizer(LinearScheme.asym(4, 8)).quantize(Gaussian.matrix("lin", 1, 3, 24, 1.0));
+        CodebookTensor nf4 =
+                new BlockwiseQuantizer(CodebookScheme.nf4(32)).quantize(Gaussian.matrix("nf4", 2, 5, 13, 1.0));
+        CodebookTensor fp4 =
+                new BlockwiseQuantizer(CodebookScheme.fp4(64)).quantize(Gaussian.matrix("fp4", 3, 7, 9, 1.0));
+        Path p = dir.resolve("mixed.safetensors");
+        QuantizedSafeTensors.write(p, List.of(lin), List.of(nf4, fp4), "mixed", List.of());
+        QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(p);
+        assertThat(c.quantized()).containsOnlyKeys("lin").containsEntry("lin", lin);
+        assertThat(c.codebook())
+                .containsOnlyKeys("nf4", "fp4")
+                .containsEntry("nf4", nf4)
+                .containsEntry("fp4", fp4);
+        assertThat(c.other()).isEmpty();
+        assertThat(c.quantizedCount()).isEqualTo(3);
+        assertThat(c.dequantizeAll()).hasSize(3);
     }
 
     @Test
