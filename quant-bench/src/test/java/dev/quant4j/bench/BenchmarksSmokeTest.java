@@ -34,6 +34,19 @@ class BenchmarksSmokeTest {
     }
 
     @Test
+    void codebookBenchmarkMethodsRun() {
+        CodebookBenchmark b = new CodebookBenchmark();
+        b.shape = "8x256";
+        b.codebook = dev.quant4j.codebook.Codebook.NF4;
+        b.blockSize = 64;
+        b.setUp();
+        LinearRtnBenchmark.Bytes bytes = new LinearRtnBenchmark.Bytes();
+        assertThat(b.quantizeScalar(bytes)).isEqualTo(b.quantizeVector(bytes));
+        assertThat(b.dequantize(bytes)).containsExactly(b.q.dequantize().toArray());
+        assertThat(bytes.floatBytes).isEqualTo(3L * 8 * 256 * 4);
+    }
+
+    @Test
     void memoryBandwidthBenchmarkMethodsRun() {
         MemoryBandwidthBenchmark b = new MemoryBandwidthBenchmark();
         b.floats = 8192;

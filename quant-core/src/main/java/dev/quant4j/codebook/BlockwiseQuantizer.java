@@ -1,11 +1,15 @@
 package dev.quant4j.codebook;
 
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.Objects;
 
 /**
- * bitsandbytes' {@code quantize_4bit} (blockwise absmax onto NF4 or FP4), scalar reference.
+ * bitsandbytes' {@code quantize_4bit} (blockwise absmax onto NF4 or FP4). The codes come from the {@code
+ * encodeCodebook} kernel (threshold counting, vectorized), which the tests hold equal to {@link Codebook#encode}, the
+ * reference's decision trees.
  *
  * <p>The matrix is flattened in row-major order and cut into blocks; for each block, as the CUDA kernel {@code
  * kQuantizeBlockwise} does: {@code absmax = max |v|}, {@code inv = 1 / absmax} in float32, and each value gets
@@ -33,27 +37,30 @@ public final class BlockwiseQuantizer {
         Objects.requireNonNull(w, "w");
         w.requireFinite();
         Codebook book = scheme.codebook();
+        QuantKernels k = Kernels.get();
+        float[] thresholds = book.thresholds();
+        boolean signMagnitude = book == Codebook.FP4;
         long n = w.size();
         int bs = scheme.blockSize();
         float[] absmax = new float[Math.toIntExact(scheme.blocks(n))];
         byte[] packed = new byte[Math.toIntExact((n + 1) / 2)];
-        float[] x = w.toArray();
+        float[] x = w.rowOffset(0) == 0 && w.array().length == n ? w.array() : w.toArray();
+        byte[] codes = new byte[bs + 1];
         for (int b = 0; b < absmax.length; b++) {
             int start = b * bs;
-            int end = (int) Math.min(n, start + (long) bs);
-            float m = 0f;
-            for (int i = start; i < end; i++) {
-                m = Math.max(m, Math.abs(x[i]));
-            }
+            int len = (int) Math.min(bs, n - start);
+            float m = k.absMax(x, start, len);
             absmax[b] = m;
             float inv = 1.0f / m;
-            for (int i = start; i < end; i++) {
-                int code = book.encode(x[i] * inv);
-                packed[i >>> 1] |= (byte) ((i & 1) == 0 ? code << 4 : code);
+            k.encodeCodebook(x, start, len, inv, thresholds, signMagnitude, codes, 0);
+            if ((len & 1) == 1) {
+                // only the last block can be odd; bitsandbytes' kernel loads 0 past the end of the tensor, so the pad
+                // nibble is the code of 0 * inv
+                codes[len] = (byte) book.encode(0f * inv);
             }
-            if (end == n && (n & 1) == 1) {
-                // bitsandbytes' kernel loads 0 past the end of the tensor: the pad nibble is the code of 0 * inv
-                packed[(int) (n >>> 1)] |= (byte) book.encode(0f * inv);
+            // first element of each pair in the high nibble (blocks start at even indices: bs is even)
+            for (int i = 0; i < len; i += 2) {
+                packed[(start + i) >>> 1] = (byte) (codes[i] << 4 | codes[i + 1]);
             }
         }
         return new CodebookTensor(w.name(), scheme, w.rows(), w.cols(), packed, absmax);

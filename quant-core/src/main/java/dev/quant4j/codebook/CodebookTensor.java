@@ -96,13 +96,38 @@ public final class CodebookTensor {
     /** Dequantizes to a new float32 matrix with this tensor's name. */
     public FloatMatrix dequantize() {
         FloatMatrix out = FloatMatrix.zeros(name, rows, cols);
-        float[] o = out.array();
-        float[] table = scheme.codebook().table();
-        int bs = scheme.blockSize();
-        for (int i = 0; i < o.length; i++) {
-            o[i] = table[code(i)] * absmax[i / bs];
-        }
+        dequantizeInto(out.array(), 0);
         return out;
+    }
+
+    /**
+     * Dequantizes into {@code out[outOff, outOff + rows * cols)} (row-major) without allocating: per block, the 16
+     * values {@code table[c] * absmax} are computed once and looked up, which gives the same float32 products.
+     */
+    public void dequantizeInto(float[] out, int outOff) {
+        int n = Math.multiplyExact(rows, cols);
+        Objects.checkFromIndexSize(outOff, n, out.length);
+        float[] table = scheme.codebook().table();
+        float[] scaled = new float[16];
+        int bs = scheme.blockSize();
+        for (int b = 0; b < absmax.length; b++) {
+            for (int c = 0; c < 16; c++) {
+                scaled[c] = table[c] * absmax[b];
+            }
+            int start = b * bs;
+            int end = Math.min(n, start + bs);
+            int o = outOff + start;
+            // blocks start at even indices: whole bytes, high nibble first
+            int i = start;
+            for (; i + 1 < end; i += 2) {
+                int packedByte = packed[i >>> 1] & 0xFF;
+                out[o++] = scaled[packedByte >>> 4];
+                out[o++] = scaled[packedByte & 0xF];
+            }
+            if (i < end) {
+                out[o] = scaled[(packed[i >>> 1] & 0xFF) >>> 4];
+            }
+        }
     }
 
     /** Bytes stored: packed codes and float32 absmax values. */

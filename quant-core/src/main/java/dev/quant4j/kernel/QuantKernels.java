@@ -45,6 +45,22 @@ public interface QuantKernels {
      */
     void quantize(float[] x, int off, int len, float scale, float zero, int qmin, int qmax, byte[] codes, int codesOff);
 
+    /**
+     * Codebook codes of {@code x[off, off+len)} scaled by {@code inv} ({@code q = x * inv}, float32), one per byte, by
+     * counting decision thresholds: without {@code signMagnitude} (NF4) the code is the number of thresholds {@code t}
+     * with {@code q > t}; with it (bitsandbytes' FP4) that count {@code c} is taken on {@code |q|}, mapped to the
+     * magnitude code {@code c ^ ((c & 2) << 1)}, and bit 3 is set when {@code q < 0}. NaN gives code 0.
+     */
+    void encodeCodebook(
+            float[] x,
+            int off,
+            int len,
+            float inv,
+            float[] thresholds,
+            boolean signMagnitude,
+            byte[] codes,
+            int codesOff);
+
     /** {@code out = scale * (code - zero)} in float32, codes read as unsigned bytes. */
     void dequantize(byte[] codes, int codesOff, int len, float scale, float zero, float[] out, int outOff);
 

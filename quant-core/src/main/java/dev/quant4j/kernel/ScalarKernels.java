@@ -128,6 +128,32 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public void encodeCodebook(
+            float[] x,
+            int off,
+            int len,
+            float inv,
+            float[] thresholds,
+            boolean signMagnitude,
+            byte[] codes,
+            int codesOff) {
+        for (int i = 0; i < len; i++) {
+            float q = x[off + i] * inv;
+            float a = signMagnitude ? Math.abs(q) : q;
+            int c = 0;
+            for (float t : thresholds) {
+                if (a > t) {
+                    c++;
+                }
+            }
+            if (signMagnitude) {
+                c = (c ^ ((c & 2) << 1)) | (q < 0 ? 0b1000 : 0);
+            }
+            codes[codesOff + i] = (byte) c;
+        }
+    }
+
+    @Override
     public void dequantize(byte[] codes, int codesOff, int len, float scale, float zero, float[] out, int outOff) {
         for (int i = 0; i < len; i++) {
             out[outOff + i] = scale * ((codes[codesOff + i] & 0xFF) - zero);

@@ -267,6 +267,65 @@ final class VectorKernels extends ScalarKernels {
         super.quantize(x, off + i, len - i, scale, zero, qmin, qmax, codes, codesOff + i);
     }
 
+    @Override
+    public void encodeCodebook(
+            float[] x,
+            int off,
+            int len,
+            float inv,
+            float[] thresholds,
+            boolean signMagnitude,
+            byte[] codes,
+            int codesOff) {
+        int i = 0;
+        if (BYTE_PARTS == 1) {
+            int bound = F.loopBound(len);
+            for (; i < bound; i += F.length()) {
+                ((ByteVector) codebookCodes(FloatVector.fromArray(F, x, off + i), inv, thresholds, signMagnitude)
+                                .convertShape(VectorOperators.I2B, B, 0))
+                        .intoArray(codes, codesOff + i);
+            }
+        } else {
+            int step = B.length();
+            int bound = len - len % step;
+            for (; i < bound; i += step) {
+                ByteVector b0 =
+                        (ByteVector) codebookCodes(FloatVector.fromArray(F, x, off + i), inv, thresholds, signMagnitude)
+                                .convertShape(VectorOperators.I2B, B, 0);
+                ByteVector b1 = (ByteVector)
+                        codebookCodes(FloatVector.fromArray(F, x, off + i + F.length()), inv, thresholds, signMagnitude)
+                                .convertShape(VectorOperators.I2B, B, -1);
+                b0.or(b1).intoArray(codes, codesOff + i);
+            }
+        }
+        // scalar tail
+        super.encodeCodebook(x, off + i, len - i, inv, thresholds, signMagnitude, codes, codesOff + i);
+    }
+
+    /**
+     * Codebook codes of one vector: count the thresholds below each lane (NaN lanes count none). The count is summed
+     * in float lanes (blend of 1 or 0, exact for small integers) and converted once, which keeps the loop over the
+     * thresholds to plain float operations.
+     */
+    private static IntVector codebookCodes(FloatVector v, float inv, float[] thresholds, boolean signMagnitude) {
+        FloatVector q = v.mul(inv);
+        FloatVector a = signMagnitude ? q.abs() : q;
+        FloatVector count = FloatVector.zero(F);
+        FloatVector one = FloatVector.broadcast(F, 1f);
+        for (int j = 0; j < thresholds.length; j++) {
+            count = count.add(one, a.compare(VectorOperators.GT, thresholds[j]));
+        }
+        IntVector c = (IntVector) count.convert(VectorOperators.F2I, 0);
+        if (signMagnitude) {
+            c = c.lanewise(VectorOperators.XOR, c.and(2).lanewise(VectorOperators.LSHL, 1))
+                    .lanewise(
+                            VectorOperators.OR,
+                            8,
+                            q.compare(VectorOperators.LT, 0f).cast(I));
+        }
+        return c;
+    }
+
     /** Codes of one vector: divide, round by the magic add, clamp the bits to [lo, hi], remove the bias. */
     private static IntVector codes(FloatVector v, float scale, int lo, int hi, int bias) {
         return v.div(scale).add(ROUND_MAGIC).reinterpretAsInts().max(lo).min(hi).sub(bias);

@@ -3,6 +3,7 @@ package dev.quant4j.kernel;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.quant4j.codebook.Codebook;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -190,6 +191,25 @@ class KernelsTest {
                 k.linearParams(mins, maxs, n, bits, form, as, 1, az, 2);
                 assertThat(as).as("scales bits=%d form=%d", bits, form).containsExactly(es);
                 assertThat(az).as("zeros bits=%d form=%d", bits, form).containsExactly(ez);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} n={2}")
+    @MethodSource("implsAndSizes")
+    void codebookCodesAreIdenticalAndMatchTheReferenceTrees(String name, QuantKernels k, int n) {
+        float[] x = data(n, 13L * n, true);
+        for (Codebook book : Codebook.values()) {
+            // inv = +Inf is what an all-zero block gives: 0 * Inf = NaN lanes
+            for (float inv : new float[] {1f, 0.37f, 3.5f, Float.POSITIVE_INFINITY}) {
+                byte[] expected = new byte[n + 1];
+                byte[] actual = new byte[n + 1];
+                REF.encodeCodebook(x, 1, n, inv, book.thresholds(), book == Codebook.FP4, expected, 1);
+                k.encodeCodebook(x, 1, n, inv, book.thresholds(), book == Codebook.FP4, actual, 1);
+                assertThat(actual).as("%s inv=%s", book, inv).containsExactly(expected);
+                for (int i = 0; i < n; i++) {
+                    assertThat(expected[1 + i]).isEqualTo((byte) book.encode(x[1 + i] * inv));
+                }
             }
         }
     }
