@@ -1,5 +1,7 @@
 package dev.quant4j.codebook;
 
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.tensor.FloatMatrix;
@@ -109,24 +111,15 @@ public final class CodebookTensor {
         Objects.checkFromIndexSize(outOff, n, out.length);
         float[] table = scheme.codebook().table();
         float[] scaled = new float[16];
+        QuantKernels k = Kernels.get();
         int bs = scheme.blockSize();
         for (int b = 0; b < absmax.length; b++) {
             for (int c = 0; c < 16; c++) {
                 scaled[c] = table[c] * absmax[b];
             }
             int start = b * bs;
-            int end = Math.min(n, start + bs);
-            int o = outOff + start;
             // blocks start at even indices: whole bytes, high nibble first
-            int i = start;
-            for (; i + 1 < end; i += 2) {
-                int packedByte = packed[i >>> 1] & 0xFF;
-                out[o++] = scaled[packedByte >>> 4];
-                out[o++] = scaled[packedByte & 0xF];
-            }
-            if (i < end) {
-                out[o] = scaled[(packed[i >>> 1] & 0xFF) >>> 4];
-            }
+            k.decode4(packed, start >>> 1, Math.min(bs, n - start), scaled, out, outOff + start);
         }
     }
 

@@ -61,6 +61,13 @@ public interface QuantKernels {
             byte[] codes,
             int codesOff);
 
+    /**
+     * Decodes {@code n} 4-bit codes packed high nibble first (bitsandbytes' order) from {@code packed[byteOff ...]}:
+     * {@code out[outOff + i] = table[code(i)]}, with a 16-entry table (a codebook already multiplied by the block's
+     * absmax). {@code n} may be odd: the last byte's low nibble is then ignored.
+     */
+    void decode4(byte[] packed, int byteOff, int n, float[] table, float[] out, int outOff);
+
     /** {@code out = scale * (code - zero)} in float32, codes read as unsigned bytes. */
     void dequantize(byte[] codes, int codesOff, int len, float scale, float zero, float[] out, int outOff);
 

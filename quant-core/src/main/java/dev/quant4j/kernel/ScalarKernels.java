@@ -154,6 +154,14 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public void decode4(byte[] packed, int byteOff, int n, float[] table, float[] out, int outOff) {
+        for (int i = 0; i < n; i++) {
+            int b = packed[byteOff + (i >>> 1)] & 0xFF;
+            out[outOff + i] = table[(i & 1) == 0 ? b >>> 4 : b & 0xF];
+        }
+    }
+
+    @Override
     public void dequantize(byte[] codes, int codesOff, int len, float scale, float zero, float[] out, int outOff) {
         for (int i = 0; i < len; i++) {
             out[outOff + i] = scale * ((codes[codesOff + i] & 0xFF) - zero);

@@ -50,6 +50,10 @@ final class VectorKernels extends ScalarKernels {
 
     private static final VectorMask<Float> LOWER = UPPER.not();
     private static final VectorShuffle<Float>[] XOR = xorShuffles();
+    /** Codes of one {@link #decode4} step, with room for the widest byte vector read at its last position. */
+    private static final ThreadLocal<byte[]> DECODE_SCRATCH =
+            ThreadLocal.withInitial(() -> new byte[PACK_BYTES.length() + B.length()]);
+
     private static final boolean LITTLE_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
 
     VectorKernels() {}
@@ -300,6 +304,50 @@ final class VectorKernels extends ScalarKernels {
         }
         // scalar tail
         super.encodeCodebook(x, off + i, len - i, inv, thresholds, signMagnitude, codes, codesOff + i);
+    }
+
+    /**
+     * Nibbles to codes in element order (the 4-bit unpack with the nibbles swapped: each packed byte p becomes the
+     * byte pair [p >>> 4, p & 0xF]), then a table lookup by lane shuffles: the 16-entry table is split into vectors
+     * of the lane count, each looked up with the wrapped indexes, and the right one blended in.
+     */
+    @Override
+    public void decode4(byte[] packed, int byteOff, int n, float[] table, float[] out, int outOff) {
+        // at 128 bits the table is four vectors: four shuffles and three blends per vector lose to the scalar lookup
+        // (measured: 3.5 vs 4.7 GiB/s), so that width keeps the scalar code
+        if (!LITTLE_ENDIAN || F.length() < 8) {
+            super.decode4(packed, byteOff, n, table, out, outOff);
+            return;
+        }
+        int chunks = Math.max(1, 16 / F.length());
+        int step = PACK_BYTES.length(); // codes per step: two per packed byte
+        int bound = n - n % step;
+        byte[] codes = DECODE_SCRATCH.get();
+        int i = 0;
+        for (; i < bound; i += step) {
+            ShortVector s = (ShortVector) ByteVector.fromArray(HALF_BYTES, packed, byteOff + i / 2)
+                    .convertShape(VectorOperators.ZERO_EXTEND_B2S, PACK_SHORTS, 0);
+            s.lanewise(VectorOperators.LSHR, 4)
+                    .or(s.and((short) 0xF).lanewise(VectorOperators.LSHL, 8))
+                    .reinterpretAsBytes()
+                    .intoArray(codes, 0);
+            for (int j = 0; j < step; j += F.length()) {
+                IntVector idx = (IntVector)
+                        ByteVector.fromArray(B, codes, j).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                VectorShuffle<Float> sh = idx.toShuffle().cast(F).wrapIndexes();
+                FloatVector r = FloatVector.fromArray(F, table, 0).rearrange(sh);
+                for (int k = 1; k < chunks; k++) {
+                    FloatVector part =
+                            FloatVector.fromArray(F, table, k * F.length()).rearrange(sh);
+                    VectorMask<Float> in =
+                            idx.compare(VectorOperators.GE, k * F.length()).cast(F);
+                    r = r.blend(part, in);
+                }
+                r.intoArray(out, outOff + i + j);
+            }
+        }
+        // scalar tail
+        super.decode4(packed, byteOff + i / 2, n - i, table, out, outOff + i);
     }
 
     /**

@@ -216,6 +216,24 @@ class KernelsTest {
 
     @ParameterizedTest(name = "{0} n={2}")
     @MethodSource("implsAndSizes")
+    void decode4MatchesTheReference(String name, QuantKernels k, int n) {
+        byte[] packed = new byte[n / 2 + 3];
+        new SplittableRandom(n + 5L).nextBytes(packed);
+        float[] table = new float[16];
+        for (int c = 0; c < 16; c++) {
+            table[c] = Codebook.NF4.value(c) * 0.731f;
+        }
+        float[] expected = new float[n + 2];
+        float[] actual = new float[n + 2];
+        REF.decode4(packed, 1, n, table, expected, 1);
+        k.decode4(packed, 1, n, table, actual, 1);
+        assertThat(actual).containsExactly(expected);
+        // element 0 is the high nibble of the first byte
+        assertThat(expected[1]).isEqualTo(table[(packed[1] & 0xFF) >>> 4]);
+    }
+
+    @ParameterizedTest(name = "{0} n={2}")
+    @MethodSource("implsAndSizes")
     void dequantizeIsBitExact(String name, QuantKernels k, int n) {
         byte[] codes = new byte[n + 1];
         new SplittableRandom(n).nextBytes(codes);
