@@ -58,7 +58,7 @@ public class LinearRtnBenchmark {
     ForkJoinPool pool;
     float[] out;
 
-    /** Counts float32 bytes processed, reported as a rate. */
+    /** Counts float32 bytes processed, reported as a rate (the secondary result of every benchmark in this module). */
     @State(Scope.Thread)
     @AuxCounters(AuxCounters.Type.OPERATIONS)
     public static class Bytes {

@@ -4,11 +4,9 @@ import java.util.concurrent.TimeUnit;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
-import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
@@ -42,17 +40,6 @@ public class MemoryBandwidthBenchmark {
     float[] big;
     float[] small;
 
-    @State(Scope.Thread)
-    @AuxCounters(AuxCounters.Type.OPERATIONS)
-    public static class Bytes {
-        public long floatBytes;
-
-        @Setup(Level.Iteration)
-        public void reset() {
-            floatBytes = 0;
-        }
-    }
-
     @Setup
     public void setUp() {
         big = new float[floats];
@@ -66,7 +53,7 @@ public class MemoryBandwidthBenchmark {
     }
 
     @Benchmark
-    public float read(Bytes b) {
+    public float read(LinearRtnBenchmark.Bytes b) {
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
         for (int i = 0; i < floats; i += 2 * F.length()) {
@@ -78,7 +65,7 @@ public class MemoryBandwidthBenchmark {
     }
 
     @Benchmark
-    public float[] write(Bytes b) {
+    public float[] write(LinearRtnBenchmark.Bytes b) {
         for (int i = 0; i < floats; i += small.length) {
             for (int j = 0; j < small.length; j += F.length()) {
                 FloatVector.fromArray(F, small, j).mul(0.5f).intoArray(big, i + j);

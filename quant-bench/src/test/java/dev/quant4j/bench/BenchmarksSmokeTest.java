@@ -51,7 +51,7 @@ class BenchmarksSmokeTest {
         MemoryBandwidthBenchmark b = new MemoryBandwidthBenchmark();
         b.floats = 8192;
         b.setUp();
-        MemoryBandwidthBenchmark.Bytes bytes = new MemoryBandwidthBenchmark.Bytes();
+        LinearRtnBenchmark.Bytes bytes = new LinearRtnBenchmark.Bytes();
         // big[i] = i & 1023 over two blocks of 1024... eight times: 8 * (0 + 1 + ... + 1023)
         assertThat(b.read(bytes)).isEqualTo(8 * 1023 * 1024 / 2f);
         assertThat(b.write(bytes)[4097]).isEqualTo(0.5f);

@@ -250,21 +250,18 @@ final class VectorKernels extends ScalarKernels {
             // 256 bits and wider: one float vector fills one byte vector
             int bound = F.loopBound(len);
             for (; i < bound; i += F.length()) {
-                ((ByteVector) codes(FloatVector.fromArray(F, x, off + i), scale, lo, hi, bias)
-                                .convertShape(VectorOperators.I2B, B, 0))
-                        .intoArray(codes, codesOff + i);
+                storeBytes(codes(FloatVector.fromArray(F, x, off + i), scale, lo, hi, bias), codes, codesOff + i);
             }
         } else {
             // 128 bits: two float vectors of 4 lanes fill the 8 lanes of the smallest byte vector
             int step = B.length();
             int bound = len - len % step;
             for (; i < bound; i += step) {
-                ByteVector b0 = (ByteVector) codes(FloatVector.fromArray(F, x, off + i), scale, lo, hi, bias)
-                        .convertShape(VectorOperators.I2B, B, 0);
-                ByteVector b1 =
-                        (ByteVector) codes(FloatVector.fromArray(F, x, off + i + F.length()), scale, lo, hi, bias)
-                                .convertShape(VectorOperators.I2B, B, -1);
-                b0.or(b1).intoArray(codes, codesOff + i);
+                storeBytes(
+                        codes(FloatVector.fromArray(F, x, off + i), scale, lo, hi, bias),
+                        codes(FloatVector.fromArray(F, x, off + i + F.length()), scale, lo, hi, bias),
+                        codes,
+                        codesOff + i);
             }
         }
         // scalar tail
@@ -285,21 +282,21 @@ final class VectorKernels extends ScalarKernels {
         if (BYTE_PARTS == 1) {
             int bound = F.loopBound(len);
             for (; i < bound; i += F.length()) {
-                ((ByteVector) codebookCodes(FloatVector.fromArray(F, x, off + i), inv, thresholds, signMagnitude)
-                                .convertShape(VectorOperators.I2B, B, 0))
-                        .intoArray(codes, codesOff + i);
+                storeBytes(
+                        codebookCodes(FloatVector.fromArray(F, x, off + i), inv, thresholds, signMagnitude),
+                        codes,
+                        codesOff + i);
             }
         } else {
             int step = B.length();
             int bound = len - len % step;
             for (; i < bound; i += step) {
-                ByteVector b0 =
-                        (ByteVector) codebookCodes(FloatVector.fromArray(F, x, off + i), inv, thresholds, signMagnitude)
-                                .convertShape(VectorOperators.I2B, B, 0);
-                ByteVector b1 = (ByteVector)
-                        codebookCodes(FloatVector.fromArray(F, x, off + i + F.length()), inv, thresholds, signMagnitude)
-                                .convertShape(VectorOperators.I2B, B, -1);
-                b0.or(b1).intoArray(codes, codesOff + i);
+                storeBytes(
+                        codebookCodes(FloatVector.fromArray(F, x, off + i), inv, thresholds, signMagnitude),
+                        codebookCodes(
+                                FloatVector.fromArray(F, x, off + i + F.length()), inv, thresholds, signMagnitude),
+                        codes,
+                        codesOff + i);
             }
         }
         // scalar tail
@@ -372,6 +369,18 @@ final class VectorKernels extends ScalarKernels {
                             q.compare(VectorOperators.LT, 0f).cast(I));
         }
         return c;
+    }
+
+    /** Stores the low byte of each lane (256 bits and wider: one vector of codes fills one byte vector). */
+    private static void storeBytes(IntVector c, byte[] dst, int off) {
+        ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(dst, off);
+    }
+
+    /** 128 bits: the codes of two 4-lane vectors fill the 8 lanes of the smallest byte vector. */
+    private static void storeBytes(IntVector c0, IntVector c1, byte[] dst, int off) {
+        ByteVector b0 = (ByteVector) c0.convertShape(VectorOperators.I2B, B, 0);
+        ByteVector b1 = (ByteVector) c1.convertShape(VectorOperators.I2B, B, -1);
+        b0.or(b1).intoArray(dst, off);
     }
 
     /** Codes of one vector: divide, round by the magic add, clamp the bits to [lo, hi], remove the bias. */
