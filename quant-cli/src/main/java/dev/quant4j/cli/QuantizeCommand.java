@@ -72,7 +72,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--block-size", description = "NF4/FP4 block size, 32..4096, a power of two (default 64)")
     Integer blockSize;
 
-    @Option(names = "--double-quant", description = "quantize the NF4 absmax values too (nf4, fp4)")
+    @Option(
+            names = "--double-quant",
+            description = "store the block absmax values 8-bit quantized, as QLoRA (nf4, fp4)")
     boolean doubleQuant;
 
     @Option(names = "--calib", description = "calibration activations X.npy [n, in] (gptq, awq)")
@@ -113,12 +115,10 @@ final class QuantizeCommand implements Callable<Integer> {
             if (bits != 4) {
                 throw new IllegalArgumentException("--bits " + bits + ": " + m + " codes are 4 bits");
             }
-            if (doubleQuant) {
-                throw new IllegalArgumentException("--double-quant is not available yet in this version");
-            }
             codebookScheme = new CodebookScheme(
                     m.equals("nf4") ? Codebook.NF4 : Codebook.FP4,
-                    blockSize == null ? CodebookScheme.DEFAULT_BLOCK_SIZE : blockSize);
+                    blockSize == null ? CodebookScheme.DEFAULT_BLOCK_SIZE : blockSize,
+                    doubleQuant);
         } else {
             rejectIfSet(blockSize != null, "--block-size", "nf4 and fp4", m);
             rejectIfSet(doubleQuant, "--double-quant", "nf4 and fp4", m);

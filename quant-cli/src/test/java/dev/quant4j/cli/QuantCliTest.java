@@ -132,6 +132,24 @@ class QuantCliTest {
     }
 
     @Test
+    void nf4WithDoubleQuant() throws Exception {
+        Path q = dir.resolve("dq.safetensors");
+        Result r =
+                run("quantize", "--method", "nf4", "--double-quant", "--in", weights.toString(), "--out", q.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("nf4 block 64 double-quant");
+        Path back = dir.resolve("dq.npy");
+        assertThat(run("dequantize", "--in", q.toString(), "--out", back.toString())
+                        .code())
+                .isZero();
+        float[] expected = new BlockwiseQuantizer(CodebookScheme.nf4(64).withDoubleQuant())
+                .quantize(w)
+                .dequantize()
+                .toArray();
+        assertThat(Npy.readMatrix(back).toArray()).containsExactly(expected);
+    }
+
+    @Test
     void modelSafetensorsWithIncludeAndPassThrough() throws Exception {
         Path model = dir.resolve("m.safetensors");
         ByteOrderHelper h = new ByteOrderHelper();
@@ -241,9 +259,6 @@ class QuantCliTest {
         assertBadInput(
                 run("quantize", "--method", "fp4", "--in", weights.toString(), "--out", out, "--group-size", "64"),
                 "--group-size applies to rtn, gptq and awq only, not to fp4");
-        assertBadInput(
-                run("quantize", "--method", "nf4", "--in", weights.toString(), "--out", out, "--double-quant"),
-                "--double-quant is not available yet");
         assertBadInput(
                 run("quantize", "--method", "rtn", "--in", weights.toString(), "--out", out, "--block-size", "64"),
                 "--block-size applies to nf4 and fp4 only, not to rtn");

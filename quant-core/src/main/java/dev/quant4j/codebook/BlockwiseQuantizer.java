@@ -63,6 +63,10 @@ public final class BlockwiseQuantizer {
                 packed[(start + i) >>> 1] = (byte) (codes[i] << 4 | codes[i + 1]);
             }
         }
+        if (scheme.doubleQuant()) {
+            // the codes above use the exact absmax; only its stored form is compressed, as in bitsandbytes
+            return new CodebookTensor(w.name(), scheme, w.rows(), w.cols(), packed, DoubleQuant.of(absmax));
+        }
         return new CodebookTensor(w.name(), scheme, w.rows(), w.cols(), packed, absmax);
     }
 }

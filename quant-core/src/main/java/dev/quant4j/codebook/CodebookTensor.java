@@ -22,7 +22,10 @@ public final class CodebookTensor {
     private final int rows;
     private final int cols;
     private final byte[] packed;
+    /** The absmax of every block: as quantized, or restored from {@link #doubleQuant}. */
     private final float[] absmax;
+    /** The stored form of the absmax values under double quantization, else null. */
+    private final DoubleQuant doubleQuant;
 
     /**
      * Builds a tensor from its parts, validating every length and value; the arrays are copied.
@@ -30,6 +33,33 @@ public final class CodebookTensor {
      * @throws IllegalArgumentException naming the part that is inconsistent
      */
     public CodebookTensor(String name, CodebookScheme scheme, int rows, int cols, byte[] packed, float[] absmax) {
+        this(name, scheme, rows, cols, packed, absmax, null);
+    }
+
+    /**
+     * A tensor whose block absmax values are stored double-quantized ({@code scheme.doubleQuant()} must be true); they
+     * are restored from {@code doubleQuant}.
+     */
+    public CodebookTensor(
+            String name, CodebookScheme scheme, int rows, int cols, byte[] packed, DoubleQuant doubleQuant) {
+        this(
+                name,
+                scheme,
+                rows,
+                cols,
+                packed,
+                Objects.requireNonNull(doubleQuant, "doubleQuant").restore(),
+                doubleQuant);
+    }
+
+    private CodebookTensor(
+            String name,
+            CodebookScheme scheme,
+            int rows,
+            int cols,
+            byte[] packed,
+            float[] absmax,
+            DoubleQuant doubleQuant) {
         this.name = Objects.requireNonNull(name, "name");
         this.scheme = Objects.requireNonNull(scheme, "scheme");
         if (rows <= 0 || cols <= 0) {
@@ -46,12 +76,18 @@ public final class CodebookTensor {
                     + " absmax values, " + n + " values in blocks of " + scheme.blockSize() + " need "
                     + scheme.blocks(n));
         }
+        if (scheme.doubleQuant() != (doubleQuant != null)) {
+            throw new IllegalArgumentException("quantized tensor '" + name + "': scheme " + scheme
+                    + (doubleQuant == null ? " needs" : " does not take") + " double-quantized absmax values");
+        }
         for (int b = 0; b < absmax.length; b++) {
-            if (!(absmax[b] >= 0f) || !Float.isFinite(absmax[b])) {
+            // restored absmax values may come out slightly negative near 0, as in bitsandbytes; plain ones may not
+            if (!Float.isFinite(absmax[b]) || (doubleQuant == null && absmax[b] < 0f)) {
                 throw new IllegalArgumentException(
                         "quantized tensor '" + name + "': absmax " + b + " is " + absmax[b] + ", must be >= 0");
             }
         }
+        this.doubleQuant = doubleQuant;
         this.rows = rows;
         this.cols = cols;
         this.packed = packed.clone();
@@ -83,7 +119,12 @@ public final class CodebookTensor {
         return ByteBuffer.wrap(packed).asReadOnlyBuffer();
     }
 
-    /** A copy of the absmax of every block. */
+    /** The double-quantized absmax values, if the scheme uses double quantization. */
+    public java.util.Optional<DoubleQuant> doubleQuant() {
+        return java.util.Optional.ofNullable(doubleQuant);
+    }
+
+    /** A copy of the absmax of every block (restored from the double quantization where there is one). */
     public float[] absmax() {
         return absmax.clone();
     }
@@ -123,12 +164,15 @@ public final class CodebookTensor {
         }
     }
 
-    /** Bytes stored: packed codes and float32 absmax values. */
+    /** Bytes stored: packed codes, and the float32 absmax values or their double quantization. */
     public long storageBytes() {
-        return packed.length + 4L * absmax.length;
+        return packed.length + (doubleQuant == null ? 4L * absmax.length : doubleQuant.storageBytes());
     }
 
-    /** Stored bits per weight: 4 + 32 / blockSize (4.5 at block 64). */
+    /**
+     * Stored bits per weight: 4 + 32 / blockSize (4.5 at block 64), or with double quantization 4 + (8 + 32 / 256) /
+     * blockSize (about 4.127 at block 64).
+     */
     public double bitsPerWeight() {
         return storageBytes() * 8.0 / ((double) rows * cols);
     }
@@ -141,7 +185,8 @@ public final class CodebookTensor {
                 && rows == t.rows
                 && cols == t.cols
                 && Arrays.equals(packed, t.packed)
-                && Arrays.equals(absmax, t.absmax);
+                && Arrays.equals(absmax, t.absmax)
+                && Objects.equals(doubleQuant, t.doubleQuant);
     }
 
     @Override

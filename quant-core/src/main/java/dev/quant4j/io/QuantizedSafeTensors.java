@@ -2,6 +2,7 @@ package dev.quant4j.io;
 
 import dev.quant4j.codebook.Codebook;
 import dev.quant4j.codebook.CodebookTensor;
+import dev.quant4j.codebook.DoubleQuant;
 import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
@@ -42,6 +43,9 @@ public final class QuantizedSafeTensors {
     public static final String SCALES = ".q4j_scales";
     public static final String ZEROS = ".q4j_zeros";
     public static final String ABSMAX = ".q4j_absmax";
+    public static final String ABSMAX_CODES = ".q4j_absmax_codes";
+    public static final String ABSMAX2 = ".q4j_absmax2";
+    public static final String ABSMAX_OFFSET = ".q4j_absmax_offset";
 
     /** A tensor stored as it was (not quantized). */
     public record PassThrough(String name, DType dtype, long[] shape, byte[] bytes) {}
@@ -97,6 +101,7 @@ public final class QuantizedSafeTensors {
             meta.put("scheme", q.scheme().kind());
             meta.put("codebook", q.scheme().codebook().name().toLowerCase(Locale.ROOT));
             meta.put("block_size", (long) q.scheme().blockSize());
+            meta.put("double_quant", q.scheme().doubleQuant());
             meta.put("rows", (long) q.rows());
             meta.put("cols", (long) q.cols());
             meta.put("pack_order", q.packOrder().id());
@@ -104,9 +109,18 @@ public final class QuantizedSafeTensors {
             w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
             byte[] packed = new byte[q.packedCodes().remaining()];
             q.packedCodes().get(packed);
-            float[] absmax = q.absmax();
             w.add(q.name() + CODES, DType.U8, new long[] {packed.length}, packed);
-            w.addF32(q.name() + ABSMAX, new long[] {absmax.length}, absmax);
+            if (q.doubleQuant().isPresent()) {
+                DoubleQuant dq = q.doubleQuant().get();
+                byte[] codes = dq.codes();
+                float[] absmax2 = dq.absmax2();
+                w.add(q.name() + ABSMAX_CODES, DType.U8, new long[] {codes.length}, codes);
+                w.addF32(q.name() + ABSMAX2, new long[] {absmax2.length}, absmax2);
+                w.addF32(q.name() + ABSMAX_OFFSET, new long[] {1}, new float[] {dq.offset()});
+            } else {
+                float[] absmax = q.absmax();
+                w.addF32(q.name() + ABSMAX, new long[] {absmax.length}, absmax);
+            }
         }
         for (QuantizedTensor q : quantized) {
             LinearScheme s = q.scheme();
@@ -164,7 +178,7 @@ public final class QuantizedSafeTensors {
                     methods.put(name, String.valueOf(meta.get("method")));
                     if ("codebook".equals(meta.get("scheme"))) {
                         codebook.put(name, readCodebookTensor(st, name, meta));
-                        owned.add(name + ABSMAX);
+                        owned.addAll(List.of(name + ABSMAX, name + ABSMAX_CODES, name + ABSMAX2, name + ABSMAX_OFFSET));
                     } else {
                         quantized.put(name, readTensor(st, name, meta));
                         owned.add(name + SCALES);
@@ -194,18 +208,31 @@ public final class QuantizedSafeTensors {
             case "fp4" -> Codebook.FP4;
             default -> throw new IllegalArgumentException("unknown codebook " + meta.get("codebook"));
         };
-        CodebookScheme scheme = new CodebookScheme(book, intOf(meta, "block_size"));
+        boolean doubleQuant = Boolean.TRUE.equals(meta.get("double_quant"));
+        CodebookScheme scheme = new CodebookScheme(book, intOf(meta, "block_size"), doubleQuant);
         if (PackOrder.fromId((String) meta.get("pack_order")) != PackOrder.HIGH_NIBBLE_FIRST_FLAT) {
             throw new IllegalArgumentException("unsupported pack order " + meta.get("pack_order"));
         }
         byte[] codes = requireDType(st, name + CODES, DType.U8);
-        byte[] absmaxBytes = requireDType(st, name + ABSMAX, DType.F32);
-        float[] absmax = new float[absmaxBytes.length / 4];
-        ByteBuffer.wrap(absmaxBytes)
-                .order(ByteOrder.LITTLE_ENDIAN)
-                .asFloatBuffer()
-                .get(absmax);
+        if (doubleQuant) {
+            float[] offset = floats(requireDType(st, name + ABSMAX_OFFSET, DType.F32));
+            if (offset.length != 1) {
+                throw new IllegalArgumentException("'" + name + ABSMAX_OFFSET + "' must hold one value");
+            }
+            DoubleQuant dq = new DoubleQuant(
+                    requireDType(st, name + ABSMAX_CODES, DType.U8),
+                    floats(requireDType(st, name + ABSMAX2, DType.F32)),
+                    offset[0]);
+            return new CodebookTensor(name, scheme, intOf(meta, "rows"), intOf(meta, "cols"), codes, dq);
+        }
+        float[] absmax = floats(requireDType(st, name + ABSMAX, DType.F32));
         return new CodebookTensor(name, scheme, intOf(meta, "rows"), intOf(meta, "cols"), codes, absmax);
+    }
+
+    private static float[] floats(byte[] bytes) {
+        float[] out = new float[bytes.length / 4];
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
+        return out;
     }
 
     private static QuantizedTensor readTensor(SafeTensors st, String name, Map<?, ?> meta) {

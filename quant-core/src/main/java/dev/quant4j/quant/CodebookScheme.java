@@ -9,8 +9,10 @@ import dev.quant4j.codebook.Codebook;
  *
  * @param codebook NF4 or FP4
  * @param blockSize a power of two from 32 to 4096 (bitsandbytes' default is 64)
+ * @param doubleQuant whether the block absmax values are themselves quantized (QLoRA's double quantization, see
+ *     {@link dev.quant4j.codebook.DoubleQuant})
  */
-public record CodebookScheme(Codebook codebook, int blockSize) implements QuantScheme {
+public record CodebookScheme(Codebook codebook, int blockSize, boolean doubleQuant) implements QuantScheme {
 
     public static final int DEFAULT_BLOCK_SIZE = 64;
     public static final int MIN_BLOCK_SIZE = 32;
@@ -24,6 +26,16 @@ public record CodebookScheme(Codebook codebook, int blockSize) implements QuantS
             throw new IllegalArgumentException("block size must be a power of two from " + MIN_BLOCK_SIZE + " to "
                     + MAX_BLOCK_SIZE + ", got " + blockSize);
         }
+    }
+
+    /** Without double quantization. */
+    public CodebookScheme(Codebook codebook, int blockSize) {
+        this(codebook, blockSize, false);
+    }
+
+    /** The same with double quantization. */
+    public CodebookScheme withDoubleQuant() {
+        return new CodebookScheme(codebook, blockSize, true);
     }
 
     /** NF4 with blocks of {@code blockSize}. */
@@ -53,6 +65,7 @@ public record CodebookScheme(Codebook codebook, int blockSize) implements QuantS
 
     @Override
     public String toString() {
-        return codebook.name().toLowerCase(java.util.Locale.ROOT) + " block " + blockSize;
+        return codebook.name().toLowerCase(java.util.Locale.ROOT) + " block " + blockSize
+                + (doubleQuant ? " double-quant" : "");
     }
 }

@@ -45,8 +45,8 @@ class QuantizedSafeTensorsTest {
         QuantizedTensor lin = new RtnQuantizer(LinearScheme.asym(4, 8)).quantize(Gaussian.matrix("lin", 1, 3, 24, 1.0));
         CodebookTensor nf4 =
                 new BlockwiseQuantizer(CodebookScheme.nf4(32)).quantize(Gaussian.matrix("nf4", 2, 5, 13, 1.0));
-        CodebookTensor fp4 =
-                new BlockwiseQuantizer(CodebookScheme.fp4(64)).quantize(Gaussian.matrix("fp4", 3, 7, 9, 1.0));
+        CodebookTensor fp4 = new BlockwiseQuantizer(CodebookScheme.fp4(64).withDoubleQuant())
+                .quantize(Gaussian.matrix("fp4", 3, 70, 900, 1.0));
         Path p = dir.resolve("mixed.safetensors");
         QuantizedSafeTensors.write(p, List.of(lin), List.of(nf4, fp4), "mixed", List.of());
         QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(p);
@@ -55,6 +55,7 @@ class QuantizedSafeTensorsTest {
                 .containsOnlyKeys("nf4", "fp4")
                 .containsEntry("nf4", nf4)
                 .containsEntry("fp4", fp4);
+        assertThat(c.codebook().get("fp4").doubleQuant()).isPresent();
         assertThat(c.other()).isEmpty();
         assertThat(c.quantizedCount()).isEqualTo(3);
         assertThat(c.dequantizeAll()).hasSize(3);
