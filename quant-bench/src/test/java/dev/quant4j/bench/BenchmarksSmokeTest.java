@@ -47,6 +47,19 @@ class BenchmarksSmokeTest {
     }
 
     @Test
+    void errorStudyDataIsTheAgreedStream() {
+        float[] x = ErrorStudy.data().toArray();
+        assertThat(x).hasSize(1 << 22);
+        // the stream llama.cpp's published figures are compared on
+        assertThat(x[0]).isEqualTo(0.8822489f, org.assertj.core.api.Assertions.within(1e-7f));
+        assertThat(x[1]).isEqualTo(-0.4508499f, org.assertj.core.api.Assertions.within(1e-7f));
+        String table = ErrorStudy.table(dev.quant4j.quant.BitWidthStudy.run(
+                java.util.List.of(dev.quant4j.tensor.FloatMatrix.of(1, 256, java.util.Arrays.copyOf(x, 256))),
+                ErrorStudy.schemes()));
+        assertThat(table).contains("| nf4 | block 64 |").contains("| linear 4-bit asym | g64 |");
+    }
+
+    @Test
     void memoryBandwidthBenchmarkMethodsRun() {
         MemoryBandwidthBenchmark b = new MemoryBandwidthBenchmark();
         b.floats = 8192;
