@@ -59,9 +59,7 @@ public final class BlockwiseQuantizer {
                 codes[len] = (byte) book.encode(0f * inv);
             }
             // first element of each pair in the high nibble (blocks start at even indices: bs is even)
-            for (int i = 0; i < len; i += 2) {
-                packed[(start + i) >>> 1] = (byte) (codes[i] << 4 | codes[i + 1]);
-            }
+            k.packHighFirst4(codes, 0, len + (len & 1), packed, start >>> 1);
         }
         if (scheme.doubleQuant()) {
             // the codes above use the exact absmax; only its stored form is compressed, as in bitsandbytes

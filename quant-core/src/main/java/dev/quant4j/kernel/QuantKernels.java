@@ -81,6 +81,12 @@ public interface QuantKernels {
     /** Inverse of {@link #pack}. */
     void unpack(byte[] packed, int packedOff, int n, int bits, byte[] codes, int codesOff);
 
+    /**
+     * Packs {@code n} 4-bit codes (n even) two per byte in bitsandbytes' order: code {@code 2j} in the high nibble of
+     * byte {@code j}, code {@code 2j + 1} in its low nibble.
+     */
+    void packHighFirst4(byte[] codes, int codesOff, int n, byte[] packed, int packedOff);
+
     /** Sum of {@code a[i] * b[i]}. */
     float dot(float[] a, int aOff, float[] b, int bOff, int len);
 

@@ -192,6 +192,13 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public void packHighFirst4(byte[] codes, int codesOff, int n, byte[] packed, int packedOff) {
+        for (int j = 0; j < n / 2; j++) {
+            packed[packedOff + j] = (byte) (codes[codesOff + 2 * j] << 4 | codes[codesOff + 2 * j + 1] & 0xF);
+        }
+    }
+
+    @Override
     public void unpack(byte[] packed, int packedOff, int n, int bits, byte[] codes, int codesOff) {
         if (bits == 8) {
             System.arraycopy(packed, packedOff, codes, codesOff, n);

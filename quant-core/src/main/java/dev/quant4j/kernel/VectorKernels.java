@@ -438,6 +438,28 @@ final class VectorKernels extends ScalarKernels {
         super.pack(codes, codesOff + i, n - i, bits, packed, packedOff + i / 2);
     }
 
+    /** Byte pairs read as little-endian shorts s = c0 | c1 << 8: the low byte of (s << 4) | (s >>> 8) is c0 << 4 | c1. */
+    @Override
+    public void packHighFirst4(byte[] codes, int codesOff, int n, byte[] packed, int packedOff) {
+        if (!LITTLE_ENDIAN) {
+            super.packHighFirst4(codes, codesOff, n, packed, packedOff);
+            return;
+        }
+        int step = PACK_BYTES.length();
+        int bound = n - n % step;
+        int i = 0;
+        for (; i < bound; i += step) {
+            ShortVector s =
+                    ByteVector.fromArray(PACK_BYTES, codes, codesOff + i).reinterpretAsShorts();
+            ((ByteVector) s.lanewise(VectorOperators.LSHL, 4)
+                            .or(s.lanewise(VectorOperators.LSHR, 8))
+                            .convertShape(VectorOperators.S2B, HALF_BYTES, 0))
+                    .intoArray(packed, packedOff + i / 2);
+        }
+        // scalar tail
+        super.packHighFirst4(codes, codesOff + i, n - i, packed, packedOff + i / 2);
+    }
+
     @Override
     public void unpack(byte[] packed, int packedOff, int n, int bits, byte[] codes, int codesOff) {
         if (bits == 8) {

@@ -216,6 +216,23 @@ class KernelsTest {
 
     @ParameterizedTest(name = "{0} n={2}")
     @MethodSource("implsAndSizes")
+    void packHighFirst4MatchesTheReference(String name, QuantKernels k, int n) {
+        int even = n + (n & 1);
+        byte[] codes = new byte[even + 1];
+        SplittableRandom r = new SplittableRandom(n + 9L);
+        for (int i = 0; i < codes.length; i++) {
+            codes[i] = (byte) r.nextInt(16);
+        }
+        byte[] expected = new byte[even / 2 + 2];
+        byte[] actual = new byte[even / 2 + 2];
+        REF.packHighFirst4(codes, 1, even, expected, 1);
+        k.packHighFirst4(codes, 1, even, actual, 1);
+        assertThat(actual).containsExactly(expected);
+        assertThat(expected[1]).isEqualTo((byte) (codes[1] << 4 | codes[2]));
+    }
+
+    @ParameterizedTest(name = "{0} n={2}")
+    @MethodSource("implsAndSizes")
     void decode4MatchesTheReference(String name, QuantKernels k, int n) {
         byte[] packed = new byte[n / 2 + 3];
         new SplittableRandom(n + 5L).nextBytes(packed);
