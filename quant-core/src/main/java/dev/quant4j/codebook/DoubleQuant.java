@@ -40,11 +40,22 @@ public record DoubleQuant(byte[] codes, float[] absmax2, float offset) {
         absmax2 = absmax2.clone();
     }
 
-    /** Quantizes block absmax values. */
+    /**
+     * Quantizes block absmax values.
+     *
+     * @throws IllegalArgumentException for an empty array or a value that is negative, NaN or infinite (naming it)
+     */
     public static DoubleQuant of(float[] absmax) {
+        if (absmax.length == 0) {
+            throw new IllegalArgumentException("double quantization: no absmax values");
+        }
         double sum = 0;
-        for (float a : absmax) {
-            sum += a;
+        for (int i = 0; i < absmax.length; i++) {
+            if (!(absmax[i] >= 0f) || !Float.isFinite(absmax[i])) {
+                throw new IllegalArgumentException(
+                        "double quantization: absmax " + i + " is " + absmax[i] + ", must be finite and >= 0");
+            }
+            sum += absmax[i];
         }
         float offset = (float) (sum / absmax.length);
         float[] map = DynamicMap.signed();

@@ -91,6 +91,10 @@ class DoubleQuantTest {
 
     @Test
     void inconsistentPartsAreRejected() {
+        assertThatThrownBy(() -> DoubleQuant.of(new float[0])).hasMessageContaining("no absmax values");
+        assertThatThrownBy(() -> DoubleQuant.of(new float[] {1f, Float.NaN}))
+                .hasMessageContaining("absmax 1 is NaN, must be finite and >= 0");
+        assertThatThrownBy(() -> DoubleQuant.of(new float[] {-1f})).hasMessageContaining("absmax 0 is -1.0");
         assertThatThrownBy(() -> new DoubleQuant(new byte[300], new float[1], 0f))
                 .hasMessageContaining("1 second-level absmax for 300 codes, expected 2");
         assertThatThrownBy(() -> new CodebookTensor(
