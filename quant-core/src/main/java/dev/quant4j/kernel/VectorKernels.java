@@ -423,39 +423,38 @@ final class VectorKernels extends ScalarKernels {
             super.pack(codes, codesOff, n, bits, packed, packedOff);
             return;
         }
-        // Two codes per byte, code 2k in the low nibble: read byte pairs as little-endian shorts s = c0 | c1 << 8;
-        // the low byte of (s | s >>> 4) is c0 | c1 << 4.
-        int step = PACK_BYTES.length();
-        int bound = n - n % step;
-        int i = 0;
-        for (; i < bound; i += step) {
-            ShortVector s =
-                    ByteVector.fromArray(PACK_BYTES, codes, codesOff + i).reinterpretAsShorts();
-            ((ByteVector) s.or(s.lanewise(VectorOperators.LSHR, 4)).convertShape(VectorOperators.S2B, HALF_BYTES, 0))
-                    .intoArray(packed, packedOff + i / 2);
-        }
+        int i = packNibbles(codes, codesOff, n, packed, packedOff, false);
         // scalar tail
         super.pack(codes, codesOff + i, n - i, bits, packed, packedOff + i / 2);
     }
 
-    /** Byte pairs read as little-endian shorts s = c0 | c1 << 8: the low byte of (s << 4) | (s >>> 8) is c0 << 4 | c1. */
+    /**
+     * Packs whole vectors of code pairs, two per byte, and returns the number of codes done. Byte pairs are read as
+     * little-endian shorts {@code s = c0 | c1 << 8}: the low byte of {@code s | s >>> 4} is {@code c0 | c1 << 4} (low
+     * nibble first, quant4j's order), that of {@code s << 4 | s >>> 8} is {@code c0 << 4 | c1} (high nibble first,
+     * bitsandbytes' order).
+     */
+    private static int packNibbles(byte[] codes, int codesOff, int n, byte[] packed, int packedOff, boolean highFirst) {
+        int step = PACK_BYTES.length();
+        int bound = n - n % step;
+        for (int i = 0; i < bound; i += step) {
+            ShortVector s =
+                    ByteVector.fromArray(PACK_BYTES, codes, codesOff + i).reinterpretAsShorts();
+            ShortVector pairs = highFirst
+                    ? s.lanewise(VectorOperators.LSHL, 4).or(s.lanewise(VectorOperators.LSHR, 8))
+                    : s.or(s.lanewise(VectorOperators.LSHR, 4));
+            ((ByteVector) pairs.convertShape(VectorOperators.S2B, HALF_BYTES, 0)).intoArray(packed, packedOff + i / 2);
+        }
+        return bound;
+    }
+
     @Override
     public void packHighFirst4(byte[] codes, int codesOff, int n, byte[] packed, int packedOff) {
         if (!LITTLE_ENDIAN) {
             super.packHighFirst4(codes, codesOff, n, packed, packedOff);
             return;
         }
-        int step = PACK_BYTES.length();
-        int bound = n - n % step;
-        int i = 0;
-        for (; i < bound; i += step) {
-            ShortVector s =
-                    ByteVector.fromArray(PACK_BYTES, codes, codesOff + i).reinterpretAsShorts();
-            ((ByteVector) s.lanewise(VectorOperators.LSHL, 4)
-                            .or(s.lanewise(VectorOperators.LSHR, 8))
-                            .convertShape(VectorOperators.S2B, HALF_BYTES, 0))
-                    .intoArray(packed, packedOff + i / 2);
-        }
+        int i = packNibbles(codes, codesOff, n, packed, packedOff, true);
         // scalar tail
         super.packHighFirst4(codes, codesOff + i, n - i, packed, packedOff + i / 2);
     }
