@@ -2,6 +2,8 @@ package dev.quant4j.quant;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.linear.RtnQuantizer;
@@ -32,7 +34,10 @@ class ReadmeExampleTest {
         System.out.printf("%.3f bits/weight, SQNR %.1f dB%n", q.bitsPerWeight(), e.sqnrDb());
         int code = q.code(0, 5); // codes are bit-packed, LSB first
         QuantizedSafeTensors.write(qPath, List.of(q), "rtn", List.of());
+        CodebookTensor nf4 = new BlockwiseQuantizer(CodebookScheme.nf4(64).withDoubleQuant()) // bitsandbytes NF4
+                .quantize(w);
         // README example ends
+        assertThat(nf4.bitsPerWeight()).isCloseTo(4.127, org.assertj.core.api.Assertions.within(0.01));
         assertThat(e.sqnrDb()).isBetween(18.0, 22.0);
         assertThat(code).isBetween(0, 15);
         assertThat(QuantizedSafeTensors.read(qPath).quantized()).containsEntry("W", q);
