@@ -158,37 +158,6 @@ public class KernelBenchmark {
         return packed;
     }
 
-    /** Software-pipelined: the parameters of group g + 1 are computed before the codes of group g. */
-    @Benchmark
-    public byte[] rowPipelinePipelined() {
-        int maxq = (1 << bits) - 1;
-        int gpr = 4096 / group;
-        for (int r = 0; r < N; r += 4096) {
-            if (!k.allFinite(x, r, 4096)) {
-                throw new IllegalStateException();
-            }
-            long mm = k.minMax(x, r, group);
-            float scale = LinearParams.scale(ASYM4, QuantKernels.min(mm), QuantKernels.max(mm));
-            int zero = LinearParams.zero(ASYM4, QuantKernels.min(mm), QuantKernels.max(mm), scale);
-            for (int g = 0; g < gpr; g++) {
-                float nextScale = 0;
-                int nextZero = 0;
-                if (g + 1 < gpr) {
-                    long nm = k.minMax(x, r + (g + 1) * group, group);
-                    nextScale = LinearParams.scale(ASYM4, QuantKernels.min(nm), QuantKernels.max(nm));
-                    nextZero = LinearParams.zero(ASYM4, QuantKernels.min(nm), QuantKernels.max(nm), nextScale);
-                }
-                scales[g] = scale;
-                zeros[g] = (byte) zero;
-                k.quantize(x, r + g * group, group, scale, zero, 0, maxq, codes, r + g * group);
-                scale = nextScale;
-                zero = nextZero;
-            }
-            k.pack(codes, r, 4096, bits, packed, r / 2);
-        }
-        return packed;
-    }
-
     /** Scale and zero-point of every group from its min and max: the scalar part of RTN. */
     @Benchmark
     public float linearParams() {

@@ -86,6 +86,7 @@ class BenchmarksSmokeTest {
         byte[] packed = b.pack().clone();
         assertThat(b.unpack()).containsExactly(codes);
         assertThat(b.rowPipeline()).hasSameSizeAs(packed);
+        assertThat(b.rowPipelineTwoPhase()).hasSameSizeAs(packed);
         assertThat(b.linearParams()).isPositive();
     }
 }

@@ -245,13 +245,8 @@ public final class QuantizedSafeTensors {
         int cols = intOf(meta, "cols");
         PackOrder order = PackOrder.fromId((String) meta.get("pack_order"));
         byte[] codes = requireDType(st, name + CODES, DType.U8);
-        byte[] scaleBytes = requireDType(st, name + SCALES, DType.F32);
+        float[] scales = floats(requireDType(st, name + SCALES, DType.F32));
         byte[] zeros = requireDType(st, name + ZEROS, DType.U8);
-        float[] scales = new float[scaleBytes.length / 4];
-        ByteBuffer.wrap(scaleBytes)
-                .order(ByteOrder.LITTLE_ENDIAN)
-                .asFloatBuffer()
-                .get(scales);
         return new QuantizedTensor(name, scheme, rows, cols, order, codes, scales, zeros);
     }
 

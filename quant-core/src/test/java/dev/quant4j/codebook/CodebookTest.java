@@ -107,12 +107,12 @@ class CodebookTest {
     void nf4RegeneratesFromNormalQuantiles() {
         float offset = 0.9677083f;
         List<Double> v = new ArrayList<>();
-        float[] pos = linspace(offset, 0.5f, 9);
+        float[] pos = DynamicMap.linspace(offset, 0.5f, 9);
         for (int i = 0; i < 8; i++) {
             v.add((double) (float) inverseNormalCdf(pos[i]));
         }
         v.add(0.0);
-        float[] neg = linspace(offset, 0.5f, 8);
+        float[] neg = DynamicMap.linspace(offset, 0.5f, 8);
         for (int i = 0; i < 7; i++) {
             v.add((double) (float) -inverseNormalCdf(neg[i]));
         }
@@ -125,17 +125,6 @@ class CodebookTest {
                     .as("NF4[%d]", i)
                     .isCloseTo(table[i], within(2 * Math.ulp(Math.max(Math.abs(table[i]), 1e-3f))));
         }
-    }
-
-    /** torch.linspace in float32: the first half counts up from start, the second half down from end. */
-    private static float[] linspace(float start, float end, int steps) {
-        float step = (end - start) / (steps - 1);
-        float[] out = new float[steps];
-        int half = steps / 2;
-        for (int i = 0; i < steps; i++) {
-            out[i] = i < half ? start + step * i : end - step * (steps - i - 1);
-        }
-        return out;
     }
 
     /** Phi^-1(p) by Newton's method on the series Phi(x) = 1/2 + phi(x) sum x^(2n+1) / (2n+1)!!, exact to 1e-15. */
