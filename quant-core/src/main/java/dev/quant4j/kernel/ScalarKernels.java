@@ -229,6 +229,40 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int len) {
+        for (int i = 0; i < len; i++) {
+            y[yOff + i] = Math.fma(alpha, x[xOff + i], y[yOff + i]);
+        }
+    }
+
+    @Override
+    public void gemmAcc(
+            int m,
+            int n,
+            int k,
+            float[] a,
+            int aOff,
+            int aRowStride,
+            int aColStride,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int ldc) {
+        for (int i = 0; i < m; i++) {
+            int ci = cOff + i * ldc;
+            for (int t = 0; t < k; t++) {
+                float ait = a[aOff + i * aRowStride + t * aColStride];
+                int bt = bOff + t * ldb;
+                for (int j = 0; j < n; j++) {
+                    c[ci + j] = Math.fma(ait, b[bt + j], c[ci + j]);
+                }
+            }
+        }
+    }
+
+    @Override
     public float sumSquares(float[] x, int off, int len) {
         return dot(x, off, x, off, len);
     }

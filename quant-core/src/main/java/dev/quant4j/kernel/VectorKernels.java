@@ -514,6 +514,165 @@ final class VectorKernels extends ScalarKernels {
     }
 
     @Override
+    public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int len) {
+        FloatVector va = FloatVector.broadcast(F, alpha);
+        int i = 0;
+        int bound = F.loopBound(len);
+        for (; i < bound; i += F.length()) {
+            FloatVector.fromArray(F, x, xOff + i)
+                    .fma(va, FloatVector.fromArray(F, y, yOff + i))
+                    .intoArray(y, yOff + i);
+        }
+        // scalar tail
+        for (; i < len; i++) {
+            y[yOff + i] = Math.fma(alpha, x[xOff + i], y[yOff + i]);
+        }
+    }
+
+    /**
+     * Columns of {@code B} per panel of {@link #gemmAcc}: six 4x3-vector tiles, so that a {@code k x GEMM_NC} strip of
+     * {@code B} (288 KiB at 512 bits and k = 256) stays in L2 while every 4-row strip of {@code A} sweeps it.
+     */
+    private static final int GEMM_NC = 18 * F.length();
+
+    @Override
+    public void gemmAcc(
+            int m,
+            int n,
+            int k,
+            float[] a,
+            int aOff,
+            int aRowStride,
+            int aColStride,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int ldc) {
+        int lanes = F.length();
+        for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
+            int j1 = Math.min(n, j0 + GEMM_NC);
+            int i = 0;
+            for (; i + 4 <= m; i += 4) {
+                int a0 = aOff + i * aRowStride;
+                int c0 = cOff + i * ldc;
+                int j = j0;
+                for (; j + 3 * lanes <= j1; j += 3 * lanes) {
+                    tile4x3(k, a, a0, aRowStride, aColStride, b, bOff + j, ldb, c, c0 + j, ldc);
+                }
+                for (; j + lanes <= j1; j += lanes) {
+                    tile4x1(k, a, a0, aRowStride, aColStride, b, bOff + j, ldb, c, c0 + j, ldc);
+                }
+                // scalar tail: the last columns of the panel, for these four rows
+                for (int r = 0; r < 4; r++) {
+                    scalarStrip(k, a, a0 + r * aRowStride, aColStride, b, bOff, ldb, c, c0 + r * ldc, j, j1);
+                }
+            }
+            for (; i < m; i++) {
+                int a0 = aOff + i * aRowStride;
+                int c0 = cOff + i * ldc;
+                int j = j0;
+                for (; j + lanes <= j1; j += lanes) {
+                    FloatVector acc = FloatVector.fromArray(F, c, c0 + j);
+                    for (int t = 0; t < k; t++) {
+                        acc = FloatVector.fromArray(F, b, bOff + t * ldb + j)
+                                .fma(FloatVector.broadcast(F, a[a0 + t * aColStride]), acc);
+                    }
+                    acc.intoArray(c, c0 + j);
+                }
+                scalarStrip(k, a, a0, aColStride, b, bOff, ldb, c, c0, j, j1);
+            }
+        }
+    }
+
+    /** Columns {@code [j, j1)} of one row of {@code C}: the scalar definition. */
+    private static void scalarStrip(
+            int k, float[] a, int a0, int acs, float[] b, int bOff, int ldb, float[] c, int c0, int j, int j1) {
+        for (; j < j1; j++) {
+            float acc = c[c0 + j];
+            for (int t = 0; t < k; t++) {
+                acc = Math.fma(a[a0 + t * acs], b[bOff + t * ldb + j], acc);
+            }
+            c[c0 + j] = acc;
+        }
+    }
+
+    /** A 4-row by 3-vector tile of {@code C}: twelve accumulators held in registers across the whole {@code k} loop. */
+    private static void tile4x3(
+            int k, float[] a, int a0, int ars, int acs, float[] b, int b0, int ldb, float[] c, int c0, int ldc) {
+        int l = F.length();
+        FloatVector c00 = FloatVector.fromArray(F, c, c0);
+        FloatVector c01 = FloatVector.fromArray(F, c, c0 + l);
+        FloatVector c02 = FloatVector.fromArray(F, c, c0 + 2 * l);
+        FloatVector c10 = FloatVector.fromArray(F, c, c0 + ldc);
+        FloatVector c11 = FloatVector.fromArray(F, c, c0 + ldc + l);
+        FloatVector c12 = FloatVector.fromArray(F, c, c0 + ldc + 2 * l);
+        FloatVector c20 = FloatVector.fromArray(F, c, c0 + 2 * ldc);
+        FloatVector c21 = FloatVector.fromArray(F, c, c0 + 2 * ldc + l);
+        FloatVector c22 = FloatVector.fromArray(F, c, c0 + 2 * ldc + 2 * l);
+        FloatVector c30 = FloatVector.fromArray(F, c, c0 + 3 * ldc);
+        FloatVector c31 = FloatVector.fromArray(F, c, c0 + 3 * ldc + l);
+        FloatVector c32 = FloatVector.fromArray(F, c, c0 + 3 * ldc + 2 * l);
+        for (int t = 0; t < k; t++) {
+            int bt = b0 + t * ldb;
+            FloatVector b0v = FloatVector.fromArray(F, b, bt);
+            FloatVector b1v = FloatVector.fromArray(F, b, bt + l);
+            FloatVector b2v = FloatVector.fromArray(F, b, bt + 2 * l);
+            int at = a0 + t * acs;
+            FloatVector av = FloatVector.broadcast(F, a[at]);
+            c00 = b0v.fma(av, c00);
+            c01 = b1v.fma(av, c01);
+            c02 = b2v.fma(av, c02);
+            av = FloatVector.broadcast(F, a[at + ars]);
+            c10 = b0v.fma(av, c10);
+            c11 = b1v.fma(av, c11);
+            c12 = b2v.fma(av, c12);
+            av = FloatVector.broadcast(F, a[at + 2 * ars]);
+            c20 = b0v.fma(av, c20);
+            c21 = b1v.fma(av, c21);
+            c22 = b2v.fma(av, c22);
+            av = FloatVector.broadcast(F, a[at + 3 * ars]);
+            c30 = b0v.fma(av, c30);
+            c31 = b1v.fma(av, c31);
+            c32 = b2v.fma(av, c32);
+        }
+        c00.intoArray(c, c0);
+        c01.intoArray(c, c0 + l);
+        c02.intoArray(c, c0 + 2 * l);
+        c10.intoArray(c, c0 + ldc);
+        c11.intoArray(c, c0 + ldc + l);
+        c12.intoArray(c, c0 + ldc + 2 * l);
+        c20.intoArray(c, c0 + 2 * ldc);
+        c21.intoArray(c, c0 + 2 * ldc + l);
+        c22.intoArray(c, c0 + 2 * ldc + 2 * l);
+        c30.intoArray(c, c0 + 3 * ldc);
+        c31.intoArray(c, c0 + 3 * ldc + l);
+        c32.intoArray(c, c0 + 3 * ldc + 2 * l);
+    }
+
+    /** A 4-row by 1-vector tile of {@code C}. */
+    private static void tile4x1(
+            int k, float[] a, int a0, int ars, int acs, float[] b, int b0, int ldb, float[] c, int c0, int ldc) {
+        FloatVector c0v = FloatVector.fromArray(F, c, c0);
+        FloatVector c1v = FloatVector.fromArray(F, c, c0 + ldc);
+        FloatVector c2v = FloatVector.fromArray(F, c, c0 + 2 * ldc);
+        FloatVector c3v = FloatVector.fromArray(F, c, c0 + 3 * ldc);
+        for (int t = 0; t < k; t++) {
+            FloatVector bv = FloatVector.fromArray(F, b, b0 + t * ldb);
+            int at = a0 + t * acs;
+            c0v = bv.fma(FloatVector.broadcast(F, a[at]), c0v);
+            c1v = bv.fma(FloatVector.broadcast(F, a[at + ars]), c1v);
+            c2v = bv.fma(FloatVector.broadcast(F, a[at + 2 * ars]), c2v);
+            c3v = bv.fma(FloatVector.broadcast(F, a[at + 3 * ars]), c3v);
+        }
+        c0v.intoArray(c, c0);
+        c1v.intoArray(c, c0 + ldc);
+        c2v.intoArray(c, c0 + 2 * ldc);
+        c3v.intoArray(c, c0 + 3 * ldc);
+    }
+
+    @Override
     public float sumSquares(float[] x, int off, int len) {
         return dot(x, off, x, off, len);
     }

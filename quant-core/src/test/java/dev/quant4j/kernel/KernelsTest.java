@@ -286,6 +286,67 @@ class KernelsTest {
 
     @ParameterizedTest(name = "{0} n={2}")
     @MethodSource("implsAndSizes")
+    void axpyIsBitExact(String name, QuantKernels k, int n) {
+        float[] x = data(n, 3L * n, false);
+        float[] expected = data(n, 5L * n, false);
+        float[] actual = expected.clone();
+        REF.axpy(-0.37f, x, 1, expected, 2, n);
+        k.axpy(-0.37f, x, 1, actual, 2, n);
+        assertThat(actual).containsExactly(expected);
+    }
+
+    static Stream<Arguments> gemmShapes() {
+        List<Arguments> args = new ArrayList<>();
+        for (QuantKernels k : implementations()) {
+            for (int m : new int[] {1, 3, 4, 5, 9}) {
+                // n crosses one vector, three vectors and the 18-vector panel of every width
+                for (int n : new int[] {1, 7, 31, 33, 49, 129, 301}) {
+                    for (int kk : new int[] {1, 5, 17}) {
+                        args.add(Arguments.of(k.name(), k, m, n, kk));
+                    }
+                }
+            }
+        }
+        return args.stream();
+    }
+
+    /** Every element is one fused multiply-add chain in the same order, so all implementations agree bit for bit. */
+    @ParameterizedTest(name = "{0} m={2} n={3} k={4}")
+    @MethodSource("gemmShapes")
+    void gemmAccIsBitExactForBothLayoutsOfA(String name, QuantKernels k, int m, int n, int kk) {
+        int lda = kk + 2;
+        int ldb = n + 3;
+        int ldc = n + 1;
+        float[] a = data(m * lda + kk * (m + 2), 13L * m + n, false);
+        float[] b = data(kk * ldb + 1, 17L * n + kk, false);
+        float[] c0 = data(m * ldc + 2, 19L * m * n + kk, false);
+        // row-major A: A(i, t) = a[1 + i * lda + t]; transposed: A(i, t) = a[1 + t * (m + 2) + i]
+        int[][] strides = {{lda, 1}, {1, m + 2}};
+        for (int[] st : strides) {
+            float[] expected = c0.clone();
+            float[] actual = c0.clone();
+            REF.gemmAcc(m, n, kk, a, 1, st[0], st[1], b, 1, ldb, expected, 2, ldc);
+            k.gemmAcc(m, n, kk, a, 1, st[0], st[1], b, 1, ldb, actual, 2, ldc);
+            assertThat(actual).as("strides %d,%d", st[0], st[1]).containsExactly(expected);
+        }
+        // and the definition, in double, to float rounding
+        float[] c = c0.clone();
+        k.gemmAcc(m, n, kk, a, 1, lda, 1, b, 1, ldb, c, 2, ldc);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double sum = c0[2 + i * ldc + j];
+                double mag = Math.abs(sum);
+                for (int t = 0; t < kk; t++) {
+                    sum += (double) a[1 + i * lda + t] * b[1 + t * ldb + j];
+                    mag += Math.abs((double) a[1 + i * lda + t] * b[1 + t * ldb + j]);
+                }
+                assertThat((double) c[2 + i * ldc + j]).isCloseTo(sum, within(1e-6 * (kk + 1) * mag));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} n={2}")
+    @MethodSource("implsAndSizes")
     void floatSumsAgreeWithinTolerance(String name, QuantKernels k, int n) {
         float[] a = data(n, 7L * n, false);
         float[] b = data(n, 11L * n, false);
