@@ -20,7 +20,8 @@ public final class TrustedConstruction {
                 PackOrder packOrder,
                 byte[] packed,
                 float[] scales,
-                byte[] zeros);
+                byte[] zeros,
+                int[] gIdx);
     }
 
     private static volatile Factory factory;
@@ -41,6 +42,20 @@ public final class TrustedConstruction {
             byte[] packed,
             float[] scales,
             byte[] zeros) {
+        return quantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, null);
+    }
+
+    /** As above, with a group index per column (or null for the natural order). */
+    public static QuantizedTensor quantizedTensor(
+            String name,
+            LinearScheme scheme,
+            int rows,
+            int cols,
+            PackOrder packOrder,
+            byte[] packed,
+            float[] scales,
+            byte[] zeros,
+            int[] gIdx) {
         Factory f = factory;
         if (f == null) {
             try {
@@ -51,6 +66,6 @@ public final class TrustedConstruction {
             }
             f = factory;
         }
-        return f.create(name, scheme, rows, cols, packOrder, packed, scales, zeros);
+        return f.create(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx);
     }
 }

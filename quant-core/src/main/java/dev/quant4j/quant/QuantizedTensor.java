@@ -16,12 +16,16 @@ import java.util.Objects;
  * rowBytes)} of the packed array with {@code rowBytes = ceil(cols * bits / 8)}. Scales and zero-points are indexed
  * {@code r * groupsPerRow + c / groupSize} (a single entry per tensor for {@link LinearScheme#PER_TENSOR}). Zero-points
  * are unsigned bytes. The value a code stands for is {@code scale * (code - zero)} in float32.
+ *
+ * <p>Group order: by default column {@code c} belongs to group {@code c / groupSize}. A tensor may instead carry a
+ * {@code g_idx} array, one group index per column, as GPTQ with act-order produces (AutoGPTQ's {@code g_idx}): column
+ * {@code c} of row {@code r} then uses scale {@code r * groupsPerRow + gIdx[c]}.
  */
 public final class QuantizedTensor {
 
     static {
-        TrustedConstruction.register((name, scheme, rows, cols, packOrder, packed, scales, zeros) ->
-                new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, true));
+        TrustedConstruction.register((name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx) ->
+                new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, true));
     }
 
     private final String name;
@@ -33,6 +37,8 @@ public final class QuantizedTensor {
     private final byte[] packed;
     private final float[] scales;
     private final byte[] zeros;
+    /** Group of each column, or null for the natural order {@code c / groupSize}. */
+    private final int[] gIdx;
 
     /**
      * Builds a tensor from its parts, validating every length and value; the arrays are copied.
@@ -48,7 +54,36 @@ public final class QuantizedTensor {
             byte[] packed,
             float[] scales,
             byte[] zeros) {
-        this(name, scheme, rows, cols, packOrder, packed.clone(), scales.clone(), zeros.clone(), true);
+        this(name, scheme, rows, cols, packOrder, packed.clone(), scales.clone(), zeros.clone(), null, true);
+    }
+
+    /**
+     * Builds a tensor whose columns map to groups through {@code gIdx} (one entry per column, each in {@code [0,
+     * groupsPerRow)}); only for a positive group size. A {@code gIdx} equal to the natural order is dropped.
+     *
+     * @throws IllegalArgumentException naming the part that is inconsistent
+     */
+    public QuantizedTensor(
+            String name,
+            LinearScheme scheme,
+            int rows,
+            int cols,
+            PackOrder packOrder,
+            byte[] packed,
+            float[] scales,
+            byte[] zeros,
+            int[] gIdx) {
+        this(
+                name,
+                scheme,
+                rows,
+                cols,
+                packOrder,
+                packed.clone(),
+                scales.clone(),
+                zeros.clone(),
+                gIdx == null ? null : gIdx.clone(),
+                true);
     }
 
     /** Takes ownership of the arrays (no copy); {@code validate} as the public constructor does. */
@@ -61,6 +96,7 @@ public final class QuantizedTensor {
             byte[] packed,
             float[] scales,
             byte[] zeros,
+            int[] gIdx,
             boolean validate) {
         this.name = Objects.requireNonNull(name, "name");
         this.scheme = Objects.requireNonNull(scheme, "scheme");
@@ -110,6 +146,31 @@ public final class QuantizedTensor {
         this.packed = packed;
         this.scales = scales;
         this.zeros = zeros;
+        this.gIdx = validGIdx(name, scheme, cols, gIdx);
+    }
+
+    private static int[] validGIdx(String name, LinearScheme scheme, int cols, int[] gIdx) {
+        if (gIdx == null) {
+            return null;
+        }
+        if (scheme.groupSize() <= 0) {
+            throw new IllegalArgumentException("quantized tensor '" + name + "': g_idx needs a positive group size, "
+                    + scheme + " has " + scheme.granularity());
+        }
+        if (gIdx.length != cols) {
+            throw new IllegalArgumentException(
+                    "quantized tensor '" + name + "': g_idx has " + gIdx.length + " entries, expected " + cols);
+        }
+        int groups = scheme.groupsPerRow(cols);
+        boolean natural = true;
+        for (int c = 0; c < cols; c++) {
+            if (gIdx[c] < 0 || gIdx[c] >= groups) {
+                throw new IllegalArgumentException("quantized tensor '" + name + "': g_idx[" + c + "] is " + gIdx[c]
+                        + ", outside [0, " + groups + ")");
+            }
+            natural &= gIdx[c] == c / scheme.groupSize();
+        }
+        return natural ? null : gIdx;
     }
 
     public String name() {
@@ -139,7 +200,7 @@ public final class QuantizedTensor {
 
     /** The same tensor under another name (arrays shared, since both are immutable). */
     public QuantizedTensor named(String newName) {
-        return new QuantizedTensor(newName, scheme, rows, cols, packOrder, packed, scales, zeros, false);
+        return new QuantizedTensor(newName, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, false);
     }
 
     /** A read-only view of the packed codes. */
@@ -157,12 +218,31 @@ public final class QuantizedTensor {
         return zeros.clone();
     }
 
+    /** Whether columns map to groups through a {@code g_idx} other than the natural order. */
+    public boolean hasGIdx() {
+        return gIdx != null;
+    }
+
+    /** The group of each column: a copy of the {@code g_idx}, or the natural order {@code c / groupSize}. */
+    public int[] gIdx() {
+        if (gIdx != null) {
+            return gIdx.clone();
+        }
+        int[] natural = new int[cols];
+        int g = scheme.columnsPerGroup(cols);
+        for (int c = 0; c < cols; c++) {
+            natural[c] = scheme.groupSize() == LinearScheme.PER_TENSOR ? 0 : c / g;
+        }
+        return natural;
+    }
+
     /** Index of the scale and zero-point that apply to element {@code (r, c)}. */
     public int groupIndex(int r, int c) {
         if (scheme.groupSize() == LinearScheme.PER_TENSOR) {
             return 0;
         }
-        return r * scheme.groupsPerRow(cols) + c / scheme.columnsPerGroup(cols);
+        int g = gIdx != null ? gIdx[c] : c / scheme.columnsPerGroup(cols);
+        return r * scheme.groupsPerRow(cols) + g;
     }
 
     /** The code of element {@code (r, c)}. */
@@ -232,6 +312,14 @@ public final class QuantizedTensor {
 
     private void dequantizeRow(QuantKernels k, int r, byte[] codes, float[] out, int outOff) {
         k.unpack(packed, r * rowBytes, cols, scheme.bits(), codes, 0);
+        if (gIdx != null) {
+            int base = r * scheme.groupsPerRow(cols);
+            for (int c = 0; c < cols; c++) {
+                int gi = base + gIdx[c];
+                out[outOff + c] = scales[gi] * ((codes[c] & 0xFF) - (zeros[gi] & 0xFF));
+            }
+            return;
+        }
         int gsize = scheme.columnsPerGroup(cols);
         int gpr = cols / gsize;
         for (int g = 0; g < gpr; g++) {
@@ -240,12 +328,12 @@ public final class QuantizedTensor {
         }
     }
 
-    /** Bytes this tensor stores: packed codes, float32 scales and byte zero-points. */
+    /** Bytes this tensor stores: packed codes, float32 scales, byte zero-points and an int32 g_idx if it has one. */
     public long storageBytes() {
-        return (long) packed.length + 4L * scales.length + zeros.length;
+        return (long) packed.length + 4L * scales.length + zeros.length + (gIdx == null ? 0 : 4L * cols);
     }
 
-    /** Stored bits per weight, counting scales (32 bits) and zero-points (8 bits). */
+    /** Stored bits per weight, counting scales (32 bits), zero-points (8 bits) and any g_idx (32 bits a column). */
     public double bitsPerWeight() {
         return storageBytes() * 8.0 / ((double) rows * cols);
     }
@@ -260,7 +348,8 @@ public final class QuantizedTensor {
                 && packOrder == q.packOrder
                 && Arrays.equals(packed, q.packed)
                 && Arrays.equals(scales, q.scales)
-                && Arrays.equals(zeros, q.zeros);
+                && Arrays.equals(zeros, q.zeros)
+                && Arrays.equals(gIdx, q.gIdx);
     }
 
     @Override

@@ -1,0 +1,211 @@
+package dev.quant4j.gptq;
+
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.linalg.Parallel;
+import dev.quant4j.tensor.FloatMatrix;
+import java.util.concurrent.ForkJoinPool;
+
+/**
+ * Streams calibration activations of one linear layer and keeps only their Hessian {@code H = (2 / nsamples) X^T X}
+ * ({@code X [tokens, in]}, one row per token): GPTQ's {@code add_batch}, without storing {@code X}.
+ *
+ * <p>The sum {@code X^T X} is accumulated in float32 by the vectorised block product (lower triangle only, a SYRK),
+ * parallel over row blocks; {@link #hessian()} scales it once by {@code 2 / nsamples}. The reference rescales its
+ * running {@code H} by {@code nsamples / (nsamples + batch)} at every batch instead: the same matrix up to float
+ * rounding.
+ *
+ * <p>What counts as a sample: {@link #add(FloatMatrix)} counts every row (token), as the paper's {@code H = 2 X X^T}
+ * averaged over tokens. The reference counts the first dimension of each input it is given, which for a {@code [batch,
+ * seq, in]} activation is the number of sequences; pass that count to {@link #add(FloatMatrix, long)} to get its
+ * {@code H} (and its loss) exactly. The scale of {@code H} changes neither the damping (relative to the mean diagonal)
+ * nor the codes GPTQ chooses; it scales GPTQ's reported loss.
+ *
+ * <p>Up to {@link #MAX_COLUMNS} input features ({@code H} as one float array; 16384 features take 1 GiB).
+ */
+public final class HessianAccumulator {
+
+    /** Largest number of input features: {@code columns^2} must index one Java array. */
+    public static final int MAX_COLUMNS = 46340;
+
+    /** Tokens per block product: a {@code K_CHUNK x panel} strip of {@code X} stays in L2. */
+    private static final int K_CHUNK = 256;
+
+    private static final int ROW_CHUNK = 64;
+
+    private final String name;
+    private final int columns;
+    private final ForkJoinPool pool;
+    private final QuantKernels kernels;
+    /** Lower triangle of {@code sum X^T X}; the upper triangle holds scratch values and is never read. */
+    private final float[] sum;
+
+    private long samples;
+    private long tokens;
+
+    /** An accumulator for a layer with {@code columns} input features, on the common pool. */
+    public HessianAccumulator(String name, int columns) {
+        this(name, columns, ForkJoinPool.commonPool());
+    }
+
+    public HessianAccumulator(String name, int columns, ForkJoinPool pool) {
+        this(name, columns, pool, Kernels.get());
+    }
+
+    HessianAccumulator(String name, int columns, ForkJoinPool pool, QuantKernels kernels) {
+        if (columns < 1 || columns > MAX_COLUMNS) {
+            throw new IllegalArgumentException(
+                    "layer '" + name + "': " + columns + " input features, must be in 1.." + MAX_COLUMNS);
+        }
+        this.name = name;
+        this.columns = columns;
+        this.pool = pool;
+        this.kernels = kernels;
+        this.sum = new float[columns * columns];
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** Input features: the width of every batch and of {@code H}. */
+    public int columns() {
+        return columns;
+    }
+
+    /** Samples counted so far (the {@code nsamples} that {@link #hessian()} divides by). */
+    public long samples() {
+        return samples;
+    }
+
+    /** Rows (tokens) seen so far. */
+    public long tokens() {
+        return tokens;
+    }
+
+    /** Adds a batch of activations {@code x [n, columns]}, counting each row as one sample. */
+    public void add(FloatMatrix x) {
+        add(x, x.rows());
+    }
+
+    /**
+     * Adds a batch of activations {@code x [n, columns]} and counts it as {@code batchSamples} samples (the reference's
+     * {@code tmp = inp.shape[0]}: sequences, when {@code x} stacks the tokens of several sequences).
+     *
+     * @throws IllegalArgumentException when the width differs, a value is NaN or infinite (naming its row and column),
+     *     or {@code batchSamples < 1}
+     */
+    public void add(FloatMatrix x, long batchSamples) {
+        if (x.cols() != columns) {
+            throw new IllegalArgumentException("activations '" + x.name() + "' have " + x.cols() + " columns, layer '"
+                    + name + "' has " + columns + " input features");
+        }
+        if (batchSamples < 1) {
+            throw new IllegalArgumentException("a batch counts as at least one sample, got " + batchSamples);
+        }
+        x.requireFinite();
+        int n = x.rows();
+        float[] a = x.array();
+        for (int t0 = 0; t0 < n; t0 += K_CHUNK) {
+            int kc = Math.min(K_CHUNK, n - t0);
+            int xOff = x.rowOffset(t0);
+            int chunks = (columns + ROW_CHUNK - 1) / ROW_CHUNK;
+            // sum[i][j] += X[t][i] * X[t][j] for j <= i (whole diagonal tiles): A = X^T read with strides (1, columns)
+            Parallel.forEach(pool, chunks, ch -> {
+                int i0 = ch * ROW_CHUNK;
+                int i1 = Math.min(columns, i0 + ROW_CHUNK);
+                kernels.gemmAcc(
+                        i1 - i0, i1, kc, a, xOff + i0, 1, columns, a, xOff, columns, sum, i0 * columns, columns);
+            });
+        }
+        samples += batchSamples;
+        tokens += n;
+    }
+
+    /**
+     * A new full symmetric copy of {@code H = (2 / samples) sum X^T X}, row-major {@code [columns, columns]}.
+     *
+     * @throws IllegalStateException when nothing was added
+     */
+    public float[] hessian() {
+        float scale = scale();
+        float[] h = new float[columns * columns];
+        // mirror the lower triangle in 64 x 64 tiles, so that the transposed writes stay in cache
+        int tile = 64;
+        for (int i0 = 0; i0 < columns; i0 += tile) {
+            int i1 = Math.min(columns, i0 + tile);
+            for (int j0 = 0; j0 <= i0; j0 += tile) {
+                int j1 = Math.min(columns, j0 + tile);
+                for (int i = i0; i < i1; i++) {
+                    for (int j = j0; j < Math.min(j1, i + 1); j++) {
+                        float v = sum[i * columns + j] * scale;
+                        h[i * columns + j] = v;
+                        h[j * columns + i] = v;
+                    }
+                }
+            }
+        }
+        return h;
+    }
+
+    /**
+     * {@code H} with only its lower triangle filled (the upper one is zero): all that GPTQ reads, without the cost of
+     * mirroring a large matrix.
+     */
+    float[] lowerHessian() {
+        float scale = scale();
+        float[] h = new float[columns * columns];
+        for (int i = 0; i < columns; i++) {
+            for (int j = 0; j <= i; j++) {
+                h[i * columns + j] = sum[i * columns + j] * scale;
+            }
+        }
+        return h;
+    }
+
+    /** {@code H[i][j]}, read from the accumulated lower triangle. */
+    float entry(int i, int j) {
+        return sum[Math.max(i, j) * columns + Math.min(i, j)] * scale();
+    }
+
+    private float scale() {
+        if (samples == 0) {
+            throw new IllegalStateException("layer '" + name + "': no calibration activations were added");
+        }
+        return (float) (2.0 / samples);
+    }
+
+    /**
+     * {@code ||W X^T - Q X^T||^2} summed over every token added, from the Hessian alone: {@code (samples / 2) sum_r
+     * d_r^T H d_r} with {@code d_r} row {@code r} of {@code W - Q}, which is exact up to float rounding (about {@code
+     * rows * columns^2} multiply-adds).
+     */
+    public double outputError(FloatMatrix w, FloatMatrix q) {
+        if (w.rows() != q.rows() || w.cols() != q.cols() || w.cols() != columns) {
+            throw new IllegalArgumentException("shapes differ: '" + w.name() + "' [" + w.rows() + ", " + w.cols()
+                    + "], '" + q.name() + "' [" + q.rows() + ", " + q.cols() + "], layer '" + name + "' has "
+                    + columns + " input features");
+        }
+        float[] h = hessian();
+        int rows = w.rows();
+        double[] perRow = new double[rows];
+        Parallel.forEach(pool, rows, r -> {
+            float[] d = new float[columns];
+            for (int c = 0; c < columns; c++) {
+                d[c] = w.array()[w.rowOffset(r) + c] - q.array()[q.rowOffset(r) + c];
+            }
+            double s = 0;
+            for (int i = 0; i < columns; i++) {
+                if (d[i] != 0f) {
+                    s += (double) d[i] * kernels.dot(h, i * columns, d, 0, columns);
+                }
+            }
+            perRow[r] = s;
+        });
+        double total = 0;
+        for (double v : perRow) {
+            total += v;
+        }
+        return total * samples / 2.0;
+    }
+}
