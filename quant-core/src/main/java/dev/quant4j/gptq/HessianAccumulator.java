@@ -11,7 +11,8 @@ import java.util.concurrent.ForkJoinPool;
  * ({@code X [tokens, in]}, one row per token): GPTQ's {@code add_batch}, without storing {@code X}.
  *
  * <p>The sum {@code X^T X} is accumulated in float32 by the vectorised block product (lower triangle only, a SYRK),
- * parallel over row blocks; {@link #hessian()} scales it once by {@code 2 / nsamples}. The reference rescales its
+ * {@value #K_CHUNK} tokens at a time, packed into contiguous tiles and panels first (as GotoBLAS does), parallel
+ * over row blocks; {@link #hessian()} scales it once by {@code 2 / nsamples}. The reference rescales its
  * running {@code H} by {@code nsamples / (nsamples + batch)} at every batch instead: the same matrix up to float
  * rounding.
  *
@@ -31,7 +32,11 @@ public final class HessianAccumulator {
     /** Tokens per block product: a {@code K_CHUNK x panel} strip of {@code X} stays in L2. */
     private static final int K_CHUNK = 256;
 
-    private static final int ROW_CHUNK = 64;
+    /** Features per packed panel of {@code X}: six 4x3-vector tiles at 512 bits, twelve at 256, 24 at 128. */
+    private static final int PANEL = 288; // a multiple of 4: a row tile never straddles two panels
+
+    /** Four-feature row tiles of {@code H} per task. */
+    private static final int TILES_PER_TASK = 16;
 
     private final String name;
     private final int columns;
@@ -39,6 +44,8 @@ public final class HessianAccumulator {
     private final QuantKernels kernels;
     /** Lower triangle of {@code sum X^T X}; the upper triangle holds scratch values and is never read. */
     private final float[] sum;
+    /** Scratch for one chunk of {@code K_CHUNK} tokens, packed for the block product (see {@link #add}). */
+    private final float[] packed;
 
     private long samples;
     private long tokens;
@@ -62,6 +69,7 @@ public final class HessianAccumulator {
         this.pool = pool;
         this.kernels = kernels;
         this.sum = new float[columns * columns];
+        this.packed = new float[columns * K_CHUNK];
     }
 
     public String name() {
@@ -106,16 +114,58 @@ public final class HessianAccumulator {
         x.requireFinite();
         int n = x.rows();
         float[] a = x.array();
+        int tiles = (columns + 3) / 4; // row tiles of four features
+        int panels = (columns + PANEL - 1) / PANEL;
+        int chunks = (tiles + TILES_PER_TASK - 1) / TILES_PER_TASK;
         for (int t0 = 0; t0 < n; t0 += K_CHUNK) {
             int kc = Math.min(K_CHUNK, n - t0);
             int xOff = x.rowOffset(t0);
-            int chunks = (columns + ROW_CHUNK - 1) / ROW_CHUNK;
-            // sum[i][j] += X[t][i] * X[t][j] for j <= i (whole diagonal tiles): A = X^T read with strides (1, columns)
+            // Pack the chunk panel by panel of PANEL features, X[t][j0 + j] at j0 * kc + t * width + j, so that the
+            // block product reads contiguous memory (rows of X are a page apart). A tile of four features is part of
+            // a panel, so the same packing serves as the left operand.
+            Parallel.forEach(pool, panels, p -> {
+                int j0 = p * PANEL;
+                int width = Math.min(PANEL, columns - j0);
+                int base = j0 * kc;
+                for (int t = 0; t < kc; t++) {
+                    System.arraycopy(a, xOff + t * columns + j0, packed, base + t * width, width);
+                }
+            });
+            // sum[i][j] += X[t][i] * X[t][j] for j <= i (whole diagonal tiles), TILES_PER_TASK row tiles a task,
+            // panels outermost so that a panel of packedB stays in L2 while the task's tiles sweep it
             Parallel.forEach(pool, chunks, ch -> {
-                int i0 = ch * ROW_CHUNK;
-                int i1 = Math.min(columns, i0 + ROW_CHUNK);
-                kernels.gemmAcc(
-                        i1 - i0, i1, kc, a, xOff + i0, 1, columns, a, xOff, columns, sum, i0 * columns, columns);
+                int tile0 = ch * TILES_PER_TASK;
+                int tile1 = Math.min(tiles, tile0 + TILES_PER_TASK);
+                int lastRow = Math.min(columns, 4 * tile1);
+                for (int j0 = 0; j0 < lastRow; j0 += PANEL) {
+                    int width = Math.min(PANEL, columns - j0);
+                    for (int tile = tile0; tile < tile1; tile++) {
+                        int i = 4 * tile;
+                        int mt = Math.min(4, columns - i);
+                        // up to the diagonal, rounded up to whole 48-column tiles (the excess lands in the unused
+                        // upper triangle) so that no scalar tail runs
+                        int nt = Math.min(width, (i + mt - j0 + 47) / 48 * 48);
+                        if (nt > 0) {
+                            // A(i + r, t) = X[t][i + r], read from the panel that holds feature i
+                            int ip = i / PANEL * PANEL;
+                            int iWidth = Math.min(PANEL, columns - ip);
+                            kernels.gemmAcc(
+                                    mt,
+                                    nt,
+                                    kc,
+                                    packed,
+                                    ip * kc + (i - ip),
+                                    1,
+                                    iWidth,
+                                    packed,
+                                    j0 * kc,
+                                    width,
+                                    sum,
+                                    i * columns + j0,
+                                    columns);
+                        }
+                    }
+                }
             });
         }
         samples += batchSamples;

@@ -13,20 +13,23 @@ public final class Parallel {
 
     private Parallel() {}
 
-    /** Calls {@code body.accept(i)} for {@code i < count}, on {@code pool} when it has more than one thread. */
+    /**
+     * Calls {@code body.accept(i)} for {@code i < count} on {@code pool}. On the common pool the calling thread takes
+     * part, as in a parallel stream (the common pool of a two-core machine has one worker: both cores work only if
+     * the caller helps).
+     */
     public static void forEach(ForkJoinPool pool, int count, IntConsumer body) {
         if (count <= 0) {
             return;
         }
-        if (count == 1 || pool.getParallelism() <= 1) {
+        if (count == 1) {
+            body.accept(0);
+        } else if (pool == ForkJoinPool.commonPool() || ForkJoinTask.getPool() == pool) {
+            IntStream.range(0, count).parallel().forEach(body);
+        } else if (pool.getParallelism() <= 1) {
             for (int i = 0; i < count; i++) {
                 body.accept(i);
             }
-            return;
-        }
-        if (ForkJoinTask.getPool() == pool) {
-            // already inside this pool: a parallel stream here uses it directly
-            IntStream.range(0, count).parallel().forEach(body);
         } else {
             pool.submit(() -> IntStream.range(0, count).parallel().forEach(body))
                     .join();
