@@ -26,6 +26,8 @@ import java.util.Map;
  *   <li>{@code NAME.q4j_codes}: U8 {@code [rows, rowBytes]}, the packed codes in the tensor's pack order;
  *   <li>{@code NAME.q4j_scales}: F32 {@code [rows, groupsPerRow]} ({@code [1, 1]} per tensor);
  *   <li>{@code NAME.q4j_zeros}: U8, same shape as the scales;
+ *   <li>{@code NAME.q4j_g_idx}: I32 {@code [cols]}, only when columns map to groups other than {@code c / group_size}
+ *       (GPTQ with act-order; AutoGPTQ's {@code g_idx}): the group of each column;
  *   <li>{@code __metadata__["quant4j.tensor.NAME"]}: a JSON string {@code {"scheme":"linear","bits":4,
  *       "symmetry":"asym","group_size":128,"rows":R,"cols":C,"pack_order":"lsb_first_row_aligned","method":"rtn"}}.
  * </ul>
@@ -42,6 +44,7 @@ public final class QuantizedSafeTensors {
     public static final String CODES = ".q4j_codes";
     public static final String SCALES = ".q4j_scales";
     public static final String ZEROS = ".q4j_zeros";
+    public static final String G_IDX = ".q4j_g_idx";
     public static final String ABSMAX = ".q4j_absmax";
     public static final String ABSMAX_CODES = ".q4j_absmax_codes";
     public static final String ABSMAX2 = ".q4j_absmax2";
@@ -143,6 +146,12 @@ public final class QuantizedSafeTensors {
             w.add(q.name() + CODES, DType.U8, new long[] {q.rows(), q.rowBytes()}, packed);
             w.addF32(q.name() + SCALES, groupShape, scales);
             w.add(q.name() + ZEROS, DType.U8, groupShape, q.zeros());
+            if (q.hasGIdx()) {
+                int[] gIdx = q.gIdx();
+                ByteBuffer bytes = ByteBuffer.allocate(4 * gIdx.length).order(ByteOrder.LITTLE_ENDIAN);
+                bytes.asIntBuffer().put(gIdx);
+                w.add(q.name() + G_IDX, DType.I32, new long[] {gIdx.length}, bytes.array());
+            }
         }
         for (PassThrough p : other) {
             w.add(p.name(), p.dtype(), p.shape(), p.bytes());
@@ -183,6 +192,7 @@ public final class QuantizedSafeTensors {
                         quantized.put(name, readTensor(st, name, meta));
                         owned.add(name + SCALES);
                         owned.add(name + ZEROS);
+                        owned.add(name + G_IDX);
                     }
                 } catch (MalformedTensorFileException e) {
                     throw e;
@@ -247,7 +257,13 @@ public final class QuantizedSafeTensors {
         byte[] codes = requireDType(st, name + CODES, DType.U8);
         float[] scales = floats(requireDType(st, name + SCALES, DType.F32));
         byte[] zeros = requireDType(st, name + ZEROS, DType.U8);
-        return new QuantizedTensor(name, scheme, rows, cols, order, codes, scales, zeros);
+        int[] gIdx = null;
+        if (st.entries().containsKey(name + G_IDX)) {
+            byte[] bytes = requireDType(st, name + G_IDX, DType.I32);
+            gIdx = new int[bytes.length / 4];
+            ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(gIdx);
+        }
+        return new QuantizedTensor(name, scheme, rows, cols, order, codes, scales, zeros, gIdx);
     }
 
     private static byte[] requireDType(SafeTensors st, String name, DType dtype) {

@@ -8,6 +8,7 @@ import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.Gaussian;
 import java.nio.file.Files;
@@ -59,6 +60,58 @@ class QuantizedSafeTensorsTest {
         assertThat(c.other()).isEmpty();
         assertThat(c.quantizedCount()).isEqualTo(3);
         assertThat(c.dequantizeAll()).hasSize(3);
+    }
+
+    @Test
+    void roundTripsAGroupIndexAndRejectsABadOne() throws Exception {
+        byte[] codes = new byte[2 * 4]; // 2 rows x 8 columns at 4 bits
+        for (int i = 0; i < codes.length; i++) {
+            codes[i] = (byte) (17 * i);
+        }
+        float[] scales = {0.5f, 0.25f, 1f, 2f};
+        byte[] zeros = {8, 7, 6, 5};
+        int[] gIdx = {1, 0, 0, 1, 1, 0, 1, 0};
+        QuantizedTensor q = new QuantizedTensor(
+                "g", LinearScheme.asym(4, 4), 2, 8, PackOrder.LSB_FIRST_ROW_ALIGNED, codes, scales, zeros, gIdx);
+        assertThat(q.hasGIdx()).isTrue();
+        // column 0 of row 1 uses group 1 of row 1: scale 2, zero 5; its code is the low nibble of byte 4 (68 = 0x44)
+        assertThat(q.value(1, 0)).isEqualTo(2f * (4 - 5));
+        assertThat(q.dequantize().get(1, 0)).isEqualTo(2f * (4 - 5));
+        Path p = dir.resolve("gidx.safetensors");
+        QuantizedSafeTensors.write(p, List.of(q), "gptq", List.of());
+        QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(p);
+        assertThat(c.quantized().get("g")).isEqualTo(q);
+        assertThat(c.quantized().get("g").gIdx()).containsExactly(gIdx);
+        assertThat(c.other()).isEmpty();
+
+        // the natural order is not stored
+        QuantizedTensor natural = new QuantizedTensor(
+                "n", LinearScheme.asym(4, 4), 2, 8, PackOrder.LSB_FIRST_ROW_ALIGNED, codes, scales, zeros, new int[] {
+                    0, 0, 0, 0, 1, 1, 1, 1
+                });
+        assertThat(natural.hasGIdx()).isFalse();
+        assertThatThrownBy(() -> new QuantizedTensor(
+                        "b",
+                        LinearScheme.asym(4, 4),
+                        2,
+                        8,
+                        PackOrder.LSB_FIRST_ROW_ALIGNED,
+                        codes,
+                        scales,
+                        zeros,
+                        new int[] {0, 0, 0, 0, 1, 1, 1, 2}))
+                .hasMessageContaining("g_idx[7] is 2, outside [0, 2)");
+        assertThatThrownBy(() -> new QuantizedTensor(
+                        "b",
+                        LinearScheme.asym(4, -1),
+                        2,
+                        8,
+                        PackOrder.LSB_FIRST_ROW_ALIGNED,
+                        codes,
+                        new float[2],
+                        new byte[2],
+                        gIdx))
+                .hasMessageContaining("scale 0 is 0.0");
     }
 
     @Test
