@@ -3,6 +3,11 @@ package dev.quant4j.cli;
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.codebook.Codebook;
 import dev.quant4j.codebook.CodebookTensor;
+import dev.quant4j.gptq.Gptq;
+import dev.quant4j.gptq.GptqConfig;
+import dev.quant4j.gptq.GptqResult;
+import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.CodebookScheme;
@@ -33,7 +38,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--method", required = true, description = "rtn, nf4 or fp4 (gptq and awq are not available yet)")
+    @Option(names = "--method", required = true, description = "rtn, nf4, fp4 or gptq (awq is not available yet)")
     String method;
 
     @Option(names = "--in", required = true, description = "weights: W.npy ([out, in] float32) or model.safetensors")
@@ -68,7 +73,6 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--include", description = "regular expression: which 2-D tensors of a model file to quantize")
     String include;
 
-    // Options of the methods still to come, accepted so that the contract's command lines parse.
     @Option(names = "--block-size", description = "NF4/FP4 block size, 32..4096, a power of two (default 64)")
     Integer blockSize;
 
@@ -77,13 +81,16 @@ final class QuantizeCommand implements Callable<Integer> {
             description = "store the block absmax values 8-bit quantized, as QLoRA (nf4, fp4)")
     boolean doubleQuant;
 
-    @Option(names = "--calib", description = "calibration activations X.npy [n, in] (gptq, awq)")
+    @Option(
+            names = "--calib",
+            description = "calibration activations X.npy [n, in] float32, one row per token (gptq, awq): every "
+                    + "quantized tensor must have `in` input features")
     Path calib;
 
     @Option(names = "--act-order", description = "GPTQ: columns by descending Hessian diagonal")
     boolean actOrder;
 
-    @Option(names = "--damp", description = "GPTQ: damping as a fraction of the mean Hessian diagonal")
+    @Option(names = "--damp", description = "GPTQ: damping as a fraction of the mean Hessian diagonal (default 0.01)")
     Double damp;
 
     @Option(names = "--static-groups", description = "GPTQ: group parameters computed before quantization")
@@ -93,20 +100,23 @@ final class QuantizeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         String m = method.toLowerCase(Locale.ROOT);
         boolean codebook;
+        boolean gptq = m.equals("gptq");
         switch (m) {
-            case "rtn" -> codebook = false;
+            case "rtn", "gptq" -> codebook = false;
             case "nf4", "fp4" -> codebook = true;
-            case "gptq", "awq" ->
+            case "awq" ->
                 throw new IllegalArgumentException(
-                        "method '" + m + "' is not available yet in this version (use rtn, nf4 or fp4)");
+                        "method '" + m + "' is not available yet in this version (use rtn, nf4, fp4 or gptq)");
             default ->
                 throw new IllegalArgumentException(
                         "unknown method '" + method + "' (expected rtn, nf4, fp4, gptq or awq)");
         }
-        rejectIfSet(calib != null, "--calib", "gptq and awq", m);
-        rejectIfSet(actOrder, "--act-order", "gptq", m);
-        rejectIfSet(damp != null, "--damp", "gptq", m);
-        rejectIfSet(staticGroups, "--static-groups", "gptq", m);
+        if (!gptq) {
+            rejectIfSet(calib != null, "--calib", "gptq and awq", m);
+            rejectIfSet(actOrder, "--act-order", "gptq", m);
+            rejectIfSet(damp != null, "--damp", "gptq", m);
+            rejectIfSet(staticGroups, "--static-groups", "gptq", m);
+        }
         CodebookScheme codebookScheme = null;
         LinearScheme linearScheme = null;
         if (codebook) {
@@ -124,6 +134,28 @@ final class QuantizeCommand implements Callable<Integer> {
             rejectIfSet(doubleQuant, "--double-quant", "nf4 and fp4", m);
             linearScheme = new LinearScheme(bits, symmetry(), groupSize);
         }
+        GptqConfig gptqConfig = null;
+        if (gptq) {
+            if (calib == null) {
+                throw new IllegalArgumentException("gptq needs --calib X.npy, the calibration activations [n, in]");
+            }
+            if (groupSize == LinearScheme.PER_TENSOR) {
+                throw new IllegalArgumentException("gptq: --group-size 0 (per tensor) is not a GPTQ option; use -1 "
+                        + "(per channel) or a positive group size");
+            }
+            if (linearScheme.symmetry() == Symmetry.SIGNED) {
+                throw new IllegalArgumentException("gptq: --signed is not a GPTQ form; use --asym or --sym");
+            }
+            if (staticGroups && groupSize == LinearScheme.PER_CHANNEL) {
+                throw new IllegalArgumentException("gptq: --static-groups needs a positive --group-size");
+            }
+            gptqConfig = GptqConfig.defaults(bits)
+                    .withGroupSize(groupSize)
+                    .withSym(linearScheme.symmetry() == Symmetry.SYM)
+                    .withActOrder(actOrder)
+                    .withStaticGroups(staticGroups)
+                    .withPercdamp(damp == null ? 0.01 : damp);
+        }
         WeightFiles.requireWritable(out, "safetensors");
         Pattern pattern = null;
         if (include != null) {
@@ -136,6 +168,19 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         WeightFiles.Loaded loaded = WeightFiles.load(in, pattern);
         PrintWriter pw = spec.commandLine().getOut();
+        HessianAccumulator hessian = null;
+        if (gptq) {
+            FloatMatrix x = Npy.readMatrix(calib).named(calib.getFileName().toString());
+            for (FloatMatrix w : loaded.tensors()) {
+                if (w.cols() != x.cols()) {
+                    throw new IllegalArgumentException("--calib " + calib + " has " + x.cols() + " columns, tensor '"
+                            + w.name() + "' [" + w.rows() + ", " + w.cols() + "] has " + w.cols()
+                            + " input features");
+                }
+            }
+            hessian = new HessianAccumulator(in.getFileName().toString(), x.cols());
+            hessian.add(x);
+        }
         List<QuantizedTensor> linear = new ArrayList<>();
         List<CodebookTensor> blockwise = new ArrayList<>();
         for (FloatMatrix w : loaded.tensors()) {
@@ -148,6 +193,25 @@ final class QuantizeCommand implements Callable<Integer> {
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
                 scheme = codebookScheme.toString();
+            } else if (gptq) {
+                GptqResult result = new Gptq(gptqConfig).quantize(w, hessian);
+                QuantizedTensor q = result.tensor();
+                linear.add(q);
+                back = q.dequantize();
+                bpw = q.bitsPerWeight();
+                scheme = "gptq " + linearScheme + (actOrder ? " act-order" : "") + (staticGroups ? " static" : "");
+                // output error over the calibration tokens, relative to ||W X^T||^2, beside RTN's on the same layer
+                FloatMatrix rtn = new RtnQuantizer(linearScheme).quantize(w).dequantize();
+                FloatMatrix zero = FloatMatrix.zeros(w.name(), w.rows(), w.cols());
+                double signal = hessian.outputError(w, zero);
+                pw.printf(
+                        Locale.ROOT,
+                        "%s: GPTQ loss %.6g, relative output error %s (RTN %s), damping %s%n",
+                        w.name(),
+                        result.loss(),
+                        relative(hessian.outputError(w, back), signal),
+                        relative(hessian.outputError(w, rtn), signal),
+                        result.diagnostics().damping());
             } else {
                 QuantizedTensor q = new RtnQuantizer(linearScheme).quantize(w);
                 linear.add(q);
@@ -175,6 +239,11 @@ final class QuantizeCommand implements Callable<Integer> {
                 loaded.tensors().size(),
                 loaded.other().size());
         return Quant.OK;
+    }
+
+    /** {@code error / signal}, or "n/a" when the calibration activations give no output at all. */
+    private static String relative(double error, double signal) {
+        return signal > 0 ? String.format(Locale.ROOT, "%.4g", error / signal) : "n/a";
     }
 
     private boolean matched(String option) {

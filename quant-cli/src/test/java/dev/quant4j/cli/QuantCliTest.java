@@ -4,6 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.codebook.Codebook;
+import dev.quant4j.gptq.Gptq;
+import dev.quant4j.gptq.GptqConfig;
+import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.DType;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
@@ -132,6 +135,47 @@ class QuantCliTest {
     }
 
     @Test
+    void gptqWithActOrderStoresGIdxAndDequantizesAsTheLibrary() throws Exception {
+        FloatMatrix x = Gaussian.matrix("x", 2, 300, 256, 1.0);
+        Path calib = dir.resolve("x.npy");
+        Npy.write(calib, x);
+        Path q = dir.resolve("gptq.safetensors");
+        Result r = run(
+                "quantize",
+                "--method",
+                "gptq",
+                "--in",
+                weights.toString(),
+                "--out",
+                q.toString(),
+                "--calib",
+                calib.toString(),
+                "--group-size",
+                "64",
+                "--act-order",
+                "--damp",
+                "0.02");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("w [16 x 256] gptq linear 4-bit asym g64 act-order")
+                .contains("GPTQ loss")
+                .contains("damping 0.02");
+        try (SafeTensors st = SafeTensors.open(q)) {
+            assertThat(st.entries()).containsKey("w.q4j_g_idx");
+            assertThat(st.metadata().get("quant4j.tensor.w")).contains("\"method\":\"gptq\"");
+        }
+        Path back = dir.resolve("gptq.npy");
+        r = run("dequantize", "--in", q.toString(), "--out", back.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        HessianAccumulator h = new HessianAccumulator("x", 256);
+        h.add(x);
+        GptqConfig config =
+                GptqConfig.defaults(4).withGroupSize(64).withActOrder(true).withPercdamp(0.02);
+        float[] expected = new Gptq(config).quantize(w, h).tensor().dequantize().toArray();
+        assertThat(Npy.readMatrix(back).toArray()).containsExactly(expected);
+    }
+
+    @Test
     void nf4WithDoubleQuant() throws Exception {
         Path q = dir.resolve("dq.safetensors");
         Result r =
@@ -239,6 +283,49 @@ class QuantCliTest {
         assertBadInput(
                 run("quantize", "--method", "rtn", "--in", weights.toString(), "--out", out, "--calib", "x.npy"),
                 "--calib applies to gptq and awq only");
+        assertBadInput(
+                run("quantize", "--method", "gptq", "--in", weights.toString(), "--out", out),
+                "gptq needs --calib X.npy");
+        Npy.write(dir.resolve("vec.npy"), Gaussian.matrix("x", 3, 10, 128, 1.0));
+        assertBadInput(
+                run(
+                        "quantize",
+                        "--method",
+                        "gptq",
+                        "--in",
+                        weights.toString(),
+                        "--out",
+                        out,
+                        "--calib",
+                        dir.resolve("vec.npy").toString()),
+                "has 128 columns, tensor 'w' [16, 256] has 256 input features");
+        assertBadInput(
+                run(
+                        "quantize",
+                        "--method",
+                        "gptq",
+                        "--in",
+                        weights.toString(),
+                        "--out",
+                        out,
+                        "--calib",
+                        dir.resolve("vec.npy").toString(),
+                        "--group-size",
+                        "0"),
+                "--group-size 0 (per tensor) is not a GPTQ option");
+        assertBadInput(
+                run(
+                        "quantize",
+                        "--method",
+                        "gptq",
+                        "--in",
+                        weights.toString(),
+                        "--out",
+                        out,
+                        "--calib",
+                        dir.resolve("vec.npy").toString(),
+                        "--signed"),
+                "--signed is not a GPTQ form");
         assertBadInput(
                 run(
                         "quantize",
