@@ -1,0 +1,92 @@
+package dev.quant4j.bench;
+
+import dev.quant4j.gptq.Gptq;
+import dev.quant4j.gptq.GptqConfig;
+import dev.quant4j.gptq.GptqResult;
+import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.tensor.FloatMatrix;
+import dev.quant4j.tensor.Gaussian;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.AuxCounters;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * GPTQ's two costs on a square layer of {@code n} input features, on both cores (the common pool plus the caller):
+ * accumulating the Hessian from one batch of 2048 tokens, and quantizing {@code W [n, n]} (damping, Cholesky,
+ * inverse and the column loop). Score: operations per second; the {@code flops} secondary result is floating-point
+ * operations per second, counted as {@code tokens * n^2} for the Hessian (a SYRK: {@code n^2 / 2} multiply-adds per
+ * token) and as {@code 2 n^3 / 3} (Cholesky and triangular inverse) {@code + rows * n^2} (the updates) for GPTQ.
+ * Divide by 1e9 for GFLOP/s; the FMA peak measured on this machine is about 95 GFLOP/s per core.
+ */
+@BenchmarkMode(Mode.SingleShotTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 2)
+@Measurement(iterations = 5)
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "-Xmx8g"})
+@State(Scope.Benchmark)
+public class GptqBenchmark {
+
+    static final int TOKENS = 2048;
+
+    @Param({"1024", "4096"})
+    public int n;
+
+    FloatMatrix x;
+    FloatMatrix w;
+    HessianAccumulator hessian;
+
+    /** Floating-point operations done, reported as a rate. */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.OPERATIONS)
+    public static class Flops {
+        public long flops;
+
+        @Setup(Level.Iteration)
+        public void reset() {
+            flops = 0;
+        }
+    }
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        x = Gaussian.matrix("x", 7, TOKENS, n, 1.0);
+        w = Gaussian.matrix("w", 42, n, n, 0.02);
+        hessian = new HessianAccumulator("layer", n);
+        hessian.add(x);
+    }
+
+    @Benchmark
+    public HessianAccumulator hessianBatch(Flops f) {
+        hessian.add(x);
+        f.flops += (long) TOKENS * n * n;
+        return hessian;
+    }
+
+    private GptqResult quantize(GptqConfig config, Flops f) {
+        f.flops += 2L * n * n * n / 3 + (long) n * n * n;
+        return new Gptq(config).quantize(w, hessian);
+    }
+
+    @Benchmark
+    public GptqResult quantize4bitPerChannel(Flops f) {
+        return quantize(GptqConfig.defaults(4), f);
+    }
+
+    @Benchmark
+    public GptqResult quantize4bitG128ActOrder(Flops f) {
+        return quantize(GptqConfig.defaults(4).withGroupSize(128).withActOrder(true), f);
+    }
+}
