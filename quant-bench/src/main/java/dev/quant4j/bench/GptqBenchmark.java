@@ -7,7 +7,6 @@ import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.util.concurrent.TimeUnit;
-import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -24,10 +23,9 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * GPTQ's two costs on a square layer of {@code n} input features, on both cores (the common pool plus the caller):
  * accumulating the Hessian from one batch of 2048 tokens, and quantizing {@code W [n, n]} (damping, Cholesky,
- * inverse and the column loop). Score: operations per second; the {@code flops} secondary result is floating-point
- * operations per second, counted as {@code tokens * n^2} for the Hessian (a SYRK: {@code n^2 / 2} multiply-adds per
- * token) and as {@code 2 n^3 / 3} (Cholesky and triangular inverse) {@code + rows * n^2} (the updates) for GPTQ.
- * Divide by 1e9 for GFLOP/s; the FMA peak measured on this machine is about 95 GFLOP/s per core.
+ * inverse and the column loop). Score: milliseconds per operation (single shots: one operation is long). GFLOP/s:
+ * {@code 2048 n^2 / time} for the Hessian (a SYRK: {@code n^2 / 2} multiply-adds per token), and for GPTQ {@code 2 n^3
+ * / 3} (Cholesky and triangular inverse) {@code + n^3} (the updates) over the time.
  */
 @BenchmarkMode(Mode.SingleShotTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -48,18 +46,6 @@ public class GptqBenchmark {
     FloatMatrix w;
     HessianAccumulator hessian;
 
-    /** Floating-point operations done, reported as a rate. */
-    @State(Scope.Thread)
-    @AuxCounters(AuxCounters.Type.OPERATIONS)
-    public static class Flops {
-        public long flops;
-
-        @Setup(Level.Iteration)
-        public void reset() {
-            flops = 0;
-        }
-    }
-
     @Setup(Level.Trial)
     public void setUp() {
         x = Gaussian.matrix("x", 7, TOKENS, n, 1.0);
@@ -69,24 +55,22 @@ public class GptqBenchmark {
     }
 
     @Benchmark
-    public HessianAccumulator hessianBatch(Flops f) {
+    public HessianAccumulator hessianBatch() {
         hessian.add(x);
-        f.flops += (long) TOKENS * n * n;
         return hessian;
     }
 
-    private GptqResult quantize(GptqConfig config, Flops f) {
-        f.flops += 2L * n * n * n / 3 + (long) n * n * n;
+    private GptqResult quantize(GptqConfig config) {
         return new Gptq(config).quantize(w, hessian);
     }
 
     @Benchmark
-    public GptqResult quantize4bitPerChannel(Flops f) {
-        return quantize(GptqConfig.defaults(4), f);
+    public GptqResult quantize4bitPerChannel() {
+        return quantize(GptqConfig.defaults(4));
     }
 
     @Benchmark
-    public GptqResult quantize4bitG128ActOrder(Flops f) {
-        return quantize(GptqConfig.defaults(4).withGroupSize(128).withActOrder(true), f);
+    public GptqResult quantize4bitG128ActOrder() {
+        return quantize(GptqConfig.defaults(4).withGroupSize(128).withActOrder(true));
     }
 }

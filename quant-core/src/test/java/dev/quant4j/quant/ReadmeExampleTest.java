@@ -4,6 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.codebook.CodebookTensor;
+import dev.quant4j.gptq.Gptq;
+import dev.quant4j.gptq.GptqConfig;
+import dev.quant4j.gptq.GptqResult;
+import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.linear.RtnQuantizer;
@@ -25,21 +29,24 @@ class ReadmeExampleTest {
         Npy.write(dir.resolve("W.npy"), Gaussian.matrix("W", 42, 64, 256, 0.15));
         Path wPath = dir.resolve("W.npy");
         Path qPath = dir.resolve("q.safetensors");
+        Path xPath = dir.resolve("X.npy");
+        Npy.write(xPath, Gaussian.matrix("X", 7, 512, 256, 1.0));
         // README example begins
         FloatMatrix w = Npy.readMatrix(wPath); // [out, in] float32
         QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(4, 128)) // 4-bit, group of 128 columns
                 .quantize(w); // validates: NaN/Inf, shape, group size
-        FloatMatrix back = q.dequantize();
-        ErrorMetrics e = ErrorMetrics.compare(w, back); // MSE, MAE, max abs, SQNR, cosine
-        System.out.printf("%.3f bits/weight, SQNR %.1f dB%n", q.bitsPerWeight(), e.sqnrDb());
-        int code = q.code(0, 5); // codes are bit-packed, LSB first
+        ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize()); // MSE, MAE, max abs, SQNR, cosine
         QuantizedSafeTensors.write(qPath, List.of(q), "rtn", List.of());
         CodebookTensor nf4 = new BlockwiseQuantizer(CodebookScheme.nf4(64).withDoubleQuant()) // bitsandbytes NF4
                 .quantize(w);
+        HessianAccumulator h = new HessianAccumulator("fc1", w.cols()); // GPTQ: H = 2/n X^T X, X streamed
+        h.add(Npy.readMatrix(xPath)); // calibration activations [tokens, in]
+        GptqResult g = new Gptq(GptqConfig.defaults(4).withGroupSize(128).withActOrder(true)).quantize(w, h);
         // README example ends
         assertThat(nf4.bitsPerWeight()).isCloseTo(4.127, org.assertj.core.api.Assertions.within(0.01));
         assertThat(e.sqnrDb()).isBetween(18.0, 22.0);
-        assertThat(code).isBetween(0, 15);
+        assertThat(g.tensor().hasGIdx()).isTrue();
+        assertThat(h.outputError(w, g.tensor().dequantize())).isLessThan(h.outputError(w, q.dequantize()));
         assertThat(QuantizedSafeTensors.read(qPath).quantized()).containsEntry("W", q);
     }
 }
