@@ -69,6 +69,14 @@ public final class GptqTiming {
                     r.diagnostics().quantizeSeconds(),
                     w.rows() * n * n / r.diagnostics().quantizeSeconds() * 1e-9,
                     r.loss());
+            long t2 = System.nanoTime();
+            double err = r.outputError();
+            double es = (System.nanoTime() - t2) * 1e-9;
+            System.out.printf(
+                    Locale.ROOT,
+                    "  output error over the calibration tokens %.6g, computed on request in %.2f s%n",
+                    err,
+                    es);
         }
     }
 }

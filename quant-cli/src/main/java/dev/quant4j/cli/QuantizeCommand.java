@@ -209,7 +209,7 @@ final class QuantizeCommand implements Callable<Integer> {
                         "%s: GPTQ loss %.6g, relative output error %s (RTN %s), damping %s%n",
                         w.name(),
                         result.loss(),
-                        relative(hessian.outputError(w, back), signal),
+                        relative(result.outputError(), signal),
                         relative(hessian.outputError(w, rtn), signal),
                         result.diagnostics().damping());
             } else {

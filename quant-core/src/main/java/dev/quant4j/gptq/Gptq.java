@@ -5,6 +5,7 @@ import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.linalg.Cholesky;
 import dev.quant4j.linalg.Parallel;
+import dev.quant4j.linalg.QuadraticForms;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
@@ -91,12 +92,14 @@ public final class Gptq {
             throw new IllegalArgumentException("weight '" + w.name() + "' has " + w.cols() + " input features, the "
                     + "Hessian of '" + hessian.name() + "' has " + hessian.columns());
         }
-        return run(w, hessian.lowerHessian());
+        Quantized q = run(w, hessian.lowerHessian());
+        return new GptqResult(q.tensor, q.loss, q.diagnostics, () -> hessian.outputError(w, q.tensor.dequantize()));
     }
 
     /**
      * Quantizes {@code w [out, in]} given {@code H}, row-major {@code [in, in]} and symmetric: only its lower triangle
-     * (diagonal included) is read, and it is not modified.
+     * (diagonal included) is read, and it is not modified. The result's output error is then {@code sum_r d_r^T H d_r
+     * / 2} (see {@link GptqResult#outputError()}).
      *
      * @throws IllegalArgumentException for a non-finite weight or Hessian entry (naming its index), mismatched shapes,
      *     a group size that does not divide {@code in}
@@ -108,11 +111,17 @@ public final class Gptq {
             throw new IllegalArgumentException("Hessian for weight '" + w.name() + "' has " + h.length + " entries, ["
                     + w.cols() + ", " + w.cols() + "] needs " + expected);
         }
-        return run(w, h.clone());
+        Quantized q = run(w, h.clone());
+        return new GptqResult(q.tensor, q.loss, q.diagnostics, () -> {
+            float[] d = HessianAccumulator.difference(w, q.tensor.dequantize());
+            return QuadraticForms.sumOfRowForms(d, w.rows(), w.cols(), h, k, pool) / 2;
+        });
     }
 
+    private record Quantized(QuantizedTensor tensor, double loss, GptqDiagnostics diagnostics) {}
+
     /** The algorithm; {@code H} is ours to modify. */
-    private GptqResult run(FloatMatrix w, float[] H) {
+    private Quantized run(FloatMatrix w, float[] H) {
         w.requireFinite();
         final int rows = w.rows();
         final int columns = w.cols();
@@ -319,7 +328,7 @@ public final class Gptq {
         long t2 = System.nanoTime();
         GptqDiagnostics diagnostics =
                 new GptqDiagnostics(diagMin, diagMax, deadCount, 0, tried, (t1 - t0) * 1e-9, (t2 - t1) * 1e-9);
-        return new GptqResult(tensor, loss, diagnostics);
+        return new Quantized(tensor, loss, diagnostics);
     }
 
     /** The column loop for output rows {@code [r0, r0 + s)}, on their own transposed copy of {@code W}. */

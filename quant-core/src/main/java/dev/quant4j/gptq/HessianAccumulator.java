@@ -3,6 +3,7 @@ package dev.quant4j.gptq;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.linalg.Parallel;
+import dev.quant4j.linalg.QuadraticForms;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.concurrent.ForkJoinPool;
 
@@ -183,21 +184,9 @@ public final class HessianAccumulator {
      */
     public float[] hessian() {
         float scale = scale();
-        float[] h = new float[columns * columns];
-        // mirror the lower triangle in 64 x 64 tiles, so that the transposed writes stay in cache
-        int tile = 64;
-        for (int i0 = 0; i0 < columns; i0 += tile) {
-            int i1 = Math.min(columns, i0 + tile);
-            for (int j0 = 0; j0 <= i0; j0 += tile) {
-                int j1 = Math.min(columns, j0 + tile);
-                for (int i = i0; i < i1; i++) {
-                    for (int j = j0; j < Math.min(j1, i + 1); j++) {
-                        float v = sum[i * columns + j] * scale;
-                        h[i * columns + j] = v;
-                        h[j * columns + i] = v;
-                    }
-                }
-            }
+        float[] h = QuadraticForms.symmetricCopy(sum, columns);
+        for (int i = 0; i < h.length; i++) {
+            h[i] *= scale;
         }
         return h;
     }
@@ -230,9 +219,9 @@ public final class HessianAccumulator {
     }
 
     /**
-     * {@code ||W X^T - Q X^T||^2} summed over every token added, from the Hessian alone: {@code (samples / 2) sum_r
-     * d_r^T H d_r} with {@code d_r} row {@code r} of {@code W - Q}, which is exact up to float rounding (about {@code
-     * rows * columns^2} multiply-adds).
+     * {@code ||W X^T - Q X^T||^2} summed over every token added, from the accumulated {@code X^T X} alone: {@code
+     * sum_r d_r^T (X^T X) d_r} with {@code d_r} row {@code r} of {@code W - Q}; exact up to float rounding, about
+     * {@code rows * columns^2} multiply-adds as block products.
      */
     public double outputError(FloatMatrix w, FloatMatrix q) {
         if (w.rows() != q.rows() || w.cols() != q.cols() || w.cols() != columns) {
@@ -240,26 +229,24 @@ public final class HessianAccumulator {
                     + "], '" + q.name() + "' [" + q.rows() + ", " + q.cols() + "], layer '" + name + "' has "
                     + columns + " input features");
         }
-        float[] h = hessian();
-        int rows = w.rows();
-        double[] perRow = new double[rows];
-        Parallel.forEach(pool, rows, r -> {
-            float[] d = new float[columns];
-            for (int c = 0; c < columns; c++) {
-                d[c] = w.array()[w.rowOffset(r) + c] - q.array()[q.rowOffset(r) + c];
-            }
-            double s = 0;
-            for (int i = 0; i < columns; i++) {
-                if (d[i] != 0f) {
-                    s += (double) d[i] * kernels.dot(h, i * columns, d, 0, columns);
-                }
-            }
-            perRow[r] = s;
-        });
-        double total = 0;
-        for (double v : perRow) {
-            total += v;
+        if (tokens == 0) {
+            throw new IllegalStateException("layer '" + name + "': no calibration activations were added");
         }
-        return total * samples / 2.0;
+        return QuadraticForms.sumOfRowForms(difference(w, q), w.rows(), columns, sum, kernels, pool);
+    }
+
+    /** {@code W - Q}, row-major {@code [rows, cols]}. */
+    static float[] difference(FloatMatrix w, FloatMatrix q) {
+        int rows = w.rows();
+        int cols = w.cols();
+        float[] d = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            int wo = w.rowOffset(r);
+            int qo = q.rowOffset(r);
+            for (int c = 0; c < cols; c++) {
+                d[r * cols + c] = w.array()[wo + c] - q.array()[qo + c];
+            }
+        }
+        return d;
     }
 }
