@@ -14,6 +14,8 @@ public interface QuantKernels {
 
     int SYM = 1;
     int SIGNED = 2;
+    /** llm-awq's min/max form (AWQ): the range is not widened to contain 0. */
+    int MINMAX = 3;
 
     /** Short name for logs and benchmarks, e.g. {@code scalar} or {@code vector-256}. */
     String name();

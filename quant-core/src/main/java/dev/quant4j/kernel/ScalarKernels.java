@@ -61,11 +61,18 @@ public class ScalarKernels implements QuantKernels {
      * xmin == xmax == 0: xmin = -1, xmax = 1                      an all-zero group
      * S = (xmax - xmin) / maxq
      * SIGNED: S = max(|min|, |max|) / (2^(bits-1) - 1), with 1 for an all-zero group
+     * MINMAX (llm-awq): S = max(max - min, 1e-5) / maxq
      * </pre>
      *
      * A scale that overflows float is recomputed in double; one below {@link Float#MIN_NORMAL} is raised to it.
      */
     public static float linearScale(int bits, int form, float min, float max) {
+        if (form == MINMAX) {
+            // llm-awq quantizer.py: scales = (max_val - min_val).clamp(min=1e-5) / max_int
+            int maxq = (1 << bits) - 1;
+            float range = Math.max(max - min, 1e-5f);
+            return safeScale(range / maxq, (double) max - min, maxq);
+        }
         if (form == SIGNED) {
             int qlimit = (1 << (bits - 1)) - 1;
             float amax = Math.max(Math.abs(min), Math.abs(max));
@@ -96,6 +103,11 @@ public class ScalarKernels implements QuantKernels {
      */
     public static float linearZero(int bits, int form, float min, float max, float scale) {
         int maxq = (1 << bits) - 1;
+        if (form == MINMAX) {
+            // zeros = (-torch.round(min_val / scales)).clamp_(0, max_int); rint is odd, so -rint(a) = rint(-a)
+            float zero = (float) Math.rint(-min / scale);
+            return Math.min(Math.max(zero, 0f), maxq);
+        }
         if (form == SIGNED) {
             return 1 << (bits - 1);
         }

@@ -171,7 +171,7 @@ final class VectorKernels extends ScalarKernels {
     public void linearParams(
             float[] mins, float[] maxs, int n, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff) {
         int maxq = (1 << bits) - 1;
-        int bound = F.loopBound(n);
+        int bound = form == MINMAX ? 0 : F.loopBound(n); // AWQ's form: one group at a time, scalar
         int i = 0;
         for (; i < bound; i += F.length()) {
             FloatVector mn = FloatVector.fromArray(F, mins, i);

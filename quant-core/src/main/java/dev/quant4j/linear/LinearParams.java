@@ -19,6 +19,9 @@ import dev.quant4j.quant.Symmetry;
  * SYM:    Z = (maxq + 1) / 2
  * </pre>
  *
+ * <p>{@link Symmetry#MINMAX} (llm-awq's {@code pseudo_quantize_tensor}, for AWQ): {@code S = max(max - min, 1e-5) /
+ * maxq}, {@code Z = clamp(-round(min / S), 0, maxq)}, the range not widened to contain 0.
+ *
  * <p>{@link Symmetry#SIGNED}: {@code S = max|x| / (2^(b-1) - 1)} ({@code max|x| = 1} for an all-zero group), {@code Z
  * = 2^(b-1)}, codes in {@code [Z - (2^(b-1) - 1), Z + 2^(b-1) - 1]}.
  *
@@ -60,6 +63,7 @@ public record LinearParams(float scale, int zero, int qmin, int qmax) {
             case ASYM -> QuantKernels.ASYM;
             case SYM -> QuantKernels.SYM;
             case SIGNED -> QuantKernels.SIGNED;
+            case MINMAX -> QuantKernels.MINMAX;
         };
     }
 

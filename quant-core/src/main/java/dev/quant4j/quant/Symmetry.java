@@ -1,7 +1,7 @@
 package dev.quant4j.quant;
 
 /**
- * The three linear forms. All store unsigned codes {@code q} in {@code [0, 2^bits - 1]} with a per-group scale
+ * The linear forms. All store unsigned codes {@code q} in {@code [0, 2^bits - 1]} with a per-group scale
  * {@code S} and integer zero-point {@code Z}, and dequantize as {@code x^ = S * (q - Z)}; they differ in how {@code S}
  * and {@code Z} are chosen (see {@link dev.quant4j.linear.LinearParams}).
  */
@@ -22,7 +22,14 @@ public enum Symmetry {
      * [-(2^(b-1) - 1), 2^(b-1) - 1]}, stored offset by {@code Z = 2^(b-1)}. This is what int8 users and
      * llama.cpp-style formats expect.
      */
-    SIGNED;
+    SIGNED,
+    /**
+     * llm-awq's asymmetric form ({@code pseudo_quantize_tensor} with {@code zero_point=True}), used by AWQ: {@code S =
+     * max(max - min, 1e-5) / maxq}, {@code Z = clamp(-round(min / S), 0, maxq)}. Unlike {@link #ASYM} the range is not
+     * widened to contain 0, so a group whose values are all positive gets {@code Z = 0} and codes for {@code [0, max -
+     * min]} only (its largest values are clamped): this reproduces the reference.
+     */
+    MINMAX;
 
     /** Lower-case name used on the command line and in file metadata. */
     public String id() {
@@ -36,6 +43,6 @@ public enum Symmetry {
                 return s;
             }
         }
-        throw new IllegalArgumentException("unknown symmetry '" + id + "' (expected asym, sym or signed)");
+        throw new IllegalArgumentException("unknown symmetry '" + id + "' (expected asym, sym, signed or minmax)");
     }
 }

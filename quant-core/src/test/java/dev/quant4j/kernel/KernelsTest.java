@@ -182,7 +182,7 @@ class KernelsTest {
             }
         }
         for (int bits = 2; bits <= 8; bits++) {
-            for (int form : new int[] {QuantKernels.ASYM, QuantKernels.SYM, QuantKernels.SIGNED}) {
+            for (int form : new int[] {QuantKernels.ASYM, QuantKernels.SYM, QuantKernels.SIGNED, QuantKernels.MINMAX}) {
                 float[] es = new float[n + 1];
                 float[] ez = new float[n + 2];
                 float[] as = new float[n + 1];

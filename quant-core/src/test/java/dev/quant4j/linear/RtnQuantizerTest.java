@@ -11,6 +11,7 @@ import dev.quant4j.quant.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.Stream;
@@ -87,6 +88,33 @@ class RtnQuantizerTest {
         assertThat(q.zero(0)).isEqualTo(8);
         assertThat(new int[] {q.code(0, 0), q.code(0, 1), q.code(0, 2), q.code(0, 3)})
                 .containsExactly(1, 11, 9, 8);
+    }
+
+    /**
+     * llm-awq's {@code pseudo_quantize_tensor} (zero_point=True) by hand: {@code S = max(max - min, 1e-5) / maxq}, {@code
+     * Z = clamp(-round(min / S), 0, maxq)}; the range is not widened to contain 0, so the all-positive first group gets
+     * {@code Z = 0}.
+     */
+    @Test
+    void minMaxFormFollowsLlmAwq() {
+        FloatMatrix w = FloatMatrix.of(1, 8, new float[] {0.1f, 0.5f, 0.9f, 0.3f, -0.3f, 0.2f, 0.7f, -0.1f});
+        QuantizedTensor two = new RtnQuantizer(new LinearScheme(2, Symmetry.MINMAX, 4)).quantize(w);
+        assertThat(two.scale(0)).isEqualTo((0.9f - 0.1f) / 3);
+        assertThat(two.zero(0)).isZero();
+        assertThat(two.rowCodes(0)).startsWith(0, 2, 3, 1);
+        assertThat(two.scale(1)).isEqualTo((0.7f - -0.3f) / 3);
+        // -round(-0.3 / 0.3333) = -round(-0.9) = 1
+        assertThat(two.zero(1)).isEqualTo(1);
+        QuantizedTensor three = new RtnQuantizer(new LinearScheme(3, Symmetry.MINMAX, 4)).quantize(w);
+        float s = (0.7f - -0.3f) / 7;
+        assertThat(three.scale(1)).isEqualTo(s);
+        assertThat(three.zero(1)).isEqualTo(2); // -round(-2.1)
+        assertThat(Arrays.copyOfRange(three.rowCodes(0), 4, 8)).containsExactly(0, 3, 7, 1);
+        assertThat(three.dequantize().get(0, 6)).isEqualTo(s * (7 - 2));
+        // an all-equal group: the range is clamped to 1e-5, never a zero scale
+        QuantizedTensor flat = new RtnQuantizer(new LinearScheme(4, Symmetry.MINMAX, -1))
+                .quantize(FloatMatrix.of(1, 4, new float[] {0.25f, 0.25f, 0.25f, 0.25f}));
+        assertThat(flat.scale(0)).isEqualTo(1e-5f / 15);
     }
 
     @Test
