@@ -12,5 +12,6 @@ module dev.quant4j.core {
     exports dev.quant4j.linear;
     exports dev.quant4j.codebook;
     exports dev.quant4j.gptq;
+    exports dev.quant4j.awq;
     exports dev.quant4j.io;
 }

@@ -28,6 +28,8 @@ import java.util.Map;
  *   <li>{@code NAME.q4j_zeros}: U8, same shape as the scales;
  *   <li>{@code NAME.q4j_g_idx}: I32 {@code [cols]}, only when columns map to groups other than {@code c / group_size}
  *       (GPTQ with act-order; AutoGPTQ's {@code g_idx}): the group of each column;
+ *   <li>{@code NAME.q4j_awq_scales}: F32 {@code [cols]}, only for AWQ: the per-input-column scales {@code s}; the
+ *       codes quantize {@code W * s} and the tensor stands for {@code x^ / s};
  *   <li>{@code __metadata__["quant4j.tensor.NAME"]}: a JSON string {@code {"scheme":"linear","bits":4,
  *       "symmetry":"asym","group_size":128,"rows":R,"cols":C,"pack_order":"lsb_first_row_aligned","method":"rtn"}}.
  * </ul>
@@ -45,6 +47,7 @@ public final class QuantizedSafeTensors {
     public static final String SCALES = ".q4j_scales";
     public static final String ZEROS = ".q4j_zeros";
     public static final String G_IDX = ".q4j_g_idx";
+    public static final String AWQ_SCALES = ".q4j_awq_scales";
     public static final String ABSMAX = ".q4j_absmax";
     public static final String ABSMAX_CODES = ".q4j_absmax_codes";
     public static final String ABSMAX2 = ".q4j_absmax2";
@@ -152,6 +155,10 @@ public final class QuantizedSafeTensors {
                 bytes.asIntBuffer().put(gIdx);
                 w.add(q.name() + G_IDX, DType.I32, new long[] {gIdx.length}, bytes.array());
             }
+            if (q.hasInputScales()) {
+                float[] inputScales = q.inputScales();
+                w.addF32(q.name() + AWQ_SCALES, new long[] {inputScales.length}, inputScales);
+            }
         }
         for (PassThrough p : other) {
             w.add(p.name(), p.dtype(), p.shape(), p.bytes());
@@ -193,6 +200,7 @@ public final class QuantizedSafeTensors {
                         owned.add(name + SCALES);
                         owned.add(name + ZEROS);
                         owned.add(name + G_IDX);
+                        owned.add(name + AWQ_SCALES);
                     }
                 } catch (MalformedTensorFileException e) {
                     throw e;
@@ -263,7 +271,11 @@ public final class QuantizedSafeTensors {
             gIdx = new int[bytes.length / 4];
             ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(gIdx);
         }
-        return new QuantizedTensor(name, scheme, rows, cols, order, codes, scales, zeros, gIdx);
+        QuantizedTensor t = new QuantizedTensor(name, scheme, rows, cols, order, codes, scales, zeros, gIdx);
+        if (st.entries().containsKey(name + AWQ_SCALES)) {
+            t = t.withInputScales(floats(requireDType(st, name + AWQ_SCALES, DType.F32)));
+        }
+        return t;
     }
 
     private static byte[] requireDType(SafeTensors st, String name, DType dtype) {

@@ -20,12 +20,16 @@ import java.util.Objects;
  * <p>Group order: by default column {@code c} belongs to group {@code c / groupSize}. A tensor may instead carry a
  * {@code g_idx} array, one group index per column, as GPTQ with act-order produces (AutoGPTQ's {@code g_idx}): column
  * {@code c} of row {@code r} then uses scale {@code r * groupsPerRow + gIdx[c]}.
+ *
+ * <p>Input scales (AWQ): a tensor may hold the codes of {@code W * s}, with {@code s} one positive scale per input
+ * column to be folded into the previous operation. It then stands for the effective weight {@code x^ / s[c]}, which
+ * is what {@link #dequantize()} returns; {@link #dequantizeFolded()} returns {@code x^} itself.
  */
 public final class QuantizedTensor {
 
     static {
         TrustedConstruction.register((name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx) ->
-                new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, true));
+                new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, null, true));
     }
 
     private final String name;
@@ -39,6 +43,8 @@ public final class QuantizedTensor {
     private final byte[] zeros;
     /** Group of each column, or null for the natural order {@code c / groupSize}. */
     private final int[] gIdx;
+    /** AWQ's per-input-column scales, or null. */
+    private final float[] inputScales;
 
     /**
      * Builds a tensor from its parts, validating every length and value; the arrays are copied.
@@ -54,7 +60,7 @@ public final class QuantizedTensor {
             byte[] packed,
             float[] scales,
             byte[] zeros) {
-        this(name, scheme, rows, cols, packOrder, packed.clone(), scales.clone(), zeros.clone(), null, true);
+        this(name, scheme, rows, cols, packOrder, packed.clone(), scales.clone(), zeros.clone(), null, null, true);
     }
 
     /**
@@ -83,6 +89,7 @@ public final class QuantizedTensor {
                 scales.clone(),
                 zeros.clone(),
                 gIdx == null ? null : gIdx.clone(),
+                null,
                 true);
     }
 
@@ -97,6 +104,7 @@ public final class QuantizedTensor {
             float[] scales,
             byte[] zeros,
             int[] gIdx,
+            float[] inputScales,
             boolean validate) {
         this.name = Objects.requireNonNull(name, "name");
         this.scheme = Objects.requireNonNull(scheme, "scheme");
@@ -147,6 +155,19 @@ public final class QuantizedTensor {
         this.scales = scales;
         this.zeros = zeros;
         this.gIdx = validGIdx(name, scheme, cols, gIdx);
+        if (inputScales != null) {
+            if (inputScales.length != cols) {
+                throw new IllegalArgumentException(
+                        "quantized tensor '" + name + "': " + inputScales.length + " input scales, expected " + cols);
+            }
+            for (int c = 0; c < cols; c++) {
+                if (!(inputScales[c] > 0f) || !Float.isFinite(inputScales[c])) {
+                    throw new IllegalArgumentException("quantized tensor '" + name + "': input scale " + c + " is "
+                            + inputScales[c] + ", must be > 0 and finite");
+                }
+            }
+        }
+        this.inputScales = inputScales;
     }
 
     private static int[] validGIdx(String name, LinearScheme scheme, int cols, int[] gIdx) {
@@ -200,7 +221,28 @@ public final class QuantizedTensor {
 
     /** The same tensor under another name (arrays shared, since both are immutable). */
     public QuantizedTensor named(String newName) {
-        return new QuantizedTensor(newName, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, false);
+        return new QuantizedTensor(
+                newName, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, inputScales, false);
+    }
+
+    /**
+     * This tensor's codes as the quantization of {@code W * s}, {@code s} one positive scale per input column (AWQ):
+     * the result stands for {@code x^ / s[c]}. The scales are copied.
+     *
+     * @throws IllegalArgumentException if their number is not {@code cols} or one is not positive and finite
+     */
+    public QuantizedTensor withInputScales(float[] s) {
+        return new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, s.clone(), true);
+    }
+
+    /** Whether the tensor carries AWQ input scales. */
+    public boolean hasInputScales() {
+        return inputScales != null;
+    }
+
+    /** A copy of the AWQ input scales {@code s}, or null. */
+    public float[] inputScales() {
+        return inputScales == null ? null : inputScales.clone();
     }
 
     /** A read-only view of the packed codes. */
@@ -277,16 +319,34 @@ public final class QuantizedTensor {
         return zeros[g] & 0xFF;
     }
 
-    /** The value element {@code (r, c)} stands for. */
+    /** The value element {@code (r, c)} stands for (divided by its input scale, if any). */
     public float value(int r, int c) {
         int g = groupIndex(r, c);
-        return scales[g] * (code(r, c) - zero(g));
+        float v = scales[g] * (code(r, c) - zero(g));
+        return inputScales == null ? v : v / inputScales[c];
     }
 
-    /** Dequantizes to a new float32 matrix with this tensor's name. */
+    /**
+     * Dequantizes to a new float32 matrix with this tensor's name: the weight this tensor stands for, with AWQ input
+     * scales divided back out.
+     */
     public FloatMatrix dequantize() {
         FloatMatrix out = FloatMatrix.zeros(name, rows, cols);
         dequantizeInto(out.array(), 0);
+        return out;
+    }
+
+    /**
+     * The dequantized codes without dividing by the AWQ input scales: {@code Q(W * s)}, the weight to use once
+     * {@code 1 / s} has been folded into the previous operation. Equal to {@link #dequantize()} without input scales.
+     */
+    public FloatMatrix dequantizeFolded() {
+        FloatMatrix out = FloatMatrix.zeros(name, rows, cols);
+        QuantKernels k = Kernels.get();
+        byte[] codes = new byte[cols];
+        for (int r = 0; r < rows; r++) {
+            dequantizeCodes(k, r, codes, out.array(), r * cols);
+        }
         return out;
     }
 
@@ -311,6 +371,15 @@ public final class QuantizedTensor {
     }
 
     private void dequantizeRow(QuantKernels k, int r, byte[] codes, float[] out, int outOff) {
+        dequantizeCodes(k, r, codes, out, outOff);
+        if (inputScales != null) {
+            for (int c = 0; c < cols; c++) {
+                out[outOff + c] /= inputScales[c];
+            }
+        }
+    }
+
+    private void dequantizeCodes(QuantKernels k, int r, byte[] codes, float[] out, int outOff) {
         k.unpack(packed, r * rowBytes, cols, scheme.bits(), codes, 0);
         if (gIdx != null) {
             int base = r * scheme.groupsPerRow(cols);
@@ -330,7 +399,11 @@ public final class QuantizedTensor {
 
     /** Bytes this tensor stores: packed codes, float32 scales, byte zero-points and an int32 g_idx if it has one. */
     public long storageBytes() {
-        return (long) packed.length + 4L * scales.length + zeros.length + (gIdx == null ? 0 : 4L * cols);
+        return (long) packed.length
+                + 4L * scales.length
+                + zeros.length
+                + (gIdx == null ? 0 : 4L * cols)
+                + (inputScales == null ? 0 : 4L * cols);
     }
 
     /** Stored bits per weight, counting scales (32 bits), zero-points (8 bits) and any g_idx (32 bits a column). */
@@ -349,7 +422,8 @@ public final class QuantizedTensor {
                 && Arrays.equals(packed, q.packed)
                 && Arrays.equals(scales, q.scales)
                 && Arrays.equals(zeros, q.zeros)
-                && Arrays.equals(gIdx, q.gIdx);
+                && Arrays.equals(gIdx, q.gIdx)
+                && Arrays.equals(inputScales, q.inputScales);
     }
 
     @Override

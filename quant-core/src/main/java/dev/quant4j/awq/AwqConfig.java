@@ -1,0 +1,49 @@
+package dev.quant4j.awq;
+
+import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.Symmetry;
+
+/**
+ * AWQ's options with llm-awq's defaults ({@code entry.py}: {@code w_bit}, {@code q_group_size} 128, {@code
+ * zero_point=True}; {@code auto_scale.py}: {@code n_grid = 20}; {@code auto_clip.py}: {@code n_grid = 20}, {@code
+ * max_shrink = 0.5}).
+ *
+ * @param bits bits per code, 2..8
+ * @param groupSize -1 for one group per row, or a positive divisor of the input features
+ * @param nGrid ratios {@code alpha = i / nGrid}, {@code i < nGrid}, of the scale search, and the clip grid
+ * @param maxShrink the clip search tries {@code max|w| * (1 - i / nGrid)} for {@code i < maxShrink * nGrid}
+ * @param clip whether to run the clip search after the scale search
+ */
+public record AwqConfig(int bits, int groupSize, int nGrid, double maxShrink, boolean clip) {
+
+    public AwqConfig {
+        new LinearScheme(bits, Symmetry.MINMAX, groupSize == -1 ? LinearScheme.PER_CHANNEL : groupSize); // checks bits
+        if (groupSize == 0 || groupSize < -1) {
+            throw new IllegalArgumentException("AWQ group size must be -1 (per channel) or positive, got " + groupSize);
+        }
+        if (nGrid < 1) {
+            throw new IllegalArgumentException("n_grid must be positive, got " + nGrid);
+        }
+        if (!(maxShrink >= 0 && maxShrink < 1)) {
+            throw new IllegalArgumentException("max_shrink must be in [0, 1), got " + maxShrink);
+        }
+    }
+
+    /** llm-awq's defaults at {@code bits}: group 128, n_grid 20, max_shrink 0.5, with the clip search. */
+    public static AwqConfig defaults(int bits) {
+        return new AwqConfig(bits, 128, 20, 0.5, true);
+    }
+
+    public AwqConfig withGroupSize(int g) {
+        return new AwqConfig(bits, g, nGrid, maxShrink, clip);
+    }
+
+    public AwqConfig withClip(boolean c) {
+        return new AwqConfig(bits, groupSize, nGrid, maxShrink, c);
+    }
+
+    /** llm-awq's quantizer ({@code pseudo_quantize_tensor}, zero point) at this group size. */
+    public LinearScheme scheme() {
+        return new LinearScheme(bits, Symmetry.MINMAX, groupSize == -1 ? LinearScheme.PER_CHANNEL : groupSize);
+    }
+}
