@@ -1,5 +1,9 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.awq.Awq;
+import dev.quant4j.awq.AwqConfig;
+import dev.quant4j.awq.AwqResult;
+import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.codebook.Codebook;
 import dev.quant4j.codebook.CodebookTensor;
@@ -38,7 +42,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--method", required = true, description = "rtn, nf4, fp4 or gptq (awq is not available yet)")
+    @Option(names = "--method", required = true, description = "rtn, nf4, fp4, gptq or awq")
     String method;
 
     @Option(names = "--in", required = true, description = "weights: W.npy ([out, in] float32) or model.safetensors")
@@ -101,18 +105,18 @@ final class QuantizeCommand implements Callable<Integer> {
         String m = method.toLowerCase(Locale.ROOT);
         boolean codebook;
         boolean gptq = m.equals("gptq");
+        boolean awq = m.equals("awq");
         switch (m) {
-            case "rtn", "gptq" -> codebook = false;
+            case "rtn", "gptq", "awq" -> codebook = false;
             case "nf4", "fp4" -> codebook = true;
-            case "awq" ->
-                throw new IllegalArgumentException(
-                        "method '" + m + "' is not available yet in this version (use rtn, nf4, fp4 or gptq)");
             default ->
                 throw new IllegalArgumentException(
                         "unknown method '" + method + "' (expected rtn, nf4, fp4, gptq or awq)");
         }
-        if (!gptq) {
+        if (!gptq && !awq) {
             rejectIfSet(calib != null, "--calib", "gptq and awq", m);
+        }
+        if (!gptq) {
             rejectIfSet(actOrder, "--act-order", "gptq", m);
             rejectIfSet(damp != null, "--damp", "gptq", m);
             rejectIfSet(staticGroups, "--static-groups", "gptq", m);
@@ -133,6 +137,19 @@ final class QuantizeCommand implements Callable<Integer> {
             rejectIfSet(blockSize != null, "--block-size", "nf4 and fp4", m);
             rejectIfSet(doubleQuant, "--double-quant", "nf4 and fp4", m);
             linearScheme = new LinearScheme(bits, symmetry(), groupSize);
+        }
+        AwqConfig awqConfig = null;
+        if (awq) {
+            if (calib == null) {
+                throw new IllegalArgumentException("awq needs --calib X.npy, the calibration activations [n, in]");
+            }
+            if (groupSize == LinearScheme.PER_TENSOR) {
+                throw new IllegalArgumentException("awq: --group-size 0 (per tensor) is not an AWQ option; use -1 "
+                        + "(per channel) or a positive group size");
+            }
+            rejectIfSet(symmetry != null, "--asym/--sym/--signed", "rtn and gptq (awq uses llm-awq's min/max form)", m);
+            awqConfig = AwqConfig.defaults(bits).withGroupSize(groupSize);
+            linearScheme = awqConfig.scheme();
         }
         GptqConfig gptqConfig = null;
         if (gptq) {
@@ -169,7 +186,8 @@ final class QuantizeCommand implements Callable<Integer> {
         WeightFiles.Loaded loaded = WeightFiles.load(in, pattern);
         PrintWriter pw = spec.commandLine().getOut();
         HessianAccumulator hessian = null;
-        if (gptq) {
+        AwqStatistics awqStats = null;
+        if (gptq || awq) {
             FloatMatrix x = Npy.readMatrix(calib).named(calib.getFileName().toString());
             for (FloatMatrix w : loaded.tensors()) {
                 if (w.cols() != x.cols()) {
@@ -178,8 +196,13 @@ final class QuantizeCommand implements Callable<Integer> {
                             + " input features");
                 }
             }
-            hessian = new HessianAccumulator(in.getFileName().toString(), x.cols());
-            hessian.add(x);
+            if (gptq) {
+                hessian = new HessianAccumulator(in.getFileName().toString(), x.cols());
+                hessian.add(x);
+            } else {
+                awqStats = new AwqStatistics(in.getFileName().toString(), x.cols(), x.rows());
+                awqStats.add(x);
+            }
         }
         List<QuantizedTensor> linear = new ArrayList<>();
         List<CodebookTensor> blockwise = new ArrayList<>();
@@ -193,6 +216,22 @@ final class QuantizeCommand implements Callable<Integer> {
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
                 scheme = codebookScheme.toString();
+            } else if (awq) {
+                AwqResult result = new Awq(awqConfig).quantize(w, awqStats);
+                QuantizedTensor q = result.tensor();
+                linear.add(q);
+                back = q.dequantize();
+                bpw = q.bitsPerWeight();
+                scheme = "awq " + linearScheme;
+                QuantizedTensor rtn = new RtnQuantizer(linearScheme).quantize(w);
+                pw.printf(
+                        Locale.ROOT,
+                        "%s: AWQ alpha %.2f, mean squared output error %.4g (RTN %.4g, alpha 0 %.4g)%n",
+                        w.name(),
+                        result.alpha(),
+                        result.loss(),
+                        awqLoss(awqStats, w, rtn),
+                        result.lossCurve()[0]);
             } else if (gptq) {
                 GptqResult result = new Gptq(gptqConfig).quantize(w, hessian);
                 QuantizedTensor q = result.tensor();
@@ -239,6 +278,11 @@ final class QuantizeCommand implements Callable<Integer> {
                 loaded.tensors().size(),
                 loaded.other().size());
         return Quant.OK;
+    }
+
+    /** Mean squared output error of {@code q} over the calibration tokens and output channels. */
+    private static double awqLoss(AwqStatistics stats, FloatMatrix w, QuantizedTensor q) {
+        return stats.meanSquaredOutputError(w, q.dequantize());
     }
 
     /** {@code error / signal}, or "n/a" when the calibration activations give no output at all. */

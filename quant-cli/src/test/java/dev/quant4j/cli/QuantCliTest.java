@@ -2,6 +2,9 @@ package dev.quant4j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.quant4j.awq.Awq;
+import dev.quant4j.awq.AwqConfig;
+import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.codebook.Codebook;
 import dev.quant4j.gptq.Gptq;
@@ -176,6 +179,47 @@ class QuantCliTest {
     }
 
     @Test
+    void awqStoresScalesAndDequantizesToTheEffectiveWeightAsTheLibrary() throws Exception {
+        FloatMatrix x = Gaussian.matrix("x", 4, 700, 256, 1.0);
+        for (int t = 0; t < 700; t++) {
+            x.array()[t * 256 + 7] *= 25; // an outlier channel
+        }
+        Path calib = dir.resolve("x.npy");
+        Npy.write(calib, x);
+        Path q = dir.resolve("awq.safetensors");
+        Result r = run(
+                "quantize",
+                "--method",
+                "awq",
+                "--in",
+                weights.toString(),
+                "--out",
+                q.toString(),
+                "--calib",
+                calib.toString(),
+                "--bits",
+                "3",
+                "--group-size",
+                "64");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("w [16 x 256] awq linear 3-bit minmax g64").contains("AWQ alpha");
+        try (SafeTensors st = SafeTensors.open(q)) {
+            assertThat(st.entries()).containsKey("w.q4j_awq_scales");
+        }
+        Path back = dir.resolve("awq.npy");
+        r = run("dequantize", "--in", q.toString(), "--out", back.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        AwqStatistics stats = new AwqStatistics("x", 256, 700);
+        stats.add(x);
+        float[] expected = new Awq(AwqConfig.defaults(3).withGroupSize(64))
+                .quantize(w, stats)
+                .tensor()
+                .dequantize()
+                .toArray();
+        assertThat(Npy.readMatrix(back).toArray()).containsExactly(expected);
+    }
+
+    @Test
     void nf4WithDoubleQuant() throws Exception {
         Path q = dir.resolve("dq.safetensors");
         Result r =
@@ -326,6 +370,23 @@ class QuantCliTest {
                         dir.resolve("vec.npy").toString(),
                         "--signed"),
                 "--signed is not a GPTQ form");
+        assertBadInput(
+                run("quantize", "--method", "awq", "--in", weights.toString(), "--out", out),
+                "awq needs --calib X.npy");
+        assertBadInput(
+                run(
+                        "quantize",
+                        "--method",
+                        "awq",
+                        "--in",
+                        weights.toString(),
+                        "--out",
+                        out,
+                        "--calib",
+                        dir.resolve("vec.npy").toString(),
+                        "--sym"),
+                "--asym/--sym/--signed applies to rtn and gptq");
+
         assertBadInput(
                 run(
                         "quantize",

@@ -117,6 +117,15 @@ public final class AwqStatistics {
         return outputError(w, q.dequantize());
     }
 
+    /**
+     * AWQ's loss for a candidate weight {@code wPrime}: {@code mean((X W^T - X W'^T)^2)} over all tokens added and all
+     * output channels, computed from {@code X^T X}.
+     */
+    public double meanSquaredOutputError(FloatMatrix w, FloatMatrix wPrime) {
+        requireComplete();
+        return outputError(w, wPrime) / ((double) tokens * w.rows());
+    }
+
     private void requireComplete() {
         if (tokens != expectedTokens) {
             throw new IllegalStateException("layer '" + name + "': " + tokens + " calibration tokens added, "
