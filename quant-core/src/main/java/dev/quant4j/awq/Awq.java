@@ -76,6 +76,7 @@ public final class Awq {
         double outputs = (double) stats.tokens() * rows;
 
         // the scale search
+        long t0 = System.nanoTime();
         int nGrid = config.nGrid();
         double[] history = new double[nGrid];
         double bestError = Double.POSITIVE_INFINITY;
@@ -99,6 +100,7 @@ public final class Awq {
                             + " activations too large for float32)");
         }
         float[] s = bestScales;
+        long t1 = System.nanoTime();
         FloatMatrix ws = scale(w, s);
 
         // the clip search, on W * s and the sampled X / s
@@ -114,8 +116,9 @@ public final class Awq {
             }
         }
         QuantizedTensor q = rtn.quantize(ws).withInputScales(s);
+        long t2 = System.nanoTime();
         double loss = stats.outputError(w, q.dequantize()) / outputs;
-        return new AwqResult(q, s, bestRatio * 1.0 / nGrid, history, loss, clipMax);
+        return new AwqResult(q, s, bestRatio * 1.0 / nGrid, history, loss, clipMax, (t1 - t0) * 1e-9, (t2 - t1) * 1e-9);
     }
 
     /** {@code s = clamp(x_max^ratio, 1e-4)}, normalised by {@code sqrt(max(s) * min(s))}, in float32. */
@@ -158,7 +161,7 @@ public final class Awq {
     }
 
     /** Finds {@code m} per row and group and clamps {@code ws} to {@code [-m, m]} in place. */
-    private void clip(FloatMatrix ws, FloatMatrix sample, float[] s, int groupSize, float[] clipMax) {
+    void clip(FloatMatrix ws, FloatMatrix sample, float[] s, int groupSize, float[] clipMax) {
         int rows = ws.rows();
         int cols = ws.cols();
         int gpr = cols / groupSize;

@@ -14,6 +14,15 @@ import dev.quant4j.quant.QuantizedTensor;
  *     calibration tokens and output channels, {@code mean((X W^T - X W'^T)^2)}
  * @param loss the same mean squared output error for the final effective weight (after clipping)
  * @param clipMax the clip search's {@code m}, per output row and group ({@code rows * groupsPerRow}, row-major)
+ * @param scaleSeconds wall-clock time of the scale search
+ * @param clipSeconds wall-clock time of the clip search and the final quantization
  */
 public record AwqResult(
-        QuantizedTensor tensor, float[] scales, double alpha, double[] lossCurve, double loss, float[] clipMax) {}
+        QuantizedTensor tensor,
+        float[] scales,
+        double alpha,
+        double[] lossCurve,
+        double loss,
+        float[] clipMax,
+        double scaleSeconds,
+        double clipSeconds) {}
