@@ -52,6 +52,29 @@ class AwqReferenceTest {
     }
 
     /**
+     * The scale search picks the ratio llm-awq's {@code auto_scale_block} picks for the {@code fc1} of an OPT layer
+     * (where it inspects the linear layer itself) and the same scales: 4 bits, group 32, a [64, 128] weight, 600
+     * tokens with outlier channels. The loss is computed from {@code X^T X} here and from the outputs there; the scales
+     * come from the same float32 formula ({@code Math.pow} against {@code torch.pow}: within a rounding).
+     */
+    @Test
+    void scaleSearchChoosesAutoScaleBlocksScales() {
+        FloatMatrix w = load("W.npy");
+        FloatMatrix x = load("X.npy");
+        AwqStatistics stats = new AwqStatistics("fc1", x.cols(), x.rows());
+        stats.add(x);
+        AwqResult r = new Awq(new AwqConfig(4, 32, 20, 0.5, false)).quantize(w, stats);
+        float[] expected = load("scales_fc1_b4_g32.npy").toArray();
+        float[] ours = r.scales();
+        for (int c = 0; c < ours.length; c++) {
+            assertThat(ours[c])
+                    .as("s[%d], alpha %s", c, r.alpha())
+                    .isCloseTo(expected[c], org.assertj.core.api.Assertions.within(2e-6f * Math.abs(expected[c])));
+        }
+        assertThat(r.alpha()).isPositive(); // the outlier channels make a non-trivial choice
+    }
+
+    /**
      * The clip search gives {@code auto_clip_layer}'s best max value per row and group (4 bits, group 64, 600 tokens,
      * so every token is sampled). Its error is the reference's mean over tokens, reassociated through the group's Gram
      * matrix: equal up to float rounding, so a near tie between two shrink steps may go the other way; none does here.
