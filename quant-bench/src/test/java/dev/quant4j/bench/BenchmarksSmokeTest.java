@@ -89,4 +89,29 @@ class BenchmarksSmokeTest {
         assertThat(b.rowPipelineTwoPhase()).hasSameSizeAs(packed);
         assertThat(b.linearParams()).isPositive();
     }
+
+    @Test
+    void gptqAndGemmBenchmarkMethodsRun() {
+        GptqBenchmark g = new GptqBenchmark();
+        g.n = 256;
+        g.setUp();
+        assertThat(g.hessianBatch().tokens()).isEqualTo(2L * GptqBenchmark.TOKENS);
+        assertThat(g.quantize4bitPerChannel().tensor().rows()).isEqualTo(256);
+        assertThat(g.quantize4bitG128ActOrder().tensor().scheme().groupSize()).isEqualTo(128);
+        GemmBenchmark m = new GemmBenchmark();
+        m.setUp();
+        GemmBenchmark.Flops f = new GemmBenchmark.Flops();
+        float[] c = m.gemmVector(f).clone();
+        assertThat(f.flops).isEqualTo(2L * GemmBenchmark.M * GemmBenchmark.N * GemmBenchmark.K);
+        assertThat(c).isNotEqualTo(new float[c.length]);
+    }
+
+    @Test
+    void awqBenchmarkMethodsRun() {
+        AwqBenchmark a = new AwqBenchmark();
+        a.n = 128;
+        a.setUp();
+        assertThat(a.statisticsBatch().tokens()).isEqualTo(AwqBenchmark.BATCH);
+        assertThat(a.search4bitG128().lossCurve()).hasSize(20);
+    }
 }
