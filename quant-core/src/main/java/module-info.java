@@ -13,5 +13,6 @@ module dev.quant4j.core {
     exports dev.quant4j.codebook;
     exports dev.quant4j.gptq;
     exports dev.quant4j.awq;
+    exports dev.quant4j.matmul;
     exports dev.quant4j.io;
 }

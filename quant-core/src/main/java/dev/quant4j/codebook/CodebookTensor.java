@@ -164,6 +164,37 @@ public final class CodebookTensor {
         }
     }
 
+    /**
+     * Dequantizes elements {@code [start, start + len)} of the flattened tensor (for instance one row) into {@code
+     * out[outOff ...]}, with the same float32 products as {@link #dequantizeInto}.
+     */
+    public void dequantizeRange(long start, int len, float[] out, int outOff) {
+        long n = (long) rows * cols;
+        Objects.checkFromIndexSize(start, len, n);
+        Objects.checkFromIndexSize(outOff, len, out.length);
+        float[] table = scheme.codebook().table();
+        int bs = scheme.blockSize();
+        QuantKernels k = Kernels.get();
+        float[] scaled = new float[16];
+        long i = start;
+        long end = start + len;
+        while (i < end) {
+            int b = (int) (i / bs);
+            long blockEnd = Math.min(end, (long) (b + 1) * bs);
+            for (int c = 0; c < 16; c++) {
+                scaled[c] = table[c] * absmax[b];
+            }
+            if ((i & 1) == 1) { // a high-nibble-first byte split by the range: its second code alone
+                out[outOff + (int) (i - start)] = scaled[packed[(int) (i >>> 1)] & 0xF];
+                i++;
+            }
+            if (i < blockEnd) {
+                k.decode4(packed, (int) (i >>> 1), (int) (blockEnd - i), scaled, out, outOff + (int) (i - start));
+                i = blockEnd;
+            }
+        }
+    }
+
     /** Bytes stored: packed codes, and the float32 absmax values or their double quantization. */
     public long storageBytes() {
         return packed.length + (doubleQuant == null ? 4L * absmax.length : doubleQuant.storageBytes());

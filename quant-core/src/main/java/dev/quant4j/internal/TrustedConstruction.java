@@ -24,12 +24,46 @@ public final class TrustedConstruction {
                 int[] gIdx);
     }
 
+    /** Read access to a tensor's internal arrays, for the library's own kernels; set like {@link Factory}. */
+    public interface Access {
+        byte[] packed(QuantizedTensor t);
+
+        float[] scales(QuantizedTensor t);
+
+        byte[] zeros(QuantizedTensor t);
+    }
+
     private static volatile Factory factory;
+    private static volatile Access access;
 
     private TrustedConstruction() {}
 
     public static void register(Factory f) {
         factory = f;
+    }
+
+    public static void register(Access a) {
+        access = a;
+    }
+
+    /**
+     * The internal arrays of {@code t}, not copied: the caller must not modify them (the matrix-vector kernels read
+     * the packed codes in place instead of copying megabytes per layer).
+     */
+    public static Access access() {
+        if (access == null) {
+            initialize();
+        }
+        return access;
+    }
+
+    private static void initialize() {
+        try {
+            // runs QuantizedTensor's static initializer, which registers the factory and the access
+            Class.forName(QuantizedTensor.class.getName(), true, QuantizedTensor.class.getClassLoader());
+        } catch (ClassNotFoundException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** Validates like the public constructor, but takes ownership of the arrays, which the caller must not keep. */

@@ -92,6 +92,32 @@ public interface QuantKernels {
     /** Sum of {@code a[i] * b[i]}. */
     float dot(float[] a, int aOff, float[] b, int bOff, int len);
 
+    /** Values per chunk of {@link #dotNibbles}: 32 codes, 16 bytes. */
+    int NIBBLE_CHUNK = 32;
+
+    /**
+     * Reorders {@code n} values (a multiple of {@link #NIBBLE_CHUNK}) for {@link #dotNibbles}: within each chunk of
+     * 32, the 16 at even positions, then the 16 at odd positions (the low and the high nibbles of 16 packed bytes).
+     */
+    static void deinterleaveForNibbles(float[] x, int xOff, int n, float[] out, int outOff) {
+        for (int c = 0; c < n; c += NIBBLE_CHUNK) {
+            for (int j = 0; j < NIBBLE_CHUNK / 2; j++) {
+                out[outOff + c + j] = x[xOff + c + 2 * j];
+                out[outOff + c + NIBBLE_CHUNK / 2 + j] = x[xOff + c + 2 * j + 1];
+            }
+        }
+    }
+
+    /**
+     * A row of 4-bit codes (packed LSB first: code {@code 2j} in the low nibble of byte {@code j}) against prepared
+     * activations, group by group: {@code sum_g scales[sOff + g] * sum_{i in g} code_i * x_i} over {@code n / groupSize}
+     * groups, with {@code xPrepared} reordered by {@link #deinterleaveForNibbles} and {@code groupSize} a multiple of
+     * {@link #NIBBLE_CHUNK}. The zero-points are the caller's ({@code - sum_g S_g Z_g sum_{i in g} x_i}). Float sums:
+     * implementations differ by rounding.
+     */
+    float dotNibbles(
+            byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff);
+
     /** {@code y[yOff + i] += alpha * x[xOff + i]} for {@code i < len}, one fused multiply-add per element. */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int len);
 

@@ -241,6 +241,25 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public float dotNibbles(
+            byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff) {
+        float total = 0f;
+        for (int g = 0; g < n / groupSize; g++) {
+            float acc = 0f;
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c += NIBBLE_CHUNK) {
+                int b0 = byteOff + c / 2;
+                for (int j = 0; j < NIBBLE_CHUNK / 2; j++) {
+                    int b = packed[b0 + j];
+                    acc = Math.fma(b & 0xF, xPrepared[xOff + c + j], acc);
+                    acc = Math.fma((b >>> 4) & 0xF, xPrepared[xOff + c + NIBBLE_CHUNK / 2 + j], acc);
+                }
+            }
+            total = Math.fma(scales[sOff + g], acc, total);
+        }
+        return total;
+    }
+
+    @Override
     public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int len) {
         for (int i = 0; i < len; i++) {
             y[yOff + i] = Math.fma(alpha, x[xOff + i], y[yOff + i]);

@@ -58,6 +58,19 @@ final class VectorKernels extends ScalarKernels {
 
     VectorKernels() {}
 
+    /**
+     * The sum of the lanes by a fixed tree of exact lane permutations and IEEE additions ({@code i ^ L/2}, then {@code
+     * i ^ L/4}, ... {@code i ^ 1}). Unlike {@code reduceLanes(ADD)}, whose order the JIT's intrinsic and the
+     * interpreter's Java fallback choose differently, this gives the same float in every compilation tier, so results
+     * do not depend on which thread ran warm code.
+     */
+    private static float sumLanes(FloatVector v) {
+        for (VectorShuffle<Float> x : XOR) {
+            v = v.add(v.rearrange(x));
+        }
+        return v.lane(0);
+    }
+
     @SuppressWarnings("unchecked")
     private static VectorShuffle<Float>[] xorShuffles() {
         int steps = Integer.numberOfTrailingZeros(F.length());
@@ -505,12 +518,43 @@ final class VectorKernels extends ScalarKernels {
         for (; i < bound; i += step) {
             acc1 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc1);
         }
-        float s = acc1.add(acc2).reduceLanes(VectorOperators.ADD);
+        float s = sumLanes(acc1.add(acc2));
         // scalar tail
         for (; i < len; i++) {
             s = Math.fma(a[aOff + i], b[bOff + i], s);
         }
         return s;
+    }
+
+    /** 16 packed bytes: the 32 codes of one {@link #dotNibbles} chunk. */
+    private static final VectorSpecies<Byte> NIBBLE_BYTES = ByteVector.SPECIES_128;
+
+    private static final int NIBBLE_PARTS = 16 / F.length();
+
+    @Override
+    public float dotNibbles(
+            byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff) {
+        FloatVector total = FloatVector.zero(F);
+        int lanes = F.length();
+        for (int g = 0; g < n / groupSize; g++) {
+            FloatVector acc0 = FloatVector.zero(F);
+            FloatVector acc1 = FloatVector.zero(F);
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c += NIBBLE_CHUNK) {
+                ByteVector b = ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff + c / 2);
+                ByteVector lo = b.and((byte) 0xF);
+                ByteVector hi = b.lanewise(VectorOperators.LSHR, 4);
+                int x0 = xOff + c;
+                for (int p = 0; p < NIBBLE_PARTS; p++) {
+                    // bytes 0..15 as NIBBLE_PARTS float vectors; codes 0..15 fit a signed byte, so B2F is exact
+                    FloatVector fl = (FloatVector) lo.convertShape(VectorOperators.B2F, F, p);
+                    FloatVector fh = (FloatVector) hi.convertShape(VectorOperators.B2F, F, p);
+                    acc0 = fl.fma(FloatVector.fromArray(F, xPrepared, x0 + p * lanes), acc0);
+                    acc1 = fh.fma(FloatVector.fromArray(F, xPrepared, x0 + 16 + p * lanes), acc1);
+                }
+            }
+            total = acc0.add(acc1).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
+        }
+        return sumLanes(total);
     }
 
     @Override

@@ -30,6 +30,22 @@ public final class QuantizedTensor {
     static {
         TrustedConstruction.register((name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx) ->
                 new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, null, true));
+        TrustedConstruction.register(new TrustedConstruction.Access() {
+            @Override
+            public byte[] packed(QuantizedTensor t) {
+                return t.packed;
+            }
+
+            @Override
+            public float[] scales(QuantizedTensor t) {
+                return t.scales;
+            }
+
+            @Override
+            public byte[] zeros(QuantizedTensor t) {
+                return t.zeros;
+            }
+        });
     }
 
     private final String name;
@@ -365,9 +381,18 @@ public final class QuantizedTensor {
 
     /** Dequantizes row {@code r} into {@code out[outOff, outOff + cols)}. */
     public void dequantizeRow(int r, float[] out, int outOff) {
+        dequantizeRow(r, out, outOff, new byte[cols]);
+    }
+
+    /**
+     * Dequantizes row {@code r} into {@code out[outOff, outOff + cols)}, unpacking into {@code scratch} (at least
+     * {@code cols} bytes), so that a loop over rows allocates nothing.
+     */
+    public void dequantizeRow(int r, float[] out, int outOff, byte[] scratch) {
         Objects.checkIndex(r, rows);
         Objects.checkFromIndexSize(outOff, cols, out.length);
-        dequantizeRow(Kernels.get(), r, new byte[cols], out, outOff);
+        Objects.checkFromIndexSize(0, cols, scratch.length);
+        dequantizeRow(Kernels.get(), r, scratch, out, outOff);
     }
 
     private void dequantizeRow(QuantKernels k, int r, byte[] codes, float[] out, int outOff) {

@@ -295,6 +295,42 @@ class KernelsTest {
         assertThat(actual).containsExactly(expected);
     }
 
+    /** Packed 4-bit rows against prepared activations: every length and group size, within float rounding. */
+    @Test
+    void dotNibblesAgreesWithTheReferenceAndTheDefinition() {
+        for (QuantKernels k : implementations()) {
+            for (int n : new int[] {32, 64, 96, 128, 256, 4096}) {
+                for (int g : new int[] {32, 64, 128, n}) {
+                    if (n % g != 0) {
+                        continue;
+                    }
+                    byte[] packed = new byte[n / 2 + 3];
+                    new SplittableRandom(n * 31L + g).nextBytes(packed);
+                    float[] x = data(n, 7L * n + g, false);
+                    float[] xp = new float[n + 1];
+                    QuantKernels.deinterleaveForNibbles(x, 1, n, xp, 1);
+                    float[] scales = data(n / g, 3L * g, false);
+                    float expected = REF.dotNibbles(packed, 3, xp, 1, n, g, scales, 1);
+                    float actual = k.dotNibbles(packed, 3, xp, 1, n, g, scales, 1);
+                    // the definition, in double, on the natural order of x
+                    double def = 0;
+                    double mag = 0;
+                    for (int i = 0; i < n; i++) {
+                        int b = packed[3 + i / 2] & 0xFF;
+                        int code = (i & 1) == 0 ? b & 0xF : b >>> 4;
+                        double term = (double) scales[1 + i / g] * code * x[1 + i];
+                        def += term;
+                        mag += Math.abs(term);
+                    }
+                    assertThat((double) expected).as("scalar n=%d g=%d", n, g).isCloseTo(def, within(1e-5 * mag));
+                    assertThat((double) actual)
+                            .as("%s n=%d g=%d", k.name(), n, g)
+                            .isCloseTo(def, within(1e-5 * mag));
+                }
+            }
+        }
+    }
+
     static Stream<Arguments> gemmShapes() {
         List<Arguments> args = new ArrayList<>();
         for (QuantKernels k : implementations()) {

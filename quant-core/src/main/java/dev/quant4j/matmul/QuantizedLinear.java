@@ -1,0 +1,254 @@
+package dev.quant4j.matmul;
+
+import dev.quant4j.codebook.CodebookTensor;
+import dev.quant4j.internal.TrustedConstruction;
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.linalg.Parallel;
+import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.PackOrder;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.tensor.FloatMatrix;
+import java.util.Objects;
+import java.util.concurrent.ForkJoinPool;
+
+/**
+ * A linear layer {@code y = W x + b} whose weight {@code W [out, in]} stays quantized: matrix-vector and small-batch
+ * matrix-matrix products read the packed codes directly, never dequantizing the whole matrix.
+ *
+ * <p>Two paths, chosen once per layer:
+ *
+ * <ul>
+ *   <li><b>Fused 4-bit</b> (linear 4-bit, groups a multiple of 32 columns or one per row, no {@code g_idx}): per row
+ *       {@code y_r = sum_g S_g (sum_{i in g} q_i x_i) - sum_g S_g Z_g (sum_{i in g} x_i) + b_r}, where the first sum
+ *       unpacks nibbles in registers and multiplies them by activations reordered once per call ({@link
+ *       QuantKernels#dotNibbles}), and the group sums of {@code x} are shared by all rows.
+ *   <li><b>Row by row</b> (every other format: 2, 3, 8 bits, {@code g_idx}, NF4/FP4): each row is dequantized into a
+ *       buffer that stays in L1, then multiplied by every activation row. For a batch, a row is decoded once for all
+ *       of it, which is where matrix-matrix products gain over repeated matrix-vector ones.
+ * </ul>
+ *
+ * <p>AWQ input scales are divided into the activations ({@code Q(W s) (x / s)}); {@code g_idx} is honoured by the
+ * row decoder. Rows are split over a {@link ForkJoinPool} in fixed chunks: results do not depend on the number of
+ * threads. NaN or infinity in the activations propagates per IEEE 754 (not checked: the hot path of inference).
+ *
+ * <p>The first calls run interpreted and then JIT-compiled code; call {@link #warmUp()} before timing or serving.
+ */
+public final class QuantizedLinear {
+
+    /** Output rows per task. */
+    private static final int ROW_CHUNK = 64;
+
+    private final String name;
+    private final int out;
+    private final int in;
+    private final QuantizedTensor linear;
+    private final CodebookTensor codebook;
+    private final float[] bias;
+    private final ForkJoinPool pool;
+    private final QuantKernels k;
+    private final boolean fused;
+    /** Fused path: the group size, groups per row, and the tensor's arrays (read in place). */
+    private final int groupSize;
+
+    private final int groupsPerRow;
+    private final int rowBytes;
+    private final byte[] packed;
+    private final float[] scales;
+    private final byte[] zeros;
+    private final float[] inputScales;
+
+    private QuantizedLinear(
+            QuantizedTensor linear, CodebookTensor codebook, float[] bias, ForkJoinPool pool, QuantKernels k) {
+        this.linear = linear;
+        this.codebook = codebook;
+        this.name = linear != null ? linear.name() : codebook.name();
+        this.out = linear != null ? linear.rows() : codebook.rows();
+        this.in = linear != null ? linear.cols() : codebook.cols();
+        if (bias != null && bias.length != out) {
+            throw new IllegalArgumentException(
+                    "layer '" + name + "': bias has " + bias.length + " values, the weight has " + out + " rows");
+        }
+        this.bias = bias == null ? null : bias.clone();
+        this.pool = Objects.requireNonNull(pool);
+        this.k = k;
+        LinearScheme s = linear == null ? null : linear.scheme();
+        int g = s == null ? 0 : s.groupSize() > 0 ? s.groupSize() : in;
+        this.fused = s != null
+                && s.bits() == 4
+                && linear.packOrder() == PackOrder.LSB_FIRST_ROW_ALIGNED
+                && !linear.hasGIdx()
+                && g % QuantKernels.NIBBLE_CHUNK == 0
+                && in % g == 0;
+        this.groupSize = g;
+        this.groupsPerRow = fused ? in / g : 0;
+        this.rowBytes = linear == null ? 0 : linear.rowBytes();
+        TrustedConstruction.Access access = TrustedConstruction.access();
+        this.packed = fused ? access.packed(linear) : null;
+        this.scales = fused ? perRowGroupScales(linear, access) : null;
+        this.zeros = fused ? perRowGroupZeros(linear, access) : null;
+        this.inputScales = linear != null && linear.hasInputScales() ? linear.inputScales() : null;
+    }
+
+    /** {@code y = W x}, on the common pool. */
+    public static QuantizedLinear of(QuantizedTensor weight) {
+        return new QuantizedLinear(weight, null, null, ForkJoinPool.commonPool(), Kernels.get());
+    }
+
+    /** {@code y = W x + bias} ({@code bias} may be null), on {@code pool}. */
+    public static QuantizedLinear of(QuantizedTensor weight, float[] bias, ForkJoinPool pool) {
+        return new QuantizedLinear(weight, null, bias, pool, Kernels.get());
+    }
+
+    /** {@code y = W x} for an NF4 or FP4 weight, on the common pool. */
+    public static QuantizedLinear of(CodebookTensor weight) {
+        return new QuantizedLinear(null, weight, null, ForkJoinPool.commonPool(), Kernels.get());
+    }
+
+    /** {@code y = W x + bias} for an NF4 or FP4 weight ({@code bias} may be null), on {@code pool}. */
+    public static QuantizedLinear of(CodebookTensor weight, float[] bias, ForkJoinPool pool) {
+        return new QuantizedLinear(null, weight, bias, pool, Kernels.get());
+    }
+
+    static QuantizedLinear withKernels(QuantizedTensor weight, float[] bias, ForkJoinPool pool, QuantKernels k) {
+        return new QuantizedLinear(weight, null, bias, pool, k);
+    }
+
+    /** Input features: the length of {@code x}. */
+    public int inFeatures() {
+        return in;
+    }
+
+    /** Output features: the length of {@code y}. */
+    public int outFeatures() {
+        return out;
+    }
+
+    /** Whether the fused 4-bit kernel serves this layer (otherwise rows are decoded one at a time). */
+    public boolean fused() {
+        return fused;
+    }
+
+    /** {@code y = W x + b} into a new array. */
+    public float[] forward(float[] x) {
+        float[] y = new float[out];
+        forward(x, 0, y, 0);
+        return y;
+    }
+
+    /** {@code y[yOff, yOff + out) = W x[xOff, xOff + in) + b}. */
+    public void forward(float[] x, int xOff, float[] y, int yOff) {
+        if (xOff < 0 || xOff + (long) in > x.length) {
+            throw new IllegalArgumentException("layer '" + name + "' [" + out + ", " + in + "]: x has "
+                    + (x.length - Math.max(0, xOff)) + " values from offset " + xOff + ", needs " + in);
+        }
+        Objects.checkFromIndexSize(yOff, out, y.length);
+        if (fused) {
+            forwardFused(x, xOff, y, yOff);
+        } else {
+            forwardBatch(x, xOff, 1, y, yOff);
+        }
+    }
+
+    /**
+     * {@code Y = X W^T + b} for a batch {@code x [batch, in]}: a new {@code [batch, out]} matrix. Each row of {@code
+     * W} is decoded once for the whole batch.
+     */
+    public FloatMatrix forward(FloatMatrix x) {
+        if (x.cols() != in) {
+            throw new IllegalArgumentException("layer '" + name + "' [" + out + ", " + in + "]: activations '"
+                    + x.name() + "' have " + x.cols() + " columns, needs " + in);
+        }
+        float[] xs = x.toArray();
+        float[] y = new float[x.rows() * out];
+        if (x.rows() == 1 && fused) {
+            forwardFused(xs, 0, y, 0);
+        } else {
+            forwardBatch(xs, 0, x.rows(), y, 0);
+        }
+        return FloatMatrix.of(name, x.rows(), out, y, 0);
+    }
+
+    /** Runs enough products for the JIT to compile the hot loops (a few hundred ms), so later calls run at speed. */
+    public void warmUp() {
+        float[] x = new float[in];
+        float[] y = new float[out];
+        for (int i = 0; i < 200; i++) {
+            forward(x, 0, y, 0);
+        }
+    }
+
+    private void forwardFused(float[] x, int xOff, float[] y, int yOff) {
+        float[] xs = new float[in];
+        for (int c = 0; c < in; c++) {
+            xs[c] = inputScales == null ? x[xOff + c] : x[xOff + c] / inputScales[c];
+        }
+        float[] xp = new float[in];
+        QuantKernels.deinterleaveForNibbles(xs, 0, in, xp, 0);
+        float[] groupSums = new float[groupsPerRow];
+        for (int g = 0; g < groupsPerRow; g++) {
+            double s = 0;
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
+                s += xs[c];
+            }
+            groupSums[g] = (float) s;
+        }
+        int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
+        Parallel.forEach(pool, chunks, ch -> {
+            int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
+            for (int r = ch * ROW_CHUNK; r < r1; r++) {
+                int s0 = r * groupsPerRow;
+                float acc = k.dotNibbles(packed, r * rowBytes, xp, 0, in, groupSize, scales, s0);
+                float zeroTerm = 0f;
+                for (int g = 0; g < groupsPerRow; g++) {
+                    zeroTerm = Math.fma(scales[s0 + g] * (zeros[s0 + g] & 0xFF), groupSums[g], zeroTerm);
+                }
+                y[yOff + r] = acc - zeroTerm + (bias == null ? 0f : bias[r]);
+            }
+        });
+    }
+
+    private void forwardBatch(float[] x, int xOff, int batch, float[] y, int yOff) {
+        int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
+        Parallel.forEach(pool, chunks, ch -> {
+            float[] row = new float[in];
+            byte[] scratch = new byte[in];
+            int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
+            for (int r = ch * ROW_CHUNK; r < r1; r++) {
+                if (linear != null) {
+                    linear.dequantizeRow(r, row, 0, scratch); // divides AWQ input scales back out
+                } else {
+                    codebook.dequantizeRange((long) r * in, in, row, 0);
+                }
+                float b = bias == null ? 0f : bias[r];
+                for (int t = 0; t < batch; t++) {
+                    y[yOff + t * out + r] = k.dot(row, 0, x, xOff + t * in, in) + b;
+                }
+            }
+        });
+    }
+
+    /** Scales as {@code [rows, in / groupSize]}: a per-tensor scale repeated, so the kernel sees one layout. */
+    private static float[] perRowGroupScales(QuantizedTensor t, TrustedConstruction.Access access) {
+        if (t.scheme().groupSize() != LinearScheme.PER_TENSOR) {
+            return access.scales(t);
+        }
+        float[] s = new float[t.rows()];
+        java.util.Arrays.fill(s, access.scales(t)[0]);
+        return s;
+    }
+
+    private static byte[] perRowGroupZeros(QuantizedTensor t, TrustedConstruction.Access access) {
+        if (t.scheme().groupSize() != LinearScheme.PER_TENSOR) {
+            return access.zeros(t);
+        }
+        byte[] z = new byte[t.rows()];
+        java.util.Arrays.fill(z, access.zeros(t)[0]);
+        return z;
+    }
+
+    @Override
+    public String toString() {
+        return "QuantizedLinear[" + name + ", " + out + "x" + in + (fused ? ", fused 4-bit" : ", row by row") + "]";
+    }
+}
