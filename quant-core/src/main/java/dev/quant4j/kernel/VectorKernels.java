@@ -526,33 +526,54 @@ final class VectorKernels extends ScalarKernels {
         return s;
     }
 
-    /** 16 packed bytes: the 32 codes of one {@link #dotNibbles} chunk. */
-    private static final VectorSpecies<Byte> NIBBLE_BYTES = ByteVector.SPECIES_128;
-
-    private static final int NIBBLE_PARTS = 16 / F.length();
+    /** Packed bytes read per step of {@link #dotNibbles}: one per float lane (their two nibbles make 2L codes). */
+    private static final VectorSpecies<Byte> NIBBLE_BYTES =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, F.length() * 8)));
+    /** Float bits of 2^23: or-ing a code 0..15 into them gives the float {@code 2^23 + code}, exactly. */
+    private static final int TWO_POW_23_BITS = Float.floatToRawIntBits(8388608f);
 
     @Override
     public float dotNibbles(
             byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff) {
-        FloatVector total = FloatVector.zero(F);
         int lanes = F.length();
+        if (lanes < 8) {
+            // at 128 bits a step would hold four bytes, below the smallest byte vector: the scalar loop
+            return super.dotNibbles(packed, byteOff, xPrepared, xOff, n, groupSize, scales, sOff);
+        }
+        FloatVector bias = FloatVector.broadcast(F, 8388608f);
+        FloatVector total = FloatVector.zero(F);
         for (int g = 0; g < n / groupSize; g++) {
-            FloatVector acc0 = FloatVector.zero(F);
-            FloatVector acc1 = FloatVector.zero(F);
-            for (int c = g * groupSize; c < (g + 1) * groupSize; c += NIBBLE_CHUNK) {
-                ByteVector b = ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff + c / 2);
-                ByteVector lo = b.and((byte) 0xF);
-                ByteVector hi = b.lanewise(VectorOperators.LSHR, 4);
-                int x0 = xOff + c;
-                for (int p = 0; p < NIBBLE_PARTS; p++) {
-                    // bytes 0..15 as NIBBLE_PARTS float vectors; codes 0..15 fit a signed byte, so B2F is exact
-                    FloatVector fl = (FloatVector) lo.convertShape(VectorOperators.B2F, F, p);
-                    FloatVector fh = (FloatVector) hi.convertShape(VectorOperators.B2F, F, p);
-                    acc0 = fl.fma(FloatVector.fromArray(F, xPrepared, x0 + p * lanes), acc0);
-                    acc1 = fh.fma(FloatVector.fromArray(F, xPrepared, x0 + 16 + p * lanes), acc1);
+            // four independent accumulators (two chunks at a time, low and high nibbles): with fewer, the latency
+            // of one FMA chain sets the pace
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            int c = g * groupSize;
+            int end = c + groupSize;
+            for (; c < end; c += NIBBLE_CHUNK) {
+                for (int sub = 0; sub < 16; sub += lanes) {
+                    // bytes sub .. sub + L of the chunk as ints (B2I sign-extends; the masks below undo it)
+                    IntVector b = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff + c / 2 + sub)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    // codes to floats without a conversion instruction: (2^23 + code) - 2^23
+                    FloatVector lo =
+                            b.and(0xF).or(TWO_POW_23_BITS).reinterpretAsFloats().sub(bias);
+                    FloatVector hi = b.lanewise(VectorOperators.ASHR, 4)
+                            .and(0xF)
+                            .or(TWO_POW_23_BITS)
+                            .reinterpretAsFloats()
+                            .sub(bias);
+                    if (((c >>> 5) & 1) == 0) {
+                        a0 = lo.fma(FloatVector.fromArray(F, xPrepared, xOff + c + sub), a0);
+                        a1 = hi.fma(FloatVector.fromArray(F, xPrepared, xOff + c + 16 + sub), a1);
+                    } else {
+                        a2 = lo.fma(FloatVector.fromArray(F, xPrepared, xOff + c + sub), a2);
+                        a3 = hi.fma(FloatVector.fromArray(F, xPrepared, xOff + c + 16 + sub), a3);
+                    }
                 }
             }
-            total = acc0.add(acc1).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
+            total = a0.add(a1).add(a2.add(a3)).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
         }
         return sumLanes(total);
     }
