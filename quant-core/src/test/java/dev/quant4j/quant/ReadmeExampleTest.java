@@ -1,6 +1,7 @@
 package dev.quant4j.quant;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.codebook.CodebookTensor;
@@ -11,10 +12,12 @@ import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.matmul.QuantizedLinear;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.ForkJoinPool;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -43,6 +46,18 @@ class ReadmeExampleTest {
         h.add(Npy.readMatrix(xPath)); // calibration activations [tokens, in]
         GptqResult g = new Gptq(GptqConfig.defaults(4).withGroupSize(128).withActOrder(true)).quantize(w, h);
         // README example ends
+        float[] bias = new float[q.rows()];
+        float[] x = Gaussian.samples(3, q.cols(), 1.0);
+        // README matmul example begins
+        QuantizedLinear fc = QuantizedLinear.of(q, bias, ForkJoinPool.commonPool()); // also NF4/FP4, GPTQ, AWQ
+        float[] y = fc.forward(x); // y = W x + bias, rows in parallel
+        // README matmul example ends
+        assertThat(y).hasSize(64);
+        double y0 = 0;
+        for (int c = 0; c < q.cols(); c++) {
+            y0 += (double) q.value(0, c) * x[c];
+        }
+        assertThat((double) y[0]).isCloseTo(y0, within(1e-3));
         assertThat(nf4.bitsPerWeight()).isCloseTo(4.127, org.assertj.core.api.Assertions.within(0.01));
         assertThat(e.sqnrDb()).isBetween(18.0, 22.0);
         assertThat(g.tensor().hasGIdx()).isTrue();
