@@ -39,6 +39,16 @@ public final class QuantizedLinear {
     /** Output rows per task. */
     private static final int ROW_CHUNK = 64;
 
+    /**
+     * How far ahead the fused loop touches rows (see {@code forwardFused}): measured on 4096 x 4096 int4 g128 weights
+     * streamed from memory, one thread, 1 to 16 rows ahead all gave 2.4-2.5 ms against 3.5 without.
+     */
+    private static final int PREFETCH_ROWS = 4;
+
+    /** Receives the touched bytes, so that the JIT cannot drop the loads. */
+    @SuppressWarnings("unused")
+    private static volatile int sink;
+
     private final String name;
     private final int out;
     private final int in;
@@ -196,7 +206,17 @@ public final class QuantizedLinear {
         int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
         Parallel.forEach(pool, chunks, ch -> {
             int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
+            int touched = 0;
             for (int r = ch * ROW_CHUNK; r < r1; r++) {
+                // read one byte per cache line of a row a few rows ahead: independent loads that start the next
+                // rows' memory traffic while this row computes (Java has no prefetch instruction)
+                int ahead = r + PREFETCH_ROWS;
+                if (ahead < out) {
+                    int base = ahead * rowBytes;
+                    for (int j = 0; j < rowBytes; j += 64) {
+                        touched += packed[base + j];
+                    }
+                }
                 int s0 = r * groupsPerRow;
                 float acc = k.dotNibbles(packed, r * rowBytes, xp, 0, in, groupSize, scales, s0);
                 float zeroTerm = 0f;
@@ -205,6 +225,7 @@ public final class QuantizedLinear {
                 }
                 y[yOff + r] = acc - zeroTerm + (bias == null ? 0f : bias[r]);
             }
+            sink = touched; // keeps the touching loads alive
         });
     }
 
