@@ -529,8 +529,6 @@ final class VectorKernels extends ScalarKernels {
     /** Packed bytes read per step of {@link #dotNibbles}: one per float lane (their two nibbles make 2L codes). */
     private static final VectorSpecies<Byte> NIBBLE_BYTES =
             VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, F.length() * 8)));
-    /** Float bits of 2^23: or-ing a code 0..15 into them gives the float {@code 2^23 + code}, exactly. */
-    private static final int TWO_POW_23_BITS = Float.floatToRawIntBits(8388608f);
 
     @Override
     public float dotNibbles(
@@ -540,7 +538,6 @@ final class VectorKernels extends ScalarKernels {
             // at 128 bits a step would hold four bytes, below the smallest byte vector: the scalar loop
             return super.dotNibbles(packed, byteOff, xPrepared, xOff, n, groupSize, scales, sOff);
         }
-        FloatVector bias = FloatVector.broadcast(F, 8388608f);
         FloatVector total = FloatVector.zero(F);
         for (int g = 0; g < n / groupSize; g++) {
             // four independent accumulators (two chunks at a time, low and high nibbles): with fewer, the latency
@@ -553,17 +550,12 @@ final class VectorKernels extends ScalarKernels {
             int end = c + groupSize;
             for (; c < end; c += NIBBLE_CHUNK) {
                 for (int sub = 0; sub < 16; sub += lanes) {
-                    // bytes sub .. sub + L of the chunk as ints (B2I sign-extends; the masks below undo it)
+                    // bytes sub .. sub + L of the chunk as unsigned ints: the high nibble is a shift, the low a mask
                     IntVector b = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff + c / 2 + sub)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    // codes to floats without a conversion instruction: (2^23 + code) - 2^23
-                    FloatVector lo =
-                            b.and(0xF).or(TWO_POW_23_BITS).reinterpretAsFloats().sub(bias);
-                    FloatVector hi = b.lanewise(VectorOperators.ASHR, 4)
-                            .and(0xF)
-                            .or(TWO_POW_23_BITS)
-                            .reinterpretAsFloats()
-                            .sub(bias);
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    FloatVector lo = (FloatVector) b.and(0xF).convert(VectorOperators.I2F, 0);
+                    FloatVector hi =
+                            (FloatVector) b.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0);
                     if (((c >>> 5) & 1) == 0) {
                         a0 = lo.fma(FloatVector.fromArray(F, xPrepared, xOff + c + sub), a0);
                         a1 = hi.fma(FloatVector.fromArray(F, xPrepared, xOff + c + 16 + sub), a1);

@@ -67,6 +67,8 @@ public final class QuantizedLinear {
     private final float[] scales;
     private final byte[] zeros;
     private final float[] inputScales;
+    /** Fused path: {@code S * Z} per row and group, so the zero-point term of a row is one dot product. */
+    private final float[] scaleTimesZero;
 
     private QuantizedLinear(
             QuantizedTensor linear, CodebookTensor codebook, float[] bias, ForkJoinPool pool, QuantKernels k) {
@@ -98,6 +100,12 @@ public final class QuantizedLinear {
         this.scales = fused ? perRowGroupScales(linear, access) : null;
         this.zeros = fused ? perRowGroupZeros(linear, access) : null;
         this.inputScales = linear != null && linear.hasInputScales() ? linear.inputScales() : null;
+        this.scaleTimesZero = fused ? new float[scales.length] : null;
+        if (fused) {
+            for (int i = 0; i < scales.length; i++) {
+                scaleTimesZero[i] = scales[i] * (zeros[i] & 0xFF);
+            }
+        }
     }
 
     /** {@code y = W x}, on the common pool. */
@@ -219,10 +227,7 @@ public final class QuantizedLinear {
                 }
                 int s0 = r * groupsPerRow;
                 float acc = k.dotNibbles(packed, r * rowBytes, xp, 0, in, groupSize, scales, s0);
-                float zeroTerm = 0f;
-                for (int g = 0; g < groupsPerRow; g++) {
-                    zeroTerm = Math.fma(scales[s0 + g] * (zeros[s0 + g] & 0xFF), groupSums[g], zeroTerm);
-                }
+                float zeroTerm = k.dot(scaleTimesZero, s0, groupSums, 0, groupsPerRow);
                 y[yOff + r] = acc - zeroTerm + (bias == null ? 0f : bias[r]);
             }
             sink = touched; // keeps the touching loads alive
