@@ -15,7 +15,6 @@ import dev.quant4j.tensor.Gaussian;
 import java.nio.ByteBuffer;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
-import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -34,8 +33,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * Matrix-vector products {@code y = W x}, float activations, on {@code threads} threads: an FP32 Vector API GEMV (a
  * dot product per row; the baseline), the fused int4 g128 kernel ({@link QuantizedLinear}), and the row-by-row path
  * for int8 g128 and NF4 (block 64). Each operation uses the next of several copies of the weight, together larger than
- * this machine's 480 MiB L3, so the weights stream from memory as in LLM decoding. Score: milliseconds per product;
- * {@code weightBytes}: bytes of weight (codes, scales, zero-points) read per second.
+ * this machine's 480 MiB L3, so the weights stream from memory as in LLM decoding. Score: milliseconds per product
+ * (bytes of weight per product: {@code QuantizedTensor.storageBytes()}, or {@code 4 * rows * cols} for FP32).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -69,17 +68,6 @@ public class GemvBenchmark {
     long int8Bytes;
     long nf4Bytes;
     int next;
-
-    @State(Scope.Thread)
-    @AuxCounters(AuxCounters.Type.OPERATIONS)
-    public static class Bytes {
-        public long weightBytes;
-
-        @Setup(Level.Iteration)
-        public void reset() {
-            weightBytes = 0;
-        }
-    }
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -133,7 +121,7 @@ public class GemvBenchmark {
     }
 
     @Benchmark
-    public float[] fp32VectorGemv(Bytes b) {
+    public float[] fp32VectorGemv() {
         float[] w = fp32[next++ % fp32.length];
         QuantKernels k = Kernels.get();
         int chunks = (rows + 63) / 64;
@@ -142,28 +130,24 @@ public class GemvBenchmark {
                 y[r] = k.dot(w, r * cols, x, 0, cols);
             }
         });
-        b.weightBytes += 4L * rows * cols;
         return y;
     }
 
     @Benchmark
-    public float[] int4G128Fused(Bytes b) {
+    public float[] int4G128Fused() {
         int4[next++ % int4.length].forward(x, 0, y, 0);
-        b.weightBytes += int4Bytes;
         return y;
     }
 
     @Benchmark
-    public float[] int8G128RowByRow(Bytes b) {
+    public float[] int8G128RowByRow() {
         int8[next++ % int8.length].forward(x, 0, y, 0);
-        b.weightBytes += int8Bytes;
         return y;
     }
 
     @Benchmark
-    public float[] nf4B64RowByRow(Bytes b) {
+    public float[] nf4B64RowByRow() {
         nf4[next++ % nf4.length].forward(x, 0, y, 0);
-        b.weightBytes += nf4Bytes;
         return y;
     }
 }
