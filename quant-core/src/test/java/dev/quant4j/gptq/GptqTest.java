@@ -10,23 +10,17 @@ import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
+import dev.quant4j.testing.Pools;
 import java.util.SplittableRandom;
 import java.util.concurrent.ForkJoinPool;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 class GptqTest {
 
-    static final ForkJoinPool ONE = new ForkJoinPool(1);
-    static final ForkJoinPool TWO = new ForkJoinPool(2);
-
-    @AfterAll
-    static void shutdown() {
-        ONE.shutdown();
-        TWO.shutdown();
-    }
+    static final ForkJoinPool ONE = Pools.ONE;
+    static final ForkJoinPool TWO = Pools.TWO;
 
     static FloatMatrix weights(int rows, int cols, long seed) {
         SplittableRandom r = new SplittableRandom(seed);

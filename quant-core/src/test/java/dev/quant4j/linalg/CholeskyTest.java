@@ -4,10 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.testing.Pools;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.ForkJoinPool;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -18,14 +18,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class CholeskyTest {
 
-    static final ForkJoinPool ONE = new ForkJoinPool(1);
-    static final ForkJoinPool TWO = new ForkJoinPool(2);
-
-    @AfterAll
-    static void shutdown() {
-        ONE.shutdown();
-        TWO.shutdown();
-    }
+    static final ForkJoinPool ONE = Pools.ONE;
+    static final ForkJoinPool TWO = Pools.TWO;
 
     /** A symmetric positive definite matrix {@code B B^T / n + 0.05 I}, like a damped Hessian. */
     static float[] spd(int n, long seed) {

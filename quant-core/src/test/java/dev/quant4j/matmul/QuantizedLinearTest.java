@@ -20,11 +20,11 @@ import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
+import dev.quant4j.testing.Pools;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -37,14 +37,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class QuantizedLinearTest {
 
-    static final ForkJoinPool ONE = new ForkJoinPool(1);
-    static final ForkJoinPool TWO = new ForkJoinPool(2);
-
-    @AfterAll
-    static void shutdown() {
-        ONE.shutdown();
-        TWO.shutdown();
-    }
+    static final ForkJoinPool ONE = Pools.ONE;
+    static final ForkJoinPool TWO = Pools.TWO;
 
     static void assertMatchesDefinition(FloatMatrix deq, float[] bias, float[] x, int xOff, float[] y, int yOff) {
         for (int r = 0; r < deq.rows(); r++) {
