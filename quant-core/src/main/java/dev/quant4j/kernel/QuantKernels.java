@@ -118,6 +118,27 @@ public interface QuantKernels {
     float dotNibbles(
             byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff);
 
+    /**
+     * Dot products of {@code m} rows of {@code A} with {@code n} rows of {@code B} (both row-major, length {@code len}):
+     * {@code c[cOff + i * cRowStride + j * cColStride] = sum_t A(i, t) B(j, t)}, {@code A(i, t) = a[aOff + i * lda +
+     * t]}, {@code B(j, t) = b[bOff + j * ldb + t]}. For batches on decoded weight rows: every loaded value meets
+     * several others in registers. Float sums: implementations differ by rounding.
+     */
+    void dotMany(
+            int m,
+            int n,
+            int len,
+            float[] a,
+            int aOff,
+            int lda,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int cRowStride,
+            int cColStride);
+
     /** {@code y[yOff + i] += alpha * x[xOff + i]} for {@code i < len}, one fused multiply-add per element. */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int len);
 

@@ -260,6 +260,28 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public void dotMany(
+            int m,
+            int n,
+            int len,
+            float[] a,
+            int aOff,
+            int lda,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int cRowStride,
+            int cColStride) {
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                c[cOff + i * cRowStride + j * cColStride] = dot(a, aOff + i * lda, b, bOff + j * ldb, len);
+            }
+        }
+    }
+
+    @Override
     public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int len) {
         for (int i = 0; i < len; i++) {
             y[yOff + i] = Math.fma(alpha, x[xOff + i], y[yOff + i]);

@@ -571,6 +571,86 @@ final class VectorKernels extends ScalarKernels {
     }
 
     @Override
+    public void dotMany(
+            int m,
+            int n,
+            int len,
+            float[] a,
+            int aOff,
+            int lda,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int cRowStride,
+            int cColStride) {
+        int bound = F.loopBound(len);
+        int i = 0;
+        for (; i + 2 <= m; i += 2) {
+            int j = 0;
+            for (; j + 4 <= n; j += 4) {
+                // a 2 x 4 tile: 8 accumulators, 6 loads per 8 FMAs
+                int a0 = aOff + i * lda;
+                int a1 = a0 + lda;
+                int b0 = bOff + j * ldb;
+                FloatVector c00 = FloatVector.zero(F);
+                FloatVector c01 = FloatVector.zero(F);
+                FloatVector c02 = FloatVector.zero(F);
+                FloatVector c03 = FloatVector.zero(F);
+                FloatVector c10 = FloatVector.zero(F);
+                FloatVector c11 = FloatVector.zero(F);
+                FloatVector c12 = FloatVector.zero(F);
+                FloatVector c13 = FloatVector.zero(F);
+                for (int t = 0; t < bound; t += F.length()) {
+                    FloatVector x0 = FloatVector.fromArray(F, a, a0 + t);
+                    FloatVector x1 = FloatVector.fromArray(F, a, a1 + t);
+                    FloatVector y = FloatVector.fromArray(F, b, b0 + t);
+                    c00 = x0.fma(y, c00);
+                    c10 = x1.fma(y, c10);
+                    y = FloatVector.fromArray(F, b, b0 + ldb + t);
+                    c01 = x0.fma(y, c01);
+                    c11 = x1.fma(y, c11);
+                    y = FloatVector.fromArray(F, b, b0 + 2 * ldb + t);
+                    c02 = x0.fma(y, c02);
+                    c12 = x1.fma(y, c12);
+                    y = FloatVector.fromArray(F, b, b0 + 3 * ldb + t);
+                    c03 = x0.fma(y, c03);
+                    c13 = x1.fma(y, c13);
+                }
+                int c0 = cOff + i * cRowStride + j * cColStride;
+                int c1 = c0 + cRowStride;
+                c[c0] = tailDot(a, a0, b, b0, bound, len, sumLanes(c00));
+                c[c0 + cColStride] = tailDot(a, a0, b, b0 + ldb, bound, len, sumLanes(c01));
+                c[c0 + 2 * cColStride] = tailDot(a, a0, b, b0 + 2 * ldb, bound, len, sumLanes(c02));
+                c[c0 + 3 * cColStride] = tailDot(a, a0, b, b0 + 3 * ldb, bound, len, sumLanes(c03));
+                c[c1] = tailDot(a, a1, b, b0, bound, len, sumLanes(c10));
+                c[c1 + cColStride] = tailDot(a, a1, b, b0 + ldb, bound, len, sumLanes(c11));
+                c[c1 + 2 * cColStride] = tailDot(a, a1, b, b0 + 2 * ldb, bound, len, sumLanes(c12));
+                c[c1 + 3 * cColStride] = tailDot(a, a1, b, b0 + 3 * ldb, bound, len, sumLanes(c13));
+            }
+            for (; j < n; j++) {
+                for (int r = i; r < i + 2; r++) {
+                    c[cOff + r * cRowStride + j * cColStride] = dot(a, aOff + r * lda, b, bOff + j * ldb, len);
+                }
+            }
+        }
+        for (; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                c[cOff + i * cRowStride + j * cColStride] = dot(a, aOff + i * lda, b, bOff + j * ldb, len);
+            }
+        }
+    }
+
+    /** {@code s} plus the scalar tail {@code [from, len)} of a dot product. */
+    private static float tailDot(float[] a, int aOff, float[] b, int bOff, int from, int len, float s) {
+        for (int t = from; t < len; t++) {
+            s = Math.fma(a[aOff + t], b[bOff + t], s);
+        }
+        return s;
+    }
+
+    @Override
     public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int len) {
         FloatVector va = FloatVector.broadcast(F, alpha);
         int i = 0;

@@ -237,18 +237,27 @@ public final class QuantizedLinear {
     private void forwardBatch(float[] x, int xOff, int batch, float[] y, int yOff) {
         int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
         Parallel.forEach(pool, chunks, ch -> {
-            float[] row = new float[in];
+            float[] rows = new float[2 * in];
             byte[] scratch = new byte[in];
-            int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
-            for (int r = ch * ROW_CHUNK; r < r1; r++) {
-                if (linear != null) {
-                    linear.dequantizeRow(r, row, 0, scratch); // divides AWQ input scales back out
-                } else {
-                    codebook.dequantizeRange((long) r * in, in, row, 0);
+            int r0 = ch * ROW_CHUNK;
+            int r1 = Math.min(out, r0 + ROW_CHUNK);
+            for (int r = r0; r < r1; r += 2) {
+                int m = Math.min(2, r1 - r);
+                for (int i = 0; i < m; i++) {
+                    if (linear != null) {
+                        linear.dequantizeRow(r + i, rows, i * in, scratch); // divides AWQ input scales back out
+                    } else {
+                        codebook.dequantizeRange((long) (r + i) * in, in, rows, i * in);
+                    }
                 }
-                float b = bias == null ? 0f : bias[r];
-                for (int t = 0; t < batch; t++) {
-                    y[yOff + t * out + r] = k.dot(row, 0, x, xOff + t * in, in) + b;
+                // y[t][r + i] = rows[i] . x[t]: two decoded rows against every activation row, in registers
+                k.dotMany(m, batch, in, rows, 0, in, x, xOff, in, y, yOff + r, 1, out);
+                if (bias != null) {
+                    for (int i = 0; i < m; i++) {
+                        for (int t = 0; t < batch; t++) {
+                            y[yOff + t * out + r + i] += bias[r + i];
+                        }
+                    }
                 }
             }
         });

@@ -331,6 +331,40 @@ class KernelsTest {
         }
     }
 
+    /** Many dot products at once: every tile shape and tail against the scalar loop and the definition. */
+    @Test
+    void dotManyAgreesWithTheDefinition() {
+        for (QuantKernels k : implementations()) {
+            for (int m : new int[] {1, 2, 3, 5}) {
+                for (int n : new int[] {1, 3, 4, 9}) {
+                    for (int len : new int[] {1, 17, 64, 129}) {
+                        float[] a = data(m * (len + 2) + 1, 11L * m + len, false);
+                        float[] b = data(n * (len + 1) + 2, 13L * n + len, false);
+                        float[] c = new float[m * n * 2 + 3];
+                        float[] r = new float[m * n * 2 + 3];
+                        k.dotMany(m, n, len, a, 1, len + 2, b, 2, len + 1, c, 3, 1, m);
+                        REF.dotMany(m, n, len, a, 1, len + 2, b, 2, len + 1, r, 3, 1, m);
+                        for (int i = 0; i < m; i++) {
+                            for (int j = 0; j < n; j++) {
+                                double def = 0;
+                                double mag = 0;
+                                for (int t = 0; t < len; t++) {
+                                    double term = (double) a[1 + i * (len + 2) + t] * b[2 + j * (len + 1) + t];
+                                    def += term;
+                                    mag += Math.abs(term);
+                                }
+                                assertThat((double) c[3 + i + j * m])
+                                        .as("%s m=%d n=%d len=%d (%d,%d)", k.name(), m, n, len, i, j)
+                                        .isCloseTo(def, within(1e-5 * (mag + 1e-30)));
+                                assertThat((double) r[3 + i + j * m]).isCloseTo(def, within(1e-5 * (mag + 1e-30)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     static Stream<Arguments> gemmShapes() {
         List<Arguments> args = new ArrayList<>();
         for (QuantKernels k : implementations()) {
