@@ -119,6 +119,24 @@ public interface QuantKernels {
             byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff);
 
     /**
+     * {@link #dotNibbles} of one row against eight prepared activation rows at once ({@code xPrepared[xOff + b * ldx
+     * ...]}, {@code b < 8}), into {@code out[outOff + b]}: the nibbles are unpacked once and meet the eight rows in
+     * registers.
+     */
+    void dotNibbles8(
+            byte[] packed,
+            int byteOff,
+            float[] xPrepared,
+            int xOff,
+            int ldx,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            float[] out,
+            int outOff);
+
+    /**
      * Dot products of {@code m} rows of {@code A} with {@code n} rows of {@code B} (both row-major, length {@code len}):
      * {@code c[cOff + i * cRowStride + j * cColStride] = sum_t A(i, t) B(j, t)}, {@code A(i, t) = a[aOff + i * lda +
      * t]}, {@code B(j, t) = b[bOff + j * ldb + t]}. For batches on decoded weight rows: every loaded value meets

@@ -260,6 +260,24 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public void dotNibbles8(
+            byte[] packed,
+            int byteOff,
+            float[] xPrepared,
+            int xOff,
+            int ldx,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            float[] out,
+            int outOff) {
+        for (int b = 0; b < 8; b++) {
+            out[outOff + b] = dotNibbles(packed, byteOff, xPrepared, xOff + b * ldx, n, groupSize, scales, sOff);
+        }
+    }
+
+    @Override
     public void dotMany(
             int m,
             int n,

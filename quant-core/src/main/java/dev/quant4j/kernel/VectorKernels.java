@@ -571,6 +571,95 @@ final class VectorKernels extends ScalarKernels {
     }
 
     @Override
+    public void dotNibbles8(
+            byte[] packed,
+            int byteOff,
+            float[] xPrepared,
+            int xOff,
+            int ldx,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            float[] out,
+            int outOff) {
+        int lanes = F.length();
+        if (lanes < 8) {
+            super.dotNibbles8(packed, byteOff, xPrepared, xOff, ldx, n, groupSize, scales, sOff, out, outOff);
+            return;
+        }
+        FloatVector t0 = FloatVector.zero(F);
+        FloatVector t1 = FloatVector.zero(F);
+        FloatVector t2 = FloatVector.zero(F);
+        FloatVector t3 = FloatVector.zero(F);
+        FloatVector t4 = FloatVector.zero(F);
+        FloatVector t5 = FloatVector.zero(F);
+        FloatVector t6 = FloatVector.zero(F);
+        FloatVector t7 = FloatVector.zero(F);
+        for (int g = 0; g < n / groupSize; g++) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            FloatVector a4 = FloatVector.zero(F);
+            FloatVector a5 = FloatVector.zero(F);
+            FloatVector a6 = FloatVector.zero(F);
+            FloatVector a7 = FloatVector.zero(F);
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c += NIBBLE_CHUNK) {
+                for (int sub = 0; sub < 16; sub += lanes) {
+                    IntVector bytes = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff + c / 2 + sub)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    FloatVector lo = (FloatVector) bytes.and(0xF).convert(VectorOperators.I2F, 0);
+                    FloatVector hi = (FloatVector)
+                            bytes.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0);
+                    int xo = xOff + c + sub;
+                    a0 = hi.fma(
+                            FloatVector.fromArray(F, xPrepared, xo + 0 * ldx + 16),
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 0 * ldx), a0));
+                    a1 = hi.fma(
+                            FloatVector.fromArray(F, xPrepared, xo + 1 * ldx + 16),
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 1 * ldx), a1));
+                    a2 = hi.fma(
+                            FloatVector.fromArray(F, xPrepared, xo + 2 * ldx + 16),
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 2 * ldx), a2));
+                    a3 = hi.fma(
+                            FloatVector.fromArray(F, xPrepared, xo + 3 * ldx + 16),
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 3 * ldx), a3));
+                    a4 = hi.fma(
+                            FloatVector.fromArray(F, xPrepared, xo + 4 * ldx + 16),
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 4 * ldx), a4));
+                    a5 = hi.fma(
+                            FloatVector.fromArray(F, xPrepared, xo + 5 * ldx + 16),
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 5 * ldx), a5));
+                    a6 = hi.fma(
+                            FloatVector.fromArray(F, xPrepared, xo + 6 * ldx + 16),
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 6 * ldx), a6));
+                    a7 = hi.fma(
+                            FloatVector.fromArray(F, xPrepared, xo + 7 * ldx + 16),
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 7 * ldx), a7));
+                }
+            }
+            FloatVector s = FloatVector.broadcast(F, scales[sOff + g]);
+            t0 = a0.fma(s, t0);
+            t1 = a1.fma(s, t1);
+            t2 = a2.fma(s, t2);
+            t3 = a3.fma(s, t3);
+            t4 = a4.fma(s, t4);
+            t5 = a5.fma(s, t5);
+            t6 = a6.fma(s, t6);
+            t7 = a7.fma(s, t7);
+        }
+        out[outOff + 0] = sumLanes(t0);
+        out[outOff + 1] = sumLanes(t1);
+        out[outOff + 2] = sumLanes(t2);
+        out[outOff + 3] = sumLanes(t3);
+        out[outOff + 4] = sumLanes(t4);
+        out[outOff + 5] = sumLanes(t5);
+        out[outOff + 6] = sumLanes(t6);
+        out[outOff + 7] = sumLanes(t7);
+    }
+
+    @Override
     public void dotMany(
             int m,
             int n,

@@ -235,6 +235,10 @@ public final class QuantizedLinear {
     }
 
     private void forwardBatch(float[] x, int xOff, int batch, float[] y, int yOff) {
+        if (fused) {
+            forwardBatchFused(x, xOff, batch, y, yOff);
+            return;
+        }
         int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
         Parallel.forEach(pool, chunks, ch -> {
             float[] rows = new float[2 * in];
@@ -261,6 +265,55 @@ public final class QuantizedLinear {
                 }
             }
         });
+    }
+
+    /**
+     * Batches on a fused-path layer: activations reordered once per row of the batch; each weight row's nibbles are
+     * unpacked once per eight activation rows ({@link QuantKernels#dotNibbles8}), the rest one row at a time.
+     */
+    private void forwardBatchFused(float[] x, int xOff, int batch, float[] y, int yOff) {
+        float[] xp = new float[batch * in];
+        float[] groupSums = new float[batch * groupsPerRow];
+        float[] xs = new float[in];
+        for (int t = 0; t < batch; t++) {
+            for (int c = 0; c < in; c++) {
+                float v = x[xOff + t * in + c];
+                xs[c] = inputScales == null ? v : v / inputScales[c];
+            }
+            QuantKernels.deinterleaveForNibbles(xs, 0, in, xp, t * in);
+            for (int g = 0; g < groupsPerRow; g++) {
+                double sum = 0;
+                for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
+                    sum += xs[c];
+                }
+                groupSums[t * groupsPerRow + g] = (float) sum;
+            }
+        }
+        int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
+        Parallel.forEach(pool, chunks, ch -> {
+            float[] eight = new float[8];
+            int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
+            for (int r = ch * ROW_CHUNK; r < r1; r++) {
+                int s0 = r * groupsPerRow;
+                int t = 0;
+                for (; t + 8 <= batch; t += 8) {
+                    k.dotNibbles8(packed, r * rowBytes, xp, t * in, in, in, groupSize, scales, s0, eight, 0);
+                    for (int b = 0; b < 8; b++) {
+                        y[yOff + (t + b) * out + r] = finish(r, s0, eight[b], groupSums, (t + b) * groupsPerRow);
+                    }
+                }
+                for (; t < batch; t++) {
+                    float acc = k.dotNibbles(packed, r * rowBytes, xp, t * in, in, groupSize, scales, s0);
+                    y[yOff + t * out + r] = finish(r, s0, acc, groupSums, t * groupsPerRow);
+                }
+            }
+        });
+    }
+
+    /** {@code acc - sum_g S_g Z_g sum_g(x) + b_r}: the zero-point term and the bias of row {@code r}. */
+    private float finish(int r, int s0, float acc, float[] groupSums, int gOff) {
+        float zeroTerm = k.dot(scaleTimesZero, s0, groupSums, gOff, groupsPerRow);
+        return acc - zeroTerm + (bias == null ? 0f : bias[r]);
     }
 
     /** Scales as {@code [rows, in / groupSize]}: a per-tensor scale repeated, so the kernel sees one layout. */

@@ -365,6 +365,36 @@ class KernelsTest {
         }
     }
 
+    /** Eight activation rows at once equal eight single rows (same float operations per row, in the same order). */
+    @Test
+    void dotNibbles8AgreesWithEightSingleRows() {
+        for (QuantKernels k : implementations()) {
+            for (int n : new int[] {32, 128, 4096}) {
+                for (int g : new int[] {32, 128, n}) {
+                    if (n % g != 0) {
+                        continue;
+                    }
+                    byte[] packed = new byte[n / 2 + 1];
+                    new SplittableRandom(n + 5L * g).nextBytes(packed);
+                    float[] xp = data(8 * (n + 3), 3L * n + g, false);
+                    float[] scales = data(n / g + 2, 7L * g, false);
+                    float[] out = new float[10];
+                    k.dotNibbles8(packed, 1, xp, 2, n + 3, n, g, scales, 2, out, 1);
+                    for (int b = 0; b < 8; b++) {
+                        float single = REF.dotNibbles(packed, 1, xp, 2 + b * (n + 3), n, g, scales, 2);
+                        double mag = 0;
+                        for (int i = 0; i < n; i++) {
+                            mag += Math.abs(15.0 * xp[2 + b * (n + 3) + i] * scales[2 + i / g]);
+                        }
+                        assertThat(out[1 + b])
+                                .as("%s n=%d g=%d b=%d", k.name(), n, g, b)
+                                .isCloseTo(single, within((float) (1e-5 * mag)));
+                    }
+                }
+            }
+        }
+    }
+
     static Stream<Arguments> gemmShapes() {
         List<Arguments> args = new ArrayList<>();
         for (QuantKernels k : implementations()) {
