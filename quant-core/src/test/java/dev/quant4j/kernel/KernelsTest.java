@@ -54,6 +54,28 @@ class KernelsTest {
         assertThat(Kernels.get().name()).isEqualTo("vector-" + expectedBits());
     }
 
+    /**
+     * Every kernel of the interface has a vector implementation: one lost in an edit would silently fall back to the
+     * inherited scalar code, and every equality test above would still pass.
+     */
+    @Test
+    void vectorKernelsOverrideEveryKernel() {
+        List<String> missing = new ArrayList<>();
+        for (java.lang.reflect.Method m : QuantKernels.class.getDeclaredMethods()) {
+            if (java.lang.reflect.Modifier.isStatic(m.getModifiers()) || m.isDefault()) {
+                continue;
+            }
+            try {
+                java.lang.reflect.Method impl =
+                        VectorKernels.class.getDeclaredMethod(m.getName(), m.getParameterTypes());
+                assertThat(impl.getReturnType()).isEqualTo(m.getReturnType());
+            } catch (NoSuchMethodException e) {
+                missing.add(m.getName());
+            }
+        }
+        assertThat(missing).as("kernels without a vector implementation").isEmpty();
+    }
+
     static float[] data(int n, long seed, boolean boundaries) {
         SplittableRandom r = new SplittableRandom(seed);
         float[] x = new float[n + 3];
