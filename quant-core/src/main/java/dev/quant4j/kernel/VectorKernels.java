@@ -1168,11 +1168,11 @@ final class VectorKernels extends ScalarKernels {
         float[] tail = new float[6];
         // scalar tail
         super.diffStats(a, aOff + i, b, bOff + i, len - i, tail);
-        out[SUM_SQ_DIFF] = sqDiff.reduceLanes(VectorOperators.ADD) + tail[SUM_SQ_DIFF];
-        out[SUM_ABS_DIFF] = absDiff.reduceLanes(VectorOperators.ADD) + tail[SUM_ABS_DIFF];
+        out[SUM_SQ_DIFF] = sumLanes(sqDiff) + tail[SUM_SQ_DIFF];
+        out[SUM_ABS_DIFF] = sumLanes(absDiff) + tail[SUM_ABS_DIFF];
         out[MAX_ABS_DIFF] = Math.max(maxAbs.reduceLanes(VectorOperators.MAX), tail[MAX_ABS_DIFF]);
-        out[SUM_SQ_A] = sqA.reduceLanes(VectorOperators.ADD) + tail[SUM_SQ_A];
-        out[SUM_SQ_B] = sqB.reduceLanes(VectorOperators.ADD) + tail[SUM_SQ_B];
-        out[SUM_AB] = ab.reduceLanes(VectorOperators.ADD) + tail[SUM_AB];
+        out[SUM_SQ_A] = sumLanes(sqA) + tail[SUM_SQ_A];
+        out[SUM_SQ_B] = sumLanes(sqB) + tail[SUM_SQ_B];
+        out[SUM_AB] = sumLanes(ab) + tail[SUM_AB];
     }
 }
