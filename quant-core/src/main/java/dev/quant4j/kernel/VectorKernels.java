@@ -541,9 +541,8 @@ final class VectorKernels extends ScalarKernels {
     public float dotNibbles(
             byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff) {
         int lanes = F.length();
-        if (lanes < 8) {
-            // at 128 bits a step would hold four bytes, below the smallest byte vector: the scalar loop
-            return super.dotNibbles(packed, byteOff, xPrepared, xOff, n, groupSize, scales, sOff);
+        if (lanes == 4) {
+            return dotNibbles128(packed, byteOff, xPrepared, xOff, n, groupSize, scales, sOff);
         }
         FloatVector total = FloatVector.zero(F);
         for (int g = 0; g < n / groupSize; g++) {
@@ -570,6 +569,39 @@ final class VectorKernels extends ScalarKernels {
                         a2 = lo.fma(FloatVector.fromArray(F, xPrepared, xOff + c + sub), a2);
                         a3 = hi.fma(FloatVector.fromArray(F, xPrepared, xOff + c + 16 + sub), a3);
                     }
+                }
+            }
+            total = a0.add(a1).add(a2.add(a3)).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
+        }
+        return sumLanes(total);
+    }
+
+    /**
+     * {@link #dotNibbles} at 128 bits (4 float lanes, NEON's width): a step of four bytes would be below the smallest
+     * byte vector, so each 8-byte load is widened in two parts.
+     */
+    private static float dotNibbles128(
+            byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff) {
+        FloatVector total = FloatVector.zero(F);
+        for (int g = 0; g < n / groupSize; g++) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c += NIBBLE_CHUNK) {
+                for (int sub = 0; sub < 16; sub += 8) {
+                    ByteVector bytes = ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff + c / 2 + sub);
+                    IntVector b0 = (IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector b1 = (IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 1);
+                    int x0 = xOff + c + sub;
+                    a0 = ((FloatVector) b0.and(0xF).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, x0), a0);
+                    a1 = ((FloatVector) b0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, x0 + 16), a1);
+                    a2 = ((FloatVector) b1.and(0xF).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, x0 + 4), a2);
+                    a3 = ((FloatVector) b1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, x0 + 20), a3);
                 }
             }
             total = a0.add(a1).add(a2.add(a3)).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
