@@ -554,21 +554,33 @@ final class VectorKernels extends ScalarKernels {
             FloatVector a3 = FloatVector.zero(F);
             int c = g * groupSize;
             int end = c + groupSize;
+            // two chunks per step, one pair of accumulators each (no branch in the loop)
+            for (; c + 2 * NIBBLE_CHUNK <= end; c += 2 * NIBBLE_CHUNK) {
+                for (int sub = 0; sub < 16; sub += lanes) {
+                    int p0 = byteOff + c / 2 + sub;
+                    int x0 = xOff + c + sub;
+                    IntVector b = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, p0)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector d = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, p0 + 16)
+                            .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    a0 = ((FloatVector) b.and(0xF).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, x0), a0);
+                    a1 = ((FloatVector) b.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, x0 + 16), a1);
+                    a2 = ((FloatVector) d.and(0xF).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, x0 + 32), a2);
+                    a3 = ((FloatVector) d.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, x0 + 48), a3);
+                }
+            }
             for (; c < end; c += NIBBLE_CHUNK) {
                 for (int sub = 0; sub < 16; sub += lanes) {
-                    // bytes sub .. sub + L of the chunk as unsigned ints: the high nibble is a shift, the low a mask
                     IntVector b = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff + c / 2 + sub)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    FloatVector lo = (FloatVector) b.and(0xF).convert(VectorOperators.I2F, 0);
-                    FloatVector hi =
-                            (FloatVector) b.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0);
-                    if (((c >>> 5) & 1) == 0) {
-                        a0 = lo.fma(FloatVector.fromArray(F, xPrepared, xOff + c + sub), a0);
-                        a1 = hi.fma(FloatVector.fromArray(F, xPrepared, xOff + c + 16 + sub), a1);
-                    } else {
-                        a2 = lo.fma(FloatVector.fromArray(F, xPrepared, xOff + c + sub), a2);
-                        a3 = hi.fma(FloatVector.fromArray(F, xPrepared, xOff + c + 16 + sub), a3);
-                    }
+                    a0 = ((FloatVector) b.and(0xF).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, xOff + c + sub), a0);
+                    a1 = ((FloatVector) b.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
+                            .fma(FloatVector.fromArray(F, xPrepared, xOff + c + 16 + sub), a1);
                 }
             }
             total = a0.add(a1).add(a2.add(a3)).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
