@@ -1,11 +1,15 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.io.AtomicFiles;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.BitWidthStudy;
+import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantScheme;
+import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.awt.image.BufferedImage;
@@ -91,22 +95,114 @@ final class ReportCommand implements Callable<Integer> {
                 + " Bits/weight counts the packed codes plus, per group, a float32 scale and an 8-bit zero-point"
                 + " (linear) or a float32 absmax (NF4/FP4).\n\n" + table
                 + "\n![error vs bit width](error-vs-bits.png)\n\n![histogram](histogram.png)\n";
+        FloatMatrix timed = tensors.get(0);
+        List<Throughput> speeds = throughput(timed);
+        String report = md + "\n## Throughput per bit width\n\nOne thread, on '" + timed.name() + "' (" + timed.size()
+                + " weights), GiB/s of float32, the best of " + TIMING_REPS + " wall-clock runs after a warm-up:"
+                + " indicative only; the JMH figures (`./bench`) are in docs/benchmarks.md.\n\n"
+                + throughputTable(speeds) + "\n![throughput](throughput.png)\n";
         PrintWriter pw = spec.commandLine().getOut();
         pw.print(table);
         Files.createDirectories(outDir);
-        AtomicFiles.write(outDir.resolve("report.md"), o -> o.write(md.getBytes(StandardCharsets.UTF_8)));
+        AtomicFiles.write(outDir.resolve("report.md"), o -> o.write(report.getBytes(StandardCharsets.UTF_8)));
         writePng(errorChart(rows), outDir.resolve("error-vs-bits.png"));
         FloatMatrix first = tensors.get(0);
         LinearScheme histScheme = first.cols() % 128 == 0 ? LinearScheme.asym(4, 128) : LinearScheme.asym(4, -1);
         FloatMatrix deq = new RtnQuantizer(histScheme).quantize(first).dequantize();
         writePng(histogram(first, deq, histScheme), outDir.resolve("histogram.png"));
+        writePng(throughputChart(speeds), outDir.resolve("throughput.png"));
         pw.printf(
                 Locale.ROOT,
-                "%nwrote %s, %s, %s%n",
+                "%nwrote %s, %s, %s, %s%n",
                 outDir.resolve("report.md"),
                 outDir.resolve("error-vs-bits.png"),
-                outDir.resolve("histogram.png"));
+                outDir.resolve("histogram.png"),
+                outDir.resolve("throughput.png"));
         return Quant.OK;
+    }
+
+    static final int TIMING_REPS = 7;
+
+    /** Quantize and dequantize speed of one scheme, GiB/s of float32. */
+    record Throughput(String scheme, int bits, double quantize, double dequantize) {}
+
+    /** Times RTN (asymmetric, group 128 or per channel) at 2, 3, 4 and 8 bits and NF4/FP4 (block 64), one thread. */
+    static List<Throughput> throughput(FloatMatrix w) {
+        List<Throughput> out = new ArrayList<>();
+        double gib = w.size() * 4.0 / (1L << 30);
+        float[] buffer = new float[Math.toIntExact(w.size())];
+        java.util.concurrent.ForkJoinPool one = new java.util.concurrent.ForkJoinPool(1);
+        try {
+            int g = w.cols() % 128 == 0 ? 128 : LinearScheme.PER_CHANNEL;
+            for (int bits : new int[] {2, 3, 4, 8}) {
+                RtnQuantizer q = new RtnQuantizer(LinearScheme.asym(bits, g), one);
+                QuantizedTensor t = q.quantize(w);
+                double qs = bestSeconds(() -> q.quantize(w));
+                double ds = bestSeconds(() -> t.dequantizeInto(buffer, 0));
+                out.add(new Throughput(LinearScheme.asym(bits, g).toString(), bits, gib / qs, gib / ds));
+            }
+            for (CodebookScheme cs : BitWidthStudy.codebookSchemes()) {
+                BlockwiseQuantizer q = new BlockwiseQuantizer(cs);
+                CodebookTensor t = q.quantize(w);
+                double qs = bestSeconds(() -> q.quantize(w));
+                double ds = bestSeconds(() -> t.dequantizeInto(buffer, 0));
+                out.add(new Throughput(cs.toString(), 4, gib / qs, gib / ds));
+            }
+        } finally {
+            one.shutdown();
+        }
+        return out;
+    }
+
+    private static double bestSeconds(Runnable r) {
+        for (int i = 0; i < 3; i++) {
+            r.run(); // warm-up
+        }
+        double best = Double.MAX_VALUE;
+        for (int i = 0; i < TIMING_REPS; i++) {
+            long t0 = System.nanoTime();
+            r.run();
+            best = Math.min(best, (System.nanoTime() - t0) * 1e-9);
+        }
+        return best;
+    }
+
+    static String throughputTable(List<Throughput> speeds) {
+        StringBuilder b = new StringBuilder("| scheme | quantize GiB/s | dequantize GiB/s |\n|---|---:|---:|\n");
+        for (Throughput t : speeds) {
+            b.append(String.format(Locale.ROOT, "| %s | %.2f | %.2f |%n", t.scheme(), t.quantize(), t.dequantize()));
+        }
+        return b.toString();
+    }
+
+    static XYChart throughputChart(List<Throughput> speeds) {
+        XYChart chart = new XYChartBuilder()
+                .width(900)
+                .height(560)
+                .title("Throughput per bit width (one thread, " + Kernels.get().name() + ")")
+                .xAxisTitle("bits per code")
+                .yAxisTitle("GiB/s of float32")
+                .build();
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
+        List<Throughput> linear =
+                speeds.stream().filter(t -> t.scheme().startsWith("linear")).toList();
+        for (boolean quantize : new boolean[] {true, false}) {
+            double[] x = linear.stream().mapToDouble(Throughput::bits).toArray();
+            double[] y = linear.stream()
+                    .mapToDouble(t -> quantize ? t.quantize() : t.dequantize())
+                    .toArray();
+            chart.addSeries("RTN " + (quantize ? "quantize" : "dequantize"), x, y)
+                    .setMarker(SeriesMarkers.CIRCLE);
+        }
+        for (Throughput t : speeds) {
+            if (!t.scheme().startsWith("linear")) {
+                chart.addSeries(t.scheme() + " quantize", new double[] {4}, new double[] {t.quantize()})
+                        .setMarker(SeriesMarkers.DIAMOND);
+                chart.addSeries(t.scheme() + " dequantize", new double[] {4}, new double[] {t.dequantize()})
+                        .setMarker(SeriesMarkers.SQUARE);
+            }
+        }
+        return chart;
     }
 
     static String markdown(List<BitWidthStudy.Row> rows) {
@@ -187,7 +283,7 @@ final class ReportCommand implements Callable<Integer> {
                 .xAxisTitle("weight value")
                 .yAxisTitle("count per bin")
                 .build();
-        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
         chart.getStyler().setMarkerSize(0);
         chart.addSeries("original " + before.name(), centers, countA).setMarker(SeriesMarkers.NONE);
         chart.addSeries("dequantized", centers, countB).setMarker(SeriesMarkers.NONE);

@@ -468,8 +468,12 @@ class QuantCliTest {
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).contains("| asym | g128 | 4 |").contains("| signed | per-channel | 8 |");
         assertThat(r.out()).contains("| nf4 | block 64 | 4 | 4.500 |").contains("| fp4 | block 64 | 4 | 4.500 |");
-        assertThat(Files.readString(out.resolve("report.md"))).contains("| sym | per-channel | 2 |");
-        for (String png : new String[] {"histogram.png", "error-vs-bits.png"}) {
+        String md = Files.readString(out.resolve("report.md"));
+        assertThat(md).contains("| sym | per-channel | 2 |");
+        // the throughput section: a row per RTN width and per codebook, with positive speeds
+        assertThat(md).contains("## Throughput per bit width").contains("| linear 4-bit asym g128 |");
+        assertThat(md).containsPattern("\\| nf4 block 64 \\| [0-9]+\\.[0-9]{2} \\| [0-9]+\\.[0-9]{2} \\|");
+        for (String png : new String[] {"histogram.png", "error-vs-bits.png", "throughput.png"}) {
             byte[] b = Files.readAllBytes(out.resolve(png));
             assertThat(b.length).isGreaterThan(1000);
             assertThat(Arrays.copyOf(b, 4)).containsExactly(0x89, 'P', 'N', 'G');
