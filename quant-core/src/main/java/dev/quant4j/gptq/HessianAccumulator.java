@@ -12,7 +12,7 @@ import java.util.concurrent.ForkJoinPool;
  * ({@code X [tokens, in]}, one row per token): GPTQ's {@code add_batch}, without storing {@code X}.
  *
  * <p>The sum {@code X^T X} is accumulated in float32 by the vectorised block product (lower triangle only, a SYRK),
- * {@value #K_CHUNK} tokens at a time, packed into contiguous tiles and panels first (as GotoBLAS does), parallel
+ * {@value #K_CHUNK} tokens at a time, packed into contiguous panels first (as GotoBLAS packs its operands), parallel
  * over row blocks; {@link #hessian()} scales it once by {@code 2 / nsamples}. The reference rescales its
  * running {@code H} by {@code nsamples / (nsamples + batch)} at every batch instead: the same matrix up to float
  * rounding.
