@@ -197,20 +197,9 @@ public final class QuantizedLinear {
     }
 
     private void forwardFused(float[] x, int xOff, float[] y, int yOff) {
-        float[] xs = new float[in];
-        for (int c = 0; c < in; c++) {
-            xs[c] = inputScales == null ? x[xOff + c] : x[xOff + c] / inputScales[c];
-        }
         float[] xp = new float[in];
-        QuantKernels.deinterleaveForNibbles(xs, 0, in, xp, 0);
         float[] groupSums = new float[groupsPerRow];
-        for (int g = 0; g < groupsPerRow; g++) {
-            double s = 0;
-            for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
-                s += xs[c];
-            }
-            groupSums[g] = (float) s;
-        }
+        prepare(x, xOff, new float[in], xp, 0, groupSums, 0);
         int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
         Parallel.forEach(pool, chunks, ch -> {
             int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
@@ -227,8 +216,7 @@ public final class QuantizedLinear {
                 }
                 int s0 = r * groupsPerRow;
                 float acc = k.dotNibbles(packed, r * rowBytes, xp, 0, in, groupSize, scales, s0);
-                float zeroTerm = k.dot(scaleTimesZero, s0, groupSums, 0, groupsPerRow);
-                y[yOff + r] = acc - zeroTerm + (bias == null ? 0f : bias[r]);
+                y[yOff + r] = finish(r, s0, acc, groupSums, 0);
             }
             sink = touched; // keeps the touching loads alive
         });
@@ -276,18 +264,7 @@ public final class QuantizedLinear {
         float[] groupSums = new float[batch * groupsPerRow];
         float[] xs = new float[in];
         for (int t = 0; t < batch; t++) {
-            for (int c = 0; c < in; c++) {
-                float v = x[xOff + t * in + c];
-                xs[c] = inputScales == null ? v : v / inputScales[c];
-            }
-            QuantKernels.deinterleaveForNibbles(xs, 0, in, xp, t * in);
-            for (int g = 0; g < groupsPerRow; g++) {
-                double sum = 0;
-                for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
-                    sum += xs[c];
-                }
-                groupSums[t * groupsPerRow + g] = (float) sum;
-            }
+            prepare(x, xOff + t * in, xs, xp, t * in, groupSums, t * groupsPerRow);
         }
         int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
         Parallel.forEach(pool, chunks, ch -> {
@@ -308,6 +285,24 @@ public final class QuantizedLinear {
                 }
             }
         });
+    }
+
+    /**
+     * One activation row for the fused kernel: {@code x / s} (AWQ) into {@code xs}, reordered for {@link
+     * QuantKernels#dotNibbles} into {@code xp[xpOff ...]}, and its sum per group into {@code groupSums[gOff ...]}.
+     */
+    private void prepare(float[] x, int xOff, float[] xs, float[] xp, int xpOff, float[] groupSums, int gOff) {
+        for (int c = 0; c < in; c++) {
+            xs[c] = inputScales == null ? x[xOff + c] : x[xOff + c] / inputScales[c];
+        }
+        QuantKernels.deinterleaveForNibbles(xs, 0, in, xp, xpOff);
+        for (int g = 0; g < groupsPerRow; g++) {
+            double sum = 0;
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
+                sum += xs[c];
+            }
+            groupSums[gOff + g] = (float) sum;
+        }
     }
 
     /** {@code acc - sum_g S_g Z_g sum_g(x) + b_r}: the zero-point term and the bias of row {@code r}. */
