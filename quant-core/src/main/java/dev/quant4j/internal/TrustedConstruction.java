@@ -90,16 +90,9 @@ public final class TrustedConstruction {
             float[] scales,
             byte[] zeros,
             int[] gIdx) {
-        Factory f = factory;
-        if (f == null) {
-            try {
-                // runs QuantizedTensor's static initializer, which registers the factory
-                Class.forName(QuantizedTensor.class.getName(), true, QuantizedTensor.class.getClassLoader());
-            } catch (ClassNotFoundException e) {
-                throw new IllegalStateException(e);
-            }
-            f = factory;
+        if (factory == null) {
+            initialize();
         }
-        return f.create(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx);
+        return factory.create(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx);
     }
 }
