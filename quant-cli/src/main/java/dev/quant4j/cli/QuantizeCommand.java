@@ -230,7 +230,7 @@ final class QuantizeCommand implements Callable<Integer> {
                         w.name(),
                         result.alpha(),
                         result.loss(),
-                        awqLoss(awqStats, w, rtn),
+                        awqStats.meanSquaredOutputError(w, rtn.dequantize()),
                         result.lossCurve()[0]);
             } else if (gptq) {
                 GptqResult result = new Gptq(gptqConfig).quantize(w, hessian);
@@ -278,11 +278,6 @@ final class QuantizeCommand implements Callable<Integer> {
                 loaded.tensors().size(),
                 loaded.other().size());
         return Quant.OK;
-    }
-
-    /** Mean squared output error of {@code q} over the calibration tokens and output channels. */
-    private static double awqLoss(AwqStatistics stats, FloatMatrix w, QuantizedTensor q) {
-        return stats.meanSquaredOutputError(w, q.dequantize());
     }
 
     /** {@code error / signal}, or "n/a" when the calibration activations give no output at all. */
