@@ -153,16 +153,9 @@ public final class Gptq {
         float[] channelScale = null;
         float[] channelZero = null;
         if (groupsize == -1) {
-            float[] mins = new float[rows];
-            float[] maxs = new float[rows];
-            for (int r = 0; r < rows; r++) {
-                long mm = k.minMax(w.array(), w.rowOffset(r), columns);
-                mins[r] = QuantKernels.min(mm);
-                maxs[r] = QuantKernels.max(mm);
-            }
             channelScale = new float[rows];
             channelZero = new float[rows];
-            k.linearParams(mins, maxs, rows, bits, form, channelScale, 0, channelZero, 0);
+            findParams(w.array(), w.rowOffset(0), columns, rows, columns, bits, form, channelScale, channelZero);
         }
 
         // dead = diag(H) == 0: H[dead, dead] = 1, W[:, dead] = 0
@@ -203,17 +196,10 @@ public final class Gptq {
         if (groupsize > 0 && config.staticGroups()) {
             staticScale = new float[rows * gpr];
             staticZero = new float[rows * gpr];
-            float[] mins = new float[rows];
-            float[] maxs = new float[rows];
             float[] s = new float[rows];
             float[] z = new float[rows];
             for (int g = 0; g < gpr; g++) {
-                for (int r = 0; r < rows; r++) {
-                    long mm = k.minMax(wz, r * columns + g * groupsize, groupsize);
-                    mins[r] = QuantKernels.min(mm);
-                    maxs[r] = QuantKernels.max(mm);
-                }
-                k.linearParams(mins, maxs, rows, bits, form, s, 0, z, 0);
+                findParams(wz, g * groupsize, columns, rows, groupsize, bits, form, s, z);
                 for (int r = 0; r < rows; r++) {
                     staticScale[r * gpr + g] = s[r];
                     staticZero[r * gpr + g] = z[r];
@@ -329,6 +315,22 @@ public final class Gptq {
         GptqDiagnostics diagnostics =
                 new GptqDiagnostics(diagMin, diagMax, deadCount, 0, tried, (t1 - t0) * 1e-9, (t2 - t1) * 1e-9);
         return new Quantized(tensor, loss, diagnostics);
+    }
+
+    /**
+     * {@code find_params} of {@code rows} row segments: segment {@code r} is {@code a[off + r * stride, + len)};
+     * its scale and zero-point go to {@code scale[r]} and {@code zero[r]}.
+     */
+    private void findParams(
+            float[] a, int off, int stride, int rows, int len, int bits, int form, float[] scale, float[] zero) {
+        float[] mins = new float[rows];
+        float[] maxs = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            long mm = k.minMax(a, off + r * stride, len);
+            mins[r] = QuantKernels.min(mm);
+            maxs[r] = QuantKernels.max(mm);
+        }
+        k.linearParams(mins, maxs, rows, bits, form, scale, 0, zero, 0);
     }
 
     /** The column loop for output rows {@code [r0, r0 + s)}, on their own transposed copy of {@code W}. */
