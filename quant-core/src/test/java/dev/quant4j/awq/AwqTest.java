@@ -198,6 +198,15 @@ class AwqTest {
         assertThatThrownBy(() -> new Awq(AwqConfig.defaults(4)).quantize(weights(4, 32, 1), st))
                 .hasMessageContaining("has 32 input features");
         assertThatThrownBy(() -> AwqConfig.defaults(4).withGroupSize(0)).hasMessageContaining("group size");
+        assertThatThrownBy(() -> new AwqConfig(4, 32, 0, 0.5, true)).hasMessageContaining("n_grid must be positive");
+        assertThatThrownBy(() -> new AwqConfig(4, 32, 20, 1.0, true)).hasMessageContaining("max_shrink must be in");
+        assertThatThrownBy(() -> new AwqStatistics("fc", 16, 0)).hasMessageContaining("must be positive, got 0");
+        QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(4, 8)).quantize(weights(2, 16, 3));
+        assertThatThrownBy(() -> q.withInputScales(new float[15])).hasMessageContaining("15 input scales, expected 16");
+        float[] nanScale = new float[16];
+        java.util.Arrays.fill(nanScale, 1f);
+        nanScale[4] = Float.NaN;
+        assertThatThrownBy(() -> q.withInputScales(nanScale)).hasMessageContaining("input scale 4 is NaN");
     }
 
     @Test

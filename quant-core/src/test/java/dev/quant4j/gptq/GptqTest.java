@@ -278,6 +278,10 @@ class GptqTest {
         assertThatThrownBy(() -> GptqConfig.defaults(9)).hasMessageContaining("bits");
         assertThatThrownBy(() -> GptqConfig.defaults(4).withGroupSize(0)).hasMessageContaining("group size");
         assertThatThrownBy(() -> GptqConfig.defaults(4).withPercdamp(0)).hasMessageContaining("percdamp");
+        assertThatThrownBy(() -> GptqConfig.defaults(4).withPercdamp(Double.NaN))
+                .hasMessageContaining("percdamp");
+        assertThatThrownBy(() -> GptqConfig.defaults(4).withBlocksize(0))
+                .hasMessageContaining("blocksize must be positive, got 0");
     }
 
     @Test

@@ -115,6 +115,39 @@ class QuantizedSafeTensorsTest {
     }
 
     @Test
+    void rejectsABadGroupIndexOrBadInputScalesInAFile() throws Exception {
+        String meta = "{\"scheme\":\"linear\",\"bits\":4,\"symmetry\":\"asym\",\"group_size\":4,\"rows\":1,"
+                + "\"cols\":8,\"pack_order\":\"lsb_first_row_aligned\",\"method\":\"gptq\"}";
+        java.nio.ByteBuffer gIdx = java.nio.ByteBuffer.allocate(32).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        gIdx.asIntBuffer().put(new int[] {0, 1, 0, 1, 0, 1, 0, 7});
+        Path badGIdx = dir.resolve("gidx.safetensors");
+        new SafeTensorsWriter()
+                .metadata(QuantizedSafeTensors.FORMAT_KEY, "1")
+                .metadata("quant4j.tensor.w", meta)
+                .add("w.q4j_codes", DType.U8, new long[] {1, 4}, new byte[4])
+                .addF32("w.q4j_scales", new long[] {1, 2}, new float[] {1, 1})
+                .add("w.q4j_zeros", DType.U8, new long[] {1, 2}, new byte[2])
+                .add("w.q4j_g_idx", DType.I32, new long[] {8}, gIdx.array())
+                .write(badGIdx);
+        assertThatThrownBy(() -> QuantizedSafeTensors.read(badGIdx))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessageContaining("quantized tensor 'w'")
+                .hasMessageContaining("g_idx[7] is 7, outside [0, 2)");
+        Path badScales = dir.resolve("awq.safetensors");
+        new SafeTensorsWriter()
+                .metadata(QuantizedSafeTensors.FORMAT_KEY, "1")
+                .metadata("quant4j.tensor.w", meta)
+                .add("w.q4j_codes", DType.U8, new long[] {1, 4}, new byte[4])
+                .addF32("w.q4j_scales", new long[] {1, 2}, new float[] {1, 1})
+                .add("w.q4j_zeros", DType.U8, new long[] {1, 2}, new byte[2])
+                .addF32("w.q4j_awq_scales", new long[] {8}, new float[] {1, 1, 1, 0, 1, 1, 1, 1})
+                .write(badScales);
+        assertThatThrownBy(() -> QuantizedSafeTensors.read(badScales))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessageContaining("input scale 3 is 0.0, must be > 0 and finite");
+    }
+
+    @Test
     void rejectsPlainAndInconsistentFiles() throws Exception {
         Path plain = dir.resolve("plain.safetensors");
         new SafeTensorsWriter().addF32("w", new long[] {1}, new float[] {1}).write(plain);
