@@ -31,7 +31,8 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Matrix-vector products {@code y = W x}, float activations, on {@code threads} threads: an FP32 Vector API GEMV (a
- * dot product per row; the baseline), the fused int4 g128 kernel ({@link QuantizedLinear}), and the row-by-row path
+ * dot product per row; the baseline), the fused int4 g128 kernel ({@link QuantizedLinear}) for one activation row and
+ * for a batch of eight, and the row-by-row path
  * for int8 g128 and NF4 (block 64). Each operation uses the next of several copies of the weight, together larger than
  * this machine's 480 MiB L3, so the weights stream from memory as in LLM decoding. Score: milliseconds per product
  * (bytes of weight per product: {@code QuantizedTensor.storageBytes()}, or {@code 4 * rows * cols} for FP32).
@@ -59,6 +60,7 @@ public class GemvBenchmark {
     int cols;
     ForkJoinPool pool;
     float[] x;
+    FloatMatrix x8;
     float[] y;
     float[][] fp32;
     QuantizedLinear[] int4;
@@ -77,6 +79,7 @@ public class GemvBenchmark {
         pool = new ForkJoinPool(threads);
         FloatMatrix w = Gaussian.matrix("w", 42, rows, cols, 0.02);
         x = Gaussian.samples(7, cols, 1.0);
+        x8 = Gaussian.matrix("x8", 8, 8, cols, 1.0);
         y = new float[rows];
         long fp32Bytes = 4L * rows * cols;
         fp32 = new float[(int) Math.max(2, WORKING_SET / fp32Bytes + 1)][];
@@ -137,6 +140,12 @@ public class GemvBenchmark {
     public float[] int4G128Fused() {
         int4[next++ % int4.length].forward(x, 0, y, 0);
         return y;
+    }
+
+    /** Eight activation rows at once ({@code Y = X W^T}, X [8, cols]): GFLOP/s = 2 * 8 * rows * cols / time. */
+    @Benchmark
+    public FloatMatrix int4G128Batch8() {
+        return int4[next++ % int4.length].forward(x8);
     }
 
     @Benchmark
