@@ -1,5 +1,12 @@
 package dev.quant4j.bench;
 
+import com.github.tjake.jlama.safetensors.DType;
+import com.github.tjake.jlama.tensor.AbstractTensor;
+import com.github.tjake.jlama.tensor.FloatBufferTensor;
+import com.github.tjake.jlama.tensor.Q4ByteBufferTensor;
+import com.github.tjake.jlama.tensor.TensorShape;
+import com.github.tjake.jlama.tensor.operations.PanamaTensorOperations;
+import com.github.tjake.jlama.util.MachineSpec;
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.kernel.Kernels;
@@ -13,8 +20,12 @@ import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -30,12 +41,15 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Matrix-vector products {@code y = W x}, float activations, on {@code threads} threads: an FP32 Vector API GEMV (a
- * dot product per row; the baseline), the fused int4 g128 kernel ({@link QuantizedLinear}) for one activation row and
- * for a batch of eight, and the row-by-row path
- * for int8 g128 and NF4 (block 64). Each operation uses the next of several copies of the weight, together larger than
- * this machine's 480 MiB L3, so the weights stream from memory as in LLM decoding. Score: milliseconds per product
- * (bytes of weight per product: {@code QuantizedTensor.storageBytes()}, or {@code 4 * rows * cols} for FP32).
+ * Matrix-vector products {@code y = W x} on {@code threads} threads: an FP32 Vector API GEMV (a dot product per row;
+ * the baseline), the fused int4 g128 kernel ({@link QuantizedLinear}) with float activations, with int8 activations,
+ * and for a batch of eight float rows, the row-by-row path for int8 g128 and NF4 (block 64), and the peer: Jlama's
+ * Q4 (blocks of 32, its {@code PanamaTensorOperations}, the pure-Java kernels it picks for this CPU) with float and
+ * with int8 activations (Jlama's Q8, quantized in the measured call as ours are). {@code streamRead} sums the FP32
+ * weight without multiplying: the memory limit in the same run. Each operation uses the next of several copies of
+ * the weight, together larger than this machine's 480 MiB L3, so the weights stream from memory as in LLM decoding.
+ * Score: milliseconds per product (bytes of weight per product: {@code QuantizedTensor.storageBytes()}, or {@code 4 *
+ * rows * cols} for FP32; Jlama's Q4 stores 16 bytes and one float per 32 weights).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -47,8 +61,8 @@ import org.openjdk.jmh.annotations.Warmup;
 @State(Scope.Benchmark)
 public class GemvBenchmark {
 
-    /** Total bytes of weight copies cycled through: above the 480 MiB L3. */
-    static final long WORKING_SET = 640L << 20;
+    /** Total bytes of weight copies cycled through: above the 480 MiB L3 (smaller in the smoke test). */
+    long workingSet = 640L << 20;
 
     @Param({"4096x4096", "11008x4096"})
     public String shape;
@@ -64,6 +78,11 @@ public class GemvBenchmark {
     float[] y;
     float[][] fp32;
     QuantizedLinear[] int4;
+    QuantizedLinear[] int4Int8;
+    Q4ByteBufferTensor[] jlamaQ4;
+    PanamaTensorOperations jlamaOps;
+    FloatBufferTensor jlamaX;
+    FloatBufferTensor jlamaY;
     QuantizedLinear[] int8;
     QuantizedLinear[] nf4;
     long int4Bytes;
@@ -82,7 +101,7 @@ public class GemvBenchmark {
         x8 = Gaussian.matrix("x8", 8, 8, cols, 1.0);
         y = new float[rows];
         long fp32Bytes = 4L * rows * cols;
-        fp32 = new float[(int) Math.max(2, WORKING_SET / fp32Bytes + 1)][];
+        fp32 = new float[(int) Math.max(2, workingSet / fp32Bytes + 1)][];
         for (int i = 0; i < fp32.length; i++) {
             fp32[i] = w.toArray();
         }
@@ -93,8 +112,13 @@ public class GemvBenchmark {
         int8Bytes = q8.storageBytes();
         nf4Bytes = n4.storageBytes();
         int4 = copies(q4, int4Bytes);
+        int4Int8 = new QuantizedLinear[int4.length];
+        for (int i = 0; i < int4.length; i++) {
+            int4Int8[i] = int4[i].withInt8Activations(true); // shares the copy's arrays
+        }
+        setUpJlama(w);
         int8 = copies(q8, int8Bytes);
-        nf4 = new QuantizedLinear[(int) Math.max(2, WORKING_SET / nf4Bytes + 1)];
+        nf4 = new QuantizedLinear[(int) Math.max(2, workingSet / nf4Bytes + 1)];
         for (int i = 0; i < nf4.length; i++) {
             ByteBuffer codes = n4.packedCodes();
             byte[] packed = new byte[codes.remaining()];
@@ -104,8 +128,42 @@ public class GemvBenchmark {
         }
     }
 
+    private void setUpJlama(FloatMatrix w) {
+        jlamaOps = new PanamaTensorOperations(MachineSpec.VECTOR_TYPE);
+        FloatBufferTensor wf = new FloatBufferTensor(rows, cols);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                wf.set(w.get(r, c), r, c);
+            }
+        }
+        Q4ByteBufferTensor q = new Q4ByteBufferTensor(wf);
+        long bytes = (long) rows * cols / 2 + 4L * rows * cols / Q4ByteBufferTensor.BLOCK_SIZE;
+        jlamaQ4 = new Q4ByteBufferTensor[(int) Math.max(2, workingSet / bytes + 1)];
+        ByteBuffer codes = q.getMemorySegment().asByteBuffer();
+        FloatBuffer factors = q.getBlockF()
+                .getMemorySegment()
+                .asByteBuffer()
+                .order(ByteOrder.nativeOrder())
+                .asFloatBuffer();
+        for (int i = 0; i < jlamaQ4.length; i++) {
+            ByteBuffer c = ByteBuffer.allocateDirect(codes.capacity()).order(ByteOrder.LITTLE_ENDIAN);
+            c.put(codes.duplicate()).flip();
+            FloatBuffer f = ByteBuffer.allocateDirect(4 * factors.capacity())
+                    .order(ByteOrder.nativeOrder())
+                    .asFloatBuffer();
+            f.put(factors.duplicate()).flip();
+            FloatBufferTensor blockF = new FloatBufferTensor(f, q.getBlockF().shape(), false);
+            jlamaQ4[i] = new Q4ByteBufferTensor("w" + i, c, blockF, TensorShape.of(rows, cols), false);
+        }
+        jlamaX = new FloatBufferTensor(1, cols);
+        for (int c = 0; c < cols; c++) {
+            jlamaX.set(x[c], 0, c);
+        }
+        jlamaY = new FloatBufferTensor(1, rows);
+    }
+
     private QuantizedLinear[] copies(QuantizedTensor q, long bytes) {
-        QuantizedLinear[] out = new QuantizedLinear[(int) Math.max(2, WORKING_SET / bytes + 1)];
+        QuantizedLinear[] out = new QuantizedLinear[(int) Math.max(2, workingSet / bytes + 1)];
         ByteBuffer codes = q.packedCodes();
         byte[] packed = new byte[codes.remaining()];
         codes.get(packed);
@@ -146,6 +204,59 @@ public class GemvBenchmark {
     @Benchmark
     public FloatMatrix int4G128Batch8() {
         return int4[next++ % int4.length].forward(x8);
+    }
+
+    /** The fused int4 g128 kernel on int8 activations (quantized per group of 128 inside the measured call). */
+    @Benchmark
+    public float[] int4G128FusedInt8() {
+        int4Int8[next++ % int4Int8.length].forward(x, 0, y, 0);
+        return y;
+    }
+
+    /** Jlama's Q4 GEMV, float activations: rows split in chunks of 256 over the same pool as ours. */
+    @Benchmark
+    public AbstractTensor jlamaQ4F32() {
+        Q4ByteBufferTensor w = jlamaQ4[next++ % jlamaQ4.length];
+        Parallel.forEach(pool, (rows + 255) / 256, ch -> {
+            int r0 = ch * 256;
+            jlamaOps.batchDotProduct(jlamaY, jlamaX, w, 0, 0, cols, 0, r0, Math.min(256, rows - r0));
+        });
+        return jlamaY;
+    }
+
+    /** Jlama's Q4 GEMV on its Q8 activations, quantized in the call (blocks of 32, as llama.cpp's q8_0). */
+    @Benchmark
+    public AbstractTensor jlamaQ4I8() {
+        Q4ByteBufferTensor w = jlamaQ4[next++ % jlamaQ4.length];
+        AbstractTensor x8 = jlamaOps.quantize(jlamaX, DType.I8, 0, cols);
+        Parallel.forEach(pool, (rows + 255) / 256, ch -> {
+            int r0 = ch * 256;
+            jlamaOps.batchDotProduct(jlamaY, x8, w, 0, 0, cols, 0, r0, Math.min(256, rows - r0));
+        });
+        return jlamaY;
+    }
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    /**
+     * Reads the next FP32 copy (the bytes {@link #fp32VectorGemv} reads) and only adds them up: the memory limit in
+     * the same run. Bytes per second = {@code 4 * rows * cols / time}.
+     */
+    @Benchmark
+    public float[] streamRead() {
+        float[] w = fp32[next++ % fp32.length];
+        int chunks = (rows + 63) / 64;
+        Parallel.forEach(pool, chunks, ch -> {
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            int end = Math.min(rows, ch * 64 + 64) * cols;
+            for (int i = ch * 64 * cols; i < end; i += 2 * F.length()) {
+                a1 = a1.add(FloatVector.fromArray(F, w, i));
+                a2 = a2.add(FloatVector.fromArray(F, w, i + F.length()));
+            }
+            y[ch] = a1.add(a2).reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+        });
+        return y;
     }
 
     @Benchmark

@@ -3,6 +3,7 @@ package dev.quant4j.bench;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.tensor.FloatMatrix;
 import org.junit.jupiter.api.Test;
 
 /** Runs every benchmark method once, untimed, so that none of them rots. */
@@ -104,6 +105,52 @@ class BenchmarksSmokeTest {
         float[] c = m.gemmVector(f).clone();
         assertThat(f.flops).isEqualTo(2L * GemmBenchmark.M * GemmBenchmark.N * GemmBenchmark.K);
         assertThat(c).isNotEqualTo(new float[c.length]);
+    }
+
+    @Test
+    void gemvBenchmarkMethodsRunAndAgree() {
+        GemvBenchmark b = new GemvBenchmark();
+        b.shape = "96x512"; // Jlama's int8 kernel fails below 512 columns (reads past its Q8 block scales)
+        b.threads = 2;
+        b.workingSet = 1 << 20;
+        b.setUp();
+        try {
+            float[] fp32 = b.fp32VectorGemv().clone();
+            // every quantized product approximates the same W x: 4-bit weights (and int8 activations) keep the
+            // output's direction (cosine > 0.99 for N(0, 0.02^2) weights and N(0, 1) activations)
+            assertThat(cosine(fp32, b.int4G128Fused().clone())).isGreaterThan(0.99);
+            assertThat(cosine(fp32, b.int4G128FusedInt8().clone())).isGreaterThan(0.99);
+            assertThat(cosine(fp32, b.int8G128RowByRow().clone())).isGreaterThan(0.999);
+            assertThat(cosine(fp32, b.nf4B64RowByRow().clone())).isGreaterThan(0.99);
+            assertThat(cosine(fp32, jlama(b.jlamaQ4F32(), 96))).isGreaterThan(0.99);
+            assertThat(cosine(fp32, jlama(b.jlamaQ4I8(), 96))).isGreaterThan(0.99);
+            FloatMatrix y8 = b.int4G128Batch8();
+            assertThat(y8.rows()).isEqualTo(8);
+            float[] sums = b.streamRead();
+            assertThat(Float.isFinite(sums[0])).isTrue();
+        } finally {
+            b.tearDown();
+        }
+    }
+
+    private static float[] jlama(com.github.tjake.jlama.tensor.AbstractTensor y, int n) {
+        float[] out = new float[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = y.get(0, i);
+        }
+        return out;
+    }
+
+    private static double cosine(float[] a, float[] b) {
+        double ab = 0;
+        double aa = 0;
+        double bb = 0;
+        for (int i = 0; i < a.length; i++) {
+            ab += (double) a[i] * b[i];
+            aa += (double) a[i] * a[i];
+            bb += (double) b[i] * b[i];
+        }
+        return ab / Math.sqrt(aa * bb);
     }
 
     @Test

@@ -118,6 +118,66 @@ public interface QuantKernels {
     float dotNibbles(
             byte[] packed, int byteOff, float[] xPrepared, int xOff, int n, int groupSize, float[] scales, int sOff);
 
+    /** Values per chunk of {@link #dotNibblesInt8}: 64 codes, 32 bytes. */
+    int NIBBLE_CHUNK_INT8 = 64;
+
+    /** Largest magnitude of an int8 activation code: the codes are symmetric, {@code [-127, 127]}. */
+    int ACTIVATION_MAXQ = 127;
+
+    /**
+     * Quantizes {@code n} activations to symmetric int8 codes for {@link #dotNibblesInt8}, one scale per group of
+     * {@code groupSize} (a multiple of {@link #NIBBLE_CHUNK_INT8} dividing {@code n}): {@code d_g = max_{i in g}|x_i| /
+     * 127}, {@code xq_i = rint(x_i / d_g)} (half to even), clamped to {@code [-127, 127]}; an all-zero group gets
+     * {@code d_g = 0} and codes 0. NaN or infinity in a group makes {@code d_g} NaN or infinite, so the products that
+     * use it are not finite either (IEEE propagation, as on the float path). Codes are written as shorts (the kernel
+     * multiplies in 16 bits) in the order of {@link #NIBBLE_CHUNK_INT8}-chunks: the 32 values at even positions, then
+     * the 32 at odd positions (the low and the high nibbles of 32 packed bytes). This is the activation half of
+     * llama.cpp's {@code q8_0} (ggml-quants.c, {@code quantize_row_q8_0_ref}: {@code d = amax / 127}), with the group
+     * of the weight instead of blocks of 32.
+     */
+    static void quantizeActivationsInt8(
+            float[] x, int xOff, int n, int groupSize, short[] xq, int xqOff, float[] xScales, int dOff) {
+        for (int g = 0; g < n / groupSize; g++) {
+            int c0 = g * groupSize;
+            float amax = 0f;
+            for (int c = c0; c < c0 + groupSize; c++) {
+                float v = x[xOff + c];
+                amax = Math.max(amax, Math.abs(v)); // NaN, once seen, stays (Math.max propagates it)
+            }
+            float d = amax / ACTIVATION_MAXQ;
+            xScales[dOff + g] = d;
+            for (int c = c0; c < c0 + groupSize; c += NIBBLE_CHUNK_INT8) {
+                for (int j = 0; j < NIBBLE_CHUNK_INT8; j++) {
+                    float v = x[xOff + c + j];
+                    // d == 0 only for an all-zero group; a non-finite d leaves codes 0 and carries itself into the sum
+                    float r = d == 0f || !Float.isFinite(d) ? 0f : (float) Math.rint(v / d);
+                    short code = (short) Math.max(-ACTIVATION_MAXQ, Math.min(ACTIVATION_MAXQ, r));
+                    int half = NIBBLE_CHUNK_INT8 / 2;
+                    xq[xqOff + c + (j % 2 == 0 ? j / 2 : half + j / 2)] = code;
+                }
+            }
+        }
+    }
+
+    /**
+     * A row of 4-bit codes (packed as for {@link #dotNibbles}) against int8 activation codes from {@link
+     * #quantizeActivationsInt8}: {@code sum_g scales[sOff + g] * xScales[dOff + g] * sum_{i in g} code_i * xq_i}, with
+     * {@code groupSize} a multiple of {@link #NIBBLE_CHUNK_INT8}. The products and their sums within a group are exact
+     * integers in every implementation (16-bit products, at most 15 * 127 each, added in 16 bits no more than 16 at
+     * a time per lane); only the scaling by the float group scale {@code S_g * d_g} differs by rounding.
+     */
+    float dotNibblesInt8(
+            byte[] packed,
+            int byteOff,
+            short[] xq,
+            int xOff,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            float[] xScales,
+            int dOff);
+
     /**
      * {@link #dotNibbles} of one row against eight prepared activation rows at once ({@code xPrepared[xOff + b * ldx
      * ...]}, {@code b < 8}), into {@code out[outOff + b]}: the nibbles are unpacked once and meet the eight rows in

@@ -260,6 +260,35 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public float dotNibblesInt8(
+            byte[] packed,
+            int byteOff,
+            short[] xq,
+            int xOff,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            float[] xScales,
+            int dOff) {
+        int half = NIBBLE_CHUNK_INT8 / 2;
+        float total = 0f;
+        for (int g = 0; g < n / groupSize; g++) {
+            int acc = 0; // exact: at most 15 * 127 * groupSize
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c += NIBBLE_CHUNK_INT8) {
+                int b0 = byteOff + c / 2;
+                for (int j = 0; j < half; j++) {
+                    int b = packed[b0 + j];
+                    acc += (b & 0xF) * xq[xOff + c + j];
+                    acc += ((b >>> 4) & 0xF) * xq[xOff + c + half + j];
+                }
+            }
+            total = Math.fma((float) acc, scales[sOff + g] * xScales[dOff + g], total);
+        }
+        return total;
+    }
+
+    @Override
     public void dotNibbles8(
             byte[] packed,
             int byteOff,

@@ -621,6 +621,59 @@ final class VectorKernels extends ScalarKernels {
         return sumLanes(total);
     }
 
+    /** 16-bit lanes of {@link #dotNibblesInt8}, and the packed bytes one step widens into them. */
+    private static final VectorSpecies<Short> NIBBLE_SHORTS = PACK_SHORTS;
+
+    private static final VectorSpecies<Byte> NIBBLE_SHORT_BYTES = HALF_BYTES;
+    /**
+     * Chunks of {@link #NIBBLE_CHUNK_INT8} codes whose 16-bit products a lane may add before they are flushed to
+     * float: each chunk gives a lane {@code 64 / lanes} products of at most 15 * 127 = 1905, and 16 of them (30480)
+     * still fit in a short.
+     */
+    private static final int INT8_FLUSH_CHUNKS = Math.max(1, 16 / (NIBBLE_CHUNK_INT8 / NIBBLE_SHORTS.length()));
+
+    @Override
+    public float dotNibblesInt8(
+            byte[] packed,
+            int byteOff,
+            short[] xq,
+            int xOff,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            float[] xScales,
+            int dOff) {
+        int lanes = NIBBLE_SHORTS.length();
+        int half = NIBBLE_CHUNK_INT8 / 2;
+        FloatVector t0 = FloatVector.zero(F);
+        FloatVector t1 = FloatVector.zero(F);
+        for (int g = 0; g < n / groupSize; g++) {
+            FloatVector sd = FloatVector.broadcast(F, scales[sOff + g] * xScales[dOff + g]);
+            int c = g * groupSize;
+            int end = c + groupSize;
+            while (c < end) {
+                int stop = Math.min(end, c + INT8_FLUSH_CHUNKS * NIBBLE_CHUNK_INT8);
+                ShortVector acc = ShortVector.zero(NIBBLE_SHORTS);
+                for (; c < stop; c += NIBBLE_CHUNK_INT8) {
+                    for (int sub = 0; sub < half; sub += lanes) {
+                        ShortVector b =
+                                (ShortVector) ByteVector.fromArray(NIBBLE_SHORT_BYTES, packed, byteOff + c / 2 + sub)
+                                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, NIBBLE_SHORTS, 0);
+                        ShortVector lo = b.and((short) 0xF);
+                        ShortVector hi = b.lanewise(VectorOperators.LSHR, 4);
+                        acc = acc.add(lo.mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xOff + c + sub)))
+                                .add(hi.mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xOff + c + half + sub)));
+                    }
+                }
+                // exact integers up to here; the group scale is the only rounding
+                t0 = ((FloatVector) acc.convertShape(VectorOperators.S2F, F, 0)).fma(sd, t0);
+                t1 = ((FloatVector) acc.convertShape(VectorOperators.S2F, F, 1)).fma(sd, t1);
+            }
+        }
+        return sumLanes(t0.add(t1));
+    }
+
     @Override
     public void dotNibbles8(
             byte[] packed,

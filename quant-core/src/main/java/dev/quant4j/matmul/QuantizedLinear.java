@@ -58,6 +58,8 @@ public final class QuantizedLinear {
     private final ForkJoinPool pool;
     private final QuantKernels k;
     private final boolean fused;
+    /** Whether matrix-vector products quantize the activations to int8 ({@link #withInt8Activations}). */
+    private final boolean int8;
     /** Fused path: the group size, groups per row, and the tensor's arrays (read in place). */
     private final int groupSize;
 
@@ -71,7 +73,12 @@ public final class QuantizedLinear {
     private final float[] scaleTimesZero;
 
     private QuantizedLinear(
-            QuantizedTensor linear, CodebookTensor codebook, float[] bias, ForkJoinPool pool, QuantKernels k) {
+            QuantizedTensor linear,
+            CodebookTensor codebook,
+            float[] bias,
+            ForkJoinPool pool,
+            QuantKernels k,
+            boolean int8Requested) {
         this.linear = linear;
         this.codebook = codebook;
         this.name = linear != null ? linear.name() : codebook.name();
@@ -93,6 +100,7 @@ public final class QuantizedLinear {
                 && g % QuantKernels.NIBBLE_CHUNK == 0
                 && in % g == 0;
         this.groupSize = g;
+        this.int8 = int8Requested && fused && g % QuantKernels.NIBBLE_CHUNK_INT8 == 0;
         this.groupsPerRow = fused ? in / g : 0;
         this.rowBytes = linear == null ? 0 : linear.rowBytes();
         TrustedConstruction.Access access = TrustedConstruction.access();
@@ -110,26 +118,43 @@ public final class QuantizedLinear {
 
     /** {@code y = W x}, on the common pool. */
     public static QuantizedLinear of(QuantizedTensor weight) {
-        return new QuantizedLinear(weight, null, null, ForkJoinPool.commonPool(), Kernels.get());
+        return new QuantizedLinear(weight, null, null, ForkJoinPool.commonPool(), Kernels.get(), false);
     }
 
     /** {@code y = W x + bias} ({@code bias} may be null), on {@code pool}. */
     public static QuantizedLinear of(QuantizedTensor weight, float[] bias, ForkJoinPool pool) {
-        return new QuantizedLinear(weight, null, bias, pool, Kernels.get());
+        return new QuantizedLinear(weight, null, bias, pool, Kernels.get(), false);
     }
 
     /** {@code y = W x} for an NF4 or FP4 weight, on the common pool. */
     public static QuantizedLinear of(CodebookTensor weight) {
-        return new QuantizedLinear(null, weight, null, ForkJoinPool.commonPool(), Kernels.get());
+        return new QuantizedLinear(null, weight, null, ForkJoinPool.commonPool(), Kernels.get(), false);
     }
 
     /** {@code y = W x + bias} for an NF4 or FP4 weight ({@code bias} may be null), on {@code pool}. */
     public static QuantizedLinear of(CodebookTensor weight, float[] bias, ForkJoinPool pool) {
-        return new QuantizedLinear(null, weight, bias, pool, Kernels.get());
+        return new QuantizedLinear(null, weight, bias, pool, Kernels.get(), false);
     }
 
     static QuantizedLinear withKernels(QuantizedTensor weight, float[] bias, ForkJoinPool pool, QuantKernels k) {
-        return new QuantizedLinear(weight, null, bias, pool, k);
+        return new QuantizedLinear(weight, null, bias, pool, k, false);
+    }
+
+    /**
+     * This layer with matrix-vector products on int8-quantized activations ({@code on}) or on float activations.
+     * Where it applies (the fused 4-bit path with groups a multiple of 64 columns; see {@link #int8Activations()}),
+     * {@link #forward(float[])} quantizes {@code x} per weight group, {@code d_g = max|x_g| / 127}, and multiplies
+     * codes by codes in 16-bit integers: faster, at the cost of the activations' rounding (relative error about
+     * {@code 1e-3} of the output's scale; docs/matmul.md). Batches ({@link #forward(FloatMatrix)} with more than one
+     * row) keep float activations.
+     */
+    public QuantizedLinear withInt8Activations(boolean on) {
+        return new QuantizedLinear(linear, codebook, bias, pool, k, on);
+    }
+
+    /** Whether matrix-vector products run on int8-quantized activations (requested and supported by the format). */
+    public boolean int8Activations() {
+        return int8;
     }
 
     /** Input features: the length of {@code x}. */
@@ -197,9 +222,21 @@ public final class QuantizedLinear {
     }
 
     private void forwardFused(float[] x, int xOff, float[] y, int yOff) {
-        float[] xp = new float[in];
         float[] groupSums = new float[groupsPerRow];
-        prepare(x, xOff, new float[in], xp, 0, groupSums, 0);
+        float[] xp;
+        short[] xq;
+        float[] xScales;
+        if (int8) {
+            xp = null;
+            xq = new short[in];
+            xScales = new float[groupsPerRow];
+            prepareInt8(x, xOff, xq, xScales, groupSums);
+        } else {
+            xq = null;
+            xScales = null;
+            xp = new float[in];
+            prepare(x, xOff, new float[in], xp, 0, groupSums, 0);
+        }
         int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
         Parallel.forEach(pool, chunks, ch -> {
             int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
@@ -215,7 +252,9 @@ public final class QuantizedLinear {
                     }
                 }
                 int s0 = r * groupsPerRow;
-                float acc = k.dotNibbles(packed, r * rowBytes, xp, 0, in, groupSize, scales, s0);
+                float acc = int8
+                        ? k.dotNibblesInt8(packed, r * rowBytes, xq, 0, in, groupSize, scales, s0, xScales, 0)
+                        : k.dotNibbles(packed, r * rowBytes, xp, 0, in, groupSize, scales, s0);
                 y[yOff + r] = finish(r, s0, acc, groupSums, 0);
             }
             sink = touched; // keeps the touching loads alive
@@ -305,6 +344,31 @@ public final class QuantizedLinear {
         }
     }
 
+    /**
+     * The activation row for {@link QuantKernels#dotNibblesInt8}: {@code x / s} (AWQ), int8 codes and a scale per group
+     * ({@link QuantKernels#quantizeActivationsInt8}), and the group sums of the quantized activations {@code d_g sum
+     * xq}, so that the zero-point term subtracts exactly what the codes add.
+     */
+    private void prepareInt8(float[] x, int xOff, short[] xq, float[] xScales, float[] groupSums) {
+        float[] xs = x;
+        int off = xOff;
+        if (inputScales != null) {
+            xs = new float[in];
+            off = 0;
+            for (int c = 0; c < in; c++) {
+                xs[c] = x[xOff + c] / inputScales[c];
+            }
+        }
+        QuantKernels.quantizeActivationsInt8(xs, off, in, groupSize, xq, 0, xScales, 0);
+        for (int g = 0; g < groupsPerRow; g++) {
+            long sum = 0;
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
+                sum += xq[c];
+            }
+            groupSums[g] = xScales[g] * sum;
+        }
+    }
+
     /** {@code acc - sum_g S_g Z_g sum_g(x) + b_r}: the zero-point term and the bias of row {@code r}. */
     private float finish(int r, int s0, float acc, float[] groupSums, int gOff) {
         float zeroTerm = k.dot(scaleTimesZero, s0, groupSums, gOff, groupsPerRow);
@@ -332,6 +396,7 @@ public final class QuantizedLinear {
 
     @Override
     public String toString() {
-        return "QuantizedLinear[" + name + ", " + out + "x" + in + (fused ? ", fused 4-bit" : ", row by row") + "]";
+        return "QuantizedLinear[" + name + ", " + out + "x" + in + (fused ? ", fused 4-bit" : ", row by row")
+                + (int8 ? ", int8 activations" : "") + "]";
     }
 }

@@ -353,6 +353,93 @@ class KernelsTest {
         }
     }
 
+    /**
+     * Packed 4-bit rows against int8 activation codes: the integer sums are exact, so scalar, vector and the
+     * definition (in double, on the natural order) agree to the rounding of the group scales only. Group sizes up to
+     * 1024 cross the kernel's 16-bit flush at every width; the codes are at the extremes (15 and +-127) so that an
+     * overflow of the 16-bit lanes could not hide.
+     */
+    @Test
+    void dotNibblesInt8AgreesWithTheReferenceAndTheDefinition() {
+        for (QuantKernels k : implementations()) {
+            for (int n : new int[] {64, 128, 192, 256, 1024, 4096}) {
+                for (int g : new int[] {64, 128, 256, 1024, n}) {
+                    if (n % g != 0) {
+                        continue;
+                    }
+                    for (boolean extreme : new boolean[] {false, true}) {
+                        SplittableRandom rnd = new SplittableRandom(n * 37L + g + (extreme ? 1 : 0));
+                        byte[] packed = new byte[n / 2 + 3];
+                        rnd.nextBytes(packed);
+                        short[] xq = new short[n + 2];
+                        for (int i = 0; i < xq.length; i++) {
+                            xq[i] = (short) rnd.nextInt(-127, 128);
+                        }
+                        if (extreme) {
+                            Arrays.fill(packed, (byte) 0xFF);
+                            Arrays.fill(xq, (short) -127);
+                        }
+                        float[] scales = data(n / g + 1, 5L * g, false);
+                        float[] xScales = data(n / g + 2, 9L * g, false);
+                        float expected = REF.dotNibblesInt8(packed, 3, xq, 2, n, g, scales, 1, xScales, 2);
+                        float actual = k.dotNibblesInt8(packed, 3, xq, 2, n, g, scales, 1, xScales, 2);
+                        double def = 0;
+                        double mag = 0;
+                        int half = QuantKernels.NIBBLE_CHUNK_INT8 / 2;
+                        for (int gi = 0; gi < n / g; gi++) {
+                            long isum = 0;
+                            for (int i = gi * g; i < (gi + 1) * g; i++) {
+                                int b = packed[3 + i / 2] & 0xFF;
+                                int code = (i & 1) == 0 ? b & 0xF : b >>> 4;
+                                int chunk = i - i % QuantKernels.NIBBLE_CHUNK_INT8;
+                                int j = i % QuantKernels.NIBBLE_CHUNK_INT8;
+                                int pos = chunk + ((j & 1) == 0 ? j / 2 : half + j / 2);
+                                isum += (long) code * xq[2 + pos];
+                            }
+                            double sd = (double) (scales[1 + gi] * xScales[2 + gi]);
+                            def += sd * isum;
+                            mag += Math.abs(sd * isum);
+                        }
+                        String what = String.format("n=%d g=%d extreme=%s", n, g, extreme);
+                        assertThat((double) expected).as("scalar " + what).isCloseTo(def, within(1e-6 * mag));
+                        assertThat((double) actual).as(k.name() + " " + what).isCloseTo(def, within(1e-6 * mag));
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The activation half of the int8 path, against hand-checkable values: {@code d = amax / 127}, codes {@code
+     * rint(x / d)} in the chunk order of the kernel; an all-zero group gets {@code d = 0} and zero codes; NaN gives a
+     * NaN scale.
+     */
+    @Test
+    void activationsQuantizeToInt8PerGroup() {
+        int n = 128;
+        float[] x = new float[n + 1];
+        for (int i = 0; i < 64; i++) {
+            x[1 + i] = (i - 32) / 32f; // -1 .. 0.96875: amax 1
+        }
+        short[] xq = new short[n + 3];
+        float[] d = new float[3];
+        QuantKernels.quantizeActivationsInt8(x, 1, n, 64, xq, 3, d, 1);
+        assertThat(d[1]).isEqualTo(1f / 127);
+        assertThat(d[2]).isZero(); // the second group is all zero
+        // element 0 (-1) is the first even value, element 1 (-31/32) the first odd one, at position 32
+        assertThat(xq[3]).isEqualTo((short) -127);
+        assertThat(xq[3 + 32]).isEqualTo((short) Math.rint((-31 / 32f) / (1f / 127)));
+        // element 33 (1/32 -> 3.97 -> 4) is odd: position 32 + 16
+        assertThat(xq[3 + 48]).isEqualTo((short) 4);
+        for (int i = 64; i < 128; i++) {
+            assertThat(xq[3 + i]).isZero();
+        }
+        x[5] = Float.NaN;
+        QuantKernels.quantizeActivationsInt8(x, 1, n, 64, xq, 3, d, 1);
+        assertThat(d[1]).isNaN();
+        assertThat(d[2]).isZero();
+    }
+
     /** Many dot products at once: every tile shape and tail against the scalar loop and the definition. */
     @Test
     void dotManyAgreesWithTheDefinition() {

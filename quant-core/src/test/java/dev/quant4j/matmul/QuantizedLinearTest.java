@@ -90,6 +90,108 @@ class QuantizedLinearTest {
         assertThat(one).containsExactly(y);
     }
 
+    static Stream<Arguments> int8Cases() {
+        return Stream.of(
+                Arguments.of(7, 64, 64),
+                Arguments.of(65, 256, 64),
+                Arguments.of(130, 256, 128),
+                Arguments.of(9, 4096, 128),
+                Arguments.of(9, 4096, 0),
+                Arguments.of(3, 1024, 1024),
+                Arguments.of(5, 192, -1));
+    }
+
+    /**
+     * Int8 activations: the product equals the definition on the activations as the path rounds them ({@code d_g =
+     * max|x_g| / 127}, {@code x^_c = d_g rint(x_c / d_g)}, computed here independently), and differs from the float
+     * path by no more than the rounding allows, {@code sum_c |W_rc| d_g / 2}. Scalar and vector kernels, one and two
+     * threads.
+     */
+    @ParameterizedTest(name = "[{0} x {1}] group={2}")
+    @MethodSource("int8Cases")
+    void int8ActivationsMatchTheDefinitionOnRoundedActivations(int rows, int cols, int g) {
+        FloatMatrix w = Gaussian.matrix("w", rows * 3L + g, rows, cols, 0.1);
+        QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(4, g)).quantize(w);
+        float[] bias = Gaussian.samples(rows + 1L, rows, 1.0);
+        float[] x = Gaussian.samples(cols * 5L, cols + 2, 1.0);
+        x[2 + cols / 3] = 9f; // an outlier in one group
+        QuantizedLinear layer = QuantizedLinear.of(q, bias, TWO).withInt8Activations(true);
+        assertThat(layer.int8Activations()).isTrue();
+        float[] y = new float[rows + 1];
+        layer.forward(x, 2, y, 1);
+        int group = g > 0 ? g : cols;
+        float[] rounded = new float[cols];
+        float[] step = new float[cols];
+        for (int g0 = 0; g0 < cols; g0 += group) {
+            float amax = 0f;
+            for (int c = g0; c < g0 + group; c++) {
+                amax = Math.max(amax, Math.abs(x[2 + c]));
+            }
+            float d = amax / 127;
+            for (int c = g0; c < g0 + group; c++) {
+                rounded[c] = d * (float) Math.rint(x[2 + c] / d);
+                step[c] = d;
+            }
+        }
+        FloatMatrix deq = q.dequantize();
+        assertMatchesDefinition(deq, bias, rounded, 0, y, 1);
+        float[] exact = QuantizedLinear.of(q, bias, TWO).forward(java.util.Arrays.copyOfRange(x, 2, cols + 2));
+        for (int r = 0; r < rows; r++) {
+            double bound = 0;
+            double mag = Math.abs(bias[r]);
+            for (int c = 0; c < cols; c++) {
+                bound += Math.abs(deq.get(r, c)) * step[c] / 2;
+                mag += Math.abs((double) deq.get(r, c) * x[2 + c]);
+            }
+            assertThat((double) y[1 + r]).as("row %d", r).isCloseTo(exact[r], within(bound + 2e-5 * mag));
+        }
+        float[] scalar = new float[rows];
+        QuantizedLinear.withKernels(q, bias, ONE, Kernels.scalar())
+                .withInt8Activations(true)
+                .forward(x, 2, scalar, 0);
+        assertMatchesDefinition(deq, bias, rounded, 0, scalar, 0);
+        float[] one = new float[rows + 1];
+        QuantizedLinear.of(q, bias, ONE).withInt8Activations(true).forward(x, 2, one, 1);
+        assertThat(one).containsExactly(y);
+    }
+
+    /** Int8 activations apply where the fused kernel does with groups of 64 or more; elsewhere the request is moot. */
+    @Test
+    void int8ActivationsWhereSupportedAndAwqScalesHonoured() {
+        FloatMatrix w = Gaussian.matrix("w", 3, 16, 128, 0.1);
+        assertThat(QuantizedLinear.of(new RtnQuantizer(LinearScheme.asym(4, 32)).quantize(w))
+                        .withInt8Activations(true)
+                        .int8Activations())
+                .isFalse();
+        assertThat(QuantizedLinear.of(new RtnQuantizer(LinearScheme.asym(8, 64)).quantize(w))
+                        .withInt8Activations(true)
+                        .int8Activations())
+                .isFalse();
+        QuantizedTensor g64 = new RtnQuantizer(LinearScheme.asym(4, 64)).quantize(w);
+        assertThat(QuantizedLinear.of(g64)
+                        .withInt8Activations(true)
+                        .withInt8Activations(false)
+                        .int8Activations())
+                .isFalse();
+        FloatMatrix calib = Gaussian.matrix("x", 4, 600, 128, 1.0);
+        AwqStatistics stats = new AwqStatistics("w", 128, 600);
+        stats.add(calib);
+        QuantizedTensor awq = new Awq(AwqConfig.defaults(4).withGroupSize(64), TWO)
+                .quantize(w, stats)
+                .tensor();
+        float[] x = Gaussian.samples(5, 128, 1.0);
+        float[] y = QuantizedLinear.of(awq, null, TWO).withInt8Activations(true).forward(x);
+        float[] exact = QuantizedLinear.of(awq, null, TWO).forward(x);
+        for (int r = 0; r < 16; r++) {
+            assertThat(y[r]).as("row %d", r).isCloseTo(exact[r], within(0.02f * (Math.abs(exact[r]) + 1f)));
+        }
+        float[] nan = x.clone();
+        nan[70] = Float.NaN;
+        for (float v : QuantizedLinear.of(g64).withInt8Activations(true).forward(nan)) {
+            assertThat(Float.isFinite(v)).isFalse(); // IEEE propagation through the group scale, documented
+        }
+    }
+
     @Test
     void batchMatchesTheDefinitionRowByRow() {
         FloatMatrix w = Gaussian.matrix("w", 1, 70, 256, 0.1);
