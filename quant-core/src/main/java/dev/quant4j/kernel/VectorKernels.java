@@ -65,10 +65,44 @@ final class VectorKernels extends ScalarKernels {
      * do not depend on which thread ran warm code.
      */
     private static float sumLanes(FloatVector v) {
-        for (VectorShuffle<Float> x : XOR) {
-            v = v.add(v.rearrange(x));
+        // unrolled over constant shuffles (F.length() folds): small enough that C2 inlines it even into the
+        // eight-row kernel, where a loop over the XOR array made it box vectors on the heap
+        if (F.length() >= 16) {
+            v = v.add(v.rearrange(XOR_8));
         }
-        return v.lane(0);
+        if (F.length() >= 8) {
+            v = v.add(v.rearrange(XOR_4));
+        }
+        v = v.add(v.rearrange(XOR_2));
+        return v.add(v.rearrange(XOR_1)).lane(0);
+    }
+
+    /** Eight vectors' lanes, stored by {@link #dotNibbles8} for {@link #sumLanesOf}. */
+    private static final ThreadLocal<float[]> LANES8_SCRATCH = ThreadLocal.withInitial(() -> new float[8 * F.length()]);
+
+    /**
+     * {@link #sumLanes} of a vector stored at {@code a[off ...]}, in scalar code: the same tree of additions
+     * ({@code a[i] + a[i + d]} for {@code d = L/2 ... 1}; lane {@code i} of {@code v + v.rearrange(i ^ d)} for {@code
+     * i < d}), so the same float. Overwrites the stored lanes.
+     */
+    private static float sumLanesOf(float[] a, int off) {
+        for (int d = F.length() / 2; d >= 1; d >>= 1) {
+            for (int i = 0; i < d; i++) {
+                a[off + i] += a[off + i + d];
+            }
+        }
+        return a[off];
+    }
+
+    /** {@code i -> i ^ d} for the unrolled {@link #sumLanes}; {@code d} capped at half the lanes (unused beyond). */
+    private static final VectorShuffle<Float> XOR_8 = xor(Math.min(8, F.length() / 2));
+
+    private static final VectorShuffle<Float> XOR_4 = xor(Math.min(4, F.length() / 2));
+    private static final VectorShuffle<Float> XOR_2 = xor(2);
+    private static final VectorShuffle<Float> XOR_1 = xor(1);
+
+    private static VectorShuffle<Float> xor(int d) {
+        return VectorShuffle.fromOp(F, lane -> lane ^ d);
     }
 
     @SuppressWarnings("unchecked")
@@ -692,6 +726,9 @@ final class VectorKernels extends ScalarKernels {
             super.dotNibbles8(packed, byteOff, xPrepared, xOff, ldx, n, groupSize, scales, sOff, out, outOff);
             return;
         }
+        // the group's scale multiplies the codes once (not each row's sum): eight accumulators for the whole row
+        // and few live vectors, so that C2 keeps every vector in a register (with a second set of eight per-group
+        // sums, it boxed vectors on the heap: 16 MB per 4096 x 4096 product)
         FloatVector t0 = FloatVector.zero(F);
         FloatVector t1 = FloatVector.zero(F);
         FloatVector t2 = FloatVector.zero(F);
@@ -701,66 +738,58 @@ final class VectorKernels extends ScalarKernels {
         FloatVector t6 = FloatVector.zero(F);
         FloatVector t7 = FloatVector.zero(F);
         for (int g = 0; g < n / groupSize; g++) {
-            FloatVector a0 = FloatVector.zero(F);
-            FloatVector a1 = FloatVector.zero(F);
-            FloatVector a2 = FloatVector.zero(F);
-            FloatVector a3 = FloatVector.zero(F);
-            FloatVector a4 = FloatVector.zero(F);
-            FloatVector a5 = FloatVector.zero(F);
-            FloatVector a6 = FloatVector.zero(F);
-            FloatVector a7 = FloatVector.zero(F);
+            FloatVector s = FloatVector.broadcast(F, scales[sOff + g]);
             for (int c = g * groupSize; c < (g + 1) * groupSize; c += NIBBLE_CHUNK) {
                 for (int sub = 0; sub < 16; sub += lanes) {
                     IntVector bytes = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff + c / 2 + sub)
                             .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
-                    FloatVector lo = (FloatVector) bytes.and(0xF).convert(VectorOperators.I2F, 0);
-                    FloatVector hi = (FloatVector)
-                            bytes.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0);
+                    FloatVector lo = ((FloatVector) bytes.and(0xF).convert(VectorOperators.I2F, 0)).mul(s);
+                    FloatVector hi = ((FloatVector)
+                                    bytes.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0))
+                            .mul(s);
                     int xo = xOff + c + sub;
-                    a0 = hi.fma(
+                    t0 = hi.fma(
                             FloatVector.fromArray(F, xPrepared, xo + 0 * ldx + 16),
-                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 0 * ldx), a0));
-                    a1 = hi.fma(
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 0 * ldx), t0));
+                    t1 = hi.fma(
                             FloatVector.fromArray(F, xPrepared, xo + 1 * ldx + 16),
-                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 1 * ldx), a1));
-                    a2 = hi.fma(
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 1 * ldx), t1));
+                    t2 = hi.fma(
                             FloatVector.fromArray(F, xPrepared, xo + 2 * ldx + 16),
-                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 2 * ldx), a2));
-                    a3 = hi.fma(
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 2 * ldx), t2));
+                    t3 = hi.fma(
                             FloatVector.fromArray(F, xPrepared, xo + 3 * ldx + 16),
-                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 3 * ldx), a3));
-                    a4 = hi.fma(
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 3 * ldx), t3));
+                    t4 = hi.fma(
                             FloatVector.fromArray(F, xPrepared, xo + 4 * ldx + 16),
-                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 4 * ldx), a4));
-                    a5 = hi.fma(
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 4 * ldx), t4));
+                    t5 = hi.fma(
                             FloatVector.fromArray(F, xPrepared, xo + 5 * ldx + 16),
-                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 5 * ldx), a5));
-                    a6 = hi.fma(
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 5 * ldx), t5));
+                    t6 = hi.fma(
                             FloatVector.fromArray(F, xPrepared, xo + 6 * ldx + 16),
-                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 6 * ldx), a6));
-                    a7 = hi.fma(
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 6 * ldx), t6));
+                    t7 = hi.fma(
                             FloatVector.fromArray(F, xPrepared, xo + 7 * ldx + 16),
-                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 7 * ldx), a7));
+                            lo.fma(FloatVector.fromArray(F, xPrepared, xo + 7 * ldx), t7));
                 }
             }
-            FloatVector s = FloatVector.broadcast(F, scales[sOff + g]);
-            t0 = a0.fma(s, t0);
-            t1 = a1.fma(s, t1);
-            t2 = a2.fma(s, t2);
-            t3 = a3.fma(s, t3);
-            t4 = a4.fma(s, t4);
-            t5 = a5.fma(s, t5);
-            t6 = a6.fma(s, t6);
-            t7 = a7.fma(s, t7);
         }
-        out[outOff + 0] = sumLanes(t0);
-        out[outOff + 1] = sumLanes(t1);
-        out[outOff + 2] = sumLanes(t2);
-        out[outOff + 3] = sumLanes(t3);
-        out[outOff + 4] = sumLanes(t4);
-        out[outOff + 5] = sumLanes(t5);
-        out[outOff + 6] = sumLanes(t6);
-        out[outOff + 7] = sumLanes(t7);
+        // eight calls of sumLanes are more than C2 inlines here (NodeCountInliningCutoff), and a vector passed to a
+        // call that is not inlined is boxed on the heap: store the lanes and add them in sumLanes' order instead
+        float[] lanesOut = LANES8_SCRATCH.get();
+        int l = F.length();
+        t0.intoArray(lanesOut, 0);
+        t1.intoArray(lanesOut, l);
+        t2.intoArray(lanesOut, 2 * l);
+        t3.intoArray(lanesOut, 3 * l);
+        t4.intoArray(lanesOut, 4 * l);
+        t5.intoArray(lanesOut, 5 * l);
+        t6.intoArray(lanesOut, 6 * l);
+        t7.intoArray(lanesOut, 7 * l);
+        for (int b = 0; b < 8; b++) {
+            out[outOff + b] = sumLanesOf(lanesOut, b * l);
+        }
     }
 
     @Override
