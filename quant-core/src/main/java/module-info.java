@@ -15,4 +15,5 @@ module dev.quant4j.core {
     exports dev.quant4j.awq;
     exports dev.quant4j.matmul;
     exports dev.quant4j.io;
+    exports dev.quant4j.model;
 }

@@ -3,6 +3,7 @@ package dev.quant4j.io;
 import dev.quant4j.codebook.Codebook;
 import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.codebook.DoubleQuant;
+import dev.quant4j.internal.Json;
 import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;

@@ -1,5 +1,6 @@
 package dev.quant4j.io;
 
+import dev.quant4j.internal.Json;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.lang.foreign.Arena;

@@ -1,5 +1,6 @@
 package dev.quant4j.io;
 
+import dev.quant4j.internal.Json;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

@@ -1,4 +1,4 @@
-package dev.quant4j.io;
+package dev.quant4j.internal;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -6,11 +6,11 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The small JSON reader and writer that file headers need (safetensors, metadata). Objects become {@link
+ * The small JSON reader and writer that file headers (safetensors, metadata) and tokenizer files need. Objects become {@link
  * LinkedHashMap}s (keys in file order), arrays {@link List}s, numbers {@link Long} when integral and {@link Double}
  * otherwise. Nesting is limited so that a hostile header cannot exhaust the stack.
  */
-final class Json {
+public final class Json {
 
     private static final int MAX_DEPTH = 64;
 
@@ -22,7 +22,7 @@ final class Json {
     }
 
     /** Parses one JSON value that spans the whole text. */
-    static Object parse(String text) {
+    public static Object parse(String text) {
         Json p = new Json(text);
         p.skipWs();
         Object v = p.value(0);
@@ -223,7 +223,7 @@ final class Json {
     }
 
     /** JSON string literal for {@code v}. */
-    static String quote(String v) {
+    public static String quote(String v) {
         StringBuilder b = new StringBuilder(v.length() + 2).append('"');
         for (int i = 0; i < v.length(); i++) {
             char c = v.charAt(i);
@@ -246,7 +246,7 @@ final class Json {
     }
 
     /** Serialises maps, lists, strings, numbers, booleans and null. */
-    static String write(Object v) {
+    public static String write(Object v) {
         StringBuilder b = new StringBuilder();
         write(v, b);
         return b.toString();

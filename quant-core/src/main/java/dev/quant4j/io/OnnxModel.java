@@ -1,0 +1,382 @@
+package dev.quant4j.io;
+
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The weights and the graph wiring of an ONNX model: what loading a model's weights needs, nothing more. Reads the
+ * protobuf wire format directly (no protobuf library): the graph's nodes (name, operator, input and output names),
+ * its inputs and outputs, and its initializers (name, dims, element type, and the float values of FLOAT tensors).
+ *
+ * <p>Followed: onnx/onnx {@code onnx.proto} (IR version 3 and later): {@code ModelProto.graph} = 7; {@code
+ * GraphProto.node} = 1, {@code initializer} = 5, {@code input} = 11, {@code output} = 12; {@code NodeProto.input} = 1,
+ * {@code output} = 2, {@code name} = 3, {@code op_type} = 4; {@code TensorProto.dims} = 1, {@code data_type} = 2,
+ * {@code segment} = 3, {@code float_data} = 4, {@code name} = 8, {@code raw_data} = 9 (little-endian), {@code
+ * external_data} = 13, {@code data_location} = 14; {@code ValueInfoProto.name} = 1. Unknown fields are skipped, as
+ * protobuf requires.
+ *
+ * <p>Clear errors ({@link MalformedTensorFileException}, naming the file, the message or tensor, and the byte offset)
+ * for: truncated or malformed protobuf, a negative or overflowing dimension, a FLOAT tensor whose data does not hold
+ * exactly its element count, duplicate initializer names, tensors stored outside the file (external data) or in
+ * segments, and reading the floats of a tensor of another type.
+ */
+public final class OnnxModel {
+
+    /** ONNX {@code TensorProto.DataType} values named in messages. */
+    public static final int FLOAT = 1;
+
+    /** One operator of the graph. */
+    public record Node(String name, String opType, List<String> inputs, List<String> outputs) {
+
+        public Node {
+            inputs = List.copyOf(inputs);
+            outputs = List.copyOf(outputs);
+        }
+    }
+
+    /** One initializer (a constant tensor: a weight, a bias, a table). Float values are decoded on request. */
+    public static final class Initializer {
+        private final String source;
+        private final String name;
+        private final long[] dims;
+        private final int dataType;
+        private final float[] floats;
+
+        Initializer(String source, String name, long[] dims, int dataType, float[] floats) {
+            this.source = source;
+            this.name = name;
+            this.dims = dims;
+            this.dataType = dataType;
+            this.floats = floats;
+        }
+
+        public String name() {
+            return name;
+        }
+
+        public long[] dims() {
+            return dims.clone();
+        }
+
+        /** ONNX element type ({@code TensorProto.DataType}: 1 FLOAT, 7 INT64, 10 FLOAT16 ...). */
+        public int dataType() {
+            return dataType;
+        }
+
+        /** A copy of the values of a FLOAT tensor, row-major. */
+        public float[] floats() {
+            return requireFloat().clone();
+        }
+
+        /** A 2-D FLOAT tensor as a matrix {@code [dims[0], dims[1]]} (ONNX MatMul weights are {@code [in, out]}). */
+        public FloatMatrix matrix() {
+            float[] f = requireFloat();
+            if (dims.length != 2) {
+                throw new MalformedTensorFileException(
+                        source + ": initializer '" + name + "' has shape " + Arrays.toString(dims) + ", not 2-D");
+            }
+            return FloatMatrix.of(name, (int) dims[0], (int) dims[1], f.clone(), 0);
+        }
+
+        private float[] requireFloat() {
+            if (dataType != FLOAT) {
+                throw new MalformedTensorFileException(
+                        source + ": initializer '" + name + "' has ONNX data type " + dataType + ", not FLOAT (1)");
+            }
+            return floats;
+        }
+
+        @Override
+        public String toString() {
+            return "Initializer[" + name + ", " + Arrays.toString(dims) + ", type " + dataType + "]";
+        }
+    }
+
+    private final String source;
+    private final List<Node> nodes;
+    private final Map<String, Initializer> initializers;
+    private final List<String> inputs;
+    private final List<String> outputs;
+
+    private OnnxModel(
+            String source,
+            List<Node> nodes,
+            Map<String, Initializer> initializers,
+            List<String> inputs,
+            List<String> outputs) {
+        this.source = source;
+        this.nodes = List.copyOf(nodes);
+        this.initializers = Collections.unmodifiableMap(initializers);
+        this.inputs = List.copyOf(inputs);
+        this.outputs = List.copyOf(outputs);
+    }
+
+    /** Reads a {@code .onnx} file (the whole file; ONNX keeps protobufs under 2 GB and larger weights outside). */
+    public static OnnxModel read(Path file) throws IOException {
+        long size = Files.size(file);
+        if (size > Integer.MAX_VALUE - 8) {
+            throw new MalformedTensorFileException(file + ": " + size + " bytes, larger than a protobuf can be (2 GB)");
+        }
+        return parse(file.toString(), Files.readAllBytes(file));
+    }
+
+    /** Parses a serialized {@code ModelProto}; {@code source} names it in messages. */
+    public static OnnxModel parse(String source, byte[] bytes) {
+        ProtoReader model = new ProtoReader(source, "ModelProto", bytes, 0, bytes.length);
+        ProtoReader graph = null;
+        while (model.hasMore()) {
+            long key = model.readKey();
+            if (key == (7 << 3 | ProtoReader.LEN)) {
+                if (graph != null) {
+                    throw model.error("two graphs");
+                }
+                graph = model.nested("GraphProto", model.readLength());
+            } else {
+                model.skip((int) (key & 7));
+            }
+        }
+        if (graph == null) {
+            throw new MalformedTensorFileException(source + ": no graph (not an ONNX model?)");
+        }
+        List<Node> nodes = new ArrayList<>();
+        Map<String, Initializer> inits = new LinkedHashMap<>();
+        List<String> inputs = new ArrayList<>();
+        List<String> outputs = new ArrayList<>();
+        while (graph.hasMore()) {
+            long key = graph.readKey();
+            int field = (int) (key >>> 3);
+            int wire = (int) (key & 7);
+            if (wire != ProtoReader.LEN || (field != 1 && field != 5 && field != 11 && field != 12)) {
+                graph.skip(wire);
+                continue;
+            }
+            int at = graph.position();
+            ProtoReader m = graph.nested(
+                    field == 1 ? "NodeProto" : field == 5 ? "TensorProto" : "ValueInfoProto", graph.readLength());
+            switch (field) {
+                case 1 -> nodes.add(node(m));
+                case 5 -> {
+                    Initializer t = tensor(source, m);
+                    if (inits.put(t.name(), t) != null) {
+                        throw new MalformedTensorFileException(
+                                source + ": two initializers named '" + t.name() + "' (second at byte " + at + ")");
+                    }
+                }
+                case 11 -> inputs.add(valueName(m));
+                default -> outputs.add(valueName(m));
+            }
+        }
+        return new OnnxModel(source, nodes, inits, inputs, outputs);
+    }
+
+    private static Node node(ProtoReader m) {
+        List<String> in = new ArrayList<>();
+        List<String> out = new ArrayList<>();
+        String name = "";
+        String op = "";
+        while (m.hasMore()) {
+            long key = m.readKey();
+            int field = (int) (key >>> 3);
+            int wire = (int) (key & 7);
+            if (wire == ProtoReader.LEN && field >= 1 && field <= 4) {
+                String s = m.readString();
+                switch (field) {
+                    case 1 -> in.add(s);
+                    case 2 -> out.add(s);
+                    case 3 -> name = s;
+                    default -> op = s;
+                }
+            } else {
+                m.skip(wire);
+            }
+        }
+        return new Node(name, op, in, out);
+    }
+
+    private static String valueName(ProtoReader m) {
+        String name = "";
+        while (m.hasMore()) {
+            long key = m.readKey();
+            if (key == (1 << 3 | ProtoReader.LEN)) {
+                name = m.readString();
+            } else {
+                m.skip((int) (key & 7));
+            }
+        }
+        return name;
+    }
+
+    private static Initializer tensor(String source, ProtoReader m) {
+        List<Long> dims = new ArrayList<>();
+        int dataType = 0;
+        String name = null;
+        int rawFrom = -1;
+        int rawLength = 0;
+        float[] floatData = null;
+        int floatCount = 0;
+        boolean external = false;
+        while (m.hasMore()) {
+            long key = m.readKey();
+            int field = (int) (key >>> 3);
+            int wire = (int) (key & 7);
+            switch (field) {
+                case 1 -> {
+                    if (wire == ProtoReader.LEN) { // packed
+                        ProtoReader p = m.nested("TensorProto.dims", m.readLength());
+                        while (p.hasMore()) {
+                            dims.add(p.readVarint());
+                        }
+                    } else if (wire == ProtoReader.VARINT) {
+                        dims.add(m.readVarint());
+                    } else {
+                        throw m.error("dims with wire type " + wire);
+                    }
+                }
+                case 2 ->
+                    dataType = (int) requireWire(m, wire, ProtoReader.VARINT, "data_type")
+                            .readVarint();
+                case 3 ->
+                    throw m.error(
+                            "tensor " + (name == null ? "" : "'" + name + "' ") + "stored in segments: not supported");
+                case 4 -> {
+                    if (wire == ProtoReader.LEN) { // packed floats
+                        int n = m.readLength();
+                        if (n % 4 != 0) {
+                            throw m.error("float_data of " + n + " bytes, not a multiple of 4");
+                        }
+                        ProtoReader p = m.nested("TensorProto.float_data", n);
+                        floatData = grow(floatData, floatCount + n / 4);
+                        while (p.hasMore()) {
+                            floatData[floatCount++] = Float.intBitsToFloat(p.readFixed32());
+                        }
+                    } else if (wire == ProtoReader.FIXED32) {
+                        floatData = grow(floatData, floatCount + 1);
+                        floatData[floatCount++] = Float.intBitsToFloat(m.readFixed32());
+                    } else {
+                        throw m.error("float_data with wire type " + wire);
+                    }
+                }
+                case 8 -> name = requireWire(m, wire, ProtoReader.LEN, "name").readString();
+                case 9 -> {
+                    rawLength =
+                            requireWire(m, wire, ProtoReader.LEN, "raw_data").readLength();
+                    rawFrom = m.position();
+                    m.skipBytes(rawLength);
+                }
+                case 13 -> {
+                    external = true;
+                    m.skip(wire);
+                }
+                case 14 ->
+                    external |= requireWire(m, wire, ProtoReader.VARINT, "data_location")
+                                    .readVarint()
+                            == 1;
+                default -> m.skip(wire);
+            }
+        }
+        String label = "initializer '" + (name == null ? "?" : name) + "'";
+        if (name == null || name.isEmpty()) {
+            throw new MalformedTensorFileException(
+                    source + ": an initializer without a name, ending at byte " + m.position());
+        }
+        if (external) {
+            throw new MalformedTensorFileException(source + ": " + label
+                    + " keeps its data in an external file: not supported (save the model with its weights inside)");
+        }
+        long[] d = new long[dims.size()];
+        long elements = 1;
+        for (int i = 0; i < d.length; i++) {
+            d[i] = dims.get(i);
+            if (d[i] < 0) {
+                throw new MalformedTensorFileException(source + ": " + label + " has dimension " + i + " = " + d[i]);
+            }
+            elements = multiplyChecked(source, label, elements, d[i]);
+        }
+        float[] floats = null;
+        if (dataType == FLOAT) {
+            if (rawFrom >= 0) {
+                if (rawLength != 4 * elements) {
+                    throw new MalformedTensorFileException(source + ": " + label + " of shape " + Arrays.toString(d)
+                            + " needs " + 4 * elements + " bytes of raw_data, has " + rawLength);
+                }
+                floats = new float[(int) elements];
+                ByteBuffer.wrap(m.bytes(), rawFrom, rawLength)
+                        .order(ByteOrder.LITTLE_ENDIAN)
+                        .asFloatBuffer()
+                        .get(floats);
+            } else {
+                if (floatCount != elements) {
+                    throw new MalformedTensorFileException(source + ": " + label + " of shape " + Arrays.toString(d)
+                            + " has " + floatCount + " float_data values, needs " + elements);
+                }
+                floats = floatData == null ? new float[0] : Arrays.copyOf(floatData, floatCount);
+            }
+        }
+        return new Initializer(source, name, d, dataType, floats);
+    }
+
+    private static ProtoReader requireWire(ProtoReader m, int wire, int expected, String field) {
+        if (wire != expected) {
+            throw m.error(field + " with wire type " + wire + ", expected " + expected);
+        }
+        return m;
+    }
+
+    private static long multiplyChecked(String source, String label, long a, long b) {
+        if (b != 0 && a > (Integer.MAX_VALUE - 8) / b) {
+            throw new MalformedTensorFileException(source + ": " + label + " has more than 2^31 elements");
+        }
+        return a * b;
+    }
+
+    private static float[] grow(float[] a, int need) {
+        if (a == null) {
+            return new float[Math.max(16, need)];
+        }
+        return a.length >= need ? a : Arrays.copyOf(a, Math.max(need, 2 * a.length));
+    }
+
+    /** Where the model came from, as given to {@link #parse}. */
+    public String source() {
+        return source;
+    }
+
+    /** The graph's operators, in file order (ONNX requires topological order). */
+    public List<Node> nodes() {
+        return nodes;
+    }
+
+    /** Initializers by name, in file order. */
+    public Map<String, Initializer> initializers() {
+        return initializers;
+    }
+
+    /** The initializer {@code name}, or a clear error naming it. */
+    public Initializer initializer(String name) {
+        Initializer t = initializers.get(name);
+        if (t == null) {
+            throw new MalformedTensorFileException(source + ": no initializer named '" + name + "'");
+        }
+        return t;
+    }
+
+    /** Names of the graph's inputs (ONNX before IR 4 also lists initializers here). */
+    public List<String> inputs() {
+        return inputs;
+    }
+
+    /** Names of the graph's outputs. */
+    public List<String> outputs() {
+        return outputs;
+    }
+}

@@ -1,0 +1,463 @@
+package dev.quant4j.model;
+
+import dev.quant4j.io.MalformedTensorFileException;
+import dev.quant4j.io.OnnxModel;
+import dev.quant4j.tensor.FloatMatrix;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
+
+/**
+ * A BERT encoder's forward pass in plain Java, for sentence embeddings: token, position and token-type embeddings,
+ * LayerNorm, then per layer multi-head self-attention (softmax of {@code Q K^T / sqrt(d)}), output projection,
+ * residual and LayerNorm, a feed-forward block with exact GELU ({@code x/2 (1 + erf(x / sqrt 2))}), residual and
+ * LayerNorm (post-norm, eps {@code 1e-12}); then mean pooling over the tokens and L2 normalisation, as
+ * sentence-transformers configures all-MiniLM-L6-v2 ({@code Pooling(mean)} and {@code Normalize}).
+ *
+ * <p>Followed: the HuggingFace {@code BertModel} (modeling_bert.py) as exported to ONNX, whose graph names each
+ * linear's MatMul {@code /encoder/layer.L/attention/self/query/MatMul} (weights {@code [in, out]}, transposed here to
+ * {@code [out, in]}) and its bias {@code encoder.layer.L.attention.self.query.bias}. Each sentence runs alone (no
+ * padding), so the attention mask is all ones.
+ *
+ * <p>Every linear layer is a {@link Linear} named as its PyTorch module ({@code encoder.layer.0.attention.self.query}),
+ * replaceable by a quantized one ({@link #withLinears}); a {@link Tap} sees the input of every linear before it runs,
+ * which is how GPTQ's Hessians and AWQ's statistics are gathered without storing activations.
+ */
+public final class BertEncoder {
+
+    /** LayerNorm epsilon of BERT ({@code layer_norm_eps}). */
+    public static final double LAYER_NORM_EPS = 1e-12;
+
+    /** Sees the input {@code [tokens, in]} of every linear layer, in forward order. */
+    @FunctionalInterface
+    public interface Tap {
+        void accept(String linearName, FloatMatrix input);
+    }
+
+    private record Layer(
+            Linear query,
+            Linear key,
+            Linear value,
+            Linear attentionOutput,
+            float[] ln1Weight,
+            float[] ln1Bias,
+            Linear intermediate,
+            Linear output,
+            float[] ln2Weight,
+            float[] ln2Bias) {}
+
+    private final String source;
+    private final int hidden;
+    private final int heads;
+    private final FloatMatrix wordEmbeddings;
+    private final FloatMatrix positionEmbeddings;
+    private final float[] tokenType0;
+    private final float[] embLnWeight;
+    private final float[] embLnBias;
+    private final List<Layer> layers;
+
+    private BertEncoder(
+            String source,
+            int hidden,
+            int heads,
+            FloatMatrix wordEmbeddings,
+            FloatMatrix positionEmbeddings,
+            float[] tokenType0,
+            float[] embLnWeight,
+            float[] embLnBias,
+            List<Layer> layers) {
+        this.source = source;
+        this.hidden = hidden;
+        this.heads = heads;
+        this.wordEmbeddings = wordEmbeddings;
+        this.positionEmbeddings = positionEmbeddings;
+        this.tokenType0 = tokenType0;
+        this.embLnWeight = embLnWeight;
+        this.embLnBias = embLnBias;
+        this.layers = List.copyOf(layers);
+    }
+
+    /**
+     * The encoder of an ONNX BERT export (HuggingFace names), FP32, with {@code heads} attention heads (the graph keeps
+     * the head count in reshape constants; all-MiniLM-L6-v2 has 12). Linears run on {@code pool}.
+     */
+    public static BertEncoder fromOnnx(OnnxModel model, int heads, ForkJoinPool pool) {
+        String src = model.source();
+        Map<String, String> weightOfNode = new HashMap<>();
+        for (OnnxModel.Node n : model.nodes()) {
+            if (n.opType().equals("MatMul")
+                    && n.inputs().size() == 2
+                    && model.initializers().containsKey(n.inputs().get(1))) {
+                weightOfNode.put(n.name(), n.inputs().get(1));
+            }
+        }
+        FloatMatrix word =
+                model.initializer("embeddings.word_embeddings.weight").matrix();
+        int hidden = word.cols();
+        if (heads < 1 || hidden % heads != 0) {
+            throw new IllegalArgumentException(src + ": " + heads + " heads do not divide the hidden size " + hidden);
+        }
+        FloatMatrix pos =
+                model.initializer("embeddings.position_embeddings.weight").matrix();
+        FloatMatrix type =
+                model.initializer("embeddings.token_type_embeddings.weight").matrix();
+        requireCols(src, pos, hidden);
+        requireCols(src, type, hidden);
+        float[] type0 = new float[hidden];
+        System.arraycopy(type.array(), type.rowOffset(0), type0, 0, hidden);
+        List<Layer> layers = new ArrayList<>();
+        for (int l = 0; weightOfNode.containsKey("/encoder/layer." + l + "/attention/self/query/MatMul"); l++) {
+            String p = "encoder.layer." + l + ".";
+            layers.add(new Layer(
+                    linear(model, weightOfNode, l, "attention/self/query", p + "attention.self.query", pool),
+                    linear(model, weightOfNode, l, "attention/self/key", p + "attention.self.key", pool),
+                    linear(model, weightOfNode, l, "attention/self/value", p + "attention.self.value", pool),
+                    linear(model, weightOfNode, l, "attention/output/dense", p + "attention.output.dense", pool),
+                    vector(model, p + "attention.output.LayerNorm.weight", hidden),
+                    vector(model, p + "attention.output.LayerNorm.bias", hidden),
+                    linear(model, weightOfNode, l, "intermediate/dense", p + "intermediate.dense", pool),
+                    linear(model, weightOfNode, l, "output/dense", p + "output.dense", pool),
+                    vector(model, p + "output.LayerNorm.weight", hidden),
+                    vector(model, p + "output.LayerNorm.bias", hidden)));
+        }
+        if (layers.isEmpty()) {
+            throw new MalformedTensorFileException(
+                    src + ": no node '/encoder/layer.0/attention/self/query/MatMul' (not a HuggingFace BERT export?)");
+        }
+        return new BertEncoder(
+                src,
+                hidden,
+                heads,
+                word,
+                pos,
+                type0,
+                vector(model, "embeddings.LayerNorm.weight", hidden),
+                vector(model, "embeddings.LayerNorm.bias", hidden),
+                layers);
+    }
+
+    private static Linear linear(
+            OnnxModel model, Map<String, String> weightOfNode, int layer, String path, String name, ForkJoinPool pool) {
+        String node = "/encoder/layer." + layer + "/" + path + "/MatMul";
+        String w = weightOfNode.get(node);
+        if (w == null) {
+            throw new MalformedTensorFileException(model.source() + ": no MatMul node '" + node + "' with a weight");
+        }
+        FloatMatrix inOut = model.initializer(w).matrix();
+        float[] bias = model.initializer(name + ".bias").floats();
+        if (bias.length != inOut.cols()) {
+            throw new MalformedTensorFileException(model.source() + ": bias '" + name + ".bias' has " + bias.length
+                    + " values, weight '" + w + "' has " + inOut.cols() + " outputs");
+        }
+        return Linear.dense(name, transpose(inOut, name), bias, pool);
+    }
+
+    private static FloatMatrix transpose(FloatMatrix m, String name) {
+        int rows = m.rows();
+        int cols = m.cols();
+        float[] a = m.array();
+        float[] t = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            int off = m.rowOffset(r);
+            for (int c = 0; c < cols; c++) {
+                t[c * rows + r] = a[off + c];
+            }
+        }
+        return FloatMatrix.of(name, cols, rows, t, 0);
+    }
+
+    private static float[] vector(OnnxModel model, String name, int length) {
+        float[] v = model.initializer(name).floats();
+        if (v.length != length) {
+            throw new MalformedTensorFileException(
+                    model.source() + ": '" + name + "' has " + v.length + " values, needs " + length);
+        }
+        return v;
+    }
+
+    private static void requireCols(String src, FloatMatrix m, int hidden) {
+        if (m.cols() != hidden) {
+            throw new MalformedTensorFileException(
+                    src + ": '" + m.name() + "' has " + m.cols() + " columns, the hidden size is " + hidden);
+        }
+    }
+
+    /** Hidden size. */
+    public int hidden() {
+        return hidden;
+    }
+
+    /** Number of encoder layers. */
+    public int layers() {
+        return layers.size();
+    }
+
+    /** The longest input, in tokens (rows of the position table). */
+    public int maxTokens() {
+        return positionEmbeddings.rows();
+    }
+
+    /** Every linear layer in forward order (six per encoder layer). */
+    public List<Linear> linears() {
+        List<Linear> all = new ArrayList<>();
+        for (Layer l : layers) {
+            all.addAll(List.of(l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output));
+        }
+        return all;
+    }
+
+    /**
+     * This encoder with some linear layers replaced (by name; each replacement must have the shape of the layer it
+     * replaces). The embeddings and LayerNorms are shared.
+     */
+    public BertEncoder withLinears(Map<String, Linear> replacements) {
+        Map<String, Linear> left = new LinkedHashMap<>(replacements);
+        List<Layer> out = new ArrayList<>();
+        for (Layer l : layers) {
+            out.add(new Layer(
+                    pick(l.query, left),
+                    pick(l.key, left),
+                    pick(l.value, left),
+                    pick(l.attentionOutput, left),
+                    l.ln1Weight,
+                    l.ln1Bias,
+                    pick(l.intermediate, left),
+                    pick(l.output, left),
+                    l.ln2Weight,
+                    l.ln2Bias));
+        }
+        if (!left.isEmpty()) {
+            throw new IllegalArgumentException(source + ": no linear layer named " + left.keySet());
+        }
+        return new BertEncoder(
+                source, hidden, heads, wordEmbeddings, positionEmbeddings, tokenType0, embLnWeight, embLnBias, out);
+    }
+
+    private static Linear pick(Linear old, Map<String, Linear> left) {
+        Linear r = left.remove(old.name());
+        if (r == null) {
+            return old;
+        }
+        if (r.inFeatures() != old.inFeatures() || r.outFeatures() != old.outFeatures()) {
+            throw new IllegalArgumentException("replacement for '" + old.name() + "' is " + r.outFeatures() + "x"
+                    + r.inFeatures() + ", the layer is " + old.outFeatures() + "x" + old.inFeatures());
+        }
+        return r;
+    }
+
+    /** The sentence embedding of token ids ({@code [CLS] ... [SEP]}): mean of the last hidden states, unit length. */
+    public float[] embed(int[] ids) {
+        return embed(ids, null);
+    }
+
+    /** {@link #embed(int[])}, showing every linear's input to {@code tap} (may be null). */
+    public float[] embed(int[] ids, Tap tap) {
+        FloatMatrix h = hiddenStates(ids, tap);
+        double[] mean = new double[hidden];
+        for (int t = 0; t < h.rows(); t++) {
+            for (int c = 0; c < hidden; c++) {
+                mean[c] += h.get(t, c);
+            }
+        }
+        double norm = 0;
+        for (int c = 0; c < hidden; c++) {
+            mean[c] /= h.rows();
+            norm += mean[c] * mean[c];
+        }
+        // sentence-transformers' Normalize: x / max(||x||, 1e-12)
+        double scale = 1 / Math.max(Math.sqrt(norm), 1e-12);
+        float[] e = new float[hidden];
+        for (int c = 0; c < hidden; c++) {
+            e[c] = (float) (mean[c] * scale);
+        }
+        return e;
+    }
+
+    /** The last hidden states {@code [tokens, hidden]} for token ids (token type 0, positions 0, 1, ...). */
+    public FloatMatrix hiddenStates(int[] ids, Tap tap) {
+        int n = ids.length;
+        if (n == 0) {
+            throw new IllegalArgumentException(source + ": no tokens");
+        }
+        if (n > positionEmbeddings.rows()) {
+            throw new IllegalArgumentException(
+                    source + ": " + n + " tokens, the model takes at most " + positionEmbeddings.rows());
+        }
+        float[] x = new float[n * hidden];
+        for (int t = 0; t < n; t++) {
+            int id = ids[t];
+            if (id < 0 || id >= wordEmbeddings.rows()) {
+                throw new IllegalArgumentException(
+                        source + ": token " + t + " has id " + id + ", the vocabulary has " + wordEmbeddings.rows());
+            }
+            int w = wordEmbeddings.rowOffset(id);
+            int p = positionEmbeddings.rowOffset(t);
+            for (int c = 0; c < hidden; c++) {
+                // the ONNX graph's order: (word + token type) + position
+                x[t * hidden + c] = wordEmbeddings.array()[w + c]
+                        + tokenType0[c]
+                        + positionEmbeddings.array()[p + c];
+            }
+        }
+        layerNorm(x, n, embLnWeight, embLnBias);
+        FloatMatrix h = FloatMatrix.of("hidden", n, hidden, x, 0);
+        for (Layer l : layers) {
+            h = layer(l, h, tap);
+        }
+        return h;
+    }
+
+    private FloatMatrix layer(Layer l, FloatMatrix h, Tap tap) {
+        int n = h.rows();
+        FloatMatrix q = run(l.query, h, tap);
+        FloatMatrix k = run(l.key, h, tap);
+        FloatMatrix v = run(l.value, h, tap);
+        float[] ctx = attention(q.toArray(), k.toArray(), v.toArray(), n);
+        FloatMatrix a = run(l.attentionOutput, FloatMatrix.of("context", n, hidden, ctx, 0), tap);
+        float[] x1 = a.toArray();
+        float[] hs = h.toArray();
+        for (int i = 0; i < x1.length; i++) {
+            x1[i] += hs[i];
+        }
+        layerNorm(x1, n, l.ln1Weight, l.ln1Bias);
+        FloatMatrix attended = FloatMatrix.of("attended", n, hidden, x1, 0);
+        float[] mid = run(l.intermediate, attended, tap).toArray();
+        for (int i = 0; i < mid.length; i++) {
+            mid[i] = gelu(mid[i]);
+        }
+        FloatMatrix f = run(l.output, FloatMatrix.of("gelu", n, mid.length / n, mid, 0), tap);
+        float[] x2 = f.toArray();
+        for (int i = 0; i < x2.length; i++) {
+            x2[i] += x1[i];
+        }
+        layerNorm(x2, n, l.ln2Weight, l.ln2Bias);
+        return FloatMatrix.of("hidden", n, hidden, x2, 0);
+    }
+
+    private static FloatMatrix run(Linear linear, FloatMatrix x, Tap tap) {
+        if (tap != null) {
+            tap.accept(linear.name(), x);
+        }
+        return linear.forward(x);
+    }
+
+    /** Softmax attention per head over all {@code n} tokens (no mask: one unpadded sentence). */
+    private float[] attention(float[] q, float[] k, float[] v, int n) {
+        int d = hidden / heads;
+        float scale = (float) (1 / Math.sqrt(d));
+        float[] ctx = new float[n * hidden];
+        double[] p = new double[n];
+        for (int h = 0; h < heads; h++) {
+            int o = h * d;
+            for (int i = 0; i < n; i++) {
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j < n; j++) {
+                    float s = 0;
+                    for (int c = 0; c < d; c++) {
+                        s = Math.fma(q[i * hidden + o + c], k[j * hidden + o + c], s);
+                    }
+                    p[j] = s * scale;
+                    max = Math.max(max, p[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < n; j++) {
+                    p[j] = Math.exp(p[j] - max);
+                    sum += p[j];
+                }
+                for (int c = 0; c < d; c++) {
+                    double acc = 0;
+                    for (int j = 0; j < n; j++) {
+                        acc += p[j] * v[j * hidden + o + c];
+                    }
+                    ctx[i * hidden + o + c] = (float) (acc / sum);
+                }
+            }
+        }
+        return ctx;
+    }
+
+    /** LayerNorm over each row of {@code x [n, hidden]}, in place: biased variance, eps {@link #LAYER_NORM_EPS}. */
+    private void layerNorm(float[] x, int n, float[] w, float[] b) {
+        for (int t = 0; t < n; t++) {
+            int off = t * hidden;
+            double mean = 0;
+            for (int c = 0; c < hidden; c++) {
+                mean += x[off + c];
+            }
+            mean /= hidden;
+            double var = 0;
+            for (int c = 0; c < hidden; c++) {
+                double dv = x[off + c] - mean;
+                var += dv * dv;
+            }
+            var /= hidden;
+            double inv = 1 / Math.sqrt(var + LAYER_NORM_EPS);
+            for (int c = 0; c < hidden; c++) {
+                x[off + c] = (float) ((x[off + c] - mean) * inv * w[c] + b[c]);
+            }
+        }
+    }
+
+    /** Exact GELU, {@code x/2 (1 + erf(x / sqrt 2))}, with {@link #erf}. */
+    static float gelu(float x) {
+        return (float) (0.5 * x * (1 + erf(x / Math.sqrt(2))));
+    }
+
+    /**
+     * The error function to about 1e-15: Maclaurin series {@code 2/sqrt(pi) sum (-1)^n x^(2n+1) / (n! (2n+1))} for
+     * {@code |x| < 2.5}, and the continued fraction of {@code erfc} (Abramowitz and Stegun 7.1.14, evaluated by
+     * Lentz's method) beyond. Java has no {@code erf}.
+     */
+    static double erf(double x) {
+        double ax = Math.abs(x);
+        if (Double.isNaN(x)) {
+            return x;
+        }
+        if (ax < 2.5) {
+            double term = x;
+            double sum = x;
+            double x2 = x * x;
+            for (int n = 1; n < 100; n++) {
+                term *= -x2 / n;
+                double add = term / (2 * n + 1);
+                sum += add;
+                if (Math.abs(add) < 1e-17 * Math.abs(sum)) {
+                    break;
+                }
+            }
+            return 2 / Math.sqrt(Math.PI) * sum;
+        }
+        if (ax > 6) {
+            return Math.signum(x); // erfc(6) < 3e-17
+        }
+        // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
+        double tiny = 1e-300;
+        double f = ax;
+        double c = ax;
+        double d = 0;
+        for (int k = 1; k < 200; k++) {
+            double a = k / 2.0;
+            d = ax + a * d;
+            d = 1 / (Math.abs(d) < tiny ? tiny : d);
+            c = ax + a / c;
+            if (Math.abs(c) < tiny) {
+                c = tiny;
+            }
+            double delta = c * d;
+            f *= delta;
+            if (Math.abs(delta - 1) < 1e-16) {
+                break;
+            }
+        }
+        double erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
+        return Math.signum(x) * (1 - erfc);
+    }
+
+    @Override
+    public String toString() {
+        return "BertEncoder[" + source + ", " + layers.size() + " layers, hidden " + hidden + ", " + heads + " heads]";
+    }
+}

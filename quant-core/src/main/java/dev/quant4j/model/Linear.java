@@ -1,0 +1,142 @@
+package dev.quant4j.model;
+
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.linalg.Parallel;
+import dev.quant4j.matmul.QuantizedLinear;
+import dev.quant4j.tensor.FloatMatrix;
+import java.util.Objects;
+import java.util.concurrent.ForkJoinPool;
+
+/**
+ * A linear layer of a model, {@code Y = X W^T + b} for activations {@code X [tokens, in]}: FP32 ({@link #dense}) or
+ * quantized ({@link #quantized}, any format {@link QuantizedLinear} takes). The model calls it; quantizing a model
+ * replaces its linears.
+ */
+public interface Linear {
+
+    /** The layer's name in the model, e.g. {@code encoder.layer.0.attention.self.query}. */
+    String name();
+
+    int inFeatures();
+
+    int outFeatures();
+
+    /** {@code Y = X W^T + b}: {@code x [tokens, in]} to a new {@code [tokens, out]}. */
+    FloatMatrix forward(FloatMatrix x);
+
+    /** An FP32 layer: {@code weight [out, in]} (row {@code o} holds the input weights of output {@code o}). */
+    static Linear dense(String name, FloatMatrix weight, float[] bias, ForkJoinPool pool) {
+        return new Dense(name, weight, bias, pool);
+    }
+
+    /** A quantized layer. */
+    static Linear quantized(String name, QuantizedLinear layer) {
+        Objects.requireNonNull(layer);
+        return new Linear() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public int inFeatures() {
+                return layer.inFeatures();
+            }
+
+            @Override
+            public int outFeatures() {
+                return layer.outFeatures();
+            }
+
+            @Override
+            public FloatMatrix forward(FloatMatrix x) {
+                return layer.forward(x);
+            }
+
+            @Override
+            public String toString() {
+                return "Linear[" + name + ", " + layer + "]";
+            }
+        };
+    }
+
+    /** FP32: dot products of weight rows with activation rows, in register tiles ({@link QuantKernels#dotMany}). */
+    final class Dense implements Linear {
+        private static final int ROW_CHUNK = 64;
+        private final String name;
+        private final FloatMatrix weight;
+        private final float[] w;
+        private final float[] bias;
+        private final ForkJoinPool pool;
+        private final QuantKernels k = Kernels.get();
+
+        Dense(String name, FloatMatrix weight, float[] bias, ForkJoinPool pool) {
+            if (bias != null && bias.length != weight.rows()) {
+                throw new IllegalArgumentException("layer '" + name + "': bias has " + bias.length
+                        + " values, the weight has " + weight.rows() + " rows");
+            }
+            this.name = name;
+            this.weight = weight;
+            this.w = weight.toArray();
+            this.bias = bias == null ? null : bias.clone();
+            this.pool = Objects.requireNonNull(pool);
+        }
+
+        /** The FP32 weight {@code [out, in]}. */
+        public FloatMatrix weight() {
+            return weight;
+        }
+
+        /** A copy of the bias, or null. */
+        public float[] bias() {
+            return bias == null ? null : bias.clone();
+        }
+
+        @Override
+        public String name() {
+            return name;
+        }
+
+        @Override
+        public int inFeatures() {
+            return weight.cols();
+        }
+
+        @Override
+        public int outFeatures() {
+            return weight.rows();
+        }
+
+        @Override
+        public FloatMatrix forward(FloatMatrix x) {
+            int in = weight.cols();
+            int out = weight.rows();
+            if (x.cols() != in) {
+                throw new IllegalArgumentException("layer '" + name + "' [" + out + ", " + in + "]: activations '"
+                        + x.name() + "' have " + x.cols() + " columns, needs " + in);
+            }
+            float[] xs = x.toArray();
+            int tokens = x.rows();
+            float[] y = new float[tokens * out];
+            Parallel.forEach(pool, (out + ROW_CHUNK - 1) / ROW_CHUNK, ch -> {
+                int r0 = ch * ROW_CHUNK;
+                int m = Math.min(ROW_CHUNK, out - r0);
+                k.dotMany(m, tokens, in, w, r0 * in, in, xs, 0, in, y, r0, 1, out);
+                if (bias != null) {
+                    for (int t = 0; t < tokens; t++) {
+                        for (int o = r0; o < r0 + m; o++) {
+                            y[t * out + o] += bias[o];
+                        }
+                    }
+                }
+            });
+            return FloatMatrix.of(name, tokens, out, y, 0);
+        }
+
+        @Override
+        public String toString() {
+            return "Linear[" + name + ", FP32 " + weight.rows() + "x" + weight.cols() + "]";
+        }
+    }
+}
