@@ -23,7 +23,7 @@ import random
 import re
 import sys
 
-CALIBRATION_SYNSETS = 600
+CALIBRATION_SYNSETS = 3000
 EVAL_PAIRS = 1200
 SEED = 42
 

@@ -19,11 +19,12 @@ import picocli.CommandLine.Command;
         name = "quant",
         mixinStandardHelpOptions = true,
         versionProvider = Quant.Version.class,
-        description = "Quantize neural-network weights (RTN; NF4, GPTQ and AWQ to come) and report the error.",
+        description = "Quantize neural-network weights (RTN, NF4/FP4, GPTQ, AWQ) and report the error.",
         subcommands = {
             QuantizeCommand.class,
             DequantizeCommand.class,
             ReportCommand.class,
+            EvalCommand.class,
             MemoryCommand.class,
             CommandLine.HelpCommand.class
         })
@@ -39,7 +40,7 @@ public final class Quant implements Runnable {
     @Override
     public void run() {
         throw new CommandLine.ParameterException(
-                spec.commandLine(), "missing command (quantize, dequantize, report, memory)");
+                spec.commandLine(), "missing command (quantize, dequantize, report, eval, memory)");
     }
 
     public static void main(String[] args) {

@@ -278,6 +278,17 @@ public final class BertEncoder {
 
     /** The last hidden states {@code [tokens, hidden]} for token ids (token type 0, positions 0, 1, ...). */
     public FloatMatrix hiddenStates(int[] ids, Tap tap) {
+        return hiddenStates(ids, tap, layers.size());
+    }
+
+    /**
+     * The hidden states after the first {@code upTo} encoder layers (0: the embeddings after their LayerNorm); what
+     * layer-by-layer calibration needs without running the layers above.
+     */
+    public FloatMatrix hiddenStates(int[] ids, Tap tap, int upTo) {
+        if (upTo < 0 || upTo > layers.size()) {
+            throw new IllegalArgumentException(source + ": " + upTo + " layers asked, the model has " + layers.size());
+        }
         int n = ids.length;
         if (n == 0) {
             throw new IllegalArgumentException(source + ": no tokens");
@@ -304,10 +315,27 @@ public final class BertEncoder {
         }
         layerNorm(x, n, embLnWeight, embLnBias);
         FloatMatrix h = FloatMatrix.of("hidden", n, hidden, x, 0);
-        for (Layer l : layers) {
+        for (Layer l : layers.subList(0, upTo)) {
             h = layer(l, h, tap);
         }
         return h;
+    }
+
+    /**
+     * Encoder layer {@code index} (0-based) applied to hidden states {@code h [tokens, hidden]}, {@code tap} (may be
+     * null) seeing its six linears' inputs: with {@link #hiddenStates(int[], Tap, int)} at 0 layers, what
+     * layer-by-layer calibration (GPTQ's sequential mode) runs on cached states.
+     */
+    public FloatMatrix layer(int index, FloatMatrix h, Tap tap) {
+        if (index < 0 || index >= layers.size()) {
+            throw new IllegalArgumentException(
+                    source + ": no layer " + index + " (the model has " + layers.size() + ")");
+        }
+        if (h.cols() != hidden) {
+            throw new IllegalArgumentException(
+                    source + ": hidden states '" + h.name() + "' have " + h.cols() + " columns, needs " + hidden);
+        }
+        return layer(layers.get(index), h, tap);
     }
 
     private FloatMatrix layer(Layer l, FloatMatrix h, Tap tap) {

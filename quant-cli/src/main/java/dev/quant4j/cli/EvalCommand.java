@@ -1,0 +1,360 @@
+package dev.quant4j.cli;
+
+import dev.quant4j.cli.eval.EmbeddingEval;
+import dev.quant4j.cli.eval.OrtEmbedder;
+import dev.quant4j.io.AtomicFiles;
+import dev.quant4j.io.OnnxModel;
+import dev.quant4j.model.BertEncoder;
+import dev.quant4j.model.WordPieceTokenizer;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ForkJoinPool;
+import java.util.regex.Pattern;
+import javax.imageio.ImageIO;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.CategoryChart;
+import org.knowm.xchart.CategoryChartBuilder;
+import org.knowm.xchart.style.Styler;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code quant eval}: quantizes every linear layer of a real sentence-embedding model (all-MiniLM-L6-v2, a 6-layer
+ * BERT shipped in a Maven artifact) with each method and setting, and reports what the embeddings lose on real English
+ * sentences from WordNet 3.0: bits per weight, size, cosine to the FP32 embeddings, and definition-to-example
+ * retrieval; ONNX Runtime's int8 twin of the model is a row of its own.
+ */
+@Command(
+        name = "eval",
+        mixinStandardHelpOptions = true,
+        description = "Quantize all-MiniLM-L6-v2 with every method and measure what its sentence embeddings lose.")
+final class EvalCommand implements Callable<Integer> {
+
+    static final String MODEL = "/all-minilm-l6-v2.onnx";
+    static final String MODEL_INT8 = "/all-minilm-l6-v2-q.onnx";
+    static final String TOKENIZER = "/all-minilm-l6-v2-tokenizer.json";
+    static final String ORT_LABEL = "ONNX Runtime int8 (the -q twin)";
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--out", defaultValue = "eval", description = "output folder (default ${DEFAULT-VALUE})")
+    Path outDir;
+
+    @Option(
+            names = "--pairs",
+            defaultValue = "1200",
+            description = "definition/example pairs to evaluate on (default ${DEFAULT-VALUE}, all there are)")
+    int pairs;
+
+    @Option(names = "--calib", description = "calibration sentences for GPTQ and AWQ (default: all there are)")
+    Integer calib;
+
+    @Option(
+            names = "--settings",
+            defaultValue = ".*",
+            description = "regular expression: which settings to run, by label (default: all)")
+    String settings;
+
+    @Option(names = "--threads", description = "threads (default: available processors)")
+    Integer threads;
+
+    @Override
+    public Integer call() throws Exception {
+        Pattern select = Pattern.compile(settings);
+        int nThreads = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+        if (nThreads < 1) {
+            throw new IllegalArgumentException("--threads must be at least 1, got " + nThreads);
+        }
+        List<String> calibration = lines("/wordnet/calibration.txt");
+        List<String[]> allPairs = new ArrayList<>();
+        for (String line : lines("/wordnet/pairs.tsv")) {
+            allPairs.add(line.split("\t", 2));
+        }
+        if (pairs < 10 || pairs > allPairs.size()) {
+            throw new IllegalArgumentException("--pairs must be 10.." + allPairs.size() + ", got " + pairs);
+        }
+        int nCalib = calib == null ? calibration.size() : calib;
+        if (nCalib < 1 || nCalib > calibration.size()) {
+            throw new IllegalArgumentException("--calib must be 1.." + calibration.size() + ", got " + nCalib);
+        }
+        PrintWriter err = spec.commandLine().getErr();
+        ForkJoinPool pool = new ForkJoinPool(nThreads);
+        try {
+            byte[] modelBytes = resource(MODEL);
+            OnnxModel onnx = OnnxModel.parse("all-minilm-l6-v2.onnx", modelBytes);
+            WordPieceTokenizer tokenizer = WordPieceTokenizer.parse(
+                    "all-minilm-l6-v2-tokenizer.json", new String(resource(TOKENIZER), StandardCharsets.UTF_8));
+            BertEncoder fp32 = BertEncoder.fromOnnx(onnx, 12, pool);
+            List<int[]> texts = new ArrayList<>(); // definitions (queries), then examples (documents)
+            for (int i = 0; i < pairs; i++) {
+                texts.add(tokenizer.encode(allPairs.get(i)[0]));
+            }
+            for (int i = 0; i < pairs; i++) {
+                texts.add(tokenizer.encode(allPairs.get(i)[1]));
+            }
+            List<int[]> calibIds = new ArrayList<>();
+            for (String s : calibration.subList(0, nCalib)) {
+                calibIds.add(tokenizer.encode(s));
+            }
+            long floatParams = 0;
+            for (OnnxModel.Initializer t : onnx.initializers().values()) {
+                if (t.dataType() == OnnxModel.FLOAT) {
+                    long n = 1;
+                    for (long d : t.dims()) {
+                        n *= d;
+                    }
+                    floatParams += n;
+                }
+            }
+            long linearParams = 0;
+            for (var l : fp32.linears()) {
+                linearParams += (long) l.inFeatures() * l.outFeatures();
+            }
+            long otherBytes = 4 * (floatParams - linearParams);
+
+            List<Row> rows = new ArrayList<>();
+            Progress progress = new Progress(err);
+            float[][] reference = EmbeddingEval.embed(fp32, texts, progress.task("FP32", texts.size()));
+            rows.add(row("FP32", 32, 4 * linearParams, 4 * linearParams + otherBytes, reference, reference, 0));
+            List<EmbeddingEval.Setting> chosen = EmbeddingEval.defaultSettings().stream()
+                    .filter(s -> select.matcher(s.label()).find())
+                    .toList();
+            EmbeddingEval.Calibration stats = null;
+            if (chosen.stream()
+                    .anyMatch(s -> s.kind() == EmbeddingEval.Kind.GPTQ || s.kind() == EmbeddingEval.Kind.AWQ)) {
+                err.println("calibration: " + calibIds.size() + " WordNet sentences through the FP32 model");
+                stats = EmbeddingEval.Calibration.collect(fp32, calibIds, pool);
+            }
+            for (EmbeddingEval.Setting s : chosen) {
+                long t0 = System.nanoTime();
+                EmbeddingEval.Quantized q = EmbeddingEval.quantize(fp32, s, stats, pool);
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                float[][] e = EmbeddingEval.embed(q.encoder(), texts, progress.task(s.label(), texts.size()));
+                rows.add(row(
+                        s.label(),
+                        q.bitsPerWeight(),
+                        q.linearBytes(),
+                        q.linearBytes() + otherBytes,
+                        reference,
+                        e,
+                        seconds));
+            }
+            if (select.matcher(ORT_LABEL).find()) {
+                byte[] int8Bytes = resource(MODEL_INT8);
+                long[] ortLinear = ortLinearBytes(OnnxModel.parse("all-minilm-l6-v2-q.onnx", int8Bytes));
+                try (OrtEmbedder ort = new OrtEmbedder(int8Bytes, nThreads)) {
+                    float[][] e = ort.embed(texts, progress.task(ORT_LABEL, texts.size()));
+                    rows.add(row(
+                            ORT_LABEL,
+                            8.0 * ortLinear[0] / ortLinear[1],
+                            ortLinear[0],
+                            int8Bytes.length,
+                            reference,
+                            e,
+                            0));
+                }
+            }
+            progress.done();
+            String table = table(rows, pairs, calibIds.size(), stats == null ? 0 : stats.tokens());
+            spec.commandLine().getOut().print(table);
+            spec.commandLine().getOut().flush();
+            Files.createDirectories(outDir);
+            AtomicFiles.write(outDir.resolve("eval.md"), o -> o.write(table.getBytes(StandardCharsets.UTF_8)));
+            writePng(chart(rows), outDir.resolve("eval.png"));
+            err.println("wrote " + outDir.resolve("eval.md") + " and " + outDir.resolve("eval.png"));
+            return Quant.OK;
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    /** Bytes and elements of the int8 twin's MatMulInteger weights, with their scales and zero-points. */
+    static long[] ortLinearBytes(OnnxModel q) {
+        long bytes = 0;
+        long params = 0;
+        for (OnnxModel.Node n : q.nodes()) {
+            if (!n.opType().equals("MatMulInteger")) {
+                continue;
+            }
+            String w = n.inputs().get(1);
+            String base = w.endsWith("_quantized") ? w.substring(0, w.length() - "_quantized".length()) : w;
+            for (String name : List.of(w, base + "_scale", base + "_zero_point")) {
+                OnnxModel.Initializer t = q.initializers().get(name);
+                if (t == null) {
+                    continue;
+                }
+                long count = 1;
+                for (long d : t.dims()) {
+                    count *= d;
+                }
+                bytes += count * (t.dataType() == OnnxModel.FLOAT ? 4 : 1);
+                if (name.equals(w)) {
+                    params += count;
+                }
+            }
+        }
+        return new long[] {bytes, params};
+    }
+
+    record Row(
+            String label,
+            double bitsPerWeight,
+            long linearBytes,
+            long modelBytes,
+            double meanCos,
+            double minCos,
+            EmbeddingEval.Retrieval retrieval,
+            double quantizeSeconds) {}
+
+    static Row row(
+            String label, double bpw, long linearBytes, long modelBytes, float[][] reference, float[][] e, double s) {
+        double[] cos = EmbeddingEval.cosineStats(reference, e);
+        List<float[][]> qd = EmbeddingEval.halves(e);
+        return new Row(
+                label, bpw, linearBytes, modelBytes, cos[0], cos[1], EmbeddingEval.retrieval(qd.get(0), qd.get(1)), s);
+    }
+
+    static String table(List<Row> rows, int pairs, int calibSentences, long calibTokens) {
+        double mrr0 = rows.get(0).retrieval().mrr();
+        StringBuilder b = new StringBuilder();
+        b.append(String.format(
+                Locale.ROOT,
+                "all-MiniLM-L6-v2, every linear layer quantized; %d WordNet definition/example pairs (%d held-out "
+                        + "sentences); calibration %d other sentences (%d tokens).%n%n",
+                pairs,
+                2 * pairs,
+                calibSentences,
+                calibTokens));
+        b.append("| setting | bits/weight (linears) | linears MB | model MB | mean cosine | min cosine | recall@1 "
+                + "| recall@10 | MRR | MRR vs FP32 | quantize s |\n");
+        b.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (Row r : rows) {
+            b.append(String.format(
+                    Locale.ROOT,
+                    "| %s | %.3f | %.2f | %.2f | %.5f | %.4f | %.4f | %.4f | %.4f | %+.2f%% | %.1f |%n",
+                    r.label(),
+                    r.bitsPerWeight(),
+                    r.linearBytes() / 1e6,
+                    r.modelBytes() / 1e6,
+                    r.meanCos(),
+                    r.minCos(),
+                    r.retrieval().recallAt1(),
+                    r.retrieval().recallAt10(),
+                    r.retrieval().mrr(),
+                    100 * (r.retrieval().mrr() / mrr0 - 1),
+                    r.quantizeSeconds()));
+        }
+        return b.toString();
+    }
+
+    static CategoryChart chart(List<Row> rows) {
+        CategoryChart chart = new CategoryChartBuilder()
+                .width(1100)
+                .height(560)
+                .title("all-MiniLM-L6-v2: what quantization keeps (1 = FP32)")
+                .xAxisTitle("setting")
+                .yAxisTitle("mean cosine to FP32 / MRR relative to FP32")
+                .build();
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideSW);
+        chart.getStyler().setXAxisLabelRotation(30);
+        double min = 1;
+        List<String> labels = new ArrayList<>();
+        List<Double> cos = new ArrayList<>();
+        List<Double> mrr = new ArrayList<>();
+        double mrr0 = rows.get(0).retrieval().mrr();
+        for (Row r : rows) {
+            labels.add(r.label());
+            cos.add(r.meanCos());
+            mrr.add(r.retrieval().mrr() / mrr0);
+            min = Math.min(min, Math.min(r.meanCos(), r.retrieval().mrr() / mrr0));
+        }
+        chart.getStyler().setYAxisMin(Math.floor(min * 50) / 50 - 0.02);
+        chart.getStyler().setYAxisMax(1.01);
+        chart.addSeries("mean cosine", labels, cos);
+        chart.addSeries("MRR / MRR of FP32", labels, mrr);
+        return chart;
+    }
+
+    static void writePng(CategoryChart chart, Path path) throws IOException {
+        BufferedImage image = BitmapEncoder.getBufferedImage(chart);
+        AtomicFiles.write(path, o -> {
+            if (!ImageIO.write(image, "png", o)) {
+                throw new IOException("no PNG writer in this JVM");
+            }
+        });
+    }
+
+    static byte[] resource(String name) throws IOException {
+        try (InputStream in = EvalCommand.class.getResourceAsStream(name)) {
+            if (in == null) {
+                throw new IOException("resource " + name + " is not on the class path (a broken build?)");
+            }
+            return in.readAllBytes();
+        }
+    }
+
+    static List<String> lines(String name) throws IOException {
+        List<String> out = new ArrayList<>();
+        for (String l : new String(resource(name), StandardCharsets.UTF_8).split("\n")) {
+            if (!l.isBlank()) {
+                out.add(l);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * A one-line progress bar on stderr, redrawn at most every percent on a terminal; elsewhere (a log, a pipe) one
+     * line per task when it ends.
+     */
+    static final class Progress {
+        private final PrintWriter err;
+        private final long start = System.nanoTime();
+        private final boolean terminal = System.console() != null;
+
+        Progress(PrintWriter err) {
+            this.err = err;
+        }
+
+        java.util.function.IntConsumer task(String label, int total) {
+            int[] last = {-1};
+            return done -> {
+                int pct = (int) (100L * done / total);
+                if (!terminal && done < total) {
+                    return;
+                }
+                if (pct != last[0]) {
+                    last[0] = pct;
+                    int bar = pct / 4;
+                    err.printf(
+                            Locale.ROOT,
+                            "\r%-34s [%s%s] %3d%%  %5.0f s",
+                            label,
+                            "#".repeat(bar),
+                            " ".repeat(25 - bar),
+                            pct,
+                            (System.nanoTime() - start) / 1e9);
+                    if (done == total) {
+                        err.println();
+                    }
+                    err.flush();
+                }
+            };
+        }
+
+        void done() {
+            err.flush();
+        }
+    }
+}

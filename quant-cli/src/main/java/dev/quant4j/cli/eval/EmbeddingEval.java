@@ -1,0 +1,287 @@
+package dev.quant4j.cli.eval;
+
+import dev.quant4j.awq.Awq;
+import dev.quant4j.awq.AwqConfig;
+import dev.quant4j.awq.AwqStatistics;
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.codebook.CodebookTensor;
+import dev.quant4j.gptq.Gptq;
+import dev.quant4j.gptq.GptqConfig;
+import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.matmul.QuantizedLinear;
+import dev.quant4j.model.BertEncoder;
+import dev.quant4j.model.Linear;
+import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.Symmetry;
+import dev.quant4j.tensor.FloatMatrix;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
+import java.util.function.IntConsumer;
+
+/**
+ * Quantizes every linear layer of a BERT encoder with one method and setting, and measures what the sentence
+ * embeddings lose: cosine to the FP32 embeddings, and definition-to-example retrieval (recall@1, recall@10, MRR).
+ *
+ * <p>Calibration statistics are gathered by a {@link BertEncoder.Tap} as the calibration sentences run through the
+ * model, never stored. GPTQ goes block by block as its reference does for OPT and BLOOM ({@code opt_sequential}): the
+ * Hessians of layer {@code L}'s six linears come from a model whose layers below {@code L} are already quantized, so
+ * each layer corrects for the error of those beneath it. AWQ's statistics come from the FP32 model, as llm-awq's
+ * block inputs do (it scales and clips the full-precision model as it goes, and quantizes at the end).
+ */
+public final class EmbeddingEval {
+
+    /** One way to quantize a linear layer: a label for the table and what it does to a layer. */
+    public record Setting(String label, Kind kind, int bits, int group, boolean actOrder) {
+
+        /** RTN asymmetric with {@code group} columns per scale ({@code -1}: per output channel). */
+        public static Setting rtn(int bits, int group) {
+            return new Setting(
+                    "RTN int" + bits + (group < 0 ? " per channel" : " g" + group), Kind.RTN, bits, group, false);
+        }
+
+        /** NF4, bitsandbytes' blockwise absmax with blocks of {@code block}. */
+        public static Setting nf4(int block) {
+            return new Setting("NF4 block " + block, Kind.NF4, 4, block, false);
+        }
+
+        public static Setting gptq(int bits, int group, boolean actOrder) {
+            return new Setting(
+                    "GPTQ int" + bits + " g" + group + (actOrder ? " act-order" : ""),
+                    Kind.GPTQ,
+                    bits,
+                    group,
+                    actOrder);
+        }
+
+        public static Setting awq(int bits, int group) {
+            return new Setting("AWQ int" + bits + " g" + group, Kind.AWQ, bits, group, false);
+        }
+    }
+
+    public enum Kind {
+        RTN,
+        NF4,
+        GPTQ,
+        AWQ
+    }
+
+    /** The settings issue #7 names, in table order. */
+    public static List<Setting> defaultSettings() {
+        return List.of(
+                Setting.rtn(8, -1),
+                Setting.rtn(4, 128),
+                Setting.nf4(128),
+                Setting.gptq(4, 128, false),
+                Setting.gptq(4, 128, true),
+                Setting.awq(4, 128),
+                Setting.rtn(3, 128),
+                Setting.gptq(3, 128, false));
+    }
+
+    /** A quantized encoder and the bytes its linear weights take. */
+    public record Quantized(BertEncoder encoder, long linearBytes, long linearParams) {
+
+        public double bitsPerWeight() {
+            return 8.0 * linearBytes / linearParams;
+        }
+    }
+
+    /** The calibration sentences, and AWQ's per-linear statistics from the FP32 model. */
+    public static final class Calibration {
+        final List<int[]> sentences;
+        final Map<String, AwqStatistics> awq = new LinkedHashMap<>();
+        long tokens;
+
+        private Calibration(List<int[]> sentences) {
+            this.sentences = List.copyOf(sentences);
+        }
+
+        /** Runs {@code encoder} over the token ids, feeding every linear's input to its AWQ statistics. */
+        public static Calibration collect(BertEncoder encoder, List<int[]> sentences, ForkJoinPool pool) {
+            Calibration c = new Calibration(sentences);
+            for (int[] s : sentences) {
+                c.tokens += s.length;
+            }
+            for (Linear l : encoder.linears()) {
+                c.awq.put(l.name(), new AwqStatistics(l.name(), l.inFeatures(), c.tokens));
+            }
+            for (int[] s : sentences) {
+                encoder.embed(s, (name, x) -> c.awq.get(name).add(x));
+            }
+            return c;
+        }
+
+        public long tokens() {
+            return tokens;
+        }
+    }
+
+    private EmbeddingEval() {}
+
+    /** Every linear of {@code fp32} quantized with {@code s}. */
+    public static Quantized quantize(BertEncoder fp32, Setting s, Calibration calib, ForkJoinPool pool) {
+        Map<String, Linear> out = new HashMap<>();
+        Map<String, HessianAccumulator> hessians = new HashMap<>();
+        long bytes = 0;
+        long params = 0;
+        List<Linear> linears = fp32.linears();
+        int perLayer = linears.size() / fp32.layers();
+        // GPTQ, layer by layer: each calibration sentence's input to the current layer, computed with the layers
+        // below already quantized (the reference's inps/outs)
+        List<FloatMatrix> states = new ArrayList<>();
+        if (s.kind() == Kind.GPTQ) {
+            for (int[] ids : calib.sentences) {
+                states.add(fp32.hiddenStates(ids, null, 0));
+            }
+        }
+        for (int i = 0; i < linears.size(); i++) {
+            Linear l = linears.get(i);
+            Linear.Dense d = (Linear.Dense) l;
+            if (s.kind() == Kind.GPTQ && i % perLayer == 0) {
+                int layer = i / perLayer;
+                if (layer > 0) {
+                    BertEncoder below = fp32.withLinears(out); // layers below this one quantized
+                    states.replaceAll(h -> below.layer(layer - 1, h, null));
+                }
+                hessians = layerHessians(fp32, linears.subList(i, i + perLayer), layer, states, pool);
+            }
+            QuantizedLinear q;
+            long b;
+            switch (s.kind()) {
+                case RTN -> {
+                    QuantizedTensor t =
+                            new RtnQuantizer(new LinearScheme(s.bits(), Symmetry.ASYM, s.group())).quantize(d.weight());
+                    q = QuantizedLinear.of(t, d.bias(), pool);
+                    b = t.storageBytes();
+                }
+                case NF4 -> {
+                    CodebookTensor t = new BlockwiseQuantizer(CodebookScheme.nf4(s.group())).quantize(d.weight());
+                    q = QuantizedLinear.of(t, d.bias(), pool);
+                    b = t.storageBytes();
+                }
+                case GPTQ -> {
+                    QuantizedTensor t = new Gptq(
+                                    GptqConfig.defaults(s.bits())
+                                            .withGroupSize(s.group())
+                                            .withActOrder(s.actOrder()),
+                                    pool)
+                            .quantize(d.weight(), hessians.get(l.name()))
+                            .tensor();
+                    q = QuantizedLinear.of(t, d.bias(), pool);
+                    b = t.storageBytes();
+                }
+                default -> {
+                    QuantizedTensor t = new Awq(AwqConfig.defaults(s.bits()).withGroupSize(s.group()), pool)
+                            .quantize(d.weight(), calib.awq.get(l.name()))
+                            .tensor();
+                    q = QuantizedLinear.of(t, d.bias(), pool);
+                    b = t.storageBytes();
+                }
+            }
+            out.put(l.name(), Linear.quantized(l.name(), q));
+            bytes += b;
+            params += (long) l.inFeatures() * l.outFeatures();
+        }
+        return new Quantized(fp32.withLinears(out), bytes, params);
+    }
+
+    /**
+     * GPTQ's Hessians for the linears of encoder layer {@code layer}: the FP32 layer run on {@code states}, its input
+     * computed by the quantized layers below (as the reference runs each block in full precision to collect them).
+     */
+    private static Map<String, HessianAccumulator> layerHessians(
+            BertEncoder fp32, List<Linear> layerLinears, int layer, List<FloatMatrix> states, ForkJoinPool pool) {
+        Map<String, HessianAccumulator> h = new HashMap<>();
+        for (Linear l : layerLinears) {
+            h.put(l.name(), new HessianAccumulator(l.name(), l.inFeatures(), pool));
+        }
+        for (FloatMatrix x : states) {
+            fp32.layer(layer, x, (name, in) -> h.get(name).add(in));
+        }
+        return h;
+    }
+
+    /** Embeddings of every token-id sequence, {@code progress} told after each. */
+    public static float[][] embed(BertEncoder encoder, List<int[]> texts, IntConsumer progress) {
+        float[][] e = new float[texts.size()][];
+        for (int i = 0; i < e.length; i++) {
+            e[i] = encoder.embed(texts.get(i));
+            progress.accept(i + 1);
+        }
+        return e;
+    }
+
+    /** Cosine similarity. */
+    public static double cosine(float[] a, float[] b) {
+        double ab = 0;
+        double aa = 0;
+        double bb = 0;
+        for (int i = 0; i < a.length; i++) {
+            ab += (double) a[i] * b[i];
+            aa += (double) a[i] * a[i];
+            bb += (double) b[i] * b[i];
+        }
+        return aa == 0 || bb == 0 ? 0 : ab / Math.sqrt(aa * bb);
+    }
+
+    /** Mean and minimum cosine between matching rows. */
+    public static double[] cosineStats(float[][] reference, float[][] other) {
+        double sum = 0;
+        double min = Double.POSITIVE_INFINITY;
+        for (int i = 0; i < reference.length; i++) {
+            double c = cosine(reference[i], other[i]);
+            sum += c;
+            min = Math.min(min, c);
+        }
+        return new double[] {sum / reference.length, min};
+    }
+
+    /** Retrieval of each query's own document among all documents, by cosine. */
+    public record Retrieval(double recallAt1, double recallAt10, double mrr) {}
+
+    /**
+     * Query {@code i}'s relevant document is document {@code i}; its rank is one plus the number of other documents
+     * scoring at least as high (ties count against it).
+     */
+    public static Retrieval retrieval(float[][] queries, float[][] documents) {
+        int n = queries.length;
+        int at1 = 0;
+        int at10 = 0;
+        double rr = 0;
+        for (int i = 0; i < n; i++) {
+            double own = cosine(queries[i], documents[i]);
+            int rank = 1;
+            for (int j = 0; j < n; j++) {
+                if (j != i && cosine(queries[i], documents[j]) >= own) {
+                    rank++;
+                }
+            }
+            at1 += rank == 1 ? 1 : 0;
+            at10 += rank <= 10 ? 1 : 0;
+            rr += 1.0 / rank;
+        }
+        return new Retrieval((double) at1 / n, (double) at10 / n, rr / n);
+    }
+
+    /** Splits {@code [queries..., documents...]} embeddings into the two halves. */
+    public static List<float[][]> halves(float[][] all) {
+        int n = all.length / 2;
+        float[][] q = new float[n][];
+        float[][] d = new float[n][];
+        for (int i = 0; i < n; i++) {
+            q[i] = all[i];
+            d[i] = all[n + i];
+        }
+        List<float[][]> out = new ArrayList<>();
+        out.add(q);
+        out.add(d);
+        return out;
+    }
+}

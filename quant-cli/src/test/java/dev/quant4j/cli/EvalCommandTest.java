@@ -1,0 +1,120 @@
+package dev.quant4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import dev.quant4j.cli.eval.EmbeddingEval;
+import dev.quant4j.model.WordPieceTokenizer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code quant eval} on a few sentences, its metrics on hand-made vectors, and the WordNet data it reads. */
+class EvalCommandTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void evalRunsOnAFewSentencesAndWritesItsTableAndChart() throws Exception {
+        Path out = dir.resolve("eval");
+        QuantCliTest.Result r = QuantCliTest.run(
+                "eval",
+                "--pairs",
+                "12",
+                "--calib",
+                "8",
+                "--settings",
+                "RTN int8|GPTQ int4 g128$",
+                "--out",
+                out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        String table = Files.readString(out.resolve("eval.md"));
+        assertThat(table).isEqualTo(r.out());
+        assertThat(table).contains("12 WordNet definition/example pairs (24 held-out sentences)");
+        List<String> rows = table.lines()
+                .filter(l -> l.startsWith("| ") && !l.startsWith("| setting"))
+                .toList();
+        assertThat(rows).hasSize(3);
+        assertThat(rows.get(0)).startsWith("| FP32 | 32.000 |").contains("| 1.00000 | 1.0000 |");
+        assertThat(rows.get(1)).startsWith("| RTN int8 per channel | 8.");
+        assertThat(rows.get(2)).startsWith("| GPTQ int4 g128 | 4.3");
+        // 8-bit per-channel weights keep the embeddings' direction almost exactly
+        double meanCos = Double.parseDouble(rows.get(1).split("\\|")[5].trim());
+        assertThat(meanCos).isGreaterThan(0.999);
+        assertThat(Files.size(out.resolve("eval.png"))).isGreaterThan(1000);
+    }
+
+    @Test
+    void badOptionsAreClearErrors() {
+        QuantCliTest.Result r = QuantCliTest.run("eval", "--pairs", "5", "--out", dir.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--pairs must be 10..1200, got 5");
+        r = QuantCliTest.run("eval", "--calib", "0", "--out", dir.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--calib must be 1..4011, got 0");
+    }
+
+    /** Ranks by hand: query 0 finds its document first, query 1 second (a tie counts against it), query 2 third. */
+    @Test
+    void retrievalMetricsOnHandMadeVectors() {
+        float[][] q = {{1, 0}, {0, 1}, {1, 1}};
+        float[][] d = {{1, 0.1f}, {1, 1}, {0, 1}};
+        // query 1 (0,1): own doc (1,1) cos 0.707; doc 2 (0,1) cos 1 -> rank 2
+        // query 2 (1,1): own doc (0,1) cos 0.707; doc 1 (1,1) cos 1, doc 0 (1,0.1) cos 0.77 -> rank 3
+        EmbeddingEval.Retrieval r = EmbeddingEval.retrieval(q, d);
+        assertThat(r.recallAt1()).isCloseTo(1 / 3.0, within(1e-12));
+        assertThat(r.recallAt10()).isEqualTo(1.0);
+        assertThat(r.mrr()).isCloseTo((1 + 1 / 2.0 + 1 / 3.0) / 3, within(1e-12));
+        float[][] tie = {{1, 0}, {1, 0}};
+        assertThat(EmbeddingEval.retrieval(tie, tie).mrr()).isCloseTo(0.5, within(1e-12)); // ties rank below
+        double[] stats = EmbeddingEval.cosineStats(q, new float[][] {{2, 0}, {0, -1}, {1, 1}});
+        assertThat(stats[0]).isCloseTo(1 / 3.0, within(1e-12));
+        assertThat(stats[1]).isEqualTo(-1.0);
+    }
+
+    /**
+     * The WordNet data: calibration and evaluation are disjoint and every example is unique; our tokenizer gives
+     * HuggingFace's ids (DJL) on all 6,411 real sentences.
+     */
+    @Test
+    void wordNetDataIsDisjointAndTokenizesAsHuggingFaceDoes() throws Exception {
+        List<String> calibration = EvalCommand.lines("/wordnet/calibration.txt");
+        List<String[]> pairs = new ArrayList<>();
+        for (String l : EvalCommand.lines("/wordnet/pairs.tsv")) {
+            pairs.add(l.split("\t", 2));
+        }
+        assertThat(calibration).hasSize(4011).doesNotHaveDuplicates();
+        assertThat(pairs).hasSize(1200);
+        List<String> examples = pairs.stream().map(p -> p[1]).toList();
+        assertThat(examples).doesNotHaveDuplicates();
+        List<String> eval = new ArrayList<>(examples);
+        pairs.forEach(p -> eval.add(p[0]));
+        assertThat(eval).doesNotContainAnyElementsOf(calibration);
+        assertThat(new String(EvalCommand.resource("/wordnet/LICENSE"), StandardCharsets.UTF_8))
+                .contains("WordNet 3.0 Copyright 2006 by Princeton University");
+
+        String json = new String(EvalCommand.resource(EvalCommand.TOKENIZER), StandardCharsets.UTF_8);
+        WordPieceTokenizer ours = WordPieceTokenizer.parse("tokenizer.json", json);
+        Path file = dir.resolve("tokenizer.json");
+        Files.writeString(file, json);
+        List<String> all = new ArrayList<>(calibration);
+        all.addAll(eval);
+        try (HuggingFaceTokenizer hf = HuggingFaceTokenizer.newInstance(
+                file, Map.of("padding", "false", "truncation", "true", "maxLength", "128"))) {
+            for (String s : all) {
+                assertThat(Arrays.stream(ours.encode(s)).asLongStream().toArray())
+                        .as(s)
+                        .containsExactly(hf.encode(s).getIds());
+            }
+        }
+        assertThat(all).hasSize(4011 + 2400);
+    }
+}
