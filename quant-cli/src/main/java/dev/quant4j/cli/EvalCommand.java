@@ -315,13 +315,12 @@ final class EvalCommand implements Callable<Integer> {
     }
 
     /**
-     * A one-line progress bar on stderr, redrawn at most every percent on a terminal; elsewhere (a log, a pipe) one
-     * line per task when it ends.
+     * Progress on stderr: a line per tenth of each task, with its bar and the time since the start (whole lines, so
+     * that they pass the {@code quant} script's line filter and read well in a log).
      */
     static final class Progress {
         private final PrintWriter err;
         private final long start = System.nanoTime();
-        private final boolean terminal = System.console() != null;
 
         Progress(PrintWriter err) {
             this.err = err;
@@ -330,24 +329,17 @@ final class EvalCommand implements Callable<Integer> {
         java.util.function.IntConsumer task(String label, int total) {
             int[] last = {-1};
             return done -> {
-                int pct = (int) (100L * done / total);
-                if (!terminal && done < total) {
-                    return;
-                }
-                if (pct != last[0]) {
-                    last[0] = pct;
-                    int bar = pct / 4;
+                int tenth = (int) (10L * done / total);
+                if (tenth != last[0] && (tenth > 0 || done == total)) {
+                    last[0] = tenth;
                     err.printf(
                             Locale.ROOT,
-                            "\r%-34s [%s%s] %3d%%  %5.0f s",
+                            "%-34s [%s%s] %3d%%  %5.0f s%n",
                             label,
-                            "#".repeat(bar),
-                            " ".repeat(25 - bar),
-                            pct,
+                            "#".repeat(tenth),
+                            ".".repeat(10 - tenth),
+                            10 * tenth,
                             (System.nanoTime() - start) / 1e9);
-                    if (done == total) {
-                        err.println();
-                    }
                     err.flush();
                 }
             };
