@@ -166,7 +166,8 @@ final class EvalCommand implements Callable<Integer> {
                 }
             }
             progress.done();
-            String table = table(rows, pairs, calibIds.size(), stats == null ? 0 : stats.tokens());
+            long calibTokens = calibIds.stream().mapToLong(ids -> ids.length).sum();
+            String table = table(rows, pairs, calibIds.size(), calibTokens);
             spec.commandLine().getOut().print(table);
             spec.commandLine().getOut().flush();
             Files.createDirectories(outDir);

@@ -36,7 +36,8 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "quantize",
         mixinStandardHelpOptions = true,
-        description = "Quantize the 2-D weights of a .npy or .safetensors file into a quantized .safetensors file.")
+        description =
+                "Quantize the 2-D weights of a .npy, .safetensors or .onnx file into a quantized .safetensors file.")
 final class QuantizeCommand implements Callable<Integer> {
 
     @Spec
@@ -45,7 +46,10 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--method", required = true, description = "rtn, nf4, fp4, gptq or awq")
     String method;
 
-    @Option(names = "--in", required = true, description = "weights: W.npy ([out, in] float32) or model.safetensors")
+    @Option(
+            names = "--in",
+            required = true,
+            description = "weights: W.npy ([out, in] float32), model.safetensors, or model.onnx (its MatMul weights)")
     Path in;
 
     @Option(names = "--out", required = true, description = "quantized output, .safetensors")
@@ -273,10 +277,14 @@ final class QuantizeCommand implements Callable<Integer> {
         QuantizedSafeTensors.write(out, linear, blockwise, m, loaded.other());
         pw.printf(
                 Locale.ROOT,
-                "wrote %s (%d quantized, %d unchanged)%n",
+                "wrote %s (%d quantized, %d unchanged%s)%n",
                 out,
                 loaded.tensors().size(),
-                loaded.other().size());
+                loaded.other().size(),
+                loaded.skipped().isEmpty()
+                        ? ""
+                        : ", " + loaded.skipped().size() + " non-float initializers not written: "
+                                + String.join(", ", loaded.skipped()));
         return Quant.OK;
     }
 

@@ -1,23 +1,37 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.io.DType;
 import dev.quant4j.io.Npy;
+import dev.quant4j.io.OnnxModel;
 import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
 import dev.quant4j.io.SafeTensors;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.regex.Pattern;
 
 /** Reads the weights the commands work on, from {@code .npy} or {@code .safetensors}, and checks output paths. */
 final class WeightFiles {
 
-    /** Selected 2-D float tensors, and the tensors that pass through unchanged. */
-    record Loaded(List<FloatMatrix> tensors, List<PassThrough> other) {}
+    /**
+     * Selected 2-D float tensors, the tensors that pass through unchanged, and the names of those that cannot be
+     * written (an ONNX model's non-float initializers, such as INT64 shape constants).
+     */
+    record Loaded(List<FloatMatrix> tensors, List<PassThrough> other, List<String> skipped) {
+
+        Loaded(List<FloatMatrix> tensors, List<PassThrough> other) {
+            this(tensors, other, List.of());
+        }
+    }
 
     private WeightFiles() {}
 
@@ -49,6 +63,62 @@ final class WeightFiles {
         if (Files.isDirectory(out)) {
             throw new IllegalArgumentException("output " + out + " is a folder");
         }
+    }
+
+    /**
+     * An ONNX model's initializers. Picked by default: the weights of its MatMul nodes (their second input), which
+     * ONNX stores {@code [in, out]} and which are transposed here to the {@code [out, in]} every quantizer takes (so
+     * that groups run along the input features); with {@code include}, the initializers whose names match (a matched
+     * MatMul weight is transposed likewise, anything else must be a 2-D float and is taken as stored). The other FLOAT
+     * initializers pass through as F32; non-float ones are listed as skipped.
+     */
+    static Loaded loadOnnx(Path in, Pattern include) throws IOException {
+        OnnxModel model = OnnxModel.read(in);
+        Set<String> matmulWeights = new HashSet<>();
+        for (OnnxModel.Node n : model.nodes()) {
+            if (n.opType().equals("MatMul") && n.inputs().size() == 2) {
+                matmulWeights.add(n.inputs().get(1));
+            }
+        }
+        List<FloatMatrix> selected = new ArrayList<>();
+        List<PassThrough> other = new ArrayList<>();
+        List<String> skipped = new ArrayList<>();
+        for (OnnxModel.Initializer t : model.initializers().values()) {
+            String name = t.name();
+            boolean isMatmulWeight = matmulWeights.contains(name);
+            boolean pick = include != null ? include.matcher(name).find() : isMatmulWeight;
+            if (pick) {
+                if (t.dataType() != OnnxModel.FLOAT || t.dims().length != 2) {
+                    throw new IllegalArgumentException(in + ": initializer '" + name + "' matched by --include is not"
+                            + " a 2-D float tensor (ONNX type " + t.dataType() + ", shape "
+                            + java.util.Arrays.toString(t.dims()) + ")");
+                }
+                FloatMatrix m = t.matrix();
+                selected.add(isMatmulWeight ? transpose(m) : m);
+            } else if (t.dataType() == OnnxModel.FLOAT) {
+                float[] v = t.floats();
+                ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
+                b.asFloatBuffer().put(v);
+                other.add(new PassThrough(name, DType.F32, t.dims(), b.array()));
+            } else {
+                skipped.add(name);
+            }
+        }
+        if (selected.isEmpty()) {
+            throw new IllegalArgumentException(in + ": no MatMul weight"
+                    + (include == null ? "" : " or initializer matches --include '" + include.pattern() + "'"));
+        }
+        return new Loaded(selected, other, skipped);
+    }
+
+    private static FloatMatrix transpose(FloatMatrix m) {
+        float[] t = new float[m.rows() * m.cols()];
+        for (int r = 0; r < m.rows(); r++) {
+            for (int c = 0; c < m.cols(); c++) {
+                t[c * m.rows() + r] = m.get(r, c);
+            }
+        }
+        return FloatMatrix.of(m.name(), m.cols(), m.rows(), t, 0);
     }
 
     /**
@@ -84,11 +154,12 @@ final class WeightFiles {
                 }
                 return new Loaded(selected, other);
             }
-            case "onnx" ->
-                throw new IllegalArgumentException(
-                        in + ": ONNX models are not supported yet; convert the weights to .npy or .safetensors");
+            case "onnx" -> {
+                return loadOnnx(in, include);
+            }
             default ->
-                throw new IllegalArgumentException("unsupported input " + in + " (expected .npy or .safetensors)");
+                throw new IllegalArgumentException(
+                        "unsupported input " + in + " (expected .npy, .safetensors or .onnx)");
         }
     }
 }

@@ -52,6 +52,75 @@ class EvalCommandTest {
         assertThat(Files.size(out.resolve("eval.png"))).isGreaterThan(1000);
     }
 
+    /**
+     * {@code quant quantize --in model.onnx}: the 36 MatMul weights of the real model, transposed to [out, in] and
+     * quantized; the other float initializers pass through; the INT64 constant is named as not written.
+     */
+    @Test
+    void quantizeReadsAWholeOnnxModel() throws Exception {
+        Path model = dir.resolve("minilm.onnx");
+        Files.write(model, EvalCommand.resource(EvalCommand.MODEL));
+        Path q = dir.resolve("q.safetensors");
+        QuantCliTest.Result r = QuantCliTest.run(
+                "quantize",
+                "--method",
+                "rtn",
+                "--bits",
+                "4",
+                "--group-size",
+                "128",
+                "--in",
+                model.toString(),
+                "--out",
+                q.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("onnx::MatMul_864 [384 x 1536] linear 4-bit asym g128: 4.313 bits/weight");
+        assertThat(r.out())
+                .contains("(36 quantized, 65 unchanged, 1 non-float initializers not written: "
+                        + "embeddings.position_ids)");
+        Path back = dir.resolve("w.safetensors");
+        assertThat(QuantCliTest.run("dequantize", "--in", q.toString(), "--out", back.toString())
+                        .code())
+                .isZero();
+        dev.quant4j.io.OnnxModel onnx = dev.quant4j.io.OnnxModel.read(model);
+        var original = onnx.initializer("onnx::MatMul_864").matrix(); // [1536 in, 384 out]
+        try (dev.quant4j.io.SafeTensors st = dev.quant4j.io.SafeTensors.open(back)) {
+            var w = st.readMatrix("onnx::MatMul_864");
+            assertThat(w.rows()).isEqualTo(384);
+            assertThat(w.cols()).isEqualTo(1536);
+            double err = 0;
+            double sig = 0;
+            for (int o = 0; o < 384; o++) {
+                for (int i = 0; i < 1536; i++) {
+                    double d = w.get(o, i) - original.get(i, o);
+                    err += d * d;
+                    sig += (double) original.get(i, o) * original.get(i, o);
+                }
+            }
+            assertThat(Math.sqrt(err / sig)).isLessThan(0.15); // 4-bit g128: about 10% relative RMS
+            float[] ln = onnx.initializer("embeddings.LayerNorm.weight").floats();
+            java.nio.ByteBuffer expected =
+                    java.nio.ByteBuffer.allocate(4 * ln.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            expected.asFloatBuffer().put(ln);
+            assertThat(st.readBytes("embeddings.LayerNorm.weight")).containsExactly(expected.array()); // unchanged
+        }
+        r = QuantCliTest.run(
+                "quantize",
+                "--method",
+                "nf4",
+                "--in",
+                model.toString(),
+                "--include",
+                "position_ids",
+                "--out",
+                dir.resolve("bad.safetensors").toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err())
+                .contains("initializer 'embeddings.position_ids' matched by --include is not a 2-D float"
+                        + " tensor (ONNX type 7, shape [1, 512])");
+        assertThat(Files.exists(dir.resolve("bad.safetensors"))).isFalse();
+    }
+
     @Test
     void badOptionsAreClearErrors() {
         QuantCliTest.Result r = QuantCliTest.run("eval", "--pairs", "5", "--out", dir.toString());
