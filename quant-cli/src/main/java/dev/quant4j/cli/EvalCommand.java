@@ -133,8 +133,11 @@ final class EvalCommand implements Callable<Integer> {
             EmbeddingEval.Calibration stats = null;
             if (chosen.stream()
                     .anyMatch(s -> s.kind() == EmbeddingEval.Kind.GPTQ || s.kind() == EmbeddingEval.Kind.AWQ)) {
-                err.println("calibration: " + calibIds.size() + " WordNet sentences through the FP32 model");
-                stats = EmbeddingEval.Calibration.collect(fp32, calibIds, pool);
+                boolean awq = chosen.stream().anyMatch(s -> s.kind() == EmbeddingEval.Kind.AWQ);
+                if (awq) {
+                    err.println("AWQ calibration: " + calibIds.size() + " WordNet sentences through the FP32 model");
+                }
+                stats = EmbeddingEval.Calibration.collect(fp32, calibIds, awq, pool);
             }
             for (EmbeddingEval.Setting s : chosen) {
                 long t0 = System.nanoTime();

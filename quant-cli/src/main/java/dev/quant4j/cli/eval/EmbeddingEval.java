@@ -82,7 +82,8 @@ public final class EmbeddingEval {
                 Setting.gptq(4, 128, true),
                 Setting.awq(4, 128),
                 Setting.rtn(3, 128),
-                Setting.gptq(3, 128, false));
+                Setting.gptq(3, 128, false),
+                Setting.gptq(3, 128, true));
     }
 
     /** A quantized encoder and the bytes its linear weights take. */
@@ -103,11 +104,17 @@ public final class EmbeddingEval {
             this.sentences = List.copyOf(sentences);
         }
 
-        /** Runs {@code encoder} over the token ids, feeding every linear's input to its AWQ statistics. */
-        public static Calibration collect(BertEncoder encoder, List<int[]> sentences, ForkJoinPool pool) {
+        /**
+         * The calibration sentences; with {@code awq}, also runs {@code encoder} over them, feeding every linear's input
+         * to its AWQ statistics.
+         */
+        public static Calibration collect(BertEncoder encoder, List<int[]> sentences, boolean awq, ForkJoinPool pool) {
             Calibration c = new Calibration(sentences);
             for (int[] s : sentences) {
                 c.tokens += s.length;
+            }
+            if (!awq) {
+                return c;
             }
             for (Linear l : encoder.linears()) {
                 c.awq.put(l.name(), new AwqStatistics(l.name(), l.inFeatures(), c.tokens));
