@@ -94,7 +94,7 @@ final class WeightFiles {
                             + java.util.Arrays.toString(t.dims()) + ")");
                 }
                 FloatMatrix m = t.matrix();
-                selected.add(isMatmulWeight ? transpose(m) : m);
+                selected.add(isMatmulWeight ? m.transpose() : m);
             } else if (t.dataType() == OnnxModel.FLOAT) {
                 float[] v = t.floats();
                 ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
@@ -109,16 +109,6 @@ final class WeightFiles {
                     + (include == null ? "" : " or initializer matches --include '" + include.pattern() + "'"));
         }
         return new Loaded(selected, other, skipped);
-    }
-
-    private static FloatMatrix transpose(FloatMatrix m) {
-        float[] t = new float[m.rows() * m.cols()];
-        for (int r = 0; r < m.rows(); r++) {
-            for (int c = 0; c < m.cols(); c++) {
-                t[c * m.rows() + r] = m.get(r, c);
-            }
-        }
-        return FloatMatrix.of(m.name(), m.cols(), m.rows(), t, 0);
     }
 
     /**

@@ -32,7 +32,7 @@ class EvalCommandTest {
                 "--calib",
                 "8",
                 "--settings",
-                "RTN int8|GPTQ int4 g128$",
+                "RTN int8|GPTQ int4 g128$|ONNX",
                 "--out",
                 out.toString());
         assertThat(r.code()).as(r.err()).isZero();
@@ -42,13 +42,16 @@ class EvalCommandTest {
         List<String> rows = table.lines()
                 .filter(l -> l.startsWith("| ") && !l.startsWith("| setting"))
                 .toList();
-        assertThat(rows).hasSize(3);
+        assertThat(rows).hasSize(4);
         assertThat(rows.get(0)).startsWith("| FP32 | 32.000 |").contains("| 1.00000 | 1.0000 |");
         assertThat(rows.get(1)).startsWith("| RTN int8 per channel | 8.");
         assertThat(rows.get(2)).startsWith("| GPTQ int4 g128 | 4.3");
         // 8-bit per-channel weights keep the embeddings' direction almost exactly
         double meanCos = Double.parseDouble(rows.get(1).split("\\|")[5].trim());
         assertThat(meanCos).isGreaterThan(0.999);
+        // the peer: ONNX Runtime's int8 twin, about 0.99 on the full set
+        assertThat(rows.get(3)).startsWith("| ONNX Runtime int8 (the -q twin) | 8.0");
+        assertThat(Double.parseDouble(rows.get(3).split("\\|")[5].trim())).isGreaterThan(0.97);
         assertThat(Files.size(out.resolve("eval.png"))).isGreaterThan(1000);
     }
 

@@ -152,21 +152,7 @@ public final class BertEncoder {
             throw new MalformedTensorFileException(model.source() + ": bias '" + name + ".bias' has " + bias.length
                     + " values, weight '" + w + "' has " + inOut.cols() + " outputs");
         }
-        return Linear.dense(name, transpose(inOut, name), bias, pool);
-    }
-
-    private static FloatMatrix transpose(FloatMatrix m, String name) {
-        int rows = m.rows();
-        int cols = m.cols();
-        float[] a = m.array();
-        float[] t = new float[rows * cols];
-        for (int r = 0; r < rows; r++) {
-            int off = m.rowOffset(r);
-            for (int c = 0; c < cols; c++) {
-                t[c * rows + r] = a[off + c];
-            }
-        }
-        return FloatMatrix.of(name, cols, rows, t, 0);
+        return Linear.dense(name, inOut.transpose().named(name), bias, pool);
     }
 
     private static float[] vector(OnnxModel model, String name, int length) {
@@ -255,22 +241,28 @@ public final class BertEncoder {
 
     /** {@link #embed(int[])}, showing every linear's input to {@code tap} (may be null). */
     public float[] embed(int[] ids, Tap tap) {
-        FloatMatrix h = hiddenStates(ids, tap);
-        double[] mean = new double[hidden];
+        return meanPoolNormalize(hiddenStates(ids, tap));
+    }
+
+    /**
+     * A sentence embedding from hidden states {@code [tokens, hidden]}: the mean over the tokens, divided by {@code
+     * max(||mean||, 1e-12)} (sentence-transformers' {@code Pooling(mean)} then {@code Normalize}).
+     */
+    public static float[] meanPoolNormalize(FloatMatrix h) {
+        double[] mean = new double[h.cols()];
         for (int t = 0; t < h.rows(); t++) {
-            for (int c = 0; c < hidden; c++) {
+            for (int c = 0; c < mean.length; c++) {
                 mean[c] += h.get(t, c);
             }
         }
         double norm = 0;
-        for (int c = 0; c < hidden; c++) {
+        for (int c = 0; c < mean.length; c++) {
             mean[c] /= h.rows();
             norm += mean[c] * mean[c];
         }
-        // sentence-transformers' Normalize: x / max(||x||, 1e-12)
         double scale = 1 / Math.max(Math.sqrt(norm), 1e-12);
-        float[] e = new float[hidden];
-        for (int c = 0; c < hidden; c++) {
+        float[] e = new float[mean.length];
+        for (int c = 0; c < mean.length; c++) {
             e[c] = (float) (mean[c] * scale);
         }
         return e;

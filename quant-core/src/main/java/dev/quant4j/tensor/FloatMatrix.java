@@ -98,6 +98,18 @@ public final class FloatMatrix {
         return out;
     }
 
+    /** A new {@code [cols, rows]} matrix, same name: element {@code (c, r)} is this one's {@code (r, c)}. */
+    public FloatMatrix transpose() {
+        float[] t = new float[Math.toIntExact(size())];
+        for (int r = 0; r < rows; r++) {
+            int base = rowOffset(r);
+            for (int c = 0; c < cols; c++) {
+                t[c * rows + r] = data[base + c];
+            }
+        }
+        return new FloatMatrix(name, cols, rows, t, 0);
+    }
+
     /**
      * Throws {@link IllegalArgumentException} naming this tensor and the first index holding NaN or an infinity.
      *

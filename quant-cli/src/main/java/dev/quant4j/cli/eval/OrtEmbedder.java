@@ -4,6 +4,8 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import dev.quant4j.model.BertEncoder;
+import dev.quant4j.tensor.FloatMatrix;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -41,23 +43,12 @@ public final class OrtEmbedder implements AutoCloseable {
             feed.put("token_type_ids", OnnxTensor.createTensor(env, types));
             try (OrtSession.Result r = session.run(feed)) {
                 float[][] h = ((float[][][]) r.get(0).getValue())[0];
-                double[] m = new double[h[0].length];
-                for (float[] row : h) {
-                    for (int c = 0; c < m.length; c++) {
-                        m[c] += row[c];
-                    }
+                float[] flat = new float[h.length * h[0].length];
+                for (int t = 0; t < h.length; t++) {
+                    System.arraycopy(h[t], 0, flat, t * h[0].length, h[0].length);
                 }
-                double norm = 0;
-                for (int c = 0; c < m.length; c++) {
-                    m[c] /= h.length;
-                    norm += m[c] * m[c];
-                }
-                double scale = 1 / Math.max(Math.sqrt(norm), 1e-12);
-                float[] e = new float[m.length];
-                for (int c = 0; c < m.length; c++) {
-                    e[c] = (float) (m[c] * scale);
-                }
-                return e;
+                return BertEncoder.meanPoolNormalize(
+                        FloatMatrix.of("last_hidden_state", h.length, h[0].length, flat, 0));
             }
         } finally {
             feed.values().forEach(OnnxTensor::close);
