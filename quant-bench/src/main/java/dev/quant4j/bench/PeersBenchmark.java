@@ -5,7 +5,9 @@ import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.tensor.Gaussian;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import org.apache.lucene.index.VectorSimilarityFunction;
 import org.apache.lucene.util.VectorUtil;
+import org.apache.lucene.util.quantization.ScalarQuantizer;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -22,6 +24,11 @@ import org.openjdk.jmh.annotations.Warmup;
  * Dot products of one pair of {@code n}-vectors in cache, one thread, beside the peers in the same run: Apache
  * Lucene's {@code VectorUtil} (its Panama implementation when {@code --add-modules jdk.incubator.vector} is given)
  * and plain Java loops. Score: products per microsecond; multiply by {@code n} for elements per microsecond.
+ *
+ * <p>Scalar quantization of the vector: Lucene's {@code ScalarQuantizer} (7 bits, its default for HNSW, and 4 bits)
+ * with the quantiles fixed at construction (here the vector's min and max), against quant4j's kernels computing the
+ * range ({@code minMax}) and the codes ({@code quantize}, 8 and 4 bits, asymmetric) in the measured call. Both write
+ * one code per byte.
  *
  * <p>The 4-bit rows differ in kind: Lucene's {@code int4DotProductSinglePacked} multiplies packed 4-bit integers by
  * unpacked ones (an integer result); quant4j's {@code dotNibbles} multiplies packed 4-bit codes by float activations
@@ -50,6 +57,9 @@ public class PeersBenchmark {
     byte[] packedQuant4j;
     float[] xPrepared;
     float[] scales;
+    ScalarQuantizer lucene7;
+    ScalarQuantizer lucene4;
+    byte[] codes;
 
     @Setup
     public void setUp() {
@@ -75,6 +85,10 @@ public class PeersBenchmark {
         xPrepared = new float[n];
         QuantKernels.deinterleaveForNibbles(a, 0, n, xPrepared, 0);
         scales = Gaussian.samples(4, n / 128, 0.01);
+        long mm = k.minMax(a, 0, n);
+        lucene7 = new ScalarQuantizer(QuantKernels.min(mm), QuantKernels.max(mm), (byte) 7);
+        lucene4 = new ScalarQuantizer(QuantKernels.min(mm), QuantKernels.max(mm), (byte) 4);
+        codes = new byte[n];
     }
 
     @Benchmark
@@ -113,6 +127,37 @@ public class PeersBenchmark {
     @Benchmark
     public int int4PackedDotLucene() {
         return VectorUtil.int4DotProductSinglePacked(unpacked4, packedLucene);
+    }
+
+    @Benchmark
+    public float scalarQuantize7bitLucene() {
+        return lucene7.quantize(a, codes, VectorSimilarityFunction.DOT_PRODUCT);
+    }
+
+    @Benchmark
+    public float scalarQuantize4bitLucene() {
+        return lucene4.quantize(a, codes, VectorSimilarityFunction.DOT_PRODUCT);
+    }
+
+    @Benchmark
+    public byte[] scalarQuantize8bitQuant4j() {
+        return quantizeQuant4j(255);
+    }
+
+    @Benchmark
+    public byte[] scalarQuantize4bitQuant4j() {
+        return quantizeQuant4j(15);
+    }
+
+    /** Range, then asymmetric codes {@code 0..maxq} (GPTQ's convention: {@code S = (max - min) / maxq}). */
+    byte[] quantizeQuant4j(int maxq) {
+        long mm = k.minMax(a, 0, n);
+        float min = Math.min(0f, QuantKernels.min(mm));
+        float max = Math.max(0f, QuantKernels.max(mm));
+        float scale = (max - min) / maxq;
+        float zero = Math.round(-min / scale);
+        k.quantize(a, 0, n, scale, zero, 0, maxq, codes, 0);
+        return codes;
     }
 
     @Benchmark

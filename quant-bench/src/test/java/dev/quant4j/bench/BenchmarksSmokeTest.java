@@ -153,6 +153,42 @@ class BenchmarksSmokeTest {
         return ab / Math.sqrt(aa * bb);
     }
 
+    /** The peers and ours compute the same things: float dot equal within rounding, codes in their ranges. */
+    @Test
+    void peersBenchmarkMethodsRunAndAgree() {
+        PeersBenchmark p = new PeersBenchmark();
+        p.n = 4096;
+        p.setUp();
+        double exact = 0;
+        for (int i = 0; i < p.n; i++) {
+            exact += (double) p.a[i] * p.b[i];
+        }
+        assertThat((double) p.floatDotQuant4j()).isCloseTo(exact, org.assertj.core.api.Assertions.within(1e-2));
+        assertThat((double) p.floatDotLucene()).isCloseTo(exact, org.assertj.core.api.Assertions.within(1e-2));
+        assertThat((double) p.floatDotPlainJava()).isCloseTo(exact, org.assertj.core.api.Assertions.within(1e-2));
+        assertThat(p.int8DotLucene()).isEqualTo(p.int8DotPlainJava());
+        assertThat(Float.isFinite(p.int4PackedTimesFloatG128Quant4j())).isTrue();
+        assertThat(p.int4PackedDotLucene()).isNotNegative();
+        p.scalarQuantize7bitLucene();
+        assertThat(range(p.codes)).containsExactly(0, 127);
+        p.scalarQuantize4bitLucene();
+        assertThat(range(p.codes)).containsExactly(0, 15);
+        // the smallest and the largest value map to the bottom and the top code
+        assertThat(range(p.scalarQuantize8bitQuant4j())).containsExactly(0, 255);
+        assertThat(range(p.scalarQuantize4bitQuant4j())).containsExactly(0, 15);
+    }
+
+    /** {min, max} of the codes read as unsigned bytes. */
+    private static int[] range(byte[] codes) {
+        int min = 255;
+        int max = 0;
+        for (byte c : codes) {
+            min = Math.min(min, c & 0xFF);
+            max = Math.max(max, c & 0xFF);
+        }
+        return new int[] {min, max};
+    }
+
     @Test
     void awqBenchmarkMethodsRun() {
         AwqBenchmark a = new AwqBenchmark();
