@@ -53,20 +53,20 @@ public final class Summary {
             }
             JsonNode primary = run.path("primaryMetric");
             JsonNode bytes = run.path("secondaryMetrics").path("floatBytes");
+            // JMH gives no confidence interval below three measured iterations (its error is NaN): say n/a
+            double gibError = bytes.path("scoreError").asDouble() / (1 << 30);
             String gib = bytes.isMissingNode()
                     ? ""
-                    : String.format(
-                            Locale.ROOT,
-                            "%.2f ± %.2f",
-                            bytes.path("score").asDouble() / (1 << 30),
-                            bytes.path("scoreError").asDouble() / (1 << 30));
+                    : String.format(Locale.ROOT, "%.2f", bytes.path("score").asDouble() / (1 << 30))
+                            + (Double.isNaN(gibError) ? "" : String.format(Locale.ROOT, " ± %.2f", gibError));
+            double error = primary.path("scoreError").asDouble();
             b.append(String.format(
                     Locale.ROOT,
-                    "| %s | %s | %.4g | %.2g | %s | %s |%n",
+                    "| %s | %s | %.4g | %s | %s | %s |%n",
                     name,
                     params,
                     primary.path("score").asDouble(),
-                    primary.path("scoreError").asDouble(),
+                    Double.isNaN(error) ? "n/a" : String.format(Locale.ROOT, "%.2g", error),
                     primary.path("scoreUnit").asText(),
                     gib));
         }

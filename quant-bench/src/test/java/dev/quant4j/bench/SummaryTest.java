@@ -22,6 +22,21 @@ class SummaryTest {
                         + " 8.21 ± 0.50 |");
     }
 
+    /** Two measured iterations: JMH writes NaN for the error; the table says n/a. */
+    @Test
+    void noConfidenceIntervalIsNotANumber() throws Exception {
+        String json = """
+                [{"benchmark": "dev.quant4j.bench.GemvBenchmark.int4G128Fused",
+                  "params": {"shape": "4096x4096", "threads": "1"},
+                  "primaryMetric": {"score": 2.43, "scoreError": "NaN", "scoreUnit": "ms/op"},
+                  "secondaryMetrics": {"floatBytes": {"score": 1073741824.0, "scoreError": "NaN",
+                                                      "scoreUnit": "ops/s"}}}]
+                """;
+        assertThat(Summary.markdown(json))
+                .contains("| GemvBenchmark.int4G128Fused | shape=4096x4096, threads=1 | 2.430 | n/a | ms/op | 1.00 |")
+                .doesNotContain("NaN");
+    }
+
     @Test
     void notJmhOutputIsRejected() {
         assertThatThrownBy(() -> Summary.markdown("{\"a\": 1}")).hasMessageContaining("not a JMH JSON result");
