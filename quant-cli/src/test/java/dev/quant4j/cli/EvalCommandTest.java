@@ -124,6 +124,25 @@ class EvalCommandTest {
         assertThat(Files.exists(dir.resolve("bad.safetensors"))).isFalse();
     }
 
+    /** {@code quant report --in model.onnx}: the error per bit width on the real model's 36 linear weights. */
+    @Test
+    void reportOnTheRealModelsWeights() throws Exception {
+        Path model = dir.resolve("minilm.onnx");
+        Files.write(model, EvalCommand.resource(EvalCommand.MODEL));
+        Path out = dir.resolve("report");
+        QuantCliTest.Result r = QuantCliTest.run("report", "--in", model.toString(), "--out", out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        String report = Files.readString(out.resolve("report.md"));
+        assertThat(report).contains("(36 tensors, 10616832 weights)");
+        // SQNR rises with bits on real weights too (asym g128: 2, 3, 4, 6, 8 bits)
+        List<Double> sqnr = report.lines()
+                .filter(l -> l.startsWith("| asym | g128 |"))
+                .map(l -> Double.parseDouble(l.split("\\|")[8].trim()))
+                .toList();
+        assertThat(sqnr).hasSize(5).isSorted();
+        assertThat(sqnr.get(2)).isBetween(18.0, 21.0); // 4 bits: about 19.4 dB
+    }
+
     @Test
     void badOptionsAreClearErrors() {
         QuantCliTest.Result r = QuantCliTest.run("eval", "--pairs", "5", "--out", dir.toString());
