@@ -221,6 +221,18 @@ class KernelsTest {
     @MethodSource("implsAndSizes")
     void codebookCodesAreIdenticalAndMatchTheReferenceTrees(String name, QuantKernels k, int n) {
         float[] x = data(n, 13L * n, true);
+        // the thresholds themselves and their neighbours: the ties that decide a code (x > t, strictly)
+        int at = 1;
+        for (Codebook book : Codebook.values()) {
+            for (float t : book.thresholds()) {
+                for (float v : new float[] {t, Math.nextUp(t), Math.nextDown(t), -t}) {
+                    if (at < x.length) {
+                        x[at] = v;
+                        at += 2;
+                    }
+                }
+            }
+        }
         for (Codebook book : Codebook.values()) {
             // inv = +Inf is what an all-zero block gives: 0 * Inf = NaN lanes
             for (float inv : new float[] {1f, 0.37f, 3.5f, Float.POSITIVE_INFINITY}) {
