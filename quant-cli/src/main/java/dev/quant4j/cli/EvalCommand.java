@@ -125,7 +125,7 @@ final class EvalCommand implements Callable<Integer> {
 
             List<Row> rows = new ArrayList<>();
             Progress progress = new Progress(err);
-            float[][] reference = EmbeddingEval.embed(fp32, texts, progress.task("FP32", texts.size()));
+            float[][] reference = EmbeddingEval.embed(fp32, texts, progress.task("FP32", texts.size()), pool);
             rows.add(row("FP32", 32, 4 * linearParams, 4 * linearParams + otherBytes, reference, reference, 0));
             List<EmbeddingEval.Setting> chosen = EmbeddingEval.defaultSettings().stream()
                     .filter(s -> select.matcher(s.label()).find())
@@ -143,7 +143,7 @@ final class EvalCommand implements Callable<Integer> {
                 long t0 = System.nanoTime();
                 EmbeddingEval.Quantized q = EmbeddingEval.quantize(fp32, s, stats, pool);
                 double seconds = (System.nanoTime() - t0) / 1e9;
-                float[][] e = EmbeddingEval.embed(q.encoder(), texts, progress.task(s.label(), texts.size()));
+                float[][] e = EmbeddingEval.embed(q.encoder(), texts, progress.task(s.label(), texts.size()), pool);
                 rows.add(row(
                         s.label(),
                         q.bitsPerWeight(),

@@ -155,7 +155,12 @@ public final class EmbeddingEval {
                 int layer = i / perLayer;
                 if (layer > 0) {
                     BertEncoder below = fp32.withLinears(out); // layers below this one quantized
-                    states.replaceAll(h -> below.layer(layer - 1, h, null));
+                    // sentences in parallel (each computed the same way on any thread); the Hessians below are
+                    // accumulated in order, one sentence at a time
+                    pool.submit(() -> java.util.stream.IntStream.range(0, states.size())
+                                    .parallel()
+                                    .forEach(j -> states.set(j, below.layer(layer - 1, states.get(j), null))))
+                            .join();
                 }
                 hessians = layerHessians(fp32, linears.subList(i, i + perLayer), layer, states, pool);
             }
@@ -217,11 +222,33 @@ public final class EmbeddingEval {
 
     /** Embeddings of every token-id sequence, {@code progress} told after each. */
     public static float[][] embed(BertEncoder encoder, List<int[]> texts, IntConsumer progress) {
+        return embed(encoder, texts, progress, null);
+    }
+
+    /**
+     * {@link #embed(BertEncoder, List, IntConsumer)} with several sentences at once on {@code pool} (null: one at a
+     * time): a short sentence's layers are too small to keep the threads busy on their own. Each sentence is computed
+     * the same way whichever thread runs it, so the embeddings do not depend on the pool.
+     */
+    public static float[][] embed(BertEncoder encoder, List<int[]> texts, IntConsumer progress, ForkJoinPool pool) {
         float[][] e = new float[texts.size()][];
-        for (int i = 0; i < e.length; i++) {
-            e[i] = encoder.embed(texts.get(i));
-            progress.accept(i + 1);
+        if (pool == null) {
+            for (int i = 0; i < e.length; i++) {
+                e[i] = encoder.embed(texts.get(i));
+                progress.accept(i + 1);
+            }
+            return e;
         }
+        int[] done = {0};
+        pool.submit(() -> java.util.stream.IntStream.range(0, e.length)
+                        .parallel()
+                        .forEach(i -> {
+                            e[i] = encoder.embed(texts.get(i));
+                            synchronized (done) {
+                                progress.accept(++done[0]);
+                            }
+                        }))
+                .join();
         return e;
     }
 
