@@ -197,6 +197,30 @@ public interface QuantKernels {
             int outOff);
 
     /**
+     * {@link #dotNibbles8} for two weight rows at once (at {@code byteOff0} and {@code byteOff1}, scales from {@code
+     * sOff0} and {@code sOff1}): row 0's eight results into {@code out[outOff ...]}, row 1's into {@code out[outOff +
+     * 8 ...]}. Each activation vector loaded meets both rows, halving the activation traffic per product. The default
+     * is two {@link #dotNibbles8} calls.
+     */
+    default void dotNibbles2x8(
+            byte[] packed,
+            int byteOff0,
+            int byteOff1,
+            float[] xPrepared,
+            int xOff,
+            int ldx,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff0,
+            int sOff1,
+            float[] out,
+            int outOff) {
+        dotNibbles8(packed, byteOff0, xPrepared, xOff, ldx, n, groupSize, scales, sOff0, out, outOff);
+        dotNibbles8(packed, byteOff1, xPrepared, xOff, ldx, n, groupSize, scales, sOff1, out, outOff + 8);
+    }
+
+    /**
      * Dot products of {@code m} rows of {@code A} with {@code n} rows of {@code B} (both row-major, length {@code len}):
      * {@code c[cOff + i * cRowStride + j * cColStride] = sum_t A(i, t) B(j, t)}, {@code A(i, t) = a[aOff + i * lda +
      * t]}, {@code B(j, t) = b[bOff + j * ldb + t]}. For batches on decoded weight rows: every loaded value meets

@@ -708,6 +708,125 @@ final class VectorKernels extends ScalarKernels {
         return sumLanes(t0.add(t1));
     }
 
+    /**
+     * At 512 bits, two weight rows against eight activation rows: sixteen accumulators, and each activation vector
+     * loaded once for both rows (the eight activation rows do not fit in L1, so their loads set the pace of {@link
+     * #dotNibbles8}). Narrower widths have too few registers for sixteen accumulators and use two {@link #dotNibbles8}
+     * calls. The results equal two {@link #dotNibbles8} calls exactly (same operations per row, same order).
+     */
+    @Override
+    public void dotNibbles2x8(
+            byte[] packed,
+            int byteOff0,
+            int byteOff1,
+            float[] xPrepared,
+            int xOff,
+            int ldx,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff0,
+            int sOff1,
+            float[] out,
+            int outOff) {
+        int lanes = F.length();
+        if (lanes != 16) {
+            super.dotNibbles2x8(
+                    packed, byteOff0, byteOff1, xPrepared, xOff, ldx, n, groupSize, scales, sOff0, sOff1, out, outOff);
+            return;
+        }
+        FloatVector t00 = FloatVector.zero(F);
+        FloatVector t01 = FloatVector.zero(F);
+        FloatVector t02 = FloatVector.zero(F);
+        FloatVector t03 = FloatVector.zero(F);
+        FloatVector t04 = FloatVector.zero(F);
+        FloatVector t05 = FloatVector.zero(F);
+        FloatVector t06 = FloatVector.zero(F);
+        FloatVector t07 = FloatVector.zero(F);
+        FloatVector t10 = FloatVector.zero(F);
+        FloatVector t11 = FloatVector.zero(F);
+        FloatVector t12 = FloatVector.zero(F);
+        FloatVector t13 = FloatVector.zero(F);
+        FloatVector t14 = FloatVector.zero(F);
+        FloatVector t15 = FloatVector.zero(F);
+        FloatVector t16 = FloatVector.zero(F);
+        FloatVector t17 = FloatVector.zero(F);
+        for (int g = 0; g < n / groupSize; g++) {
+            FloatVector s0 = FloatVector.broadcast(F, scales[sOff0 + g]);
+            FloatVector s1 = FloatVector.broadcast(F, scales[sOff1 + g]);
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c += NIBBLE_CHUNK) {
+                IntVector b0 = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff0 + c / 2)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                IntVector b1 = (IntVector) ByteVector.fromArray(NIBBLE_BYTES, packed, byteOff1 + c / 2)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                FloatVector lo0 = ((FloatVector) b0.and(0xF).convert(VectorOperators.I2F, 0)).mul(s0);
+                FloatVector hi0 =
+                        ((FloatVector) b0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(s0);
+                FloatVector lo1 = ((FloatVector) b1.and(0xF).convert(VectorOperators.I2F, 0)).mul(s1);
+                FloatVector hi1 =
+                        ((FloatVector) b1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(s1);
+                int xo = xOff + c;
+                FloatVector xl;
+                FloatVector xh;
+                xl = FloatVector.fromArray(F, xPrepared, xo + 0 * ldx);
+                xh = FloatVector.fromArray(F, xPrepared, xo + 0 * ldx + 16);
+                t00 = hi0.fma(xh, lo0.fma(xl, t00));
+                t10 = hi1.fma(xh, lo1.fma(xl, t10));
+                xl = FloatVector.fromArray(F, xPrepared, xo + 1 * ldx);
+                xh = FloatVector.fromArray(F, xPrepared, xo + 1 * ldx + 16);
+                t01 = hi0.fma(xh, lo0.fma(xl, t01));
+                t11 = hi1.fma(xh, lo1.fma(xl, t11));
+                xl = FloatVector.fromArray(F, xPrepared, xo + 2 * ldx);
+                xh = FloatVector.fromArray(F, xPrepared, xo + 2 * ldx + 16);
+                t02 = hi0.fma(xh, lo0.fma(xl, t02));
+                t12 = hi1.fma(xh, lo1.fma(xl, t12));
+                xl = FloatVector.fromArray(F, xPrepared, xo + 3 * ldx);
+                xh = FloatVector.fromArray(F, xPrepared, xo + 3 * ldx + 16);
+                t03 = hi0.fma(xh, lo0.fma(xl, t03));
+                t13 = hi1.fma(xh, lo1.fma(xl, t13));
+                xl = FloatVector.fromArray(F, xPrepared, xo + 4 * ldx);
+                xh = FloatVector.fromArray(F, xPrepared, xo + 4 * ldx + 16);
+                t04 = hi0.fma(xh, lo0.fma(xl, t04));
+                t14 = hi1.fma(xh, lo1.fma(xl, t14));
+                xl = FloatVector.fromArray(F, xPrepared, xo + 5 * ldx);
+                xh = FloatVector.fromArray(F, xPrepared, xo + 5 * ldx + 16);
+                t05 = hi0.fma(xh, lo0.fma(xl, t05));
+                t15 = hi1.fma(xh, lo1.fma(xl, t15));
+                xl = FloatVector.fromArray(F, xPrepared, xo + 6 * ldx);
+                xh = FloatVector.fromArray(F, xPrepared, xo + 6 * ldx + 16);
+                t06 = hi0.fma(xh, lo0.fma(xl, t06));
+                t16 = hi1.fma(xh, lo1.fma(xl, t16));
+                xl = FloatVector.fromArray(F, xPrepared, xo + 7 * ldx);
+                xh = FloatVector.fromArray(F, xPrepared, xo + 7 * ldx + 16);
+                t07 = hi0.fma(xh, lo0.fma(xl, t07));
+                t17 = hi1.fma(xh, lo1.fma(xl, t17));
+            }
+        }
+        float[] lanesOut = LANES16_SCRATCH.get();
+        t00.intoArray(lanesOut, 0 * 16);
+        t01.intoArray(lanesOut, 1 * 16);
+        t02.intoArray(lanesOut, 2 * 16);
+        t03.intoArray(lanesOut, 3 * 16);
+        t04.intoArray(lanesOut, 4 * 16);
+        t05.intoArray(lanesOut, 5 * 16);
+        t06.intoArray(lanesOut, 6 * 16);
+        t07.intoArray(lanesOut, 7 * 16);
+        t10.intoArray(lanesOut, 8 * 16);
+        t11.intoArray(lanesOut, 9 * 16);
+        t12.intoArray(lanesOut, 10 * 16);
+        t13.intoArray(lanesOut, 11 * 16);
+        t14.intoArray(lanesOut, 12 * 16);
+        t15.intoArray(lanesOut, 13 * 16);
+        t16.intoArray(lanesOut, 14 * 16);
+        t17.intoArray(lanesOut, 15 * 16);
+        for (int j = 0; j < 16; j++) {
+            out[outOff + j] = sumLanesOf(lanesOut, j * 16);
+        }
+    }
+
+    /** Sixteen 16-lane vectors, stored by {@link #dotNibbles2x8} for {@link #sumLanesOf}. */
+    private static final ThreadLocal<float[]> LANES16_SCRATCH = ThreadLocal.withInitial(() -> new float[16 * 16]);
+
     @Override
     public void dotNibbles8(
             byte[] packed,

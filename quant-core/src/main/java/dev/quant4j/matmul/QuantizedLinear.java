@@ -308,11 +308,50 @@ public final class QuantizedLinear {
         }
         int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
         Parallel.forEach(pool, chunks, ch -> {
-            float[] eight = new float[8];
+            float[] eight = new float[16];
             int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
             for (int r = ch * ROW_CHUNK; r < r1; r++) {
                 int s0 = r * groupsPerRow;
                 int t = 0;
+                if (r + 1 < r1 && batch >= 8) {
+                    // two weight rows against each eight activation rows: every activation load serves both
+                    int s1 = s0 + groupsPerRow;
+                    for (; t + 8 <= batch; t += 8) {
+                        k.dotNibbles2x8(
+                                packed,
+                                r * rowBytes,
+                                (r + 1) * rowBytes,
+                                xp,
+                                t * in,
+                                in,
+                                in,
+                                groupSize,
+                                scales,
+                                s0,
+                                s1,
+                                eight,
+                                0);
+                        for (int b = 0; b < 8; b++) {
+                            y[yOff + (t + b) * out + r] = finish(r, s0, eight[b], groupSums, (t + b) * groupsPerRow);
+                            y[yOff + (t + b) * out + r + 1] =
+                                    finish(r + 1, s1, eight[8 + b], groupSums, (t + b) * groupsPerRow);
+                        }
+                    }
+                    for (int u = t; u < batch; u++) {
+                        y[yOff + u * out + r + 1] = finish(
+                                r + 1,
+                                s1,
+                                k.dotNibbles(packed, (r + 1) * rowBytes, xp, u * in, in, groupSize, scales, s1),
+                                groupSums,
+                                u * groupsPerRow);
+                    }
+                    for (; t < batch; t++) {
+                        float acc = k.dotNibbles(packed, r * rowBytes, xp, t * in, in, groupSize, scales, s0);
+                        y[yOff + t * out + r] = finish(r, s0, acc, groupSums, t * groupsPerRow);
+                    }
+                    r++; // row r + 1 is done
+                    continue;
+                }
                 for (; t + 8 <= batch; t += 8) {
                     k.dotNibbles8(packed, r * rowBytes, xp, t * in, in, in, groupSize, scales, s0, eight, 0);
                     for (int b = 0; b < 8; b++) {

@@ -516,6 +516,36 @@ class KernelsTest {
         }
     }
 
+    /** Two weight rows at once equal two calls of dotNibbles8, bit for bit. */
+    @Test
+    void dotNibbles2x8EqualsTwoDotNibbles8() {
+        for (QuantKernels k : implementations()) {
+            for (int n : new int[] {32, 128, 4096}) {
+                for (int g : new int[] {32, 128, n}) {
+                    if (n % g != 0) {
+                        continue;
+                    }
+                    byte[] packed = new byte[n + 3];
+                    new SplittableRandom(n + 7L * g).nextBytes(packed);
+                    float[] xp = data(8 * (n + 3), 5L * n + g, false);
+                    float[] scales = data(2 * (n / g) + 3, 11L * g, false);
+                    float[] both = new float[17];
+                    k.dotNibbles2x8(packed, 1, 2 + n / 2, xp, 2, n + 3, n, g, scales, 1, 2 + n / g, both, 1);
+                    float[] row0 = new float[8];
+                    float[] row1 = new float[8];
+                    k.dotNibbles8(packed, 1, xp, 2, n + 3, n, g, scales, 1, row0, 0);
+                    k.dotNibbles8(packed, 2 + n / 2, xp, 2, n + 3, n, g, scales, 2 + n / g, row1, 0);
+                    assertThat(Arrays.copyOfRange(both, 1, 9))
+                            .as("%s n=%d g=%d row 0", k.name(), n, g)
+                            .containsExactly(row0);
+                    assertThat(Arrays.copyOfRange(both, 9, 17))
+                            .as("%s n=%d g=%d row 1", k.name(), n, g)
+                            .containsExactly(row1);
+                }
+            }
+        }
+    }
+
     static Stream<Arguments> gemmShapes() {
         List<Arguments> args = new ArrayList<>();
         for (QuantKernels k : implementations()) {
