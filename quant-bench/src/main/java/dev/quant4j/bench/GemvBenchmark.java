@@ -24,8 +24,6 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -236,8 +234,6 @@ public class GemvBenchmark {
         return jlamaY;
     }
 
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-
     /**
      * Reads the next FP32 copy (the bytes {@link #fp32VectorGemv} reads) and only adds them up: the memory limit in
      * the same run. Bytes per second = {@code 4 * rows * cols / time}.
@@ -247,14 +243,7 @@ public class GemvBenchmark {
         float[] w = fp32[next++ % fp32.length];
         int chunks = (rows + 63) / 64;
         Parallel.forEach(pool, chunks, ch -> {
-            FloatVector a1 = FloatVector.zero(F);
-            FloatVector a2 = FloatVector.zero(F);
-            int end = Math.min(rows, ch * 64 + 64) * cols;
-            for (int i = ch * 64 * cols; i < end; i += 2 * F.length()) {
-                a1 = a1.add(FloatVector.fromArray(F, w, i));
-                a2 = a2.add(FloatVector.fromArray(F, w, i + F.length()));
-            }
-            y[ch] = a1.add(a2).reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
+            y[ch] = MemoryBandwidthBenchmark.sum(w, ch * 64 * cols, Math.min(rows, ch * 64 + 64) * cols);
         });
         return y;
     }

@@ -54,13 +54,21 @@ public class MemoryBandwidthBenchmark {
 
     @Benchmark
     public float read(LinearRtnBenchmark.Bytes b) {
+        b.floatBytes += 4L * floats;
+        return sum(big, 0, floats);
+    }
+
+    /**
+     * The sum of {@code a[from, to)} with two vector accumulators and no multiply: a read of memory at its limit (also
+     * {@code GemvBenchmark.streamRead}). {@code to - from} must be a multiple of two vectors.
+     */
+    static float sum(float[] a, int from, int to) {
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
-        for (int i = 0; i < floats; i += 2 * F.length()) {
-            a1 = a1.add(FloatVector.fromArray(F, big, i));
-            a2 = a2.add(FloatVector.fromArray(F, big, i + F.length()));
+        for (int i = from; i < to; i += 2 * F.length()) {
+            a1 = a1.add(FloatVector.fromArray(F, a, i));
+            a2 = a2.add(FloatVector.fromArray(F, a, i + F.length()));
         }
-        b.floatBytes += 4L * floats;
         return a1.add(a2).reduceLanes(VectorOperators.ADD);
     }
 

@@ -141,22 +141,23 @@ public class PeersBenchmark {
 
     @Benchmark
     public byte[] scalarQuantize8bitQuant4j() {
-        return quantizeQuant4j(255);
+        return quantizeQuant4j(8);
     }
 
     @Benchmark
     public byte[] scalarQuantize4bitQuant4j() {
-        return quantizeQuant4j(15);
+        return quantizeQuant4j(4);
     }
 
-    /** Range, then asymmetric codes {@code 0..maxq} (GPTQ's convention: {@code S = (max - min) / maxq}). */
-    byte[] quantizeQuant4j(int maxq) {
+    /** Range, then asymmetric codes {@code 0..2^bits - 1} with the library's parameters (GPTQ's {@code find_params}). */
+    byte[] quantizeQuant4j(int bits) {
         long mm = k.minMax(a, 0, n);
-        float min = Math.min(0f, QuantKernels.min(mm));
-        float max = Math.max(0f, QuantKernels.max(mm));
-        float scale = (max - min) / maxq;
-        float zero = Math.round(-min / scale);
-        k.quantize(a, 0, n, scale, zero, 0, maxq, codes, 0);
+        float[] min = {QuantKernels.min(mm)};
+        float[] max = {QuantKernels.max(mm)};
+        float[] scale = new float[1];
+        float[] zero = new float[1];
+        k.linearParams(min, max, 1, bits, QuantKernels.ASYM, scale, 0, zero, 0);
+        k.quantize(a, 0, n, scale[0], zero[0], 0, (1 << bits) - 1, codes, 0);
         return codes;
     }
 

@@ -6,7 +6,6 @@ import dev.quant4j.io.AtomicFiles;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.model.BertEncoder;
 import dev.quant4j.model.WordPieceTokenizer;
-import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -19,8 +18,6 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ForkJoinPool;
 import java.util.regex.Pattern;
-import javax.imageio.ImageIO;
-import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.style.Styler;
@@ -110,11 +107,7 @@ final class EvalCommand implements Callable<Integer> {
             long floatParams = 0;
             for (OnnxModel.Initializer t : onnx.initializers().values()) {
                 if (t.dataType() == OnnxModel.FLOAT) {
-                    long n = 1;
-                    for (long d : t.dims()) {
-                        n *= d;
-                    }
-                    floatParams += n;
+                    floatParams += t.elements();
                 }
             }
             long linearParams = 0;
@@ -175,7 +168,7 @@ final class EvalCommand implements Callable<Integer> {
             spec.commandLine().getOut().flush();
             Files.createDirectories(outDir);
             AtomicFiles.write(outDir.resolve("eval.md"), o -> o.write(table.getBytes(StandardCharsets.UTF_8)));
-            writePng(chart(rows), outDir.resolve("eval.png"));
+            ReportCommand.writePng(chart(rows), outDir.resolve("eval.png"));
             err.println("wrote " + outDir.resolve("eval.md") + " and " + outDir.resolve("eval.png"));
             return Quant.OK;
         } finally {
@@ -198,13 +191,9 @@ final class EvalCommand implements Callable<Integer> {
                 if (t == null) {
                     continue;
                 }
-                long count = 1;
-                for (long d : t.dims()) {
-                    count *= d;
-                }
-                bytes += count * (t.dataType() == OnnxModel.FLOAT ? 4 : 1);
+                bytes += t.elements() * (t.dataType() == OnnxModel.FLOAT ? 4 : 1);
                 if (name.equals(w)) {
-                    params += count;
+                    params += t.elements();
                 }
             }
         }
@@ -288,15 +277,6 @@ final class EvalCommand implements Callable<Integer> {
         chart.addSeries("mean cosine", labels, cos);
         chart.addSeries("MRR / MRR of FP32", labels, mrr);
         return chart;
-    }
-
-    static void writePng(CategoryChart chart, Path path) throws IOException {
-        BufferedImage image = BitmapEncoder.getBufferedImage(chart);
-        AtomicFiles.write(path, o -> {
-            if (!ImageIO.write(image, "png", o)) {
-                throw new IOException("no PNG writer in this JVM");
-            }
-        });
     }
 
     static byte[] resource(String name) throws IOException {

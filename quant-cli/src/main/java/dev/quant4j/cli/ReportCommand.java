@@ -30,6 +30,7 @@ import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.internal.chartpart.Chart;
 import org.knowm.xchart.style.Styler;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 import picocli.CommandLine.Command;
@@ -295,7 +296,8 @@ final class ReportCommand implements Callable<Integer> {
         return Math.min(Math.max(i, 0), bins - 1);
     }
 
-    static void writePng(XYChart chart, Path path) throws IOException {
+    /** Any XChart chart as a PNG, written atomically (the report's and {@code quant eval}'s plots). */
+    static void writePng(Chart<?, ?> chart, Path path) throws IOException {
         BufferedImage image = BitmapEncoder.getBufferedImage(chart);
         AtomicFiles.write(path, o -> {
             if (!ImageIO.write(image, "png", o)) {

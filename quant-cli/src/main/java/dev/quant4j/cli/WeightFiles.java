@@ -74,12 +74,7 @@ final class WeightFiles {
      */
     static Loaded loadOnnx(Path in, Pattern include) throws IOException {
         OnnxModel model = OnnxModel.read(in);
-        Set<String> matmulWeights = new HashSet<>();
-        for (OnnxModel.Node n : model.nodes()) {
-            if (n.opType().equals("MatMul") && n.inputs().size() == 2) {
-                matmulWeights.add(n.inputs().get(1));
-            }
-        }
+        Set<String> matmulWeights = new HashSet<>(model.matMulWeights().values());
         List<FloatMatrix> selected = new ArrayList<>();
         List<PassThrough> other = new ArrayList<>();
         List<String> skipped = new ArrayList<>();

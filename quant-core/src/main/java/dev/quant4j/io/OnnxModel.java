@@ -49,13 +49,15 @@ public final class OnnxModel {
         private final String source;
         private final String name;
         private final long[] dims;
+        private final long elements;
         private final int dataType;
         private final float[] floats;
 
-        Initializer(String source, String name, long[] dims, int dataType, float[] floats) {
+        Initializer(String source, String name, long[] dims, long elements, int dataType, float[] floats) {
             this.source = source;
             this.name = name;
             this.dims = dims;
+            this.elements = elements;
             this.dataType = dataType;
             this.floats = floats;
         }
@@ -66,6 +68,11 @@ public final class OnnxModel {
 
         public long[] dims() {
             return dims.clone();
+        }
+
+        /** The number of elements, the product of the dims (checked below 2^31 when the file was read). */
+        public long elements() {
+            return elements;
         }
 
         /** ONNX element type ({@code TensorProto.DataType}: 1 FLOAT, 7 INT64, 10 FLOAT16 ...). */
@@ -322,7 +329,7 @@ public final class OnnxModel {
                 floats = floatData == null ? new float[0] : Arrays.copyOf(floatData, floatCount);
             }
         }
-        return new Initializer(source, name, d, dataType, floats);
+        return new Initializer(source, name, d, elements, dataType, floats);
     }
 
     private static ProtoReader requireWire(ProtoReader m, int wire, int expected, String field) {
@@ -368,6 +375,22 @@ public final class OnnxModel {
             throw new MalformedTensorFileException(source + ": no initializer named '" + name + "'");
         }
         return t;
+    }
+
+    /**
+     * The weights of the graph's MatMul nodes: node name to the name of its second input, where that input is an
+     * initializer (a weight stored {@code [in, out]}, as {@code MatMul(x, W)} computes {@code x W}), in node order.
+     */
+    public Map<String, String> matMulWeights() {
+        Map<String, String> w = new LinkedHashMap<>();
+        for (Node n : nodes) {
+            if (n.opType().equals("MatMul")
+                    && n.inputs().size() == 2
+                    && initializers.containsKey(n.inputs().get(1))) {
+                w.put(n.name(), n.inputs().get(1));
+            }
+        }
+        return w;
     }
 
     /** Names of the graph's inputs (ONNX before IR 4 also lists initializers here). */

@@ -308,15 +308,15 @@ public final class QuantizedLinear {
         }
         int chunks = (out + ROW_CHUNK - 1) / ROW_CHUNK;
         Parallel.forEach(pool, chunks, ch -> {
-            float[] eight = new float[16];
+            float[] results = new float[16];
             int r1 = Math.min(out, (ch + 1) * ROW_CHUNK);
-            for (int r = ch * ROW_CHUNK; r < r1; r++) {
+            for (int r = ch * ROW_CHUNK; r < r1; ) {
+                // two weight rows at a time where there are two: every activation load then serves both
+                int rows = r + 1 < r1 && batch >= 8 ? 2 : 1;
                 int s0 = r * groupsPerRow;
                 int t = 0;
-                if (r + 1 < r1 && batch >= 8) {
-                    // two weight rows against each eight activation rows: every activation load serves both
-                    int s1 = s0 + groupsPerRow;
-                    for (; t + 8 <= batch; t += 8) {
+                for (; t + 8 <= batch; t += 8) {
+                    if (rows == 2) {
                         k.dotNibbles2x8(
                                 packed,
                                 r * rowBytes,
@@ -328,40 +328,32 @@ public final class QuantizedLinear {
                                 groupSize,
                                 scales,
                                 s0,
-                                s1,
-                                eight,
+                                s0 + groupsPerRow,
+                                results,
                                 0);
+                    } else {
+                        k.dotNibbles8(packed, r * rowBytes, xp, t * in, in, in, groupSize, scales, s0, results, 0);
+                    }
+                    for (int i = 0; i < rows; i++) {
                         for (int b = 0; b < 8; b++) {
-                            y[yOff + (t + b) * out + r] = finish(r, s0, eight[b], groupSums, (t + b) * groupsPerRow);
-                            y[yOff + (t + b) * out + r + 1] =
-                                    finish(r + 1, s1, eight[8 + b], groupSums, (t + b) * groupsPerRow);
+                            y[yOff + (t + b) * out + r + i] = finish(
+                                    r + i,
+                                    s0 + i * groupsPerRow,
+                                    results[8 * i + b],
+                                    groupSums,
+                                    (t + b) * groupsPerRow);
                         }
                     }
+                }
+                // the activation rows left over (fewer than eight), one weight row at a time
+                for (int i = 0; i < rows; i++) {
+                    int s = s0 + i * groupsPerRow;
                     for (int u = t; u < batch; u++) {
-                        y[yOff + u * out + r + 1] = finish(
-                                r + 1,
-                                s1,
-                                k.dotNibbles(packed, (r + 1) * rowBytes, xp, u * in, in, groupSize, scales, s1),
-                                groupSums,
-                                u * groupsPerRow);
-                    }
-                    for (; t < batch; t++) {
-                        float acc = k.dotNibbles(packed, r * rowBytes, xp, t * in, in, groupSize, scales, s0);
-                        y[yOff + t * out + r] = finish(r, s0, acc, groupSums, t * groupsPerRow);
-                    }
-                    r++; // row r + 1 is done
-                    continue;
-                }
-                for (; t + 8 <= batch; t += 8) {
-                    k.dotNibbles8(packed, r * rowBytes, xp, t * in, in, in, groupSize, scales, s0, eight, 0);
-                    for (int b = 0; b < 8; b++) {
-                        y[yOff + (t + b) * out + r] = finish(r, s0, eight[b], groupSums, (t + b) * groupsPerRow);
+                        float acc = k.dotNibbles(packed, (r + i) * rowBytes, xp, u * in, in, groupSize, scales, s);
+                        y[yOff + u * out + r + i] = finish(r + i, s, acc, groupSums, u * groupsPerRow);
                     }
                 }
-                for (; t < batch; t++) {
-                    float acc = k.dotNibbles(packed, r * rowBytes, xp, t * in, in, groupSize, scales, s0);
-                    y[yOff + t * out + r] = finish(r, s0, acc, groupSums, t * groupsPerRow);
-                }
+                r += rows;
             }
         });
     }

@@ -4,7 +4,6 @@ import dev.quant4j.io.MalformedTensorFileException;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -86,14 +85,7 @@ public final class BertEncoder {
      */
     public static BertEncoder fromOnnx(OnnxModel model, int heads, ForkJoinPool pool) {
         String src = model.source();
-        Map<String, String> weightOfNode = new HashMap<>();
-        for (OnnxModel.Node n : model.nodes()) {
-            if (n.opType().equals("MatMul")
-                    && n.inputs().size() == 2
-                    && model.initializers().containsKey(n.inputs().get(1))) {
-                weightOfNode.put(n.name(), n.inputs().get(1));
-            }
-        }
+        Map<String, String> weightOfNode = model.matMulWeights();
         FloatMatrix word =
                 model.initializer("embeddings.word_embeddings.weight").matrix();
         int hidden = word.cols();

@@ -237,6 +237,9 @@ class OnnxModelTest {
                         && m.initializers().containsKey(n.inputs().get(1)))
                 .collect(Collectors.toMap(OnnxModel.Node::name, n -> n.inputs().get(1)));
         assertThat(weightOf).hasSize(36);
+        assertThat(m.matMulWeights()).isEqualTo(weightOf);
+        assertThat(m.initializer("embeddings.word_embeddings.weight").elements())
+                .isEqualTo(30522L * 384);
         assertThat(weightOf.get("/encoder/layer.0/attention/self/query/MatMul")).isEqualTo("onnx::MatMul_787");
         assertThat(weightOf.get("/encoder/layer.5/output/dense/MatMul")).isEqualTo("onnx::MatMul_864");
         var q = m.initializer("onnx::MatMul_787").matrix();
