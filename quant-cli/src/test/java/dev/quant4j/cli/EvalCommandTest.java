@@ -122,6 +122,20 @@ class EvalCommandTest {
                 .contains("initializer 'embeddings.position_ids' matched by --include is not a 2-D float"
                         + " tensor (ONNX type 7, shape [1, 512])");
         assertThat(Files.exists(dir.resolve("bad.safetensors"))).isFalse();
+        // a truncated model file: a clear error naming it, and no output
+        Path cut = dir.resolve("cut.onnx");
+        Files.write(cut, java.util.Arrays.copyOf(Files.readAllBytes(model), 100_000));
+        r = QuantCliTest.run(
+                "quantize",
+                "--method",
+                "rtn",
+                "--in",
+                cut.toString(),
+                "--out",
+                dir.resolve("cut.safetensors").toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains(cut.toString()).contains("runs past the end");
+        assertThat(Files.exists(dir.resolve("cut.safetensors"))).isFalse();
     }
 
     /** {@code quant report --in model.onnx}: the error per bit width on the real model's 36 linear weights. */
@@ -151,6 +165,9 @@ class EvalCommandTest {
         r = QuantCliTest.run("eval", "--calib", "0", "--out", dir.toString());
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("--calib must be 1..4011, got 0");
+        r = QuantCliTest.run("eval", "--threads", "0", "--out", dir.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--threads must be at least 1, got 0");
     }
 
     /** Ranks by hand: query 0 finds its document first, query 1 second (a tie counts against it), query 2 third. */

@@ -207,6 +207,27 @@ class BertEncoderTest {
                 .hasMessageContaining("513 tokens, the model takes at most 512");
         assertThatThrownBy(() -> BertEncoder.fromOnnx(model, 7, Pools.TWO))
                 .hasMessageContaining("7 heads do not divide the hidden size 384");
+        int[] ids = tokenizer.encode("a short sentence");
+        assertThatThrownBy(() -> encoder.hiddenStates(ids, null, 7))
+                .hasMessageContaining("7 layers asked, the model has 6");
+        assertThatThrownBy(() -> encoder.hiddenStates(ids, null, -1)).hasMessageContaining("-1 layers asked");
+        FloatMatrix h = encoder.hiddenStates(ids, null, 0);
+        assertThatThrownBy(() -> encoder.layer(6, h, null)).hasMessageContaining("no layer 6 (the model has 6)");
+        assertThatThrownBy(() -> encoder.layer(0, FloatMatrix.zeros("h", 3, 383), null))
+                .hasMessageContaining("hidden states 'h' have 383 columns, needs 384");
+        // layer by layer equals the whole pass
+        FloatMatrix byLayer = h;
+        for (int l = 0; l < encoder.layers(); l++) {
+            byLayer = encoder.layer(l, byLayer, null);
+        }
+        assertThat(byLayer.toArray())
+                .containsExactly(encoder.hiddenStates(ids, null).toArray());
+        // the linear layers themselves
+        assertThatThrownBy(() -> Linear.dense("fc", FloatMatrix.zeros("w", 4, 3), new float[5], Pools.ONE))
+                .hasMessageContaining("layer 'fc': bias has 5 values, the weight has 4 rows");
+        assertThatThrownBy(() -> Linear.dense("fc", FloatMatrix.zeros("w", 4, 3), null, Pools.ONE)
+                        .forward(FloatMatrix.zeros("x", 2, 4)))
+                .hasMessageContaining("layer 'fc' [4, 3]: activations 'x' have 4 columns, needs 3");
     }
 
     /** erf against values of the function (to 1e-15), and GELU's defining identity. */
