@@ -45,17 +45,25 @@ public final class BlockwiseQuantizer {
         float[] absmax = new float[Math.toIntExact(scheme.blocks(n))];
         byte[] packed = new byte[Math.toIntExact((n + 1) / 2)];
         float[] x = w.rowOffset(0) == 0 && w.array().length == n ? w.array() : w.toArray();
-        byte[] codes = new byte[bs + 1];
-        for (int b = 0; b < absmax.length; b++) {
-            int start = b * bs;
-            int len = (int) Math.min(bs, n - start);
+        // whole blocks: the fused kernel, about 64K values per call (its code buffer)
+        int whole = (int) (n / bs);
+        int perCall = Math.max(1, (1 << 16) / bs);
+        for (int b = 0; b < whole; b += perCall) {
+            int count = Math.min(perCall, whole - b);
+            k.quantizeBlocks4(
+                    x, b * bs, count, bs, thresholds, signMagnitude, absmax, b, packed, (int) ((long) b * bs / 2));
+        }
+        if (whole < absmax.length) {
+            // the partial last block, which may be odd
+            int start = whole * bs;
+            int len = (int) (n - start);
+            byte[] codes = new byte[len + 1];
             float m = k.absMax(x, start, len);
-            absmax[b] = m;
+            absmax[whole] = m;
             float inv = 1.0f / m;
             k.encodeCodebook(x, start, len, inv, thresholds, signMagnitude, codes, 0);
             if ((len & 1) == 1) {
-                // only the last block can be odd; bitsandbytes' kernel loads 0 past the end of the tensor, so the pad
-                // nibble is the code of 0 * inv
+                // bitsandbytes' kernel loads 0 past the end of the tensor, so the pad nibble is the code of 0 * inv
                 codes[len] = (byte) book.encode(0f * inv);
             }
             // first element of each pair in the high nibble (blocks start at even indices: bs is even)

@@ -150,17 +150,20 @@ public final class CodebookTensor {
     public void dequantizeInto(float[] out, int outOff) {
         int n = Math.multiplyExact(rows, cols);
         Objects.checkFromIndexSize(outOff, n, out.length);
-        float[] table = scheme.codebook().table();
-        float[] scaled = new float[16];
         QuantKernels k = Kernels.get();
         int bs = scheme.blockSize();
-        for (int b = 0; b < absmax.length; b++) {
+        int whole = n / bs;
+        k.decodeBlocks4(packed, 0, whole, bs, scheme.codebook().table(), absmax, 0, out, outOff);
+        if (whole < absmax.length) {
+            // the partial last block
+            float[] table = scheme.codebook().table();
+            float[] scaled = new float[16];
             for (int c = 0; c < 16; c++) {
-                scaled[c] = table[c] * absmax[b];
+                scaled[c] = table[c] * absmax[whole];
             }
-            int start = b * bs;
+            int start = whole * bs;
             // blocks start at even indices: whole bytes, high nibble first
-            k.decode4(packed, start >>> 1, Math.min(bs, n - start), scaled, out, outOff + start);
+            k.decode4(packed, start >>> 1, n - start, scaled, out, outOff + start);
         }
     }
 
@@ -181,6 +184,13 @@ public final class CodebookTensor {
         while (i < end) {
             int b = (int) (i / bs);
             long blockEnd = Math.min(end, (long) (b + 1) * bs);
+            if (i == (long) b * bs && blockEnd - i == bs) {
+                // whole blocks from here: one call for all of them
+                int count = (int) ((end - i) / bs);
+                k.decodeBlocks4(packed, (int) (i >>> 1), count, bs, table, absmax, b, out, outOff + (int) (i - start));
+                i += (long) count * bs;
+                continue;
+            }
             for (int c = 0; c < 16; c++) {
                 scaled[c] = table[c] * absmax[b];
             }

@@ -70,6 +70,42 @@ public interface QuantKernels {
      */
     void decode4(byte[] packed, int byteOff, int n, float[] table, float[] out, int outOff);
 
+    /**
+     * bitsandbytes' blockwise 4-bit quantization of {@code nBlocks} whole blocks of {@code blockSize} values (a
+     * multiple of 16) from {@code x[off ...]}: for block {@code b}, {@code absmax[aOff + b] = max |v|}, {@code inv =
+     * 1.0f / absmax}, the codes of {@link #encodeCodebook} with that {@code inv}, packed high nibble first as {@link
+     * #packHighFirst4} into {@code packed[pOff + b * blockSize / 2 ...]}. Bit-identical to those calls block by block
+     * (which is what the scalar implementation makes); implementations fuse them to save the per-block calls. For
+     * finite input only.
+     */
+    void quantizeBlocks4(
+            float[] x,
+            int off,
+            int nBlocks,
+            int blockSize,
+            float[] thresholds,
+            boolean signMagnitude,
+            float[] absmax,
+            int aOff,
+            byte[] packed,
+            int pOff);
+
+    /**
+     * {@link #decode4} of {@code nBlocks} whole blocks of {@code blockSize} codes (a multiple of 16) from {@code
+     * packed[pOff ...]} into {@code out[outOff ...]}, block {@code b} with the table {@code codebook[c] * absmax[aOff +
+     * b]} (float32 products, as bitsandbytes' {@code dequantize_4bit}). Bit-identical across implementations.
+     */
+    void decodeBlocks4(
+            byte[] packed,
+            int pOff,
+            int nBlocks,
+            int blockSize,
+            float[] codebook,
+            float[] absmax,
+            int aOff,
+            float[] out,
+            int outOff);
+
     /** {@code out = scale * (code - zero)} in float32, codes read as unsigned bytes. */
     void dequantize(byte[] codes, int codesOff, int len, float scale, float zero, float[] out, int outOff);
 

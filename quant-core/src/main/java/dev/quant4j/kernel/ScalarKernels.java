@@ -166,6 +166,48 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public void quantizeBlocks4(
+            float[] x,
+            int off,
+            int nBlocks,
+            int blockSize,
+            float[] thresholds,
+            boolean signMagnitude,
+            float[] absmax,
+            int aOff,
+            byte[] packed,
+            int pOff) {
+        byte[] codes = new byte[blockSize];
+        for (int b = 0; b < nBlocks; b++) {
+            int start = off + b * blockSize;
+            float m = absMax(x, start, blockSize);
+            absmax[aOff + b] = m;
+            encodeCodebook(x, start, blockSize, 1.0f / m, thresholds, signMagnitude, codes, 0);
+            packHighFirst4(codes, 0, blockSize, packed, pOff + b * (blockSize / 2));
+        }
+    }
+
+    @Override
+    public void decodeBlocks4(
+            byte[] packed,
+            int pOff,
+            int nBlocks,
+            int blockSize,
+            float[] codebook,
+            float[] absmax,
+            int aOff,
+            float[] out,
+            int outOff) {
+        float[] table = new float[16];
+        for (int b = 0; b < nBlocks; b++) {
+            for (int c = 0; c < 16; c++) {
+                table[c] = codebook[c] * absmax[aOff + b];
+            }
+            decode4(packed, pOff + b * (blockSize / 2), blockSize, table, out, outOff + b * blockSize);
+        }
+    }
+
+    @Override
     public void decode4(byte[] packed, int byteOff, int n, float[] table, float[] out, int outOff) {
         for (int i = 0; i < n; i++) {
             int b = packed[byteOff + (i >>> 1)] & 0xFF;

@@ -394,6 +394,116 @@ final class VectorKernels extends ScalarKernels {
         super.decode4(packed, byteOff + i / 2, n - i, table, out, outOff + i);
     }
 
+    /** Codes of a {@link #quantizeBlocks4} call before they are packed (grown on demand). */
+    private static final ThreadLocal<byte[][]> BLOCK_CODES = ThreadLocal.withInitial(() -> new byte[1][0]);
+
+    /**
+     * Fused: per block a vector absmax (blend on {@code >}, exact), one reciprocal, the threshold count of {@link
+     * #codebookCodes} per vector into a buffer of codes for all the blocks of the call, then one nibble-packing
+     * pass over the whole buffer. The same float operations as the block-by-block calls, so the same bits.
+     */
+    @Override
+    public void quantizeBlocks4(
+            float[] x,
+            int off,
+            int nBlocks,
+            int blockSize,
+            float[] thresholds,
+            boolean signMagnitude,
+            float[] absmax,
+            int aOff,
+            byte[] packed,
+            int pOff) {
+        if (BYTE_PARTS != 1 || !LITTLE_ENDIAN || blockSize % F.length() != 0) {
+            super.quantizeBlocks4(x, off, nBlocks, blockSize, thresholds, signMagnitude, absmax, aOff, packed, pOff);
+            return;
+        }
+        int n = nBlocks * blockSize;
+        byte[][] holder = BLOCK_CODES.get();
+        if (holder[0].length < n) {
+            holder[0] = new byte[n];
+        }
+        byte[] codes = holder[0];
+        for (int b = 0; b < nBlocks; b++) {
+            int start = off + b * blockSize;
+            FloatVector m = FloatVector.zero(F);
+            for (int i = 0; i < blockSize; i += F.length()) {
+                FloatVector v = FloatVector.fromArray(F, x, start + i).abs();
+                m = m.blend(v, v.compare(VectorOperators.GT, m));
+            }
+            float amax = m.reduceLanes(VectorOperators.MAX); // lanes >= 0: exact
+            absmax[aOff + b] = amax;
+            float inv = 1.0f / amax;
+            for (int i = 0; i < blockSize; i += F.length()) {
+                storeBytes(
+                        codebookCodes(FloatVector.fromArray(F, x, start + i), inv, thresholds, signMagnitude),
+                        codes,
+                        b * blockSize + i);
+            }
+        }
+        int done = packNibbles(codes, 0, n, packed, pOff, true);
+        // scalar tail
+        super.packHighFirst4(codes, done, n - done, packed, pOff + done / 2);
+    }
+
+    /** Eight packed bytes, and their sixteen codes in element order (one byte each). */
+    private static final VectorSpecies<Byte> BYTES_64 = ByteVector.SPECIES_64;
+
+    private static final VectorSpecies<Short> SHORTS_128 = ShortVector.SPECIES_128;
+
+    /**
+     * Per block, the codebook times the absmax in vectors (the same float32 products as the scalar table); per
+     * sixteen codes, eight packed bytes widened to shorts, their nibbles swapped into element order, widened to int
+     * lanes and looked up by a lane shuffle (at 256 bits the 16-entry table is two vectors: two shuffles and a blend).
+     * No buffer between the steps.
+     */
+    @Override
+    public void decodeBlocks4(
+            byte[] packed,
+            int pOff,
+            int nBlocks,
+            int blockSize,
+            float[] codebook,
+            float[] absmax,
+            int aOff,
+            float[] out,
+            int outOff) {
+        if (!LITTLE_ENDIAN || F.length() < 8 || blockSize % 16 != 0) {
+            super.decodeBlocks4(packed, pOff, nBlocks, blockSize, codebook, absmax, aOff, out, outOff);
+            return;
+        }
+        int lanes = F.length();
+        FloatVector book0 = FloatVector.fromArray(F, codebook, 0);
+        FloatVector book1 = lanes == 16 ? book0 : FloatVector.fromArray(F, codebook, 8);
+        for (int b = 0; b < nBlocks; b++) {
+            FloatVector t0 = book0.mul(absmax[aOff + b]);
+            FloatVector t1 = book1.mul(absmax[aOff + b]);
+            int p = pOff + b * (blockSize / 2);
+            int o = outOff + b * blockSize;
+            for (int i = 0; i < blockSize; i += 16) {
+                ShortVector s = (ShortVector) ByteVector.fromArray(BYTES_64, packed, p + i / 2)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, SHORTS_128, 0);
+                ByteVector codes = s.lanewise(VectorOperators.LSHR, 4)
+                        .or(s.and((short) 0xF).lanewise(VectorOperators.LSHL, 8))
+                        .reinterpretAsBytes();
+                for (int part = 0; part < 16 / lanes; part++) {
+                    IntVector idx = (IntVector) codes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, part);
+                    FloatVector r;
+                    if (lanes == 16) {
+                        r = t0.rearrange(idx.toShuffle().cast(F));
+                    } else {
+                        VectorShuffle<Float> sh = idx.and(7).toShuffle().cast(F);
+                        r = t0.rearrange(sh)
+                                .blend(
+                                        t1.rearrange(sh),
+                                        idx.compare(VectorOperators.GE, 8).cast(F));
+                    }
+                    r.intoArray(out, o + i + part * lanes);
+                }
+            }
+        }
+    }
+
     /**
      * Codebook codes of one vector: count the thresholds below each lane (NaN lanes count none). The count is summed
      * in float lanes (blend of 1 or 0, exact for small integers) and converted once, which keeps the loop over the
