@@ -35,7 +35,6 @@ public final class BlockwiseQuantizer {
      */
     public CodebookTensor quantize(FloatMatrix w) {
         Objects.requireNonNull(w, "w");
-        w.requireFinite();
         Codebook book = scheme.codebook();
         QuantKernels k = Kernels.get();
         float[] thresholds = book.thresholds();
@@ -50,6 +49,8 @@ public final class BlockwiseQuantizer {
         int perCall = Math.max(1, (1 << 16) / bs);
         for (int b = 0; b < whole; b += perCall) {
             int count = Math.min(perCall, whole - b);
+            // checked chunk by chunk, so that the kernel finds the chunk in cache
+            requireFinite(k, w, x, b * bs, count * bs);
             k.quantizeBlocks4(
                     x, b * bs, count, bs, thresholds, signMagnitude, absmax, b, packed, (int) ((long) b * bs / 2));
         }
@@ -57,6 +58,7 @@ public final class BlockwiseQuantizer {
             // the partial last block, which may be odd
             int start = whole * bs;
             int len = (int) (n - start);
+            requireFinite(k, w, x, start, len);
             byte[] codes = new byte[len + 1];
             float m = k.absMax(x, start, len);
             absmax[whole] = m;
@@ -71,8 +73,15 @@ public final class BlockwiseQuantizer {
         }
         if (scheme.doubleQuant()) {
             // the codes above use the exact absmax; only its stored form is compressed, as in bitsandbytes
-            return new CodebookTensor(w.name(), scheme, w.rows(), w.cols(), packed, DoubleQuant.of(absmax));
+            return CodebookTensor.owning(w.name(), scheme, w.rows(), w.cols(), packed, null, DoubleQuant.of(absmax));
         }
-        return new CodebookTensor(w.name(), scheme, w.rows(), w.cols(), packed, absmax);
+        return CodebookTensor.owning(w.name(), scheme, w.rows(), w.cols(), packed, absmax, null);
+    }
+
+    /** Throws for NaN or an infinity in {@code x[off, off + len)}, naming the first one in {@code w}. */
+    private static void requireFinite(QuantKernels k, FloatMatrix w, float[] x, int off, int len) {
+        if (!k.allFinite(x, off, len)) {
+            w.requireFinite(); // throws, naming the first bad index
+        }
     }
 }

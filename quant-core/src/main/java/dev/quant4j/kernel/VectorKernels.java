@@ -424,6 +424,9 @@ final class VectorKernels extends ScalarKernels {
             holder[0] = new byte[n];
         }
         byte[] codes = holder[0];
+        CellTables cells = CellTables.of(thresholds, signMagnitude);
+        // all the absmax values first: independent of each other, so their reductions overlap, instead of each
+        // block's codes waiting for its own reduction and reciprocal
         for (int b = 0; b < nBlocks; b++) {
             int start = off + b * blockSize;
             FloatVector m = FloatVector.zero(F);
@@ -431,19 +434,131 @@ final class VectorKernels extends ScalarKernels {
                 FloatVector v = FloatVector.fromArray(F, x, start + i).abs();
                 m = m.blend(v, v.compare(VectorOperators.GT, m));
             }
-            float amax = m.reduceLanes(VectorOperators.MAX); // lanes >= 0: exact
-            absmax[aOff + b] = amax;
-            float inv = 1.0f / amax;
-            for (int i = 0; i < blockSize; i += F.length()) {
-                storeBytes(
-                        codebookCodes(FloatVector.fromArray(F, x, start + i), inv, thresholds, signMagnitude),
-                        codes,
-                        b * blockSize + i);
+            absmax[aOff + b] = m.reduceLanes(VectorOperators.MAX); // lanes >= 0: exact
+        }
+        for (int b = 0; b < nBlocks; b++) {
+            int start = off + b * blockSize;
+            float inv = 1.0f / absmax[aOff + b];
+            if (cells != null) {
+                for (int i = 0; i < blockSize; i += F.length()) {
+                    storeBytes(
+                            cells.codes(FloatVector.fromArray(F, x, start + i), inv, signMagnitude),
+                            codes,
+                            b * blockSize + i);
+                }
+            } else {
+                for (int i = 0; i < blockSize; i += F.length()) {
+                    storeBytes(
+                            codebookCodes(FloatVector.fromArray(F, x, start + i), inv, thresholds, signMagnitude),
+                            codes,
+                            b * blockSize + i);
+                }
             }
         }
         int done = packNibbles(codes, 0, n, packed, pOff, true);
         // scalar tail
         super.packHighFirst4(codes, done, n - done, packed, pOff + done / 2);
+    }
+
+    /**
+     * The threshold count of {@link #codebookCodes} with a table lookup instead of a compare per threshold. The range
+     * of the counted value ({@code [-1, 1]} for NF4, the magnitude {@code [0, 1]} for FP4) is cut into one cell per
+     * lane; a value's cell is {@code clamp((int) fma(a, scale, shift), 0, L - 1)}, a monotone function of {@code a}.
+     * Per cell the tables hold the number of thresholds whose cell is lower (all of them are below every value of the
+     * cell) and the at most {@link #MAX_PER_CELL} thresholds in the cell itself (padded with +Inf), so the count is
+     * {@code below[cell] + sum_k (a > inCell_k[cell])}: the same integer as counting all thresholds, for every float
+     * (ties included: the comparison is the same strict one), NaN giving cell 0 and count 0. At 512 bits NF4 needs
+     * two thresholds per cell, FP4 one. Built per call from the thresholds (a few hundred operations); {@code null}
+     * where a cell would hold too many, and the caller counts.
+     */
+    private static final class CellTables {
+        static final int MAX_PER_CELL = 4;
+        final float scale;
+        final float shift;
+        final IntVector below;
+        /** How many of {@code in0 .. in3} hold thresholds (the rest are +Inf). */
+        final int perCell;
+
+        final FloatVector in0;
+        final FloatVector in1;
+        final FloatVector in2;
+        final FloatVector in3;
+
+        private CellTables(float scale, float shift, IntVector below, int perCell, float[][] inCell) {
+            this.scale = scale;
+            this.shift = shift;
+            this.below = below;
+            this.perCell = perCell;
+            this.in0 = FloatVector.fromArray(F, inCell[0], 0);
+            this.in1 = FloatVector.fromArray(F, inCell[1], 0);
+            this.in2 = FloatVector.fromArray(F, inCell[2], 0);
+            this.in3 = FloatVector.fromArray(F, inCell[3], 0);
+        }
+
+        static CellTables of(float[] thresholds, boolean signMagnitude) {
+            int lanes = F.length();
+            if (lanes < 8) {
+                return null;
+            }
+            float lo = signMagnitude ? 0f : -1f;
+            float scale = lanes / (1f - lo);
+            float shift = -lo * scale;
+            int[] below = new int[lanes];
+            float[][] inCell = new float[MAX_PER_CELL][lanes];
+            for (float[] row : inCell) {
+                java.util.Arrays.fill(row, Float.POSITIVE_INFINITY);
+            }
+            int[] count = new int[lanes];
+            for (float t : thresholds) {
+                int cell = cell(t, scale, shift, lanes);
+                for (int c = cell + 1; c < lanes; c++) {
+                    below[c]++;
+                }
+                if (count[cell] == MAX_PER_CELL) {
+                    return null;
+                }
+                inCell[count[cell]++][cell] = t;
+            }
+            int k = 0;
+            for (int c : count) {
+                k = Math.max(k, c);
+            }
+            return new CellTables(scale, shift, IntVector.fromArray(I, below, 0), k, inCell);
+        }
+
+        /** The scalar twin of the vector cell function (same float operations: one fma, truncation, clamp). */
+        private static int cell(float a, float scale, float shift, int lanes) {
+            return Math.min(lanes - 1, Math.max(0, (int) Math.fma(a, scale, shift)));
+        }
+
+        IntVector codes(FloatVector v, float inv, boolean signMagnitude) {
+            FloatVector q = v.mul(inv);
+            FloatVector a = signMagnitude ? q.abs() : q;
+            IntVector cell = ((IntVector) a.fma(scale, shift).convert(VectorOperators.F2I, 0))
+                    .max(0)
+                    .min(F.length() - 1);
+            VectorShuffle<Float> sh = cell.toShuffle().cast(F);
+            IntVector c = cell.selectFrom(below);
+            // unrolled by hand (the branches go the same way for every vector of a call)
+            c = c.add(1, a.compare(VectorOperators.GT, in0.rearrange(sh)).cast(I));
+            if (perCell > 1) {
+                c = c.add(1, a.compare(VectorOperators.GT, in1.rearrange(sh)).cast(I));
+            }
+            if (perCell > 2) {
+                c = c.add(1, a.compare(VectorOperators.GT, in2.rearrange(sh)).cast(I));
+            }
+            if (perCell > 3) {
+                c = c.add(1, a.compare(VectorOperators.GT, in3.rearrange(sh)).cast(I));
+            }
+            if (signMagnitude) {
+                c = c.lanewise(VectorOperators.XOR, c.and(2).lanewise(VectorOperators.LSHL, 1))
+                        .lanewise(
+                                VectorOperators.OR,
+                                8,
+                                q.compare(VectorOperators.LT, 0f).cast(I));
+            }
+            return c;
+        }
     }
 
     /** Eight packed bytes, and their sixteen codes in element order (one byte each). */

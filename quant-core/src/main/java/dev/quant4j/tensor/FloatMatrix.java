@@ -1,5 +1,7 @@
 package dev.quant4j.tensor;
 
+import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.QuantKernels;
 import java.util.Objects;
 
 /**
@@ -116,8 +118,12 @@ public final class FloatMatrix {
      * @return this matrix
      */
     public FloatMatrix requireFinite() {
+        QuantKernels k = Kernels.get();
         for (int r = 0; r < rows; r++) {
             int base = rowOffset(r);
+            if (k.allFinite(data, base, cols)) {
+                continue; // the vectorized check; the loop below only runs to name the bad value
+            }
             for (int c = 0; c < cols; c++) {
                 float v = data[base + c];
                 if (!Float.isFinite(v)) {

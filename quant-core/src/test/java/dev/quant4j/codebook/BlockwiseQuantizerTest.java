@@ -100,6 +100,18 @@ class BlockwiseQuantizerTest {
         }
     }
 
+    /** Whole blocks are checked chunk by chunk (about 64K values): a NaN far into a large tensor is still named. */
+    @Test
+    void aNanInALaterChunkIsNamed() {
+        float[] data = new float[300 * 1024];
+        java.util.Arrays.fill(data, 0.5f);
+        data[250 * 1024 + 7] = Float.NaN;
+        assertThatThrownBy(() -> new BlockwiseQuantizer(CodebookScheme.nf4(64))
+                        .quantize(FloatMatrix.of("big", 300, 1024, data, 0)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("tensor 'big' has NaN at [250, 7]");
+    }
+
     @Test
     void badInputsNameTheProblem() {
         float[] data = new float[8];
