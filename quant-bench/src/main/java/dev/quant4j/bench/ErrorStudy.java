@@ -10,10 +10,14 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Error per method at comparable bits per weight on 4M N(0, 1) values (SplitMix64 seed 42, Box-Muller cosine branch;
- * the first values are 0.8822489 and -0.4508499), laid out as a 1024 x 4096 matrix, so that the figures line up with
- * llama.cpp's published error per quantization type. Uses the same code as {@code quant report}
- * ({@link BitWidthStudy}).
+ * The benchmark's error output, as Markdown: (a) the research note's study, every linear form at 2, 3, 4, 6 and 8 bits
+ * per channel and per group of 128, plus NF4 and FP4, on the built-in weights of {@code quant report} (1024 x 1024 of
+ * N(0, 0.15^2), SplitMix64 seed 42); (b) error per method at comparable bits per weight on 4M N(0, 1) values
+ * (SplitMix64 seed 42, Box-Muller cosine branch; the first values are 0.8822489 and -0.4508499), laid out as a 1024 x
+ * 4096 matrix, so that the figures line up with llama.cpp's published error per quantization type. (c), real
+ * weights, is {@code quant report --in model.onnx}. Uses the same code as {@code quant report} ({@link
+ * BitWidthStudy}), so the two never disagree; {@code ./bench} runs it after the JMH suite and appends its tables to
+ * the summary.
  *
  * <p>Run: {@code java -cp quant-bench/target/benchmarks.jar dev.quant4j.bench.ErrorStudy} (JDK 25).
  */
@@ -24,6 +28,18 @@ public final class ErrorStudy {
     /** The study's data. */
     public static FloatMatrix data() {
         return Gaussian.matrix("N(0,1)", 42, 1024, 4096, 1.0);
+    }
+
+    /** The data of (a): the built-in weights of {@code quant report}. */
+    public static FloatMatrix noteData() {
+        return Gaussian.matrix("N(0,0.15^2)", 42, 1024, 1024, 0.15);
+    }
+
+    /** The schemes of (a): the note's linear settings, NF4 and FP4. */
+    public static List<QuantScheme> noteSchemes() {
+        List<QuantScheme> schemes = new java.util.ArrayList<>(BitWidthStudy.noteSchemes());
+        schemes.addAll(BitWidthStudy.codebookSchemes());
+        return schemes;
     }
 
     /** The methods compared. */
@@ -62,6 +78,9 @@ public final class ErrorStudy {
     }
 
     public static void main(String[] args) {
+        System.out.println("## Error (a): the research note's weights, 1024 x 1024 of N(0, 0.15^2)\n");
+        System.out.println(table(BitWidthStudy.run(List.of(noteData()), noteSchemes())));
+        System.out.println("## Error (b): 4M N(0, 1) values, SplitMix64 seed 42, Box-Muller\n");
         System.out.print(table(BitWidthStudy.run(List.of(data()), schemes())));
     }
 }

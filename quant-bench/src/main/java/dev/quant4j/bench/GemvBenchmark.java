@@ -211,6 +211,48 @@ public class GemvBenchmark {
         return y;
     }
 
+    // The same products with the kernels of other vector widths (each in its own JVM: the width is fixed per JVM).
+
+    @Benchmark
+    @Fork(
+            value = 1,
+            jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Xmx12g", "-Dquant4j.vector.bits=256"})
+    public float[] fp32VectorGemv256() {
+        return fp32VectorGemv();
+    }
+
+    @Benchmark
+    @Fork(
+            value = 1,
+            jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Xmx12g", "-Dquant4j.vector.bits=128"})
+    public float[] fp32VectorGemv128() {
+        return fp32VectorGemv();
+    }
+
+    @Benchmark
+    @Fork(
+            value = 1,
+            jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Xmx12g", "-Dquant4j.vector.bits=256"})
+    public float[] int4G128Fused256() {
+        return int4G128Fused();
+    }
+
+    @Benchmark
+    @Fork(
+            value = 1,
+            jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Xmx12g", "-Dquant4j.vector.bits=128"})
+    public float[] int4G128Fused128() {
+        return int4G128Fused();
+    }
+
+    @Benchmark
+    @Fork(
+            value = 1,
+            jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Xmx12g", "-Dquant4j.vector=false"})
+    public float[] int4G128FusedScalar() {
+        return int4G128Fused();
+    }
+
     /** Jlama's Q4 GEMV, float activations: rows split in chunks of 256 over the same pool as ours. */
     @Benchmark
     public AbstractTensor jlamaQ4F32() {

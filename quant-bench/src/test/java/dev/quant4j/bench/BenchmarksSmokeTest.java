@@ -60,6 +60,85 @@ class BenchmarksSmokeTest {
         assertThat(table).contains("| nf4 | block 64 |").contains("| linear 4-bit asym | g64 |");
     }
 
+    /**
+     * The figures the error study prints for (b), against the same quantities computed here from the formulas alone
+     * (GPTQ's asymmetric {@code find_params} and {@code quantize}; NF4 as nearest table value of {@code x / absmax},
+     * ties to the lower code), in double: RMSE printed to four decimals.
+     */
+    @Test
+    void errorStudyFiguresMatchAnIndependentComputation() {
+        dev.quant4j.tensor.FloatMatrix data = ErrorStudy.data();
+        float[] x = data.toArray();
+        String table =
+                ErrorStudy.table(dev.quant4j.quant.BitWidthStudy.run(java.util.List.of(data), ErrorStudy.schemes()));
+        double linear = 0;
+        for (int g = 0; g < x.length; g += 64) {
+            double min = 0;
+            double max = 0;
+            for (int i = g; i < g + 64; i++) {
+                min = Math.min(min, x[i]);
+                max = Math.max(max, x[i]);
+            }
+            double scale = (max - min) / 15;
+            double zero = Math.rint(-min / scale);
+            for (int i = g; i < g + 64; i++) {
+                double q = Math.max(0, Math.min(15, Math.rint(x[i] / scale) + zero));
+                double e = scale * (q - zero) - x[i];
+                linear += e * e;
+            }
+        }
+        double[] nf4 = {
+            -1.0,
+            -0.6961928009986877,
+            -0.5250730514526367,
+            -0.39491748809814453,
+            -0.28444138169288635,
+            -0.18477343022823334,
+            -0.09105003625154495,
+            0.0,
+            0.07958029955625534,
+            0.16093020141124725,
+            0.24611230194568634,
+            0.33791524171829224,
+            0.44070982933044434,
+            0.5626170039176941,
+            0.7229568362236023,
+            1.0
+        };
+        double book = 0;
+        for (int b = 0; b < x.length; b += 64) {
+            double absmax = 0;
+            for (int i = b; i < b + 64; i++) {
+                absmax = Math.max(absmax, Math.abs(x[i]));
+            }
+            for (int i = b; i < b + 64; i++) {
+                double v = x[i] / absmax;
+                double best = nf4[0];
+                for (double c : nf4) {
+                    if (Math.abs(c - v) < Math.abs(best - v)) {
+                        best = c;
+                    }
+                }
+                double e = best * absmax - x[i];
+                book += e * e;
+            }
+        }
+        assertThat(rmse(table, "| linear 4-bit asym | g64 |"))
+                .isCloseTo(Math.sqrt(linear / x.length), org.assertj.core.api.Assertions.within(6e-5));
+        assertThat(rmse(table, "| nf4 | block 64 |"))
+                .isCloseTo(Math.sqrt(book / x.length), org.assertj.core.api.Assertions.within(6e-5));
+    }
+
+    /** The RMSE column of the row that starts with {@code prefix}. */
+    private static double rmse(String table, String prefix) {
+        for (String line : table.split("\n")) {
+            if (line.startsWith(prefix)) {
+                return Double.parseDouble(line.split("\\|")[4].trim());
+            }
+        }
+        throw new AssertionError("no row " + prefix + " in\n" + table);
+    }
+
     @Test
     void memoryBandwidthBenchmarkMethodsRun() {
         MemoryBandwidthBenchmark b = new MemoryBandwidthBenchmark();
@@ -120,6 +199,12 @@ class BenchmarksSmokeTest {
             // output's direction (cosine > 0.99 for N(0, 0.02^2) weights and N(0, 1) activations)
             assertThat(cosine(fp32, b.int4G128Fused().clone())).isGreaterThan(0.99);
             assertThat(cosine(fp32, b.int4G128FusedInt8().clone())).isGreaterThan(0.99);
+            // the per-width methods (their width comes from their fork's JVM options, not set here)
+            assertThat(cosine(fp32, b.fp32VectorGemv256().clone())).isGreaterThan(0.99999);
+            assertThat(cosine(fp32, b.fp32VectorGemv128().clone())).isGreaterThan(0.99999);
+            assertThat(cosine(fp32, b.int4G128Fused256().clone())).isGreaterThan(0.99);
+            assertThat(cosine(fp32, b.int4G128Fused128().clone())).isGreaterThan(0.99);
+            assertThat(cosine(fp32, b.int4G128FusedScalar().clone())).isGreaterThan(0.99);
             assertThat(cosine(fp32, b.int8G128RowByRow().clone())).isGreaterThan(0.999);
             assertThat(cosine(fp32, b.nf4B64RowByRow().clone())).isGreaterThan(0.99);
             assertThat(cosine(fp32, jlama(b.jlamaQ4F32(), 96))).isGreaterThan(0.99);
