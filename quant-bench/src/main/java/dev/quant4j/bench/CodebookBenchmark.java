@@ -75,4 +75,36 @@ public class CodebookBenchmark {
         q.dequantizeInto(out, 0);
         return out;
     }
+
+    // The kernels of the other widths and the scalar reference, each in its own JVM (the width is fixed per JVM).
+
+    @Benchmark
+    @Fork(jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Dquant4j.vector.bits=256"})
+    public CodebookTensor quantizeVector256(LinearRtnBenchmark.Bytes b) {
+        return quantizeVector(b);
+    }
+
+    @Benchmark
+    @Fork(jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Dquant4j.vector.bits=128"})
+    public CodebookTensor quantizeVector128(LinearRtnBenchmark.Bytes b) {
+        return quantizeVector(b);
+    }
+
+    @Benchmark
+    @Fork(jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Dquant4j.vector=false"})
+    public float[] dequantizeScalar(LinearRtnBenchmark.Bytes b) {
+        return dequantize(b);
+    }
+
+    @Benchmark
+    @Fork(jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Dquant4j.vector.bits=256"})
+    public float[] dequantizeVector256(LinearRtnBenchmark.Bytes b) {
+        return dequantize(b);
+    }
+
+    @Benchmark
+    @Fork(jvmArgsAppend = {LinearRtnBenchmark.VECTOR, "-Dquant4j.vector.bits=128"})
+    public float[] dequantizeVector128(LinearRtnBenchmark.Bytes b) {
+        return dequantize(b);
+    }
 }

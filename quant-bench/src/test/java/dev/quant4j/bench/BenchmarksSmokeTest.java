@@ -45,6 +45,15 @@ class BenchmarksSmokeTest {
         assertThat(b.quantizeScalar(bytes)).isEqualTo(b.quantizeVector(bytes));
         assertThat(b.dequantize(bytes)).containsExactly(b.q.dequantize().toArray());
         assertThat(bytes.floatBytes).isEqualTo(3L * 8 * 256 * 4);
+        // the per-width methods (their width comes from their fork's JVM options, not set here)
+        assertThat(b.quantizeVector256(bytes)).isEqualTo(b.q);
+        assertThat(b.quantizeVector128(bytes)).isEqualTo(b.q);
+        assertThat(b.dequantizeScalar(bytes)).containsExactly(b.q.dequantize().toArray());
+        assertThat(b.dequantizeVector256(bytes))
+                .containsExactly(b.q.dequantize().toArray());
+        assertThat(b.dequantizeVector128(bytes))
+                .containsExactly(b.q.dequantize().toArray());
+        assertThat(bytes.floatBytes).isEqualTo(8L * 8 * 256 * 4);
     }
 
     @Test
