@@ -41,6 +41,10 @@ public class AwqBenchmark {
     @Param({"768"})
     public int n;
 
+    /** Bits of the codes: 4 by default, as llm-awq ({@code -p bits=3,4} for others). */
+    @Param({"4"})
+    public int bits;
+
     FloatMatrix w;
     FloatMatrix[] batches;
     AwqStatistics stats;
@@ -66,7 +70,7 @@ public class AwqBenchmark {
     }
 
     @Benchmark
-    public AwqResult search4bitG128() {
-        return new Awq(AwqConfig.defaults(4)).quantize(w, stats);
+    public AwqResult searchG128() {
+        return new Awq(AwqConfig.defaults(bits)).quantize(w, stats);
     }
 }

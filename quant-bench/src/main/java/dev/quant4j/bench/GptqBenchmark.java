@@ -42,6 +42,10 @@ public class GptqBenchmark {
     @Param({"1024", "4096"})
     public int n;
 
+    /** Bits of the codes: 4 by default; GPTQ takes 2 to 8 ({@code -p bits=2,3,4,8}). */
+    @Param({"4"})
+    public int bits;
+
     FloatMatrix x;
     FloatMatrix w;
     HessianAccumulator hessian;
@@ -65,12 +69,12 @@ public class GptqBenchmark {
     }
 
     @Benchmark
-    public GptqResult quantize4bitPerChannel() {
-        return quantize(GptqConfig.defaults(4));
+    public GptqResult quantizePerChannel() {
+        return quantize(GptqConfig.defaults(bits));
     }
 
     @Benchmark
-    public GptqResult quantize4bitG128ActOrder() {
-        return quantize(GptqConfig.defaults(4).withGroupSize(128).withActOrder(true));
+    public GptqResult quantizeG128ActOrder() {
+        return quantize(GptqConfig.defaults(bits).withGroupSize(128).withActOrder(true));
     }
 }

@@ -185,8 +185,11 @@ class BenchmarksSmokeTest {
         g.n = 256;
         g.setUp();
         assertThat(g.hessianBatch().tokens()).isEqualTo(2L * GptqBenchmark.TOKENS);
-        assertThat(g.quantize4bitPerChannel().tensor().rows()).isEqualTo(256);
-        assertThat(g.quantize4bitG128ActOrder().tensor().scheme().groupSize()).isEqualTo(128);
+        g.bits = 4;
+        assertThat(g.quantizePerChannel().tensor().rows()).isEqualTo(256);
+        assertThat(g.quantizeG128ActOrder().tensor().scheme().groupSize()).isEqualTo(128);
+        g.bits = 3;
+        assertThat(g.quantizePerChannel().tensor().scheme().bits()).isEqualTo(3);
         GemmBenchmark m = new GemmBenchmark();
         m.setUp();
         GemmBenchmark.Flops f = new GemmBenchmark.Flops();
@@ -289,6 +292,7 @@ class BenchmarksSmokeTest {
         a.n = 128;
         a.setUp();
         assertThat(a.statisticsBatch().tokens()).isEqualTo(AwqBenchmark.BATCH);
-        assertThat(a.search4bitG128().lossCurve()).hasSize(20);
+        a.bits = 4;
+        assertThat(a.searchG128().lossCurve()).hasSize(20);
     }
 }
