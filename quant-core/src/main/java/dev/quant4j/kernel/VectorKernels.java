@@ -440,7 +440,10 @@ final class VectorKernels extends ScalarKernels {
         for (int b = 0; b < nBlocks; b++) {
             int start = off + b * blockSize;
             float inv = 1.0f / absmax[aOff + b];
-            if (cells != null) {
+            if (cells != null && absmax[aOff + b] == 0f) {
+                // an all-zero block: 0 * (1 / 0) is NaN in every lane, which the reference codes 0
+                java.util.Arrays.fill(codes, b * blockSize, (b + 1) * blockSize, (byte) 0);
+            } else if (cells != null) {
                 for (int i = 0; i < blockSize; i += F.length()) {
                     storeBytes(
                             cells.codes(FloatVector.fromArray(F, x, start + i), inv, signMagnitude),
@@ -480,20 +483,26 @@ final class VectorKernels extends ScalarKernels {
         /** How many of {@code in0 .. in3} hold thresholds (the rest are +Inf). */
         final int perCell;
 
-        final FloatVector in0;
-        final FloatVector in1;
-        final FloatVector in2;
-        final FloatVector in3;
+        /** The thresholds inside each cell, as float bits (looked up with {@code selectFrom}, one permute each). */
+        final IntVector in0;
+
+        final IntVector in1;
+        final IntVector in2;
+        final IntVector in3;
 
         private CellTables(float scale, float shift, IntVector below, int perCell, float[][] inCell) {
             this.scale = scale;
             this.shift = shift;
             this.below = below;
             this.perCell = perCell;
-            this.in0 = FloatVector.fromArray(F, inCell[0], 0);
-            this.in1 = FloatVector.fromArray(F, inCell[1], 0);
-            this.in2 = FloatVector.fromArray(F, inCell[2], 0);
-            this.in3 = FloatVector.fromArray(F, inCell[3], 0);
+            this.in0 = bits(inCell[0]);
+            this.in1 = bits(inCell[1]);
+            this.in2 = bits(inCell[2]);
+            this.in3 = bits(inCell[3]);
+        }
+
+        private static IntVector bits(float[] values) {
+            return FloatVector.fromArray(F, values, 0).reinterpretAsInts();
         }
 
         static CellTables of(float[] thresholds, boolean signMagnitude) {
@@ -503,7 +512,7 @@ final class VectorKernels extends ScalarKernels {
             }
             float lo = signMagnitude ? 0f : -1f;
             float scale = lanes / (1f - lo);
-            float shift = -lo * scale;
+            float shift = -lo * scale + CELL_MAGIC; // exact: 2^23 and 2^23 + 8
             int[] below = new int[lanes];
             float[][] inCell = new float[MAX_PER_CELL][lanes];
             for (float[] row : inCell) {
@@ -527,29 +536,53 @@ final class VectorKernels extends ScalarKernels {
             return new CellTables(scale, shift, IntVector.fromArray(I, below, 0), k, inCell);
         }
 
-        /** The scalar twin of the vector cell function (same float operations: one fma, truncation, clamp). */
+        /** {@code 2^23}: added by the cell function's fma, so that the rounded sum's low bits are the cell. */
+        static final float CELL_MAGIC = 0x1p23f;
+
+        private static final int CELL_MAGIC_BITS = Float.floatToRawIntBits(CELL_MAGIC);
+
+        /**
+         * The scalar twin of the vector cell function, the same float operations: {@code fma(a, scale, shift + 2^23)}
+         * rounds {@code a * scale + shift} to an integer (half to even) in the float's low bits, which are then
+         * clamped to {@code [0, lanes)}: monotone in {@code a}, which is all the tables need. For finite {@code a}
+         * only (a NaN would land in the top cell; the kernel never passes one: an all-zero block is coded apart).
+         */
         private static int cell(float a, float scale, float shift, int lanes) {
-            return Math.min(lanes - 1, Math.max(0, (int) Math.fma(a, scale, shift)));
+            int c = Float.floatToRawIntBits(Math.fma(a, scale, shift)) - CELL_MAGIC_BITS;
+            return Math.min(lanes - 1, Math.max(0, c));
         }
 
         IntVector codes(FloatVector v, float inv, boolean signMagnitude) {
             FloatVector q = v.mul(inv);
             FloatVector a = signMagnitude ? q.abs() : q;
-            IntVector cell = ((IntVector) a.fma(scale, shift).convert(VectorOperators.F2I, 0))
+            IntVector cell = a.fma(scale, shift)
+                    .reinterpretAsInts()
+                    .sub(CELL_MAGIC_BITS)
                     .max(0)
                     .min(F.length() - 1);
-            VectorShuffle<Float> sh = cell.toShuffle().cast(F);
             IntVector c = cell.selectFrom(below);
             // unrolled by hand (the branches go the same way for every vector of a call)
-            c = c.add(1, a.compare(VectorOperators.GT, in0.rearrange(sh)).cast(I));
+            c = c.add(
+                    1,
+                    a.compare(VectorOperators.GT, cell.selectFrom(in0).reinterpretAsFloats())
+                            .cast(I));
             if (perCell > 1) {
-                c = c.add(1, a.compare(VectorOperators.GT, in1.rearrange(sh)).cast(I));
+                c = c.add(
+                        1,
+                        a.compare(VectorOperators.GT, cell.selectFrom(in1).reinterpretAsFloats())
+                                .cast(I));
             }
             if (perCell > 2) {
-                c = c.add(1, a.compare(VectorOperators.GT, in2.rearrange(sh)).cast(I));
+                c = c.add(
+                        1,
+                        a.compare(VectorOperators.GT, cell.selectFrom(in2).reinterpretAsFloats())
+                                .cast(I));
             }
             if (perCell > 3) {
-                c = c.add(1, a.compare(VectorOperators.GT, in3.rearrange(sh)).cast(I));
+                c = c.add(
+                        1,
+                        a.compare(VectorOperators.GT, cell.selectFrom(in3).reinterpretAsFloats())
+                                .cast(I));
             }
             if (signMagnitude) {
                 c = c.lanewise(VectorOperators.XOR, c.and(2).lanewise(VectorOperators.LSHL, 1))
