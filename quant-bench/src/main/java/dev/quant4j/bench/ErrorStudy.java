@@ -57,8 +57,9 @@ public final class ErrorStudy {
 
     /** The Markdown table. */
     public static String table(List<BitWidthStudy.Row> rows) {
-        StringBuilder b = new StringBuilder("| method | granularity | bits/weight | RMSE | SQNR (dB) | max abs |\n");
-        b.append("|---|---|---:|---:|---:|---:|\n");
+        StringBuilder b =
+                new StringBuilder("| method | granularity | bits/weight | RMSE | SQNR (dB) | max abs | MSE | MAE |\n");
+        b.append("|---|---|---:|---:|---:|---:|---:|---:|\n");
         for (BitWidthStudy.Row r : rows) {
             String method = r.scheme() instanceof LinearScheme l ? "linear " + l.bits() + "-bit " + r.form() : r.form();
             if (r.scheme() instanceof CodebookScheme c && c.doubleQuant()) {
@@ -66,13 +67,15 @@ public final class ErrorStudy {
             }
             b.append(String.format(
                     Locale.ROOT,
-                    "| %s | %s | %.3f | %.4f | %.2f | %.3f |%n",
+                    "| %s | %s | %.3f | %.4f | %.2f | %.3f | %.3e | %.3e |%n",
                     method,
                     r.granularity(),
                     r.bitsPerWeight(),
                     r.metrics().rmse(),
                     r.metrics().sqnrDb(),
-                    r.metrics().maxAbs()));
+                    r.metrics().maxAbs(),
+                    r.metrics().mse(),
+                    r.metrics().mae()));
         }
         return b.toString();
     }
