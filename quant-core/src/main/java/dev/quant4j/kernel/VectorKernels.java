@@ -435,7 +435,22 @@ final class VectorKernels extends ScalarKernels {
                 FloatVector v = FloatVector.fromArray(F, x, start + i).abs();
                 m = m.blend(v, v.compare(VectorOperators.GT, m));
             }
-            absmax[aOff + b] = m.reduceLanes(VectorOperators.MAX); // lanes >= 0: exact
+            // the largest lane by compare-and-blend over the XOR shuffles (lanes >= 0: exact), written out here:
+            // reduceLanes(MAX) carries Math.max's NaN and signed-zero rules, and a helper taking the vector would box
+            // it when not inlined
+            FloatVector r;
+            if (F.length() >= 16) {
+                r = m.rearrange(XOR_8);
+                m = m.blend(r, r.compare(VectorOperators.GT, m));
+            }
+            if (F.length() >= 8) {
+                r = m.rearrange(XOR_4);
+                m = m.blend(r, r.compare(VectorOperators.GT, m));
+            }
+            r = m.rearrange(XOR_2);
+            m = m.blend(r, r.compare(VectorOperators.GT, m));
+            r = m.rearrange(XOR_1);
+            absmax[aOff + b] = m.blend(r, r.compare(VectorOperators.GT, m)).lane(0);
         }
         for (int b = 0; b < nBlocks; b++) {
             int start = off + b * blockSize;
@@ -445,10 +460,10 @@ final class VectorKernels extends ScalarKernels {
                 java.util.Arrays.fill(codes, b * blockSize, (b + 1) * blockSize, (byte) 0);
             } else if (cells != null) {
                 for (int i = 0; i < blockSize; i += F.length()) {
-                    storeBytes(
-                            cells.codes(FloatVector.fromArray(F, x, start + i), inv, signMagnitude),
-                            codes,
-                            b * blockSize + i);
+                    // storeBytes written out: in this large method C2 may decline to inline it (its node-count
+                    // cutoff, seen with FP4) and would then box every vector of codes
+                    IntVector c = cells.codes(FloatVector.fromArray(F, x, start + i), inv, signMagnitude);
+                    ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, b * blockSize + i);
                 }
             } else {
                 for (int i = 0; i < blockSize; i += F.length()) {
