@@ -101,6 +101,13 @@ final class VectorKernels extends ScalarKernels {
     private static final VectorShuffle<Float> XOR_2 = xor(2);
     private static final VectorShuffle<Float> XOR_1 = xor(1);
 
+    /** The same permutations for int lanes (absmax in the integer domain). */
+    private static final VectorShuffle<Integer> XOR_8_INT = XOR_8.cast(I);
+
+    private static final VectorShuffle<Integer> XOR_4_INT = XOR_4.cast(I);
+    private static final VectorShuffle<Integer> XOR_2_INT = XOR_2.cast(I);
+    private static final VectorShuffle<Integer> XOR_1_INT = XOR_1.cast(I);
+
     private static VectorShuffle<Float> xor(int d) {
         return VectorShuffle.fromOp(F, lane -> lane ^ d);
     }
@@ -427,30 +434,27 @@ final class VectorKernels extends ScalarKernels {
         byte[] codes = holder[0];
         CellTables cells = CellTables.of(thresholds, signMagnitude);
         // all the absmax values first: independent of each other, so their reductions overlap, instead of each
-        // block's codes waiting for its own reduction and reciprocal
+        // block's codes waiting for its own reduction and reciprocal. In the integer domain: the bits of |v| (the
+        // sign cleared) order like the values, so one integer max per vector does what a compare and a blend do on
+        // floats, and the lane reduction needs no NaN or signed-zero rules (the input is finite).
         for (int b = 0; b < nBlocks; b++) {
             int start = off + b * blockSize;
-            FloatVector m = FloatVector.zero(F);
+            IntVector m = IntVector.zero(I);
             for (int i = 0; i < blockSize; i += F.length()) {
-                FloatVector v = FloatVector.fromArray(F, x, start + i).abs();
-                m = m.blend(v, v.compare(VectorOperators.GT, m));
+                m = m.max(FloatVector.fromArray(F, x, start + i)
+                        .reinterpretAsInts()
+                        .and(0x7FFFFFFF));
             }
-            // the largest lane by compare-and-blend over the XOR shuffles (lanes >= 0: exact), written out here:
-            // reduceLanes(MAX) carries Math.max's NaN and signed-zero rules, and a helper taking the vector would box
-            // it when not inlined
-            FloatVector r;
+            // written out, not a helper: a helper taking the vector would box it when C2 does not inline it
             if (F.length() >= 16) {
-                r = m.rearrange(XOR_8);
-                m = m.blend(r, r.compare(VectorOperators.GT, m));
+                m = m.max(m.rearrange(XOR_8_INT));
             }
             if (F.length() >= 8) {
-                r = m.rearrange(XOR_4);
-                m = m.blend(r, r.compare(VectorOperators.GT, m));
+                m = m.max(m.rearrange(XOR_4_INT));
             }
-            r = m.rearrange(XOR_2);
-            m = m.blend(r, r.compare(VectorOperators.GT, m));
-            r = m.rearrange(XOR_1);
-            absmax[aOff + b] = m.blend(r, r.compare(VectorOperators.GT, m)).lane(0);
+            m = m.max(m.rearrange(XOR_2_INT));
+            m = m.max(m.rearrange(XOR_1_INT));
+            absmax[aOff + b] = Float.intBitsToFloat(m.lane(0));
         }
         for (int b = 0; b < nBlocks; b++) {
             int start = off + b * blockSize;
