@@ -486,7 +486,8 @@ final class VectorKernels extends ScalarKernels {
     /**
      * The threshold count of {@link #codebookCodes} with a table lookup instead of a compare per threshold. The range
      * of the counted value ({@code [-1, 1]} for NF4, the magnitude {@code [0, 1]} for FP4) is cut into one cell per
-     * lane; a value's cell is {@code clamp((int) fma(a, scale, shift), 0, L - 1)}, a monotone function of {@code a}.
+     * lane; a value's cell is the rounded {@code a * scale + shift} clamped to {@code [0, L)} (see {@link #cell}), a
+     * monotone function of {@code a}.
      * Per cell the tables hold the number of thresholds whose cell is lower (all of them are below every value of the
      * cell) and the at most {@link #MAX_PER_CELL} thresholds in the cell itself (padded with +Inf), so the count is
      * {@code below[cell] + sum_k (a > inCell_k[cell])}: the same integer as counting all thresholds, for every float
