@@ -161,21 +161,7 @@ public final class CodebookTensor {
     public void dequantizeInto(float[] out, int outOff) {
         int n = Math.multiplyExact(rows, cols);
         Objects.checkFromIndexSize(outOff, n, out.length);
-        QuantKernels k = Kernels.get();
-        int bs = scheme.blockSize();
-        int whole = n / bs;
-        k.decodeBlocks4(packed, 0, whole, bs, scheme.codebook().table(), absmax, 0, out, outOff);
-        if (whole < absmax.length) {
-            // the partial last block
-            float[] table = scheme.codebook().table();
-            float[] scaled = new float[16];
-            for (int c = 0; c < 16; c++) {
-                scaled[c] = table[c] * absmax[whole];
-            }
-            int start = whole * bs;
-            // blocks start at even indices: whole bytes, high nibble first
-            k.decode4(packed, start >>> 1, n - start, scaled, out, outOff + start);
-        }
+        dequantizeRange(0, n, out, outOff); // whole blocks in one kernel call, then the partial last block
     }
 
     /**
