@@ -30,11 +30,6 @@ public final class ErrorStudy {
         return Gaussian.matrix("N(0,1)", 42, 1024, 4096, 1.0);
     }
 
-    /** The data of (a): the built-in weights of {@code quant report}. */
-    public static FloatMatrix noteData() {
-        return Gaussian.matrix("N(0,0.15^2)", 42, 1024, 1024, 0.15);
-    }
-
     /** The schemes of (a): the note's linear settings, NF4 and FP4. */
     public static List<QuantScheme> noteSchemes() {
         List<QuantScheme> schemes = new java.util.ArrayList<>(BitWidthStudy.noteSchemes());
@@ -82,7 +77,7 @@ public final class ErrorStudy {
 
     public static void main(String[] args) {
         System.out.println("## Error (a): the research note's weights, 1024 x 1024 of N(0, 0.15^2)\n");
-        System.out.println(table(BitWidthStudy.run(List.of(noteData()), noteSchemes())));
+        System.out.println(table(BitWidthStudy.run(List.of(BitWidthStudy.noteWeights()), noteSchemes())));
         System.out.println("## Error (b): 4M N(0, 1) values, SplitMix64 seed 42, Box-Muller\n");
         System.out.print(table(BitWidthStudy.run(List.of(data()), schemes())));
     }

@@ -11,7 +11,6 @@ import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantScheme;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
-import dev.quant4j.tensor.Gaussian;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -48,11 +47,6 @@ import picocli.CommandLine.Spec;
         })
 final class ReportCommand implements Callable<Integer> {
 
-    static final int BUILTIN_ROWS = 1024;
-    static final int BUILTIN_COLS = 1024;
-    static final double BUILTIN_SIGMA = 0.15;
-    static final long BUILTIN_SEED = 42;
-
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -70,8 +64,9 @@ final class ReportCommand implements Callable<Integer> {
         List<FloatMatrix> tensors;
         String source;
         if (in == null) {
-            tensors = List.of(Gaussian.matrix("builtin", BUILTIN_SEED, BUILTIN_ROWS, BUILTIN_COLS, BUILTIN_SIGMA));
-            source = "built-in " + BUILTIN_ROWS + " x " + BUILTIN_COLS + " weights, N(0, 0.15^2), SplitMix64 seed 42";
+            tensors = List.of(BitWidthStudy.noteWeights());
+            source = "built-in " + BitWidthStudy.NOTE_ROWS + " x " + BitWidthStudy.NOTE_COLS
+                    + " weights, N(0, 0.15^2), SplitMix64 seed 42";
         } else {
             tensors = WeightFiles.load(in, include == null ? null : Pattern.compile(include))
                     .tensors();

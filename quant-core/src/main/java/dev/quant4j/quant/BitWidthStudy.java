@@ -4,6 +4,7 @@ import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.tensor.FloatMatrix;
+import dev.quant4j.tensor.Gaussian;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -39,6 +40,21 @@ public final class BitWidthStudy {
     }
 
     private BitWidthStudy() {}
+
+    /** The note's weights: 1024 x 1024 samples of N(0, 0.15^2), SplitMix64 seed 42 and Box-Muller. */
+    public static final int NOTE_ROWS = 1024;
+
+    public static final int NOTE_COLS = 1024;
+    public static final double NOTE_SIGMA = 0.15;
+    public static final long NOTE_SEED = 42;
+
+    /**
+     * The weights the study runs on when it is given none ({@code quant report}'s built-in data, the benchmark's
+     * error study (a)), named {@code builtin}.
+     */
+    public static FloatMatrix noteWeights() {
+        return Gaussian.matrix("builtin", NOTE_SEED, NOTE_ROWS, NOTE_COLS, NOTE_SIGMA);
+    }
 
     /** The note's settings: asym, sym and signed; per channel and per group of 128; 2, 3, 4, 6, 8 bits. */
     public static List<LinearScheme> noteSchemes() {
