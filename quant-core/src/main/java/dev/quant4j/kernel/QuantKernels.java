@@ -110,6 +110,25 @@ public interface QuantKernels {
     void dequantize(byte[] codes, int codesOff, int len, float scale, float zero, float[] out, int outOff);
 
     /**
+     * Dequantizes {@code n} linear codes of {@code bits} bits packed as {@link #pack} writes them (from byte {@code
+     * pOff}, low bits first), in groups of {@code groupSize} ({@code n} a multiple of it): {@code out[outOff + c] = scales[sOff + g] * (code(c) - (zeros[zOff + g] & 0xFF))} in float32, {@code g
+     * = c / groupSize}. Bit-identical to {@link #unpack} then {@link #dequantize} per group, which is what it replaces:
+     * vector implementations decode the packed bits in registers, with no buffer of codes in between.
+     */
+    void dequantizeGroups(
+            byte[] packed,
+            int pOff,
+            int n,
+            int bits,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            float[] out,
+            int outOff);
+
+    /**
      * Packs {@code n} codes of {@code bits} bits densely: code {@code j} occupies bits {@code [j*bits, (j+1)*bits)} of
      * the little-endian bit stream that starts at byte {@code packedOff} (LSB first). Writes {@code ceil(n*bits/8)}
      * bytes; unused high bits of the last byte are zero. Codes must already fit in {@code bits}.

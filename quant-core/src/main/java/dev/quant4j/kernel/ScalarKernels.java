@@ -222,6 +222,39 @@ public class ScalarKernels implements QuantKernels {
         }
     }
 
+    /** The bit stream of {@link #unpack}, each code dequantized as it comes out: {@code scale * (code - zero)}. */
+    @Override
+    public void dequantizeGroups(
+            byte[] packed,
+            int pOff,
+            int n,
+            int bits,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            float[] out,
+            int outOff) {
+        int mask = (1 << bits) - 1;
+        long acc = 0;
+        int filled = 0;
+        int p = pOff;
+        for (int g = 0; g < n / groupSize; g++) {
+            float scale = scales[sOff + g];
+            float zero = zeros[zOff + g] & 0xFF;
+            for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
+                if (filled < bits) {
+                    acc |= (long) (packed[p++] & 0xFF) << filled;
+                    filled += 8;
+                }
+                out[outOff + c] = scale * ((int) (acc & mask) - zero);
+                acc >>>= bits;
+                filled -= bits;
+            }
+        }
+    }
+
     @Override
     public void pack(byte[] codes, int codesOff, int n, int bits, byte[] packed, int packedOff) {
         if (bits == 8) {

@@ -748,6 +748,150 @@ final class VectorKernels extends ScalarKernels {
         super.dequantize(codes, codesOff + i, len - i, scale, zero, out, outOff + i);
     }
 
+    /** Packed bytes one step of the 4-bit {@link #dequantizeGroups} reads: 32 codes. */
+    private static final VectorSpecies<Byte> BYTES_128 = ByteVector.SPECIES_128;
+    /** Lane {@code j} of an int vector of packed bytes to lane {@code j / 2} (low half) or {@code L/2 + j/2} (high). */
+    private static final VectorShuffle<Integer> PAIR_LOW = VectorShuffle.fromOp(I, j -> j / 2);
+
+    private static final VectorShuffle<Integer> PAIR_HIGH = VectorShuffle.fromOp(I, j -> I.length() / 2 + j / 2);
+    /** Shift of lane {@code j} that brings its nibble down: 0 for even lanes (low nibble first), 4 for odd ones. */
+    private static final IntVector NIBBLE_SHIFTS =
+            IntVector.zero(I).addIndex(1).and(1).mul(4);
+    /** Scratch codes of {@link #dequantizeGroups} at widths without a fused decoder (2, 3, 5, 6 and 7 bits). */
+    private static final ThreadLocal<byte[][]> CODES_SCRATCH = ThreadLocal.withInitial(() -> new byte[1][0]);
+
+    /**
+     * 4 and 8 bits: the codes are decoded in registers and dequantized in one pass. A code {@code c} becomes a float
+     * without a conversion: the bits {@code MAGIC_BITS | c} are the float {@code 1.5 * 2^23 + c}, and subtracting
+     * {@code 1.5 * 2^23 + zero} (exact: both are integers below 2^24) leaves {@code c - zero} exactly, as the scalar
+     * code's {@code (float) c - zero}; the product by the scale then rounds once in both. At 4 bits a step widens 16
+     * packed bytes to int lanes and copies each to two lanes ({@link #PAIR_LOW}, {@link #PAIR_HIGH}), which shift by
+     * 0 or 4 and mask: the and and the or become one instruction on AVX-512 (vpternlogd). Other widths unpack into a
+     * scratch buffer and dequantize per group, as before.
+     */
+    @Override
+    public void dequantizeGroups(
+            byte[] packed,
+            int pOff,
+            int n,
+            int bits,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            float[] out,
+            int outOff) {
+        if (bits == 4 && groupSize % 2 == 0 && LITTLE_ENDIAN) {
+            dequantizeGroups4(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
+        } else if (bits == 8) {
+            dequantizeGroups8(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
+        } else {
+            byte[][] holder = CODES_SCRATCH.get();
+            if (holder[0].length < n) {
+                holder[0] = new byte[n];
+            }
+            byte[] codes = holder[0];
+            unpack(packed, pOff, n, bits, codes, 0);
+            for (int g = 0; g < n / groupSize; g++) {
+                dequantize(
+                        codes,
+                        g * groupSize,
+                        groupSize,
+                        scales[sOff + g],
+                        zeros[zOff + g] & 0xFF,
+                        out,
+                        outOff + g * groupSize);
+            }
+        }
+    }
+
+    private static void dequantizeGroups4(
+            byte[] packed,
+            int pOff,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            float[] out,
+            int outOff) {
+        int lanes = F.length();
+        for (int g = 0; g < n / groupSize; g++) {
+            float scale = scales[sOff + g];
+            int z = zeros[zOff + g] & 0xFF;
+            float bias = ROUND_MAGIC + z;
+            int c0 = g * groupSize;
+            int c = c0;
+            int end = c0 + groupSize;
+            for (; c + 32 <= end; c += 32) {
+                ByteVector bytes = ByteVector.fromArray(BYTES_128, packed, pOff + c / 2);
+                for (int part = 0; part < 16 / lanes; part++) {
+                    IntVector b = (IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, part);
+                    int o = outOff + c + 2 * part * lanes;
+                    b.rearrange(PAIR_LOW)
+                            .lanewise(VectorOperators.LSHR, NIBBLE_SHIFTS)
+                            .and(0xF)
+                            .or(MAGIC_BITS)
+                            .reinterpretAsFloats()
+                            .sub(bias)
+                            .mul(scale)
+                            .intoArray(out, o);
+                    b.rearrange(PAIR_HIGH)
+                            .lanewise(VectorOperators.LSHR, NIBBLE_SHIFTS)
+                            .and(0xF)
+                            .or(MAGIC_BITS)
+                            .reinterpretAsFloats()
+                            .sub(bias)
+                            .mul(scale)
+                            .intoArray(out, o + lanes);
+                }
+            }
+            // scalar tail of the group (fewer than 32 codes; the group starts on a byte, groupSize being even)
+            for (; c < end; c++) {
+                int code = (packed[pOff + c / 2] >>> ((c & 1) * 4)) & 0xF;
+                out[outOff + c] = scale * (code - (float) z);
+            }
+        }
+    }
+
+    private static void dequantizeGroups8(
+            byte[] packed,
+            int pOff,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            float[] out,
+            int outOff) {
+        int step = B.length();
+        for (int g = 0; g < n / groupSize; g++) {
+            float scale = scales[sOff + g];
+            int z = zeros[zOff + g] & 0xFF;
+            float bias = ROUND_MAGIC + z;
+            int c = g * groupSize;
+            int end = c + groupSize;
+            for (; c + step <= end; c += step) {
+                ByteVector bytes = ByteVector.fromArray(B, packed, pOff + c);
+                for (int part = 0; part < BYTE_PARTS; part++) {
+                    ((IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, part))
+                            .or(MAGIC_BITS)
+                            .reinterpretAsFloats()
+                            .sub(bias)
+                            .mul(scale)
+                            .intoArray(out, outOff + c + part * F.length());
+                }
+            }
+            // scalar tail of the group
+            for (; c < end; c++) {
+                out[outOff + c] = scale * ((packed[pOff + c] & 0xFF) - (float) z);
+            }
+        }
+    }
+
     @Override
     public void pack(byte[] codes, int codesOff, int n, int bits, byte[] packed, int packedOff) {
         if (bits == 8) {

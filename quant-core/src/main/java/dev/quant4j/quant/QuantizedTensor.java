@@ -405,8 +405,8 @@ public final class QuantizedTensor {
     }
 
     private void dequantizeCodes(QuantKernels k, int r, byte[] codes, float[] out, int outOff) {
-        k.unpack(packed, r * rowBytes, cols, scheme.bits(), codes, 0);
         if (gIdx != null) {
+            k.unpack(packed, r * rowBytes, cols, scheme.bits(), codes, 0);
             int base = r * scheme.groupsPerRow(cols);
             for (int c = 0; c < cols; c++) {
                 int gi = base + gIdx[c];
@@ -415,11 +415,8 @@ public final class QuantizedTensor {
             return;
         }
         int gsize = scheme.columnsPerGroup(cols);
-        int gpr = cols / gsize;
-        for (int g = 0; g < gpr; g++) {
-            int gi = scheme.groupSize() == LinearScheme.PER_TENSOR ? 0 : r * gpr + g;
-            k.dequantize(codes, g * gsize, gsize, scales[gi], zeros[gi] & 0xFF, out, outOff + g * gsize);
-        }
+        int first = scheme.groupSize() == LinearScheme.PER_TENSOR ? 0 : r * (cols / gsize);
+        k.dequantizeGroups(packed, r * rowBytes, cols, scheme.bits(), gsize, scales, first, zeros, first, out, outOff);
     }
 
     /** Bytes this tensor stores: packed codes, float32 scales, byte zero-points and an int32 g_idx if it has one. */

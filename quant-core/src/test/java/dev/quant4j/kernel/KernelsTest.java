@@ -426,6 +426,46 @@ class KernelsTest {
         assertThat(actual).containsExactly(expected);
     }
 
+    /**
+     * The fused row dequantizer against its definition, {@code unpack} then {@code dequantize} per group, bit for bit:
+     * every width, group sizes with odd tails (and odd ones at 4 bits, whose groups do not start on a byte), offsets
+     * on every array, a different scale and zero-point per group.
+     */
+    @Test
+    void dequantizeGroupsEqualsUnpackThenDequantize() {
+        List<QuantKernels> kernels = new ArrayList<>(implementations());
+        kernels.add(REF);
+        for (QuantKernels k : kernels) {
+            for (int bits = 2; bits <= 8; bits++) {
+                for (int gs : new int[] {1, 2, 7, 16, 31, 32, 33, 62, 64, 127, 128, 4098}) {
+                    for (int groups : new int[] {1, 3}) {
+                        int n = gs * groups;
+                        SplittableRandom r = new SplittableRandom(bits * 1000L + gs * 10L + groups);
+                        byte[] packed = new byte[1 + QuantKernels.packedBytes(n, bits) + 16];
+                        r.nextBytes(packed);
+                        float[] scales = new float[groups + 1];
+                        byte[] zeros = new byte[groups + 2];
+                        for (int g = 0; g < groups; g++) {
+                            scales[1 + g] = (float) r.nextDouble(1e-4, 2);
+                            zeros[2 + g] = (byte) r.nextInt(1 << bits);
+                        }
+                        byte[] codes = new byte[n];
+                        REF.unpack(packed, 1, n, bits, codes, 0);
+                        float[] expected = new float[n + 3];
+                        for (int g = 0; g < groups; g++) {
+                            REF.dequantize(codes, g * gs, gs, scales[1 + g], zeros[2 + g] & 0xFF, expected, 2 + g * gs);
+                        }
+                        float[] actual = new float[n + 3];
+                        k.dequantizeGroups(packed, 1, n, bits, gs, scales, 1, zeros, 2, actual, 2);
+                        assertThat(actual)
+                                .as("%s bits=%d groupSize=%d groups=%d", k.name(), bits, gs, groups)
+                                .containsExactly(expected);
+                    }
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0} n={2}")
     @MethodSource("implsAndSizes")
     void packAndUnpackMatchReferenceAndRoundTrip(String name, QuantKernels k, int n) {
