@@ -462,7 +462,7 @@ final class VectorKernels extends ScalarKernels {
             if (cells != null && absmax[aOff + b] == 0f) {
                 // an all-zero block: 0 * (1 / 0) is NaN in every lane, which the reference codes 0
                 java.util.Arrays.fill(codes, b * blockSize, (b + 1) * blockSize, (byte) 0);
-            } else if (cells != null) {
+            } else if (cells != null && inv != Float.POSITIVE_INFINITY) {
                 for (int i = 0; i < blockSize; i += F.length()) {
                     // storeBytes written out: in this large method C2 may decline to inline it (its node-count
                     // cutoff, seen with FP4) and would then box every vector of codes
@@ -470,6 +470,9 @@ final class VectorKernels extends ScalarKernels {
                     ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, b * blockSize + i);
                 }
             } else {
+                // no tables, or a block of subnormals whose 1 / absmax overflows: its zeros become 0 * Inf = NaN,
+                // which counts no threshold (code 0, as the reference and bitsandbytes' decision tree give), while
+                // the tables would put NaN in the top cell
                 for (int i = 0; i < blockSize; i += F.length()) {
                     storeBytes(
                             codebookCodes(FloatVector.fromArray(F, x, start + i), inv, thresholds, signMagnitude),
@@ -485,44 +488,62 @@ final class VectorKernels extends ScalarKernels {
 
     /**
      * The threshold count of {@link #codebookCodes} with a table lookup instead of a compare per threshold. The range
-     * of the counted value ({@code [-1, 1]} for NF4, the magnitude {@code [0, 1]} for FP4) is cut into one cell per
-     * lane; a value's cell is the rounded {@code a * scale + shift} clamped to {@code [0, L)} (see {@link #cell}), a
-     * monotone function of {@code a}.
-     * Per cell the tables hold the number of thresholds whose cell is lower (all of them are below every value of the
-     * cell) and the at most {@link #MAX_PER_CELL} thresholds in the cell itself (padded with +Inf), so the count is
-     * {@code below[cell] + sum_k (a > inCell_k[cell])}: the same integer as counting all thresholds, for every float
-     * (ties included: the comparison is the same strict one), NaN giving cell 0 and count 0. At 512 bits NF4 needs
-     * two thresholds per cell, FP4 one. Built per call from the thresholds (a few hundred operations); {@code null}
-     * where a cell would hold too many, and the caller counts.
+     * of the counted value ({@code [-1, 1]} for NF4, the magnitude {@code [0, 1]} for FP4) is cut into cells; a
+     * value's cell is the rounded {@code a * scale + shift} clamped to {@code [0, cells)} (see {@link #cell}), a
+     * monotone function of {@code a}. Per cell the tables hold the number of thresholds whose cell is lower (all of
+     * them are below every value of the cell) and the at most {@link #MAX_PER_CELL} thresholds in the cell itself
+     * (padded with +Inf), so the count is {@code below[cell] + sum_k (a > inCell_k[cell])}: the same integer as
+     * counting all thresholds, for every float (ties included: the comparison is the same strict one). At 512 bits
+     * there are 32 cells, two vectors per table looked up together (vpermi2d, one instruction), which leaves NF4 and
+     * FP4 at most one threshold per cell: two lookups and one compare per vector of values. Narrower widths have one
+     * cell per lane (a two-vector lookup is not an AVX2 instruction) and NF4 two thresholds in some cells. Built per
+     * call from the thresholds (a few hundred operations); {@code null} where a cell would hold too many, and the
+     * caller counts.
      */
     private static final class CellTables {
         static final int MAX_PER_CELL = 4;
+        /** Whether the tables are two vectors (32 cells at 512 bits). */
+        static final boolean TWO = F.length() == 16;
+
         final float scale;
         final float shift;
-        final IntVector below;
+        final int cells;
         /** How many of {@code in0 .. in3} hold thresholds (the rest are +Inf). */
         final int perCell;
 
-        /** The thresholds inside each cell, as float bits (looked up with {@code selectFrom}, one permute each). */
+        final IntVector below;
+        final IntVector belowHi;
+        /** The thresholds inside each cell, as float bits; {@code *Hi}: cells {@code L} and up when {@link #TWO}. */
         final IntVector in0;
 
+        final IntVector in0Hi;
         final IntVector in1;
+        final IntVector in1Hi;
         final IntVector in2;
+        final IntVector in2Hi;
         final IntVector in3;
+        final IntVector in3Hi;
 
-        private CellTables(float scale, float shift, IntVector below, int perCell, float[][] inCell) {
+        private CellTables(float scale, float shift, int cells, int perCell, int[] below, float[][] inCell) {
             this.scale = scale;
             this.shift = shift;
-            this.below = below;
+            this.cells = cells;
             this.perCell = perCell;
-            this.in0 = bits(inCell[0]);
-            this.in1 = bits(inCell[1]);
-            this.in2 = bits(inCell[2]);
-            this.in3 = bits(inCell[3]);
+            int lanes = F.length();
+            this.below = IntVector.fromArray(I, below, 0);
+            this.belowHi = TWO ? IntVector.fromArray(I, below, lanes) : this.below;
+            this.in0 = bits(inCell[0], 0);
+            this.in0Hi = TWO ? bits(inCell[0], lanes) : in0;
+            this.in1 = bits(inCell[1], 0);
+            this.in1Hi = TWO ? bits(inCell[1], lanes) : in1;
+            this.in2 = bits(inCell[2], 0);
+            this.in2Hi = TWO ? bits(inCell[2], lanes) : in2;
+            this.in3 = bits(inCell[3], 0);
+            this.in3Hi = TWO ? bits(inCell[3], lanes) : in3;
         }
 
-        private static IntVector bits(float[] values) {
-            return FloatVector.fromArray(F, values, 0).reinterpretAsInts();
+        private static IntVector bits(float[] values, int from) {
+            return FloatVector.fromArray(F, values, from).reinterpretAsInts();
         }
 
         static CellTables of(float[] thresholds, boolean signMagnitude) {
@@ -530,18 +551,19 @@ final class VectorKernels extends ScalarKernels {
             if (lanes < 8) {
                 return null;
             }
+            int cells = TWO ? 2 * lanes : lanes;
             float lo = signMagnitude ? 0f : -1f;
-            float scale = lanes / (1f - lo);
-            float shift = -lo * scale + CELL_MAGIC; // exact: 2^23 and 2^23 + 8
-            int[] below = new int[lanes];
-            float[][] inCell = new float[MAX_PER_CELL][lanes];
+            float scale = cells / (1f - lo);
+            float shift = -lo * scale + CELL_MAGIC; // exact: 2^23, 2^23 + 8 or 2^23 + 16
+            int[] below = new int[cells];
+            float[][] inCell = new float[MAX_PER_CELL][cells];
             for (float[] row : inCell) {
                 java.util.Arrays.fill(row, Float.POSITIVE_INFINITY);
             }
-            int[] count = new int[lanes];
+            int[] count = new int[cells];
             for (float t : thresholds) {
-                int cell = cell(t, scale, shift, lanes);
-                for (int c = cell + 1; c < lanes; c++) {
+                int cell = cell(t, scale, shift, cells);
+                for (int c = cell + 1; c < cells; c++) {
                     below[c]++;
                 }
                 if (count[cell] == MAX_PER_CELL) {
@@ -553,7 +575,7 @@ final class VectorKernels extends ScalarKernels {
             for (int c : count) {
                 k = Math.max(k, c);
             }
-            return new CellTables(scale, shift, IntVector.fromArray(I, below, 0), k, inCell);
+            return new CellTables(scale, shift, cells, k, below, inCell);
         }
 
         /** {@code 2^23}: added by the cell function's fma, so that the rounded sum's low bits are the cell. */
@@ -564,12 +586,18 @@ final class VectorKernels extends ScalarKernels {
         /**
          * The scalar twin of the vector cell function, the same float operations: {@code fma(a, scale, shift + 2^23)}
          * rounds {@code a * scale + shift} to an integer (half to even) in the float's low bits, which are then
-         * clamped to {@code [0, lanes)}: monotone in {@code a}, which is all the tables need. For finite {@code a}
-         * only (a NaN would land in the top cell; the kernel never passes one: an all-zero block is coded apart).
+         * clamped to {@code [0, cells)}: monotone in {@code a}, which is all the tables need. For finite {@code a}
+         * only (a NaN would land in the top cell; the kernel never passes one: blocks whose {@code 1 / absmax} is infinite,
+         * all-zero or subnormal, are coded apart).
          */
-        private static int cell(float a, float scale, float shift, int lanes) {
+        private static int cell(float a, float scale, float shift, int cells) {
             int c = Float.floatToRawIntBits(Math.fma(a, scale, shift)) - CELL_MAGIC_BITS;
-            return Math.min(lanes - 1, Math.max(0, c));
+            return Math.min(cells - 1, Math.max(0, c));
+        }
+
+        /** {@code table[cell]}: one lane shuffle, or at 512 bits one two-vector shuffle over 32 entries. */
+        private static IntVector lookUp(IntVector cell, IntVector table, IntVector tableHi) {
+            return TWO ? cell.selectFrom(table, tableHi) : cell.selectFrom(table);
         }
 
         IntVector codes(FloatVector v, float inv, boolean signMagnitude) {
@@ -579,29 +607,29 @@ final class VectorKernels extends ScalarKernels {
                     .reinterpretAsInts()
                     .sub(CELL_MAGIC_BITS)
                     .max(0)
-                    .min(F.length() - 1);
-            IntVector c = cell.selectFrom(below);
+                    .min(cells - 1);
+            IntVector c = lookUp(cell, below, belowHi);
             // unrolled by hand (the branches go the same way for every vector of a call)
             c = c.add(
                     1,
-                    a.compare(VectorOperators.GT, cell.selectFrom(in0).reinterpretAsFloats())
+                    a.compare(VectorOperators.GT, lookUp(cell, in0, in0Hi).reinterpretAsFloats())
                             .cast(I));
             if (perCell > 1) {
                 c = c.add(
                         1,
-                        a.compare(VectorOperators.GT, cell.selectFrom(in1).reinterpretAsFloats())
+                        a.compare(VectorOperators.GT, lookUp(cell, in1, in1Hi).reinterpretAsFloats())
                                 .cast(I));
             }
             if (perCell > 2) {
                 c = c.add(
                         1,
-                        a.compare(VectorOperators.GT, cell.selectFrom(in2).reinterpretAsFloats())
+                        a.compare(VectorOperators.GT, lookUp(cell, in2, in2Hi).reinterpretAsFloats())
                                 .cast(I));
             }
             if (perCell > 3) {
                 c = c.add(
                         1,
-                        a.compare(VectorOperators.GT, cell.selectFrom(in3).reinterpretAsFloats())
+                        a.compare(VectorOperators.GT, lookUp(cell, in3, in3Hi).reinterpretAsFloats())
                                 .cast(I));
             }
             if (signMagnitude) {
