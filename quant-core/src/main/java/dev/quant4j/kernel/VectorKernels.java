@@ -799,13 +799,13 @@ final class VectorKernels extends ScalarKernels {
     private static final ThreadLocal<byte[][]> CODES_SCRATCH = ThreadLocal.withInitial(() -> new byte[1][0]);
 
     /**
-     * 4 and 8 bits: the codes are decoded in registers and dequantized in one pass. A code {@code c} becomes a float
+     * 2, 4 and 8 bits: the codes are decoded in registers and dequantized in one pass. A code {@code c} becomes a float
      * without a conversion: the bits {@code MAGIC_BITS | c} are the float {@code 1.5 * 2^23 + c}, and subtracting
      * {@code 1.5 * 2^23 + zero} (exact: both are integers below 2^24) leaves {@code c - zero} exactly, as the scalar
      * code's {@code (float) c - zero}; the product by the scale then rounds once in both. At 4 bits a step widens 16
      * packed bytes to int lanes and copies each to two lanes ({@link #PAIR_LOW}, {@link #PAIR_HIGH}), which shift by
-     * 0 or 4 and mask: the and and the or become one instruction on AVX-512 (vpternlogd). Other widths unpack into a
-     * scratch buffer and dequantize per group, as before.
+     * 0 or 4 and mask: the and and the or become one instruction on AVX-512 (vpternlogd); 2 bits likewise, four lanes
+     * per byte. 3, 5, 6 and 7 bits unpack into a scratch buffer and dequantize per group, as before.
      */
     @Override
     public void dequantizeGroups(
@@ -822,6 +822,8 @@ final class VectorKernels extends ScalarKernels {
             int outOff) {
         if (bits == 4 && groupSize % 2 == 0 && LITTLE_ENDIAN) {
             dequantizeGroups4(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
+        } else if (bits == 2 && groupSize % 4 == 0) {
+            dequantizeGroups2(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
         } else if (bits == 8) {
             dequantizeGroups8(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
         } else {
@@ -889,6 +891,90 @@ final class VectorKernels extends ScalarKernels {
             // scalar tail of the group (fewer than 32 codes; the group starts on a byte, groupSize being even)
             for (; c < end; c++) {
                 int code = (packed[pOff + c / 2] >>> ((c & 1) * 4)) & 0xF;
+                out[outOff + c] = scale * (code - (float) z);
+            }
+        }
+    }
+
+    /** Lane {@code j} to lane {@code k * L/4 + j/4}: four copies of each packed byte, for the four 2-bit codes. */
+    private static final VectorShuffle<Integer> QUAD_0 = quad(0);
+
+    private static final VectorShuffle<Integer> QUAD_1 = quad(1);
+    private static final VectorShuffle<Integer> QUAD_2 = quad(2);
+    private static final VectorShuffle<Integer> QUAD_3 = quad(3);
+    /** Shift of lane {@code j} that brings its 2-bit code down: {@code 2 * (j % 4)} (low bits first). */
+    private static final IntVector CRUMB_SHIFTS =
+            IntVector.zero(I).addIndex(1).and(3).mul(2);
+
+    private static VectorShuffle<Integer> quad(int k) {
+        return VectorShuffle.fromOp(I, j -> k * (I.length() / 4) + j / 4);
+    }
+
+    /**
+     * {@link #dequantizeGroups} at 2 bits, as at 4: a step widens 16 packed bytes (64 codes) to int lanes, copies
+     * each byte to four lanes, which shift by 0, 2, 4 or 6 and mask; each group starts on a byte (a multiple of 4
+     * codes). Codes of a group past its last whole step come from the scalar loop.
+     */
+    private static void dequantizeGroups2(
+            byte[] packed,
+            int pOff,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            float[] out,
+            int outOff) {
+        int lanes = F.length();
+        for (int g = 0; g < n / groupSize; g++) {
+            float scale = scales[sOff + g];
+            int z = zeros[zOff + g] & 0xFF;
+            float bias = ROUND_MAGIC + z;
+            int c = g * groupSize;
+            int end = c + groupSize;
+            for (; c + 64 <= end; c += 64) {
+                ByteVector bytes = ByteVector.fromArray(BYTES_128, packed, pOff + c / 4);
+                for (int part = 0; part < 16 / lanes; part++) {
+                    IntVector b = (IntVector) bytes.convertShape(VectorOperators.ZERO_EXTEND_B2I, I, part);
+                    int o = outOff + c + 4 * part * lanes;
+                    b.rearrange(QUAD_0)
+                            .lanewise(VectorOperators.LSHR, CRUMB_SHIFTS)
+                            .and(3)
+                            .or(MAGIC_BITS)
+                            .reinterpretAsFloats()
+                            .sub(bias)
+                            .mul(scale)
+                            .intoArray(out, o);
+                    b.rearrange(QUAD_1)
+                            .lanewise(VectorOperators.LSHR, CRUMB_SHIFTS)
+                            .and(3)
+                            .or(MAGIC_BITS)
+                            .reinterpretAsFloats()
+                            .sub(bias)
+                            .mul(scale)
+                            .intoArray(out, o + lanes);
+                    b.rearrange(QUAD_2)
+                            .lanewise(VectorOperators.LSHR, CRUMB_SHIFTS)
+                            .and(3)
+                            .or(MAGIC_BITS)
+                            .reinterpretAsFloats()
+                            .sub(bias)
+                            .mul(scale)
+                            .intoArray(out, o + 2 * lanes);
+                    b.rearrange(QUAD_3)
+                            .lanewise(VectorOperators.LSHR, CRUMB_SHIFTS)
+                            .and(3)
+                            .or(MAGIC_BITS)
+                            .reinterpretAsFloats()
+                            .sub(bias)
+                            .mul(scale)
+                            .intoArray(out, o + 3 * lanes);
+                }
+            }
+            // scalar tail of the group (fewer than 64 codes)
+            for (; c < end; c++) {
+                int code = (packed[pOff + c / 4] >>> ((c & 3) * 2)) & 3;
                 out[outOff + c] = scale * (code - (float) z);
             }
         }

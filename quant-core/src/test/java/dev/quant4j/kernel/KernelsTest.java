@@ -444,7 +444,7 @@ class KernelsTest {
         kernels.add(REF);
         for (QuantKernels k : kernels) {
             for (int bits = 2; bits <= 8; bits++) {
-                for (int gs : new int[] {1, 2, 7, 16, 31, 32, 33, 62, 64, 127, 128, 4098}) {
+                for (int gs : new int[] {1, 2, 7, 16, 31, 32, 33, 62, 64, 127, 128, 196, 4098}) {
                     for (int groups : new int[] {1, 3}) {
                         int n = gs * groups;
                         SplittableRandom r = new SplittableRandom(bits * 1000L + gs * 10L + groups);
