@@ -99,6 +99,11 @@ public enum Codebook {
         return values.clone();
     }
 
+    /** The table itself, not a copy, for this package's decoders (which only read it). */
+    float[] tableShared() {
+        return values;
+    }
+
     /** The value code {@code code} (0..15) stands for, before multiplying by the block's absmax. */
     public float value(int code) {
         return values[code & 0xF];

@@ -172,10 +172,10 @@ public final class CodebookTensor {
         long n = (long) rows * cols;
         Objects.checkFromIndexSize(start, len, n);
         Objects.checkFromIndexSize(outOff, len, out.length);
-        float[] table = scheme.codebook().table();
+        float[] table = scheme.codebook().tableShared();
         int bs = scheme.blockSize();
         QuantKernels k = Kernels.get();
-        float[] scaled = new float[16];
+        float[] scaled = null; // only for a range that starts or ends inside a block (a row-by-row product needs none)
         long i = start;
         long end = start + len;
         while (i < end) {
@@ -187,6 +187,9 @@ public final class CodebookTensor {
                 k.decodeBlocks4(packed, (int) (i >>> 1), count, bs, table, absmax, b, out, outOff + (int) (i - start));
                 i += (long) count * bs;
                 continue;
+            }
+            if (scaled == null) {
+                scaled = new float[16];
             }
             for (int c = 0; c < 16; c++) {
                 scaled[c] = table[c] * absmax[b];
