@@ -799,13 +799,14 @@ final class VectorKernels extends ScalarKernels {
     private static final ThreadLocal<byte[][]> CODES_SCRATCH = ThreadLocal.withInitial(() -> new byte[1][0]);
 
     /**
-     * 2, 4 and 8 bits: the codes are decoded in registers and dequantized in one pass. A code {@code c} becomes a float
+     * 2, 3, 4 and 8 bits: the codes are decoded in registers and dequantized in one pass. A code {@code c} becomes a float
      * without a conversion: the bits {@code MAGIC_BITS | c} are the float {@code 1.5 * 2^23 + c}, and subtracting
      * {@code 1.5 * 2^23 + zero} (exact: both are integers below 2^24) leaves {@code c - zero} exactly, as the scalar
      * code's {@code (float) c - zero}; the product by the scale then rounds once in both. At 4 bits a step widens 16
      * packed bytes to int lanes and copies each to two lanes ({@link #PAIR_LOW}, {@link #PAIR_HIGH}), which shift by
      * 0 or 4 and mask: the and and the or become one instruction on AVX-512 (vpternlogd); 2 bits likewise, four lanes
-     * per byte. 3, 5, 6 and 7 bits unpack into a scratch buffer and dequantize per group, as before.
+     * per byte; 3 bits at 512 bits with two lane shuffles per code (the two bytes it lies in). 5, 6 and 7 bits (and 3
+     * at narrower widths) unpack into a scratch buffer and dequantize per group, as before.
      */
     @Override
     public void dequantizeGroups(
@@ -824,6 +825,8 @@ final class VectorKernels extends ScalarKernels {
             dequantizeGroups4(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
         } else if (bits == 2 && groupSize % 4 == 0) {
             dequantizeGroups2(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
+        } else if (bits == 3 && groupSize % 8 == 0 && F.length() == 16) {
+            dequantizeGroups3(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
         } else if (bits == 8) {
             dequantizeGroups8(packed, pOff, n, groupSize, scales, sOff, zeros, zOff, out, outOff);
         } else {
@@ -976,6 +979,84 @@ final class VectorKernels extends ScalarKernels {
             for (; c < end; c++) {
                 int code = (packed[pOff + c / 4] >>> ((c & 3) * 2)) & 3;
                 out[outOff + c] = scale * (code - (float) z);
+            }
+        }
+    }
+
+    /**
+     * For {@link #dequantizeGroups3} at 512 bits: lane {@code j} of step {@code s} (codes {@code 16s + j} of 32, the
+     * bytes widened to int lanes) takes the byte holding the code's first bit, {@code 6s + (3j >> 3)}, the next one,
+     * and shifts the 16-bit pair by {@code 3j & 7}.
+     */
+    private static final VectorShuffle<Integer> TRIPLE_LOW_0 = triple(0, 0);
+
+    private static final VectorShuffle<Integer> TRIPLE_HIGH_0 = triple(0, 1);
+    private static final VectorShuffle<Integer> TRIPLE_LOW_1 = triple(1, 0);
+    private static final VectorShuffle<Integer> TRIPLE_HIGH_1 = triple(1, 1);
+    private static final IntVector TRIPLE_SHIFTS = IntVector.zero(I).addIndex(3).and(7);
+
+    private static VectorShuffle<Integer> triple(int step, int next) {
+        return VectorShuffle.fromOp(I, j -> (6 * step + ((3 * j) >> 3) + next) & (I.length() - 1));
+    }
+
+    /**
+     * {@link #dequantizeGroups} at 3 bits and 512 bits: 32 codes are 12 bytes; 16 bytes are widened to int lanes once,
+     * and each half of the codes takes, per lane, the two bytes its 3 bits lie in (two lane shuffles), joins them as
+     * a 16-bit value and shifts it by the code's bit offset. Groups of a multiple of 8 codes start on a byte.
+     */
+    private static void dequantizeGroups3(
+            byte[] packed,
+            int pOff,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            float[] out,
+            int outOff) {
+        for (int g = 0; g < n / groupSize; g++) {
+            float scale = scales[sOff + g];
+            int z = zeros[zOff + g] & 0xFF;
+            float bias = ROUND_MAGIC + z;
+            int c = g * groupSize;
+            int end = c + groupSize;
+            // a step reads 16 bytes from byte 3c/8 and uses 12: the 4 beyond may belong to the next group or row, but
+            // must be inside the array (only the tensor's very last step goes to the scalar loop)
+            for (; c + 32 <= end && pOff + 3 * c / 8 + 16 <= packed.length; c += 32) {
+                IntVector b = (IntVector) ByteVector.fromArray(BYTES_128, packed, pOff + 3 * c / 8)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                b.rearrange(TRIPLE_LOW_0)
+                        .or(b.rearrange(TRIPLE_HIGH_0).lanewise(VectorOperators.LSHL, 8))
+                        .lanewise(VectorOperators.LSHR, TRIPLE_SHIFTS)
+                        .and(7)
+                        .or(MAGIC_BITS)
+                        .reinterpretAsFloats()
+                        .sub(bias)
+                        .mul(scale)
+                        .intoArray(out, outOff + c);
+                b.rearrange(TRIPLE_LOW_1)
+                        .or(b.rearrange(TRIPLE_HIGH_1).lanewise(VectorOperators.LSHL, 8))
+                        .lanewise(VectorOperators.LSHR, TRIPLE_SHIFTS)
+                        .and(7)
+                        .or(MAGIC_BITS)
+                        .reinterpretAsFloats()
+                        .sub(bias)
+                        .mul(scale)
+                        .intoArray(out, outOff + c + 16);
+            }
+            // scalar tail of the group: the bit stream from the group's first byte (a multiple of 8 codes)
+            int p = pOff + 3 * c / 8;
+            long acc = 0;
+            int filled = 0;
+            for (; c < end; c++) {
+                if (filled < 3) {
+                    acc |= (long) (packed[p++] & 0xFF) << filled;
+                    filled += 8;
+                }
+                out[outOff + c] = scale * ((int) (acc & 7) - (float) z);
+                acc >>>= 3;
+                filled -= 3;
             }
         }
     }

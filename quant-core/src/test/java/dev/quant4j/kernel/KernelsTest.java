@@ -467,6 +467,13 @@ class KernelsTest {
                         assertThat(actual)
                                 .as("%s bits=%d groupSize=%d groups=%d", k.name(), bits, gs, groups)
                                 .containsExactly(expected);
+                        // the codes ending exactly at the array's end: no kernel may read past it
+                        byte[] exact = Arrays.copyOf(packed, 1 + QuantKernels.packedBytes(n, bits));
+                        float[] atEnd = new float[n + 3];
+                        k.dequantizeGroups(exact, 1, n, bits, gs, scales, 1, zeros, 2, atEnd, 2);
+                        assertThat(atEnd)
+                                .as("%s bits=%d groupSize=%d groups=%d, packed to the end", k.name(), bits, gs, groups)
+                                .containsExactly(expected);
                     }
                 }
             }
