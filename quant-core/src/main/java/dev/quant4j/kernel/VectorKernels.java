@@ -537,8 +537,8 @@ final class VectorKernels extends ScalarKernels {
     /**
      * Values per step of {@link #quantizeBlocks4} (4 KiB of floats): the absmax of a step's blocks, then their codes,
      * so that the codes pass finds the values in L1 rather than L2. In L2 (1 MiB of values, a throwaway harness) a
-     * call went from 117 to 99 us per 256K values with this and the cell count written out in the loop (session 5);
-     * the caller's finiteness check over the whole call's values comes first and brings them from memory in one
+     * call measured 99 against 117 us per 256K values right after the change (session 5), but 113-120 an hour later
+     * and JMH in L2 only 8.8 against 8.6 GiB/s: a small gain at most; the caller's finiteness check over the whole call's values comes first and brings them from memory in one
      * burst, which measured faster on 4096 x 4096 than letting the steps fetch them (5.6-5.9 against 5.1 GB/s).
      */
     private static final int MINI_CHUNK = 1024;
