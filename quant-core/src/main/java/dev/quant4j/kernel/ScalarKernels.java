@@ -255,6 +255,18 @@ public class ScalarKernels implements QuantKernels {
         }
     }
 
+    /** Per-thread buffer of codes, grown on demand; for kernels that do not call each other while holding it. */
+    private static final ThreadLocal<byte[][]> CODE_SCRATCH = ThreadLocal.withInitial(() -> new byte[1][0]);
+
+    /** A buffer of at least {@code n} bytes for this thread (contents undefined). */
+    static byte[] codeScratch(int n) {
+        byte[][] holder = CODE_SCRATCH.get();
+        if (holder[0].length < n) {
+            holder[0] = new byte[n];
+        }
+        return holder[0];
+    }
+
     @Override
     public void pack(byte[] codes, int codesOff, int n, int bits, byte[] packed, int packedOff) {
         if (bits == 8) {
