@@ -48,6 +48,30 @@ public interface QuantKernels {
     void quantize(float[] x, int off, int len, float scale, float zero, int qmin, int qmax, byte[] codes, int codesOff);
 
     /**
+     * Round-to-nearest quantization of {@code groups} whole groups of {@code gsize} values from {@code x[off ...]}, as
+     * {@link dev.quant4j.linear.RtnQuantizer} does a row: every group's {@link #minMax}, their {@link #linearParams}
+     * in {@code form} into {@code scales[sOff + g]} and {@code zeros[zOff + g]} (the zero-point as an unsigned byte),
+     * then the codes of {@link #quantize} in {@code [qmin, 2^bits - 1]}, packed as {@link #pack} writes them into
+     * {@code packed[pOff ...]}. Returns false, the outputs then undefined, when a value is not finite. Bit-identical
+     * to those calls, which is what the scalar implementation makes; vector implementations fuse them into passes over
+     * the row with no buffer of codes in between.
+     */
+    boolean quantizeGroups(
+            float[] x,
+            int off,
+            int groups,
+            int gsize,
+            int bits,
+            int form,
+            int qmin,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            byte[] packed,
+            int pOff);
+
+    /**
      * Codebook codes of {@code x[off, off+len)} scaled by {@code inv} ({@code q = x * inv}, float32), one per byte, by
      * counting decision thresholds: without {@code signMagnitude} (NF4) the code is the number of thresholds {@code t}
      * with {@code q > t}; with it (bitsandbytes' FP4) that count {@code c} is taken on {@code |q|}, mapped to the

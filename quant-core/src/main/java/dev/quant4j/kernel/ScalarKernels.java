@@ -140,6 +140,41 @@ public class ScalarKernels implements QuantKernels {
     }
 
     @Override
+    public boolean quantizeGroups(
+            float[] x,
+            int off,
+            int groups,
+            int gsize,
+            int bits,
+            int form,
+            int qmin,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            byte[] packed,
+            int pOff) {
+        int n = groups * gsize;
+        if (!allFinite(x, off, n)) {
+            return false;
+        }
+        GroupScratch s = GroupScratch.get(groups, n);
+        for (int g = 0; g < groups; g++) {
+            long mm = minMax(x, off + g * gsize, gsize);
+            s.mins[g] = QuantKernels.min(mm);
+            s.maxs[g] = QuantKernels.max(mm);
+        }
+        linearParams(s.mins, s.maxs, groups, bits, form, scales, sOff, s.zeros, 0);
+        int maxq = (1 << bits) - 1;
+        for (int g = 0; g < groups; g++) {
+            zeros[zOff + g] = (byte) (int) s.zeros[g];
+            quantize(x, off + g * gsize, gsize, scales[sOff + g], s.zeros[g], qmin, maxq, s.codes, g * gsize);
+        }
+        pack(s.codes, 0, n, bits, packed, pOff);
+        return true;
+    }
+
+    @Override
     public void encodeCodebook(
             float[] x,
             int off,

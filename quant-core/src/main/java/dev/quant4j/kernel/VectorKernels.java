@@ -1,9 +1,11 @@
 package dev.quant4j.kernel;
 
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -321,6 +323,301 @@ final class VectorKernels extends ScalarKernels {
         }
         // scalar tail
         super.quantize(x, off + i, len - i, scale, zero, qmin, qmax, codes, codesOff + i);
+    }
+
+    /** Per level of {@link #reduceLanes}: the lanes that meet, as two index vectors for {@code selectFrom}. */
+    private static final int[] HALVES = halvingIndexes();
+
+    /** Lanes {@code 0, 2, 4, ...} of two int vectors side by side: the low ints of their long lanes. */
+    private static final IntVector EVEN_LANES = IntVector.zero(I).addIndex(2);
+
+    private static final int EXPONENT = 0x7F800000;
+
+    /**
+     * Quotients below this bound need none of {@link #codes}'s care for huge values (it is far above any code; the
+     * magic-add rounding holds to 2^22).
+     */
+    private static final float QUOTIENT_LIMIT = 0x1p21f;
+
+    /**
+     * One row of groups in four passes, at 4 and 8 bits for groups that are whole vectors (pairs of vectors at 4
+     * bits), 256 bits and wider; the scalar reference's composition otherwise:
+     *
+     * <ol>
+     *   <li>per group, lane-wise statistics of the float bits: signed and unsigned integer maxima, one instruction
+     *       each and no blend (a compare-and-blend minimum and maximum take four);
+     *   <li>per {@code L} groups ({@code L} lanes), one transposed reduction ({@link #reduceLanes}) instead of {@code
+     *       L} separate cross-lane reductions, whose long chains of shuffles dominated a group of 128;
+     *   <li>the groups' minima and maxima from those bit maxima ({@link #groupRanges}), which also find every value
+     *       that is not finite (so no separate pass checks), then {@link #linearParams};
+     *   <li>the codes, packed in registers and stored once (no buffer of codes, no packing pass).
+     * </ol>
+     *
+     * The result is bit-identical to the reference, which the tests check for every form, width and group size.
+     */
+    @Override
+    public boolean quantizeGroups(
+            float[] x,
+            int off,
+            int groups,
+            int gsize,
+            int bits,
+            int form,
+            int qmin,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            byte[] packed,
+            int pOff) {
+        int l = F.length();
+        boolean fused =
+                BYTE_PARTS == 1 && LITTLE_ENDIAN && (bits == 8 ? gsize % l == 0 : bits == 4 && gsize % (2 * l) == 0);
+        if (!fused) {
+            return super.quantizeGroups(
+                    x, off, groups, gsize, bits, form, qmin, scales, sOff, zeros, zOff, packed, pOff);
+        }
+        int batches = (groups + l - 1) / l;
+        GroupScratch s = GroupScratch.get(batches * l, gsize).withLaneStats(batches * l * l);
+        laneRanges(x, off, groups, gsize, s.signedMax, s.unsignedMax);
+        // the last batch's missing groups: zeros, finite and ignored
+        Arrays.fill(s.signedMax, groups * l, batches * l * l, 0);
+        Arrays.fill(s.unsignedMax, groups * l, batches * l * l, 0);
+        for (int b = 0; b < batches; b++) {
+            reduceLanes(s.signedMax, s.unsignedMax, b * l * l);
+        }
+        if (!groupRanges(x, off, groups, gsize, s)) {
+            return false;
+        }
+        linearParams(s.mins, s.maxs, groups, bits, form, scales, sOff, s.zeros, 0);
+        if (bits == 4) {
+            codes4(x, off, groups, gsize, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
+        } else {
+            codes8(x, off, groups, gsize, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
+        }
+        return true;
+    }
+
+    /**
+     * Per group, one vector of lane-wise maxima of the float bits read as signed ints ({@code sm}) and as unsigned ints
+     * ({@code um}) into {@code [g * L, (g + 1) * L)}. Signed, a float with the sign bit clear beats every float with
+     * it set, and among either kind the larger bits are the larger magnitude; so the signed maximum is the group's
+     * maximum when one value is not negative, and the unsigned maximum its minimum when one value is negative.
+     */
+    private static void laneRanges(float[] x, int off, int groups, int gsize, int[] sm, int[] um) {
+        int l = F.length();
+        for (int g = 0; g < groups; g++) {
+            int base = off + g * gsize;
+            IntVector smax = FloatVector.fromArray(F, x, base).reinterpretAsInts();
+            IntVector umax = smax;
+            for (int i = l; i < gsize; i += l) {
+                IntVector b = FloatVector.fromArray(F, x, base + i).reinterpretAsInts();
+                smax = smax.max(b);
+                umax = umax.lanewise(VectorOperators.UMAX, b);
+            }
+            smax.intoArray(sm, g * l);
+            umax.intoArray(um, g * l);
+        }
+    }
+
+    /**
+     * Reduces the {@code L} vectors at {@code base} of both arrays (one per group) to one vector whose lane {@code j}
+     * is group {@code j}'s maximum, in place: each level pairs vectors and keeps, per group, the larger of its lanes'
+     * two halves, so {@code L - 1} combinations (two {@code selectFrom} and a maximum each) replace {@code L}
+     * reductions of {@code log2 L} dependent shuffles.
+     */
+    private static void reduceLanes(int[] sm, int[] um, int base) {
+        int l = F.length();
+        for (int level = 0, n = l; n > 1; level++, n >>= 1) {
+            IntVector left = IntVector.fromArray(I, HALVES, level * 2 * l);
+            IntVector right = IntVector.fromArray(I, HALVES, level * 2 * l + l);
+            for (int p = 0; p < n / 2; p++) {
+                int a = base + 2 * p * l;
+                IntVector s0 = IntVector.fromArray(I, sm, a);
+                IntVector s1 = IntVector.fromArray(I, sm, a + l);
+                left.selectFrom(s0, s1).max(right.selectFrom(s0, s1)).intoArray(sm, base + p * l);
+                IntVector u0 = IntVector.fromArray(I, um, a);
+                IntVector u1 = IntVector.fromArray(I, um, a + l);
+                left.selectFrom(u0, u1)
+                        .lanewise(VectorOperators.UMAX, right.selectFrom(u0, u1))
+                        .intoArray(um, base + p * l);
+            }
+        }
+    }
+
+    /**
+     * Lane indexes for {@link #reduceLanes}: before level {@code k} a vector holds {@code 2^k} groups of {@code s = L
+     * / 2^k} lanes; its result takes the first halves of every group of the pair (left) and the second halves (right).
+     */
+    private static int[] halvingIndexes() {
+        int l = F.length();
+        int levels = Integer.numberOfTrailingZeros(l);
+        int[] idx = new int[Math.max(1, levels) * 2 * l];
+        for (int level = 0; level < levels; level++) {
+            int s = l >> level;
+            int half = s / 2;
+            int perVector = l / s;
+            for (int j = 0; j < l; j++) {
+                int k = j / half;
+                int t = j % half;
+                int from = k < perVector ? k * s + t : l + (k - perVector) * s + t;
+                idx[level * 2 * l + j] = from;
+                idx[level * 2 * l + l + j] = from + half;
+            }
+        }
+        return idx;
+    }
+
+    /**
+     * Minimum and maximum of every group from its reduced bit maxima into {@code s.mins} and {@code s.maxs}; false if
+     * a value is not finite (an infinity or NaN has the largest bits of its sign). A group with values of one sign
+     * only, where one of the two maxima says nothing, is scanned again with {@link #minMax}.
+     */
+    private boolean groupRanges(float[] x, int off, int groups, int gsize, GroupScratch s) {
+        int l = F.length();
+        for (int b = 0; b * l < groups; b++) {
+            IntVector sm = IntVector.fromArray(I, s.signedMax, b * l * l);
+            IntVector um = IntVector.fromArray(I, s.unsignedMax, b * l * l);
+            VectorMask<Integer> usual = sm.compare(VectorOperators.GE, 0)
+                    .and(um.compare(VectorOperators.LT, 0))
+                    .and(sm.and(EXPONENT).compare(VectorOperators.NE, EXPONENT))
+                    .and(um.and(EXPONENT).compare(VectorOperators.NE, EXPONENT));
+            if (usual.allTrue()) {
+                um.reinterpretAsFloats().intoArray(s.mins, b * l);
+                sm.reinterpretAsFloats().intoArray(s.maxs, b * l);
+                continue;
+            }
+            // the last, partial batch (its padding is never usual) or an unusual group
+            for (int j = 0; j < Math.min(l, groups - b * l); j++) {
+                int hiBits = s.signedMax[b * l * l + j];
+                int loBits = s.unsignedMax[b * l * l + j];
+                if (!Float.isFinite(Float.intBitsToFloat(hiBits)) || !Float.isFinite(Float.intBitsToFloat(loBits))) {
+                    return false;
+                }
+                int g = b * l + j;
+                if (hiBits >= 0 && loBits < 0) {
+                    s.mins[g] = Float.intBitsToFloat(loBits);
+                    s.maxs[g] = Float.intBitsToFloat(hiBits);
+                } else {
+                    long mm = minMax(x, off + g * gsize, gsize);
+                    s.mins[g] = QuantKernels.min(mm);
+                    s.maxs[g] = QuantKernels.max(mm);
+                }
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The 4-bit codes of every group, as {@link #codes} computes them, two vectors at a time: the codes of lanes {@code
+     * 2j} and {@code 2j + 1} share a long lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, the low
+     * ints of both vectors' long lanes are gathered and narrowed to bytes.
+     */
+    private void codes4(
+            float[] x,
+            int off,
+            int groups,
+            int gsize,
+            int qmin,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            byte[] packed,
+            int pOff,
+            GroupScratch s) {
+        int l = F.length();
+        for (int g = 0; g < groups; g++) {
+            float scale = scales[sOff + g];
+            int z = (int) s.zeros[g];
+            zeros[zOff + g] = (byte) z;
+            float inv = 1.0f / scale;
+            int goff = off + g * gsize;
+            int p = pOff + g * gsize / 2;
+            if (!(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
+                // quotients near the float range (the scale's guards): the careful codes, then packed
+                quantize(x, goff, gsize, scale, z, qmin, 15, s.codes, 0);
+                pack(s.codes, 0, gsize, 4, packed, p);
+                continue;
+            }
+            int lo = MAGIC_BITS - z + qmin;
+            int hi = MAGIC_BITS - z + 15;
+            int bias = MAGIC_BITS - z;
+            FloatVector vinv = FloatVector.broadcast(F, inv);
+            FloatVector vneg = FloatVector.broadcast(F, -scale);
+            for (int i = 0; i < gsize; i += 2 * l) {
+                FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
+                FloatVector q0 = v0.mul(vinv);
+                LongVector c0 = q0.fma(vneg, v0)
+                        .fma(vinv, q0)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .max(lo)
+                        .min(hi)
+                        .sub(bias)
+                        .reinterpretAsLongs();
+                FloatVector v1 = FloatVector.fromArray(F, x, goff + i + l);
+                FloatVector q1 = v1.mul(vinv);
+                LongVector c1 = q1.fma(vneg, v1)
+                        .fma(vinv, q1)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .max(lo)
+                        .min(hi)
+                        .sub(bias)
+                        .reinterpretAsLongs();
+                IntVector pairs = EVEN_LANES.selectFrom(
+                        c0.or(c0.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts(),
+                        c1.or(c1.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts());
+                ((ByteVector) pairs.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i / 2);
+            }
+        }
+    }
+
+    /** The 8-bit codes of every group, as {@link #codes} computes them, each vector narrowed to bytes and stored. */
+    private void codes8(
+            float[] x,
+            int off,
+            int groups,
+            int gsize,
+            int qmin,
+            float[] scales,
+            int sOff,
+            byte[] zeros,
+            int zOff,
+            byte[] packed,
+            int pOff,
+            GroupScratch s) {
+        int l = F.length();
+        for (int g = 0; g < groups; g++) {
+            float scale = scales[sOff + g];
+            int z = (int) s.zeros[g];
+            zeros[zOff + g] = (byte) z;
+            float inv = 1.0f / scale;
+            int goff = off + g * gsize;
+            int p = pOff + g * gsize;
+            if (!(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
+                quantize(x, goff, gsize, scale, z, qmin, 255, packed, p);
+                continue;
+            }
+            int lo = MAGIC_BITS - z + qmin;
+            int hi = MAGIC_BITS - z + 255;
+            int bias = MAGIC_BITS - z;
+            FloatVector vinv = FloatVector.broadcast(F, inv);
+            FloatVector vneg = FloatVector.broadcast(F, -scale);
+            for (int i = 0; i < gsize; i += l) {
+                FloatVector v = FloatVector.fromArray(F, x, goff + i);
+                FloatVector q = v.mul(vinv);
+                IntVector c = q.fma(vneg, v)
+                        .fma(vinv, q)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .max(lo)
+                        .min(hi)
+                        .sub(bias);
+                ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i);
+            }
+        }
     }
 
     @Override

@@ -7,7 +7,6 @@ import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.Quantizer;
-import dev.quant4j.quant.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.Objects;
 import java.util.concurrent.ForkJoinPool;
@@ -82,14 +81,27 @@ public final class RtnQuantizer implements Quantizer {
             scales[0] = LinearParams.scale(scheme, min, max);
             zeros[0] = (byte) LinearParams.zero(scheme, min, max, scales[0]);
         }
-        // tasks of whole rows, about 64K values each, each with its own code buffer
+        // tasks of whole rows, about 64K values each (per tensor, each with its own code buffer)
         int rowsPerTask = Math.max(1, (1 << 16) / cols);
         int tasks = (rows + rowsPerTask - 1) / rowsPerTask;
         AtomicBoolean nonFinite = new AtomicBoolean();
+        // rows are contiguous, and so are their packed codes when a row fills whole bytes: then a task's rows are one
+        // run of groups for one kernel call (its statistics pass streams the whole task from memory without a break)
+        boolean runs = !perTensor && (long) cols * scheme.bits() == 8L * rowBytes;
         IntConsumer task = t -> {
-            Scratch scratch = new Scratch(cols, gpr);
-            for (int r = t * rowsPerTask; r < Math.min(rows, (t + 1) * rowsPerTask); r++) {
-                if (!quantizeRow(k, w, r, gsize, gpr, perTensor, scratch, packed, rowBytes, scales, zeros)) {
+            int from = t * rowsPerTask;
+            int to = Math.min(rows, from + rowsPerTask);
+            if (runs) {
+                if (!quantizeGroups(k, w, from, (to - from) * gpr, gsize, packed, rowBytes, scales, zeros)) {
+                    nonFinite.set(true);
+                }
+                return;
+            }
+            byte[] codes = perTensor ? new byte[cols] : null;
+            for (int r = from; r < to; r++) {
+                if (perTensor) {
+                    quantizeRow(k, w, r, codes, packed, rowBytes, scales, zeros);
+                } else if (!quantizeGroups(k, w, r, gpr, gsize, packed, rowBytes, scales, zeros)) {
                     nonFinite.set(true);
                 }
             }
@@ -110,77 +122,49 @@ public final class RtnQuantizer implements Quantizer {
     }
 
     /**
-     * Quantizes row {@code r}: first the scale and zero-point of every group (independent of each other, so their
-     * latencies overlap), then the codes, then the packing. Returns false if the row holds a non-finite value (the
-     * caller reports it).
+     * Quantizes {@code groups} groups from the start of row {@code r} (one row, or whole rows): statistics, parameters,
+     * codes and packing in one kernel call. Returns false if a value is not finite (the caller reports it).
      */
-    private boolean quantizeRow(
+    private boolean quantizeGroups(
             QuantKernels k,
             FloatMatrix w,
             int r,
+            int groups,
             int gsize,
-            int gpr,
-            boolean perTensor,
-            Scratch scratch,
+            byte[] packed,
+            int rowBytes,
+            float[] scales,
+            byte[] zeros) {
+        int g0 = r * (w.cols() / gsize);
+        return k.quantizeGroups(
+                w.array(),
+                w.rowOffset(r),
+                groups,
+                gsize,
+                scheme.bits(),
+                LinearParams.form(scheme),
+                LinearParams.qmin(scheme),
+                scales,
+                g0,
+                zeros,
+                g0,
+                packed,
+                r * rowBytes);
+    }
+
+    /** Quantizes row {@code r} with the tensor's one scale and zero-point (the values were checked finite before). */
+    private void quantizeRow(
+            QuantKernels k,
+            FloatMatrix w,
+            int r,
+            byte[] codes,
             byte[] packed,
             int rowBytes,
             float[] scales,
             byte[] zeros) {
         float[] x = w.array();
         int base = w.rowOffset(r);
-        if (!perTensor) {
-            if (!k.allFinite(x, base, w.cols())) {
-                return false;
-            }
-            // statistics of every group, then all their parameters at once (vectorized across groups)
-            for (int g = 0; g < gpr; g++) {
-                int off = base + g * gsize;
-                if (scheme.symmetry() == Symmetry.SIGNED) {
-                    float amax = k.absMax(x, off, gsize);
-                    scratch.mins[g] = -amax;
-                    scratch.maxs[g] = amax;
-                } else {
-                    long mm = k.minMax(x, off, gsize);
-                    scratch.mins[g] = QuantKernels.min(mm);
-                    scratch.maxs[g] = QuantKernels.max(mm);
-                }
-            }
-            k.linearParams(
-                    scratch.mins,
-                    scratch.maxs,
-                    gpr,
-                    scheme.bits(),
-                    LinearParams.form(scheme),
-                    scales,
-                    r * gpr,
-                    scratch.zeros,
-                    0);
-            for (int g = 0; g < gpr; g++) {
-                zeros[r * gpr + g] = (byte) (int) scratch.zeros[g];
-            }
-        }
-        int qmin = LinearParams.qmin(scheme);
-        int qmax = scheme.maxq();
-        for (int g = 0; g < gpr; g++) {
-            int gi = perTensor ? 0 : r * gpr + g;
-            k.quantize(x, base + g * gsize, gsize, scales[gi], zeros[gi] & 0xFF, qmin, qmax, scratch.codes, g * gsize);
-        }
-        k.pack(scratch.codes, 0, w.cols(), scheme.bits(), packed, r * rowBytes);
-        return true;
-    }
-
-    /** Per-task buffers: the codes of one row, and the statistics and zero-points of its groups. */
-    private static final class Scratch {
-        final byte[] codes;
-        final float[] mins;
-        final float[] maxs;
-        final float[] zeros;
-
-        Scratch(int cols, int groups) {
-            codes = new byte[cols];
-            mins = new float[groups];
-            maxs = new float[groups];
-            zeros = new float[groups];
-        }
+        k.quantize(x, base, w.cols(), scales[0], zeros[0] & 0xFF, LinearParams.qmin(scheme), scheme.maxq(), codes, 0);
+        k.pack(codes, 0, w.cols(), scheme.bits(), packed, r * rowBytes);
     }
 }

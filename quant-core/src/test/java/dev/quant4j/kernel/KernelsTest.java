@@ -213,6 +213,110 @@ class KernelsTest {
         }
     }
 
+    /**
+     * Rows of groups of several kinds, by group: mixed signs, one sign only (both signs), zeros with negative zeros,
+     * constant, huge, subnormal, near ties, and values far from zero with a narrow range (whose quotients are huge in
+     * llm-awq's min/max form).
+     */
+    static float[] groupRows(int groups, int gsize, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] x = new float[groups * gsize + 2];
+        for (int g = 0; g < groups; g++) {
+            for (int i = 0; i < gsize; i++) {
+                float v = (float) r.nextGaussian();
+                x[1 + g * gsize + i] = switch ((int) ((g + seed) % 9)) {
+                    case 0 -> v;
+                    case 1 -> Math.abs(v);
+                    case 2 -> -Math.abs(v) - 1e-3f;
+                    case 3 -> i % 2 == 0 ? 0f : -0f;
+                    case 4 -> 5f;
+                    case 5 -> v * 1e30f;
+                    case 6 -> v * 1e-40f;
+                    case 7 -> (r.nextInt(31) - 15 + 0.5f) * 0.1f;
+                    default -> 1000f + v * 1e-3f;
+                };
+            }
+        }
+        return x;
+    }
+
+    /**
+     * The fused row kernel against the reference's composition of minMax, linearParams, quantize and pack: scales,
+     * zero-points and packed bytes identical for every width and form, group sizes that are whole vectors (the fused
+     * path) and not, full and partial batches of groups.
+     */
+    @Test
+    void quantizeGroupsMatchesTheComposedReference() {
+        QuantKernels k = Kernels.get();
+        int forms = 4;
+        for (int gsize : new int[] {1, 7, 8, 16, 32, 48, 64, 128, 256, 4096}) {
+            for (int groups : new int[] {1, 3, 16, 17, 33}) {
+                float[] x = groupRows(groups, gsize, gsize * 131L + groups);
+                int n = groups * gsize;
+                for (int bits = 2; bits <= 8; bits++) {
+                    for (int form = 0; form < forms; form++) {
+                        int qmin = form == QuantKernels.SIGNED ? 1 : 0;
+                        float[] es = new float[groups + 2];
+                        float[] as = new float[groups + 2];
+                        byte[] ez = new byte[groups + 2];
+                        byte[] az = new byte[groups + 2];
+                        byte[] ep = new byte[QuantKernels.packedBytes(n, bits) + 2];
+                        byte[] ap = new byte[ep.length];
+                        assertThat(REF.quantizeGroups(x, 1, groups, gsize, bits, form, qmin, es, 1, ez, 2, ep, 1))
+                                .isTrue();
+                        assertThat(k.quantizeGroups(x, 1, groups, gsize, bits, form, qmin, as, 1, az, 2, ap, 1))
+                                .isTrue();
+                        String what = "gsize=%d groups=%d bits=%d form=%d".formatted(gsize, groups, bits, form);
+                        assertThat(as).as("scales " + what).containsExactly(es);
+                        assertThat(az).as("zeros " + what).containsExactly(ez);
+                        assertThat(ap).as("packed " + what).containsExactly(ep);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * A NaN of either sign or an infinity anywhere makes the fused kernel say false: in rows of groups of every kind,
+     * and in rows of mixed-sign groups only (where the kernel takes its shortest way).
+     */
+    @Test
+    void quantizeGroupsFindsEveryNonFiniteValue() {
+        QuantKernels k = Kernels.get();
+        float[] bad = {Float.NaN, Float.intBitsToFloat(0xFFC00000), Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+        for (int gsize : new int[] {32, 128}) {
+            int groups = 17;
+            for (float b : bad) {
+                for (int at : new int[] {0, gsize + 5, 2 * gsize + 1, 5 * gsize - 1, groups * gsize - 1}) {
+                    for (boolean mixedOnly : new boolean[] {false, true}) {
+                        float[] x = mixedOnly ? data(groups * gsize, at, false) : groupRows(groups, gsize, 3);
+                        x[1 + at] = b;
+                        for (int bits : new int[] {4, 8}) {
+                            byte[] packed = new byte[groups * gsize];
+                            boolean ok = k.quantizeGroups(
+                                    x,
+                                    1,
+                                    groups,
+                                    gsize,
+                                    bits,
+                                    QuantKernels.ASYM,
+                                    0,
+                                    new float[groups],
+                                    0,
+                                    new byte[groups],
+                                    0,
+                                    packed,
+                                    0);
+                            assertThat(ok)
+                                    .as("%s at %d, gsize %d, %d bits", b, at, gsize, bits)
+                                    .isFalse();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0} n={2}")
     @MethodSource("implsAndSizes")
     void linearParamsAreBitIdentical(String name, QuantKernels k, int n) {

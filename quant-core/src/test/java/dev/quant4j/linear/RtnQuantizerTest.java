@@ -18,6 +18,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -213,10 +214,27 @@ class RtnQuantizerTest {
         assertThat(previous).isLessThan(1e-5);
     }
 
-    @Test
-    void resultDoesNotDependOnThreadsOrKernels() {
-        FloatMatrix w = Gaussian.matrix("w", 7, 300, 256, 1.0);
-        LinearScheme scheme = LinearScheme.asym(3, 64);
+    /**
+     * The same tensor whatever the threads and kernels: the vector kernels' fused path (4 and 8 bits, whole vectors per
+     * group) and their fall-backs, rows that fill whole bytes (a task's rows quantized in one call) and rows that do not
+     * (row by row), several tasks (300 rows), every form.
+     */
+    @ParameterizedTest
+    @CsvSource({
+        "3, 64, 256, ASYM",
+        "4, 128, 256, ASYM",
+        "4, 32, 256, SYM",
+        "4, -1, 256, SIGNED",
+        "8, 128, 256, ASYM",
+        "8, 16, 256, SIGNED",
+        "8, 0, 256, ASYM",
+        "3, 12, 36, ASYM",
+        "4, 4, 36, SYM",
+        "5, 32, 256, ASYM"
+    })
+    void resultDoesNotDependOnThreadsOrKernels(int bits, int groupSize, int cols, String symmetry) {
+        FloatMatrix w = Gaussian.matrix("w", 7, 300, cols, 1.0);
+        LinearScheme scheme = new LinearScheme(bits, Symmetry.valueOf(symmetry), groupSize);
         QuantizedTensor one = new RtnQuantizer(scheme, new ForkJoinPool(1)).quantize(w);
         QuantizedTensor many = new RtnQuantizer(scheme, new ForkJoinPool(4)).quantize(w);
         assertThat(many).isEqualTo(one);
