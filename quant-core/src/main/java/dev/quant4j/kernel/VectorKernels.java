@@ -378,57 +378,70 @@ final class VectorKernels extends ScalarKernels {
                     x, off, groups, gsize, bits, form, qmin, scales, sOff, zeros, zOff, packed, pOff);
         }
         int batches = (groups + l - 1) / l;
-        GroupScratch s = GroupScratch.get(batches * l, gsize).withLaneStats(batches * l * l);
+        int batchInts = l / 2 * l; // a batch of L groups: L / 2 vectors after the first level
+        GroupScratch s = GroupScratch.get(batches * l, gsize).withLaneStats(batches * batchInts);
         laneRanges(x, off, groups, gsize, s.signedMax, s.unsignedMax);
         // the last batch's missing groups: zeros, finite and ignored
-        Arrays.fill(s.signedMax, groups * l, batches * l * l, 0);
-        Arrays.fill(s.unsignedMax, groups * l, batches * l * l, 0);
+        int filled = (groups + 1) / 2 * l;
+        Arrays.fill(s.signedMax, filled, batches * batchInts, 0);
+        Arrays.fill(s.unsignedMax, filled, batches * batchInts, 0);
         for (int b = 0; b < batches; b++) {
-            reduceLanes(s.signedMax, s.unsignedMax, b * l * l);
+            reduceLanes(s.signedMax, s.unsignedMax, b * batchInts);
         }
         if (!groupRanges(x, off, groups, gsize, s)) {
             return false;
         }
         linearParams(s.mins, s.maxs, groups, bits, form, scales, sOff, s.zeros, 0);
         if (bits == 4) {
-            codes4(x, off, groups, gsize, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
+            codes4(x, off, groups, gsize, form, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
         } else {
-            codes8(x, off, groups, gsize, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
+            codes8(x, off, groups, gsize, form, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
         }
         return true;
     }
 
     /**
-     * Per group, one vector of lane-wise maxima of the float bits read as signed ints ({@code sm}) and as unsigned ints
-     * ({@code um}) into {@code [g * L, (g + 1) * L)}. Signed, a float with the sign bit clear beats every float with
-     * it set, and among either kind the larger bits are the larger magnitude; so the signed maximum is the group's
-     * maximum when one value is not negative, and the unsigned maximum its minimum when one value is negative.
+     * Per group, lane-wise maxima of the float bits read as signed ints and as unsigned ints. Signed, a float with the
+     * sign bit clear beats every float with it set, and among either kind the larger bits are the larger magnitude; so
+     * the signed maximum is the group's maximum when one value is not negative, and the unsigned maximum its minimum
+     * when one value is negative. Groups go in pairs, whose two vectors are combined at once by the first level of
+     * {@link #reduceLanes} (an odd last group pairs with itself): pair {@code p} at {@code [p * L, (p + 1) * L)}.
      */
     private static void laneRanges(float[] x, int off, int groups, int gsize, int[] sm, int[] um) {
         int l = F.length();
-        for (int g = 0; g < groups; g++) {
-            int base = off + g * gsize;
-            IntVector smax = FloatVector.fromArray(F, x, base).reinterpretAsInts();
-            IntVector umax = smax;
+        IntVector left = IntVector.fromArray(I, HALVES, 0);
+        IntVector right = IntVector.fromArray(I, HALVES, l);
+        for (int g = 0; g < groups; g += 2) {
+            int a = off + g * gsize;
+            int b = g + 1 < groups ? a + gsize : a;
+            IntVector sa = FloatVector.fromArray(F, x, a).reinterpretAsInts();
+            IntVector ua = sa;
+            IntVector sb = FloatVector.fromArray(F, x, b).reinterpretAsInts();
+            IntVector ub = sb;
             for (int i = l; i < gsize; i += l) {
-                IntVector b = FloatVector.fromArray(F, x, base + i).reinterpretAsInts();
-                smax = smax.max(b);
-                umax = umax.lanewise(VectorOperators.UMAX, b);
+                IntVector va = FloatVector.fromArray(F, x, a + i).reinterpretAsInts();
+                sa = sa.max(va);
+                ua = ua.lanewise(VectorOperators.UMAX, va);
+                IntVector vb = FloatVector.fromArray(F, x, b + i).reinterpretAsInts();
+                sb = sb.max(vb);
+                ub = ub.lanewise(VectorOperators.UMAX, vb);
             }
-            smax.intoArray(sm, g * l);
-            umax.intoArray(um, g * l);
+            left.selectFrom(sa, sb).max(right.selectFrom(sa, sb)).intoArray(sm, g / 2 * l);
+            left.selectFrom(ua, ub)
+                    .lanewise(VectorOperators.UMAX, right.selectFrom(ua, ub))
+                    .intoArray(um, g / 2 * l);
         }
     }
 
     /**
-     * Reduces the {@code L} vectors at {@code base} of both arrays (one per group) to one vector whose lane {@code j}
-     * is group {@code j}'s maximum, in place: each level pairs vectors and keeps, per group, the larger of its lanes'
-     * two halves, so {@code L - 1} combinations (two {@code selectFrom} and a maximum each) replace {@code L}
-     * reductions of {@code log2 L} dependent shuffles.
+     * Reduces the lane maxima of {@code L} groups (at {@code base} of both arrays, after the first level: {@code L / 2}
+     * vectors of two groups each) to one vector whose lane {@code j} is group {@code j}'s maximum, in place: each level
+     * pairs vectors and keeps, per group, the larger of its lanes' two halves, so {@code L - 1} combinations (two
+     * {@code selectFrom} and a maximum each) replace {@code L} reductions of {@code log2 L} dependent shuffles.
      */
     private static void reduceLanes(int[] sm, int[] um, int base) {
         int l = F.length();
-        for (int level = 0, n = l; n > 1; level++, n >>= 1) {
+        for (int level = 1, n = l / 2; n > 1; level++, n >>= 1) {
             IntVector left = IntVector.fromArray(I, HALVES, level * 2 * l);
             IntVector right = IntVector.fromArray(I, HALVES, level * 2 * l + l);
             for (int p = 0; p < n / 2; p++) {
@@ -475,9 +488,10 @@ final class VectorKernels extends ScalarKernels {
      */
     private boolean groupRanges(float[] x, int off, int groups, int gsize, GroupScratch s) {
         int l = F.length();
+        int batchInts = l / 2 * l;
         for (int b = 0; b * l < groups; b++) {
-            IntVector sm = IntVector.fromArray(I, s.signedMax, b * l * l);
-            IntVector um = IntVector.fromArray(I, s.unsignedMax, b * l * l);
+            IntVector sm = IntVector.fromArray(I, s.signedMax, b * batchInts);
+            IntVector um = IntVector.fromArray(I, s.unsignedMax, b * batchInts);
             VectorMask<Integer> usual = sm.compare(VectorOperators.GE, 0)
                     .and(um.compare(VectorOperators.LT, 0))
                     .and(sm.and(EXPONENT).compare(VectorOperators.NE, EXPONENT))
@@ -489,8 +503,8 @@ final class VectorKernels extends ScalarKernels {
             }
             // the last, partial batch (its padding is never usual) or an unusual group
             for (int j = 0; j < Math.min(l, groups - b * l); j++) {
-                int hiBits = s.signedMax[b * l * l + j];
-                int loBits = s.unsignedMax[b * l * l + j];
+                int hiBits = s.signedMax[b * batchInts + j];
+                int loBits = s.unsignedMax[b * batchInts + j];
                 if (!Float.isFinite(Float.intBitsToFloat(hiBits)) || !Float.isFinite(Float.intBitsToFloat(loBits))) {
                     return false;
                 }
@@ -508,6 +522,18 @@ final class VectorKernels extends ScalarKernels {
         return true;
     }
 
+    /*
+     * The fused codes clamp from above only. For GPTQ's forms the lower clamp never binds: (asymmetric) the range
+     * [xmin, xmax] holds 0 and every value, so RN(xmax - xmin) >= -xmin and S = RN(range / maxq) >= -xmin / maxq *
+     * (1 - 2^-24); the zero-point Z = rint(RN(-xmin / S)) is then at most maxq (never clamped), and for x >= xmin
+     * rounded division and rint are monotone and odd, so rint(RN(x / S)) >= rint(RN(xmin / S)) = -Z: the code is >= 0.
+     * A scale raised by the guards only shrinks the quotients. Symmetric: Z = (maxq + 1) / 2 and |x / S| <= maxq / 2 *
+     * (1 + 2^-22), so rint(x / S) >= -Z. Signed: |x / S| <= qlimit * (1 + 2^-23), so the code is >= 2^(bits-1) - qlimit
+     * = 1 = qmin. The upper clamp does bind (rint(xmax / S) and rint(-xmin / S) can both round up at ties) and stays.
+     * llm-awq's min/max form (its range need not hold 0, its zero-point is clamped) takes the careful way, as do
+     * quotients near the float range.
+     */
+
     /**
      * The 4-bit codes of every group, as {@link #codes} computes them, two vectors at a time: the codes of lanes {@code
      * 2j} and {@code 2j + 1} share a long lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, the low
@@ -518,6 +544,7 @@ final class VectorKernels extends ScalarKernels {
             int off,
             int groups,
             int gsize,
+            int form,
             int qmin,
             float[] scales,
             int sOff,
@@ -534,13 +561,12 @@ final class VectorKernels extends ScalarKernels {
             float inv = 1.0f / scale;
             int goff = off + g * gsize;
             int p = pOff + g * gsize / 2;
-            if (!(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
+            if (form == MINMAX || !(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
                 // quotients near the float range (the scale's guards): the careful codes, then packed
                 quantize(x, goff, gsize, scale, z, qmin, 15, s.codes, 0);
                 pack(s.codes, 0, gsize, 4, packed, p);
                 continue;
             }
-            int lo = MAGIC_BITS - z + qmin;
             int hi = MAGIC_BITS - z + 15;
             int bias = MAGIC_BITS - z;
             FloatVector vinv = FloatVector.broadcast(F, inv);
@@ -552,7 +578,6 @@ final class VectorKernels extends ScalarKernels {
                         .fma(vinv, q0)
                         .add(ROUND_MAGIC)
                         .reinterpretAsInts()
-                        .max(lo)
                         .min(hi)
                         .sub(bias)
                         .reinterpretAsLongs();
@@ -562,7 +587,6 @@ final class VectorKernels extends ScalarKernels {
                         .fma(vinv, q1)
                         .add(ROUND_MAGIC)
                         .reinterpretAsInts()
-                        .max(lo)
                         .min(hi)
                         .sub(bias)
                         .reinterpretAsLongs();
@@ -580,6 +604,7 @@ final class VectorKernels extends ScalarKernels {
             int off,
             int groups,
             int gsize,
+            int form,
             int qmin,
             float[] scales,
             int sOff,
@@ -596,11 +621,10 @@ final class VectorKernels extends ScalarKernels {
             float inv = 1.0f / scale;
             int goff = off + g * gsize;
             int p = pOff + g * gsize;
-            if (!(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
+            if (form == MINMAX || !(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
                 quantize(x, goff, gsize, scale, z, qmin, 255, packed, p);
                 continue;
             }
-            int lo = MAGIC_BITS - z + qmin;
             int hi = MAGIC_BITS - z + 255;
             int bias = MAGIC_BITS - z;
             FloatVector vinv = FloatVector.broadcast(F, inv);
@@ -612,7 +636,6 @@ final class VectorKernels extends ScalarKernels {
                         .fma(vinv, q)
                         .add(ROUND_MAGIC)
                         .reinterpretAsInts()
-                        .max(lo)
                         .min(hi)
                         .sub(bias);
                 ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i);

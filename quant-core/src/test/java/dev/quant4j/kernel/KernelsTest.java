@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The kernels this JVM uses against the scalar reference: integer results identical, float sums within {@code 1e-5 *
@@ -272,6 +273,51 @@ class KernelsTest {
                         assertThat(ap).as("packed " + what).containsExactly(ep);
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * Groups built to land on the clamps: each group's values are near-ties {@code (k + 1/2) * s} (and their float
+     * neighbours) for a random step {@code s} and {@code k} across the whole code range, so codes at both ends hinge on
+     * how ties round; the fused kernel clamps from below only in llm-awq's form (see the proof in VectorKernels), and
+     * must still agree with the reference everywhere.
+     */
+    @ParameterizedTest(name = "seed {0}")
+    @ValueSource(longs = {1, 2, 3, 4, 5, 6})
+    void quantizeGroupsAgreesAtTheClampsOnNearTies(long seed) {
+        QuantKernels k = Kernels.get();
+        SplittableRandom r = new SplittableRandom(seed);
+        int gsize = 64;
+        int groups = 512;
+        float[] x = new float[groups * gsize];
+        for (int g = 0; g < groups; g++) {
+            float step = (float) Math.scalb(1 + r.nextDouble(), r.nextInt(-20, 20));
+            int span = 1 << r.nextInt(1, 9);
+            int shift = r.nextInt(-span, span + 1);
+            for (int i = 0; i < gsize; i++) {
+                float v = (r.nextInt(-span, span + 1) + shift + 0.5f) * step;
+                x[g * gsize + i] = switch (r.nextInt(3)) {
+                    case 0 -> v;
+                    case 1 -> Math.nextUp(v);
+                    default -> Math.nextDown(v);
+                };
+            }
+        }
+        for (int bits : new int[] {4, 8}) {
+            for (int form = 0; form < 4; form++) {
+                int qmin = form == QuantKernels.SIGNED ? 1 : 0;
+                float[] es = new float[groups];
+                float[] as = new float[groups];
+                byte[] ez = new byte[groups];
+                byte[] az = new byte[groups];
+                byte[] ep = new byte[QuantKernels.packedBytes(x.length, bits)];
+                byte[] ap = new byte[ep.length];
+                REF.quantizeGroups(x, 0, groups, gsize, bits, form, qmin, es, 0, ez, 0, ep, 0);
+                k.quantizeGroups(x, 0, groups, gsize, bits, form, qmin, as, 0, az, 0, ap, 0);
+                assertThat(as).as("scales bits=%d form=%d", bits, form).containsExactly(es);
+                assertThat(az).as("zeros bits=%d form=%d", bits, form).containsExactly(ez);
+                assertThat(ap).as("packed bits=%d form=%d", bits, form).containsExactly(ep);
             }
         }
     }
