@@ -374,8 +374,20 @@ final class VectorKernels extends ScalarKernels {
         boolean fused =
                 BYTE_PARTS == 1 && LITTLE_ENDIAN && (bits == 8 ? gsize % l == 0 : bits == 4 && gsize % (2 * l) == 0);
         if (!fused) {
-            return super.quantizeGroups(
-                    x, off, groups, gsize, bits, form, qmin, scales, sOff, zeros, zOff, packed, pOff);
+            // the reference's passes, over chunks of about 4096 values that end on whole bytes (L1-sized: a run of many
+            // rows at once measured 8% slower at 2 bits on 4096x4096)
+            int chunk = Math.max(1, 4096 / gsize);
+            int align = 8 >> Math.min(3, Integer.numberOfTrailingZeros(gsize * bits)); // groups filling whole bytes
+            chunk = (chunk + align - 1) / align * align;
+            for (int g = 0; g < groups; g += chunk) {
+                int n = Math.min(chunk, groups - g);
+                int p = pOff + (int) ((long) g * gsize * bits / 8);
+                if (!super.quantizeGroups(
+                        x, off + g * gsize, n, gsize, bits, form, qmin, scales, sOff + g, zeros, zOff + g, packed, p)) {
+                    return false;
+                }
+            }
+            return true;
         }
         int batches = (groups + l - 1) / l;
         int batchInts = l / 2 * l; // a batch of L groups: L / 2 vectors after the first level
