@@ -404,11 +404,7 @@ final class VectorKernels extends ScalarKernels {
             return false;
         }
         linearParams(s.mins, s.maxs, groups, bits, form, scales, sOff, s.zeros, 0);
-        if (bits == 4) {
-            codes4(x, off, groups, gsize, form, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
-        } else {
-            codes8(x, off, groups, gsize, form, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
-        }
+        fusedCodes(x, off, groups, gsize, bits, form, qmin, scales, sOff, zeros, zOff, packed, pOff, s);
         return true;
     }
 
@@ -547,15 +543,17 @@ final class VectorKernels extends ScalarKernels {
      */
 
     /**
-     * The 4-bit codes of every group, as {@link #codes} computes them, two vectors at a time: the codes of lanes {@code
-     * 2j} and {@code 2j + 1} share a long lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, the low
-     * ints of both vectors' long lanes are gathered and narrowed to bytes.
+     * The codes of every group at 4 or 8 bits, as {@link #codes} computes them. At 8 bits each vector is narrowed to
+     * bytes and stored. At 4 bits two vectors at a time: the codes of lanes {@code 2j} and {@code 2j + 1} share a long
+     * lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, and the low ints of both vectors' long
+     * lanes are gathered and narrowed to bytes.
      */
-    private void codes4(
+    private void fusedCodes(
             float[] x,
             int off,
             int groups,
             int gsize,
+            int bits,
             int form,
             int qmin,
             float[] scales,
@@ -566,23 +564,38 @@ final class VectorKernels extends ScalarKernels {
             int pOff,
             GroupScratch s) {
         int l = F.length();
+        int maxq = (1 << bits) - 1;
         for (int g = 0; g < groups; g++) {
             float scale = scales[sOff + g];
             int z = (int) s.zeros[g];
             zeros[zOff + g] = (byte) z;
             float inv = 1.0f / scale;
             int goff = off + g * gsize;
-            int p = pOff + g * gsize / 2;
+            int p = pOff + g * gsize * bits / 8;
             if (form == MINMAX || !(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
-                // quotients near the float range (the scale's guards): the careful codes, then packed
-                quantize(x, goff, gsize, scale, z, qmin, 15, s.codes, 0);
-                pack(s.codes, 0, gsize, 4, packed, p);
+                // llm-awq's form, or quotients near the float range (the scale's guards): the careful codes, packed
+                quantize(x, goff, gsize, scale, z, qmin, maxq, s.codes, 0);
+                pack(s.codes, 0, gsize, bits, packed, p);
                 continue;
             }
-            int hi = MAGIC_BITS - z + 15;
+            int hi = MAGIC_BITS - z + maxq;
             int bias = MAGIC_BITS - z;
             FloatVector vinv = FloatVector.broadcast(F, inv);
             FloatVector vneg = FloatVector.broadcast(F, -scale);
+            if (bits == 8) {
+                for (int i = 0; i < gsize; i += l) {
+                    FloatVector v = FloatVector.fromArray(F, x, goff + i);
+                    FloatVector q = v.mul(vinv);
+                    IntVector c = q.fma(vneg, v)
+                            .fma(vinv, q)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias);
+                    ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i);
+                }
+                continue;
+            }
             for (int i = 0; i < gsize; i += 2 * l) {
                 FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
                 FloatVector q0 = v0.mul(vinv);
@@ -606,51 +619,6 @@ final class VectorKernels extends ScalarKernels {
                         c0.or(c0.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts(),
                         c1.or(c1.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts());
                 ((ByteVector) pairs.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i / 2);
-            }
-        }
-    }
-
-    /** The 8-bit codes of every group, as {@link #codes} computes them, each vector narrowed to bytes and stored. */
-    private void codes8(
-            float[] x,
-            int off,
-            int groups,
-            int gsize,
-            int form,
-            int qmin,
-            float[] scales,
-            int sOff,
-            byte[] zeros,
-            int zOff,
-            byte[] packed,
-            int pOff,
-            GroupScratch s) {
-        int l = F.length();
-        for (int g = 0; g < groups; g++) {
-            float scale = scales[sOff + g];
-            int z = (int) s.zeros[g];
-            zeros[zOff + g] = (byte) z;
-            float inv = 1.0f / scale;
-            int goff = off + g * gsize;
-            int p = pOff + g * gsize;
-            if (form == MINMAX || !(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
-                quantize(x, goff, gsize, scale, z, qmin, 255, packed, p);
-                continue;
-            }
-            int hi = MAGIC_BITS - z + 255;
-            int bias = MAGIC_BITS - z;
-            FloatVector vinv = FloatVector.broadcast(F, inv);
-            FloatVector vneg = FloatVector.broadcast(F, -scale);
-            for (int i = 0; i < gsize; i += l) {
-                FloatVector v = FloatVector.fromArray(F, x, goff + i);
-                FloatVector q = v.mul(vinv);
-                IntVector c = q.fma(vneg, v)
-                        .fma(vinv, q)
-                        .add(ROUND_MAGIC)
-                        .reinterpretAsInts()
-                        .min(hi)
-                        .sub(bias);
-                ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i);
             }
         }
     }
