@@ -340,8 +340,8 @@ final class VectorKernels extends ScalarKernels {
     private static final float QUOTIENT_LIMIT = 0x1p21f;
 
     /**
-     * One row of groups in four passes, at 4 and 8 bits for groups that are whole vectors (pairs of vectors at 4
-     * bits), 256 bits and wider; the scalar reference's composition otherwise:
+     * A run of groups in four passes, at 2, 4 and 8 bits for groups of whole steps (one, two and four vectors), 256
+     * bits and wider; the scalar reference's passes over L1-sized chunks otherwise:
      *
      * <ol>
      *   <li>per group, lane-wise statistics of the float bits: signed and unsigned integer maxima, one instruction
@@ -371,8 +371,10 @@ final class VectorKernels extends ScalarKernels {
             byte[] packed,
             int pOff) {
         int l = F.length();
-        boolean fused =
-                BYTE_PARTS == 1 && LITTLE_ENDIAN && (bits == 8 ? gsize % l == 0 : bits == 4 && gsize % (2 * l) == 0);
+        boolean fused = BYTE_PARTS == 1
+                && LITTLE_ENDIAN
+                && (bits == 8 || bits == 4 || bits == 2)
+                && gsize % (8 / bits * l) == 0;
         if (!fused) {
             // the reference's passes, over chunks of about 4096 values that end on whole bytes (L1-sized: a run of many
             // rows at once measured 8% slower at 2 bits on 4096x4096)
@@ -543,10 +545,11 @@ final class VectorKernels extends ScalarKernels {
      */
 
     /**
-     * The codes of every group at 4 or 8 bits, as {@link #codes} computes them. At 8 bits each vector is narrowed to
-     * bytes and stored. At 4 bits two vectors at a time: the codes of lanes {@code 2j} and {@code 2j + 1} share a long
-     * lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, and the low ints of both vectors' long
-     * lanes are gathered and narrowed to bytes.
+     * The codes of every group at 2, 4 or 8 bits, as {@link #codes} computes them. At 8 bits each vector is narrowed
+     * to bytes and stored. At 4 bits two vectors at a time: the codes of lanes {@code 2j} and {@code 2j + 1} share a
+     * long lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, and the low ints of both vectors' long
+     * lanes are gathered and narrowed to bytes. At 2 bits four vectors: {@code c | c >>> 30} makes pairs {@code c0 | c1
+     * << 2}, gathered, and the step of 4 bits joins pairs of pairs into bytes.
      */
     private void fusedCodes(
             float[] x,
@@ -593,6 +596,62 @@ final class VectorKernels extends ScalarKernels {
                             .min(hi)
                             .sub(bias);
                     ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i);
+                }
+                continue;
+            }
+            if (bits == 2) {
+                for (int i = 0; i < gsize; i += 4 * l) {
+                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i + 0 * l);
+                    FloatVector q0 = v0.mul(vinv);
+                    LongVector c0 = q0.fma(vneg, v0)
+                            .fma(vinv, q0)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
+                            .reinterpretAsLongs();
+                    FloatVector v1 = FloatVector.fromArray(F, x, goff + i + 1 * l);
+                    FloatVector q1 = v1.mul(vinv);
+                    LongVector c1 = q1.fma(vneg, v1)
+                            .fma(vinv, q1)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
+                            .reinterpretAsLongs();
+                    FloatVector v2 = FloatVector.fromArray(F, x, goff + i + 2 * l);
+                    FloatVector q2 = v2.mul(vinv);
+                    LongVector c2 = q2.fma(vneg, v2)
+                            .fma(vinv, q2)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
+                            .reinterpretAsLongs();
+                    FloatVector v3 = FloatVector.fromArray(F, x, goff + i + 3 * l);
+                    FloatVector q3 = v3.mul(vinv);
+                    LongVector c3 = q3.fma(vneg, v3)
+                            .fma(vinv, q3)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
+                            .reinterpretAsLongs();
+                    // pairs c0 | c1 << 2 in the low ints, gathered; then pairs of pairs, as at 4 bits
+                    LongVector p01 = EVEN_LANES
+                            .selectFrom(
+                                    c0.or(c0.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts(),
+                                    c1.or(c1.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts())
+                            .reinterpretAsLongs();
+                    LongVector p23 = EVEN_LANES
+                            .selectFrom(
+                                    c2.or(c2.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts(),
+                                    c3.or(c3.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts())
+                            .reinterpretAsLongs();
+                    IntVector quads = EVEN_LANES.selectFrom(
+                            p01.or(p01.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts(),
+                            p23.or(p23.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts());
+                    ((ByteVector) quads.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i / 4);
                 }
                 continue;
             }

@@ -304,7 +304,7 @@ class KernelsTest {
                 };
             }
         }
-        for (int bits : new int[] {4, 8}) {
+        for (int bits : new int[] {2, 4, 8}) {
             for (int form = 0; form < 4; form++) {
                 int qmin = form == QuantKernels.SIGNED ? 1 : 0;
                 float[] es = new float[groups];
