@@ -1,8 +1,9 @@
 package dev.quant4j.kernel;
 
 /**
- * Per-thread work arrays of {@link QuantKernels#quantizeGroups}: the statistics, parameters and codes of one row of
- * groups. Grown on demand and never shrunk; contents are undefined between calls.
+ * Per-thread work arrays of {@link QuantKernels#quantizeGroups}: the statistics, parameters and codes of one run of
+ * groups (and the scalar {@code decodeBlocks4}'s table). Grown on demand and never shrunk; contents are undefined
+ * between calls. Kernels that use it do not call each other while they hold it.
  */
 final class GroupScratch {
 
@@ -19,6 +20,9 @@ final class GroupScratch {
     int[] unsignedMax = new int[0];
     /** One byte per code. */
     byte[] codes = new byte[0];
+
+    /** A block's 16-entry decoding table (the scalar {@code decodeBlocks4}), the one other use of this holder. */
+    final float[] table = new float[16];
 
     private GroupScratch() {}
 

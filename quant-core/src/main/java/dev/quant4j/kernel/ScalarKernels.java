@@ -212,7 +212,7 @@ public class ScalarKernels implements QuantKernels {
             int aOff,
             byte[] packed,
             int pOff) {
-        byte[] codes = new byte[blockSize];
+        byte[] codes = codeScratch(blockSize);
         for (int b = 0; b < nBlocks; b++) {
             int start = off + b * blockSize;
             float m = absMax(x, start, blockSize);
@@ -233,7 +233,7 @@ public class ScalarKernels implements QuantKernels {
             int aOff,
             float[] out,
             int outOff) {
-        float[] table = new float[16];
+        float[] table = GroupScratch.get(0, 0).table; // this thread's: no garbage per call
         for (int b = 0; b < nBlocks; b++) {
             for (int c = 0; c < 16; c++) {
                 table[c] = codebook[c] * absmax[aOff + b];

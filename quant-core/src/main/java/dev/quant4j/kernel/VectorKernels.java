@@ -784,7 +784,7 @@ final class VectorKernels extends ScalarKernels {
         }
         int n = nBlocks * blockSize;
         byte[] codes = codeScratch(n);
-        CellTables cells = CellTables.of(thresholds, signMagnitude);
+        CellTables cells = CellTables.cached(thresholds, signMagnitude);
         // all the absmax values first: independent of each other, so their reductions overlap, instead of each
         // block's codes waiting for its own reduction and reciprocal. In the integer domain: the bits of |v| (the
         // sign cleared) order like the values, so one integer max per vector does what a compare and a blend do on
@@ -914,6 +914,9 @@ final class VectorKernels extends ScalarKernels {
         /** Whether the tables are two vectors (32 cells at 512 bits). */
         static final boolean TWO = F.length() == 16;
 
+        /** The thresholds these tables were built from (a copy). */
+        final float[] thresholds;
+
         final float scale;
         final float shift;
         final int cells;
@@ -933,7 +936,9 @@ final class VectorKernels extends ScalarKernels {
         final IntVector in3;
         final IntVector in3Hi;
 
-        private CellTables(float scale, float shift, int cells, int perCell, int[] below, float[][] inCell) {
+        private CellTables(
+                float[] thresholds, float scale, float shift, int cells, int perCell, int[] below, float[][] inCell) {
+            this.thresholds = thresholds;
             this.scale = scale;
             this.shift = shift;
             this.cells = cells;
@@ -953,6 +958,32 @@ final class VectorKernels extends ScalarKernels {
 
         private static IntVector bits(float[] values, int from) {
             return FloatVector.fromArray(F, values, from).reinterpretAsInts();
+        }
+
+        /** The last tables built for each kind of code (NF4's plain count, FP4's sign and magnitude). */
+        private static volatile CellTables lastPlain;
+
+        private static volatile CellTables lastSignMagnitude;
+
+        /**
+         * {@link #of}, reusing the last tables built for the same thresholds: one quantization calls this per 64K
+         * values, and the tables (vectors held in fields, so on the heap) were 1.7 KB of garbage each time. Immutable,
+         * so a race only builds them twice.
+         */
+        static CellTables cached(float[] thresholds, boolean signMagnitude) {
+            CellTables last = signMagnitude ? lastSignMagnitude : lastPlain;
+            if (last != null && Arrays.equals(last.thresholds, thresholds)) {
+                return last;
+            }
+            CellTables built = of(thresholds, signMagnitude);
+            if (built != null) {
+                if (signMagnitude) {
+                    lastSignMagnitude = built;
+                } else {
+                    lastPlain = built;
+                }
+            }
+            return built;
         }
 
         static CellTables of(float[] thresholds, boolean signMagnitude) {
@@ -984,7 +1015,7 @@ final class VectorKernels extends ScalarKernels {
             for (int c : count) {
                 k = Math.max(k, c);
             }
-            return new CellTables(scale, shift, cells, k, below, inCell);
+            return new CellTables(thresholds.clone(), scale, shift, cells, k, below, inCell);
         }
 
         /** {@code 2^23}: added by the cell function's fma, so that the rounded sum's low bits are the cell. */

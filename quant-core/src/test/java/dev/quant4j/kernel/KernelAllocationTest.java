@@ -1,0 +1,142 @@
+package dev.quant4j.kernel;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.quant4j.codebook.Codebook;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The hot vector kernels allocate nothing once the JIT has compiled them. This is the guard against the Vector API's
+ * main hazard here: when C2 declines to inline one of our helpers that takes or returns a vector ({@code
+ * NodeCountInliningCutoff} in {@code -XX:+PrintInlining}, typically after a method grew), it boxes that vector on the
+ * heap in every iteration, and the kernel becomes 2-5x slower with the same results, so no equality test notices. A
+ * boxed vector allocates every call; the unboxed kernels allocate nothing (their buffers are per thread).
+ *
+ * <p>Each kernel runs until its allocation per call drops to zero (compiled) or a generous time budget ends; a failure
+ * names the kernel and its bytes per call. A kernel that is slow to compile costs time here, never a false failure
+ * unless it has not been compiled within the budget.
+ */
+class KernelAllocationTest {
+
+    /**
+     * {@code com.sun.management.ThreadMXBean.getCurrentThreadAllocatedBytes()} of the platform bean, bound to it. Looked
+     * up reflectively: the tests compile inside quant-core's module, which does not read the management modules (and
+     * must not, for this).
+     */
+    private static final MethodHandle ALLOCATED = allocatedBytes();
+
+    private static MethodHandle allocatedBytes() {
+        try {
+            Object bean = Class.forName("java.lang.management.ManagementFactory")
+                    .getMethod("getThreadMXBean")
+                    .invoke(null);
+            Class<?> type = Class.forName("com.sun.management.ThreadMXBean");
+            return MethodHandles.publicLookup()
+                    .findVirtual(type, "getCurrentThreadAllocatedBytes", MethodType.methodType(long.class))
+                    .bindTo(bean);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("this JVM cannot count allocated bytes per thread", e);
+        }
+    }
+
+    private static long allocated() {
+        try {
+            return (long) ALLOCATED.invokeExact();
+        } catch (Throwable e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static final long BUDGET_NANOS = 60_000_000_000L;
+
+    static volatile Object sink;
+
+    /** Where the products' results go (a float field: no boxing). */
+    static float total;
+
+    /** Bytes this thread allocates per call of {@code r}, over {@code calls} calls. */
+    static long bytesPerCall(Runnable r, int calls) {
+        long before = allocated();
+        for (int i = 0; i < calls; i++) {
+            r.run();
+        }
+        return (allocated() - before) / calls;
+    }
+
+    /** Bytes per call once nothing changes any more: runs until they reach zero or the budget is spent. */
+    static long steadyBytesPerCall(Runnable r) {
+        long deadline = System.nanoTime() + BUDGET_NANOS;
+        long perCall;
+        do {
+            perCall = bytesPerCall(r, 500);
+        } while (perCall > 0 && System.nanoTime() < deadline);
+        return perCall;
+    }
+
+    @Test
+    void theMeasureSeesAnAllocation() {
+        // the guard itself can fail: an allocating call stays above zero (and takes one short budget to find out)
+        assertThat(bytesPerCall(() -> sink = new byte[256], 500)).isGreaterThanOrEqualTo(256);
+    }
+
+    @Test
+    void hotVectorKernelsDoNotAllocate() {
+        QuantKernels k = Kernels.get();
+        assertThat(k.name()).startsWith("vector-");
+        int n = 4096;
+        int g = 128;
+        SplittableRandom r = new SplittableRandom(7);
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        float[] scales = new float[n / g];
+        byte[] zeros = new byte[n / g];
+        byte[] packed = new byte[n];
+        float[] out = new float[8 * n];
+        k.quantizeGroups(x, 0, n / g, g, 4, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0);
+        float[] xPrepared = new float[8 * n];
+        for (int b = 0; b < 8; b++) {
+            QuantKernels.deinterleaveForNibbles(x, 0, n, xPrepared, b * n);
+        }
+        short[] xq = new short[n];
+        float[] xScales = new float[n / g];
+        QuantKernels.quantizeActivationsInt8(x, 0, n, g, xq, 0, xScales, 0);
+        float[] absmax = new float[n / 64];
+        float[] nf4 = Codebook.NF4.table();
+        float[] thresholds = Codebook.NF4.thresholds();
+
+        assertThat(steadyBytesPerCall(() ->
+                        k.quantizeGroups(x, 0, n / g, g, 4, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
+                .as("quantizeGroups, 4 bits")
+                .isZero();
+        assertThat(steadyBytesPerCall(() ->
+                        k.quantizeGroups(x, 0, n / g, g, 8, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
+                .as("quantizeGroups, 8 bits")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.dequantizeGroups(packed, 0, n, 4, g, scales, 0, zeros, 0, out, 0)))
+                .as("dequantizeGroups, 4 bits")
+                .isZero();
+        assertThat(steadyBytesPerCall(
+                        () -> k.quantizeBlocks4(x, 0, n / 64, 64, thresholds, false, absmax, 0, packed, 0)))
+                .as("quantizeBlocks4 (NF4)")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.decodeBlocks4(packed, 0, n / 64, 64, nf4, absmax, 0, out, 0)))
+                .as("decodeBlocks4 (NF4)")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> total += k.dotNibbles(packed, 0, xPrepared, 0, n, g, scales, 0)))
+                .as("dotNibbles")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> total += k.dotNibblesInt8(packed, 0, xq, 0, n, g, scales, 0, xScales, 0)))
+                .as("dotNibblesInt8")
+                .isZero();
+        assertThat(steadyBytesPerCall(
+                        () -> k.dotNibbles2x8(packed, 0, n / 2, xPrepared, 0, n, n, g, scales, 0, 0, out, 0)))
+                .as("dotNibbles2x8")
+                .isZero();
+    }
+}
