@@ -381,8 +381,11 @@ public final class QuantizedTensor {
 
     /** Dequantizes row {@code r} into {@code out[outOff, outOff + cols)}. */
     public void dequantizeRow(int r, float[] out, int outOff) {
-        dequantizeRow(r, out, outOff, new byte[cols]);
+        // only the g_idx order unpacks codes into a buffer; the others decode in place
+        dequantizeRow(r, out, outOff, gIdx != null ? new byte[cols] : NO_CODES);
     }
+
+    private static final byte[] NO_CODES = new byte[0];
 
     /**
      * Dequantizes row {@code r} into {@code out[outOff, outOff + cols)}, unpacking into {@code scratch} (at least
@@ -391,7 +394,9 @@ public final class QuantizedTensor {
     public void dequantizeRow(int r, float[] out, int outOff, byte[] scratch) {
         Objects.checkIndex(r, rows);
         Objects.checkFromIndexSize(outOff, cols, out.length);
-        Objects.checkFromIndexSize(0, cols, scratch.length);
+        if (gIdx != null || scratch != NO_CODES) {
+            Objects.checkFromIndexSize(0, cols, scratch.length);
+        }
         dequantizeRow(Kernels.get(), r, scratch, out, outOff);
     }
 

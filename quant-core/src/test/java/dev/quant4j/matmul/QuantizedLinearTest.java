@@ -230,6 +230,22 @@ class QuantizedLinearTest {
         }
         assertThat(QuantizedLinear.of(awq, null, TWO).fused()).isTrue();
         assertThat(QuantizedLinear.of(gptq, null, TWO).fused()).isFalse();
+        // row by row, with and without a caller's buffer: the rows of the whole dequantized matrix
+        QuantizedTensor plain = new RtnQuantizer(LinearScheme.asym(4, 32)).quantize(w);
+        for (QuantizedTensor q : List.of(gptq, awq, plain)) {
+            float[] all = q.dequantize().toArray();
+            float[] row = new float[130];
+            for (int r : new int[] {0, 17, 47}) {
+                q.dequantizeRow(r, row, 2);
+                assertThat(java.util.Arrays.copyOfRange(row, 2, 130))
+                        .containsExactly(java.util.Arrays.copyOfRange(all, r * 128, (r + 1) * 128));
+                q.dequantizeRow(r, row, 1, new byte[128]);
+                assertThat(java.util.Arrays.copyOfRange(row, 1, 129))
+                        .containsExactly(java.util.Arrays.copyOfRange(all, r * 128, (r + 1) * 128));
+            }
+            assertThatThrownBy(() -> q.dequantizeRow(0, row, 0, new byte[127]))
+                    .isInstanceOf(IndexOutOfBoundsException.class);
+        }
     }
 
     @Test
