@@ -18,6 +18,9 @@ final class GroupScratch {
     int[] signedMax = new int[0];
 
     int[] unsignedMax = new int[0];
+    /** Codes joined into bit fields (the fused 3-bit packing). */
+    int[] bitWork = new int[0];
+
     /** One byte per code. */
     byte[] codes = new byte[0];
 
@@ -38,6 +41,14 @@ final class GroupScratch {
             s.codes = new byte[codes];
         }
         return s;
+    }
+
+    /** Room for {@code n} ints of bit fields. */
+    GroupScratch withBitWork(int n) {
+        if (bitWork.length < n) {
+            bitWork = new int[n];
+        }
+        return this;
     }
 
     /** Room for {@code n} ints of lane statistics in each of the two arrays. */

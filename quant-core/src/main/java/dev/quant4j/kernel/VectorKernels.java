@@ -333,6 +333,12 @@ final class VectorKernels extends ScalarKernels {
 
     private static final int EXPONENT = 0x7F800000;
 
+    /** Bytes {@code 0, 1, 2, 4, 5, 6, 8, ...}: the three low bytes of every int lane, in order (3-bit packing). */
+    private static final VectorShuffle<Byte> TRIPLE_BYTES =
+            VectorShuffle.fromOp(PACK_BYTES, j -> j < 3 * F.length() ? 4 * (j / 3) + j % 3 : 0);
+
+    private static final VectorMask<Byte> TRIPLE_MASK = PACK_BYTES.indexInRange(0, 3 * F.length());
+
     /**
      * Quotients below this bound need none of {@link #codes}'s care for huge values (it is far above any code; the
      * magic-add rounding holds to 2^22).
@@ -341,7 +347,7 @@ final class VectorKernels extends ScalarKernels {
 
     /**
      * A run of groups in four passes, at 2, 4 and 8 bits for groups of whole steps (one, two and four vectors), 256
-     * bits and wider; the scalar reference's passes over L1-sized chunks otherwise:
+     * bits and wider, and at 3 bits for groups of eight vectors, 512 bits; the scalar reference's passes over L1-sized chunks otherwise:
      *
      * <ol>
      *   <li>per group, lane-wise statistics of the float bits: signed and unsigned integer maxima, one instruction
@@ -373,8 +379,9 @@ final class VectorKernels extends ScalarKernels {
         int l = F.length();
         boolean fused = BYTE_PARTS == 1
                 && LITTLE_ENDIAN
-                && (bits == 8 || bits == 4 || bits == 2)
-                && gsize % (8 / bits * l) == 0;
+                && (bits == 3
+                        ? l == 16 && gsize % (8 * l) == 0
+                        : (bits == 8 || bits == 4 || bits == 2) && gsize % (8 / bits * l) == 0);
         if (!fused) {
             // the reference's passes, over chunks of about 4096 values that end on whole bytes (L1-sized: a run of many
             // rows at once measured 8% slower at 2 bits on 4096x4096)
@@ -393,7 +400,9 @@ final class VectorKernels extends ScalarKernels {
         }
         int batches = (groups + l - 1) / l;
         int batchInts = l / 2 * l; // a batch of L groups: L / 2 vectors after the first level
-        GroupScratch s = GroupScratch.get(batches * l, gsize).withLaneStats(batches * batchInts);
+        GroupScratch s = GroupScratch.get(batches * l, gsize)
+                .withLaneStats(batches * batchInts)
+                .withBitWork(gsize / 2);
         laneRanges(x, off, groups, gsize, s.signedMax, s.unsignedMax);
         // the last batch's missing groups: zeros, finite and ignored
         int filled = (groups + 1) / 2 * l;
@@ -545,7 +554,9 @@ final class VectorKernels extends ScalarKernels {
      */
 
     /**
-     * The codes of every group at 2, 4 or 8 bits, as {@link #codes} computes them. At 8 bits each vector is narrowed
+     * The codes of every group at 2, 3, 4 or 8 bits, as {@link #codes} computes them. At 3 bits (512 bits only) codes
+     * become pairs (6 bits), pairs of pairs (12) and eights (24, three bytes) by the step of 4 bits with shifts of 29,
+     * 26 and 20, through an int buffer; a byte shuffle then drops every fourth byte and a masked store writes 48. At 8 bits each vector is narrowed
      * to bytes and stored. At 4 bits two vectors at a time: the codes of lanes {@code 2j} and {@code 2j + 1} share a
      * long lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, and the low ints of both vectors' long
      * lanes are gathered and narrowed to bytes. At 2 bits four vectors: {@code c | c >>> 30} makes pairs {@code c0 | c1
@@ -596,6 +607,58 @@ final class VectorKernels extends ScalarKernels {
                             .min(hi)
                             .sub(bias);
                     ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i);
+                }
+                continue;
+            }
+            if (bits == 3) {
+                // codes to pairs c0 | c1 << 3 (6 bits), as at 4 bits, into this thread's int buffer
+                int[] work = s.bitWork;
+                for (int i = 0; i < gsize; i += 2 * l) {
+                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i + 0 * l);
+                    FloatVector q0 = v0.mul(vinv);
+                    LongVector c0 = q0.fma(vneg, v0)
+                            .fma(vinv, q0)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
+                            .reinterpretAsLongs();
+                    FloatVector v1 = FloatVector.fromArray(F, x, goff + i + 1 * l);
+                    FloatVector q1 = v1.mul(vinv);
+                    LongVector c1 = q1.fma(vneg, v1)
+                            .fma(vinv, q1)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
+                            .reinterpretAsLongs();
+                    EVEN_LANES
+                            .selectFrom(
+                                    c0.or(c0.lanewise(VectorOperators.LSHR, 29)).reinterpretAsInts(),
+                                    c1.or(c1.lanewise(VectorOperators.LSHR, 29)).reinterpretAsInts())
+                            .intoArray(work, i / 2);
+                }
+                // pairs of pairs (12 bits), in place
+                for (int j = 0; j < gsize / 2; j += 2 * l) {
+                    LongVector a = IntVector.fromArray(I, work, j).reinterpretAsLongs();
+                    LongVector b = IntVector.fromArray(I, work, j + l).reinterpretAsLongs();
+                    EVEN_LANES
+                            .selectFrom(
+                                    a.or(a.lanewise(VectorOperators.LSHR, 26)).reinterpretAsInts(),
+                                    b.or(b.lanewise(VectorOperators.LSHR, 26)).reinterpretAsInts())
+                            .intoArray(work, j / 2);
+                }
+                // eight codes (24 bits, three bytes) per int lane; the three low bytes of each lane, stored
+                for (int j = 0; j < gsize / 4; j += 2 * l) {
+                    LongVector a = IntVector.fromArray(I, work, j).reinterpretAsLongs();
+                    LongVector b = IntVector.fromArray(I, work, j + l).reinterpretAsLongs();
+                    EVEN_LANES
+                            .selectFrom(
+                                    a.or(a.lanewise(VectorOperators.LSHR, 20)).reinterpretAsInts(),
+                                    b.or(b.lanewise(VectorOperators.LSHR, 20)).reinterpretAsInts())
+                            .reinterpretAsBytes()
+                            .rearrange(TRIPLE_BYTES)
+                            .intoArray(packed, p + j / 2 * 3, TRIPLE_MASK);
                 }
                 continue;
             }

@@ -118,6 +118,10 @@ class KernelAllocationTest {
                         k.quantizeGroups(x, 0, n / g, g, 8, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
                 .as("quantizeGroups, 8 bits")
                 .isZero();
+        assertThat(steadyBytesPerCall(() ->
+                        k.quantizeGroups(x, 0, n / g, g, 3, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
+                .as("quantizeGroups, 3 bits")
+                .isZero();
         assertThat(steadyBytesPerCall(() -> k.dequantizeGroups(packed, 0, n, 4, g, scales, 0, zeros, 0, out, 0)))
                 .as("dequantizeGroups, 4 bits")
                 .isZero();

@@ -288,7 +288,7 @@ class KernelsTest {
     void quantizeGroupsAgreesAtTheClampsOnNearTies(long seed) {
         QuantKernels k = Kernels.get();
         SplittableRandom r = new SplittableRandom(seed);
-        int gsize = 64;
+        int gsize = 128;
         int groups = 512;
         float[] x = new float[groups * gsize];
         for (int g = 0; g < groups; g++) {
@@ -304,7 +304,7 @@ class KernelsTest {
                 };
             }
         }
-        for (int bits : new int[] {2, 4, 8}) {
+        for (int bits : new int[] {2, 3, 4, 8}) {
             for (int form = 0; form < 4; form++) {
                 int qmin = form == QuantKernels.SIGNED ? 1 : 0;
                 float[] es = new float[groups];
