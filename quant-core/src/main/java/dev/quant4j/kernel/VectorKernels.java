@@ -554,21 +554,6 @@ final class VectorKernels extends ScalarKernels {
      */
 
     /**
-     * The fast codes of one vector: {@link #codes} without its care for huge quotients (the caller has ruled them out)
-     * and without the lower clamp (see above). Small enough for C2 to inline where it is called; {@code
-     * KernelAllocationTest} fails if it ever boxes.
-     */
-    private static IntVector fastCodes(FloatVector v, FloatVector vinv, FloatVector vneg, int hi, int bias) {
-        FloatVector q = v.mul(vinv);
-        return q.fma(vneg, v)
-                .fma(vinv, q)
-                .add(ROUND_MAGIC)
-                .reinterpretAsInts()
-                .min(hi)
-                .sub(bias);
-    }
-
-    /**
      * The codes of every group at 2, 3, 4 or 8 bits, as {@link #codes} computes them. At 3 bits (512 bits only) codes
      * become pairs (6 bits), pairs of pairs (12) and eights (24, three bytes) by the step of 4 bits with shifts of 29,
      * 26 and 20, through an int buffer; a byte shuffle then drops every fourth byte and a masked store writes 48. At 8 bits each vector is narrowed
@@ -613,7 +598,14 @@ final class VectorKernels extends ScalarKernels {
             FloatVector vneg = FloatVector.broadcast(F, -scale);
             if (bits == 8) {
                 for (int i = 0; i < gsize; i += l) {
-                    IntVector c = fastCodes(FloatVector.fromArray(F, x, goff + i), vinv, vneg, hi, bias);
+                    FloatVector v = FloatVector.fromArray(F, x, goff + i);
+                    FloatVector q = v.mul(vinv);
+                    IntVector c = q.fma(vneg, v)
+                            .fma(vinv, q)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias);
                     ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i);
                 }
                 continue;
@@ -622,9 +614,23 @@ final class VectorKernels extends ScalarKernels {
                 // codes to pairs c0 | c1 << 3 (6 bits), as at 4 bits, into this thread's int buffer
                 int[] work = s.bitWork;
                 for (int i = 0; i < gsize; i += 2 * l) {
-                    LongVector c0 = fastCodes(FloatVector.fromArray(F, x, goff + i + 0 * l), vinv, vneg, hi, bias)
+                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i + 0 * l);
+                    FloatVector q0 = v0.mul(vinv);
+                    LongVector c0 = q0.fma(vneg, v0)
+                            .fma(vinv, q0)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
                             .reinterpretAsLongs();
-                    LongVector c1 = fastCodes(FloatVector.fromArray(F, x, goff + i + 1 * l), vinv, vneg, hi, bias)
+                    FloatVector v1 = FloatVector.fromArray(F, x, goff + i + 1 * l);
+                    FloatVector q1 = v1.mul(vinv);
+                    LongVector c1 = q1.fma(vneg, v1)
+                            .fma(vinv, q1)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
                             .reinterpretAsLongs();
                     EVEN_LANES
                             .selectFrom(
@@ -658,13 +664,41 @@ final class VectorKernels extends ScalarKernels {
             }
             if (bits == 2) {
                 for (int i = 0; i < gsize; i += 4 * l) {
-                    LongVector c0 = fastCodes(FloatVector.fromArray(F, x, goff + i + 0 * l), vinv, vneg, hi, bias)
+                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i + 0 * l);
+                    FloatVector q0 = v0.mul(vinv);
+                    LongVector c0 = q0.fma(vneg, v0)
+                            .fma(vinv, q0)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
                             .reinterpretAsLongs();
-                    LongVector c1 = fastCodes(FloatVector.fromArray(F, x, goff + i + 1 * l), vinv, vneg, hi, bias)
+                    FloatVector v1 = FloatVector.fromArray(F, x, goff + i + 1 * l);
+                    FloatVector q1 = v1.mul(vinv);
+                    LongVector c1 = q1.fma(vneg, v1)
+                            .fma(vinv, q1)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
                             .reinterpretAsLongs();
-                    LongVector c2 = fastCodes(FloatVector.fromArray(F, x, goff + i + 2 * l), vinv, vneg, hi, bias)
+                    FloatVector v2 = FloatVector.fromArray(F, x, goff + i + 2 * l);
+                    FloatVector q2 = v2.mul(vinv);
+                    LongVector c2 = q2.fma(vneg, v2)
+                            .fma(vinv, q2)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
                             .reinterpretAsLongs();
-                    LongVector c3 = fastCodes(FloatVector.fromArray(F, x, goff + i + 3 * l), vinv, vneg, hi, bias)
+                    FloatVector v3 = FloatVector.fromArray(F, x, goff + i + 3 * l);
+                    FloatVector q3 = v3.mul(vinv);
+                    LongVector c3 = q3.fma(vneg, v3)
+                            .fma(vinv, q3)
+                            .add(ROUND_MAGIC)
+                            .reinterpretAsInts()
+                            .min(hi)
+                            .sub(bias)
                             .reinterpretAsLongs();
                     // pairs c0 | c1 << 2 in the low ints, gathered; then pairs of pairs, as at 4 bits
                     LongVector p01 = EVEN_LANES
@@ -685,9 +719,23 @@ final class VectorKernels extends ScalarKernels {
                 continue;
             }
             for (int i = 0; i < gsize; i += 2 * l) {
-                LongVector c0 = fastCodes(FloatVector.fromArray(F, x, goff + i), vinv, vneg, hi, bias)
+                FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
+                FloatVector q0 = v0.mul(vinv);
+                LongVector c0 = q0.fma(vneg, v0)
+                        .fma(vinv, q0)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .min(hi)
+                        .sub(bias)
                         .reinterpretAsLongs();
-                LongVector c1 = fastCodes(FloatVector.fromArray(F, x, goff + i + l), vinv, vneg, hi, bias)
+                FloatVector v1 = FloatVector.fromArray(F, x, goff + i + l);
+                FloatVector q1 = v1.mul(vinv);
+                LongVector c1 = q1.fma(vneg, v1)
+                        .fma(vinv, q1)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .min(hi)
+                        .sub(bias)
                         .reinterpretAsLongs();
                 IntVector pairs = EVEN_LANES.selectFrom(
                         c0.or(c0.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts(),
