@@ -346,8 +346,9 @@ final class VectorKernels extends ScalarKernels {
     private static final float QUOTIENT_LIMIT = 0x1p21f;
 
     /**
-     * A run of groups in four passes, at 2, 4 and 8 bits for groups of whole steps (one, two and four vectors), 256
-     * bits and wider, and at 3 bits for groups of eight vectors, 512 bits; the scalar reference's passes over L1-sized chunks otherwise:
+     * A run of groups in four passes, at 8, 4 and 2 bits for groups of whole steps (one, two and four vectors), 256
+     * bits and wider, and at 3 bits for groups of eight vectors, 512 bits; otherwise the scalar reference's passes over
+     * L1-sized chunks:
      *
      * <ol>
      *   <li>per group, lane-wise statistics of the float bits: signed and unsigned integer maxima, one instruction
@@ -556,11 +557,11 @@ final class VectorKernels extends ScalarKernels {
     /**
      * The codes of every group at 2, 3, 4 or 8 bits, as {@link #codes} computes them. At 3 bits (512 bits only) codes
      * become pairs (6 bits), pairs of pairs (12) and eights (24, three bytes) by the step of 4 bits with shifts of 29,
-     * 26 and 20, through an int buffer; a byte shuffle then drops every fourth byte and a masked store writes 48. At 8 bits each vector is narrowed
-     * to bytes and stored. At 4 bits two vectors at a time: the codes of lanes {@code 2j} and {@code 2j + 1} share a
-     * long lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, and the low ints of both vectors' long
-     * lanes are gathered and narrowed to bytes. At 2 bits four vectors: {@code c | c >>> 30} makes pairs {@code c0 | c1
-     * << 2}, gathered, and the step of 4 bits joins pairs of pairs into bytes.
+     * 26 and 20, through an int buffer; a byte shuffle then drops every fourth byte and a masked store writes 48. At 8
+     * bits each vector is narrowed to bytes and stored. At 4 bits two vectors at a time: the codes of lanes {@code 2j}
+     * and {@code 2j + 1} share a long lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, and the low
+     * ints of both vectors' long lanes are gathered and narrowed to bytes. At 2 bits four vectors: {@code c | c >>> 30}
+     * makes pairs {@code c0 | c1 << 2}, gathered, and the step of 4 bits joins pairs of pairs into bytes.
      */
     private void fusedCodes(
             float[] x,
