@@ -1,9 +1,10 @@
 package dev.quant4j.kernel;
 
 /**
- * Per-thread work arrays of {@link QuantKernels#quantizeGroups}: the statistics, parameters and codes of one run of
- * groups (and the scalar {@code decodeBlocks4}'s table). Grown on demand and never shrunk; contents are undefined
- * between calls. Kernels that use it do not call each other while they hold it.
+ * This thread's work arrays for the kernels: the statistics and parameters of one run of groups ({@link
+ * QuantKernels#quantizeGroups}), a buffer of codes (every kernel that needs one, through {@link
+ * ScalarKernels#codeScratch}) and the scalar {@code decodeBlocks4}'s table. Grown on demand and never shrunk; contents
+ * are undefined between calls. Kernels that use an array do not call others that use the same one while they hold it.
  */
 final class GroupScratch {
 
@@ -21,26 +22,31 @@ final class GroupScratch {
     /** Codes joined into bit fields (the fused 3-bit packing). */
     int[] bitWork = new int[0];
 
-    /** One byte per code. */
-    byte[] codes = new byte[0];
+    /** One byte per code ({@link #codes(int)}). */
+    private byte[] codes = new byte[0];
 
     /** A block's 16-entry decoding table (the scalar {@code decodeBlocks4}), the one other use of this holder. */
     final float[] table = new float[16];
 
     private GroupScratch() {}
 
-    /** This thread's arrays, with room for {@code groups} groups and {@code codes} codes. */
-    static GroupScratch get(int groups, int codes) {
+    /** This thread's arrays, with room for {@code groups} groups. */
+    static GroupScratch get(int groups) {
         GroupScratch s = LOCAL.get();
         if (s.mins.length < groups) {
             s.mins = new float[groups];
             s.maxs = new float[groups];
             s.zeros = new float[groups];
         }
-        if (s.codes.length < codes) {
-            s.codes = new byte[codes];
-        }
         return s;
+    }
+
+    /** The buffer of codes, at least {@code n} bytes. */
+    byte[] codes(int n) {
+        if (codes.length < n) {
+            codes = new byte[n];
+        }
+        return codes;
     }
 
     /** Room for {@code n} ints of bit fields. */

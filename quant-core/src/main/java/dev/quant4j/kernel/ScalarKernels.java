@@ -158,7 +158,8 @@ public class ScalarKernels implements QuantKernels {
         if (!allFinite(x, off, n)) {
             return false;
         }
-        GroupScratch s = GroupScratch.get(groups, n);
+        GroupScratch s = GroupScratch.get(groups);
+        byte[] codes = s.codes(n);
         for (int g = 0; g < groups; g++) {
             long mm = minMax(x, off + g * gsize, gsize);
             s.mins[g] = QuantKernels.min(mm);
@@ -168,9 +169,9 @@ public class ScalarKernels implements QuantKernels {
         int maxq = (1 << bits) - 1;
         for (int g = 0; g < groups; g++) {
             zeros[zOff + g] = (byte) (int) s.zeros[g];
-            quantize(x, off + g * gsize, gsize, scales[sOff + g], s.zeros[g], qmin, maxq, s.codes, g * gsize);
+            quantize(x, off + g * gsize, gsize, scales[sOff + g], s.zeros[g], qmin, maxq, codes, g * gsize);
         }
-        pack(s.codes, 0, n, bits, packed, pOff);
+        pack(codes, 0, n, bits, packed, pOff);
         return true;
     }
 
@@ -233,7 +234,7 @@ public class ScalarKernels implements QuantKernels {
             int aOff,
             float[] out,
             int outOff) {
-        float[] table = GroupScratch.get(0, 0).table; // this thread's: no garbage per call
+        float[] table = GroupScratch.get(0).table; // this thread's: no garbage per call
         for (int b = 0; b < nBlocks; b++) {
             for (int c = 0; c < 16; c++) {
                 table[c] = codebook[c] * absmax[aOff + b];
@@ -290,16 +291,12 @@ public class ScalarKernels implements QuantKernels {
         }
     }
 
-    /** Per-thread buffer of codes, grown on demand; for kernels that do not call each other while holding it. */
-    private static final ThreadLocal<byte[][]> CODE_SCRATCH = ThreadLocal.withInitial(() -> new byte[1][0]);
-
-    /** A buffer of at least {@code n} bytes for this thread (contents undefined). */
+    /**
+     * This thread's buffer of codes, at least {@code n} bytes (contents undefined); for kernels that do not call each
+     * other while holding it.
+     */
     static byte[] codeScratch(int n) {
-        byte[][] holder = CODE_SCRATCH.get();
-        if (holder[0].length < n) {
-            holder[0] = new byte[n];
-        }
-        return holder[0];
+        return GroupScratch.get(0).codes(n);
     }
 
     @Override

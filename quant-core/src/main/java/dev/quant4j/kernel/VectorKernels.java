@@ -401,9 +401,8 @@ final class VectorKernels extends ScalarKernels {
         }
         int batches = (groups + l - 1) / l;
         int batchInts = l / 2 * l; // a batch of L groups: L / 2 vectors after the first level
-        GroupScratch s = GroupScratch.get(batches * l, gsize)
-                .withLaneStats(batches * batchInts)
-                .withBitWork(gsize / 2);
+        GroupScratch s =
+                GroupScratch.get(batches * l).withLaneStats(batches * batchInts).withBitWork(gsize / 2);
         laneRanges(x, off, groups, gsize, s.signedMax, s.unsignedMax);
         // the last batch's missing groups: zeros, finite and ignored
         int filled = (groups + 1) / 2 * l;
@@ -562,6 +561,10 @@ final class VectorKernels extends ScalarKernels {
      * and {@code 2j + 1} share a long lane, {@code c | c >>> 28} puts {@code c0 | c1 << 4} in its low byte, and the low
      * ints of both vectors' long lanes are gathered and narrowed to bytes. At 2 bits four vectors: {@code c | c >>> 30}
      * makes pairs {@code c0 | c1 << 2}, gathered, and the step of 4 bits joins pairs of pairs into bytes.
+     *
+     * <p>Each vector's chain is written out: the same chain in a small helper returning a vector ({@code fastCodes}), or
+     * the joining step in one ({@code joinFields}), was inlined by C2 in some JVMs and not in others, where it boxed the
+     * vectors (6,144 bytes per 3-bit call; 2-bit 7 times slower), session 6.
      */
     private void fusedCodes(
             float[] x,
@@ -589,8 +592,9 @@ final class VectorKernels extends ScalarKernels {
             int p = pOff + g * gsize * bits / 8;
             if (form == MINMAX || !(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
                 // llm-awq's form, or quotients near the float range (the scale's guards): the careful codes, packed
-                quantize(x, goff, gsize, scale, z, qmin, maxq, s.codes, 0);
-                pack(s.codes, 0, gsize, bits, packed, p);
+                byte[] codes = s.codes(gsize);
+                quantize(x, goff, gsize, scale, z, qmin, maxq, codes, 0);
+                pack(codes, 0, gsize, bits, packed, p);
                 continue;
             }
             int hi = MAGIC_BITS - z + maxq;
@@ -615,7 +619,7 @@ final class VectorKernels extends ScalarKernels {
                 // codes to pairs c0 | c1 << 3 (6 bits), as at 4 bits, into this thread's int buffer
                 int[] work = s.bitWork;
                 for (int i = 0; i < gsize; i += 2 * l) {
-                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i + 0 * l);
+                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
                     FloatVector q0 = v0.mul(vinv);
                     LongVector c0 = q0.fma(vneg, v0)
                             .fma(vinv, q0)
@@ -665,7 +669,7 @@ final class VectorKernels extends ScalarKernels {
             }
             if (bits == 2) {
                 for (int i = 0; i < gsize; i += 4 * l) {
-                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i + 0 * l);
+                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
                     FloatVector q0 = v0.mul(vinv);
                     LongVector c0 = q0.fma(vneg, v0)
                             .fma(vinv, q0)

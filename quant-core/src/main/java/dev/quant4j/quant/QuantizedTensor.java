@@ -381,11 +381,11 @@ public final class QuantizedTensor {
 
     /** Dequantizes row {@code r} into {@code out[outOff, outOff + cols)}. */
     public void dequantizeRow(int r, float[] out, int outOff) {
+        Objects.checkIndex(r, rows);
+        Objects.checkFromIndexSize(outOff, cols, out.length);
         // only the g_idx order unpacks codes into a buffer; the others decode in place
-        dequantizeRow(r, out, outOff, gIdx != null ? new byte[cols] : NO_CODES);
+        dequantizeRow(Kernels.get(), r, gIdx != null ? new byte[cols] : null, out, outOff);
     }
-
-    private static final byte[] NO_CODES = new byte[0];
 
     /**
      * Dequantizes row {@code r} into {@code out[outOff, outOff + cols)}, unpacking into {@code scratch} (at least
@@ -394,9 +394,7 @@ public final class QuantizedTensor {
     public void dequantizeRow(int r, float[] out, int outOff, byte[] scratch) {
         Objects.checkIndex(r, rows);
         Objects.checkFromIndexSize(outOff, cols, out.length);
-        if (gIdx != null || scratch != NO_CODES) {
-            Objects.checkFromIndexSize(0, cols, scratch.length);
-        }
+        Objects.checkFromIndexSize(0, cols, scratch.length);
         dequantizeRow(Kernels.get(), r, scratch, out, outOff);
     }
 

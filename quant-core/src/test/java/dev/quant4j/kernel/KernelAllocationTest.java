@@ -117,22 +117,12 @@ class KernelAllocationTest {
         float[] nf4 = Codebook.NF4.table();
         float[] thresholds = Codebook.NF4.thresholds();
 
-        assertThat(steadyBytesPerCall(() ->
-                        k.quantizeGroups(x, 0, n / g, g, 4, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
-                .as("quantizeGroups, 4 bits")
-                .isZero();
-        assertThat(steadyBytesPerCall(() ->
-                        k.quantizeGroups(x, 0, n / g, g, 8, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
-                .as("quantizeGroups, 8 bits")
-                .isZero();
-        assertThat(steadyBytesPerCall(() ->
-                        k.quantizeGroups(x, 0, n / g, g, 3, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
-                .as("quantizeGroups, 3 bits")
-                .isZero();
-        assertThat(steadyBytesPerCall(() ->
-                        k.quantizeGroups(x, 0, n / g, g, 2, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
-                .as("quantizeGroups, 2 bits")
-                .isZero();
+        for (int bits : new int[] {4, 8, 3, 2}) {
+            assertThat(steadyBytesPerCall(() -> k.quantizeGroups(
+                            x, 0, n / g, g, bits, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
+                    .as("quantizeGroups, %d bits", bits)
+                    .isZero();
+        }
         assertThat(steadyBytesPerCall(() -> k.dequantizeGroups(packed, 0, n, 4, g, scales, 0, zeros, 0, out, 0)))
                 .as("dequantizeGroups, 4 bits")
                 .isZero();
