@@ -170,12 +170,17 @@ final class VectorKernels extends ScalarKernels {
                 hi = hi.blend(v, v.compare(VectorOperators.GT, hi));
             }
             // lower half: min of lo and its upper half; upper half: max of hi and its lower half
+            // (the mask written out, not a helper: a helper taking vectors boxes them when the JIT does not inline it)
             FloatVector c = lo.blend(hi, UPPER);
-            FloatVector r = lo.blend(hi, LOWER).rearrange(XOR[0]);
-            c = c.blend(r, towards(c, r));
-            for (int k = 1; k < XOR.length; k++) {
-                r = c.rearrange(XOR[k]);
-                c = c.blend(r, towards(c, r));
+            FloatVector other = lo.blend(hi, LOWER);
+            for (int k = 0; k < XOR.length; k++) {
+                FloatVector r = other.rearrange(XOR[k]);
+                c = c.blend(
+                        r,
+                        r.compare(VectorOperators.LT, c)
+                                .and(LOWER)
+                                .or(r.compare(VectorOperators.GT, c).and(UPPER)));
+                other = c;
             }
             min = c.lane(0);
             max = c.lane(F.length() / 2);
@@ -187,13 +192,6 @@ final class VectorKernels extends ScalarKernels {
             max = v > max ? v : max;
         }
         return QuantKernels.packMinMax(min, max);
-    }
-
-    /** Lanes where {@code r} should replace {@code c}: smaller in the lower half, larger in the upper half. */
-    private static VectorMask<Float> towards(FloatVector c, FloatVector r) {
-        return r.compare(VectorOperators.LT, c)
-                .and(LOWER)
-                .or(r.compare(VectorOperators.GT, c).and(UPPER));
     }
 
     @Override
@@ -302,24 +300,12 @@ final class VectorKernels extends ScalarKernels {
         int hi = MAGIC_BITS - z + qmax;
         int bias = MAGIC_BITS - z;
         float inv = 1.0f / scale;
+        // one float vector's codes per byte-vector store; at 128 bits the store also writes B.length() - F.length()
+        // zero bytes past the vector's codes, which the next step (or the scalar tail) overwrites, so the loop stops
+        // where such a store would leave the range
         int i = 0;
-        if (BYTE_PARTS == 1) {
-            // 256 bits and wider: one float vector fills one byte vector
-            int bound = F.loopBound(len);
-            for (; i < bound; i += F.length()) {
-                storeBytes(codes(FloatVector.fromArray(F, x, off + i), scale, inv, lo, hi, bias), codes, codesOff + i);
-            }
-        } else {
-            // 128 bits: two float vectors of 4 lanes fill the 8 lanes of the smallest byte vector
-            int step = B.length();
-            int bound = len - len % step;
-            for (; i < bound; i += step) {
-                storeBytes(
-                        codes(FloatVector.fromArray(F, x, off + i), scale, inv, lo, hi, bias),
-                        codes(FloatVector.fromArray(F, x, off + i + F.length()), scale, inv, lo, hi, bias),
-                        codes,
-                        codesOff + i);
-            }
+        for (; i + B.length() <= len; i += F.length()) {
+            quantizeVector(x, off + i, scale, inv, lo, hi, bias, codes, codesOff + i);
         }
         // scalar tail
         super.quantize(x, off + i, len - i, scale, zero, qmin, qmax, codes, codesOff + i);
@@ -760,26 +746,10 @@ final class VectorKernels extends ScalarKernels {
             boolean signMagnitude,
             byte[] codes,
             int codesOff) {
+        // as in quantize: one vector per store, stores at 128 bits spill zeros into the next step's bytes
         int i = 0;
-        if (BYTE_PARTS == 1) {
-            int bound = F.loopBound(len);
-            for (; i < bound; i += F.length()) {
-                storeBytes(
-                        codebookCodes(FloatVector.fromArray(F, x, off + i), inv, thresholds, signMagnitude),
-                        codes,
-                        codesOff + i);
-            }
-        } else {
-            int step = B.length();
-            int bound = len - len % step;
-            for (; i < bound; i += step) {
-                storeBytes(
-                        codebookCodes(FloatVector.fromArray(F, x, off + i), inv, thresholds, signMagnitude),
-                        codebookCodes(
-                                FloatVector.fromArray(F, x, off + i + F.length()), inv, thresholds, signMagnitude),
-                        codes,
-                        codesOff + i);
-            }
+        for (; i + B.length() <= len; i += F.length()) {
+            codebookVector(x, off + i, inv, thresholds, signMagnitude, codes, codesOff + i);
         }
         // scalar tail
         super.encodeCodebook(x, off + i, len - i, inv, thresholds, signMagnitude, codes, codesOff + i);
@@ -831,7 +801,7 @@ final class VectorKernels extends ScalarKernels {
 
     /**
      * Fused: per block a vector absmax (blend on {@code >}, exact), one reciprocal, the threshold count of {@link
-     * #codebookCodes} per vector into a buffer of codes for all the blocks of the call, then one nibble-packing
+     * #codebookVector} per vector into a buffer of codes for all the blocks of the call, then one nibble-packing
      * pass over the whole buffer. The same float operations as the block-by-block calls, so the same bits.
      */
     @Override
@@ -941,10 +911,7 @@ final class VectorKernels extends ScalarKernels {
                     // which counts no threshold (code 0, as the reference and bitsandbytes' decision tree give), while
                     // the tables would put NaN in the top cell
                     for (int i = 0; i < blockSize; i += F.length()) {
-                        storeBytes(
-                                codebookCodes(FloatVector.fromArray(F, x, start + i), inv, thresholds, signMagnitude),
-                                codes,
-                                b * blockSize + i);
+                        codebookVector(x, start + i, inv, thresholds, signMagnitude, codes, b * blockSize + i);
                     }
                 }
             }
@@ -964,7 +931,7 @@ final class VectorKernels extends ScalarKernels {
     private static final int MINI_CHUNK = 1024;
 
     /**
-     * The threshold count of {@link #codebookCodes} with a table lookup instead of a compare per threshold. The range
+     * The threshold count of {@link #codebookVector} with a table lookup instead of a compare per threshold. The range
      * of the counted value ({@code [-1, 1]} for NF4, the magnitude {@code [0, 1]} for FP4) is cut into cells; a
      * value's cell is the rounded {@code a * scale + shift} clamped to {@code [0, cells)} (see {@link #cell}), a
      * monotone function of {@code a}. Per cell the tables hold the number of thresholds whose cell is lower (all of
@@ -1163,12 +1130,16 @@ final class VectorKernels extends ScalarKernels {
     }
 
     /**
-     * Codebook codes of one vector: count the thresholds below each lane (NaN lanes count none). The count is summed
-     * in float lanes (blend of 1 or 0, exact for small integers) and converted once, which keeps the loop over the
-     * thresholds to plain float operations.
+     * Codebook codes of the vector at {@code x[xOff]}, stored as bytes at {@code dst[dOff]} (at 128 bits with {@code
+     * B.length() - F.length()} zero bytes after them): count the thresholds below each lane (NaN lanes count none).
+     * The count is summed in float lanes (blend of 1 or 0, exact for small integers) and converted once, which keeps
+     * the loop over the thresholds to plain float operations. Arrays in, nothing out: no vector crosses the call, so
+     * a JIT that does not inline it (it is not deterministic) pays a call, not a heap box per vector (measured before:
+     * 1.4 MB per 4096 values at 128 bits, in two JVMs of five).
      */
-    private static IntVector codebookCodes(FloatVector v, float inv, float[] thresholds, boolean signMagnitude) {
-        FloatVector q = v.mul(inv);
+    private static void codebookVector(
+            float[] x, int xOff, float inv, float[] thresholds, boolean signMagnitude, byte[] dst, int dOff) {
+        FloatVector q = FloatVector.fromArray(F, x, xOff).mul(inv);
         FloatVector a = signMagnitude ? q.abs() : q;
         FloatVector count = FloatVector.zero(F);
         FloatVector one = FloatVector.broadcast(F, 1f);
@@ -1183,23 +1154,12 @@ final class VectorKernels extends ScalarKernels {
                             8,
                             q.compare(VectorOperators.LT, 0f).cast(I));
         }
-        return c;
-    }
-
-    /** Stores the low byte of each lane (256 bits and wider: one vector of codes fills one byte vector). */
-    private static void storeBytes(IntVector c, byte[] dst, int off) {
-        ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(dst, off);
-    }
-
-    /** 128 bits: the codes of two 4-lane vectors fill the 8 lanes of the smallest byte vector. */
-    private static void storeBytes(IntVector c0, IntVector c1, byte[] dst, int off) {
-        ByteVector b0 = (ByteVector) c0.convertShape(VectorOperators.I2B, B, 0);
-        ByteVector b1 = (ByteVector) c1.convertShape(VectorOperators.I2B, B, -1);
-        b0.or(b1).intoArray(dst, off);
+        ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(dst, dOff);
     }
 
     /**
-     * Codes of one vector: the quotient {@code v / scale}, rounded by the magic add, the bits clamped to [lo, hi], the
+     * Codes of the vector at {@code x[xOff]}, stored as bytes at {@code dst[dOff]} (at 128 bits with zero bytes after
+     * them, as {@link #codebookVector}): the quotient {@code v / scale}, rounded by the magic add, the bits clamped to [lo, hi], the
      * bias removed. The quotient is not a division (one 512-bit division per 8 or more cycles set the pace of
      * quantization) but Markstein's correction of the product by the reciprocal {@code inv = RN(1 / scale)}: {@code q
      * = RN(v * inv)}, the exact remainder {@code e = fma(-q, scale, v)}, {@code q' = RN(q + e * inv)}, which is the
@@ -1209,13 +1169,18 @@ final class VectorKernels extends ScalarKernels {
      * way. Checked on 60 million pairs, half of them next to half-integers and with significands of all ones (session
      * 4), and in the tests against the scalar reference's division, ties and the float range's ends included.
      */
-    private static IntVector codes(FloatVector v, float scale, float inv, int lo, int hi, int bias) {
+    private static void quantizeVector(
+            float[] x, int xOff, float scale, float inv, int lo, int hi, int bias, byte[] dst, int dOff) {
+        FloatVector v = FloatVector.fromArray(F, x, xOff);
         FloatVector q = v.mul(inv);
         FloatVector e = q.fma(FloatVector.broadcast(F, -scale), v);
         FloatVector corrected = e.fma(FloatVector.broadcast(F, inv), q);
         // a quotient beyond the float range: q is infinite and q + e * inv is NaN; q keeps the sign that clamps
         corrected = corrected.blend(q, corrected.compare(VectorOperators.NE, corrected));
-        return corrected.add(ROUND_MAGIC).reinterpretAsInts().max(lo).min(hi).sub(bias);
+        IntVector c =
+                corrected.add(ROUND_MAGIC).reinterpretAsInts().max(lo).min(hi).sub(bias);
+        // stored here, not returned: see codebookVector (no vector crosses a call the JIT may not inline)
+        ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(dst, dOff);
     }
 
     @Override

@@ -24,7 +24,10 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
  * JVM to the next (compilation order and profiles differ), and runs of this test found boxing now and then that the
  * previous run of the same code had not: 6,144 bytes per 3-bit {@code quantizeGroups} call once with a small helper
  * in the loop, 1.4 MB per {@code quantizeBlocks4} call at 128 bits (the scalar fallback calling the vector encoder,
- * whose helper takes vectors) once. A diagnostic to run several times after changing a kernel, not a gate.
+ * whose helper takes vectors) once. Since no helper of ours takes or returns a vector (session 7), the codebook
+ * encoder still allocated 1.4 MB per 4096 values in one JVM of ten at 128 bits and once at 512 bits (its threshold
+ * loop ran with boxed vectors and masks: about 94 bytes per threshold and vector), so the hazard is not only at call
+ * boundaries. A diagnostic to run several times after changing a kernel, not a gate.
  */
 @EnabledIfSystemProperty(named = "quant4j.allocationTest", matches = "true")
 class KernelAllocationTest {
@@ -64,6 +67,9 @@ class KernelAllocationTest {
 
     /** Where the products' results go (a float field: no boxing). */
     static float total;
+
+    /** Where {@code minMax} results go. */
+    static long packedMinMax;
 
     /** Bytes this thread allocates per call of {@code r}, over {@code calls} calls. */
     static long bytesPerCall(Runnable r, int calls) {
@@ -123,6 +129,16 @@ class KernelAllocationTest {
                     .as("quantizeGroups, %d bits", bits)
                     .isZero();
         }
+        byte[] codes = new byte[n];
+        assertThat(steadyBytesPerCall(() -> k.quantize(x, 0, n, 0.01f, 8f, 0, 15, codes, 0)))
+                .as("quantize")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> packedMinMax += k.minMax(x, 0, n)))
+                .as("minMax")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.encodeCodebook(x, 0, n, 0.5f, thresholds, false, codes, 0)))
+                .as("encodeCodebook")
+                .isZero();
         assertThat(steadyBytesPerCall(() -> k.dequantizeGroups(packed, 0, n, 4, g, scales, 0, zeros, 0, out, 0)))
                 .as("dequantizeGroups, 4 bits")
                 .isZero();
