@@ -79,21 +79,34 @@ final class VectorKernels extends ScalarKernels {
         return v.add(v.rearrange(XOR_1)).lane(0);
     }
 
-    /** Eight vectors' lanes, stored by {@link #dotNibbles8} for {@link #sumLanesOf}. */
-    private static final ThreadLocal<float[]> LANES8_SCRATCH = ThreadLocal.withInitial(() -> new float[8 * F.length()]);
+    /** Up to {@code L} vectors' lanes, stored by the multi-row products for {@link #sumLanesOfEach}. */
+    private static final ThreadLocal<float[]> LANES_SCRATCH =
+            ThreadLocal.withInitial(() -> new float[F.length() * F.length()]);
 
     /**
-     * {@link #sumLanes} of a vector stored at {@code a[off ...]}, in scalar code: the same tree of additions
-     * ({@code a[i] + a[i + d]} for {@code d = L/2 ... 1}; lane {@code i} of {@code v + v.rearrange(i ^ d)} for {@code
-     * i < d}), so the same float. Overwrites the stored lanes.
+     * {@link #sumLanes} of each of {@code count <= L} vectors stored one after the other at {@code lanes[0 ...]}, into
+     * {@code out[outOff ... outOff + count)}, for all of them at once: the transposed reduction of {@link #reduceLanes}
+     * with additions, {@code L - 1} combinations of two {@code selectFrom} and one add instead of {@code count} trees of
+     * {@code L - 1} dependent scalar additions. Each lane still adds {@code a[i] + a[i + d]} for {@code d = L/2 ... 1},
+     * the tree of {@link #sumLanes}, so each sum is the same float. Vectors past {@code count} are zeroed first;
+     * overwrites {@code lanes}. Takes and returns no vector (a call the JIT does not inline boxes nothing).
      */
-    private static float sumLanesOf(float[] a, int off) {
-        for (int d = F.length() / 2; d >= 1; d >>= 1) {
-            for (int i = 0; i < d; i++) {
-                a[off + i] += a[off + i + d];
+    private static void sumLanesOfEach(float[] lanes, int count, float[] out, int outOff) {
+        int l = F.length();
+        Arrays.fill(lanes, count * l, l * l, 0f);
+        for (int level = 0, n = l; n > 1; level++, n >>= 1) {
+            IntVector left = IntVector.fromArray(I, HALVES, level * 2 * l);
+            IntVector right = IntVector.fromArray(I, HALVES, level * 2 * l + l);
+            for (int p = 0; p < n / 2; p++) {
+                IntVector v0 = FloatVector.fromArray(F, lanes, 2 * p * l).reinterpretAsInts();
+                IntVector v1 = FloatVector.fromArray(F, lanes, 2 * p * l + l).reinterpretAsInts();
+                left.selectFrom(v0, v1)
+                        .reinterpretAsFloats()
+                        .add(right.selectFrom(v0, v1).reinterpretAsFloats())
+                        .intoArray(lanes, p * l);
             }
         }
-        return a[off];
+        System.arraycopy(lanes, 0, out, outOff, count);
     }
 
     /** {@code i -> i ^ d} for the unrolled {@link #sumLanes}; {@code d} capped at half the lanes (unused beyond). */
@@ -1976,7 +1989,7 @@ final class VectorKernels extends ScalarKernels {
             t07 = hi0.fma(xh, lo0.fma(xl, t07));
             t17 = hi1.fma(xh, lo1.fma(xl, t17));
         }
-        float[] lanesOut = LANES16_SCRATCH.get();
+        float[] lanesOut = LANES_SCRATCH.get();
         t00.intoArray(lanesOut, 0 * 16);
         t01.intoArray(lanesOut, 1 * 16);
         t02.intoArray(lanesOut, 2 * 16);
@@ -1993,13 +2006,8 @@ final class VectorKernels extends ScalarKernels {
         t15.intoArray(lanesOut, 13 * 16);
         t16.intoArray(lanesOut, 14 * 16);
         t17.intoArray(lanesOut, 15 * 16);
-        for (int j = 0; j < 16; j++) {
-            out[outOff + j] = sumLanesOf(lanesOut, j * 16);
-        }
+        sumLanesOfEach(lanesOut, 16, out, outOff);
     }
-
-    /** Sixteen 16-lane vectors, stored by {@link #dotNibbles2x8} for {@link #sumLanesOf}. */
-    private static final ThreadLocal<float[]> LANES16_SCRATCH = ThreadLocal.withInitial(() -> new float[16 * 16]);
 
     @Override
     public void dotNibbles8(
@@ -2070,7 +2078,7 @@ final class VectorKernels extends ScalarKernels {
         }
         // eight calls of sumLanes are more than C2 inlines here (NodeCountInliningCutoff), and a vector passed to a
         // call that is not inlined is boxed on the heap: store the lanes and add them in sumLanes' order instead
-        float[] lanesOut = LANES8_SCRATCH.get();
+        float[] lanesOut = LANES_SCRATCH.get();
         int l = F.length();
         t0.intoArray(lanesOut, 0);
         t1.intoArray(lanesOut, l);
@@ -2080,9 +2088,7 @@ final class VectorKernels extends ScalarKernels {
         t5.intoArray(lanesOut, 5 * l);
         t6.intoArray(lanesOut, 6 * l);
         t7.intoArray(lanesOut, 7 * l);
-        for (int b = 0; b < 8; b++) {
-            out[outOff + b] = sumLanesOf(lanesOut, b * l);
-        }
+        sumLanesOfEach(lanesOut, 8, out, outOff);
     }
 
     @Override
