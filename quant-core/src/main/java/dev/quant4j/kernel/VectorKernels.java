@@ -20,6 +20,17 @@ import jdk.incubator.vector.VectorSpecies;
  * {@code species.loopBound(len)} followed by a scalar tail that computes exactly what {@link ScalarKernels} does, so
  * integer results are identical. Float sums use several accumulators and differ from the scalar order by rounding
  * only.
+ *
+ * <p>Two rules keep C2 from boxing vectors on the heap (a kernel 2-5x slower with the same results; {@code
+ * KernelAllocationTest} watches for it). No helper of ours takes or returns a vector: one the JIT does not inline
+ * boxes every vector that crosses it (the exception is {@link #sumLanes}, small, called once per call after a loop).
+ * And a vector carried around a loop is not the receiver of a Vector API call inside the loop (nor after it where
+ * that costs nothing) ({@code x = fresh.add(x)}, not {@code x = x.add(fresh)}): when C2
+ * parses the loop it types the loop variable as {@code FloatVector}, not the species' final class, so a call on it is
+ * virtual and inlines only through its type profile, which is absent when tiered compilation compiled the Vector API
+ * method without profiling (at tier 2, when the compile queue is long). Seen in session 7 with {@code
+ * -XX:+PrintInlining}: {@code count.add(one, mask)} in the codebook encoder's threshold loop, "FloatVector::lanewise
+ * failed to inline: virtual call", 1.4-1.6 MB per 4096 values, in about one JVM of twenty.
  */
 final class VectorKernels extends ScalarKernels {
 
@@ -152,10 +163,10 @@ final class VectorKernels extends ScalarKernels {
         FloatVector p2 = FloatVector.zero(F);
         int bound2 = len - len % (2 * step);
         for (; i < bound2; i += 2 * step) {
-            p1 = p1.add(FloatVector.fromArray(F, x, off + i).mul(0f));
-            p2 = p2.add(FloatVector.fromArray(F, x, off + i + step).mul(0f));
+            p1 = FloatVector.fromArray(F, x, off + i).mul(0f).add(p1);
+            p2 = FloatVector.fromArray(F, x, off + i + step).mul(0f).add(p2);
         }
-        boolean finite = p1.add(p2).reduceLanes(VectorOperators.ADD) == 0f;
+        boolean finite = FloatVector.zero(F).add(p1).add(p2).reduceLanes(VectorOperators.ADD) == 0f;
         // scalar tail
         for (; i < len; i++) {
             finite &= Float.isFinite(x[off + i]);
@@ -179,22 +190,43 @@ final class VectorKernels extends ScalarKernels {
             FloatVector hi = lo;
             for (i = F.length(); i < bound; i += F.length()) {
                 FloatVector v = FloatVector.fromArray(F, x, off + i);
-                lo = lo.blend(v, v.compare(VectorOperators.LT, lo));
-                hi = hi.blend(v, v.compare(VectorOperators.GT, hi));
+                // the new vector is the receiver, the loop-carried one an argument (class comment)
+                lo = v.blend(lo, v.compare(VectorOperators.LT, lo).not());
+                hi = v.blend(hi, v.compare(VectorOperators.GT, hi).not());
             }
             // lower half: min of lo and its upper half; upper half: max of hi and its lower half
-            // (the mask written out, not a helper: a helper taking vectors boxes them when the JIT does not inline it)
-            FloatVector c = lo.blend(hi, UPPER);
-            FloatVector other = lo.blend(hi, LOWER);
-            for (int k = 0; k < XOR.length; k++) {
-                FloatVector r = other.rearrange(XOR[k]);
+            // straight-line code from a fresh vector (no call on the loop's lo and hi, no loop here), the lane mask
+            // written out (a helper taking vectors boxes them when the JIT does not inline it)
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector c = zero.blend(lo, LOWER).blend(hi, UPPER);
+            FloatVector r = zero.blend(hi, LOWER).blend(lo, UPPER).rearrange(XOR[0]);
+            c = c.blend(
+                    r,
+                    r.compare(VectorOperators.LT, c)
+                            .and(LOWER)
+                            .or(r.compare(VectorOperators.GT, c).and(UPPER)));
+            if (F.length() >= 16) {
+                r = c.rearrange(XOR_4);
                 c = c.blend(
                         r,
                         r.compare(VectorOperators.LT, c)
                                 .and(LOWER)
                                 .or(r.compare(VectorOperators.GT, c).and(UPPER)));
-                other = c;
             }
+            if (F.length() >= 8) {
+                r = c.rearrange(XOR_2);
+                c = c.blend(
+                        r,
+                        r.compare(VectorOperators.LT, c)
+                                .and(LOWER)
+                                .or(r.compare(VectorOperators.GT, c).and(UPPER)));
+            }
+            r = c.rearrange(XOR_1);
+            c = c.blend(
+                    r,
+                    r.compare(VectorOperators.LT, c)
+                            .and(LOWER)
+                            .or(r.compare(VectorOperators.GT, c).and(UPPER)));
             min = c.lane(0);
             max = c.lane(F.length() / 2);
         }
@@ -216,10 +248,11 @@ final class VectorKernels extends ScalarKernels {
             FloatVector acc = FloatVector.zero(F);
             for (; i < bound; i += F.length()) {
                 FloatVector v = FloatVector.fromArray(F, x, off + i).abs();
-                acc = acc.blend(v, v.compare(VectorOperators.GT, acc));
+                acc = v.blend(acc, v.compare(VectorOperators.GT, acc).not());
             }
-            // all lanes are >= 0, so MAX is exact whatever its rules for NaN and signed zeros
-            m = acc.reduceLanes(VectorOperators.MAX);
+            // all lanes are >= 0, so MAX is exact whatever its rules for NaN and signed zeros (and max with 0 is a
+            // no-op that makes the receiver a fresh vector, not the loop's)
+            m = FloatVector.zero(F).max(acc).reduceLanes(VectorOperators.MAX);
         }
         // scalar tail
         for (; i < len; i++) {
@@ -438,11 +471,11 @@ final class VectorKernels extends ScalarKernels {
             IntVector ub = sb;
             for (int i = l; i < gsize; i += l) {
                 IntVector va = FloatVector.fromArray(F, x, a + i).reinterpretAsInts();
-                sa = sa.max(va);
-                ua = ua.lanewise(VectorOperators.UMAX, va);
+                sa = va.max(sa);
+                ua = va.lanewise(VectorOperators.UMAX, ua);
                 IntVector vb = FloatVector.fromArray(F, x, b + i).reinterpretAsInts();
-                sb = sb.max(vb);
-                ub = ub.lanewise(VectorOperators.UMAX, vb);
+                sb = vb.max(sb);
+                ub = vb.lanewise(VectorOperators.UMAX, ub);
             }
             left.selectFrom(sa, sb).max(right.selectFrom(sa, sb)).intoArray(sm, g / 2 * l);
             left.selectFrom(ua, ub)
@@ -803,9 +836,9 @@ final class VectorKernels extends ScalarKernels {
                             FloatVector.fromArray(F, table, k * F.length()).rearrange(sh);
                     VectorMask<Float> in =
                             idx.compare(VectorOperators.GE, k * F.length()).cast(F);
-                    r = r.blend(part, in);
+                    r = part.blend(r, in.not());
                 }
-                r.intoArray(out, outOff + i + j);
+                FloatVector.zero(F).blend(r, F.maskAll(true)).intoArray(out, outOff + i + j);
             }
         }
         // scalar tail
@@ -847,10 +880,12 @@ final class VectorKernels extends ScalarKernels {
                 int start = off + b * blockSize;
                 IntVector m = IntVector.zero(I);
                 for (int i = 0; i < blockSize; i += F.length()) {
-                    m = m.max(FloatVector.fromArray(F, x, start + i)
+                    m = FloatVector.fromArray(F, x, start + i)
                             .reinterpretAsInts()
-                            .and(0x7FFFFFFF));
+                            .and(0x7FFFFFFF)
+                            .max(m);
                 }
+                m = IntVector.zero(I).max(m); // the same lanes (all >= 0), as a fresh vector (class comment)
                 // written out, not a helper: a helper taking the vector would box it when C2 does not inline it
                 if (F.length() >= 16) {
                     m = m.max(m.rearrange(XOR_8_INT));
@@ -1147,19 +1182,21 @@ final class VectorKernels extends ScalarKernels {
      * B.length() - F.length()} zero bytes after them): count the thresholds below each lane (NaN lanes count none).
      * The count is summed in float lanes (blend of 1 or 0, exact for small integers) and converted once, which keeps
      * the loop over the thresholds to plain float operations. Arrays in, nothing out: no vector crosses the call, so
-     * a JIT that does not inline it (it is not deterministic) pays a call, not a heap box per vector (measured before:
-     * 1.4 MB per 4096 values at 128 bits, in two JVMs of five).
+     * a JIT that does not inline it pays a call, not a heap box per vector.
      */
     private static void codebookVector(
             float[] x, int xOff, float inv, float[] thresholds, boolean signMagnitude, byte[] dst, int dOff) {
         FloatVector q = FloatVector.fromArray(F, x, xOff).mul(inv);
         FloatVector a = signMagnitude ? q.abs() : q;
-        FloatVector count = FloatVector.zero(F);
+        FloatVector zero = FloatVector.zero(F);
         FloatVector one = FloatVector.broadcast(F, 1f);
+        FloatVector count = zero;
         for (int j = 0; j < thresholds.length; j++) {
-            count = count.add(one, a.compare(VectorOperators.GT, thresholds[j]));
+            // the loop-carried count is an argument, never the receiver (see the class comment)
+            count = zero.blend(one, a.compare(VectorOperators.GT, thresholds[j]))
+                    .add(count);
         }
-        IntVector c = (IntVector) count.convert(VectorOperators.F2I, 0);
+        IntVector c = (IntVector) zero.add(count).convert(VectorOperators.F2I, 0);
         if (signMagnitude) {
             c = c.lanewise(VectorOperators.XOR, c.and(2).lanewise(VectorOperators.LSHL, 1))
                     .lanewise(
@@ -1820,13 +1857,15 @@ final class VectorKernels extends ScalarKernels {
                                         .convertShape(VectorOperators.ZERO_EXTEND_B2S, NIBBLE_SHORTS, 0);
                         ShortVector lo = b.and((short) 0xF);
                         ShortVector hi = b.lanewise(VectorOperators.LSHR, 4);
-                        acc = acc.add(lo.mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xOff + c + sub)))
-                                .add(hi.mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xOff + c + half + sub)));
+                        acc = lo.mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xOff + c + sub))
+                                .add(hi.mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xOff + c + half + sub)))
+                                .add(acc);
                     }
                 }
                 // exact integers up to here; the group scale is the only rounding
-                t0 = ((FloatVector) acc.convertShape(VectorOperators.S2F, F, 0)).fma(sd, t0);
-                t1 = ((FloatVector) acc.convertShape(VectorOperators.S2F, F, 1)).fma(sd, t1);
+                ShortVector sums = ShortVector.zero(NIBBLE_SHORTS).add(acc);
+                t0 = ((FloatVector) sums.convertShape(VectorOperators.S2F, F, 0)).fma(sd, t0);
+                t1 = ((FloatVector) sums.convertShape(VectorOperators.S2F, F, 1)).fma(sd, t1);
             }
         }
         return sumLanes(t0.add(t1));
@@ -1863,14 +1902,16 @@ final class VectorKernels extends ScalarKernels {
                         .convertShape(VectorOperators.ZERO_EXTEND_B2S, NIBBLE_SHORTS, 0);
                 ShortVector b1 = (ShortVector) ByteVector.fromArray(NIBBLE_SHORT_BYTES, packed, p + half + sub)
                         .convertShape(VectorOperators.ZERO_EXTEND_B2S, NIBBLE_SHORTS, 0);
-                acc = acc.add(b0.and((short) 0xF).mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xo + sub)))
+                acc = b0.and((short) 0xF)
+                        .mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xo + sub))
                         .add(b0.lanewise(VectorOperators.LSHR, 4)
                                 .mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xo + half + sub)))
                         .add(b1.and((short) 0xF).mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xo + 2 * half + sub)))
                         .add(b1.lanewise(VectorOperators.LSHR, 4)
-                                .mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xo + 3 * half + sub)));
+                                .mul(ShortVector.fromArray(NIBBLE_SHORTS, xq, xo + 3 * half + sub)))
+                        .add(acc);
             }
-            IntVector pairs = acc.reinterpretAsInts();
+            IntVector pairs = ShortVector.zero(NIBBLE_SHORTS).add(acc).reinterpretAsInts();
             IntVector sums = pairs.lanewise(VectorOperators.LSHL, 16)
                     .lanewise(VectorOperators.ASHR, 16)
                     .add(pairs.lanewise(VectorOperators.ASHR, 16));
@@ -2584,8 +2625,8 @@ final class VectorKernels extends ScalarKernels {
             FloatVector d = x.sub(y);
             FloatVector ad = d.abs();
             sqDiff = d.fma(d, sqDiff);
-            absDiff = absDiff.add(ad);
-            maxAbs = maxAbs.blend(ad, ad.compare(VectorOperators.GT, maxAbs));
+            absDiff = ad.add(absDiff);
+            maxAbs = ad.blend(maxAbs, ad.compare(VectorOperators.GT, maxAbs).not());
             sqA = x.fma(x, sqA);
             sqB = y.fma(y, sqB);
             ab = x.fma(y, ab);

@@ -24,10 +24,10 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
  * JVM to the next (compilation order and profiles differ), and runs of this test found boxing now and then that the
  * previous run of the same code had not: 6,144 bytes per 3-bit {@code quantizeGroups} call once with a small helper
  * in the loop, 1.4 MB per {@code quantizeBlocks4} call at 128 bits (the scalar fallback calling the vector encoder,
- * whose helper takes vectors) once. Since no helper of ours takes or returns a vector (session 7), the codebook
- * encoder still allocated 1.4 MB per 4096 values in one JVM of ten at 128 bits and once at 512 bits (its threshold
- * loop ran with boxed vectors and masks: about 94 bytes per threshold and vector), so the hazard is not only at call
- * boundaries. A diagnostic to run several times after changing a kernel, not a gate.
+ * whose helper takes vectors) once; after that was fixed, once in about twenty JVMs the codebook encoder's threshold
+ * loop, where a loop-carried vector was the receiver of a call that C2 could not devirtualize without a type profile
+ * (the rules are in {@code VectorKernels}' class comment). A diagnostic to run several times after changing a
+ * kernel, not a gate.
  */
 @EnabledIfSystemProperty(named = "quant4j.allocationTest", matches = "true")
 class KernelAllocationTest {
