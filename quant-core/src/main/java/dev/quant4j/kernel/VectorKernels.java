@@ -62,6 +62,9 @@ final class VectorKernels extends ScalarKernels {
             VectorMask.fromLong(F, ((1L << F.length()) - 1) & -(1L << (F.length() / 2)));
 
     private static final VectorMask<Float> LOWER = UPPER.not();
+    /** Every lane: {@code zero.blend(v, ALL_LANES)} is {@code v} as a fresh vector (see the class comment). */
+    private static final VectorMask<Float> ALL_LANES = F.maskAll(true);
+
     private static final VectorShuffle<Float>[] XOR = xorShuffles();
     /** Codes of one {@link #decode4} step, with room for the widest byte vector read at its last position. */
     private static final ThreadLocal<byte[]> DECODE_SCRATCH =
@@ -77,7 +80,10 @@ final class VectorKernels extends ScalarKernels {
      * interpreter's Java fallback choose differently, this gives the same float in every compilation tier, so results
      * do not depend on which thread ran warm code.
      */
-    private static float sumLanes(FloatVector v) {
+    private static float sumLanes(FloatVector sum) {
+        // the argument is usually a loop's accumulator: copied into a fresh vector first, so that no call has the
+        // loop variable as its receiver (class comment)
+        FloatVector v = FloatVector.zero(F).blend(sum, ALL_LANES);
         // unrolled over constant shuffles (F.length() folds): small enough that C2 inlines it even into the
         // eight-row kernel, where a loop over the XOR array made it box vectors on the heap
         if (F.length() >= 16) {
@@ -1672,7 +1678,10 @@ final class VectorKernels extends ScalarKernels {
         for (; i < bound; i += step) {
             acc1 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc1);
         }
-        float s = sumLanes(acc1.add(acc2).add(acc3.add(acc4)));
+        FloatVector fresh = FloatVector.zero(F); // the loop's variables are arguments only (class comment)
+        float s = sumLanes(fresh.blend(acc1, ALL_LANES)
+                .add(acc2)
+                .add(fresh.blend(acc3, ALL_LANES).add(acc4)));
         // scalar tail
         for (; i < len; i++) {
             s = Math.fma(a[aOff + i], b[bOff + i], s);
@@ -1733,7 +1742,12 @@ final class VectorKernels extends ScalarKernels {
                             .fma(FloatVector.fromArray(F, xPrepared, xOff + c + 16 + sub), a1);
                 }
             }
-            total = a0.add(a1).add(a2.add(a3)).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
+            // a0 .. a3 are the inner loops' variables: added through fresh vectors (class comment)
+            FloatVector fresh = FloatVector.zero(F);
+            total = fresh.blend(a0, ALL_LANES)
+                    .add(a1)
+                    .add(fresh.blend(a2, ALL_LANES).add(a3))
+                    .fma(FloatVector.broadcast(F, scales[sOff + g]), total);
         }
         return sumLanes(total);
     }
@@ -1775,7 +1789,12 @@ final class VectorKernels extends ScalarKernels {
                             .fma(FloatVector.fromArray(F, xPrepared, x0 + 48), a3);
                 }
             }
-            total = a0.add(a1).add(a2.add(a3)).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
+            // a0 .. a3 are the inner loops' variables: added through fresh vectors (class comment)
+            FloatVector fresh = FloatVector.zero(F);
+            total = fresh.blend(a0, ALL_LANES)
+                    .add(a1)
+                    .add(fresh.blend(a2, ALL_LANES).add(a3))
+                    .fma(FloatVector.broadcast(F, scales[sOff + g]), total);
         }
         return sumLanes(total);
     }
@@ -1808,7 +1827,12 @@ final class VectorKernels extends ScalarKernels {
                             .fma(FloatVector.fromArray(F, xPrepared, x0 + 20), a3);
                 }
             }
-            total = a0.add(a1).add(a2.add(a3)).fma(FloatVector.broadcast(F, scales[sOff + g]), total);
+            // a0 .. a3 are the inner loops' variables: added through fresh vectors (class comment)
+            FloatVector fresh = FloatVector.zero(F);
+            total = fresh.blend(a0, ALL_LANES)
+                    .add(a1)
+                    .add(fresh.blend(a2, ALL_LANES).add(a3))
+                    .fma(FloatVector.broadcast(F, scales[sOff + g]), total);
         }
         return sumLanes(total);
     }
@@ -1868,7 +1892,7 @@ final class VectorKernels extends ScalarKernels {
                 t1 = ((FloatVector) sums.convertShape(VectorOperators.S2F, F, 1)).fma(sd, t1);
             }
         }
-        return sumLanes(t0.add(t1));
+        return sumLanes(FloatVector.zero(F).blend(t0, ALL_LANES).add(t1));
     }
 
     /**
@@ -2031,6 +2055,8 @@ final class VectorKernels extends ScalarKernels {
             t17 = hi1.fma(xh, lo1.fma(xl, t17));
         }
         float[] lanesOut = LANES_SCRATCH.get();
+        // stored straight from the loop's variables, the one exception to the class comment's rule: a blend into a
+        // fresh vector first made this kernel 3-5% slower (one JVM, every offset; the alignment scan harness)
         t00.intoArray(lanesOut, 0 * 16);
         t01.intoArray(lanesOut, 1 * 16);
         t02.intoArray(lanesOut, 2 * 16);
@@ -2121,6 +2147,7 @@ final class VectorKernels extends ScalarKernels {
         // call that is not inlined is boxed on the heap: store the lanes and add them in sumLanes' order instead
         float[] lanesOut = LANES_SCRATCH.get();
         int l = F.length();
+        // (straight from the loop's variables, as in dotNibbles2x8)
         t0.intoArray(lanesOut, 0);
         t1.intoArray(lanesOut, l);
         t2.intoArray(lanesOut, 2 * l);
@@ -2317,7 +2344,9 @@ final class VectorKernels extends ScalarKernels {
                         acc = FloatVector.fromArray(F, b, bOff + t * ldb + j)
                                 .fma(FloatVector.broadcast(F, a[a0 + t * aColStride]), acc);
                     }
-                    acc.intoArray(c, c0 + j);
+                    // the accumulators are the loop's variables: stored through a fresh vector (class comment)
+                    FloatVector fresh = FloatVector.zero(F);
+                    fresh.blend(acc, ALL_LANES).intoArray(c, c0 + j);
                 }
                 scalarStrip(k, a, a0, aColStride, b, bOff, ldb, c, c0, j, j1);
             }
@@ -2407,30 +2436,32 @@ final class VectorKernels extends ScalarKernels {
             c71 = b1v.fma(av, c71);
             c72 = b2v.fma(av, c72);
         }
-        c00.intoArray(c, c0);
-        c01.intoArray(c, c0 + l);
-        c02.intoArray(c, c0 + 2 * l);
-        c10.intoArray(c, c0 + ldc);
-        c11.intoArray(c, c0 + ldc + l);
-        c12.intoArray(c, c0 + ldc + 2 * l);
-        c20.intoArray(c, c0 + 2 * ldc);
-        c21.intoArray(c, c0 + 2 * ldc + l);
-        c22.intoArray(c, c0 + 2 * ldc + 2 * l);
-        c30.intoArray(c, c0 + 3 * ldc);
-        c31.intoArray(c, c0 + 3 * ldc + l);
-        c32.intoArray(c, c0 + 3 * ldc + 2 * l);
-        c40.intoArray(c, c0 + 4 * ldc);
-        c41.intoArray(c, c0 + 4 * ldc + l);
-        c42.intoArray(c, c0 + 4 * ldc + 2 * l);
-        c50.intoArray(c, c0 + 5 * ldc);
-        c51.intoArray(c, c0 + 5 * ldc + l);
-        c52.intoArray(c, c0 + 5 * ldc + 2 * l);
-        c60.intoArray(c, c0 + 6 * ldc);
-        c61.intoArray(c, c0 + 6 * ldc + l);
-        c62.intoArray(c, c0 + 6 * ldc + 2 * l);
-        c70.intoArray(c, c0 + 7 * ldc);
-        c71.intoArray(c, c0 + 7 * ldc + l);
-        c72.intoArray(c, c0 + 7 * ldc + 2 * l);
+        // the accumulators are the loop's variables: stored through a fresh vector (class comment)
+        FloatVector fresh = FloatVector.zero(F);
+        fresh.blend(c00, ALL_LANES).intoArray(c, c0);
+        fresh.blend(c01, ALL_LANES).intoArray(c, c0 + l);
+        fresh.blend(c02, ALL_LANES).intoArray(c, c0 + 2 * l);
+        fresh.blend(c10, ALL_LANES).intoArray(c, c0 + ldc);
+        fresh.blend(c11, ALL_LANES).intoArray(c, c0 + ldc + l);
+        fresh.blend(c12, ALL_LANES).intoArray(c, c0 + ldc + 2 * l);
+        fresh.blend(c20, ALL_LANES).intoArray(c, c0 + 2 * ldc);
+        fresh.blend(c21, ALL_LANES).intoArray(c, c0 + 2 * ldc + l);
+        fresh.blend(c22, ALL_LANES).intoArray(c, c0 + 2 * ldc + 2 * l);
+        fresh.blend(c30, ALL_LANES).intoArray(c, c0 + 3 * ldc);
+        fresh.blend(c31, ALL_LANES).intoArray(c, c0 + 3 * ldc + l);
+        fresh.blend(c32, ALL_LANES).intoArray(c, c0 + 3 * ldc + 2 * l);
+        fresh.blend(c40, ALL_LANES).intoArray(c, c0 + 4 * ldc);
+        fresh.blend(c41, ALL_LANES).intoArray(c, c0 + 4 * ldc + l);
+        fresh.blend(c42, ALL_LANES).intoArray(c, c0 + 4 * ldc + 2 * l);
+        fresh.blend(c50, ALL_LANES).intoArray(c, c0 + 5 * ldc);
+        fresh.blend(c51, ALL_LANES).intoArray(c, c0 + 5 * ldc + l);
+        fresh.blend(c52, ALL_LANES).intoArray(c, c0 + 5 * ldc + 2 * l);
+        fresh.blend(c60, ALL_LANES).intoArray(c, c0 + 6 * ldc);
+        fresh.blend(c61, ALL_LANES).intoArray(c, c0 + 6 * ldc + l);
+        fresh.blend(c62, ALL_LANES).intoArray(c, c0 + 6 * ldc + 2 * l);
+        fresh.blend(c70, ALL_LANES).intoArray(c, c0 + 7 * ldc);
+        fresh.blend(c71, ALL_LANES).intoArray(c, c0 + 7 * ldc + l);
+        fresh.blend(c72, ALL_LANES).intoArray(c, c0 + 7 * ldc + 2 * l);
     }
 
     /**
@@ -2504,30 +2535,32 @@ final class VectorKernels extends ScalarKernels {
             c71 = b1v.fma(av, c71);
             c72 = b2v.fma(av, c72);
         }
-        c00.intoArray(c, c0);
-        c01.intoArray(c, c0 + l);
-        c02.intoArray(c, c0 + 2 * l);
-        c10.intoArray(c, c0 + ldc);
-        c11.intoArray(c, c0 + ldc + l);
-        c12.intoArray(c, c0 + ldc + 2 * l);
-        c20.intoArray(c, c0 + 2 * ldc);
-        c21.intoArray(c, c0 + 2 * ldc + l);
-        c22.intoArray(c, c0 + 2 * ldc + 2 * l);
-        c30.intoArray(c, c0 + 3 * ldc);
-        c31.intoArray(c, c0 + 3 * ldc + l);
-        c32.intoArray(c, c0 + 3 * ldc + 2 * l);
-        c40.intoArray(c, c0 + 4 * ldc);
-        c41.intoArray(c, c0 + 4 * ldc + l);
-        c42.intoArray(c, c0 + 4 * ldc + 2 * l);
-        c50.intoArray(c, c0 + 5 * ldc);
-        c51.intoArray(c, c0 + 5 * ldc + l);
-        c52.intoArray(c, c0 + 5 * ldc + 2 * l);
-        c60.intoArray(c, c0 + 6 * ldc);
-        c61.intoArray(c, c0 + 6 * ldc + l);
-        c62.intoArray(c, c0 + 6 * ldc + 2 * l);
-        c70.intoArray(c, c0 + 7 * ldc);
-        c71.intoArray(c, c0 + 7 * ldc + l);
-        c72.intoArray(c, c0 + 7 * ldc + 2 * l);
+        // the accumulators are the loop's variables: stored through a fresh vector (class comment)
+        FloatVector fresh = FloatVector.zero(F);
+        fresh.blend(c00, ALL_LANES).intoArray(c, c0);
+        fresh.blend(c01, ALL_LANES).intoArray(c, c0 + l);
+        fresh.blend(c02, ALL_LANES).intoArray(c, c0 + 2 * l);
+        fresh.blend(c10, ALL_LANES).intoArray(c, c0 + ldc);
+        fresh.blend(c11, ALL_LANES).intoArray(c, c0 + ldc + l);
+        fresh.blend(c12, ALL_LANES).intoArray(c, c0 + ldc + 2 * l);
+        fresh.blend(c20, ALL_LANES).intoArray(c, c0 + 2 * ldc);
+        fresh.blend(c21, ALL_LANES).intoArray(c, c0 + 2 * ldc + l);
+        fresh.blend(c22, ALL_LANES).intoArray(c, c0 + 2 * ldc + 2 * l);
+        fresh.blend(c30, ALL_LANES).intoArray(c, c0 + 3 * ldc);
+        fresh.blend(c31, ALL_LANES).intoArray(c, c0 + 3 * ldc + l);
+        fresh.blend(c32, ALL_LANES).intoArray(c, c0 + 3 * ldc + 2 * l);
+        fresh.blend(c40, ALL_LANES).intoArray(c, c0 + 4 * ldc);
+        fresh.blend(c41, ALL_LANES).intoArray(c, c0 + 4 * ldc + l);
+        fresh.blend(c42, ALL_LANES).intoArray(c, c0 + 4 * ldc + 2 * l);
+        fresh.blend(c50, ALL_LANES).intoArray(c, c0 + 5 * ldc);
+        fresh.blend(c51, ALL_LANES).intoArray(c, c0 + 5 * ldc + l);
+        fresh.blend(c52, ALL_LANES).intoArray(c, c0 + 5 * ldc + 2 * l);
+        fresh.blend(c60, ALL_LANES).intoArray(c, c0 + 6 * ldc);
+        fresh.blend(c61, ALL_LANES).intoArray(c, c0 + 6 * ldc + l);
+        fresh.blend(c62, ALL_LANES).intoArray(c, c0 + 6 * ldc + 2 * l);
+        fresh.blend(c70, ALL_LANES).intoArray(c, c0 + 7 * ldc);
+        fresh.blend(c71, ALL_LANES).intoArray(c, c0 + 7 * ldc + l);
+        fresh.blend(c72, ALL_LANES).intoArray(c, c0 + 7 * ldc + 2 * l);
     }
 
     /** A 4-row by 3-vector tile of {@code C}: twelve accumulators held in registers across the whole {@code k} loop. */
@@ -2569,18 +2602,20 @@ final class VectorKernels extends ScalarKernels {
             c31 = b1v.fma(av, c31);
             c32 = b2v.fma(av, c32);
         }
-        c00.intoArray(c, c0);
-        c01.intoArray(c, c0 + l);
-        c02.intoArray(c, c0 + 2 * l);
-        c10.intoArray(c, c0 + ldc);
-        c11.intoArray(c, c0 + ldc + l);
-        c12.intoArray(c, c0 + ldc + 2 * l);
-        c20.intoArray(c, c0 + 2 * ldc);
-        c21.intoArray(c, c0 + 2 * ldc + l);
-        c22.intoArray(c, c0 + 2 * ldc + 2 * l);
-        c30.intoArray(c, c0 + 3 * ldc);
-        c31.intoArray(c, c0 + 3 * ldc + l);
-        c32.intoArray(c, c0 + 3 * ldc + 2 * l);
+        // the accumulators are the loop's variables: stored through a fresh vector (class comment)
+        FloatVector fresh = FloatVector.zero(F);
+        fresh.blend(c00, ALL_LANES).intoArray(c, c0);
+        fresh.blend(c01, ALL_LANES).intoArray(c, c0 + l);
+        fresh.blend(c02, ALL_LANES).intoArray(c, c0 + 2 * l);
+        fresh.blend(c10, ALL_LANES).intoArray(c, c0 + ldc);
+        fresh.blend(c11, ALL_LANES).intoArray(c, c0 + ldc + l);
+        fresh.blend(c12, ALL_LANES).intoArray(c, c0 + ldc + 2 * l);
+        fresh.blend(c20, ALL_LANES).intoArray(c, c0 + 2 * ldc);
+        fresh.blend(c21, ALL_LANES).intoArray(c, c0 + 2 * ldc + l);
+        fresh.blend(c22, ALL_LANES).intoArray(c, c0 + 2 * ldc + 2 * l);
+        fresh.blend(c30, ALL_LANES).intoArray(c, c0 + 3 * ldc);
+        fresh.blend(c31, ALL_LANES).intoArray(c, c0 + 3 * ldc + l);
+        fresh.blend(c32, ALL_LANES).intoArray(c, c0 + 3 * ldc + 2 * l);
     }
 
     /** A 4-row by 1-vector tile of {@code C}. */
@@ -2598,10 +2633,12 @@ final class VectorKernels extends ScalarKernels {
             c2v = bv.fma(FloatVector.broadcast(F, a[at + 2 * ars]), c2v);
             c3v = bv.fma(FloatVector.broadcast(F, a[at + 3 * ars]), c3v);
         }
-        c0v.intoArray(c, c0);
-        c1v.intoArray(c, c0 + ldc);
-        c2v.intoArray(c, c0 + 2 * ldc);
-        c3v.intoArray(c, c0 + 3 * ldc);
+        // the accumulators are the loop's variables: stored through a fresh vector (class comment)
+        FloatVector fresh = FloatVector.zero(F);
+        fresh.blend(c0v, ALL_LANES).intoArray(c, c0);
+        fresh.blend(c1v, ALL_LANES).intoArray(c, c0 + ldc);
+        fresh.blend(c2v, ALL_LANES).intoArray(c, c0 + 2 * ldc);
+        fresh.blend(c3v, ALL_LANES).intoArray(c, c0 + 3 * ldc);
     }
 
     @Override
@@ -2636,7 +2673,8 @@ final class VectorKernels extends ScalarKernels {
         super.diffStats(a, aOff + i, b, bOff + i, len - i, tail);
         out[SUM_SQ_DIFF] = sumLanes(sqDiff) + tail[SUM_SQ_DIFF];
         out[SUM_ABS_DIFF] = sumLanes(absDiff) + tail[SUM_ABS_DIFF];
-        out[MAX_ABS_DIFF] = Math.max(maxAbs.reduceLanes(VectorOperators.MAX), tail[MAX_ABS_DIFF]);
+        out[MAX_ABS_DIFF] =
+                Math.max(FloatVector.zero(F).max(maxAbs).reduceLanes(VectorOperators.MAX), tail[MAX_ABS_DIFF]);
         out[SUM_SQ_A] = sumLanes(sqA) + tail[SUM_SQ_A];
         out[SUM_SQ_B] = sumLanes(sqB) + tail[SUM_SQ_B];
         out[SUM_AB] = sumLanes(ab) + tail[SUM_AB];
