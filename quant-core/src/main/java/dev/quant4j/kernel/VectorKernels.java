@@ -355,9 +355,8 @@ final class VectorKernels extends ScalarKernels {
         int hi = MAGIC_BITS - z + qmax;
         int bias = MAGIC_BITS - z;
         float inv = 1.0f / scale;
-        // one float vector's codes per byte-vector store; at 128 bits the store also writes B.length() - F.length()
-        // zero bytes past the vector's codes, which the next step overwrites, so the loop stops where such a store
-        // would leave the range, and the last vector merges its codes into the bytes before it (see codebookRange)
+        // every whole vector (one byte-vector store each; at 128 bits the last merges, see codebookRange), then the
+        // scalar tail
         int i = quantizeRange(x, off, len, scale, inv, lo, hi, bias, codes, codesOff);
         // scalar tail
         super.quantize(x, off + i, len - i, scale, zero, qmin, qmax, codes, codesOff + i);
@@ -798,8 +797,7 @@ final class VectorKernels extends ScalarKernels {
             boolean signMagnitude,
             byte[] codes,
             int codesOff) {
-        // as in quantize: one vector per store, stores at 128 bits spill zeros into the next step's bytes, the last
-        // vector merges
+        // every whole vector, as in quantize, then the scalar tail
         int i = codebookRange(x, off, len, inv, thresholds, signMagnitude, codes, codesOff);
         // scalar tail
         super.encodeCodebook(x, off + i, len - i, inv, thresholds, signMagnitude, codes, codesOff + i);
@@ -1180,11 +1178,11 @@ final class VectorKernels extends ScalarKernels {
     }
 
     /**
-     * Codebook codes of the vector at {@code x[xOff]}, stored as bytes at {@code dst[dOff]} (at 128 bits with {@code
-     * B.length() - F.length()} zero bytes after them): count the thresholds below each lane (NaN lanes count none).
-     * The count is summed in float lanes (blend of 1 or 0, exact for small integers) and converted once, which keeps
-     * the loop over the thresholds to plain float operations. Arrays in, nothing out: no vector crosses the call, so
-     * a JIT that does not inline it pays a call, not a heap box per vector.
+     * Codebook codes of the whole vectors of {@code x[off, off + len)} into {@code dst[dOff ...]}; returns how many
+     * values it coded (the caller's scalar tail does the rest). Per lane: count the thresholds below it (NaN lanes
+     * count none); the count is summed in float lanes (masked adds of 1, exact for small integers) and converted once,
+     * which keeps the loop over the thresholds to plain float operations. Arrays in, a count out: no vector crosses
+     * the call, so a JIT that does not inline it pays a call per range, not a heap box per vector.
      */
     private static int codebookRange(
             float[] x, int off, int len, float inv, float[] thresholds, boolean signMagnitude, byte[] dst, int dOff) {
@@ -1241,8 +1239,8 @@ final class VectorKernels extends ScalarKernels {
     }
 
     /**
-     * Codes of the vector at {@code x[xOff]}, stored as bytes at {@code dst[dOff]} (at 128 bits with zero bytes after
-     * them, as {@link #codebookRange}): the quotient {@code v / scale}, rounded by the magic add, the bits clamped to [lo, hi], the
+     * Linear codes of the whole vectors of {@code x[off, off + len)} into {@code dst[dOff ...]} (stored as in {@link
+     * #codebookRange}); returns how many values it coded. Per value the quotient {@code v / scale}, rounded by the magic add, the bits clamped to [lo, hi], the
      * bias removed. The quotient is not a division (one 512-bit division per 8 or more cycles set the pace of
      * quantization) but Markstein's correction of the product by the reciprocal {@code inv = RN(1 / scale)}: {@code q
      * = RN(v * inv)}, the exact remainder {@code e = fma(-q, scale, v)}, {@code q' = RN(q + e * inv)}, which is the
