@@ -358,7 +358,6 @@ final class VectorKernels extends ScalarKernels {
         // every whole vector (one byte-vector store each; at 128 bits the last merges, see codebookRange), then the
         // scalar tail
         int i = quantizeRange(x, off, len, scale, inv, lo, hi, bias, codes, codesOff);
-        // scalar tail
         super.quantize(x, off + i, len - i, scale, zero, qmin, qmax, codes, codesOff + i);
     }
 
@@ -799,7 +798,6 @@ final class VectorKernels extends ScalarKernels {
             int codesOff) {
         // every whole vector, as in quantize, then the scalar tail
         int i = codebookRange(x, off, len, inv, thresholds, signMagnitude, codes, codesOff);
-        // scalar tail
         super.encodeCodebook(x, off + i, len - i, inv, thresholds, signMagnitude, codes, codesOff + i);
     }
 
@@ -840,7 +838,7 @@ final class VectorKernels extends ScalarKernels {
                             idx.compare(VectorOperators.GE, k * F.length()).cast(F);
                     r = part.blend(r, in.not());
                 }
-                FloatVector.zero(F).blend(r, F.maskAll(true)).intoArray(out, outOff + i + j);
+                FloatVector.zero(F).blend(r, ALL_LANES).intoArray(out, outOff + i + j);
             }
         }
         // scalar tail
@@ -1198,9 +1196,8 @@ final class VectorKernels extends ScalarKernels {
             FloatVector q = FloatVector.fromArray(F, x, xOff).mul(inv);
             FloatVector a = signMagnitude ? q.abs() : q;
             // four thresholds per step counted from a fresh zero by masked adds (one instruction each), then added to
-            // the
-            // loop-carried count, which is thus an argument, never the receiver (class comment); a blend and an add per
-            // threshold (the first form of the rule) made NF4 quantize at 128 bits 1.6x slower
+            // the loop-carried count, which is thus an argument, never the receiver (class comment); a blend and an
+            // add per threshold (the first form of the rule) made NF4 quantize at 128 bits 1.6x slower
             FloatVector count = zero;
             int j = 0;
             for (; j + 4 <= thresholds.length; j += 4) {
