@@ -58,10 +58,6 @@ public final class QuantizedLinear {
 
     private static final ThreadLocal<DecodeBuffers> DECODE_BUFFERS = ThreadLocal.withInitial(DecodeBuffers::new);
 
-    /** Receives the touched bytes, so that the JIT cannot drop the loads. */
-    @SuppressWarnings("unused")
-    private static volatile int sink;
-
     private final String name;
     private final int out;
     private final int in;
@@ -255,7 +251,9 @@ public final class QuantizedLinear {
         Parallel.forEach(pool, chunks, ch -> {
             int r0 = ch * ROW_CHUNK;
             int r1 = Math.min(out, r0 + ROW_CHUNK);
-            sink = touch(r0, r1);
+            // no fetch ahead: the kernel's loads, row after row, are a stream the hardware prefetcher follows. A burst
+            // of one load per cache line of the chunk before computing it (sessions 4-7) measured slower since the
+            // group-of-128 kernels, most of all with transparent huge pages (docs/matmul.md, session 8)
             for (int r = r0; r < r1; r++) {
                 int s0 = r * groupsPerRow;
                 float acc = int8
@@ -264,27 +262,6 @@ public final class QuantizedLinear {
                 y[yOff + r] = finish(r, s0, acc, groupSums, 0);
             }
         });
-    }
-
-    /**
-     * Reads one byte per cache line of the packed rows {@code [r0, r1)} and one float per cache line of their scales,
-     * before the kernel runs on them: a burst of independent loads that fetches the chunk (128 KiB at 4096 columns)
-     * into L2 at close to the memory's streaming speed, where the kernel's own loads, spread between its arithmetic,
-     * keep few misses in flight (Java has no prefetch instruction). Measured on 4096 x 4096 int4 g128 weights
-     * streamed from memory, one thread: 1.74 ms per product against 2.05 when touching a few rows ahead inside the
-     * loop instead (docs/matmul.md). Returns a value to publish, so that the JIT keeps the loads.
-     */
-    private int touch(int r0, int r1) {
-        int touched = 0;
-        int end = r1 * rowBytes;
-        for (int j = r0 * rowBytes; j < end; j += 64) {
-            touched += packed[j];
-        }
-        int scalesEnd = r1 * groupsPerRow;
-        for (int j = r0 * groupsPerRow; j < scalesEnd; j += 16) {
-            touched += (int) scales[j];
-        }
-        return touched;
     }
 
     private void forwardBatch(float[] x, int xOff, int batch, float[] y, int yOff) {
@@ -337,7 +314,6 @@ public final class QuantizedLinear {
             float[] results = new float[16];
             int r0 = ch * ROW_CHUNK;
             int r1 = Math.min(out, r0 + ROW_CHUNK);
-            sink = touch(r0, r1);
             for (int r = r0; r < r1; ) {
                 // two weight rows at a time where there are two: every activation load then serves both
                 int rows = r + 1 < r1 && batch >= 8 ? 2 : 1;
