@@ -1176,6 +1176,77 @@ final class VectorKernels extends ScalarKernels {
     }
 
     /**
+     * The candidates of a binary search over 7 or 15 sorted thresholds (FP4's magnitudes, NF4), for {@link
+     * #codebookRange}: with {@code d} levels ({@code 2^d - 1} thresholds), level {@code k} compares a lane with
+     * threshold {@code (2 i + 1) 2^(d - k) - 1}, where {@code i} is the code's {@code k - 1} bits found so far, so
+     * the candidates of level {@code k} are {@code 2^(k - 1)} thresholds, looked up by those bits. The tables are the
+     * thresholds' float bits in int vectors (a lookup is an int {@code selectFrom}); the last level of NF4 has eight
+     * candidates, two vectors at 128 bits. Built once per threshold array (cached like {@link CellTables}); {@code
+     * null} for other counts, unsorted thresholds or fewer than four lanes, and the caller counts.
+     */
+    private static final class SearchTables {
+        final float[] thresholds;
+        final int levels;
+        /** {@code 2^(levels - 1)}: the first level's code bit, and 1 + the index of its threshold. */
+        final int top;
+
+        final IntVector level2;
+        final IntVector level3;
+        final IntVector level4;
+        final IntVector level4Hi;
+
+        /** The last tables built for 7 and for 15 thresholds (FP4's and NF4's, which a model may alternate). */
+        private static volatile SearchTables last7;
+
+        private static volatile SearchTables last15;
+
+        private SearchTables(float[] thresholds, int levels) {
+            this.thresholds = thresholds.clone();
+            this.levels = levels;
+            this.top = 1 << (levels - 1);
+            this.level2 = levels >= 2 ? candidates(thresholds, levels, 2, 0) : null;
+            this.level3 = levels >= 3 ? candidates(thresholds, levels, 3, 0) : null;
+            this.level4 = levels >= 4 ? candidates(thresholds, levels, 4, 0) : null;
+            this.level4Hi = levels >= 4 && I.length() < 8 ? candidates(thresholds, levels, 4, I.length()) : null;
+        }
+
+        /** Level {@code k}'s candidates {@code from, from + 1, ...} in lanes (the rest repeat the last one). */
+        private static IntVector candidates(float[] t, int levels, int k, int from) {
+            int count = 1 << (k - 1);
+            int[] bits = new int[I.length()];
+            for (int j = 0; j < bits.length; j++) {
+                int i = Math.min(count - 1, from + j);
+                bits[j] = Float.floatToRawIntBits(t[(2 * i + 1) * (1 << (levels - k)) - 1]);
+            }
+            return IntVector.fromArray(I, bits, 0);
+        }
+
+        static SearchTables cached(float[] thresholds) {
+            int levels = thresholds.length == 15 ? 4 : thresholds.length == 7 ? 3 : 0;
+            if (levels == 0 || I.length() < 4) {
+                return null;
+            }
+            SearchTables s = levels == 4 ? last15 : last7;
+            if (s != null && Arrays.equals(s.thresholds, thresholds)) {
+                return s;
+            }
+            for (int j = 1; j < thresholds.length; j++) {
+                // strictly ascending and no NaN: then the search finds the count of thresholds below a value
+                if (!(thresholds[j - 1] < thresholds[j])) {
+                    return null;
+                }
+            }
+            s = new SearchTables(thresholds, levels);
+            if (levels == 4) {
+                last15 = s;
+            } else {
+                last7 = s;
+            }
+            return s;
+        }
+    }
+
+    /**
      * Codebook codes of the whole vectors of {@code x[off, off + len)} into {@code dst[dOff ...]}; returns how many
      * values it coded (the caller's scalar tail does the rest). Per lane: count the thresholds below it (NaN lanes
      * count none); the count is summed in float lanes (masked adds of 1, exact for small integers) and converted once,
@@ -1186,6 +1257,7 @@ final class VectorKernels extends ScalarKernels {
             float[] x, int off, int len, float inv, float[] thresholds, boolean signMagnitude, byte[] dst, int dOff) {
         FloatVector zero = FloatVector.zero(F);
         FloatVector one = FloatVector.broadcast(F, 1f);
+        SearchTables search = SearchTables.cached(thresholds);
         int i = 0;
         // every whole vector (a counted loop to a loop bound, as C2 likes it), except at 128 bits a lone one, which
         // has no codes before it to merge with
@@ -1195,23 +1267,64 @@ final class VectorKernels extends ScalarKernels {
             int xOff = off + i;
             FloatVector q = FloatVector.fromArray(F, x, xOff).mul(inv);
             FloatVector a = signMagnitude ? q.abs() : q;
-            // four thresholds per step counted from a fresh zero by masked adds (one instruction each), then added to
-            // the loop-carried count, which is thus an argument, never the receiver (class comment); a blend and an
-            // add per threshold (the first form of the rule) made NF4 quantize at 128 bits 1.6x slower
-            FloatVector count = zero;
-            int j = 0;
-            for (; j + 4 <= thresholds.length; j += 4) {
-                count = zero.add(one, a.compare(VectorOperators.GT, thresholds[j]))
-                        .add(one, a.compare(VectorOperators.GT, thresholds[j + 1]))
-                        .add(one, a.compare(VectorOperators.GT, thresholds[j + 2]))
-                        .add(one, a.compare(VectorOperators.GT, thresholds[j + 3]))
-                        .add(count);
+            IntVector c;
+            if (search != null) {
+                // a binary search, one level per code bit: the threshold a lane meets at a level depends on the bits
+                // found so far, looked up from that level's candidates (one vector, or two at 128 bits for the eight
+                // of NF4's last level); every comparison is a > t, so the code is the count of thresholds below the
+                // value, as counting gives, NaN included (it passes none)
+                IntVector code = IntVector.zero(I);
+                code = code.add(
+                        search.top,
+                        a.compare(VectorOperators.GT, search.thresholds[search.top - 1])
+                                .cast(I));
+                int levels = search.levels;
+                if (levels >= 2) {
+                    IntVector t =
+                            code.lanewise(VectorOperators.LSHR, levels - 1).selectFrom(search.level2);
+                    code = code.add(
+                            search.top >> 1,
+                            a.compare(VectorOperators.GT, t.reinterpretAsFloats())
+                                    .cast(I));
+                }
+                if (levels >= 3) {
+                    IntVector t =
+                            code.lanewise(VectorOperators.LSHR, levels - 2).selectFrom(search.level3);
+                    code = code.add(
+                            search.top >> 2,
+                            a.compare(VectorOperators.GT, t.reinterpretAsFloats())
+                                    .cast(I));
+                }
+                if (levels >= 4) {
+                    IntVector i4 = code.lanewise(VectorOperators.LSHR, 1);
+                    IntVector t = search.level4Hi == null
+                            ? i4.selectFrom(search.level4)
+                            : i4.selectFrom(search.level4, search.level4Hi);
+                    code = code.add(
+                            1,
+                            a.compare(VectorOperators.GT, t.reinterpretAsFloats())
+                                    .cast(I));
+                }
+                c = code;
+            } else {
+                // four thresholds per step counted from a fresh zero by masked adds (one instruction each), then added
+                // to the loop-carried count, which is thus an argument, never the receiver (class comment); a blend
+                // and an add per threshold (the first form of the rule) made NF4 quantize at 128 bits 1.6x slower
+                FloatVector count = zero;
+                int j = 0;
+                for (; j + 4 <= thresholds.length; j += 4) {
+                    count = zero.add(one, a.compare(VectorOperators.GT, thresholds[j]))
+                            .add(one, a.compare(VectorOperators.GT, thresholds[j + 1]))
+                            .add(one, a.compare(VectorOperators.GT, thresholds[j + 2]))
+                            .add(one, a.compare(VectorOperators.GT, thresholds[j + 3]))
+                            .add(count);
+                }
+                for (; j < thresholds.length; j++) {
+                    count = zero.add(one, a.compare(VectorOperators.GT, thresholds[j]))
+                            .add(count);
+                }
+                c = (IntVector) zero.add(count).convert(VectorOperators.F2I, 0);
             }
-            for (; j < thresholds.length; j++) {
-                count = zero.add(one, a.compare(VectorOperators.GT, thresholds[j]))
-                        .add(count);
-            }
-            IntVector c = (IntVector) zero.add(count).convert(VectorOperators.F2I, 0);
             if (signMagnitude) {
                 c = c.lanewise(VectorOperators.XOR, c.and(2).lanewise(VectorOperators.LSHL, 1))
                         .lanewise(
