@@ -1204,8 +1204,8 @@ final class VectorKernels extends ScalarKernels {
             this.thresholds = thresholds.clone();
             this.levels = levels;
             this.top = 1 << (levels - 1);
-            this.level2 = levels >= 2 ? candidates(thresholds, levels, 2, 0) : null;
-            this.level3 = levels >= 3 ? candidates(thresholds, levels, 3, 0) : null;
+            this.level2 = candidates(thresholds, levels, 2, 0);
+            this.level3 = candidates(thresholds, levels, 3, 0);
             this.level4 = levels >= 4 ? candidates(thresholds, levels, 4, 0) : null;
             this.level4Hi = levels >= 4 && I.length() < 8 ? candidates(thresholds, levels, 4, I.length()) : null;
         }
@@ -1278,23 +1278,17 @@ final class VectorKernels extends ScalarKernels {
                         search.top,
                         a.compare(VectorOperators.GT, search.thresholds[search.top - 1])
                                 .cast(I));
+                // levels is 3 or 4: the second and third levels always run, written out (a helper or a loop over
+                // the levels would pass vectors or make the code a loop variable and a receiver: class comment)
                 int levels = search.levels;
-                if (levels >= 2) {
-                    IntVector t =
-                            code.lanewise(VectorOperators.LSHR, levels - 1).selectFrom(search.level2);
-                    code = code.add(
-                            search.top >> 1,
-                            a.compare(VectorOperators.GT, t.reinterpretAsFloats())
-                                    .cast(I));
-                }
-                if (levels >= 3) {
-                    IntVector t =
-                            code.lanewise(VectorOperators.LSHR, levels - 2).selectFrom(search.level3);
-                    code = code.add(
-                            search.top >> 2,
-                            a.compare(VectorOperators.GT, t.reinterpretAsFloats())
-                                    .cast(I));
-                }
+                IntVector t2 = code.lanewise(VectorOperators.LSHR, levels - 1).selectFrom(search.level2);
+                code = code.add(
+                        search.top >> 1,
+                        a.compare(VectorOperators.GT, t2.reinterpretAsFloats()).cast(I));
+                IntVector t3 = code.lanewise(VectorOperators.LSHR, levels - 2).selectFrom(search.level3);
+                code = code.add(
+                        search.top >> 2,
+                        a.compare(VectorOperators.GT, t3.reinterpretAsFloats()).cast(I));
                 if (levels >= 4) {
                     IntVector i4 = code.lanewise(VectorOperators.LSHR, 1);
                     IntVector t = search.level4Hi == null
