@@ -272,6 +272,15 @@ public class ScalarKernels implements QuantKernels {
             int zOff,
             float[] out,
             int outOff) {
+        if (bits == 8) {
+            // a code per byte: the plain loop of dequantize, which the JIT vectorizes (the bit stream below it does
+            // not: 3.5 against 8.9 GiB/s in L2, the scalar fallback's speed when the Vector API module is absent)
+            for (int g = 0; g < n / groupSize; g++) {
+                int c = g * groupSize;
+                dequantize(packed, pOff + c, groupSize, scales[sOff + g], zeros[zOff + g] & 0xFF, out, outOff + c);
+            }
+            return;
+        }
         int mask = (1 << bits) - 1;
         long acc = 0;
         int filled = 0;
