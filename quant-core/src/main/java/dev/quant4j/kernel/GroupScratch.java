@@ -19,6 +19,17 @@ final class GroupScratch {
     int[] signedMax = new int[0];
 
     int[] unsignedMax = new int[0];
+    /**
+     * Per group, what the fused 4- and 8-bit codes need ({@code VectorKernels.fusedCodes}): {@code 1 / S}, {@code -S},
+     * and the clamp and bias in the bits of the rounding constant; and the groups that take the careful path.
+     */
+    float[] invs = new float[0];
+
+    float[] negs = new float[0];
+    int[] his = new int[0];
+    int[] biases = new int[0];
+    int[] careful = new int[0];
+
     /** Codes joined into bit fields (the fused 3-bit packing). */
     int[] bitWork = new int[0];
 
@@ -47,6 +58,18 @@ final class GroupScratch {
             codes = new byte[n];
         }
         return codes;
+    }
+
+    /** Room for the code parameters of {@code groups} groups. */
+    GroupScratch withCodeParams(int groups) {
+        if (invs.length < groups) {
+            invs = new float[groups];
+            negs = new float[groups];
+            his = new int[groups];
+            biases = new int[groups];
+            careful = new int[groups];
+        }
+        return this;
     }
 
     /** Room for {@code n} ints of bit fields. */
