@@ -600,10 +600,10 @@ final class VectorKernels extends ScalarKernels {
      * ints of both vectors' long lanes are gathered and narrowed to bytes. At 2 bits four vectors: {@code c | c >>> 30}
      * makes pairs {@code c0 | c1 << 2}, gathered, and the step of 4 bits joins pairs of pairs into bytes.
      *
-     * <p>At 4 and 8 bits (GPTQ's forms) the per-group values come first, L groups at a time ({@link #codeParams}), then
-     * the codes of the whole run in a method of their own ({@link #codes8}, {@link #codes4}; no vector crosses a call),
-     * then the rare careful groups are written over: 8-bit codes of 64K values in L2 8.2 -> 6.6 cycles per vector, a
-     * 128 x 2048 quantize 69 -> 40-46 us (throwaway harness, session 9).
+     * <p>For GPTQ's forms the per-group values come first, L groups at a time ({@link #codeParams}), then the codes of
+     * the whole run in a method of their own per width ({@link #codes8}, {@link #codes4}, {@link #codes2}; no vector
+     * crosses a call; 3 bits stays group by group), then the rare careful groups are written over: 8-bit codes of 64K values in
+     * L2 8.2 -> 6.6 cycles per vector, a 128 x 2048 quantize 69 -> 40-46 us (throwaway harness, session 9).
      *
      * <p>Each vector's chain is written out: the same chain in a small helper returning a vector ({@code fastCodes}), or
      * the joining step in one ({@code joinFields}), was inlined by C2 in some JVMs and not in others, where it boxed the
@@ -624,14 +624,13 @@ final class VectorKernels extends ScalarKernels {
             byte[] packed,
             int pOff,
             GroupScratch s) {
-        int l = F.length();
         int maxq = (1 << bits) - 1;
-        if (form != MINMAX && (bits == 8 || bits == 4)) {
+        if (form != MINMAX && bits != 3) {
             int careful = codeParams(groups, maxq, scales, sOff, zeros, zOff, s);
-            if (bits == 8) {
-                codes8(x, off, groups, gsize, s, packed, pOff);
-            } else {
-                codes4(x, off, groups, gsize, s, packed, pOff);
+            switch (bits) {
+                case 8 -> codes8(x, off, groups, gsize, s, packed, pOff);
+                case 4 -> codes4(x, off, groups, gsize, s, packed, pOff);
+                default -> codes2(x, off, groups, gsize, s, packed, pOff);
             }
             // the groups whose quotients come near the float range, written over
             for (int i = 0; i < careful; i++) {
@@ -642,6 +641,9 @@ final class VectorKernels extends ScalarKernels {
             }
             return;
         }
+        // group by group: llm-awq's form (every group the careful way: its range need not hold 0, its zero-point is
+        // clamped), and 3 bits, whose codes measured 8% slower in L2 as a method of their own like codes8 (session 9)
+        int l = F.length();
         for (int g = 0; g < groups; g++) {
             float scale = scales[sOff + g];
             int z = (int) s.zeros[g];
@@ -710,68 +712,12 @@ final class VectorKernels extends ScalarKernels {
                             .rearrange(TRIPLE_BYTES)
                             .intoArray(packed, p + j / 2 * 3, TRIPLE_MASK);
                 }
-                continue;
-            }
-            if (bits == 2) {
-                for (int i = 0; i < gsize; i += 4 * l) {
-                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
-                    FloatVector q0 = v0.mul(vinv);
-                    LongVector c0 = q0.fma(vneg, v0)
-                            .fma(vinv, q0)
-                            .add(ROUND_MAGIC)
-                            .reinterpretAsInts()
-                            .min(hi)
-                            .sub(bias)
-                            .reinterpretAsLongs();
-                    FloatVector v1 = FloatVector.fromArray(F, x, goff + i + 1 * l);
-                    FloatVector q1 = v1.mul(vinv);
-                    LongVector c1 = q1.fma(vneg, v1)
-                            .fma(vinv, q1)
-                            .add(ROUND_MAGIC)
-                            .reinterpretAsInts()
-                            .min(hi)
-                            .sub(bias)
-                            .reinterpretAsLongs();
-                    FloatVector v2 = FloatVector.fromArray(F, x, goff + i + 2 * l);
-                    FloatVector q2 = v2.mul(vinv);
-                    LongVector c2 = q2.fma(vneg, v2)
-                            .fma(vinv, q2)
-                            .add(ROUND_MAGIC)
-                            .reinterpretAsInts()
-                            .min(hi)
-                            .sub(bias)
-                            .reinterpretAsLongs();
-                    FloatVector v3 = FloatVector.fromArray(F, x, goff + i + 3 * l);
-                    FloatVector q3 = v3.mul(vinv);
-                    LongVector c3 = q3.fma(vneg, v3)
-                            .fma(vinv, q3)
-                            .add(ROUND_MAGIC)
-                            .reinterpretAsInts()
-                            .min(hi)
-                            .sub(bias)
-                            .reinterpretAsLongs();
-                    // pairs c0 | c1 << 2 in the low ints, gathered; then pairs of pairs, as at 4 bits
-                    LongVector p01 = EVEN_LANES
-                            .selectFrom(
-                                    c0.or(c0.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts(),
-                                    c1.or(c1.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts())
-                            .reinterpretAsLongs();
-                    LongVector p23 = EVEN_LANES
-                            .selectFrom(
-                                    c2.or(c2.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts(),
-                                    c3.or(c3.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts())
-                            .reinterpretAsLongs();
-                    IntVector quads = EVEN_LANES.selectFrom(
-                            p01.or(p01.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts(),
-                            p23.or(p23.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts());
-                    ((ByteVector) quads.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i / 4);
-                }
             }
         }
     }
 
     /**
-     * The per-group values of the 4- and 8-bit codes, L groups at a time: {@code 1 / S}, {@code -S}, the clamp and the
+     * The per-group values of the fused codes, L groups at a time: {@code 1 / S}, {@code -S}, the clamp and the
      * bias ({@code MAGIC_BITS - Z + maxq} and {@code MAGIC_BITS - Z}) into {@code s}, the zero-points as bytes into
      * {@code zeros}, and in {@code s.careful} the groups whose quotients may come near the float range. The same
      * operations as the per-group loop of {@link #fusedCodes} (IEEE division and negation, truncation of the integral
@@ -884,6 +830,72 @@ final class VectorKernels extends ScalarKernels {
                         c0.or(c0.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts(),
                         c1.or(c1.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts());
                 ((ByteVector) pairs.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i / 2);
+            }
+        }
+    }
+
+    /** The 2-bit codes of {@code groups} groups, four vectors at a time (see {@link #fusedCodes}, {@link #codes8}). */
+    private static void codes2(float[] x, int off, int groups, int gsize, GroupScratch s, byte[] packed, int pOff) {
+        int l = F.length();
+        for (int g = 0; g < groups; g++) {
+            FloatVector vinv = FloatVector.broadcast(F, s.invs[g]);
+            FloatVector vneg = FloatVector.broadcast(F, s.negs[g]);
+            int hi = s.his[g];
+            int bias = s.biases[g];
+            int goff = off + g * gsize;
+            int p = pOff + g * gsize / 4;
+            for (int i = 0; i < gsize; i += 4 * l) {
+                FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
+                FloatVector q0 = v0.mul(vinv);
+                LongVector c0 = q0.fma(vneg, v0)
+                        .fma(vinv, q0)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .min(hi)
+                        .sub(bias)
+                        .reinterpretAsLongs();
+                FloatVector v1 = FloatVector.fromArray(F, x, goff + i + 1 * l);
+                FloatVector q1 = v1.mul(vinv);
+                LongVector c1 = q1.fma(vneg, v1)
+                        .fma(vinv, q1)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .min(hi)
+                        .sub(bias)
+                        .reinterpretAsLongs();
+                FloatVector v2 = FloatVector.fromArray(F, x, goff + i + 2 * l);
+                FloatVector q2 = v2.mul(vinv);
+                LongVector c2 = q2.fma(vneg, v2)
+                        .fma(vinv, q2)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .min(hi)
+                        .sub(bias)
+                        .reinterpretAsLongs();
+                FloatVector v3 = FloatVector.fromArray(F, x, goff + i + 3 * l);
+                FloatVector q3 = v3.mul(vinv);
+                LongVector c3 = q3.fma(vneg, v3)
+                        .fma(vinv, q3)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .min(hi)
+                        .sub(bias)
+                        .reinterpretAsLongs();
+                // pairs c0 | c1 << 2 in the low ints, gathered; then pairs of pairs, as at 4 bits
+                LongVector p01 = EVEN_LANES
+                        .selectFrom(
+                                c0.or(c0.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts(),
+                                c1.or(c1.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts())
+                        .reinterpretAsLongs();
+                LongVector p23 = EVEN_LANES
+                        .selectFrom(
+                                c2.or(c2.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts(),
+                                c3.or(c3.lanewise(VectorOperators.LSHR, 30)).reinterpretAsInts())
+                        .reinterpretAsLongs();
+                IntVector quads = EVEN_LANES.selectFrom(
+                        p01.or(p01.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts(),
+                        p23.or(p23.lanewise(VectorOperators.LSHR, 28)).reinterpretAsInts());
+                ((ByteVector) quads.convertShape(VectorOperators.I2B, B, 0)).intoArray(packed, p + i / 4);
             }
         }
     }
