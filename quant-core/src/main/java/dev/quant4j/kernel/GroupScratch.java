@@ -20,8 +20,8 @@ final class GroupScratch {
 
     int[] unsignedMax = new int[0];
     /**
-     * Per group, what the fused 4- and 8-bit codes need ({@code VectorKernels.fusedCodes}): {@code 1 / S}, {@code -S},
-     * and the clamp and bias in the bits of the rounding constant; and the groups that take the careful path.
+     * Per group, what the fused 2-, 4- and 8-bit codes need ({@code VectorKernels.codeParams}): {@code 1 / S}, {@code
+     * -S}, and the clamp and bias in the bits of the rounding constant; and the groups that take the careful path.
      */
     float[] invs = new float[0];
 

@@ -600,10 +600,11 @@ final class VectorKernels extends ScalarKernels {
      * ints of both vectors' long lanes are gathered and narrowed to bytes. At 2 bits four vectors: {@code c | c >>> 30}
      * makes pairs {@code c0 | c1 << 2}, gathered, and the step of 4 bits joins pairs of pairs into bytes.
      *
-     * <p>For GPTQ's forms the per-group values come first, L groups at a time ({@link #codeParams}), then the codes of
-     * the whole run in a method of their own per width ({@link #codes8}, {@link #codes4}, {@link #codes2}; no vector
-     * crosses a call; 3 bits stays group by group), then the rare careful groups are written over: 8-bit codes of 64K values in
-     * L2 8.2 -> 6.6 cycles per vector, a 128 x 2048 quantize 69 -> 40-46 us (throwaway harness, session 9).
+     * <p>For GPTQ's forms at 2, 4 and 8 bits the per-group values come first, L groups at a time ({@link #codeParams}),
+     * then the codes of the whole run in a method of their own per width ({@link #codes8}, {@link #codes4}, {@link
+     * #codes2}; no vector crosses a call), then the rare careful groups are written over: 8-bit codes of 64K values in
+     * L2 8.2 -> 6.6 cycles per vector, a 128 x 2048 quantize 69 -> 40-46 us (throwaway harness, session 9). 3 bits
+     * stays group by group.
      *
      * <p>Each vector's chain is written out: the same chain in a small helper returning a vector ({@code fastCodes}), or
      * the joining step in one ({@code joinFields}), was inlined by C2 in some JVMs and not in others, where it boxed the
