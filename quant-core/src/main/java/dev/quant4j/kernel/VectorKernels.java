@@ -636,9 +636,17 @@ final class VectorKernels extends ScalarKernels {
             // the groups whose quotients come near the float range, written over
             for (int i = 0; i < careful; i++) {
                 int g = s.careful[i];
-                byte[] codes = s.codes(gsize);
-                quantize(x, off + g * gsize, gsize, scales[sOff + g], (int) s.zeros[g], qmin, maxq, codes, 0);
-                pack(codes, 0, gsize, bits, packed, pOff + g * gsize * bits / 8);
+                carefulCodes(
+                        x,
+                        off + g * gsize,
+                        gsize,
+                        bits,
+                        scales[sOff + g],
+                        (int) s.zeros[g],
+                        qmin,
+                        s,
+                        packed,
+                        pOff + g * gsize * bits / 8);
             }
             return;
         }
@@ -652,69 +660,92 @@ final class VectorKernels extends ScalarKernels {
             float inv = 1.0f / scale;
             int goff = off + g * gsize;
             int p = pOff + g * gsize * bits / 8;
-            if (form == MINMAX || !(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
+            if (form == MINMAX || nearFloatRange(s.mins[g], s.maxs[g], inv)) {
                 // llm-awq's form, or quotients near the float range (the scale's guards): the careful codes, packed
-                byte[] codes = s.codes(gsize);
-                quantize(x, goff, gsize, scale, z, qmin, maxq, codes, 0);
-                pack(codes, 0, gsize, bits, packed, p);
+                carefulCodes(x, goff, gsize, bits, scale, z, qmin, s, packed, p);
                 continue;
             }
+            // 3 bits (every other width with GPTQ's forms took codeParams above)
             int hi = MAGIC_BITS - z + maxq;
             int bias = MAGIC_BITS - z;
             FloatVector vinv = FloatVector.broadcast(F, inv);
             FloatVector vneg = FloatVector.broadcast(F, -scale);
-            if (bits == 3) {
-                // codes to pairs c0 | c1 << 3 (6 bits), as at 4 bits, into this thread's int buffer
-                int[] work = s.bitWork;
-                for (int i = 0; i < gsize; i += 2 * l) {
-                    FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
-                    FloatVector q0 = v0.mul(vinv);
-                    LongVector c0 = q0.fma(vneg, v0)
-                            .fma(vinv, q0)
-                            .add(ROUND_MAGIC)
-                            .reinterpretAsInts()
-                            .min(hi)
-                            .sub(bias)
-                            .reinterpretAsLongs();
-                    FloatVector v1 = FloatVector.fromArray(F, x, goff + i + 1 * l);
-                    FloatVector q1 = v1.mul(vinv);
-                    LongVector c1 = q1.fma(vneg, v1)
-                            .fma(vinv, q1)
-                            .add(ROUND_MAGIC)
-                            .reinterpretAsInts()
-                            .min(hi)
-                            .sub(bias)
-                            .reinterpretAsLongs();
-                    EVEN_LANES
-                            .selectFrom(
-                                    c0.or(c0.lanewise(VectorOperators.LSHR, 29)).reinterpretAsInts(),
-                                    c1.or(c1.lanewise(VectorOperators.LSHR, 29)).reinterpretAsInts())
-                            .intoArray(work, i / 2);
-                }
-                // pairs of pairs (12 bits), in place
-                for (int j = 0; j < gsize / 2; j += 2 * l) {
-                    LongVector a = IntVector.fromArray(I, work, j).reinterpretAsLongs();
-                    LongVector b = IntVector.fromArray(I, work, j + l).reinterpretAsLongs();
-                    EVEN_LANES
-                            .selectFrom(
-                                    a.or(a.lanewise(VectorOperators.LSHR, 26)).reinterpretAsInts(),
-                                    b.or(b.lanewise(VectorOperators.LSHR, 26)).reinterpretAsInts())
-                            .intoArray(work, j / 2);
-                }
-                // eight codes (24 bits, three bytes) per int lane; the three low bytes of each lane, stored
-                for (int j = 0; j < gsize / 4; j += 2 * l) {
-                    LongVector a = IntVector.fromArray(I, work, j).reinterpretAsLongs();
-                    LongVector b = IntVector.fromArray(I, work, j + l).reinterpretAsLongs();
-                    EVEN_LANES
-                            .selectFrom(
-                                    a.or(a.lanewise(VectorOperators.LSHR, 20)).reinterpretAsInts(),
-                                    b.or(b.lanewise(VectorOperators.LSHR, 20)).reinterpretAsInts())
-                            .reinterpretAsBytes()
-                            .rearrange(TRIPLE_BYTES)
-                            .intoArray(packed, p + j / 2 * 3, TRIPLE_MASK);
-                }
+            // codes to pairs c0 | c1 << 3 (6 bits), as at 4 bits, into this thread's int buffer
+            int[] work = s.bitWork;
+            for (int i = 0; i < gsize; i += 2 * l) {
+                FloatVector v0 = FloatVector.fromArray(F, x, goff + i);
+                FloatVector q0 = v0.mul(vinv);
+                LongVector c0 = q0.fma(vneg, v0)
+                        .fma(vinv, q0)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .min(hi)
+                        .sub(bias)
+                        .reinterpretAsLongs();
+                FloatVector v1 = FloatVector.fromArray(F, x, goff + i + 1 * l);
+                FloatVector q1 = v1.mul(vinv);
+                LongVector c1 = q1.fma(vneg, v1)
+                        .fma(vinv, q1)
+                        .add(ROUND_MAGIC)
+                        .reinterpretAsInts()
+                        .min(hi)
+                        .sub(bias)
+                        .reinterpretAsLongs();
+                EVEN_LANES
+                        .selectFrom(
+                                c0.or(c0.lanewise(VectorOperators.LSHR, 29)).reinterpretAsInts(),
+                                c1.or(c1.lanewise(VectorOperators.LSHR, 29)).reinterpretAsInts())
+                        .intoArray(work, i / 2);
+            }
+            // pairs of pairs (12 bits), in place
+            for (int j = 0; j < gsize / 2; j += 2 * l) {
+                LongVector a = IntVector.fromArray(I, work, j).reinterpretAsLongs();
+                LongVector b = IntVector.fromArray(I, work, j + l).reinterpretAsLongs();
+                EVEN_LANES
+                        .selectFrom(
+                                a.or(a.lanewise(VectorOperators.LSHR, 26)).reinterpretAsInts(),
+                                b.or(b.lanewise(VectorOperators.LSHR, 26)).reinterpretAsInts())
+                        .intoArray(work, j / 2);
+            }
+            // eight codes (24 bits, three bytes) per int lane; the three low bytes of each lane, stored
+            for (int j = 0; j < gsize / 4; j += 2 * l) {
+                LongVector a = IntVector.fromArray(I, work, j).reinterpretAsLongs();
+                LongVector b = IntVector.fromArray(I, work, j + l).reinterpretAsLongs();
+                EVEN_LANES
+                        .selectFrom(
+                                a.or(a.lanewise(VectorOperators.LSHR, 20)).reinterpretAsInts(),
+                                b.or(b.lanewise(VectorOperators.LSHR, 20)).reinterpretAsInts())
+                        .reinterpretAsBytes()
+                        .rearrange(TRIPLE_BYTES)
+                        .intoArray(packed, p + j / 2 * 3, TRIPLE_MASK);
             }
         }
+    }
+
+    /**
+     * Whether a group's quotients {@code x / S} may reach {@link #QUOTIENT_LIMIT} (the fused codes' rounding by adding
+     * a constant holds below {@code 2^22}): then the group takes the careful codes. {@link #codeParams} makes the same
+     * comparison lane by lane.
+     */
+    private static boolean nearFloatRange(float min, float max, float inv) {
+        return !(Math.max(Math.abs(min), Math.abs(max)) * inv < QUOTIENT_LIMIT);
+    }
+
+    /** One group's codes the careful way (the reference's quantize, then pack), for the groups the fast codes skip. */
+    private void carefulCodes(
+            float[] x,
+            int goff,
+            int gsize,
+            int bits,
+            float scale,
+            int z,
+            int qmin,
+            GroupScratch s,
+            byte[] packed,
+            int p) {
+        byte[] codes = s.codes(gsize);
+        quantize(x, goff, gsize, scale, z, qmin, (1 << bits) - 1, codes, 0);
+        pack(codes, 0, gsize, bits, packed, p);
     }
 
     /**
@@ -763,7 +794,7 @@ final class VectorKernels extends ScalarKernels {
             s.biases[g] = MAGIC_BITS - z;
             s.his[g] = MAGIC_BITS - z + maxq;
             zeros[zOff + g] = (byte) z;
-            if (!(Math.max(Math.abs(s.mins[g]), Math.abs(s.maxs[g])) * inv < QUOTIENT_LIMIT)) {
+            if (nearFloatRange(s.mins[g], s.maxs[g], inv)) {
                 s.careful[careful++] = g;
             }
         }
