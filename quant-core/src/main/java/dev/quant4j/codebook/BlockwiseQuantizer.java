@@ -13,8 +13,13 @@ import java.util.Objects;
  *
  * <p>The matrix is flattened in row-major order and cut into blocks; for each block, as the CUDA kernel {@code
  * kQuantizeBlockwise} does: {@code absmax = max |v|}, {@code inv = 1 / absmax} in float32, and each value gets
- * {@code codebook.encode(v * inv)}. An all-zero block has {@code inv = +Inf} and {@code 0 * Inf = NaN}, which the
- * encoders map to code 0: it dequantizes to (signed) zeros, as in bitsandbytes.
+ * {@code codebook.encode(v * inv)}.
+ *
+ * <p>An all-zero block ({@code absmax = 0}) gets the codebook's code for exactly 0 in every position (NF4: 7, FP4:
+ * 0), so it dequantizes to exactly 0 with or without double quantization. bitsandbytes' kernel computes {@code 0 *
+ * (1 / 0) = NaN} there and stores code 0 (NF4's -1.0): harmless with an exact absmax of 0, but with double
+ * quantization the restored absmax is {@code map[code] * absmax2 + offset}, not 0, and the block would come back as
+ * non-zero values. This is the one place where quant4j's codes differ from bitsandbytes'.
  */
 public final class BlockwiseQuantizer {
 
@@ -71,11 +76,25 @@ public final class BlockwiseQuantizer {
             // first element of each pair in the high nibble (blocks start at even indices: bs is even)
             k.packHighFirst4(codes, 0, len + (len & 1), packed, start >>> 1);
         }
+        zeroBlocksToZeroCode(book, absmax, bs, n, packed);
         if (scheme.doubleQuant()) {
             // the codes above use the exact absmax; only its stored form is compressed, as in bitsandbytes
             return CodebookTensor.owning(w.name(), scheme, w.rows(), w.cols(), packed, null, DoubleQuant.of(absmax));
         }
         return CodebookTensor.owning(w.name(), scheme, w.rows(), w.cols(), packed, absmax, null);
+    }
+
+    /** Writes the code of 0 over every nibble of each block whose absmax is 0 (see the class comment). */
+    private static void zeroBlocksToZeroCode(Codebook book, float[] absmax, int bs, long n, byte[] packed) {
+        byte pair = (byte) (book.encode(0f) * 0x11);
+        for (int b = 0; b < absmax.length; b++) {
+            if (absmax[b] == 0f) {
+                // blocks start at even indices (bs is even); a last block of odd length also owns the pad nibble
+                long from = (long) b * bs / 2;
+                long to = (Math.min(n, (long) (b + 1) * bs) + 1) / 2;
+                java.util.Arrays.fill(packed, (int) from, (int) to, pair);
+            }
+        }
     }
 
     /** Throws for NaN or an infinity in {@code x[off, off + len)}, naming the first one in {@code w}. */

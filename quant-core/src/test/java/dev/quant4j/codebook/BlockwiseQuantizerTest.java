@@ -66,8 +66,8 @@ class BlockwiseQuantizerTest {
         CodebookTensor t = new BlockwiseQuantizer(CodebookScheme.nf4(64)).quantize(FloatMatrix.of(3, 50, x));
         assertThat(t.absmax()).containsExactly(0f, 0.3f, 3f);
         for (int i = 0; i < 64; i++) {
-            // 0 * (1 / 0) is NaN, which bitsandbytes' tree sends to code 0
-            assertThat(t.code(i)).isZero();
+            // the code of exactly 0 (bitsandbytes computes 0 * (1 / 0) = NaN there and stores code 0)
+            assertThat(t.code(i)).isEqualTo(7);
         }
         float[] back = t.dequantize().toArray();
         for (int i = 0; i < 150; i++) {
@@ -75,6 +75,56 @@ class BlockwiseQuantizerTest {
         }
         for (int i = 0; i < 64; i++) {
             assertThat(back[i]).isCloseTo(0f, within(0f));
+        }
+    }
+
+    /**
+     * An all-zero block comes back as exactly 0 at every block size, with and without double quantization, for both
+     * codebooks: whole blocks (the fused kernel) and a partial last block of odd length (the per-block path) alike.
+     * With double quantization the restored absmax of such a block is not 0, so its codes must be the code of 0.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 64, 128, 256, 4096})
+    void allZeroBlocksDequantizeToExactlyZero(int blockSize) {
+        // rows of zeros between Gaussian rows; the last, partial block (odd length) is all zero too
+        int rows = 9;
+        int cols = 2 * blockSize + 1;
+        FloatMatrix g = Gaussian.matrix("g", 7, rows, cols, 1.0);
+        float[] x = g.toArray();
+        for (int r = 0; r < rows; r += 2) {
+            java.util.Arrays.fill(x, r * cols, (r + 1) * cols, 0f);
+        }
+        int tail = rows * cols % blockSize;
+        java.util.Arrays.fill(x, rows * cols - tail, rows * cols, 0f);
+        for (Codebook book : Codebook.values()) {
+            for (boolean dq : new boolean[] {false, true}) {
+                CodebookTensor t = new BlockwiseQuantizer(new CodebookScheme(book, blockSize, dq))
+                        .quantize(FloatMatrix.of("w", rows, cols, x, 0));
+                float[] back = t.dequantize().toArray();
+                int zeroBlocks = 0;
+                for (long b = 0; b < t.scheme().blocks(x.length); b++) {
+                    int from = (int) (b * blockSize);
+                    int to = Math.min(x.length, from + blockSize);
+                    boolean allZero = true;
+                    for (int i = from; i < to; i++) {
+                        allZero &= x[i] == 0f;
+                    }
+                    if (allZero) {
+                        zeroBlocks++;
+                        for (int i = from; i < to; i++) {
+                            // +0 or -0: a restored absmax may be slightly negative (map[code] * absmax2 + offset)
+                            assertThat(back[i] == 0f)
+                                    .as("%s dq=%s block %d index %d: %s", book, dq, b, i, back[i])
+                                    .isTrue();
+                        }
+                    }
+                }
+                assertThat(zeroBlocks).as("the test has all-zero blocks").isPositive();
+                byte[] p = packed(t);
+                if ((x.length & 1) == 1) {
+                    assertThat(p[p.length - 1] & 0xF).as("pad nibble").isEqualTo(book.encode(0f));
+                }
+            }
         }
     }
 
