@@ -86,7 +86,12 @@ public final class Gptq {
         return config;
     }
 
-    /** Quantizes {@code w [out, in]} with the Hessian accumulated from its layer's calibration inputs. */
+    /**
+     * Quantizes {@code w [out, in]} with the Hessian accumulated from its layer's calibration inputs.
+     *
+     * @throws IllegalArgumentException as {@link #quantize(FloatMatrix, float[])}, and when the accumulator's input
+     *     features differ from {@code w}'s
+     */
     public GptqResult quantize(FloatMatrix w, HessianAccumulator hessian) {
         if (hessian.columns() != w.cols()) {
             throw new IllegalArgumentException("weight '" + w.name() + "' has " + w.cols() + " input features, the "
@@ -102,7 +107,9 @@ public final class Gptq {
      * / 2} (see {@link GptqResult#outputError()}).
      *
      * @throws IllegalArgumentException for a non-finite weight or Hessian entry (naming its index), mismatched shapes,
-     *     a group size that does not divide {@code in}
+     *     a group size that does not divide {@code in}, or a Hessian whose diagonal is all zero (no calibration token
+     *     activates any input feature of the layer; a layer with only some such features is quantized with their
+     *     weights set to 0, as the reference does, and {@link GptqDiagnostics#deadColumns()} counts them)
      * @throws HessianNotPositiveDefiniteException when no damping makes {@code H} positive definite
      */
     public GptqResult quantize(FloatMatrix w, float[] h) {
@@ -172,6 +179,10 @@ public final class Gptq {
                 deadCount++;
                 H[i * columns + i] = 1f;
             }
+        }
+        if (deadCount == columns) {
+            throw new IllegalArgumentException("GPTQ layer '" + w.name() + "': the calibration data is empty for this"
+                    + " layer: all " + columns + " input features are zero in every calibration token (diag(H) == 0)");
         }
         if (deadCount > 0) {
             LOG.log(

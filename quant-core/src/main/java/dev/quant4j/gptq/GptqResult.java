@@ -31,6 +31,12 @@ public final class GptqResult {
     /**
      * The reference's reported error: {@code sum((w - q)^2 / d^2) / 2} over all weights, {@code d} the diagonal of
      * the upper Cholesky factor of {@code H^-1} at the column's position.
+     *
+     * <p>It scales with {@code H}: the reference's {@code H} averages over the sequences it is given, a {@link
+     * HessianAccumulator} fed by {@link HessianAccumulator#add(dev.quant4j.tensor.FloatMatrix)} over tokens, so this
+     * is the reference's figure divided by the tokens per sequence (1/2048 for 2048-token sequences). Feed the
+     * accumulator with {@link HessianAccumulator#add(dev.quant4j.tensor.FloatMatrix, long)} and the sequence count to
+     * get the reference's figure itself. The codes do not depend on the scale.
      */
     public double loss() {
         return loss;

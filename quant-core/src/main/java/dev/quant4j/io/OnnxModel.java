@@ -29,11 +29,69 @@ import java.util.Map;
  * for: truncated or malformed protobuf, a negative or overflowing dimension, a FLOAT tensor whose data does not hold
  * exactly its element count, duplicate initializer names, tensors stored outside the file (external data) or in
  * segments, and reading the floats of a tensor of another type.
+ *
+ * <p>Every initializer of a type safetensors can hold keeps its values as little-endian bytes ({@link
+ * Initializer#bytes()}, {@link Initializer#dtype()}), from {@code raw_data} or from the typed fields {@code int32_data}
+ * = 5 (INT32, INT16, INT8, UINT16, UINT8, BOOL, and the bits of FLOAT16 and BFLOAT16), {@code int64_data} = 7,
+ * {@code double_data} = 10 and {@code uint64_data} = 11 (UINT32, UINT64), so a model's other tensors (an INT64 {@code
+ * position_ids}, FLOAT16 weights) can be carried through unchanged. Other types (STRING, complex, 8- and 4-bit floats
+ * and integers) are read but hold no bytes.
  */
 public final class OnnxModel {
 
     /** ONNX {@code TensorProto.DataType} values named in messages. */
     public static final int FLOAT = 1;
+
+    public static final int INT64 = 7;
+
+    /**
+     * The safetensors dtype of each ONNX {@code TensorProto.DataType} that has one (index = ONNX type), else null:
+     * FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, (STRING), BOOL, FLOAT16, DOUBLE, UINT32, UINT64, (COMPLEX64,
+     * COMPLEX128), BFLOAT16.
+     */
+    private static final DType[] DTYPES = {
+        null,
+        DType.F32,
+        DType.U8,
+        DType.I8,
+        DType.U16,
+        DType.I16,
+        DType.I32,
+        DType.I64,
+        null,
+        DType.BOOL,
+        DType.F16,
+        DType.F64,
+        DType.U32,
+        DType.U64,
+        null,
+        null,
+        DType.BF16
+    };
+
+    /** ONNX's name of a {@code TensorProto.DataType}, for messages. */
+    public static String typeName(int dataType) {
+        String[] names = {
+            "UNDEFINED",
+            "FLOAT",
+            "UINT8",
+            "INT8",
+            "UINT16",
+            "INT16",
+            "INT32",
+            "INT64",
+            "STRING",
+            "BOOL",
+            "FLOAT16",
+            "DOUBLE",
+            "UINT32",
+            "UINT64",
+            "COMPLEX64",
+            "COMPLEX128",
+            "BFLOAT16"
+        };
+        return dataType >= 0 && dataType < names.length ? names[dataType] : "type " + dataType;
+    }
 
     /** One operator of the graph. */
     public record Node(String name, String opType, List<String> inputs, List<String> outputs) {
@@ -52,14 +110,18 @@ public final class OnnxModel {
         private final long elements;
         private final int dataType;
         private final float[] floats;
+        /** Little-endian values of a non-FLOAT tensor with a safetensors dtype, else null. */
+        private final byte[] bytes;
 
-        Initializer(String source, String name, long[] dims, long elements, int dataType, float[] floats) {
+        Initializer(
+                String source, String name, long[] dims, long elements, int dataType, float[] floats, byte[] bytes) {
             this.source = source;
             this.name = name;
             this.dims = dims;
             this.elements = elements;
             this.dataType = dataType;
             this.floats = floats;
+            this.bytes = bytes;
         }
 
         public String name() {
@@ -80,6 +142,29 @@ public final class OnnxModel {
             return dataType;
         }
 
+        /** The safetensors dtype of this tensor's values, or null for a type safetensors cannot hold (STRING ...). */
+        public DType dtype() {
+            return dataType >= 0 && dataType < DTYPES.length ? DTYPES[dataType] : null;
+        }
+
+        /**
+         * The values as little-endian bytes of {@link #dtype()}, row-major (a copy).
+         *
+         * @throws MalformedTensorFileException for a type safetensors cannot hold, naming the tensor and the type
+         */
+        public byte[] bytes() {
+            if (dataType == FLOAT) {
+                ByteBuffer b = ByteBuffer.allocate(4 * floats.length).order(ByteOrder.LITTLE_ENDIAN);
+                b.asFloatBuffer().put(floats);
+                return b.array();
+            }
+            if (bytes == null) {
+                throw new MalformedTensorFileException(source + ": initializer '" + name + "' is of ONNX type "
+                        + typeName(dataType) + ", which a .safetensors file cannot hold");
+            }
+            return bytes.clone();
+        }
+
         /** A copy of the values of a FLOAT tensor, row-major. */
         public float[] floats() {
             return requireFloat().clone();
@@ -97,8 +182,8 @@ public final class OnnxModel {
 
         private float[] requireFloat() {
             if (dataType != FLOAT) {
-                throw new MalformedTensorFileException(
-                        source + ": initializer '" + name + "' has ONNX data type " + dataType + ", not FLOAT (1)");
+                throw new MalformedTensorFileException(source + ": initializer '" + name + "' has ONNX data type "
+                        + typeName(dataType) + ", not FLOAT");
             }
             return floats;
         }
@@ -231,6 +316,9 @@ public final class OnnxModel {
         int rawLength = 0;
         float[] floatData = null;
         int floatCount = 0;
+        // int32_data, int64_data and uint64_data as varints; double_data as 64-bit patterns
+        long[] intData = null;
+        int intCount = 0;
         boolean external = false;
         while (m.hasMore()) {
             long key = m.readKey();
@@ -271,6 +359,38 @@ public final class OnnxModel {
                         floatData[floatCount++] = Float.intBitsToFloat(m.readFixed32());
                     } else {
                         throw m.error("float_data with wire type " + wire);
+                    }
+                }
+                case 5, 7, 11 -> {
+                    if (wire == ProtoReader.LEN) { // packed varints
+                        ProtoReader p = m.nested("TensorProto.int_data", m.readLength());
+                        while (p.hasMore()) {
+                            intData = grow(intData, intCount + 1);
+                            intData[intCount++] = p.readVarint();
+                        }
+                    } else if (wire == ProtoReader.VARINT) {
+                        intData = grow(intData, intCount + 1);
+                        intData[intCount++] = m.readVarint();
+                    } else {
+                        throw m.error("integer data with wire type " + wire);
+                    }
+                }
+                case 10 -> {
+                    if (wire == ProtoReader.LEN) { // packed doubles
+                        int n = m.readLength();
+                        if (n % 8 != 0) {
+                            throw m.error("double_data of " + n + " bytes, not a multiple of 8");
+                        }
+                        ProtoReader p = m.nested("TensorProto.double_data", n);
+                        intData = grow(intData, intCount + n / 8);
+                        while (p.hasMore()) {
+                            intData[intCount++] = p.readFixed64();
+                        }
+                    } else if (wire == ProtoReader.FIXED64) {
+                        intData = grow(intData, intCount + 1);
+                        intData[intCount++] = m.readFixed64();
+                    } else {
+                        throw m.error("double_data with wire type " + wire);
                     }
                 }
                 case 8 -> name = requireWire(m, wire, ProtoReader.LEN, "name").readString();
@@ -329,7 +449,36 @@ public final class OnnxModel {
                 floats = floatData == null ? new float[0] : Arrays.copyOf(floatData, floatCount);
             }
         }
-        return new Initializer(source, name, d, elements, dataType, floats);
+        byte[] bytes = null;
+        DType dtype = dataType >= 0 && dataType < DTYPES.length ? DTYPES[dataType] : null;
+        if (dataType != FLOAT && dtype != null) {
+            long need = elements * dtype.bytes();
+            if (rawFrom >= 0) {
+                if (rawLength != need) {
+                    throw new MalformedTensorFileException(source + ": " + label + " of shape " + Arrays.toString(d)
+                            + " and type " + typeName(dataType) + " needs " + need + " bytes of raw_data, has "
+                            + rawLength);
+                }
+                bytes = Arrays.copyOfRange(m.bytes(), rawFrom, rawFrom + rawLength);
+            } else {
+                if (intCount != elements) {
+                    throw new MalformedTensorFileException(source + ": " + label + " of shape " + Arrays.toString(d)
+                            + " and type " + typeName(dataType) + " has " + intCount + " values, needs " + elements);
+                }
+                ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(need)).order(ByteOrder.LITTLE_ENDIAN);
+                for (int i = 0; i < intCount; i++) {
+                    long v = intData[i];
+                    switch (dtype.bytes()) {
+                        case 1 -> b.put((byte) v);
+                        case 2 -> b.putShort((short) v);
+                        case 4 -> b.putInt((int) v);
+                        default -> b.putLong(v);
+                    }
+                }
+                bytes = b.array();
+            }
+        }
+        return new Initializer(source, name, d, elements, dataType, floats, bytes);
     }
 
     private static ProtoReader requireWire(ProtoReader m, int wire, int expected, String field) {
@@ -344,6 +493,13 @@ public final class OnnxModel {
             throw new MalformedTensorFileException(source + ": " + label + " has more than 2^31 elements");
         }
         return a * b;
+    }
+
+    private static long[] grow(long[] a, int need) {
+        if (a == null) {
+            return new long[Math.max(16, need)];
+        }
+        return a.length >= need ? a : Arrays.copyOf(a, Math.max(need, 2 * a.length));
     }
 
     private static float[] grow(float[] a, int need) {

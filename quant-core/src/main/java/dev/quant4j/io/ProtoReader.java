@@ -78,6 +78,16 @@ final class ProtoReader {
         return v;
     }
 
+    long readFixed64() {
+        need(8);
+        long v = 0;
+        for (int i = 7; i >= 0; i--) {
+            v = v << 8 | (bytes[pos + i] & 0xFF);
+        }
+        pos += 8;
+        return v;
+    }
+
     /** A length-delimited field's length, checked against what is left of this message; the caller reads it. */
     int readLength() {
         long n = readVarint();

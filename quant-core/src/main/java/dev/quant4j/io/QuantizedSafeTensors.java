@@ -15,10 +15,13 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * quant4j's quantized {@code .safetensors} layout (format version 1). For each quantized tensor {@code NAME}:
@@ -32,7 +35,10 @@ import java.util.Map;
  *   <li>{@code NAME.q4j_awq_scales}: F32 {@code [cols]}, only for AWQ: the per-input-column scales {@code s}; the
  *       codes quantize {@code W * s} and the tensor stands for {@code x^ / s};
  *   <li>{@code __metadata__["quant4j.tensor.NAME"]}: a JSON string {@code {"scheme":"linear","bits":4,
- *       "symmetry":"asym","group_size":128,"rows":R,"cols":C,"pack_order":"lsb_first_row_aligned","method":"rtn"}}.
+ *       "symmetry":"asym","group_size":128,"rows":R,"cols":C,"pack_order":"lsb_first_row_aligned","method":"rtn"}},
+ *       with {@code "source_layout":"in_out"} when the source stored the weight transposed ({@code [in, out] =
+ *       [cols, rows]}, as ONNX stores MatMul weights): the quantized tensor is always {@code [out, in]}, and {@link
+ *       Content#dequantizeAll()} transposes such a tensor back so that it comes out as the source stored it.
  * </ul>
  *
  * <p>{@code __metadata__["quant4j.format"]} is {@code "1"}. Tensors that were not quantized are stored unchanged under
@@ -53,18 +59,23 @@ public final class QuantizedSafeTensors {
     public static final String ABSMAX_CODES = ".q4j_absmax_codes";
     public static final String ABSMAX2 = ".q4j_absmax2";
     public static final String ABSMAX_OFFSET = ".q4j_absmax_offset";
+    /** Metadata field and value marking a tensor whose source stored it transposed, {@code [in, out]}. */
+    public static final String SOURCE_LAYOUT = "source_layout";
+
+    public static final String IN_OUT = "in_out";
 
     /** A tensor stored as it was (not quantized). */
     public record PassThrough(String name, DType dtype, long[] shape, byte[] bytes) {}
 
     /**
-     * The content of a quantized file: linear and codebook quantized tensors, the method that made each, and
-     * pass-through tensors.
+     * The content of a quantized file: linear and codebook quantized tensors, the method that made each, the names of
+     * those whose source stored them transposed ({@code [in, out]}), and pass-through tensors.
      */
     public record Content(
             Map<String, QuantizedTensor> quantized,
             Map<String, CodebookTensor> codebook,
             Map<String, String> methods,
+            Set<String> transposed,
             List<PassThrough> other) {
 
         /** Number of quantized tensors of both kinds. */
@@ -72,12 +83,19 @@ public final class QuantizedSafeTensors {
             return quantized.size() + codebook.size();
         }
 
-        /** Every quantized tensor dequantized to float32, linear ones first, each in file order. */
+        /**
+         * Every quantized tensor dequantized to float32 under its own name and in its source's layout ({@code [out,
+         * in]}, or {@code [in, out]} for a tensor in {@link #transposed()}), linear ones first, each in file order.
+         */
         public List<FloatMatrix> dequantizeAll() {
             List<FloatMatrix> out = new ArrayList<>();
-            quantized.values().forEach(q -> out.add(q.dequantize()));
-            codebook.values().forEach(q -> out.add(q.dequantize()));
+            quantized.values().forEach(q -> out.add(asStored(q.dequantize())));
+            codebook.values().forEach(q -> out.add(asStored(q.dequantize())));
             return out;
+        }
+
+        private FloatMatrix asStored(FloatMatrix m) {
+            return transposed.contains(m.name()) ? m.transpose() : m;
         }
     }
 
@@ -89,9 +107,21 @@ public final class QuantizedSafeTensors {
         write(path, quantized, List.of(), method, other);
     }
 
+    /** As {@link #write(Path, List, List, String, List, Set)}, every source stored {@code [out, in]}. */
+    public static void write(
+            Path path,
+            List<QuantizedTensor> quantized,
+            List<CodebookTensor> codebook,
+            String method,
+            List<PassThrough> other)
+            throws IOException {
+        write(path, quantized, codebook, method, other, Set.of());
+    }
+
     /**
      * Writes linear and codebook quantized tensors (all made by {@code method}) and the pass-through tensors atomically
-     * to {@code path}. A codebook tensor {@code NAME} is stored as {@code NAME.q4j_codes} (U8, the packed bytes in
+     * to {@code path}; the quantized tensors named in {@code transposed} are marked as stored {@code [in, out]} by
+     * their source. Names must be unique across all three lists. A codebook tensor {@code NAME} is stored as {@code NAME.q4j_codes} (U8, the packed bytes in
      * bitsandbytes' order) and {@code NAME.q4j_absmax} (F32, one per block), with {@code {"scheme":"codebook",
      * "codebook":"nf4","block_size":64, ...}} in the metadata.
      */
@@ -100,9 +130,25 @@ public final class QuantizedSafeTensors {
             List<QuantizedTensor> quantized,
             List<CodebookTensor> codebook,
             String method,
-            List<PassThrough> other)
+            List<PassThrough> other,
+            Set<String> transposed)
             throws IOException {
         SafeTensorsWriter w = new SafeTensorsWriter().metadata(FORMAT_KEY, FORMAT_VERSION);
+        Set<String> names = new HashSet<>();
+        for (CodebookTensor q : codebook) {
+            requireUnique(names, q.name());
+        }
+        for (QuantizedTensor q : quantized) {
+            requireUnique(names, q.name());
+        }
+        for (PassThrough p : other) {
+            requireUnique(names, p.name());
+        }
+        for (String t : transposed) {
+            if (!names.contains(t)) {
+                throw new IllegalArgumentException("'" + t + "' is marked transposed but is not a quantized tensor");
+            }
+        }
         for (CodebookTensor q : codebook) {
             Map<String, Object> meta = new LinkedHashMap<>();
             meta.put("scheme", q.scheme().kind());
@@ -113,6 +159,9 @@ public final class QuantizedSafeTensors {
             meta.put("cols", (long) q.cols());
             meta.put("pack_order", q.packOrder().id());
             meta.put("method", method);
+            if (transposed.contains(q.name())) {
+                meta.put(SOURCE_LAYOUT, IN_OUT);
+            }
             w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
             byte[] packed = new byte[q.packedCodes().remaining()];
             q.packedCodes().get(packed);
@@ -140,6 +189,9 @@ public final class QuantizedSafeTensors {
             meta.put("cols", (long) q.cols());
             meta.put("pack_order", q.packOrder().id());
             meta.put("method", method);
+            if (transposed.contains(q.name())) {
+                meta.put(SOURCE_LAYOUT, IN_OUT);
+            }
             w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
             byte[] packed = new byte[q.packedCodes().remaining()];
             q.packedCodes().get(packed);
@@ -182,6 +234,7 @@ public final class QuantizedSafeTensors {
             Map<String, QuantizedTensor> quantized = new LinkedHashMap<>();
             Map<String, CodebookTensor> codebook = new LinkedHashMap<>();
             Map<String, String> methods = new LinkedHashMap<>();
+            Set<String> transposed = new LinkedHashSet<>();
             List<String> owned = new ArrayList<>();
             for (Map.Entry<String, String> m : st.metadata().entrySet()) {
                 if (!m.getKey().startsWith(TENSOR_KEY_PREFIX)) {
@@ -193,6 +246,13 @@ public final class QuantizedSafeTensors {
                         throw new IllegalArgumentException("metadata is not a JSON object");
                     }
                     methods.put(name, String.valueOf(meta.get("method")));
+                    Object layout = meta.get(SOURCE_LAYOUT);
+                    if (IN_OUT.equals(layout)) {
+                        transposed.add(name);
+                    } else if (layout != null && !"out_in".equals(layout)) {
+                        throw new IllegalArgumentException(
+                                "unknown " + SOURCE_LAYOUT + " '" + layout + "' (expected out_in or in_out)");
+                    }
                     if ("codebook".equals(meta.get("scheme"))) {
                         codebook.put(name, readCodebookTensor(st, name, meta));
                         owned.addAll(List.of(name + ABSMAX, name + ABSMAX_CODES, name + ABSMAX2, name + ABSMAX_OFFSET));
@@ -217,7 +277,13 @@ public final class QuantizedSafeTensors {
                     other.add(new PassThrough(e.name(), e.dtype(), e.shape(), st.readBytes(e.name())));
                 }
             }
-            return new Content(quantized, codebook, methods, other);
+            return new Content(quantized, codebook, methods, Set.copyOf(transposed), other);
+        }
+    }
+
+    private static void requireUnique(Set<String> names, String name) {
+        if (!names.add(name)) {
+            throw new IllegalArgumentException("two tensors named '" + name + "'");
         }
     }
 

@@ -1,6 +1,10 @@
 package dev.quant4j.tensor;
 
-/** Conversions of IEEE half precision (FP16) and bfloat16 (BF16) bit patterns to float32. Both are exact. */
+/**
+ * Conversions between float32 and the bit patterns of IEEE half precision (FP16) and bfloat16 (BF16). To float32 both
+ * are exact; from float32 both round to nearest even, as PyTorch's {@code tensor.to(torch.bfloat16)} and {@code
+ * .half()} do.
+ */
 public final class HalfFloats {
 
     private HalfFloats() {}
@@ -13,6 +17,19 @@ public final class HalfFloats {
     /** float32 to FP16 bits, rounding to nearest even. */
     public static short floatToFp16(float value) {
         return Float.floatToFloat16(value);
+    }
+
+    /**
+     * float32 to BF16 bits (the upper half of the float32), rounding to nearest even; NaN stays a quiet NaN of the same
+     * sign, infinities stay infinite, and values that round past the largest BF16 become infinite.
+     */
+    public static short floatToBf16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        if (Float.isNaN(value)) {
+            return (short) ((bits >>> 16) | 0x0040);
+        }
+        int rounded = bits + 0x7FFF + ((bits >>> 16) & 1);
+        return (short) (rounded >>> 16);
     }
 
     /** BF16 bits (the upper half of a float32) to float32. */

@@ -216,14 +216,14 @@ class GptqTest {
     }
 
     @Test
-    void allZeroCalibrationGivesADefinedResult() {
+    void allZeroCalibrationIsAClearErrorNamingTheLayer() {
+        // the reference would zero the whole weight (every column dead) and report success: a silent zero model
         FloatMatrix x = FloatMatrix.zeros("x", 10, 32);
-        FloatMatrix w = weights(8, 32, 9);
-        GptqResult result = new Gptq(GptqConfig.defaults(4), ONE).quantize(w, hessian(x));
-        // every column is dead: the reference zeroes the whole weight, and zero is exact
-        assertThat(result.diagnostics().deadColumns()).isEqualTo(32);
-        assertThat(result.tensor().dequantize().toArray()).containsOnly(0f);
-        assertThat(result.loss()).isZero();
+        FloatMatrix w = weights(8, 32, 9).named("fc1");
+        assertThatThrownBy(() -> new Gptq(GptqConfig.defaults(4), ONE).quantize(w, hessian(x)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("GPTQ layer 'fc1': the calibration data is empty for this layer: all 32 input features are"
+                        + " zero in every calibration token (diag(H) == 0)");
     }
 
     @Test

@@ -136,7 +136,7 @@ class OnnxModelTest {
         assertThat(m.initializer("ids").dataType()).isEqualTo(7);
         assertThatThrownBy(() -> m.initializer("ids").floats())
                 .isInstanceOf(MalformedTensorFileException.class)
-                .hasMessage("tiny.onnx: initializer 'ids' has ONNX data type 7, not FLOAT (1)");
+                .hasMessage("tiny.onnx: initializer 'ids' has ONNX data type INT64, not FLOAT");
         assertThatThrownBy(() -> m.initializer("nope")).hasMessage("tiny.onnx: no initializer named 'nope'");
     }
 
@@ -207,6 +207,102 @@ class OnnxModelTest {
                         .bytes()))
                 .startsWith("bad.onnx: two initializers named 'D'");
         assertThat(error(new Proto().key(7, 3).bytes())).contains("unsupported wire type 3");
+    }
+
+    /**
+     * Initializers of every type a safetensors file can hold keep their values as little-endian bytes, from raw_data
+     * and from the typed fields (int32_data for the small integers, BOOL and the bits of FLOAT16; int64_data; double_data
+     * as fixed64; uint64_data), packed or not; a type without a safetensors dtype is named when its bytes are asked for.
+     */
+    @Test
+    void nonFloatInitializersKeepTheirBytes() {
+        Proto packedInt64 = new Proto().varint(0).varint(1).varint(-3L); // a negative int64 is a 10-byte varint
+        ByteBuffer doubles = ByteBuffer.allocate(16)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putDouble(1.5)
+                .putDouble(-2);
+        Proto graph = new Proto()
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, 3)
+                                .intField(2, 7)
+                                .string(8, "ids")
+                                .bytesField(7, packedInt64.bytes()))
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, 2)
+                                .intField(2, 2)
+                                .string(8, "u8")
+                                .intField(5, 200)
+                                .intField(5, 7))
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, 2)
+                                .intField(2, 10)
+                                .string(8, "half")
+                                .intField(5, 0x3C00)
+                                .intField(5, 0xC000))
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, 2)
+                                .intField(2, 11)
+                                .string(8, "dbl")
+                                .bytesField(10, doubles.array()))
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, 1)
+                                .intField(2, 13)
+                                .string(8, "u64")
+                                .intField(11, -1L))
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, 2)
+                                .intField(2, 6)
+                                .string(8, "raw")
+                                .bytesField(9, new byte[] {1, 0, 0, 0, -1, -1, -1, -1}))
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, 1)
+                                .intField(2, 8)
+                                .string(8, "str")
+                                .bytesField(6, new byte[] {'a'}));
+        OnnxModel m = OnnxModel.parse("t.onnx", new Proto().message(7, graph).bytes());
+        ByteBuffer ids = ByteBuffer.allocate(24)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(0)
+                .putLong(1)
+                .putLong(-3);
+        assertThat(m.initializer("ids").dtype()).isEqualTo(DType.I64);
+        assertThat(m.initializer("ids").bytes()).containsExactly(ids.array());
+        assertThat(m.initializer("u8").dtype()).isEqualTo(DType.U8);
+        assertThat(m.initializer("u8").bytes()).containsExactly((byte) 200, (byte) 7);
+        assertThat(m.initializer("half").dtype()).isEqualTo(DType.F16);
+        assertThat(m.initializer("half").bytes()).containsExactly(0x00, 0x3C, 0x00, 0xC0);
+        assertThat(m.initializer("dbl").dtype()).isEqualTo(DType.F64);
+        assertThat(m.initializer("dbl").bytes()).containsExactly(doubles.array());
+        assertThat(m.initializer("u64").bytes()).containsExactly(-1, -1, -1, -1, -1, -1, -1, -1);
+        assertThat(m.initializer("raw").dtype()).isEqualTo(DType.I32);
+        assertThat(m.initializer("raw").bytes()).containsExactly(1, 0, 0, 0, -1, -1, -1, -1);
+        assertThat(m.initializer("str").dtype()).isNull();
+        assertThatThrownBy(() -> m.initializer("str").bytes())
+                .hasMessage("t.onnx: initializer 'str' is of ONNX type STRING, which a .safetensors file cannot hold");
+        // counts and lengths are checked against the shape
+        assertThat(error(graphWith(new Proto()
+                        .intField(1, 3)
+                        .intField(2, 7)
+                        .string(8, "ids")
+                        .intField(7, 1))))
+                .contains("initializer 'ids' of shape [3] and type INT64 has 1 values, needs 3");
+        assertThat(error(graphWith(
+                        new Proto().intField(1, 3).intField(2, 6).string(8, "r").bytesField(9, new byte[8]))))
+                .contains("initializer 'r' of shape [3] and type INT32 needs 12 bytes of raw_data, has 8");
     }
 
     private static byte[] graphWith(Proto tensor) {

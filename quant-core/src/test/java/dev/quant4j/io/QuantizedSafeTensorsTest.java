@@ -10,6 +10,7 @@ import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -171,5 +172,34 @@ class QuantizedSafeTensorsTest {
                 .hasMessageContaining("quantized tensor 'w'")
                 .hasMessageContaining("packed codes have 2 bytes");
         assertThat(Files.exists(bad)).isTrue();
+    }
+
+    /**
+     * A tensor whose source stored it transposed ([in, out], as ONNX MatMul weights) is marked in the metadata, and
+     * dequantizeAll gives it back in that layout under its name; an unknown layout is refused.
+     */
+    @Test
+    void sourceLayoutIsRecordedAndRestored(@TempDir Path dir) throws Exception {
+        FloatMatrix w = Gaussian.matrix("w", 3, 8, 64, 0.2); // [out, in]
+        QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(4, 32)).quantize(w);
+        CodebookTensor c = new BlockwiseQuantizer(CodebookScheme.nf4(64)).quantize(w.named("c"));
+        Path p = dir.resolve("t.safetensors");
+        QuantizedSafeTensors.write(p, List.of(q), List.of(c), "rtn", List.of(), java.util.Set.of("w", "c"));
+        try (SafeTensors st = SafeTensors.open(p)) {
+            assertThat(st.metadata().get("quant4j.tensor.w")).contains("\"source_layout\":\"in_out\"");
+        }
+        QuantizedSafeTensors.Content content = QuantizedSafeTensors.read(p);
+        assertThat(content.transposed()).containsExactlyInAnyOrder("w", "c");
+        List<FloatMatrix> back = content.dequantizeAll();
+        assertThat(back.get(0).name()).isEqualTo("w");
+        assertThat(back.get(0).rows()).isEqualTo(64);
+        assertThat(back.get(0).toArray())
+                .containsExactly(q.dequantize().transpose().toArray());
+        assertThat(back.get(1).toArray())
+                .containsExactly(c.dequantize().transpose().toArray());
+        assertThatThrownBy(() -> QuantizedSafeTensors.write(
+                        dir.resolve("x.safetensors"), List.of(q), List.of(), "rtn", List.of(), java.util.Set.of("v")))
+                .hasMessage("'v' is marked transposed but is not a quantized tensor");
+        assertThat(Files.exists(dir.resolve("x.safetensors"))).isFalse();
     }
 }
