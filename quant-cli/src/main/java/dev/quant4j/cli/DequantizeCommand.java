@@ -1,9 +1,13 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.io.DType;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.tensor.FloatMatrix;
+import dev.quant4j.tensor.HalfFloats;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -15,7 +19,8 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "dequantize",
         mixinStandardHelpOptions = true,
-        description = "Write the float32 weights a quantized .safetensors file stands for (no flags needed).")
+        description = "Write the weights a quantized .safetensors file stands for, under their names and in the layout"
+                + " of the file they came from (ONNX MatMul weights [in, out]); other tensors pass through.")
 final class DequantizeCommand implements Callable<Integer> {
 
     @Spec
@@ -27,13 +32,35 @@ final class DequantizeCommand implements Callable<Integer> {
     @Option(
             names = "--out",
             required = true,
-            description = "W.npy (when the file holds one quantized tensor) or model.safetensors (all tensors)")
+            description = "W.npy (when the file holds one quantized tensor; float32 only) or model.safetensors")
     Path out;
+
+    @Option(
+            names = "--dtype",
+            defaultValue = "f32",
+            description = "element type of the dequantized tensors in a .safetensors output: f32, f16 or bf16"
+                    + " (rounded to nearest even; default ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--overwrite", description = "allow --out to be the --in file (replaced atomically when done)")
+    boolean overwrite;
 
     @Override
     public Integer call() throws Exception {
         WeightFiles.requireWritable(out, "npy", "safetensors");
         WeightFiles.requireReadable(in);
+        WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
+        DType type = switch (dtype.toLowerCase(Locale.ROOT)) {
+            case "f32" -> DType.F32;
+            case "f16" -> DType.F16;
+            case "bf16" -> DType.BF16;
+            default -> throw new IllegalArgumentException("--dtype '" + dtype + "': expected f32, f16 or bf16");
+        };
+        boolean npy = WeightFiles.extension(out).equals("npy");
+        if (npy && type != DType.F32) {
+            throw new IllegalArgumentException(
+                    "--dtype " + dtype + ": a .npy output is float32; write a" + " .safetensors file for f16 or bf16");
+        }
         if (!WeightFiles.extension(in).equals("safetensors")) {
             throw new IllegalArgumentException("input " + in + " must be a quantized .safetensors file");
         }
@@ -42,7 +69,7 @@ final class DequantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException(in + ": holds no quantized tensor");
         }
         List<FloatMatrix> tensors = content.dequantizeAll();
-        if (WeightFiles.extension(out).equals("npy")) {
+        if (npy) {
             if (tensors.size() != 1) {
                 throw new IllegalArgumentException(in + " holds " + tensors.size()
                         + " quantized tensors; write them to a .safetensors file instead of .npy");
@@ -51,7 +78,7 @@ final class DequantizeCommand implements Callable<Integer> {
         } else {
             SafeTensorsWriter w = new SafeTensorsWriter();
             for (FloatMatrix m : tensors) {
-                w.addF32(m.name(), new long[] {m.rows(), m.cols()}, m.toArray());
+                w.add(m.name(), type, new long[] {m.rows(), m.cols()}, encode(m.toArray(), type));
             }
             for (QuantizedSafeTensors.PassThrough p : content.other()) {
                 w.add(p.name(), p.dtype(), p.shape(), p.bytes());
@@ -62,9 +89,32 @@ final class DequantizeCommand implements Callable<Integer> {
                 .getOut()
                 .printf(
                         Locale.ROOT,
-                        "wrote %s (%d tensors dequantized to float32)%n",
+                        "wrote %s (%d %s dequantized to %s, %d unchanged)%n",
                         out,
-                        content.quantized().size());
+                        tensors.size(),
+                        tensors.size() == 1 ? "tensor" : "tensors",
+                        npy ? "float32" : type.name(),
+                        npy ? 0 : content.other().size());
         return Quant.OK;
+    }
+
+    /** Little-endian bytes of {@code v} as {@code type}; F16 and BF16 round to nearest even. */
+    static byte[] encode(float[] v, DType type) {
+        ByteBuffer b = ByteBuffer.allocate(type.bytes() * v.length).order(ByteOrder.LITTLE_ENDIAN);
+        switch (type) {
+            case F32 -> b.asFloatBuffer().put(v);
+            case F16 -> {
+                for (float f : v) {
+                    b.putShort(HalfFloats.floatToFp16(f));
+                }
+            }
+            case BF16 -> {
+                for (float f : v) {
+                    b.putShort(HalfFloats.floatToBf16(f));
+                }
+            }
+            default -> throw new IllegalArgumentException("cannot encode floats as " + type);
+        }
+        return b.array();
     }
 }

@@ -32,11 +32,11 @@ final class MemoryCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         List<String> list = params == null || params.isEmpty() ? List.of("7e9", "13e9", "70e9") : params;
+        double[] counts = list.stream().mapToDouble(MemoryCommand::parse).toArray(); // bad input: nothing printed
         PrintWriter pw = spec.commandLine().getOut();
         pw.println("| parameters | FP32 | FP16 | INT8 | 4-bit |");
         pw.println("|---:|---:|---:|---:|---:|");
-        for (String p : list) {
-            double n = parse(p);
+        for (double n : counts) {
             StringBuilder row = new StringBuilder("| ").append(human(n)).append(" |");
             for (double b : BYTES) {
                 row.append(String.format(Locale.ROOT, " %.1f GB |", n * b / 1e9));

@@ -1,6 +1,7 @@
 package dev.quant4j.cli;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
@@ -8,6 +9,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
+import java.util.Properties;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
+import java.util.logging.SimpleFormatter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -40,7 +47,7 @@ public final class Quant implements Runnable {
     @Override
     public void run() {
         throw new CommandLine.ParameterException(
-                spec.commandLine(), "missing command (quantize, dequantize, report, eval, memory)");
+                spec.commandLine(), "missing command (quantize, dequantize, inspect, report, eval, memory)");
     }
 
     public static void main(String[] args) {
@@ -54,8 +61,10 @@ public final class Quant implements Runnable {
         cl.setErr(new PrintWriter(err, true, StandardCharsets.UTF_8));
         cl.setParameterExceptionHandler((ex, a) -> {
             String cmd = ex.getCommandLine().getCommandName();
-            err.println("quant: " + ex.getMessage() + " (see '" + ("quant".equals(cmd) ? "quant" : "quant " + cmd)
-                    + " --help')");
+            // picocli starts some messages (mutually exclusive options, for one) with "Error: "
+            String message = ex.getMessage().replaceFirst("^Error: ", "");
+            err.println(
+                    "quant: " + message + " (see '" + ("quant".equals(cmd) ? "quant" : "quant " + cmd) + " --help')");
             return BAD_INPUT;
         });
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
@@ -83,15 +92,55 @@ public final class Quant implements Runnable {
             err.println("quant: internal error: " + t);
             return INTERNAL;
         });
-        return cl.execute(args);
+        // the library's log records (GPTQ's dead input features and damping retries, the kernel choice) as plain
+        // lines on this run's stderr, without java.util.logging's timestamp lines
+        Logger root = Logger.getLogger("");
+        Handler[] previous = root.getHandlers();
+        Handler plain = new Handler() {
+            @Override
+            public void publish(LogRecord r) {
+                if (isLoggable(r)) {
+                    String level = r.getLevel().intValue() >= Level.WARNING.intValue() ? "warning: " : "";
+                    err.println("quant: " + level + new SimpleFormatter().formatMessage(r));
+                }
+            }
+
+            @Override
+            public void flush() {
+                err.flush();
+            }
+
+            @Override
+            public void close() {}
+        };
+        plain.setLevel(Level.INFO);
+        for (Handler h : previous) {
+            root.removeHandler(h);
+        }
+        root.addHandler(plain);
+        try {
+            return cl.execute(args);
+        } finally {
+            root.removeHandler(plain);
+            for (Handler h : previous) {
+                root.addHandler(h);
+            }
+        }
     }
 
-    /** Version from the jar manifest, or "dev". */
+    /** The project version Maven wrote into {@code version.properties} when it built the command. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
-        public String[] getVersion() {
-            String v = Quant.class.getPackage().getImplementationVersion();
-            return new String[] {"quant4j " + (v == null ? "dev" : v), "JVM: ${java.version} (${java.vendor})"};
+        public String[] getVersion() throws IOException {
+            Properties p = new Properties();
+            try (InputStream in = Quant.class.getResourceAsStream("version.properties")) {
+                if (in != null) {
+                    p.load(in);
+                }
+            }
+            return new String[] {
+                "quant4j " + p.getProperty("version", "(unknown version)"), "JVM: ${java.version} (${java.vendor})"
+            };
         }
     }
 }

@@ -43,7 +43,11 @@ final class QuantizeCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--method", required = true, description = "rtn, nf4, fp4, gptq or awq")
+    @Option(
+            names = "--method",
+            required = true,
+            description = "rtn, nf4, fp4, gptq or awq (awq uses llm-awq's min/max form, shown as 'minmax': the range"
+                    + " of each group is its own min and max, not widened to contain 0)")
     String method;
 
     @Option(
@@ -78,8 +82,21 @@ final class QuantizeCommand implements Callable<Integer> {
     @ArgGroup(exclusive = true, multiplicity = "0..1")
     SymmetryChoice symmetry;
 
-    @Option(names = "--include", description = "regular expression: which 2-D tensors of a model file to quantize")
+    @Option(
+            names = "--include",
+            description = "regular expression: which 2-D tensors of a model file to quantize (default: a .safetensors"
+                    + " file's 2-D float tensors except embeddings and the output head; an .onnx model's MatMul"
+                    + " weights; 'quant inspect' lists the names)")
     String include;
+
+    @Option(
+            names = "--strict",
+            description = "fail when a selected tensor cannot take the scheme (for example a group size that does not"
+                    + " divide its input features) instead of keeping it unquantized")
+    boolean strict;
+
+    @Option(names = "--overwrite", description = "allow --out to be the --in file (replaced atomically when done)")
+    boolean overwrite;
 
     @Option(names = "--block-size", description = "NF4/FP4 block size, 32..4096, a power of two (default 64)")
     Integer blockSize;
@@ -98,7 +115,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--act-order", description = "GPTQ: columns by descending Hessian diagonal")
     boolean actOrder;
 
-    @Option(names = "--damp", description = "GPTQ: damping as a fraction of the mean Hessian diagonal (default 0.01)")
+    @Option(
+            names = "--damp",
+            description = "GPTQ: damping as a fraction of the mean Hessian diagonal, > 0 (default 0.01)")
     Double damp;
 
     @Option(names = "--static-groups", description = "GPTQ: group parameters computed before quantization")
@@ -167,6 +186,10 @@ final class QuantizeCommand implements Callable<Integer> {
             if (linearScheme.symmetry() == Symmetry.SIGNED) {
                 throw new IllegalArgumentException("gptq: --signed is not a GPTQ form; use --asym or --sym");
             }
+            if (damp != null && !(damp > 0 && Double.isFinite(damp))) {
+                throw new IllegalArgumentException("--damp " + damp + " must be a positive fraction of the mean "
+                        + "Hessian diagonal (for example 0.01)");
+            }
             if (staticGroups && groupSize == LinearScheme.PER_CHANNEL) {
                 throw new IllegalArgumentException("gptq: --static-groups needs a positive --group-size");
             }
@@ -178,6 +201,8 @@ final class QuantizeCommand implements Callable<Integer> {
                     .withPercdamp(damp == null ? 0.01 : damp);
         }
         WeightFiles.requireWritable(out, "safetensors");
+        WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
+        WeightFiles.requireNotAnInput(out, overwrite, "--calib", calib);
         Pattern pattern = null;
         if (include != null) {
             try {
@@ -187,8 +212,17 @@ final class QuantizeCommand implements Callable<Integer> {
                         "--include '" + include + "' is not a valid regular expression: " + e.getDescription());
             }
         }
-        WeightFiles.Loaded loaded = WeightFiles.load(in, pattern);
+        LinearScheme checkScheme = linearScheme;
+        WeightFiles.Loaded loaded = WeightFiles.load(in, pattern, (name, shape) -> {
+            String reason = checkScheme == null ? null : unsupported(checkScheme, shape[1]);
+            if (reason != null && strict) {
+                throw new IllegalArgumentException(
+                        "tensor '" + name + "' [" + shape[0] + ", " + shape[1] + "]: " + reason + " (--strict)");
+            }
+            return reason;
+        });
         PrintWriter pw = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
         HessianAccumulator hessian = null;
         AwqStatistics awqStats = null;
         if (gptq || awq) {
@@ -206,14 +240,24 @@ final class QuantizeCommand implements Callable<Integer> {
             } else {
                 awqStats = new AwqStatistics(in.getFileName().toString(), x.cols(), x.rows());
                 awqStats.add(x);
+                boolean any = false;
+                for (float v : awqStats.meanAbs()) {
+                    any |= v != 0f;
+                }
+                if (!any) {
+                    throw new IllegalArgumentException("--calib " + calib + ": the calibration data is empty (every"
+                            + " activation is zero), so AWQ has nothing to weigh the channels by");
+                }
             }
         }
         List<QuantizedTensor> linear = new ArrayList<>();
         List<CodebookTensor> blockwise = new ArrayList<>();
+        int layersWithDeadFeatures = 0;
         for (FloatMatrix w : loaded.tensors()) {
             FloatMatrix back;
             double bpw;
             String scheme;
+            String extra = "";
             if (codebook) {
                 CodebookTensor q = new BlockwiseQuantizer(codebookScheme).quantize(w);
                 blockwise.add(q);
@@ -243,15 +287,19 @@ final class QuantizeCommand implements Callable<Integer> {
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
                 scheme = "gptq " + linearScheme + (actOrder ? " act-order" : "") + (staticGroups ? " static" : "");
-                // output error over the calibration tokens, relative to ||W X^T||^2, beside RTN's on the same layer
+                int dead = result.diagnostics().deadColumns();
+                if (dead > 0) {
+                    layersWithDeadFeatures++;
+                    extra = String.format(Locale.ROOT, ", %d of %d input features never activated", dead, w.cols());
+                }
+                // ||(W - Q) X^T|| / ||W X^T|| over the calibration tokens, beside RTN's on the same layer
                 FloatMatrix rtn = new RtnQuantizer(linearScheme).quantize(w).dequantize();
                 FloatMatrix zero = FloatMatrix.zeros(w.name(), w.rows(), w.cols());
                 double signal = hessian.outputError(w, zero);
                 pw.printf(
                         Locale.ROOT,
-                        "%s: GPTQ loss %.6g, relative output error %s (RTN %s), damping %s%n",
+                        "%s: GPTQ relative output error ||(W - Q) X|| / ||W X|| %s (RTN %s), damping %s%n",
                         w.name(),
-                        result.loss(),
                         relative(result.outputError(), signal),
                         relative(hessian.outputError(w, rtn), signal),
                         result.diagnostics().damping());
@@ -265,32 +313,59 @@ final class QuantizeCommand implements Callable<Integer> {
             ErrorMetrics e = ErrorMetrics.compare(w, back);
             pw.printf(
                     Locale.ROOT,
-                    "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%n",
+                    "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s%n",
                     w.name(),
                     w.rows(),
                     w.cols(),
                     scheme,
                     bpw,
                     e.mse(),
-                    e.sqnrDb());
+                    e.sqnrDb(),
+                    extra);
         }
-        QuantizedSafeTensors.write(out, linear, blockwise, m, loaded.other());
-        pw.printf(
+        for (WeightFiles.Kept k : loaded.kept()) {
+            err.println("quant: kept '" + k.name() + "' unquantized: " + k.reason());
+        }
+        QuantizedSafeTensors.write(out, linear, blockwise, m, loaded.other(), loaded.transposed());
+        StringBuilder summary = new StringBuilder();
+        summary.append(String.format(
                 Locale.ROOT,
-                "wrote %s (%d quantized, %d unchanged%s)%n",
+                "wrote %s (%d quantized, %d unchanged",
                 out,
                 loaded.tensors().size(),
-                loaded.other().size(),
-                loaded.skipped().isEmpty()
-                        ? ""
-                        : ", " + loaded.skipped().size() + " non-float initializers not written: "
-                                + String.join(", ", loaded.skipped()));
+                loaded.other().size()));
+        if (!loaded.kept().isEmpty()) {
+            summary.append(", of which ")
+                    .append(loaded.kept().size())
+                    .append(" kept unquantized: ")
+                    .append(String.join(
+                            ", ",
+                            loaded.kept().stream().map(WeightFiles.Kept::name).toList()));
+        }
+        if (layersWithDeadFeatures > 0) {
+            summary.append(", ")
+                    .append(layersWithDeadFeatures)
+                    .append(layersWithDeadFeatures == 1 ? " layer" : " layers")
+                    .append(" with input features the calibration data never activates (their weights set to 0)");
+        }
+        pw.println(summary.append(')'));
         return Quant.OK;
     }
 
-    /** {@code error / signal}, or "n/a" when the calibration activations give no output at all. */
+    /** Why {@code scheme} cannot quantize a tensor with {@code cols} input features, or null. */
+    private static String unsupported(LinearScheme scheme, int cols) {
+        if (scheme.groupSize() > 0 && cols % scheme.groupSize() != 0) {
+            return "group size " + scheme.groupSize() + " does not divide its " + cols + " input features";
+        }
+        return null;
+    }
+
+    /**
+     * {@code sqrt(error / signal)}: the output error relative to the output, both squared norms over the calibration
+     * tokens; "n/a" when the calibration activations give no output at all.
+     */
     private static String relative(double error, double signal) {
-        return signal > 0 ? String.format(Locale.ROOT, "%.4g", error / signal) : "n/a";
+        return signal > 0 ? String.format(Locale.ROOT, "%.4g", Math.sqrt(error / signal)) : "n/a";
     }
 
     private boolean matched(String option) {

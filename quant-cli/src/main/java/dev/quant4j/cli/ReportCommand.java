@@ -68,7 +68,7 @@ final class ReportCommand implements Callable<Integer> {
             source = "built-in " + BitWidthStudy.NOTE_ROWS + " x " + BitWidthStudy.NOTE_COLS
                     + " weights, N(0, 0.15^2), SplitMix64 seed 42";
         } else {
-            tensors = WeightFiles.load(in, include == null ? null : Pattern.compile(include))
+            tensors = WeightFiles.load(in, include == null ? null : Pattern.compile(include), (name, shape) -> null)
                     .tensors();
             source = in + " (" + tensors.size() + " tensors, "
                     + tensors.stream().mapToLong(FloatMatrix::size).sum() + " weights)";

@@ -161,7 +161,7 @@ class QuantCliTest {
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out())
                 .contains("w [16 x 256] gptq linear 4-bit asym g64 act-order")
-                .contains("GPTQ loss")
+                .contains("GPTQ relative output error ||(W - Q) X|| / ||W X|| ")
                 .contains("damping 0.02");
         try (SafeTensors st = SafeTensors.open(q)) {
             assertThat(st.entries()).containsKey("w.q4j_g_idx");
@@ -317,7 +317,7 @@ class QuantCliTest {
                 "bits must be in 2..8, got 9");
         assertBadInput(
                 run("quantize", "--method", "rtn", "--in", weights.toString(), "--out", out, "--group-size", "100"),
-                "group size 100 does not divide the column count 256",
+                "tensor 'w': group size 100 does not divide its 256 input features",
                 "'w'");
         assertBadInput(
                 run("quantize", "--method", "rtn", "--in", weights.toString(), "--out", out, "--sym", "--signed"),
