@@ -19,7 +19,7 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * The {@code quant} command. Exit codes (the contract in DESIGN.md): 0 success; 2 bad usage or bad input, with one
+ * The {@code quant} command. Exit codes: 0 success; 2 bad usage or bad input, with one
  * line on stderr naming the problem; 1 an internal failure. No command leaves a partial output file behind.
  */
 @Command(

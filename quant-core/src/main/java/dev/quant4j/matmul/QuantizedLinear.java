@@ -41,7 +41,7 @@ public final class QuantizedLinear {
 
     /**
      * Two decoded weight rows and one row of codes per thread, reused across chunks and calls: allocated per chunk
-     * they were 2.3 MB of garbage per 4096 x 4096 product (JMH {@code -prof gc}, session 5).
+     * they were 2.3 MB of garbage per 4096 x 4096 product (JMH {@code -prof gc}).
      */
     private static final class DecodeBuffers {
         float[] rows = new float[0];
@@ -252,8 +252,8 @@ public final class QuantizedLinear {
             int r0 = ch * ROW_CHUNK;
             int r1 = Math.min(out, r0 + ROW_CHUNK);
             // no fetch ahead: the kernel's loads, row after row, are a stream the hardware prefetcher follows. A burst
-            // of one load per cache line of the chunk before computing it (sessions 4-7) measured slower since the
-            // group-of-128 kernels, most of all with transparent huge pages (docs/matmul.md, session 8)
+            // of one load per cache line of the chunk before computing it measured slower since the group-of-128
+            // kernels, most of all with transparent huge pages (docs/matmul.md)
             for (int r = r0; r < r1; r++) {
                 int s0 = r * groupsPerRow;
                 float acc = int8

@@ -72,7 +72,7 @@ public final class EmbeddingEval {
         AWQ
     }
 
-    /** The settings issue #7 names, in table order. */
+    /** The default settings of {@code quant eval}, in table order (docs/real-model.md). */
     public static List<Setting> defaultSettings() {
         return List.of(
                 Setting.rtn(8, -1),
