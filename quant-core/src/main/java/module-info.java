@@ -16,4 +16,5 @@ module dev.quant4j.core {
     exports dev.quant4j.matmul;
     exports dev.quant4j.io;
     exports dev.quant4j.model;
+    exports dev.quant4j.study;
 }

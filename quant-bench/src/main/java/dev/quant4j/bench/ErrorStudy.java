@@ -1,9 +1,9 @@
 package dev.quant4j.bench;
 
-import dev.quant4j.quant.BitWidthStudy;
 import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantScheme;
+import dev.quant4j.study.BitWidthStudy;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.util.List;

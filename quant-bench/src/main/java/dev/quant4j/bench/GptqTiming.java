@@ -70,7 +70,7 @@ public final class GptqTiming {
                     w.rows() * n * n / r.diagnostics().quantizeSeconds() * 1e-9,
                     r.loss());
             long t2 = System.nanoTime();
-            double err = r.outputError();
+            double err = h.outputError(w, r.tensor().dequantize());
             double es = (System.nanoTime() - t2) * 1e-9;
             System.out.printf(
                     Locale.ROOT,

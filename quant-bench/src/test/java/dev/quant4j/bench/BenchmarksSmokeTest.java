@@ -38,7 +38,7 @@ class BenchmarksSmokeTest {
     void codebookBenchmarkMethodsRun() {
         CodebookBenchmark b = new CodebookBenchmark();
         b.shape = "8x256";
-        b.codebook = dev.quant4j.codebook.Codebook.NF4;
+        b.codebook = dev.quant4j.quant.Codebook.NF4;
         b.blockSize = 64;
         b.setUp();
         LinearRtnBenchmark.Bytes bytes = new LinearRtnBenchmark.Bytes();
@@ -63,7 +63,7 @@ class BenchmarksSmokeTest {
         // the stream llama.cpp's published figures are compared on
         assertThat(x[0]).isEqualTo(0.8822489f, org.assertj.core.api.Assertions.within(1e-7f));
         assertThat(x[1]).isEqualTo(-0.4508499f, org.assertj.core.api.Assertions.within(1e-7f));
-        String table = ErrorStudy.table(dev.quant4j.quant.BitWidthStudy.run(
+        String table = ErrorStudy.table(dev.quant4j.study.BitWidthStudy.run(
                 java.util.List.of(dev.quant4j.tensor.FloatMatrix.of(1, 256, java.util.Arrays.copyOf(x, 256))),
                 ErrorStudy.schemes()));
         assertThat(table).contains("| nf4 | block 64 |").contains("| linear 4-bit asym | g64 |");
@@ -79,7 +79,7 @@ class BenchmarksSmokeTest {
         dev.quant4j.tensor.FloatMatrix data = ErrorStudy.data();
         float[] x = data.toArray();
         String table =
-                ErrorStudy.table(dev.quant4j.quant.BitWidthStudy.run(java.util.List.of(data), ErrorStudy.schemes()));
+                ErrorStudy.table(dev.quant4j.study.BitWidthStudy.run(java.util.List.of(data), ErrorStudy.schemes()));
         double linear = 0;
         for (int g = 0; g < x.length; g += 64) {
             double min = 0;

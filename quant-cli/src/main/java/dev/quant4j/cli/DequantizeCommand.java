@@ -65,7 +65,7 @@ final class DequantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("input " + in + " must be a quantized .safetensors file");
         }
         QuantizedSafeTensors.Content content = QuantizedSafeTensors.read(in);
-        if (content.quantizedCount() == 0) {
+        if (content.weights().isEmpty()) {
             throw new IllegalArgumentException(in + ": holds no quantized tensor");
         }
         List<FloatMatrix> tensors = content.dequantizeAll();

@@ -5,8 +5,6 @@ import dev.quant4j.awq.AwqConfig;
 import dev.quant4j.awq.AwqResult;
 import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.codebook.BlockwiseQuantizer;
-import dev.quant4j.codebook.Codebook;
-import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.gptq.Gptq;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.GptqResult;
@@ -14,10 +12,13 @@ import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.Codebook;
 import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.quant.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.PrintWriter;
@@ -250,8 +251,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 }
             }
         }
-        List<QuantizedTensor> linear = new ArrayList<>();
-        List<CodebookTensor> blockwise = new ArrayList<>();
+        List<QuantizedWeight> quantized = new ArrayList<>();
         int layersWithDeadFeatures = 0;
         for (FloatMatrix w : loaded.tensors()) {
             FloatMatrix back;
@@ -260,14 +260,14 @@ final class QuantizeCommand implements Callable<Integer> {
             String extra = "";
             if (codebook) {
                 CodebookTensor q = new BlockwiseQuantizer(codebookScheme).quantize(w);
-                blockwise.add(q);
+                quantized.add(q);
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
                 scheme = codebookScheme.toString();
             } else if (awq) {
                 AwqResult result = new Awq(awqConfig).quantize(w, awqStats);
                 QuantizedTensor q = result.tensor();
-                linear.add(q);
+                quantized.add(q);
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
                 scheme = "awq " + linearScheme;
@@ -283,7 +283,7 @@ final class QuantizeCommand implements Callable<Integer> {
             } else if (gptq) {
                 GptqResult result = new Gptq(gptqConfig).quantize(w, hessian);
                 QuantizedTensor q = result.tensor();
-                linear.add(q);
+                quantized.add(q);
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
                 scheme = "gptq " + linearScheme + (actOrder ? " act-order" : "") + (staticGroups ? " static" : "");
@@ -300,12 +300,12 @@ final class QuantizeCommand implements Callable<Integer> {
                         Locale.ROOT,
                         "%s: GPTQ relative output error ||(W - Q) X|| / ||W X|| %s (RTN %s), damping %s%n",
                         w.name(),
-                        relative(result.outputError(), signal),
+                        relative(hessian.outputError(w, back), signal),
                         relative(hessian.outputError(w, rtn), signal),
                         result.diagnostics().damping());
             } else {
                 QuantizedTensor q = new RtnQuantizer(linearScheme).quantize(w);
-                linear.add(q);
+                quantized.add(q);
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
                 scheme = linearScheme.toString();
@@ -326,7 +326,7 @@ final class QuantizeCommand implements Callable<Integer> {
         for (WeightFiles.Kept k : loaded.kept()) {
             err.println("quant: kept '" + k.name() + "' unquantized: " + k.reason());
         }
-        QuantizedSafeTensors.write(out, linear, blockwise, m, loaded.other(), loaded.transposed());
+        QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         StringBuilder summary = new StringBuilder();
         summary.append(String.format(
                 Locale.ROOT,

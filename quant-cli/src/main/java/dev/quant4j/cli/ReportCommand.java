@@ -1,15 +1,15 @@
 package dev.quant4j.cli;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
-import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.io.AtomicFiles;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.linear.RtnQuantizer;
-import dev.quant4j.quant.BitWidthStudy;
 import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantScheme;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.study.BitWidthStudy;
 import dev.quant4j.tensor.FloatMatrix;
 import java.awt.image.BufferedImage;
 import java.io.IOException;

@@ -168,7 +168,8 @@ class NewUserPathsTest {
         HessianAccumulator h = new HessianAccumulator("x", 128);
         h.add(xm);
         var result = new Gptq(GptqConfig.defaults(4).withGroupSize(128)).quantize(wm, h);
-        double ratio = Math.sqrt(result.outputError() / h.outputError(wm, FloatMatrix.zeros("z", 16, 128)));
+        double ratio = Math.sqrt(
+                h.outputError(wm, result.tensor().dequantize()) / h.outputError(wm, FloatMatrix.zeros("z", 16, 128)));
         assertThat(ratio).isBetween(0.01, 0.5);
         assertThat(r.out())
                 .contains(String.format(
@@ -214,7 +215,7 @@ class NewUserPathsTest {
                 .isEqualTo("quant: kept 'b' unquantized: group size 128 does not divide its 3 input features");
         assertThat(r.out()).contains("(1 quantized, 1 unchanged, of which 1 kept unquantized: b)");
         QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(q);
-        assertThat(c.quantized()).containsOnlyKeys("a");
+        assertThat(c.weights()).containsOnlyKeys("a");
         assertThat(c.other()).singleElement().satisfies(p -> {
             assertThat(p.name()).isEqualTo("b");
             assertThat(p.dtype()).isEqualTo(DType.BF16);
@@ -262,7 +263,7 @@ class NewUserPathsTest {
                         "quant: kept 'lm_head.weight' unquantized: an embedding or output head (select it with"
                                 + " --include)");
         QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(q);
-        assertThat(c.quantized()).containsOnlyKeys("model.layers.0.self_attn.q_proj.weight");
+        assertThat(c.weights()).containsOnlyKeys("model.layers.0.self_attn.q_proj.weight");
         assertThat(c.other().stream().map(QuantizedSafeTensors.PassThrough::name))
                 .containsExactly("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight");
         // --include overrides the default
@@ -278,7 +279,7 @@ class NewUserPathsTest {
                 "--include",
                 "proj|lm_head");
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(QuantizedSafeTensors.read(q2).quantized())
+        assertThat(QuantizedSafeTensors.read(q2).weights())
                 .containsOnlyKeys("model.layers.0.self_attn.q_proj.weight", "lm_head.weight");
         // dequantize to BF16: the quantized tensor in BF16, the others byte for byte
         Path back = dir.resolve("back.safetensors");
@@ -286,7 +287,7 @@ class NewUserPathsTest {
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).contains("(1 tensor dequantized to BF16, 3 unchanged)");
         float[] expected = QuantizedSafeTensors.read(q)
-                .quantized()
+                .weights()
                 .get("model.layers.0.self_attn.q_proj.weight")
                 .dequantize()
                 .toArray();

@@ -6,7 +6,6 @@ import dev.quant4j.awq.Awq;
 import dev.quant4j.awq.AwqConfig;
 import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.codebook.BlockwiseQuantizer;
-import dev.quant4j.codebook.Codebook;
 import dev.quant4j.gptq.Gptq;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.HessianAccumulator;
@@ -16,6 +15,7 @@ import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.SafeTensors;
 import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.Codebook;
 import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
@@ -263,7 +263,7 @@ class QuantCliTest {
                 "-1");
         assertThat(r.code()).as(r.err()).isZero();
         QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(q);
-        assertThat(c.quantized()).containsOnlyKeys("layer.0.weight");
+        assertThat(c.weights()).containsOnlyKeys("layer.0.weight");
         assertThat(c.other())
                 .extracting(QuantizedSafeTensors.PassThrough::name)
                 .containsExactly("layer.0.half", "layer.0.bias");
@@ -271,7 +271,7 @@ class QuantCliTest {
         Path all = dir.resolve("all.safetensors");
         r = run("quantize", "--method", "rtn", "--in", model.toString(), "--out", all.toString());
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(QuantizedSafeTensors.read(all).quantized()).containsOnlyKeys("layer.0.weight", "layer.0.half");
+        assertThat(QuantizedSafeTensors.read(all).weights()).containsOnlyKeys("layer.0.weight", "layer.0.half");
 
         Path deq = dir.resolve("deq.safetensors");
         r = run("dequantize", "--in", q.toString(), "--out", deq.toString());

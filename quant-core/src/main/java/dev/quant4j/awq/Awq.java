@@ -5,6 +5,7 @@ import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.kernel.ScalarKernels;
 import dev.quant4j.linalg.Parallel;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.CalibratedQuantizer;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
@@ -34,7 +35,7 @@ import java.util.concurrent.ForkJoinPool;
  * S_g d / tokens} with {@code S_g} the Gram matrix of the sampled tokens' group {@code g}: again the reference's mean,
  * reassociated.
  */
-public final class Awq {
+public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> {
 
     private final AwqConfig config;
     private final ForkJoinPool pool;
@@ -61,6 +62,7 @@ public final class Awq {
      *     that does not divide {@code in}, or a loss that is not finite for any ratio
      * @throws IllegalStateException when the statistics did not receive the tokens they were declared for
      */
+    @Override
     public AwqResult quantize(FloatMatrix w, AwqStatistics stats) {
         if (stats.columns() != w.cols()) {
             throw new IllegalArgumentException("weight '" + w.name() + "' has " + w.cols() + " input features, the "

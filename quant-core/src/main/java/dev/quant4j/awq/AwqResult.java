@@ -1,6 +1,9 @@
 package dev.quant4j.awq;
 
+import dev.quant4j.quant.CalibratedQuantizer;
 import dev.quant4j.quant.QuantizedTensor;
+import java.util.Arrays;
+import java.util.Objects;
 
 /**
  * The outcome of AWQ on one layer.
@@ -16,6 +19,7 @@ import dev.quant4j.quant.QuantizedTensor;
  * @param clipMax the clip search's {@code m}, per output row and group ({@code rows * groupsPerRow}, row-major)
  * @param scaleSeconds wall-clock time of the scale search
  * @param clipSeconds wall-clock time of the clip search and the final quantization
+ *     <p>Immutable: the arrays are copied in and out.
  */
 public record AwqResult(
         QuantizedTensor tensor,
@@ -25,4 +29,50 @@ public record AwqResult(
         double loss,
         float[] clipMax,
         double scaleSeconds,
-        double clipSeconds) {}
+        double clipSeconds)
+        implements CalibratedQuantizer.Result {
+
+    public AwqResult {
+        Objects.requireNonNull(tensor, "tensor");
+        scales = scales.clone();
+        lossCurve = lossCurve.clone();
+        clipMax = clipMax.clone();
+    }
+
+    @Override
+    public float[] scales() {
+        return scales.clone();
+    }
+
+    @Override
+    public double[] lossCurve() {
+        return lossCurve.clone();
+    }
+
+    @Override
+    public float[] clipMax() {
+        return clipMax.clone();
+    }
+
+    /** Equal findings: the same tensor, scales, alpha, losses and clip values (the timings are not compared). */
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof AwqResult r
+                && tensor.equals(r.tensor)
+                && Arrays.equals(scales, r.scales)
+                && Double.compare(alpha, r.alpha) == 0
+                && Arrays.equals(lossCurve, r.lossCurve)
+                && Double.compare(loss, r.loss) == 0
+                && Arrays.equals(clipMax, r.clipMax);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(tensor, Arrays.hashCode(scales), alpha, loss);
+    }
+
+    @Override
+    public String toString() {
+        return "AwqResult[" + tensor + ", alpha " + alpha + ", loss " + loss + "]";
+    }
+}

@@ -1,6 +1,6 @@
 package dev.quant4j.awq;
 
-import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.linalg.GramAccumulator;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.ArrayList;
@@ -29,7 +29,7 @@ public final class AwqStatistics {
     private final long expectedTokens;
     private final long stride;
     private final double[] sumAbs;
-    private final HessianAccumulator gram;
+    private final GramAccumulator gram;
     private final List<float[]> sample = new ArrayList<>();
     private long tokens;
 
@@ -50,7 +50,7 @@ public final class AwqStatistics {
         this.columns = columns;
         this.expectedTokens = expectedTokens;
         this.stride = Math.max(1, expectedTokens / N_SAMPLE_TOKEN);
-        this.gram = new HessianAccumulator(name, columns, pool); // checks columns
+        this.gram = new GramAccumulator(name, columns, pool); // checks columns
         this.sumAbs = new double[columns];
     }
 

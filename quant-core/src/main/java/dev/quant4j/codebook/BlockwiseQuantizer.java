@@ -1,8 +1,15 @@
 package dev.quant4j.codebook;
 
+import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.quant.Codebook;
 import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.CodebookTensor;
+import dev.quant4j.quant.DoubleQuant;
+import dev.quant4j.quant.QuantizedParts;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.Quantizer;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.Objects;
 
@@ -21,7 +28,7 @@ import java.util.Objects;
  * quantization the restored absmax is {@code map[code] * absmax2 + offset}, not 0, and the block would come back as
  * non-zero values. This is the one place where quant4j's codes differ from bitsandbytes'.
  */
-public final class BlockwiseQuantizer {
+public final class BlockwiseQuantizer implements Quantizer<CodebookTensor> {
 
     private final CodebookScheme scheme;
 
@@ -38,6 +45,7 @@ public final class BlockwiseQuantizer {
      *
      * @throws IllegalArgumentException if {@code w} holds NaN or an infinity (naming the index)
      */
+    @Override
     public CodebookTensor quantize(FloatMatrix w) {
         Objects.requireNonNull(w, "w");
         Codebook book = scheme.codebook();
@@ -79,9 +87,11 @@ public final class BlockwiseQuantizer {
         zeroBlocksToZeroCode(book, absmax, bs, n, packed);
         if (scheme.doubleQuant()) {
             // the codes above use the exact absmax; only its stored form is compressed, as in bitsandbytes
-            return CodebookTensor.owning(w.name(), scheme, w.rows(), w.cols(), packed, null, DoubleQuant.of(absmax));
+            return TrustedConstruction.get(QuantizedParts.class, QuantizedTensor.class)
+                    .codebook(w.name(), scheme, w.rows(), w.cols(), packed, null, DoubleQuant.of(absmax));
         }
-        return CodebookTensor.owning(w.name(), scheme, w.rows(), w.cols(), packed, absmax, null);
+        return TrustedConstruction.get(QuantizedParts.class, QuantizedTensor.class)
+                .codebook(w.name(), scheme, w.rows(), w.cols(), packed, absmax, null);
     }
 
     /** Writes the code of 0 over every nibble of each block whose absmax is 0 (see the class comment). */

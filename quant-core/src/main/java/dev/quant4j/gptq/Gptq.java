@@ -4,10 +4,13 @@ import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.linalg.Cholesky;
+import dev.quant4j.linalg.GramAccumulator;
 import dev.quant4j.linalg.Parallel;
 import dev.quant4j.linalg.QuadraticForms;
+import dev.quant4j.quant.CalibratedQuantizer;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
+import dev.quant4j.quant.QuantizedParts;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.ArrayList;
@@ -54,7 +57,7 @@ import java.util.concurrent.ForkJoinPool;
  * <p>When the damped {@code H} is not positive definite, the damping is raised tenfold, twice (0.01, 0.1, 1 with the
  * default), with a warning each time; if all fail, a {@link HessianNotPositiveDefiniteException} names what was tried.
  */
-public final class Gptq {
+public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqResult> {
 
     private static final System.Logger LOG = System.getLogger(Gptq.class.getName());
 
@@ -92,19 +95,19 @@ public final class Gptq {
      * @throws IllegalArgumentException as {@link #quantize(FloatMatrix, float[])}, and when the accumulator's input
      *     features differ from {@code w}'s
      */
+    @Override
     public GptqResult quantize(FloatMatrix w, HessianAccumulator hessian) {
         if (hessian.columns() != w.cols()) {
             throw new IllegalArgumentException("weight '" + w.name() + "' has " + w.cols() + " input features, the "
                     + "Hessian of '" + hessian.name() + "' has " + hessian.columns());
         }
         Quantized q = run(w, hessian.lowerHessian());
-        return new GptqResult(q.tensor, q.loss, q.diagnostics, () -> hessian.outputError(w, q.tensor.dequantize()));
+        return new GptqResult(q.tensor, q.loss, q.diagnostics);
     }
 
     /**
      * Quantizes {@code w [out, in]} given {@code H}, row-major {@code [in, in]} and symmetric: only its lower triangle
-     * (diagonal included) is read, and it is not modified. The result's output error is then {@code sum_r d_r^T H d_r
-     * / 2} (see {@link GptqResult#outputError()}).
+     * (diagonal included) is read, and it is not modified ({@link #outputError} gives the result's output error).
      *
      * @throws IllegalArgumentException for a non-finite weight or Hessian entry (naming its index), mismatched shapes,
      *     a group size that does not divide {@code in}, or a Hessian whose diagonal is all zero (no calibration token
@@ -119,10 +122,21 @@ public final class Gptq {
                     + w.cols() + ", " + w.cols() + "] needs " + expected);
         }
         Quantized q = run(w, h.clone());
-        return new GptqResult(q.tensor, q.loss, q.diagnostics, () -> {
-            float[] d = HessianAccumulator.difference(w, q.tensor.dequantize());
-            return QuadraticForms.sumOfRowForms(d, w.rows(), w.cols(), h, k, pool) / 2;
-        });
+        return new GptqResult(q.tensor, q.loss, q.diagnostics);
+    }
+
+    /**
+     * {@code sum_r d_r^T H d_r / 2} with {@code d_r} row {@code r} of {@code W - Q} and {@code H [in, in]} given by its
+     * lower triangle: the output error per token when {@code H = (2 / n) X^T X} (what {@link
+     * HessianAccumulator#outputError} gives summed over the tokens). About {@code rows * in^2} multiply-adds.
+     */
+    public static double outputError(FloatMatrix w, FloatMatrix q, float[] h) {
+        if (w.rows() != q.rows() || w.cols() != q.cols() || h.length != (long) w.cols() * w.cols()) {
+            throw new IllegalArgumentException("shapes differ: '" + w.name() + "' [" + w.rows() + ", " + w.cols()
+                    + "], '" + q.name() + "' [" + q.rows() + ", " + q.cols() + "], H of " + h.length + " entries");
+        }
+        float[] d = GramAccumulator.difference(w, q);
+        return QuadraticForms.sumOfRowForms(d, w.rows(), w.cols(), h, Kernels.get(), ForkJoinPool.commonPool()) / 2;
     }
 
     private record Quantized(QuantizedTensor tensor, double loss, GptqDiagnostics diagnostics) {}
@@ -320,8 +334,8 @@ public final class Gptq {
                 gIdx[perm[p]] = p / groupsize; // AutoGPTQ: g_idx[invperm]
             }
         }
-        QuantizedTensor tensor = TrustedConstruction.quantizedTensor(
-                w.name(), scheme, rows, columns, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros, gIdx);
+        QuantizedTensor tensor = TrustedConstruction.get(QuantizedParts.class, QuantizedTensor.class)
+                .linear(w.name(), scheme, rows, columns, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros, gIdx);
         long t2 = System.nanoTime();
         GptqDiagnostics diagnostics =
                 new GptqDiagnostics(diagMin, diagMax, deadCount, 0, tried, (t1 - t0) * 1e-9, (t2 - t1) * 1e-9);

@@ -1,31 +1,26 @@
 package dev.quant4j.gptq;
 
+import dev.quant4j.quant.CalibratedQuantizer;
 import dev.quant4j.quant.QuantizedTensor;
 import java.util.Objects;
-import java.util.function.DoubleSupplier;
 
 /**
- * The outcome of GPTQ on one layer: the quantized tensor, the reference's reported loss, the output error and the
- * diagnostics.
+ * The outcome of GPTQ on one layer, an immutable value.
+ *
+ * <p>The output error of the result is not part of it (it costs as much as GPTQ's own updates): {@link
+ * HessianAccumulator#outputError} gives {@code ||W X^T - Q X^T||^2} over the calibration tokens, and {@link
+ * Gptq#outputError} the same from a bare {@code H}.
+ *
+ * @param tensor codes, scales and zero-points per row and group, and {@code g_idx} when act-order reorders groups
+ * @param loss the reference's reported error (see {@link #loss()})
+ * @param diagnostics the Hessian's diagonal, dead columns, the damping that worked, and timings
  */
-public final class GptqResult {
+public record GptqResult(QuantizedTensor tensor, double loss, GptqDiagnostics diagnostics)
+        implements CalibratedQuantizer.Result {
 
-    private final QuantizedTensor tensor;
-    private final double loss;
-    private final GptqDiagnostics diagnostics;
-    private DoubleSupplier outputErrorSource;
-    private double outputError = Double.NaN;
-
-    GptqResult(QuantizedTensor tensor, double loss, GptqDiagnostics diagnostics, DoubleSupplier outputError) {
-        this.tensor = Objects.requireNonNull(tensor);
-        this.loss = loss;
-        this.diagnostics = Objects.requireNonNull(diagnostics);
-        this.outputErrorSource = Objects.requireNonNull(outputError);
-    }
-
-    /** Codes, scales and zero-points per row and group, and {@code g_idx} when act-order reorders groups. */
-    public QuantizedTensor tensor() {
-        return tensor;
+    public GptqResult {
+        Objects.requireNonNull(tensor, "tensor");
+        Objects.requireNonNull(diagnostics, "diagnostics");
     }
 
     /**
@@ -38,34 +33,8 @@ public final class GptqResult {
      * accumulator with {@link HessianAccumulator#add(dev.quant4j.tensor.FloatMatrix, long)} and the sequence count to
      * get the reference's figure itself. The codes do not depend on the scale.
      */
+    @Override
     public double loss() {
         return loss;
-    }
-
-    /** The Hessian's diagonal, dead columns, the damping that worked, and timings. */
-    public GptqDiagnostics diagnostics() {
-        return diagnostics;
-    }
-
-    /**
-     * The output error of the quantized weight. Quantized from a {@link HessianAccumulator}: {@code ||W X^T - Q
-     * X^T||^2} summed over every calibration token added. From a bare {@code H}: {@code sum_r d_r^T H d_r / 2} with
-     * {@code d_r} row {@code r} of {@code W - Q}, the same per token when {@code H = (2 / n) X^T X}.
-     *
-     * <p>Computed on the first call (about {@code rows * in^2} multiply-adds, as much as GPTQ's own updates, so it is
-     * not paid unless asked for), from the weight and the Hessian passed to {@link Gptq#quantize}: do not modify
-     * them before calling this.
-     */
-    public synchronized double outputError() {
-        if (outputErrorSource != null) {
-            outputError = outputErrorSource.getAsDouble();
-            outputErrorSource = null; // release the inputs
-        }
-        return outputError;
-    }
-
-    @Override
-    public String toString() {
-        return "GptqResult[" + tensor + ", loss " + loss + ", " + diagnostics + "]";
     }
 }

@@ -1,98 +1,45 @@
 package dev.quant4j.internal;
 
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.PackOrder;
-import dev.quant4j.quant.QuantizedTensor;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Lets quantizers in other packages hand freshly built arrays to a {@link QuantizedTensor} without the defensive copy
- * of its public constructor (the JDK's "shared secrets" pattern). Internal: not exported from the module.
+ * Hands capabilities from one package of the library to another without making them public API (the JDK's "shared
+ * secrets" pattern): a class registers an implementation of an interface in its static initializer, and the library's
+ * other packages look it up here. This package is not exported from the module, and it names no type of the library,
+ * so it depends on nothing.
+ *
+ * <p>What it carries today: {@code dev.quant4j.quant.QuantizedParts}, through which the quantizers build quantized
+ * weights from arrays they made without the defensive copy of the public constructors (a copy of the packed codes was
+ * a tenth of the quantization time), and the products and writers read those arrays in place.
  */
 public final class TrustedConstruction {
 
-    /** Builds a tensor that takes ownership of the arrays; set by {@link QuantizedTensor}'s static initializer. */
-    public interface Factory {
-        QuantizedTensor create(
-                String name,
-                LinearScheme scheme,
-                int rows,
-                int cols,
-                PackOrder packOrder,
-                byte[] packed,
-                float[] scales,
-                byte[] zeros,
-                int[] gIdx);
-    }
-
-    /** Read access to a tensor's internal arrays, for the library's own kernels; set like {@link Factory}. */
-    public interface Access {
-        byte[] packed(QuantizedTensor t);
-
-        float[] scales(QuantizedTensor t);
-
-        byte[] zeros(QuantizedTensor t);
-    }
-
-    private static volatile Factory factory;
-    private static volatile Access access;
+    private static final ConcurrentHashMap<Class<?>, Object> REGISTERED = new ConcurrentHashMap<>();
 
     private TrustedConstruction() {}
 
-    public static void register(Factory f) {
-        factory = f;
-    }
-
-    public static void register(Access a) {
-        access = a;
+    /** Registers {@code implementation} as the one instance of {@code type}; called by a static initializer. */
+    public static <T> void register(Class<T> type, T implementation) {
+        REGISTERED.put(type, type.cast(implementation));
     }
 
     /**
-     * The internal arrays of {@code t}, not copied: the caller must not modify them (the matrix-vector kernels read
-     * the packed codes in place instead of copying megabytes per layer).
+     * The instance of {@code type} that {@code owner}'s static initializer registers (running it first if it has not
+     * run yet).
      */
-    public static Access access() {
-        if (access == null) {
-            initialize();
+    public static <T> T get(Class<T> type, Class<?> owner) {
+        Object found = REGISTERED.get(type);
+        if (found == null) {
+            try {
+                Class.forName(owner.getName(), true, owner.getClassLoader());
+            } catch (ClassNotFoundException e) {
+                throw new IllegalStateException(e);
+            }
+            found = REGISTERED.get(type);
+            if (found == null) {
+                throw new IllegalStateException(owner.getName() + " registered no " + type.getName());
+            }
         }
-        return access;
-    }
-
-    private static void initialize() {
-        try {
-            // runs QuantizedTensor's static initializer, which registers the factory and the access
-            Class.forName(QuantizedTensor.class.getName(), true, QuantizedTensor.class.getClassLoader());
-        } catch (ClassNotFoundException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    /** Validates like the public constructor, but takes ownership of the arrays, which the caller must not keep. */
-    public static QuantizedTensor quantizedTensor(
-            String name,
-            LinearScheme scheme,
-            int rows,
-            int cols,
-            PackOrder packOrder,
-            byte[] packed,
-            float[] scales,
-            byte[] zeros) {
-        return quantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, null);
-    }
-
-    /** As above, with a group index per column (or null for the natural order). */
-    public static QuantizedTensor quantizedTensor(
-            String name,
-            LinearScheme scheme,
-            int rows,
-            int cols,
-            PackOrder packOrder,
-            byte[] packed,
-            float[] scales,
-            byte[] zeros,
-            int[] gIdx) {
-        if (factory == null) {
-            initialize();
-        }
-        return factory.create(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx);
+        return type.cast(found);
     }
 }

@@ -1,13 +1,14 @@
 package dev.quant4j.io;
 
-import dev.quant4j.codebook.Codebook;
-import dev.quant4j.codebook.CodebookTensor;
-import dev.quant4j.codebook.DoubleQuant;
 import dev.quant4j.internal.Json;
+import dev.quant4j.quant.Codebook;
 import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.CodebookTensor;
+import dev.quant4j.quant.DoubleQuant;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.quant.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
@@ -15,6 +16,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -68,77 +70,61 @@ public final class QuantizedSafeTensors {
     public record PassThrough(String name, DType dtype, long[] shape, byte[] bytes) {}
 
     /**
-     * The content of a quantized file: linear and codebook quantized tensors, the method that made each, the names of
-     * those whose source stored them transposed ({@code [in, out]}), and pass-through tensors.
+     * The content of a quantized file: the quantized weights by name, in file order; the method that made each; the
+     * names of those whose source stored them transposed ({@code [in, out]}); and the pass-through tensors.
      */
     public record Content(
-            Map<String, QuantizedTensor> quantized,
-            Map<String, CodebookTensor> codebook,
+            Map<String, QuantizedWeight> weights,
             Map<String, String> methods,
             Set<String> transposed,
             List<PassThrough> other) {
 
-        /** Number of quantized tensors of both kinds. */
-        public int quantizedCount() {
-            return quantized.size() + codebook.size();
+        public Content {
+            weights = Collections.unmodifiableMap(new LinkedHashMap<>(weights));
+            methods = Collections.unmodifiableMap(new LinkedHashMap<>(methods));
+            transposed = Set.copyOf(transposed);
+            other = List.copyOf(other);
         }
 
         /**
-         * Every quantized tensor dequantized to float32 under its own name and in its source's layout ({@code [out,
-         * in]}, or {@code [in, out]} for a tensor in {@link #transposed()}), linear ones first, each in file order.
+         * Every quantized weight dequantized to float32 under its own name and in its source's layout ({@code [out,
+         * in]}, or {@code [in, out]} for a weight in {@link #transposed()}), in file order.
          */
         public List<FloatMatrix> dequantizeAll() {
             List<FloatMatrix> out = new ArrayList<>();
-            quantized.values().forEach(q -> out.add(asStored(q.dequantize())));
-            codebook.values().forEach(q -> out.add(asStored(q.dequantize())));
+            for (QuantizedWeight q : weights.values()) {
+                FloatMatrix m = q.dequantize();
+                out.add(transposed.contains(m.name()) ? m.transpose() : m);
+            }
             return out;
-        }
-
-        private FloatMatrix asStored(FloatMatrix m) {
-            return transposed.contains(m.name()) ? m.transpose() : m;
         }
     }
 
     private QuantizedSafeTensors() {}
 
-    /** Writes linear {@code quantized} tensors (made by {@code method}) and {@code other} atomically to {@code path}. */
-    public static void write(Path path, List<QuantizedTensor> quantized, String method, List<PassThrough> other)
+    /** As {@link #write(Path, List, String, List, Set)}, every source stored {@code [out, in]}. */
+    public static void write(Path path, List<? extends QuantizedWeight> weights, String method, List<PassThrough> other)
             throws IOException {
-        write(path, quantized, List.of(), method, other);
-    }
-
-    /** As {@link #write(Path, List, List, String, List, Set)}, every source stored {@code [out, in]}. */
-    public static void write(
-            Path path,
-            List<QuantizedTensor> quantized,
-            List<CodebookTensor> codebook,
-            String method,
-            List<PassThrough> other)
-            throws IOException {
-        write(path, quantized, codebook, method, other, Set.of());
+        write(path, weights, method, other, Set.of());
     }
 
     /**
-     * Writes linear and codebook quantized tensors (all made by {@code method}) and the pass-through tensors atomically
-     * to {@code path}; the quantized tensors named in {@code transposed} are marked as stored {@code [in, out]} by
-     * their source. Names must be unique across all three lists. A codebook tensor {@code NAME} is stored as {@code NAME.q4j_codes} (U8, the packed bytes in
+     * Writes the quantized weights (all made by {@code method}) and the pass-through tensors atomically to {@code
+     * path}, in that order; the weights named in {@code transposed} are marked as stored {@code [in, out]} by their
+     * source. A codebook tensor {@code NAME} is stored as {@code NAME.q4j_codes} (U8, the packed bytes in
      * bitsandbytes' order) and {@code NAME.q4j_absmax} (F32, one per block), with {@code {"scheme":"codebook",
-     * "codebook":"nf4","block_size":64, ...}} in the metadata.
+     * "codebook":"nf4","block_size":64, ...}} in the metadata. Names must be unique across both lists.
      */
     public static void write(
             Path path,
-            List<QuantizedTensor> quantized,
-            List<CodebookTensor> codebook,
+            List<? extends QuantizedWeight> weights,
             String method,
             List<PassThrough> other,
             Set<String> transposed)
             throws IOException {
         SafeTensorsWriter w = new SafeTensorsWriter().metadata(FORMAT_KEY, FORMAT_VERSION);
         Set<String> names = new HashSet<>();
-        for (CodebookTensor q : codebook) {
-            requireUnique(names, q.name());
-        }
-        for (QuantizedTensor q : quantized) {
+        for (QuantizedWeight q : weights) {
             requireUnique(names, q.name());
         }
         for (PassThrough p : other) {
@@ -149,74 +135,82 @@ public final class QuantizedSafeTensors {
                 throw new IllegalArgumentException("'" + t + "' is marked transposed but is not a quantized tensor");
             }
         }
-        for (CodebookTensor q : codebook) {
-            Map<String, Object> meta = new LinkedHashMap<>();
-            meta.put("scheme", q.scheme().kind());
-            meta.put("codebook", q.scheme().codebook().name().toLowerCase(Locale.ROOT));
-            meta.put("block_size", (long) q.scheme().blockSize());
-            meta.put("double_quant", q.scheme().doubleQuant());
-            meta.put("rows", (long) q.rows());
-            meta.put("cols", (long) q.cols());
-            meta.put("pack_order", q.packOrder().id());
-            meta.put("method", method);
-            if (transposed.contains(q.name())) {
-                meta.put(SOURCE_LAYOUT, IN_OUT);
-            }
-            w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
-            byte[] packed = new byte[q.packedCodes().remaining()];
-            q.packedCodes().get(packed);
-            w.add(q.name() + CODES, DType.U8, new long[] {packed.length}, packed);
-            if (q.doubleQuant().isPresent()) {
-                DoubleQuant dq = q.doubleQuant().get();
-                byte[] codes = dq.codes();
-                float[] absmax2 = dq.absmax2();
-                w.add(q.name() + ABSMAX_CODES, DType.U8, new long[] {codes.length}, codes);
-                w.addF32(q.name() + ABSMAX2, new long[] {absmax2.length}, absmax2);
-                w.addF32(q.name() + ABSMAX_OFFSET, new long[] {1}, new float[] {dq.offset()});
-            } else {
-                float[] absmax = q.absmax();
-                w.addF32(q.name() + ABSMAX, new long[] {absmax.length}, absmax);
-            }
-        }
-        for (QuantizedTensor q : quantized) {
-            LinearScheme s = q.scheme();
-            Map<String, Object> meta = new LinkedHashMap<>();
-            meta.put("scheme", s.kind());
-            meta.put("bits", (long) s.bits());
-            meta.put("symmetry", s.symmetry().id());
-            meta.put("group_size", (long) s.groupSize());
-            meta.put("rows", (long) q.rows());
-            meta.put("cols", (long) q.cols());
-            meta.put("pack_order", q.packOrder().id());
-            meta.put("method", method);
-            if (transposed.contains(q.name())) {
-                meta.put(SOURCE_LAYOUT, IN_OUT);
-            }
-            w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
-            byte[] packed = new byte[q.packedCodes().remaining()];
-            q.packedCodes().get(packed);
-            float[] scales = q.scales();
-            long[] groupShape = s.groupSize() == LinearScheme.PER_TENSOR
-                    ? new long[] {1, 1}
-                    : new long[] {q.rows(), s.groupsPerRow(q.cols())};
-            w.add(q.name() + CODES, DType.U8, new long[] {q.rows(), q.rowBytes()}, packed);
-            w.addF32(q.name() + SCALES, groupShape, scales);
-            w.add(q.name() + ZEROS, DType.U8, groupShape, q.zeros());
-            if (q.hasGIdx()) {
-                int[] gIdx = q.gIdx();
-                ByteBuffer bytes = ByteBuffer.allocate(4 * gIdx.length).order(ByteOrder.LITTLE_ENDIAN);
-                bytes.asIntBuffer().put(gIdx);
-                w.add(q.name() + G_IDX, DType.I32, new long[] {gIdx.length}, bytes.array());
-            }
-            if (q.hasInputScales()) {
-                float[] inputScales = q.inputScales();
-                w.addF32(q.name() + AWQ_SCALES, new long[] {inputScales.length}, inputScales);
+        for (QuantizedWeight weight : weights) {
+            switch (weight) {
+                case CodebookTensor q -> writeCodebook(w, q, method, transposed.contains(q.name()));
+                case QuantizedTensor q -> writeLinear(w, q, method, transposed.contains(q.name()));
             }
         }
         for (PassThrough p : other) {
             w.add(p.name(), p.dtype(), p.shape(), p.bytes());
         }
         w.write(path);
+    }
+
+    private static void writeCodebook(SafeTensorsWriter w, CodebookTensor q, String method, boolean transposed) {
+        Map<String, Object> meta = new LinkedHashMap<>();
+        meta.put("scheme", q.scheme().kind());
+        meta.put("codebook", q.scheme().codebook().name().toLowerCase(Locale.ROOT));
+        meta.put("block_size", (long) q.scheme().blockSize());
+        meta.put("double_quant", q.scheme().doubleQuant());
+        meta.put("rows", (long) q.rows());
+        meta.put("cols", (long) q.cols());
+        meta.put("pack_order", q.packOrder().id());
+        meta.put("method", method);
+        if (transposed) {
+            meta.put(SOURCE_LAYOUT, IN_OUT);
+        }
+        w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
+        byte[] packed = new byte[q.packedCodes().remaining()];
+        q.packedCodes().get(packed);
+        w.add(q.name() + CODES, DType.U8, new long[] {packed.length}, packed);
+        if (q.doubleQuant().isPresent()) {
+            DoubleQuant dq = q.doubleQuant().get();
+            byte[] codes = dq.codes();
+            float[] absmax2 = dq.absmax2();
+            w.add(q.name() + ABSMAX_CODES, DType.U8, new long[] {codes.length}, codes);
+            w.addF32(q.name() + ABSMAX2, new long[] {absmax2.length}, absmax2);
+            w.addF32(q.name() + ABSMAX_OFFSET, new long[] {1}, new float[] {dq.offset()});
+        } else {
+            float[] absmax = q.absmax();
+            w.addF32(q.name() + ABSMAX, new long[] {absmax.length}, absmax);
+        }
+    }
+
+    private static void writeLinear(SafeTensorsWriter w, QuantizedTensor q, String method, boolean transposed) {
+        LinearScheme s = q.scheme();
+        Map<String, Object> meta = new LinkedHashMap<>();
+        meta.put("scheme", s.kind());
+        meta.put("bits", (long) s.bits());
+        meta.put("symmetry", s.symmetry().id());
+        meta.put("group_size", (long) s.groupSize());
+        meta.put("rows", (long) q.rows());
+        meta.put("cols", (long) q.cols());
+        meta.put("pack_order", q.packOrder().id());
+        meta.put("method", method);
+        if (transposed) {
+            meta.put(SOURCE_LAYOUT, IN_OUT);
+        }
+        w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
+        byte[] packed = new byte[q.packedCodes().remaining()];
+        q.packedCodes().get(packed);
+        float[] scales = q.scales();
+        long[] groupShape = s.groupSize() == LinearScheme.PER_TENSOR
+                ? new long[] {1, 1}
+                : new long[] {q.rows(), s.groupsPerRow(q.cols())};
+        w.add(q.name() + CODES, DType.U8, new long[] {q.rows(), q.rowBytes()}, packed);
+        w.addF32(q.name() + SCALES, groupShape, scales);
+        w.add(q.name() + ZEROS, DType.U8, groupShape, q.zeros());
+        if (q.hasGIdx()) {
+            int[] gIdx = q.gIdx();
+            ByteBuffer bytes = ByteBuffer.allocate(4 * gIdx.length).order(ByteOrder.LITTLE_ENDIAN);
+            bytes.asIntBuffer().put(gIdx);
+            w.add(q.name() + G_IDX, DType.I32, new long[] {gIdx.length}, bytes.array());
+        }
+        if (q.hasInputScales()) {
+            float[] inputScales = q.inputScales();
+            w.addF32(q.name() + AWQ_SCALES, new long[] {inputScales.length}, inputScales);
+        }
     }
 
     /**
@@ -231,8 +225,7 @@ public final class QuantizedSafeTensors {
                 throw new MalformedTensorFileException(source + ": not a quant4j quantized file (metadata " + FORMAT_KEY
                         + " is " + st.metadata().get(FORMAT_KEY) + ", expected " + FORMAT_VERSION + ")");
             }
-            Map<String, QuantizedTensor> quantized = new LinkedHashMap<>();
-            Map<String, CodebookTensor> codebook = new LinkedHashMap<>();
+            Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
             Map<String, String> methods = new LinkedHashMap<>();
             Set<String> transposed = new LinkedHashSet<>();
             List<String> owned = new ArrayList<>();
@@ -254,10 +247,10 @@ public final class QuantizedSafeTensors {
                                 "unknown " + SOURCE_LAYOUT + " '" + layout + "' (expected out_in or in_out)");
                     }
                     if ("codebook".equals(meta.get("scheme"))) {
-                        codebook.put(name, readCodebookTensor(st, name, meta));
+                        weights.put(name, readCodebookTensor(st, name, meta));
                         owned.addAll(List.of(name + ABSMAX, name + ABSMAX_CODES, name + ABSMAX2, name + ABSMAX_OFFSET));
                     } else {
-                        quantized.put(name, readTensor(st, name, meta));
+                        weights.put(name, readTensor(st, name, meta));
                         owned.add(name + SCALES);
                         owned.add(name + ZEROS);
                         owned.add(name + G_IDX);
@@ -277,7 +270,7 @@ public final class QuantizedSafeTensors {
                     other.add(new PassThrough(e.name(), e.dtype(), e.shape(), st.readBytes(e.name())));
                 }
             }
-            return new Content(quantized, codebook, methods, Set.copyOf(transposed), other);
+            return new Content(weights, methods, transposed, other);
         }
     }
 

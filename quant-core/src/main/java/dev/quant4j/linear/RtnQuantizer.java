@@ -5,6 +5,7 @@ import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
+import dev.quant4j.quant.QuantizedParts;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.Quantizer;
 import dev.quant4j.tensor.FloatMatrix;
@@ -25,7 +26,7 @@ import java.util.stream.IntStream;
  * <p>Rows are independent and are processed in parallel on the given pool once the tensor is large enough; the result
  * does not depend on the number of threads.
  */
-public final class RtnQuantizer implements Quantizer {
+public final class RtnQuantizer implements Quantizer<QuantizedTensor> {
 
     private final LinearScheme scheme;
     private final ForkJoinPool pool;
@@ -117,8 +118,8 @@ public final class RtnQuantizer implements Quantizer {
         if (nonFinite.get()) {
             w.requireFinite(); // throws, naming the first bad index
         }
-        return TrustedConstruction.quantizedTensor(
-                w.name(), scheme, rows, cols, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros);
+        return TrustedConstruction.get(QuantizedParts.class, QuantizedTensor.class)
+                .linear(w.name(), scheme, rows, cols, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros, null);
     }
 
     /**

@@ -1,13 +1,15 @@
 package dev.quant4j.matmul;
 
-import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.linalg.Parallel;
+import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
+import dev.quant4j.quant.QuantizedParts;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.Objects;
 import java.util.concurrent.ForkJoinPool;
@@ -61,8 +63,7 @@ public final class QuantizedLinear {
     private final String name;
     private final int out;
     private final int in;
-    private final QuantizedTensor linear;
-    private final CodebookTensor codebook;
+    private final QuantizedWeight weight;
     private final float[] bias;
     private final ForkJoinPool pool;
     private final QuantKernels k;
@@ -82,17 +83,12 @@ public final class QuantizedLinear {
     private final float[] scaleTimesZero;
 
     private QuantizedLinear(
-            QuantizedTensor linear,
-            CodebookTensor codebook,
-            float[] bias,
-            ForkJoinPool pool,
-            QuantKernels k,
-            boolean int8Requested) {
-        this.linear = linear;
-        this.codebook = codebook;
-        this.name = linear != null ? linear.name() : codebook.name();
-        this.out = linear != null ? linear.rows() : codebook.rows();
-        this.in = linear != null ? linear.cols() : codebook.cols();
+            QuantizedWeight weight, float[] bias, ForkJoinPool pool, QuantKernels k, boolean int8Requested) {
+        this.weight = Objects.requireNonNull(weight, "weight");
+        this.name = weight.name();
+        this.out = weight.rows();
+        this.in = weight.cols();
+        QuantizedTensor linear = weight instanceof QuantizedTensor t ? t : null;
         if (bias != null && bias.length != out) {
             throw new IllegalArgumentException(
                     "layer '" + name + "': bias has " + bias.length + " values, the weight has " + out + " rows");
@@ -112,7 +108,7 @@ public final class QuantizedLinear {
         this.int8 = int8Requested && fused && g % QuantKernels.NIBBLE_CHUNK_INT8 == 0;
         this.groupsPerRow = fused ? in / g : 0;
         this.rowBytes = linear == null ? 0 : linear.rowBytes();
-        TrustedConstruction.Access access = TrustedConstruction.access();
+        QuantizedParts access = TrustedConstruction.get(QuantizedParts.class, QuantizedTensor.class);
         this.packed = fused ? access.packed(linear) : null;
         this.scales = fused ? perRowGroupScales(linear, access) : null;
         this.zeros = fused ? perRowGroupZeros(linear, access) : null;
@@ -125,28 +121,18 @@ public final class QuantizedLinear {
         }
     }
 
-    /** {@code y = W x}, on the common pool. */
-    public static QuantizedLinear of(QuantizedTensor weight) {
-        return new QuantizedLinear(weight, null, null, ForkJoinPool.commonPool(), Kernels.get(), false);
+    /** {@code y = W x}, on the common pool; any quantized weight (linear, NF4/FP4). */
+    public static QuantizedLinear of(QuantizedWeight weight) {
+        return new QuantizedLinear(weight, null, ForkJoinPool.commonPool(), Kernels.get(), false);
     }
 
-    /** {@code y = W x + bias} ({@code bias} may be null), on {@code pool}. */
-    public static QuantizedLinear of(QuantizedTensor weight, float[] bias, ForkJoinPool pool) {
-        return new QuantizedLinear(weight, null, bias, pool, Kernels.get(), false);
-    }
-
-    /** {@code y = W x} for an NF4 or FP4 weight, on the common pool. */
-    public static QuantizedLinear of(CodebookTensor weight) {
-        return new QuantizedLinear(null, weight, null, ForkJoinPool.commonPool(), Kernels.get(), false);
-    }
-
-    /** {@code y = W x + bias} for an NF4 or FP4 weight ({@code bias} may be null), on {@code pool}. */
-    public static QuantizedLinear of(CodebookTensor weight, float[] bias, ForkJoinPool pool) {
-        return new QuantizedLinear(null, weight, bias, pool, Kernels.get(), false);
+    /** {@code y = W x + bias} ({@code bias} may be null), on {@code pool}; any quantized weight. */
+    public static QuantizedLinear of(QuantizedWeight weight, float[] bias, ForkJoinPool pool) {
+        return new QuantizedLinear(weight, bias, pool, Kernels.get(), false);
     }
 
     static QuantizedLinear withKernels(QuantizedTensor weight, float[] bias, ForkJoinPool pool, QuantKernels k) {
-        return new QuantizedLinear(weight, null, bias, pool, k, false);
+        return new QuantizedLinear(weight, bias, pool, k, false);
     }
 
     /**
@@ -159,7 +145,7 @@ public final class QuantizedLinear {
      * row) keep float activations.
      */
     public QuantizedLinear withInt8Activations(boolean on) {
-        return new QuantizedLinear(linear, codebook, bias, pool, k, on);
+        return new QuantizedLinear(weight, bias, pool, k, on);
     }
 
     /** Whether matrix-vector products run on int8-quantized activations (requested and supported by the format). */
@@ -279,10 +265,10 @@ public final class QuantizedLinear {
             for (int r = r0; r < r1; r += 2) {
                 int m = Math.min(2, r1 - r);
                 for (int i = 0; i < m; i++) {
-                    if (linear != null) {
-                        linear.dequantizeRow(r + i, rows, i * in, scratch); // divides AWQ input scales back out
-                    } else {
-                        codebook.dequantizeRange((long) (r + i) * in, in, rows, i * in);
+                    switch (weight) {
+                        case QuantizedTensor linear ->
+                            linear.dequantizeRow(r + i, rows, i * in, scratch); // divides AWQ input scales back out
+                        case CodebookTensor codebook -> codebook.dequantizeRange((long) (r + i) * in, in, rows, i * in);
                     }
                 }
                 // y[t][r + i] = rows[i] . x[t]: two decoded rows against every activation row, in registers
@@ -412,7 +398,7 @@ public final class QuantizedLinear {
     }
 
     /** Scales as {@code [rows, in / groupSize]}: a per-tensor scale repeated, so the kernel sees one layout. */
-    private static float[] perRowGroupScales(QuantizedTensor t, TrustedConstruction.Access access) {
+    private static float[] perRowGroupScales(QuantizedTensor t, QuantizedParts access) {
         if (t.scheme().groupSize() != LinearScheme.PER_TENSOR) {
             return access.scales(t);
         }
@@ -421,7 +407,7 @@ public final class QuantizedLinear {
         return s;
     }
 
-    private static byte[] perRowGroupZeros(QuantizedTensor t, TrustedConstruction.Access access) {
+    private static byte[] perRowGroupZeros(QuantizedTensor t, QuantizedParts access) {
         if (t.scheme().groupSize() != LinearScheme.PER_TENSOR) {
             return access.zeros(t);
         }

@@ -1,7 +1,5 @@
 package dev.quant4j.quant;
 
-import dev.quant4j.codebook.Codebook;
-
 /**
  * Blockwise absmax quantization onto a 4-bit codebook (NF4 or FP4), as bitsandbytes' {@code quantize_4bit}: the
  * tensor is flattened in row-major order and cut into blocks of {@code blockSize} values (the last one may be
@@ -10,7 +8,7 @@ import dev.quant4j.codebook.Codebook;
  * @param codebook NF4 or FP4
  * @param blockSize a power of two from 32 to 4096 (bitsandbytes' default is 64)
  * @param doubleQuant whether the block absmax values are themselves quantized (QLoRA's double quantization, see
- *     {@link dev.quant4j.codebook.DoubleQuant})
+ *     {@link dev.quant4j.quant.DoubleQuant})
  */
 public record CodebookScheme(Codebook codebook, int blockSize, boolean doubleQuant) implements QuantScheme {
 

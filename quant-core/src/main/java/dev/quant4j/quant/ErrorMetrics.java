@@ -24,6 +24,11 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
         return Math.sqrt(mse);
     }
 
+    /** Compares {@code reference} with the matrix the quantized weight {@code q} stands for (its dequantized form). */
+    public static ErrorMetrics compare(FloatMatrix reference, QuantizedWeight q) {
+        return compare(reference, q.dequantize());
+    }
+
     /** Compares {@code approx} with {@code reference}; shapes must be equal. */
     public static ErrorMetrics compare(FloatMatrix reference, FloatMatrix approx) {
         return compare(reference, approx, Kernels.get());

@@ -25,27 +25,58 @@ import java.util.Objects;
  * column to be folded into the previous operation. It then stands for the effective weight {@code x^ / s[c]}, which
  * is what {@link #dequantize()} returns; {@link #dequantizeFolded()} returns {@code x^} itself.
  */
-public final class QuantizedTensor {
+public final class QuantizedTensor implements QuantizedWeight {
 
     static {
-        TrustedConstruction.register((name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx) ->
-                new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, null, true));
-        TrustedConstruction.register(new TrustedConstruction.Access() {
-            @Override
-            public byte[] packed(QuantizedTensor t) {
-                return t.packed;
-            }
+        TrustedConstruction.register(QuantizedParts.class, new Parts());
+    }
 
-            @Override
-            public float[] scales(QuantizedTensor t) {
-                return t.scales;
-            }
+    /** The only {@link QuantizedParts}: package access to both kinds of tensor. */
+    private static final class Parts implements QuantizedParts {
+        @Override
+        public QuantizedTensor linear(
+                String name,
+                LinearScheme scheme,
+                int rows,
+                int cols,
+                PackOrder packOrder,
+                byte[] packed,
+                float[] scales,
+                byte[] zeros,
+                int[] gIdx) {
+            return new QuantizedTensor(name, scheme, rows, cols, packOrder, packed, scales, zeros, gIdx, null, true);
+        }
 
-            @Override
-            public byte[] zeros(QuantizedTensor t) {
-                return t.zeros;
-            }
-        });
+        @Override
+        public CodebookTensor codebook(
+                String name, CodebookScheme scheme, int rows, int cols, byte[] packed, float[] absmax, DoubleQuant dq) {
+            return CodebookTensor.owning(name, scheme, rows, cols, packed, absmax, dq);
+        }
+
+        @Override
+        public byte[] packed(QuantizedTensor t) {
+            return t.packed;
+        }
+
+        @Override
+        public float[] scales(QuantizedTensor t) {
+            return t.scales;
+        }
+
+        @Override
+        public byte[] zeros(QuantizedTensor t) {
+            return t.zeros;
+        }
+
+        @Override
+        public byte[] packed(CodebookTensor t) {
+            return t.packedShared();
+        }
+
+        @Override
+        public float[] absmax(CodebookTensor t) {
+            return t.absmaxShared();
+        }
     }
 
     private final String name;

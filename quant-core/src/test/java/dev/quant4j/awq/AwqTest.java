@@ -224,7 +224,7 @@ class AwqTest {
         Path p = dir.resolve("awq.safetensors");
         QuantizedSafeTensors.write(p, List.of(t), "awq", List.of());
         QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(p);
-        assertThat(c.quantized().get("layer")).isEqualTo(t);
-        assertThat(c.quantized().get("layer").dequantize().toArray()).containsExactly(effective.toArray());
+        assertThat(c.weights().get("layer")).isEqualTo(t);
+        assertThat(c.weights().get("layer").dequantize().toArray()).containsExactly(effective.toArray());
     }
 }

@@ -4,9 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
-import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
@@ -34,7 +34,7 @@ class QuantizedSafeTensorsTest {
             var bias = new QuantizedSafeTensors.PassThrough("bias", DType.F32, new long[] {1}, new byte[4]);
             QuantizedSafeTensors.write(p, List.of(q, t), "rtn", List.of(bias));
             QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(p);
-            assertThat(c.quantized()).containsEntry(q.name(), q).containsEntry("t", t);
+            assertThat(c.weights()).containsEntry(q.name(), q).containsEntry("t", t);
             assertThat(c.methods()).containsEntry("t", "rtn");
             assertThat(c.other())
                     .singleElement()
@@ -50,16 +50,16 @@ class QuantizedSafeTensorsTest {
         CodebookTensor fp4 = new BlockwiseQuantizer(CodebookScheme.fp4(64).withDoubleQuant())
                 .quantize(Gaussian.matrix("fp4", 3, 70, 900, 1.0));
         Path p = dir.resolve("mixed.safetensors");
-        QuantizedSafeTensors.write(p, List.of(lin), List.of(nf4, fp4), "mixed", List.of());
+        QuantizedSafeTensors.write(p, List.of(lin, nf4, fp4), "mixed", List.of());
         QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(p);
-        assertThat(c.quantized()).containsOnlyKeys("lin").containsEntry("lin", lin);
-        assertThat(c.codebook())
-                .containsOnlyKeys("nf4", "fp4")
-                .containsEntry("nf4", nf4)
-                .containsEntry("fp4", fp4);
-        assertThat(c.codebook().get("fp4").doubleQuant()).isPresent();
+        // one map of every kind of weight, in the order written
+        assertThat(c.weights())
+                .containsExactly(
+                        java.util.Map.entry("lin", lin),
+                        java.util.Map.entry("nf4", nf4),
+                        java.util.Map.entry("fp4", fp4));
+        assertThat(((CodebookTensor) c.weights().get("fp4")).doubleQuant()).isPresent();
         assertThat(c.other()).isEmpty();
-        assertThat(c.quantizedCount()).isEqualTo(3);
         assertThat(c.dequantizeAll()).hasSize(3);
     }
 
@@ -81,8 +81,8 @@ class QuantizedSafeTensorsTest {
         Path p = dir.resolve("gidx.safetensors");
         QuantizedSafeTensors.write(p, List.of(q), "gptq", List.of());
         QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(p);
-        assertThat(c.quantized().get("g")).isEqualTo(q);
-        assertThat(c.quantized().get("g").gIdx()).containsExactly(gIdx);
+        assertThat(c.weights().get("g")).isEqualTo(q);
+        assertThat(((QuantizedTensor) c.weights().get("g")).gIdx()).containsExactly(gIdx);
         assertThat(c.other()).isEmpty();
 
         // the natural order is not stored
@@ -184,7 +184,7 @@ class QuantizedSafeTensorsTest {
         QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(4, 32)).quantize(w);
         CodebookTensor c = new BlockwiseQuantizer(CodebookScheme.nf4(64)).quantize(w.named("c"));
         Path p = dir.resolve("t.safetensors");
-        QuantizedSafeTensors.write(p, List.of(q), List.of(c), "rtn", List.of(), java.util.Set.of("w", "c"));
+        QuantizedSafeTensors.write(p, List.of(q, c), "rtn", List.of(), java.util.Set.of("w", "c"));
         try (SafeTensors st = SafeTensors.open(p)) {
             assertThat(st.metadata().get("quant4j.tensor.w")).contains("\"source_layout\":\"in_out\"");
         }
@@ -198,7 +198,7 @@ class QuantizedSafeTensorsTest {
         assertThat(back.get(1).toArray())
                 .containsExactly(c.dequantize().transpose().toArray());
         assertThatThrownBy(() -> QuantizedSafeTensors.write(
-                        dir.resolve("x.safetensors"), List.of(q), List.of(), "rtn", List.of(), java.util.Set.of("v")))
+                        dir.resolve("x.safetensors"), List.of(q), "rtn", List.of(), java.util.Set.of("v")))
                 .hasMessage("'v' is marked transposed but is not a quantized tensor");
         assertThat(Files.exists(dir.resolve("x.safetensors"))).isFalse();
     }

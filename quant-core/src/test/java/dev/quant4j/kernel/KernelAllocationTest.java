@@ -2,7 +2,7 @@ package dev.quant4j.kernel;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.quant4j.codebook.Codebook;
+import dev.quant4j.quant.Codebook;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;

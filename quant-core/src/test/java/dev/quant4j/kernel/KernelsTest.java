@@ -3,7 +3,7 @@ package dev.quant4j.kernel;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import dev.quant4j.codebook.Codebook;
+import dev.quant4j.quant.Codebook;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
-import dev.quant4j.codebook.CodebookTensor;
 import dev.quant4j.gptq.Gptq;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.GptqResult;
@@ -68,7 +67,7 @@ class ReadmeExampleTest {
         quantizeLayer(wPath, xPath, qPath);
         // what it computed, again, with the figures the comments state
         QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(4, 128)).quantize(w);
-        assertThat(QuantizedSafeTensors.read(qPath).quantized()).containsEntry("W", q);
+        assertThat(QuantizedSafeTensors.read(qPath).weights()).containsEntry("W", q);
         assertThat(ErrorMetrics.compare(w, q.dequantize()).sqnrDb()).isBetween(18.0, 22.0);
         CodebookTensor nf4 = new BlockwiseQuantizer(CodebookScheme.nf4(64).withDoubleQuant()).quantize(w);
         assertThat(nf4.bitsPerWeight()).isCloseTo(4.127, within(0.01));
@@ -107,7 +106,7 @@ class ReadmeExampleTest {
         // every class the method uses is imported in the block
         for (String imported : List.of(
                 "dev.quant4j.codebook.BlockwiseQuantizer",
-                "dev.quant4j.codebook.CodebookTensor",
+                "dev.quant4j.quant.CodebookTensor",
                 "dev.quant4j.gptq.Gptq",
                 "dev.quant4j.gptq.GptqConfig",
                 "dev.quant4j.gptq.GptqResult",

@@ -1,9 +1,7 @@
-package dev.quant4j.codebook;
+package dev.quant4j.quant;
 
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
-import dev.quant4j.quant.CodebookScheme;
-import dev.quant4j.quant.PackOrder;
 import dev.quant4j.tensor.FloatMatrix;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
@@ -15,7 +13,7 @@ import java.util.Objects;
  * row-major order) stands for {@code codebook.value(code(i)) * absmax[i / blockSize]}, in float32, as bitsandbytes'
  * {@code dequantize_4bit}.
  */
-public final class CodebookTensor {
+public final class CodebookTensor implements QuantizedWeight {
 
     private final String name;
     private final CodebookScheme scheme;
@@ -37,8 +35,8 @@ public final class CodebookTensor {
     }
 
     /**
-     * For the quantizer of this package, which hands over arrays it made and keeps no reference to: validated like
-     * the public constructors, not copied (a copy of the packed codes was a tenth of the quantization time).
+     * For the library's quantizer ({@link QuantizedParts}), which hands over arrays it made and keeps no reference to:
+     * validated like the public constructors, not copied.
      */
     static CodebookTensor owning(
             String name, CodebookScheme scheme, int rows, int cols, byte[] packed, float[] absmax, DoubleQuant dq) {
@@ -123,6 +121,14 @@ public final class CodebookTensor {
 
     public PackOrder packOrder() {
         return PackOrder.HIGH_NIBBLE_FIRST_FLAT;
+    }
+
+    byte[] packedShared() {
+        return packed;
+    }
+
+    float[] absmaxShared() {
+        return absmax;
     }
 
     /** A read-only view of the packed codes. */

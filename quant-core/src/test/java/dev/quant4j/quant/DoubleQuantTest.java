@@ -1,10 +1,10 @@
-package dev.quant4j.codebook;
+package dev.quant4j.quant;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
-import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import org.junit.jupiter.api.Test;

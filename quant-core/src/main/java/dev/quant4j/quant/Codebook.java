@@ -1,4 +1,4 @@
-package dev.quant4j.codebook;
+package dev.quant4j.quant;
 
 import java.util.Arrays;
 
