@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
             QuantizeCommand.class,
             DequantizeCommand.class,
             ReportCommand.class,
+            InspectCommand.class,
             EvalCommand.class,
             MemoryCommand.class,
             CommandLine.HelpCommand.class
