@@ -113,14 +113,18 @@ final class ReportCommand implements Callable<Integer> {
                 + throughputTable(speeds) + "\n![throughput](throughput.png)\n";
         PrintWriter pw = spec.commandLine().getOut();
         pw.print(table);
-        Files.createDirectories(outDir);
-        AtomicFiles.write(outDir.resolve("report.md"), o -> o.write(report.getBytes(StandardCharsets.UTF_8)));
-        writePng(errorChart(rows), outDir.resolve("error-vs-bits.png"));
         FloatMatrix first = tensors.get(0);
         LinearScheme histScheme = first.cols() % 128 == 0 ? LinearScheme.asym(4, 128) : LinearScheme.asym(4, -1);
         FloatMatrix deq = new RtnQuantizer(histScheme).quantize(first).dequantize();
-        writePng(histogram(first, deq, histScheme), outDir.resolve("histogram.png"));
-        writePng(throughputChart(speeds), outDir.resolve("throughput.png"));
+        // every plot drawn before any file is written: a chart that cannot be drawn leaves no report behind
+        BufferedImage errorPng = BitmapEncoder.getBufferedImage(errorChart(rows));
+        BufferedImage histogramPng = BitmapEncoder.getBufferedImage(histogram(first, deq, histScheme));
+        BufferedImage throughputPng = BitmapEncoder.getBufferedImage(throughputChart(speeds));
+        Files.createDirectories(outDir);
+        AtomicFiles.write(outDir.resolve("report.md"), o -> o.write(report.getBytes(StandardCharsets.UTF_8)));
+        writePng(errorPng, outDir.resolve("error-vs-bits.png"));
+        writePng(histogramPng, outDir.resolve("histogram.png"));
+        writePng(throughputPng, outDir.resolve("throughput.png"));
         pw.printf(
                 Locale.ROOT,
                 "%nwrote %s, %s, %s, %s%n",
@@ -370,11 +374,19 @@ final class ReportCommand implements Callable<Integer> {
      * NF4 and FP4 single points): x is each row's {@link BitWidthStudy.Row#bitsPerWeight()}, increasing along a
      * series. Per-channel lines solid, per-group dashed; every series its own colour and marker.
      */
-    static XYChart errorChart(List<BitWidthStudy.Row> rows) {
+    static XYChart errorChart(List<BitWidthStudy.Row> all) {
         XYChart chart = chart(
                 "SQNR against bits per weight: linear round-to-nearest, and NF4/FP4 codebooks",
                 "bits per weight as stored (codes + per-group scale and zero-point, or absmax)",
                 "SQNR (dB), higher is better");
+        // an exact reconstruction (a constant tensor) has an infinite SQNR: no point to draw
+        List<BitWidthStudy.Row> rows =
+                all.stream().filter(r -> Double.isFinite(r.metrics().sqnrDb())).toList();
+        if (rows.isEmpty()) {
+            chart.setTitle(chart.getTitle() + " (every scheme exact: nothing to draw)");
+        } else if (rows.size() < all.size()) {
+            chart.setTitle(chart.getTitle() + " (" + (all.size() - rows.size()) + " exact: not drawn)");
+        }
         Map<String, List<BitWidthStudy.Row>> series = new LinkedHashMap<>();
         for (BitWidthStudy.Row r : rows) {
             String name = r.scheme() instanceof LinearScheme
@@ -382,7 +394,7 @@ final class ReportCommand implements Callable<Integer> {
                     : r.form().toUpperCase(Locale.ROOT) + " " + r.granularity();
             series.computeIfAbsent(name, k -> new ArrayList<>()).add(r);
         }
-        int i = 0;
+        java.util.Set<Integer> used = new java.util.HashSet<>();
         for (Map.Entry<String, List<BitWidthStudy.Row>> e : series.entrySet()) {
             List<BitWidthStudy.Row> points = new ArrayList<>(e.getValue());
             points.sort(java.util.Comparator.comparingDouble(BitWidthStudy.Row::bitsPerWeight));
@@ -390,7 +402,12 @@ final class ReportCommand implements Callable<Integer> {
                     .mapToDouble(BitWidthStudy.Row::bitsPerWeight)
                     .toArray();
             double[] y = points.stream().mapToDouble(r -> r.metrics().sqnrDb()).toArray();
-            XYSeries s = style(chart.addSeries(e.getKey(), x, y), i++ % COLOURS.length);
+            // the same colour and marker for a series whichever others are drawn beside it
+            int i = styleIndex(points.get(0).scheme());
+            while (!used.add(i % COLOURS.length)) {
+                i++;
+            }
+            XYSeries s = style(chart.addSeries(e.getKey(), x, y), i % COLOURS.length);
             boolean perGroup = points.get(0).scheme() instanceof LinearScheme l && l.groupSize() > 0;
             s.setLineStyle(perGroup ? SeriesLines.DASH_DASH : SeriesLines.SOLID);
         }
@@ -409,6 +426,17 @@ final class ReportCommand implements Callable<Integer> {
         chart.getStyler().setXAxisDecimalPattern("0.##").setYAxisDecimalPattern("0.##");
         roundTicks(chart);
         return chart;
+    }
+
+    /**
+     * A series' place in {@link #COLOURS} and {@link #MARKERS}: asym, sym, signed per channel and per group, then NF4
+     * and FP4 (their filled shapes).
+     */
+    static int styleIndex(QuantScheme scheme) {
+        return switch (scheme) {
+            case LinearScheme l -> 2 * l.symmetry().ordinal() + (l.groupSize() > 0 ? 1 : 0);
+            case CodebookScheme c -> 6 + c.codebook().ordinal();
+        };
     }
 
     /** Where a histogram's empty bins are drawn: below its log axis (which starts at {@link #HIST_Y_MIN}), clipped. */
@@ -431,11 +459,12 @@ final class ReportCommand implements Callable<Integer> {
             lo = Math.min(lo, v);
             hi = Math.max(hi, v);
         }
+        if (hi == lo) { // a constant tensor: one bin in the middle
+            lo -= 0.5;
+            hi += 0.5;
+        }
         int bins = 200;
         double width = (hi - lo) / bins;
-        if (width == 0) {
-            width = 1;
-        }
         double[] countA = new double[bins];
         double[] countB = new double[bins];
         for (float v : a) {
@@ -491,7 +520,10 @@ final class ReportCommand implements Callable<Integer> {
 
     /** Any XChart chart as a PNG, written atomically (the report's and {@code quant eval}'s plots). */
     static void writePng(Chart<?, ?> chart, Path path) throws IOException {
-        BufferedImage image = BitmapEncoder.getBufferedImage(chart);
+        writePng(BitmapEncoder.getBufferedImage(chart), path);
+    }
+
+    private static void writePng(BufferedImage image, Path path) throws IOException {
         AtomicFiles.write(path, o -> {
             if (!ImageIO.write(image, "png", o)) {
                 throw new IOException("no PNG writer in this JVM");

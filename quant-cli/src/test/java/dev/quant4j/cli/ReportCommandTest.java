@@ -164,6 +164,50 @@ class ReportCommandTest {
         assertRoundTicks(chart);
     }
 
+    /**
+     * A constant tensor (most schemes reconstruct it exactly: SQNR infinite) and a 2 x 3 one (no group of 128) still
+     * give the four files; what is exact is left out of the plot and counted in its title, and a series keeps its
+     * colour and marker whichever others are drawn.
+     */
+    @Test
+    void constantAndTinyTensorsStillGiveEveryPlot() throws Exception {
+        Path constant = dir.resolve("const.npy");
+        float[] c = new float[4 * 128];
+        Arrays.fill(c, 0.25f);
+        Npy.write(constant, new long[] {4, 128}, c);
+        Path tiny = dir.resolve("tiny.npy");
+        Npy.write(tiny, new long[] {2, 3}, new float[] {0.1f, -0.2f, 0.3f, 0.05f, 0f, -0.4f});
+        for (Path in : List.of(constant, tiny)) {
+            Path out = dir.resolve("rep-" + in.getFileName());
+            Result r = run("report", "--in", in.toString(), "--out", out.toString());
+            assertThat(r.code()).as(r.err()).isZero();
+            assertThat(list(out)).isEqualTo(WRITTEN);
+        }
+        List<QuantScheme> schemes = new ArrayList<>(BitWidthStudy.noteSchemes());
+        schemes.removeIf(s -> ((LinearScheme) s).groupSize() > 0);
+        schemes.addAll(BitWidthStudy.codebookSchemes());
+        List<BitWidthStudy.Row> rows = BitWidthStudy.run(List.of(Npy.readMatrix(constant)), schemes);
+        long exact = rows.stream()
+                .filter(r -> Double.isInfinite(r.metrics().sqnrDb()))
+                .count();
+        assertThat(exact).isPositive();
+        XYChart chart = ReportCommand.errorChart(rows);
+        assertThat(chart.getTitle()).endsWith("(" + exact + " exact: not drawn)");
+        for (XYSeries s : drawn(chart)) {
+            assertThat(Arrays.stream(s.getYData()).allMatch(Double::isFinite))
+                    .as(s.getName())
+                    .isTrue();
+        }
+        XYChart full = ReportCommand.errorChart(study());
+        XYChart perChannel = ReportCommand.errorChart(BitWidthStudy.run(List.of(Npy.readMatrix(tiny)), schemes));
+        for (String name : List.of("RTN signed per-channel", "NF4 block 64", "FP4 block 64")) {
+            assertThat(perChannel.getSeries(name).getLineColor())
+                    .isEqualTo(full.getSeries(name).getLineColor());
+            assertThat(perChannel.getSeries(name).getMarker())
+                    .isEqualTo(full.getSeries(name).getMarker());
+        }
+    }
+
     @Test
     void histogramShowsTheOriginalOnALogScale() throws Exception {
         LinearScheme scheme = LinearScheme.asym(4, 128);
