@@ -43,17 +43,19 @@ import picocli.CommandLine.Spec;
         name = "report",
         mixinStandardHelpOptions = true,
         description = {
-            "Error per bit width (2, 3, 4, 6, 8) of round-to-nearest linear quantization (asym, sym, signed; per"
-                    + " channel and per group of 128) and of NF4 and FP4 (block 64), and their speed. Writes four"
-                    + " files to DIR:",
+            "Error and speed per bit width of round-to-nearest linear quantization and of NF4/FP4: a"
+                    + " Markdown table and three plots.",
+            "Schemes: 2, 3, 4, 6 and 8 bits, asym, sym and signed, per channel and per group of 128;"
+                    + " NF4 and FP4, block 64.",
+            "Writes four files to DIR (--out):",
             "  report.md          the error table (also on stdout) and a throughput table",
-            "  error-vs-bits.png  SQNR against bits per weight as stored (codes plus scales, zero-points or"
-                    + " absmax), one line per form and granularity",
-            "  histogram.png      the first tensor's weights before and after RTN 4-bit asym g128 (per channel"
-                    + " when 128 does not divide its columns), counts on a log scale",
-            "  throughput.png     quantize and dequantize speed, GiB/s of float32 on one thread, against bits per"
-                    + " weight",
-            "Without --in: built-in weights, 1024 x 1024 samples of N(0, 0.15^2) (SplitMix64 seed 42, Box-Muller)."
+            "  error-vs-bits.png  SQNR against bits per weight as stored, one line per form",
+            "  histogram.png      the first tensor before and after RTN 4-bit asym g128 (per",
+            "                     channel if 128 does not divide its columns), log counts",
+            "  throughput.png     quantize and dequantize GiB/s, one thread, by bits/weight",
+            "Bits per weight as stored: the codes plus each group's float32 scale and 8-bit"
+                    + " zero-point, or each block's float32 absmax.",
+            "Without --in: built-in weights, 1024 x 1024 samples of N(0, 0.15^2) (SplitMix64 seed 42," + " Box-Muller)."
         })
 final class ReportCommand implements Callable<Integer> {
 
