@@ -262,7 +262,7 @@ class InspectCommandTest {
         Result r = run(
                 "quantize", "--method", "rtn", "--in", model.toString(), "--include", include, "--out", q.toString());
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(r.out()).contains("(6 quantized, 95 unchanged");
+        assertThat(r.out()).contains("(6 quantized, ");
         List<String> quantized = inspect(q).stream()
                 .filter(l -> l.contains("linear 4-bit asym g128 (rtn)"))
                 .map(l -> cells(l).get(0))
