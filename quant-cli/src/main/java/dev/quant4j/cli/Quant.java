@@ -31,6 +31,7 @@ import picocli.CommandLine.Command;
             QuantizeCommand.class,
             DequantizeCommand.class,
             ReportCommand.class,
+            InspectCommand.class,
             EvalCommand.class,
             MemoryCommand.class,
             CommandLine.HelpCommand.class
