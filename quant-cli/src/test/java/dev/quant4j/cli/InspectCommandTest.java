@@ -23,8 +23,6 @@ import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -45,16 +43,8 @@ class InspectCommandTest {
     @TempDir
     Path dir;
 
-    record Result(int code, String out, String err) {}
-
-    static Result run(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Quant.run(
-                args,
-                new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    private static QuantCliTest.Result run(String... args) {
+        return QuantCliTest.run(args);
     }
 
     private List<String> files() throws Exception {
@@ -66,7 +56,7 @@ class InspectCommandTest {
     /** Runs inspect on {@code file}, checks it succeeded silently and wrote nothing, and returns stdout's lines. */
     private List<String> inspect(Path file) throws Exception {
         List<String> before = files();
-        Result r = run("inspect", file.toString());
+        QuantCliTest.Result r = run("inspect", file.toString());
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.err()).isEmpty();
         assertThat(files()).as("inspect writes nothing").isEqualTo(before);
@@ -259,7 +249,7 @@ class InspectCommandTest {
         assertThat(layer0).hasSize(6);
         String include = layer0.stream().map(Pattern::quote).collect(Collectors.joining("|", "^(", ")$"));
         Path q = dir.resolve("layer0.safetensors");
-        Result r = run(
+        QuantCliTest.Result r = run(
                 "quantize", "--method", "rtn", "--in", model.toString(), "--include", include, "--out", q.toString());
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).contains("(6 quantized, ");
@@ -306,7 +296,7 @@ class InspectCommandTest {
         };
         for (Object[] c : cases) {
             Path f = dir.resolve((String) c[0]);
-            Result r = run("inspect", f.toString());
+            QuantCliTest.Result r = run("inspect", f.toString());
             assertThat(r.code()).as(c[0] + ": " + r.err()).isEqualTo(2);
             assertThat(r.out()).as(c[0].toString()).isEmpty();
             assertThat(r.err())
@@ -317,14 +307,14 @@ class InspectCommandTest {
             assertThat(r.err().strip()).doesNotContain("\n");
         }
         assertThat(files()).isEqualTo(before);
-        Result r = run("inspect");
+        QuantCliTest.Result r = run("inspect");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).isEqualTo("quant: Missing required parameter: 'FILE' (see 'quant inspect --help')\n");
     }
 
     @Test
     void helpDescribesTheTableAndTheRootLists() {
-        Result r = run("inspect", "--help");
+        QuantCliTest.Result r = run("inspect", "--help");
         assertThat(r.code()).isZero();
         assertThat(r.out())
                 .contains("Usage: quant inspect [-hV] FILE")

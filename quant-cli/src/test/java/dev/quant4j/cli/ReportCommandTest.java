@@ -10,12 +10,9 @@ import dev.quant4j.study.BitWidthStudy;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.awt.image.BufferedImage;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.math.BigDecimal;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -41,16 +38,8 @@ class ReportCommandTest {
 
     static final List<String> WRITTEN = List.of("error-vs-bits.png", "histogram.png", "report.md", "throughput.png");
 
-    record Result(int code, String out, String err) {}
-
-    static Result run(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Quant.run(
-                args,
-                new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    private static QuantCliTest.Result run(String... args) {
+        return QuantCliTest.run(args);
     }
 
     private static List<String> list(Path folder) throws Exception {
@@ -79,7 +68,7 @@ class ReportCommandTest {
         Path in = dir.resolve("w.npy");
         Npy.write(in, W);
         Path out = dir.resolve("rep");
-        Result r = run("report", "--in", in.toString(), "--out", out.toString());
+        QuantCliTest.Result r = run("report", "--in", in.toString(), "--out", out.toString());
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.err()).isEmpty();
         assertThat(list(out)).isEqualTo(WRITTEN);
@@ -99,7 +88,7 @@ class ReportCommandTest {
         }
         assertThat(r.out()).contains("| asym | g128 | 4 | 4.313 |").contains("| nf4 | block 64 | 4 | 4.500 |");
 
-        Result help = run("report", "--help");
+        QuantCliTest.Result help = run("report", "--help");
         assertThat(help.code()).isZero();
         assertThat(help.out()).contains("Writes four").doesNotContain("two PNG");
         for (String f : WRITTEN) {
@@ -110,7 +99,7 @@ class ReportCommandTest {
         // --out naming a file: exit 2, one line, nothing written
         Path file = dir.resolve("file.txt");
         Files.writeString(file, "x");
-        Result bad = run("report", "--in", in.toString(), "--out", file.toString());
+        QuantCliTest.Result bad = run("report", "--in", in.toString(), "--out", file.toString());
         assertThat(bad.code()).isEqualTo(2);
         assertThat(bad.err()).isEqualTo("quant: --out " + file + " exists and is not a folder\n");
         assertThat(list(dir)).containsExactly("file.txt", "rep", "w.npy");
@@ -179,7 +168,7 @@ class ReportCommandTest {
         Npy.write(tiny, new long[] {2, 3}, new float[] {0.1f, -0.2f, 0.3f, 0.05f, 0f, -0.4f});
         for (Path in : List.of(constant, tiny)) {
             Path out = dir.resolve("rep-" + in.getFileName());
-            Result r = run("report", "--in", in.toString(), "--out", out.toString());
+            QuantCliTest.Result r = run("report", "--in", in.toString(), "--out", out.toString());
             assertThat(r.code()).as(r.err()).isZero();
             assertThat(list(out)).isEqualTo(WRITTEN);
         }

@@ -147,12 +147,9 @@ public final class QuantizedSafeTensors {
         w.write(path);
     }
 
-    private static void writeCodebook(SafeTensorsWriter w, CodebookTensor q, String method, boolean transposed) {
-        Map<String, Object> meta = new LinkedHashMap<>();
-        meta.put("scheme", q.scheme().kind());
-        meta.put("codebook", q.scheme().codebook().name().toLowerCase(Locale.ROOT));
-        meta.put("block_size", (long) q.scheme().blockSize());
-        meta.put("double_quant", q.scheme().doubleQuant());
+    /** The fields every kind of weight has, after its scheme's, then the metadata entry itself. */
+    private static void writeMetadata(
+            SafeTensorsWriter w, Map<String, Object> meta, QuantizedWeight q, String method, boolean transposed) {
         meta.put("rows", (long) q.rows());
         meta.put("cols", (long) q.cols());
         meta.put("pack_order", q.packOrder().id());
@@ -161,6 +158,15 @@ public final class QuantizedSafeTensors {
             meta.put(SOURCE_LAYOUT, IN_OUT);
         }
         w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
+    }
+
+    private static void writeCodebook(SafeTensorsWriter w, CodebookTensor q, String method, boolean transposed) {
+        Map<String, Object> meta = new LinkedHashMap<>();
+        meta.put("scheme", q.scheme().kind());
+        meta.put("codebook", q.scheme().codebook().name().toLowerCase(Locale.ROOT));
+        meta.put("block_size", (long) q.scheme().blockSize());
+        meta.put("double_quant", q.scheme().doubleQuant());
+        writeMetadata(w, meta, q, method, transposed);
         byte[] packed = new byte[q.packedCodes().remaining()];
         q.packedCodes().get(packed);
         w.add(q.name() + CODES, DType.U8, new long[] {packed.length}, packed);
@@ -184,14 +190,7 @@ public final class QuantizedSafeTensors {
         meta.put("bits", (long) s.bits());
         meta.put("symmetry", s.symmetry().id());
         meta.put("group_size", (long) s.groupSize());
-        meta.put("rows", (long) q.rows());
-        meta.put("cols", (long) q.cols());
-        meta.put("pack_order", q.packOrder().id());
-        meta.put("method", method);
-        if (transposed) {
-            meta.put(SOURCE_LAYOUT, IN_OUT);
-        }
-        w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
+        writeMetadata(w, meta, q, method, transposed);
         byte[] packed = new byte[q.packedCodes().remaining()];
         q.packedCodes().get(packed);
         float[] scales = q.scales();
