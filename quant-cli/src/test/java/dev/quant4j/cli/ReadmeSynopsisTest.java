@@ -52,7 +52,8 @@ class ReadmeSynopsisTest {
             // the options picocli lists (lines starting with the option), not those named in the prose
             StringBuilder listed = new StringBuilder();
             for (String l : help.out().split("\n")) {
-                Matcher opt = Pattern.compile("^\\s+(?:-\\w, )?(--[a-z][a-z0-9-]*)").matcher(l);
+                Matcher opt =
+                        Pattern.compile("^\\s+(?:-\\w, )?(--[a-z][a-z0-9-]*)").matcher(l);
                 if (opt.find()) {
                     listed.append(opt.group(1)).append('\n');
                 }
