@@ -16,9 +16,15 @@ final class ScalarStatisticsKernels implements StatisticsKernels {
     @Override
     public long minMax(float[] x, int off, int len) {
         assert len >= 1;
-        float min = x[off];
-        float max = x[off];
-        for (int i = 1; i < len; i++) {
+        return minMaxLoop(x, off, 1, len, x[off], x[off]);
+    }
+
+    /**
+     * {@link #minMax}'s loop over {@code x[off + from, off + len)}, from a minimum and a maximum found so far; the
+     * vector kernel's scalar tail.
+     */
+    static long minMaxLoop(float[] x, int off, int from, int len, float min, float max) {
+        for (int i = from; i < len; i++) {
             float v = x[off + i];
             min = v < min ? v : min;
             max = v > max ? v : max;
@@ -28,8 +34,12 @@ final class ScalarStatisticsKernels implements StatisticsKernels {
 
     @Override
     public float absMax(float[] x, int off, int len) {
-        float m = 0f;
-        for (int i = 0; i < len; i++) {
+        return absMaxLoop(x, off, 0, len, 0f);
+    }
+
+    /** {@link #absMax}'s loop over {@code x[off + from, off + len)}, from a maximum found so far; the vector tail. */
+    static float absMaxLoop(float[] x, int off, int from, int len, float m) {
+        for (int i = from; i < len; i++) {
             float v = Math.abs(x[off + i]);
             m = v > m ? v : m;
         }

@@ -11,10 +11,6 @@ import static dev.quant4j.kernel.VectorShapes.LITTLE_ENDIAN;
 import static dev.quant4j.kernel.VectorShapes.PACK_BYTES;
 import static dev.quant4j.kernel.VectorShapes.PACK_SHORTS;
 import static dev.quant4j.kernel.VectorShapes.SHORTS_128;
-import static dev.quant4j.kernel.VectorShapes.XOR_1_INT;
-import static dev.quant4j.kernel.VectorShapes.XOR_2_INT;
-import static dev.quant4j.kernel.VectorShapes.XOR_4_INT;
-import static dev.quant4j.kernel.VectorShapes.XOR_8_INT;
 
 import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
@@ -46,7 +42,7 @@ final class VectorCodebookKernels implements CodebookKernels {
             byte[] codes,
             int codesOff) {
         // every whole vector, as in quantize, then the scalar tail
-        int i = codebookRange(x, off, len, inv, thresholds, signMagnitude, codes, codesOff);
+        int i = VectorCodebookUnrolled.codebookRange(x, off, len, inv, thresholds, signMagnitude, codes, codesOff);
         ScalarCodebookKernels.encodeLoop(x, off + i, len - i, inv, thresholds, signMagnitude, codes, codesOff + i);
     }
 
@@ -130,100 +126,18 @@ final class VectorCodebookKernels implements CodebookKernels {
         int n = nBlocks * blockSize;
         byte[] codes = KernelScratch.codeBuffer(n);
         CellTables cells = CellTables.cached(thresholds, signMagnitude);
-        // all the absmax values first: independent of each other, so their reductions overlap, instead of each
-        // block's codes waiting for its own reduction and reciprocal. In the integer domain: the bits of |v| (the
-        // sign cleared) order like the values, so one integer max per vector does what a compare and a blend do on
-        // floats, and the lane reduction needs no NaN or signed-zero rules (the input is finite).
-        int perStep = Math.max(1, MINI_CHUNK / blockSize);
-        for (int first = 0; first < nBlocks; first += perStep) {
-            int stop = Math.min(nBlocks, first + perStep);
-            for (int b = first; b < stop; b++) {
-                int start = off + b * blockSize;
-                IntVector m = IntVector.zero(I);
-                for (int i = 0; i < blockSize; i += F.length()) {
-                    m = FloatVector.fromArray(F, x, start + i)
-                            .reinterpretAsInts()
-                            .and(0x7FFFFFFF)
-                            .max(m);
-                }
-                m = IntVector.zero(I)
-                        .max(m); // the same lanes (all >= 0), as a fresh vector (VectorShapes' class comment)
-                // written out, not a helper: a helper taking the vector would box it when C2 does not inline it
-                if (F.length() >= 16) {
-                    m = m.max(m.rearrange(XOR_8_INT));
-                }
-                if (F.length() >= 8) {
-                    m = m.max(m.rearrange(XOR_4_INT));
-                }
-                m = m.max(m.rearrange(XOR_2_INT));
-                m = m.max(m.rearrange(XOR_1_INT));
-                absmax[aOff + b] = Float.intBitsToFloat(m.lane(0));
-            }
-            for (int b = first; b < stop; b++) {
-                int start = off + b * blockSize;
-                float inv = 1.0f / absmax[aOff + b];
-                if (cells != null && absmax[aOff + b] == 0f) {
-                    // an all-zero block: 0 * (1 / 0) is NaN in every lane, which the reference codes 0
-                    Arrays.fill(codes, b * blockSize, (b + 1) * blockSize, (byte) 0);
-                } else if (cells != null && inv != Float.POSITIVE_INFINITY) {
-                    int last = cells.cells - 1;
-                    boolean two = CellTables.TWO;
-                    for (int i = 0; i < blockSize; i += F.length()) {
-                        // the cell-table count of CellTables written out, with no helper of ours: in this large
-                        // method C2 runs out of its inlining budget (NodeCountInliningCutoff), and a helper it does
-                        // not inline boxes every vector it takes or returns (4x slower; the Vector API's own methods
-                        // are force-inlined whatever the budget)
-                        FloatVector q = FloatVector.fromArray(F, x, start + i).mul(inv);
-                        FloatVector a = signMagnitude ? q.abs() : q;
-                        IntVector cell = a.fma(cells.scale, cells.shift)
-                                .reinterpretAsInts()
-                                .sub(CellTables.CELL_MAGIC_BITS)
-                                .max(0)
-                                .min(last);
-                        IntVector c = two ? cell.selectFrom(cells.below, cells.belowHi) : cell.selectFrom(cells.below);
-                        IntVector t = two ? cell.selectFrom(cells.in0, cells.in0Hi) : cell.selectFrom(cells.in0);
-                        c = c.add(
-                                1,
-                                a.compare(VectorOperators.GT, t.reinterpretAsFloats())
-                                        .cast(I));
-                        if (cells.perCell > 1) {
-                            t = two ? cell.selectFrom(cells.in1, cells.in1Hi) : cell.selectFrom(cells.in1);
-                            c = c.add(
-                                    1,
-                                    a.compare(VectorOperators.GT, t.reinterpretAsFloats())
-                                            .cast(I));
-                        }
-                        if (cells.perCell > 2) {
-                            t = two ? cell.selectFrom(cells.in2, cells.in2Hi) : cell.selectFrom(cells.in2);
-                            c = c.add(
-                                    1,
-                                    a.compare(VectorOperators.GT, t.reinterpretAsFloats())
-                                            .cast(I));
-                        }
-                        if (cells.perCell > 3) {
-                            t = two ? cell.selectFrom(cells.in3, cells.in3Hi) : cell.selectFrom(cells.in3);
-                            c = c.add(
-                                    1,
-                                    a.compare(VectorOperators.GT, t.reinterpretAsFloats())
-                                            .cast(I));
-                        }
-                        if (signMagnitude) {
-                            c = c.lanewise(VectorOperators.XOR, c.and(2).lanewise(VectorOperators.LSHL, 1))
-                                    .lanewise(
-                                            VectorOperators.OR,
-                                            8,
-                                            q.compare(VectorOperators.LT, 0f).cast(I));
-                        }
-                        ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(codes, b * blockSize + i);
-                    }
-                } else {
-                    // no tables, or a block of subnormals whose 1 / absmax overflows: its zeros become 0 * Inf = NaN,
-                    // which counts no threshold (code 0, as the reference and bitsandbytes' decision tree give), while
-                    // the tables would put NaN in the top cell
-                    codebookRange(x, start, blockSize, inv, thresholds, signMagnitude, codes, b * blockSize);
-                }
-            }
-        }
+        VectorCodebookUnrolled.blockCodes(
+                x,
+                off,
+                nBlocks,
+                blockSize,
+                Math.max(1, MINI_CHUNK / blockSize),
+                thresholds,
+                signMagnitude,
+                cells,
+                absmax,
+                aOff,
+                codes);
         int done = VectorLinearKernels.packNibbles(codes, 0, n, packed, pOff, true);
         // scalar tail
         ScalarCodebookKernels.packHighFirst4Loop(codes, done, n - done, packed, pOff + done / 2);
@@ -238,7 +152,7 @@ final class VectorCodebookKernels implements CodebookKernels {
     private static final int MINI_CHUNK = 1024;
 
     /**
-     * The threshold count of {@link #codebookRange} with a table lookup instead of a compare per threshold. The range
+     * The threshold count of {@link VectorCodebookUnrolled#codebookRange} with a table lookup instead of a compare per threshold. The range
      * of the counted value ({@code [-1, 1]} for NF4, the magnitude {@code [0, 1]} for FP4) is cut into cells; a
      * value's cell is the rounded {@code a * scale + shift} clamped to {@code [0, cells)} (see {@link #cell}), a
      * monotone function of {@code a}. Per cell the tables hold the number of thresholds whose cell is lower (all of
@@ -251,7 +165,7 @@ final class VectorCodebookKernels implements CodebookKernels {
      * call from the thresholds (a few hundred operations); {@code null} where a cell would hold too many, and the
      * caller counts.
      */
-    private static final class CellTables {
+    static final class CellTables {
         static final int MAX_PER_CELL = 4;
         /** Whether the tables are two vectors (32 cells at 512 bits). */
         static final boolean TWO = F.length() == 16;
@@ -441,7 +355,7 @@ final class VectorCodebookKernels implements CodebookKernels {
      * candidates, two vectors at 128 bits. Built once per threshold array (cached like {@link CellTables}); {@code
      * null} for other counts, unsorted thresholds or fewer than four lanes, and the caller counts.
      */
-    private static final class SearchTables {
+    static final class SearchTables {
         final float[] thresholds;
         final int levels;
         /** {@code 2^(levels - 1)}: the first level's code bit, and 1 + the index of its threshold. */
@@ -501,104 +415,6 @@ final class VectorCodebookKernels implements CodebookKernels {
             }
             return s;
         }
-    }
-
-    /**
-     * Codebook codes of the whole vectors of {@code x[off, off + len)} into {@code dst[dOff ...]}; returns how many
-     * values it coded (the caller's scalar tail does the rest). Per lane the number of thresholds below it (NaN lanes
-     * pass none): for NF4's 15 and FP4's 7 sorted thresholds by the binary search of {@link SearchTables}, otherwise
-     * counted, the count summed in float lanes (masked adds of 1, exact for small integers) and converted once. Arrays
-     * in, a count out: no vector crosses the call, so a JIT that does not inline it pays a call per range, not a heap
-     * box per vector.
-     */
-    private static int codebookRange(
-            float[] x, int off, int len, float inv, float[] thresholds, boolean signMagnitude, byte[] dst, int dOff) {
-        FloatVector zero = FloatVector.zero(F);
-        FloatVector one = FloatVector.broadcast(F, 1f);
-        SearchTables search = SearchTables.cached(thresholds);
-        int i = 0;
-        // every whole vector (a counted loop to a loop bound, as C2 likes it), except at 128 bits a lone one, which
-        // has no codes before it to merge with
-        int bound = len >= B.length() ? F.loopBound(len) : 0;
-        for (; i < bound; i += F.length()) {
-            boolean last = i + B.length() > len;
-            int xOff = off + i;
-            FloatVector q = FloatVector.fromArray(F, x, xOff).mul(inv);
-            FloatVector a = signMagnitude ? q.abs() : q;
-            IntVector c;
-            if (search != null) {
-                // a binary search, one level per code bit: the threshold a lane meets at a level depends on the bits
-                // found so far, looked up from that level's candidates (one vector, or two at 128 bits for the eight
-                // of NF4's last level); every comparison is a > t, so the code is the count of thresholds below the
-                // value, as counting gives, NaN included (it passes none)
-                IntVector code = IntVector.zero(I);
-                code = code.add(
-                        search.top,
-                        a.compare(VectorOperators.GT, search.thresholds[search.top - 1])
-                                .cast(I));
-                // levels is 3 or 4: the second and third levels always run, written out (a helper or a loop over
-                // the levels would pass vectors or make the code a loop variable and a receiver: class comment)
-                int levels = search.levels;
-                IntVector t2 = code.lanewise(VectorOperators.LSHR, levels - 1).selectFrom(search.level2);
-                code = code.add(
-                        search.top >> 1,
-                        a.compare(VectorOperators.GT, t2.reinterpretAsFloats()).cast(I));
-                IntVector t3 = code.lanewise(VectorOperators.LSHR, levels - 2).selectFrom(search.level3);
-                code = code.add(
-                        search.top >> 2,
-                        a.compare(VectorOperators.GT, t3.reinterpretAsFloats()).cast(I));
-                if (levels >= 4) {
-                    IntVector i4 = code.lanewise(VectorOperators.LSHR, 1);
-                    IntVector t = search.level4Hi == null
-                            ? i4.selectFrom(search.level4)
-                            : i4.selectFrom(search.level4, search.level4Hi);
-                    code = code.add(
-                            1,
-                            a.compare(VectorOperators.GT, t.reinterpretAsFloats())
-                                    .cast(I));
-                }
-                c = code;
-            } else {
-                // four thresholds per step counted from a fresh zero by masked adds (one instruction each), then added
-                // to the loop-carried count, which is thus an argument, never the receiver (VectorShapes' class
-                // comment); a blend
-                // and an add per threshold (the first form of the rule) made NF4 quantize at 128 bits 1.6x slower
-                FloatVector count = zero;
-                int j = 0;
-                for (; j + 4 <= thresholds.length; j += 4) {
-                    count = zero.add(one, a.compare(VectorOperators.GT, thresholds[j]))
-                            .add(one, a.compare(VectorOperators.GT, thresholds[j + 1]))
-                            .add(one, a.compare(VectorOperators.GT, thresholds[j + 2]))
-                            .add(one, a.compare(VectorOperators.GT, thresholds[j + 3]))
-                            .add(count);
-                }
-                for (; j < thresholds.length; j++) {
-                    count = zero.add(one, a.compare(VectorOperators.GT, thresholds[j]))
-                            .add(count);
-                }
-                c = (IntVector) zero.add(count).convert(VectorOperators.F2I, 0);
-            }
-            if (signMagnitude) {
-                c = c.lanewise(VectorOperators.XOR, c.and(2).lanewise(VectorOperators.LSHL, 1))
-                        .lanewise(
-                                VectorOperators.OR,
-                                8,
-                                q.compare(VectorOperators.LT, 0f).cast(I));
-            }
-            // the low byte of each lane. At 128 bits the byte vector holds two float vectors' codes: a store writes
-            // B.length() - F.length() zero bytes after the codes, which the next vector's store overwrites; the last
-            // vector of a range (whose store would leave it) puts its codes into the upper half of the byte vector that
-            // ends the range and merges them with the codes already there, replacing their spilled zeros
-            if (BYTE_PARTS > 1 && last) {
-                int start = dOff + i + F.length() - B.length();
-                ByteVector.fromArray(B, dst, start)
-                        .or((ByteVector) c.convertShape(VectorOperators.I2B, B, 1 - BYTE_PARTS))
-                        .intoArray(dst, start);
-            } else {
-                ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(dst, dOff + i);
-            }
-        }
-        return i;
     }
 
     @Override

@@ -104,9 +104,10 @@ final class VectorLinearKernels implements LinearKernels {
         int hi = MAGIC_BITS - z + qmax;
         int bias = MAGIC_BITS - z;
         float inv = 1.0f / scale;
-        // every whole vector (one byte-vector store each; at 128 bits the last merges, see codebookRange), then the
+        // every whole vector (one byte-vector store each; at 128 bits the last merges, see
+        // VectorCodebookUnrolled.codebookRange), then the
         // scalar tail
-        int i = quantizeRange(x, off, len, scale, inv, lo, hi, bias, codes, codesOff);
+        int i = VectorLinearUnrolled.quantizeRange(x, off, len, scale, inv, lo, hi, bias, codes, codesOff);
         ScalarLinearKernels.quantizeLoop(x, off + i, len - i, scale, zero, qmin, qmax, codes, codesOff + i);
     }
 
@@ -466,51 +467,6 @@ final class VectorLinearKernels implements LinearKernels {
             }
         }
         return careful;
-    }
-
-    /**
-     * Linear codes of the whole vectors of {@code x[off, off + len)} into {@code dst[dOff ...]} (stored as in {@link
-     * #codebookRange}); returns how many values it coded. Per value the quotient {@code v / scale}, rounded by the magic add, the bits clamped to [lo, hi], the
-     * bias removed. The quotient is not a division (one 512-bit division per 8 or more cycles set the pace of
-     * quantization) but Markstein's correction of the product by the reciprocal {@code inv = RN(1 / scale)}: {@code q
-     * = RN(v * inv)}, the exact remainder {@code e = fma(-q, scale, v)}, {@code q' = RN(q + e * inv)}, which is the
-     * correctly rounded quotient, bit for bit what {@code v / scale} gives wherever neither overflows nor underflows
-     * (P. Markstein, IBM J. Res. Dev. 34(1), 1990; Muller et al., Handbook of Floating-Point Arithmetic, the theorem
-     * on division by FMA). Beyond that the codes still agree: tiny quotients round to 0 and huge ones clamp either
-     * way. Checked on 60 million pairs, half of them next to half-integers and with significands of all ones, and in
-     * the tests against the scalar reference's division, ties and the float range's ends included.
-     */
-    private static int quantizeRange(
-            float[] x, int off, int len, float scale, float inv, int lo, int hi, int bias, byte[] dst, int dOff) {
-        int i = 0;
-        // every whole vector (a counted loop to a loop bound, as C2 likes it), except at 128 bits a lone one, which
-        // has no codes before it to merge with
-        int bound = len >= B.length() ? F.loopBound(len) : 0;
-        for (; i < bound; i += F.length()) {
-            boolean last = i + B.length() > len;
-            FloatVector v = FloatVector.fromArray(F, x, off + i);
-            FloatVector q = v.mul(inv);
-            FloatVector e = q.fma(FloatVector.broadcast(F, -scale), v);
-            FloatVector corrected = e.fma(FloatVector.broadcast(F, inv), q);
-            // a quotient beyond the float range: q is infinite and q + e * inv is NaN; q keeps the sign that clamps
-            corrected = corrected.blend(q, corrected.compare(VectorOperators.NE, corrected));
-            IntVector c = corrected
-                    .add(ROUND_MAGIC)
-                    .reinterpretAsInts()
-                    .max(lo)
-                    .min(hi)
-                    .sub(bias);
-            // stored as in codebookRange (the store written out there too: no helper takes a vector)
-            if (BYTE_PARTS > 1 && last) {
-                int start = dOff + i + F.length() - B.length();
-                ByteVector.fromArray(B, dst, start)
-                        .or((ByteVector) c.convertShape(VectorOperators.I2B, B, 1 - BYTE_PARTS))
-                        .intoArray(dst, start);
-            } else {
-                ((ByteVector) c.convertShape(VectorOperators.I2B, B, 0)).intoArray(dst, dOff + i);
-            }
-        }
-        return i;
     }
 
     @Override

@@ -1,12 +1,6 @@
 package dev.quant4j.kernel;
 
 import static dev.quant4j.kernel.VectorShapes.F;
-import static dev.quant4j.kernel.VectorShapes.LOWER;
-import static dev.quant4j.kernel.VectorShapes.UPPER;
-import static dev.quant4j.kernel.VectorShapes.XOR_1;
-import static dev.quant4j.kernel.VectorShapes.XOR_2;
-import static dev.quant4j.kernel.VectorShapes.XOR_4;
-import static dev.quant4j.kernel.VectorShapes.XOR_HALF;
 import static dev.quant4j.kernel.VectorShapes.sumLanes;
 
 import jdk.incubator.vector.FloatVector;
@@ -41,73 +35,10 @@ final class VectorStatisticsKernels implements StatisticsKernels {
         return finite;
     }
 
-    /**
-     * Minimum and maximum with compare-and-blend (Math.min's NaN and signed-zero rules cost several instructions per
-     * lane on x86), then one combined reduction: lanes of the lower half reduce the minimum, lanes of the upper half
-     * the maximum, halving the distance each step, so both come out of one chain of shuffles.
-     */
+    /** The vector body is {@link VectorStatisticsUnrolled#minMax} (generated: its reduction steps are unrolled). */
     @Override
     public long minMax(float[] x, int off, int len) {
-        int i = 0;
-        float min = x[off];
-        float max = x[off];
-        int bound = F.loopBound(len);
-        if (bound > 0) {
-            FloatVector lo = FloatVector.fromArray(F, x, off);
-            FloatVector hi = lo;
-            for (i = F.length(); i < bound; i += F.length()) {
-                FloatVector v = FloatVector.fromArray(F, x, off + i);
-                // the new vector is the receiver, the loop-carried one an argument (VectorShapes' class comment), with
-                // the
-                // complementary predicate (keep lo where v >= lo): the same as "take v where v < lo" for the finite
-                // input the contract asks for, zeros included, without a mask negation (7% of a 5-bit quantize)
-                lo = v.blend(lo, v.compare(VectorOperators.GE, lo));
-                hi = v.blend(hi, v.compare(VectorOperators.LE, hi));
-            }
-            // lower half: min of lo and its upper half; upper half: max of hi and its lower half
-            // straight-line code (no loop here), the lane mask written out (a helper taking vectors boxes them when
-            // the JIT does not inline it). Its first two calls have the loop's lo as receiver, an exception to the
-            // class comment's rule: copying lo and hi into fresh vectors first cost 4-5% of a 5-bit quantize, which
-            // calls this per group; without a type profile they would box two vectors per call
-            FloatVector c = lo.blend(hi, UPPER);
-            FloatVector r = lo.blend(hi, LOWER).rearrange(XOR_HALF);
-            c = c.blend(
-                    r,
-                    r.compare(VectorOperators.LT, c)
-                            .and(LOWER)
-                            .or(r.compare(VectorOperators.GT, c).and(UPPER)));
-            if (F.length() >= 16) {
-                r = c.rearrange(XOR_4);
-                c = c.blend(
-                        r,
-                        r.compare(VectorOperators.LT, c)
-                                .and(LOWER)
-                                .or(r.compare(VectorOperators.GT, c).and(UPPER)));
-            }
-            if (F.length() >= 8) {
-                r = c.rearrange(XOR_2);
-                c = c.blend(
-                        r,
-                        r.compare(VectorOperators.LT, c)
-                                .and(LOWER)
-                                .or(r.compare(VectorOperators.GT, c).and(UPPER)));
-            }
-            r = c.rearrange(XOR_1);
-            c = c.blend(
-                    r,
-                    r.compare(VectorOperators.LT, c)
-                            .and(LOWER)
-                            .or(r.compare(VectorOperators.GT, c).and(UPPER)));
-            min = c.lane(0);
-            max = c.lane(F.length() / 2);
-        }
-        // scalar tail
-        for (; i < len; i++) {
-            float v = x[off + i];
-            min = v < min ? v : min;
-            max = v > max ? v : max;
-        }
-        return StatisticsKernels.packMinMax(min, max);
+        return VectorStatisticsUnrolled.minMax(x, off, len);
     }
 
     @Override
@@ -126,11 +57,7 @@ final class VectorStatisticsKernels implements StatisticsKernels {
             m = FloatVector.zero(F).max(acc).reduceLanes(VectorOperators.MAX);
         }
         // scalar tail
-        for (; i < len; i++) {
-            float v = Math.abs(x[off + i]);
-            m = v > m ? v : m;
-        }
-        return m;
+        return ScalarStatisticsKernels.absMaxLoop(x, off, i, len, m);
     }
 
     /**
