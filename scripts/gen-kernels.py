@@ -24,6 +24,8 @@ TEMPLATES = "quant-core/src/main/templates"
 OUTPUT = "quant-core/src/main/java/dev/quant4j/kernel"
 # template -> generated file
 FILES = {
+    "ScalarKernelSet.java.tmpl": "ScalarKernelSet.java",
+    "VectorKernelSet.java.tmpl": "VectorKernelSet.java",
     "VectorBlasTiles.java.tmpl": "VectorBlasTiles.java",
     "VectorCodebookUnrolled.java.tmpl": "VectorCodebookUnrolled.java",
     "VectorLinearUnrolled.java.tmpl": "VectorLinearUnrolled.java",

@@ -40,12 +40,6 @@ final class VectorFactory {
         if (BITS == 0) {
             return null;
         }
-        return new KernelSet(
-                "vector-" + BITS,
-                new VectorStatisticsKernels(),
-                new VectorLinearKernels(),
-                new VectorCodebookKernels(),
-                new VectorPackedProductKernels(),
-                new VectorBlasKernels());
+        return new VectorKernelSet();
     }
 }

@@ -5,6 +5,7 @@ package dev.quant4j.kernel;
 import static dev.quant4j.kernel.VectorShapes.ALL_LANES;
 import static dev.quant4j.kernel.VectorShapes.F;
 import static dev.quant4j.kernel.VectorShapes.I;
+import static dev.quant4j.kernel.VectorShapes.NIBBLE_BYTES;
 import static dev.quant4j.kernel.VectorShapes.sumLanes;
 import static dev.quant4j.kernel.VectorShapes.sumLanesOfEach;
 
@@ -12,8 +13,6 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The unrolled bodies of {@link VectorPackedProductKernels}' float products: a row of 4-bit codes against prepared
@@ -28,10 +27,6 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorProductUnrolled {
 
     private VectorProductUnrolled() {}
-
-    /** Packed bytes read per step: one per float lane (their two nibbles make 2L codes). */
-    private static final VectorSpecies<Byte> NIBBLE_BYTES =
-            VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, F.length() * 8)));
 
     /** The common group size, which gets a kernel of constant trip counts. */
     static final int G128 = 128;

@@ -54,6 +54,10 @@ final class VectorShapes {
     static final VectorSpecies<Short> PACK_SHORTS = VectorSpecies.of(short.class, F.vectorShape());
     static final VectorSpecies<Byte> HALF_BYTES =
             VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    /** Packed bytes one step of the float nibble products reads: one per float lane (their nibbles make 2L codes). */
+    static final VectorSpecies<Byte> NIBBLE_BYTES =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, F.length() * 8)));
+
     /** Eight packed bytes (sixteen 4-bit codes), and their codes one per byte as shorts. */
     static final VectorSpecies<Byte> BYTES_64 = ByteVector.SPECIES_64;
 

@@ -60,11 +60,7 @@ final class VectorStatisticsKernels implements StatisticsKernels {
         return ScalarStatisticsKernels.absMaxLoop(x, off, i, len, m);
     }
 
-    /**
-     * {@link ScalarKernels#linearScale} and {@link ScalarKernels#linearZero} for a vector of groups at a time, with
-     * the same float operations in the same order. A chunk whose scale would need the overflow or underflow guard is
-     * left to the scalar code (it never happens for sane weights).
-     */
+    /** {@link VectorBlasKernels#dot} of {@code x} with itself. */
     @Override
     public float sumSquares(float[] x, int off, int len) {
         return BLAS.dot(x, off, x, off, len);
