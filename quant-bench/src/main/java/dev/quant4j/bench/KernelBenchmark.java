@@ -2,6 +2,7 @@ package dev.quant4j.bench;
 
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.kernel.StatisticsKernels;
 import dev.quant4j.linear.LinearParams;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.tensor.Gaussian;
@@ -66,8 +67,8 @@ public class KernelBenchmark {
         maxs = new float[N / group];
         for (int j = 0; j < mins.length; j++) {
             long mm = k.minMax(x, j * group, group);
-            mins[j] = QuantKernels.min(mm);
-            maxs[j] = QuantKernels.max(mm);
+            mins[j] = StatisticsKernels.min(mm);
+            maxs[j] = StatisticsKernels.max(mm);
         }
     }
 
@@ -144,8 +145,8 @@ public class KernelBenchmark {
             }
             for (int g = 0; g < gpr; g++) {
                 long mm = k.minMax(x, r + g * group, group);
-                float min = QuantKernels.min(mm);
-                float max = QuantKernels.max(mm);
+                float min = StatisticsKernels.min(mm);
+                float max = StatisticsKernels.max(mm);
                 float scale = LinearParams.scale(ASYM4, min, max);
                 scales[g] = scale;
                 zeros[g] = (byte) LinearParams.zero(ASYM4, min, max, scale);

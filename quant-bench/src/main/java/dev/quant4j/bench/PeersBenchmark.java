@@ -1,7 +1,9 @@
 package dev.quant4j.bench;
 
 import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.PackedProductKernels;
 import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.kernel.StatisticsKernels;
 import dev.quant4j.tensor.Gaussian;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -83,11 +85,11 @@ public class PeersBenchmark {
             packedQuant4j[i] = packedLucene[i];
         }
         xPrepared = new float[n];
-        QuantKernels.deinterleaveForNibbles(a, 0, n, xPrepared, 0);
+        PackedProductKernels.deinterleaveForNibbles(a, 0, n, xPrepared, 0);
         scales = Gaussian.samples(4, n / 128, 0.01);
         long mm = k.minMax(a, 0, n);
-        lucene7 = new ScalarQuantizer(QuantKernels.min(mm), QuantKernels.max(mm), (byte) 7);
-        lucene4 = new ScalarQuantizer(QuantKernels.min(mm), QuantKernels.max(mm), (byte) 4);
+        lucene7 = new ScalarQuantizer(StatisticsKernels.min(mm), StatisticsKernels.max(mm), (byte) 7);
+        lucene4 = new ScalarQuantizer(StatisticsKernels.min(mm), StatisticsKernels.max(mm), (byte) 4);
         codes = new byte[n];
     }
 
@@ -152,8 +154,8 @@ public class PeersBenchmark {
     /** Range, then asymmetric codes {@code 0..2^bits - 1} with the library's parameters (GPTQ's {@code find_params}). */
     byte[] quantizeQuant4j(int bits) {
         long mm = k.minMax(a, 0, n);
-        float[] min = {QuantKernels.min(mm)};
-        float[] max = {QuantKernels.max(mm)};
+        float[] min = {StatisticsKernels.min(mm)};
+        float[] max = {StatisticsKernels.max(mm)};
         float[] scale = new float[1];
         float[] zero = new float[1];
         k.linearParams(min, max, 1, bits, QuantKernels.ASYM, scale, 0, zero, 0);

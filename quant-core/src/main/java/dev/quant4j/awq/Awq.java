@@ -1,8 +1,8 @@
 package dev.quant4j.awq;
 
 import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.LinearKernels;
 import dev.quant4j.kernel.QuantKernels;
-import dev.quant4j.kernel.ScalarKernels;
 import dev.quant4j.linalg.Parallel;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.CalibratedQuantizer;
@@ -207,8 +207,8 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
                         lo = Math.min(lo, v);
                         hi = Math.max(hi, v);
                     }
-                    float scale = ScalarKernels.linearScale(bits, QuantKernels.MINMAX, lo, hi);
-                    float zero = ScalarKernels.linearZero(bits, QuantKernels.MINMAX, lo, hi, scale);
+                    float scale = LinearKernels.linearScale(bits, QuantKernels.MINMAX, lo, hi);
+                    float zero = LinearKernels.linearZero(bits, QuantKernels.MINMAX, lo, hi, scale);
                     for (int j = 0; j < groupSize; j++) {
                         float v = Math.min(Math.max(w[j], -maxVal), maxVal);
                         float q = Math.min(Math.max((float) Math.rint(v / scale) + zero, 0f), maxq);

@@ -2,7 +2,9 @@ package dev.quant4j.gptq;
 
 import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.LinearKernels;
 import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.kernel.StatisticsKernels;
 import dev.quant4j.linalg.Cholesky;
 import dev.quant4j.linalg.GramAccumulator;
 import dev.quant4j.linalg.Parallel;
@@ -322,7 +324,7 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
         }
         loss /= 2;
 
-        int rowBytes = QuantKernels.packedBytes(columns, bits);
+        int rowBytes = LinearKernels.packedBytes(columns, bits);
         byte[] packed = new byte[rows * rowBytes];
         for (int r = 0; r < rows; r++) {
             k.pack(codes, r * columns, columns, bits, packed, r * rowBytes);
@@ -352,8 +354,8 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
         float[] maxs = new float[rows];
         for (int r = 0; r < rows; r++) {
             long mm = k.minMax(a, off + r * stride, len);
-            mins[r] = QuantKernels.min(mm);
-            maxs[r] = QuantKernels.max(mm);
+            mins[r] = StatisticsKernels.min(mm);
+            maxs[r] = StatisticsKernels.max(mm);
         }
         k.linearParams(mins, maxs, rows, bits, form, scale, 0, zero, 0);
     }

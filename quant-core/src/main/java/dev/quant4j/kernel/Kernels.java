@@ -76,7 +76,7 @@ public final class Kernels {
     }
 
     private static final class Holder {
-        static final QuantKernels SCALAR = new ScalarKernels();
+        static final QuantKernels SCALAR = new ScalarKernelSet();
         static final QuantKernels INSTANCE = choose();
     }
 }

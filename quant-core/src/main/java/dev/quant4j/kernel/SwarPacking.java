@@ -7,7 +7,7 @@ import java.nio.ByteOrder;
 /**
  * Dense packing of 2..7-bit codes eight at a time in a 64-bit word ("SIMD within a register"): eight codes, one per
  * byte, are squeezed into {@code 8 * bits} contiguous bits in three halving steps, and spread out again the same way.
- * The result is byte-identical to {@link ScalarKernels#pack}'s bit stream (LSB first), which stays the reference.
+ * The result is byte-identical to {@link ScalarLinearKernels#pack}'s bit stream (LSB first), which stays the reference.
  */
 final class SwarPacking {
 
@@ -45,7 +45,7 @@ final class SwarPacking {
      * the number of codes done (a multiple of 8); the caller packs the rest.
      */
     static int pack(byte[] codes, int codesOff, int n, int bits, byte[] packed, int packedOff) {
-        int end = packedOff + QuantKernels.packedBytes(n, bits);
+        int end = packedOff + LinearKernels.packedBytes(n, bits);
         long m16 = M16[bits];
         long m32 = M32[bits];
         long m64 = M64[bits];

@@ -3,8 +3,8 @@ package dev.quant4j.kernel;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * The only class besides {@link VectorKernels} that touches {@code jdk.incubator.vector}; loaded only when the module
- * is present. Fixes the vector width of this JVM once: the CPU's preferred width, or the narrower one asked for with
+ * The entry to the {@code Vector*} classes, the only ones that touch {@code jdk.incubator.vector}; loaded only when
+ * the module is present. Fixes the vector width of this JVM once: the CPU's preferred width, or the narrower one asked for with
  * {@code -Dquant4j.vector.bits}, rounded down to 512, 256 or 128 bits; 0 when even 128 bits are unavailable.
  */
 final class VectorFactory {
@@ -35,8 +35,11 @@ final class VectorFactory {
         return 0;
     }
 
-    /** The vector kernels, or null when the width is below 128 bits. */
+    /** The vector kernels of every family, or null when the width is below 128 bits. */
     static QuantKernels create() {
-        return BITS == 0 ? null : new VectorKernels();
+        if (BITS == 0) {
+            return null;
+        }
+        return new VectorKernelSet();
     }
 }

@@ -1,14 +1,14 @@
 package dev.quant4j.linear;
 
+import dev.quant4j.kernel.LinearKernels;
 import dev.quant4j.kernel.QuantKernels;
-import dev.quant4j.kernel.ScalarKernels;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.Symmetry;
 
 /**
  * Scale and zero-point of one group, and the code range, computed exactly as GPTQ's {@code quant.py}
  * ({@code Quantizer.find_params}) does in float32. The code is the scalar reference kernel ({@link
- * ScalarKernels#linearScale}, {@link ScalarKernels#linearZero}); the vector kernels compute many groups at once.
+ * LinearKernels#linearScale}, {@link LinearKernels#linearZero}); the vector kernels compute many groups at once.
  *
  * <pre>
  * xmin = min(min(x), 0), xmax = max(max(x), 0)         the range always contains 0
@@ -44,12 +44,12 @@ public record LinearParams(float scale, int zero, int qmin, int qmax) {
 
     /** The scale {@code S} of a group (see the class comment); allocation-free, for the quantizers' hot loops. */
     public static float scale(LinearScheme scheme, float min, float max) {
-        return ScalarKernels.linearScale(scheme.bits(), form(scheme), min, max);
+        return LinearKernels.linearScale(scheme.bits(), form(scheme), min, max);
     }
 
     /** The zero-point {@code Z} of a group given its {@link #scale}. */
     public static int zero(LinearScheme scheme, float min, float max, float scale) {
-        return (int) ScalarKernels.linearZero(scheme.bits(), form(scheme), min, max, scale);
+        return (int) LinearKernels.linearZero(scheme.bits(), form(scheme), min, max, scale);
     }
 
     /** Smallest code used: 1 for {@link Symmetry#SIGNED} (the range is symmetric around {@code Z = 2^(b-1)}), else 0. */

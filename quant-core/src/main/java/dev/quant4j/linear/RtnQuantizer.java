@@ -2,7 +2,9 @@ package dev.quant4j.linear;
 
 import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.LinearKernels;
 import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.kernel.StatisticsKernels;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedParts;
@@ -63,7 +65,7 @@ public final class RtnQuantizer implements Quantizer<QuantizedTensor> {
             throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
         }
         int gpr = cols / gsize;
-        int rowBytes = QuantKernels.packedBytes(cols, scheme.bits());
+        int rowBytes = LinearKernels.packedBytes(cols, scheme.bits());
         byte[] packed = new byte[Math.multiplyExact(rowBytes, rows)];
         float[] scales = new float[scheme.scaleCount(rows, cols)];
         byte[] zeros = new byte[scales.length];
@@ -76,8 +78,8 @@ public final class RtnQuantizer implements Quantizer<QuantizedTensor> {
                     w.requireFinite(); // throws, naming the first bad index
                 }
                 long mm = k.minMax(w.array(), w.rowOffset(r), cols);
-                min = Math.min(min, QuantKernels.min(mm));
-                max = Math.max(max, QuantKernels.max(mm));
+                min = Math.min(min, StatisticsKernels.min(mm));
+                max = Math.max(max, StatisticsKernels.max(mm));
             }
             scales[0] = LinearParams.scale(scheme, min, max);
             zeros[0] = (byte) LinearParams.zero(scheme, min, max, scales[0]);

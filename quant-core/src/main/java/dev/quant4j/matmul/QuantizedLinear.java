@@ -2,6 +2,7 @@ package dev.quant4j.matmul;
 
 import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.PackedProductKernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.linalg.Parallel;
 import dev.quant4j.quant.CodebookTensor;
@@ -356,7 +357,7 @@ public final class QuantizedLinear {
         for (int c = 0; c < in; c++) {
             xs[c] = inputScales == null ? x[xOff + c] : x[xOff + c] / inputScales[c];
         }
-        QuantKernels.deinterleaveForNibbles(xs, 0, in, xp, xpOff);
+        PackedProductKernels.deinterleaveForNibbles(xs, 0, in, xp, xpOff);
         for (int g = 0; g < groupsPerRow; g++) {
             double sum = 0;
             for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
@@ -368,7 +369,7 @@ public final class QuantizedLinear {
 
     /**
      * The activation row for {@link QuantKernels#dotNibblesInt8}: {@code x / s} (AWQ), int8 codes and a scale per group
-     * ({@link QuantKernels#quantizeActivationsInt8}), and the group sums of the quantized activations {@code d_g sum
+     * ({@link PackedProductKernels#quantizeActivationsInt8}), and the group sums of the quantized activations {@code d_g sum
      * xq}, so that the zero-point term subtracts exactly what the codes add.
      */
     private void prepareInt8(float[] x, int xOff, short[] xq, float[] xScales, float[] groupSums) {
@@ -381,7 +382,7 @@ public final class QuantizedLinear {
                 xs[c] = x[xOff + c] / inputScales[c];
             }
         }
-        QuantKernels.quantizeActivationsInt8(xs, off, in, groupSize, xq, 0, xScales, 0);
+        PackedProductKernels.quantizeActivationsInt8(xs, off, in, groupSize, xq, 0, xScales, 0);
         for (int g = 0; g < groupsPerRow; g++) {
             long sum = 0;
             for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {

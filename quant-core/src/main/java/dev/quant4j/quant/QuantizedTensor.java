@@ -2,6 +2,7 @@ package dev.quant4j.quant;
 
 import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
+import dev.quant4j.kernel.LinearKernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.tensor.FloatMatrix;
 import java.nio.ByteBuffer;
@@ -162,7 +163,7 @@ public final class QuantizedTensor implements QuantizedWeight {
         }
         this.rows = rows;
         this.cols = cols;
-        this.rowBytes = QuantKernels.packedBytes(cols, scheme.bits());
+        this.rowBytes = LinearKernels.packedBytes(cols, scheme.bits());
         int groups = scheme.scaleCount(rows, cols);
         long expectedPacked = (long) rowBytes * rows;
         if (packed.length != expectedPacked) {

@@ -26,7 +26,7 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
  * in the loop, 1.4 MB per {@code quantizeBlocks4} call at 128 bits (the scalar fallback calling the vector encoder,
  * whose helper takes vectors) once; after that was fixed, once in about twenty JVMs the codebook encoder's threshold
  * loop, where a loop-carried vector was the receiver of a call that C2 could not devirtualize without a type profile
- * (the rules are in {@code VectorKernels}' class comment). A diagnostic to run several times after changing a
+ * (the rules are in {@code VectorShapes}' class comment). A diagnostic to run several times after changing a
  * kernel, not a gate.
  */
 @EnabledIfSystemProperty(named = "quant4j.allocationTest", matches = "true")
@@ -114,11 +114,11 @@ class KernelAllocationTest {
         k.quantizeGroups(x, 0, n / g, g, 4, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0);
         float[] xPrepared = new float[8 * n];
         for (int b = 0; b < 8; b++) {
-            QuantKernels.deinterleaveForNibbles(x, 0, n, xPrepared, b * n);
+            PackedProductKernels.deinterleaveForNibbles(x, 0, n, xPrepared, b * n);
         }
         short[] xq = new short[n];
         float[] xScales = new float[n / g];
-        QuantKernels.quantizeActivationsInt8(x, 0, n, g, xq, 0, xScales, 0);
+        PackedProductKernels.quantizeActivationsInt8(x, 0, n, g, xq, 0, xScales, 0);
         float[] absmax = new float[n / 64];
         float[] nf4 = Codebook.NF4.table();
         float[] thresholds = Codebook.NF4.thresholds();

@@ -1,14 +1,15 @@
 package dev.quant4j.kernel;
 
 /**
- * This thread's work arrays for the kernels: the statistics and parameters of one run of groups ({@link
- * QuantKernels#quantizeGroups}), a buffer of codes (every kernel that needs one, through {@link
- * ScalarKernels#codeScratch}) and the scalar {@code decodeBlocks4}'s table. Grown on demand and never shrunk; contents
- * are undefined between calls. Kernels that use an array do not call others that use the same one while they hold it.
+ * Every per-thread work array of the kernels, in one place: the statistics and parameters of one run of groups ({@link
+ * LinearKernels#quantizeGroups}), a buffer of codes ({@link #codes(int)}, for every kernel that needs one), the scalar
+ * {@code decodeBlocks4}'s table, the vector {@code decode4}'s codes of one step and the multi-row products' stored
+ * lanes. Grown on demand and never shrunk; contents are undefined between calls. Kernels that use an array do not call
+ * others that use the same one while they hold it.
  */
-final class GroupScratch {
+final class KernelScratch {
 
-    private static final ThreadLocal<GroupScratch> LOCAL = ThreadLocal.withInitial(GroupScratch::new);
+    private static final ThreadLocal<KernelScratch> LOCAL = ThreadLocal.withInitial(KernelScratch::new);
 
     /** Minimum, maximum and zero-point of each group (as floats, the form {@link QuantKernels#linearParams} takes). */
     float[] mins = new float[0];
@@ -20,7 +21,7 @@ final class GroupScratch {
 
     int[] unsignedMax = new int[0];
     /**
-     * Per group, what the fused 2-, 4- and 8-bit codes need ({@code VectorKernels.codeParams}): {@code 1 / S}, {@code
+     * Per group, what the fused 2-, 4- and 8-bit codes need ({@code VectorLinearKernels.codeParams}): {@code 1 / S}, {@code
      * -S}, and the clamp and bias in the bits of the rounding constant; and the groups that take the careful path.
      */
     float[] invs = new float[0];
@@ -36,14 +37,20 @@ final class GroupScratch {
     /** One byte per code ({@link #codes(int)}). */
     private byte[] codes = new byte[0];
 
-    /** A block's 16-entry decoding table (the scalar {@code decodeBlocks4}), the one other use of this holder. */
+    /** A block's 16-entry decoding table (the scalar {@code decodeBlocks4}). */
     final float[] table = new float[16];
 
-    private GroupScratch() {}
+    /** The codes of one step of the vector {@code decode4}. */
+    private byte[] stepCodes = new byte[0];
+
+    /** The lanes of up to {@code L} accumulators, stored by the multi-row products for {@code sumLanesOfEach}. */
+    private float[] lanes = new float[0];
+
+    private KernelScratch() {}
 
     /** This thread's arrays, with room for {@code groups} groups. */
-    static GroupScratch get(int groups) {
-        GroupScratch s = LOCAL.get();
+    static KernelScratch get(int groups) {
+        KernelScratch s = LOCAL.get();
         if (s.mins.length < groups) {
             s.mins = new float[groups];
             s.maxs = new float[groups];
@@ -60,8 +67,31 @@ final class GroupScratch {
         return codes;
     }
 
+    /** This thread's buffer of codes, at least {@code n} bytes. */
+    static byte[] codeBuffer(int n) {
+        return LOCAL.get().codes(n);
+    }
+
+    /** This thread's buffer for one step of codes, at least {@code n} bytes. */
+    static byte[] stepCodes(int n) {
+        KernelScratch s = LOCAL.get();
+        if (s.stepCodes.length < n) {
+            s.stepCodes = new byte[n];
+        }
+        return s.stepCodes;
+    }
+
+    /** This thread's buffer of stored lanes, at least {@code n} floats. */
+    static float[] lanes(int n) {
+        KernelScratch s = LOCAL.get();
+        if (s.lanes.length < n) {
+            s.lanes = new float[n];
+        }
+        return s.lanes;
+    }
+
     /** Room for the code parameters of {@code groups} groups. */
-    GroupScratch withCodeParams(int groups) {
+    KernelScratch withCodeParams(int groups) {
         if (invs.length < groups) {
             invs = new float[groups];
             negs = new float[groups];
@@ -73,7 +103,7 @@ final class GroupScratch {
     }
 
     /** Room for {@code n} ints of bit fields. */
-    GroupScratch withBitWork(int n) {
+    KernelScratch withBitWork(int n) {
         if (bitWork.length < n) {
             bitWork = new int[n];
         }
@@ -81,7 +111,7 @@ final class GroupScratch {
     }
 
     /** Room for {@code n} ints of lane statistics in each of the two arrays. */
-    GroupScratch withLaneStats(int n) {
+    KernelScratch withLaneStats(int n) {
         if (signedMax.length < n) {
             signedMax = new int[n];
             unsignedMax = new int[n];
