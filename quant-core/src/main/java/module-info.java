@@ -9,6 +9,7 @@ module dev.quant4j.core {
 
     exports dev.quant4j.tensor;
     exports dev.quant4j.quant;
+    exports dev.quant4j.scheme;
     exports dev.quant4j.linear;
     exports dev.quant4j.codebook;
     exports dev.quant4j.gptq;

@@ -1,9 +1,9 @@
 package dev.quant4j.bench;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
-import dev.quant4j.quant.Codebook;
-import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.CodebookTensor;
+import dev.quant4j.scheme.Codebook;
+import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.util.concurrent.TimeUnit;

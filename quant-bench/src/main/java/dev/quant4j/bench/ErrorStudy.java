@@ -1,8 +1,8 @@
 package dev.quant4j.bench;
 
-import dev.quant4j.quant.CodebookScheme;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.QuantScheme;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.QuantScheme;
 import dev.quant4j.study.BitWidthStudy;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;

@@ -4,7 +4,7 @@ import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.kernel.StatisticsKernels;
 import dev.quant4j.linear.LinearParams;
-import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.tensor.Gaussian;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;

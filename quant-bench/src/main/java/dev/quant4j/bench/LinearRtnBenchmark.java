@@ -1,8 +1,8 @@
 package dev.quant4j.bench;
 
 import dev.quant4j.linear.RtnQuantizer;
-import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.util.concurrent.ForkJoinPool;

@@ -4,6 +4,7 @@ import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.PackedProductKernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.kernel.StatisticsKernels;
+import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.Gaussian;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -158,7 +159,7 @@ public class PeersBenchmark {
         float[] max = {StatisticsKernels.max(mm)};
         float[] scale = new float[1];
         float[] zero = new float[1];
-        k.linearParams(min, max, 1, bits, QuantKernels.ASYM, scale, 0, zero, 0);
+        k.linearParams(min, max, 1, bits, Symmetry.ASYM, scale, 0, zero, 0);
         k.quantize(a, 0, n, scale[0], zero[0], 0, (1 << bits) - 1, codes, 0);
         return codes;
     }

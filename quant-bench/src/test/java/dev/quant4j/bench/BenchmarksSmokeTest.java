@@ -38,7 +38,7 @@ class BenchmarksSmokeTest {
     void codebookBenchmarkMethodsRun() {
         CodebookBenchmark b = new CodebookBenchmark();
         b.shape = "8x256";
-        b.codebook = dev.quant4j.quant.Codebook.NF4;
+        b.codebook = dev.quant4j.scheme.Codebook.NF4;
         b.blockSize = 64;
         b.setUp();
         LinearRtnBenchmark.Bytes bytes = new LinearRtnBenchmark.Bytes();

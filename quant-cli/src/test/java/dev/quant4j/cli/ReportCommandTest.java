@@ -4,8 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.quant4j.io.Npy;
 import dev.quant4j.linear.RtnQuantizer;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.QuantScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.QuantScheme;
 import dev.quant4j.study.BitWidthStudy;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;

@@ -6,8 +6,9 @@ import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.linalg.Parallel;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.CalibratedQuantizer;
-import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.concurrent.ForkJoinPool;
 
@@ -15,7 +16,7 @@ import java.util.concurrent.ForkJoinPool;
  * AWQ (Lin et al., "AWQ: Activation-aware Weight Quantization for LLM Compression and Acceleration", MLSys 2024) on
  * one linear layer, following mit-han-lab/llm-awq: {@code auto_scale.py} ({@code _search_module_scale} with the layer
  * itself as the module to inspect), {@code auto_clip.py} ({@code auto_clip_layer}) and {@code quantizer.py} ({@code
- * pseudo_quantize_tensor}, zero point, i.e. {@link dev.quant4j.quant.Symmetry#MINMAX}).
+ * pseudo_quantize_tensor}, zero point, i.e. {@link dev.quant4j.scheme.Symmetry#MINMAX}).
  *
  * <pre>
  * x_max = mean |x| per input channel
@@ -207,8 +208,8 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
                         lo = Math.min(lo, v);
                         hi = Math.max(hi, v);
                     }
-                    float scale = LinearKernels.linearScale(bits, QuantKernels.MINMAX, lo, hi);
-                    float zero = LinearKernels.linearZero(bits, QuantKernels.MINMAX, lo, hi, scale);
+                    float scale = LinearKernels.linearScale(bits, Symmetry.MINMAX, lo, hi);
+                    float zero = LinearKernels.linearZero(bits, Symmetry.MINMAX, lo, hi, scale);
                     for (int j = 0; j < groupSize; j++) {
                         float v = Math.min(Math.max(w[j], -maxVal), maxVal);
                         float q = Math.min(Math.max((float) Math.rint(v / scale) + zero, 0f), maxq);

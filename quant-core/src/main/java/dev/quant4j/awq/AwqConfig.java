@@ -1,7 +1,7 @@
 package dev.quant4j.awq;
 
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.Symmetry;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.Symmetry;
 
 /**
  * AWQ's options with llm-awq's defaults ({@code entry.py}: {@code w_bit}, {@code q_group_size} 128, {@code

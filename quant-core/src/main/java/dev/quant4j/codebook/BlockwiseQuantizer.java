@@ -3,13 +3,13 @@ package dev.quant4j.codebook;
 import dev.quant4j.internal.TrustedConstruction;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
-import dev.quant4j.quant.Codebook;
-import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.DoubleQuant;
 import dev.quant4j.quant.QuantizedParts;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.Quantizer;
+import dev.quant4j.scheme.Codebook;
+import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.Objects;
 

@@ -10,10 +10,11 @@ import dev.quant4j.linalg.GramAccumulator;
 import dev.quant4j.linalg.Parallel;
 import dev.quant4j.linalg.QuadraticForms;
 import dev.quant4j.quant.CalibratedQuantizer;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedParts;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.PackOrder;
+import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -152,7 +153,7 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
         final int groupsize = config.groupSize();
         final int gpr = scheme.groupsPerRow(columns); // checks that the group size divides the columns
         final int bits = config.bits();
-        final int form = config.sym() ? QuantKernels.SYM : QuantKernels.ASYM;
+        final Symmetry form = config.sym() ? Symmetry.SYM : Symmetry.ASYM;
         final int blocksize = config.blocksize();
         long t0 = System.nanoTime();
 
@@ -349,7 +350,7 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
      * its scale and zero-point go to {@code scale[r]} and {@code zero[r]}.
      */
     private void findParams(
-            float[] a, int off, int stride, int rows, int len, int bits, int form, float[] scale, float[] zero) {
+            float[] a, int off, int stride, int rows, int len, int bits, Symmetry form, float[] scale, float[] zero) {
         float[] mins = new float[rows];
         float[] maxs = new float[rows];
         for (int r = 0; r < rows; r++) {
@@ -375,7 +376,7 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
         final float[] staticZero;
         final int gpr;
         final int bits;
-        final int form;
+        final Symmetry form;
         final int blocksize;
         final int maxq;
         /** {@code W[r0 + r][perm[c]]} at {@code wt[c * s + r]}: the slice transposed, in quantization order. */
@@ -402,7 +403,7 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
                 float[] staticZero,
                 int gpr,
                 int bits,
-                int form,
+                Symmetry form,
                 int blocksize) {
             this.r0 = r0;
             this.s = s;

@@ -1,7 +1,7 @@
 package dev.quant4j.gptq;
 
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.Symmetry;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.Symmetry;
 
 /**
  * The options of GPTQ's {@code fasterquant} and its quantizer, with the reference's defaults ({@code

@@ -1,15 +1,15 @@
 package dev.quant4j.io;
 
 import dev.quant4j.internal.Json;
-import dev.quant4j.quant.Codebook;
-import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.DoubleQuant;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
-import dev.quant4j.quant.Symmetry;
+import dev.quant4j.scheme.Codebook;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.PackOrder;
+import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.nio.ByteBuffer;

@@ -1,5 +1,11 @@
 package dev.quant4j.kernel;
 
+import static dev.quant4j.scheme.Symmetry.MINMAX;
+import static dev.quant4j.scheme.Symmetry.SIGNED;
+import static dev.quant4j.scheme.Symmetry.SYM;
+
+import dev.quant4j.scheme.Symmetry;
+
 /**
  * Linear (integer) quantization, as GPTQ's {@code quant.py}: per-group scales and zero-points, round-to-nearest codes,
  * dense bit packing of 2..8-bit codes, and decoding back to floats. Implemented by {@link ScalarLinearKernels} (the
@@ -7,21 +13,21 @@ package dev.quant4j.kernel;
  */
 public interface LinearKernels {
 
-    /** Linear forms, for {@link #linearParams}: GPTQ asymmetric, GPTQ symmetric, signed symmetric (absmax). */
-    int ASYM = 0;
-
-    int SYM = 1;
-    int SIGNED = 2;
-    /** llm-awq's min/max form (AWQ): the range is not widened to contain 0. */
-    int MINMAX = 3;
-
     /**
      * Scale and zero-point of {@code n} groups from their minima and maxima, as GPTQ's {@code find_params} (formulas
      * in {@link #linearScale} and {@link #linearZero}): {@code scales[sOff + i]} and {@code
      * zeros[zOff + i]} (an integer held in a float) for {@code i < n}. Bit-identical across implementations.
      */
     void linearParams(
-            float[] mins, float[] maxs, int n, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff);
+            float[] mins,
+            float[] maxs,
+            int n,
+            int bits,
+            Symmetry form,
+            float[] scales,
+            int sOff,
+            float[] zeros,
+            int zOff);
 
     /**
      * Round-to-nearest linear quantization, as GPTQ's {@code quant.py}: {@code q = clamp(rint(x / scale) + zero, qmin,
@@ -44,7 +50,7 @@ public interface LinearKernels {
             int groups,
             int gsize,
             int bits,
-            int form,
+            Symmetry form,
             int qmin,
             float[] scales,
             int sOff,
@@ -105,7 +111,7 @@ public interface LinearKernels {
      *
      * A scale that overflows float is recomputed in double; one below {@link Float#MIN_NORMAL} is raised to it.
      */
-    static float linearScale(int bits, int form, float min, float max) {
+    static float linearScale(int bits, Symmetry form, float min, float max) {
         if (form == MINMAX) {
             // llm-awq quantizer.py: scales = (max_val - min_val).clamp(min=1e-5) / max_int
             int maxq = (1 << bits) - 1;
@@ -140,7 +146,7 @@ public interface LinearKernels {
      * GPTQ's zero-point: {@code round(-xmin / S)} (ASYM, clamped to {@code [0, maxq]}), {@code (maxq + 1) / 2} (SYM),
      * {@code 2^(bits-1)} (SIGNED).
      */
-    static float linearZero(int bits, int form, float min, float max, float scale) {
+    static float linearZero(int bits, Symmetry form, float min, float max, float scale) {
         int maxq = (1 << bits) - 1;
         if (form == MINMAX) {
             // zeros = (-torch.round(min_val / scales)).clamp_(0, max_int); rint is odd, so -rint(a) = rint(-a)

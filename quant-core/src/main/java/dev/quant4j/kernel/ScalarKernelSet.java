@@ -2,6 +2,8 @@
 // do not edit: change the template and run python3 scripts/gen-kernels.py
 package dev.quant4j.kernel;
 
+import dev.quant4j.scheme.Symmetry;
+
 /**
  * The scalar kernels of every family behind {@link QuantKernels}: each method forwards to its family, held in a
  * {@code static final} of its final class, so the call is statically bound and the JIT needs no type profile to
@@ -51,7 +53,15 @@ final class ScalarKernelSet implements QuantKernels {
 
     @Override
     public void linearParams(
-            float[] mins, float[] maxs, int n, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff) {
+            float[] mins,
+            float[] maxs,
+            int n,
+            int bits,
+            Symmetry form,
+            float[] scales,
+            int sOff,
+            float[] zeros,
+            int zOff) {
         LINEAR.linearParams(mins, maxs, n, bits, form, scales, sOff, zeros, zOff);
     }
 
@@ -68,7 +78,7 @@ final class ScalarKernelSet implements QuantKernels {
             int groups,
             int gsize,
             int bits,
-            int form,
+            Symmetry form,
             int qmin,
             float[] scales,
             int sOff,

@@ -1,5 +1,7 @@
 package dev.quant4j.kernel;
 
+import dev.quant4j.scheme.Symmetry;
+
 /**
  * The plain loops of {@link LinearKernels}: the reference the vector kernels are tested against, and the fallback. The
  * vector kernels call the static loops for their tails and {@link #quantizeGroups(StatisticsKernels, LinearKernels,
@@ -11,7 +13,15 @@ final class ScalarLinearKernels implements LinearKernels {
 
     @Override
     public void linearParams(
-            float[] mins, float[] maxs, int n, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff) {
+            float[] mins,
+            float[] maxs,
+            int n,
+            int bits,
+            Symmetry form,
+            float[] scales,
+            int sOff,
+            float[] zeros,
+            int zOff) {
         linearParamsLoop(mins, maxs, 0, n, bits, form, scales, sOff, zeros, zOff);
     }
 
@@ -22,7 +32,7 @@ final class ScalarLinearKernels implements LinearKernels {
             int from,
             int to,
             int bits,
-            int form,
+            Symmetry form,
             float[] scales,
             int sOff,
             float[] zeros,
@@ -57,7 +67,7 @@ final class ScalarLinearKernels implements LinearKernels {
             int groups,
             int gsize,
             int bits,
-            int form,
+            Symmetry form,
             int qmin,
             float[] scales,
             int sOff,
@@ -81,7 +91,7 @@ final class ScalarLinearKernels implements LinearKernels {
             int groups,
             int gsize,
             int bits,
-            int form,
+            Symmetry form,
             int qmin,
             float[] scales,
             int sOff,

@@ -11,7 +11,11 @@ import static dev.quant4j.kernel.VectorShapes.MAGIC_BITS;
 import static dev.quant4j.kernel.VectorShapes.PACK_BYTES;
 import static dev.quant4j.kernel.VectorShapes.PACK_SHORTS;
 import static dev.quant4j.kernel.VectorShapes.ROUND_MAGIC;
+import static dev.quant4j.scheme.Symmetry.MINMAX;
+import static dev.quant4j.scheme.Symmetry.SIGNED;
+import static dev.quant4j.scheme.Symmetry.SYM;
 
+import dev.quant4j.scheme.Symmetry;
 import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -37,7 +41,15 @@ final class VectorLinearKernels implements LinearKernels {
      */
     @Override
     public void linearParams(
-            float[] mins, float[] maxs, int n, int bits, int form, float[] scales, int sOff, float[] zeros, int zOff) {
+            float[] mins,
+            float[] maxs,
+            int n,
+            int bits,
+            Symmetry form,
+            float[] scales,
+            int sOff,
+            float[] zeros,
+            int zOff) {
         int maxq = (1 << bits) - 1;
         int bound = form == MINMAX ? 0 : F.loopBound(n); // AWQ's form: one group at a time, scalar
         int i = 0;
@@ -143,7 +155,7 @@ final class VectorLinearKernels implements LinearKernels {
             int groups,
             int gsize,
             int bits,
-            int form,
+            Symmetry form,
             int qmin,
             float[] scales,
             int sOff,
@@ -336,7 +348,7 @@ final class VectorLinearKernels implements LinearKernels {
             int groups,
             int gsize,
             int bits,
-            int form,
+            Symmetry form,
             int qmin,
             float[] scales,
             int sOff,

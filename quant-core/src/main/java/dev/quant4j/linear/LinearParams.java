@@ -1,9 +1,8 @@
 package dev.quant4j.linear;
 
 import dev.quant4j.kernel.LinearKernels;
-import dev.quant4j.kernel.QuantKernels;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.Symmetry;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.Symmetry;
 
 /**
  * Scale and zero-point of one group, and the code range, computed exactly as GPTQ's {@code quant.py}
@@ -44,27 +43,17 @@ public record LinearParams(float scale, int zero, int qmin, int qmax) {
 
     /** The scale {@code S} of a group (see the class comment); allocation-free, for the quantizers' hot loops. */
     public static float scale(LinearScheme scheme, float min, float max) {
-        return LinearKernels.linearScale(scheme.bits(), form(scheme), min, max);
+        return LinearKernels.linearScale(scheme.bits(), scheme.symmetry(), min, max);
     }
 
     /** The zero-point {@code Z} of a group given its {@link #scale}. */
     public static int zero(LinearScheme scheme, float min, float max, float scale) {
-        return (int) LinearKernels.linearZero(scheme.bits(), form(scheme), min, max, scale);
+        return (int) LinearKernels.linearZero(scheme.bits(), scheme.symmetry(), min, max, scale);
     }
 
     /** Smallest code used: 1 for {@link Symmetry#SIGNED} (the range is symmetric around {@code Z = 2^(b-1)}), else 0. */
     public static int qmin(LinearScheme scheme) {
         return scheme.symmetry() == Symmetry.SIGNED ? 1 : 0;
-    }
-
-    /** The kernels' code for the form: {@link QuantKernels#ASYM}, {@link QuantKernels#SYM} or {@link QuantKernels#SIGNED}. */
-    public static int form(LinearScheme scheme) {
-        return switch (scheme.symmetry()) {
-            case ASYM -> QuantKernels.ASYM;
-            case SYM -> QuantKernels.SYM;
-            case SIGNED -> QuantKernels.SIGNED;
-            case MINMAX -> QuantKernels.MINMAX;
-        };
     }
 
     /** Dequantized value of {@code code}: {@code S * (code - Z)} in float32. */

@@ -5,11 +5,11 @@ import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.LinearKernels;
 import dev.quant4j.kernel.QuantKernels;
 import dev.quant4j.kernel.StatisticsKernels;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedParts;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.Quantizer;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.PackOrder;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.Objects;
 import java.util.concurrent.ForkJoinPool;
@@ -145,7 +145,7 @@ public final class RtnQuantizer implements Quantizer<QuantizedTensor> {
                 groups,
                 gsize,
                 scheme.bits(),
-                LinearParams.form(scheme),
+                scheme.symmetry(),
                 LinearParams.qmin(scheme),
                 scales,
                 g0,

@@ -2,6 +2,8 @@ package dev.quant4j.quant;
 
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.kernel.QuantKernels;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.PackOrder;
 import dev.quant4j.tensor.FloatMatrix;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
@@ -22,6 +24,8 @@ public final class CodebookTensor implements QuantizedWeight {
     private final byte[] packed;
     /** The absmax of every block: as quantized, or restored from {@link #doubleQuant}. */
     private final float[] absmax;
+    /** The codebook's 16 values (a copy of its table, read by the decoders). */
+    private final float[] table;
     /** The stored form of the absmax values under double quantization, else null. */
     private final DoubleQuant doubleQuant;
 
@@ -97,6 +101,7 @@ public final class CodebookTensor implements QuantizedWeight {
             }
         }
         this.doubleQuant = doubleQuant;
+        this.table = scheme.codebook().table();
         this.rows = rows;
         this.cols = cols;
         this.packed = copy ? packed.clone() : packed;
@@ -178,7 +183,7 @@ public final class CodebookTensor implements QuantizedWeight {
         long n = (long) rows * cols;
         Objects.checkFromIndexSize(start, len, n);
         Objects.checkFromIndexSize(outOff, len, out.length);
-        float[] table = scheme.codebook().tableShared();
+        float[] table = this.table;
         int bs = scheme.blockSize();
         QuantKernels k = Kernels.get();
         float[] scaled = null; // only for a range that starts or ends inside a block (a row-by-row product needs none)

@@ -1,5 +1,9 @@
 package dev.quant4j.quant;
 
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.PackOrder;
+
 /**
  * The library's own access to the arrays inside quantized weights: its quantizers hand over arrays they made and keep
  * no reference to (validated like the public constructors, not copied), and its products and writers read the arrays

@@ -1,5 +1,9 @@
 package dev.quant4j.quant;
 
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.PackOrder;
+import dev.quant4j.scheme.QuantScheme;
 import dev.quant4j.tensor.FloatMatrix;
 
 /**

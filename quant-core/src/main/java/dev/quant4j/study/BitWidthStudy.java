@@ -2,13 +2,13 @@ package dev.quant4j.study;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.linear.RtnQuantizer;
-import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.ErrorMetrics;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.QuantScheme;
 import dev.quant4j.quant.QuantizedTensor;
-import dev.quant4j.quant.Symmetry;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.QuantScheme;
+import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.util.ArrayList;

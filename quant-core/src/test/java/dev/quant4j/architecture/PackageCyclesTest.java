@@ -78,12 +78,14 @@ class PackageCyclesTest {
     @Test
     void theLayersDependOnlyDownwards() {
         Map<String, Set<String>> deps = dependencies();
-        // the lowest layers know nothing of the quantized types or the algorithms
+        // the lowest layers know nothing of the quantized types or the algorithms: the schemes are plain data, the
+        // kernels see only the schemes' enums
         assertThat(deps.getOrDefault("internal", Set.of())).isEmpty();
-        assertThat(deps.getOrDefault("kernel", Set.of())).isSubsetOf("tensor");
+        assertThat(deps.getOrDefault("scheme", Set.of())).isEmpty();
+        assertThat(deps.getOrDefault("kernel", Set.of())).isSubsetOf("scheme");
         assertThat(deps.getOrDefault("tensor", Set.of())).isSubsetOf("kernel");
         // the quantized types depend on no algorithm
-        assertThat(deps.get("quant")).isSubsetOf("internal", "kernel", "tensor");
+        assertThat(deps.get("quant")).isSubsetOf("internal", "kernel", "tensor", "scheme");
         // AWQ and GPTQ share the Gram accumulator in linalg, not each other
         assertThat(deps.get("awq")).doesNotContain("gptq");
         assertThat(deps.get("gptq")).doesNotContain("awq");

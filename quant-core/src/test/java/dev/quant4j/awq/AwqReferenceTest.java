@@ -4,8 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.quant4j.io.Npy;
 import dev.quant4j.linear.RtnQuantizer;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.Symmetry;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.io.InputStream;

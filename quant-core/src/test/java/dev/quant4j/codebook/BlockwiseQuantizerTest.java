@@ -4,9 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
-import dev.quant4j.quant.Codebook;
-import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.CodebookTensor;
+import dev.quant4j.scheme.Codebook;
+import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import org.junit.jupiter.api.Test;

@@ -1,7 +1,7 @@
 package dev.quant4j.gptq;
 
 import dev.quant4j.linear.LinearParams;
-import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.scheme.LinearScheme;
 import java.util.Arrays;
 
 /**

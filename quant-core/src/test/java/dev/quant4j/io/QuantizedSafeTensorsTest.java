@@ -5,11 +5,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.linear.RtnQuantizer;
-import dev.quant4j.quant.CodebookScheme;
 import dev.quant4j.quant.CodebookTensor;
-import dev.quant4j.quant.LinearScheme;
-import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.PackOrder;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.nio.file.Files;

@@ -2,7 +2,8 @@ package dev.quant4j.kernel;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.quant4j.quant.Codebook;
+import dev.quant4j.scheme.Codebook;
+import dev.quant4j.scheme.Symmetry;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
@@ -111,7 +112,7 @@ class KernelAllocationTest {
         byte[] zeros = new byte[n / g];
         byte[] packed = new byte[n];
         float[] out = new float[8 * n];
-        k.quantizeGroups(x, 0, n / g, g, 4, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0);
+        k.quantizeGroups(x, 0, n / g, g, 4, Symmetry.ASYM, 0, scales, 0, zeros, 0, packed, 0);
         float[] xPrepared = new float[8 * n];
         for (int b = 0; b < 8; b++) {
             PackedProductKernels.deinterleaveForNibbles(x, 0, n, xPrepared, b * n);
@@ -124,8 +125,8 @@ class KernelAllocationTest {
         float[] thresholds = Codebook.NF4.thresholds();
 
         for (int bits : new int[] {4, 8, 3, 2}) {
-            assertThat(steadyBytesPerCall(() -> k.quantizeGroups(
-                            x, 0, n / g, g, bits, QuantKernels.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
+            assertThat(steadyBytesPerCall(() ->
+                            k.quantizeGroups(x, 0, n / g, g, bits, Symmetry.ASYM, 0, scales, 0, zeros, 0, packed, 0)))
                     .as("quantizeGroups, %d bits", bits)
                     .isZero();
         }

@@ -3,7 +3,8 @@ package dev.quant4j.kernel;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import dev.quant4j.quant.Codebook;
+import dev.quant4j.scheme.Codebook;
+import dev.quant4j.scheme.Symmetry;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -239,14 +240,13 @@ class KernelsTest {
     @Test
     void quantizeGroupsMatchesTheComposedReference() {
         QuantKernels k = Kernels.get();
-        int forms = 4;
         for (int gsize : new int[] {1, 7, 8, 16, 32, 48, 64, 128, 256, 4096}) {
             for (int groups : new int[] {1, 3, 16, 17, 33}) {
                 float[] x = groupRows(groups, gsize, gsize * 131L + groups);
                 int n = groups * gsize;
                 for (int bits = 2; bits <= 8; bits++) {
-                    for (int form = 0; form < forms; form++) {
-                        int qmin = form == QuantKernels.SIGNED ? 1 : 0;
+                    for (Symmetry form : Symmetry.values()) {
+                        int qmin = form == Symmetry.SIGNED ? 1 : 0;
                         float[] es = new float[groups + 2];
                         float[] as = new float[groups + 2];
                         byte[] ez = new byte[groups + 2];
@@ -257,7 +257,7 @@ class KernelsTest {
                                 .isTrue();
                         assertThat(k.quantizeGroups(x, 1, groups, gsize, bits, form, qmin, as, 1, az, 2, ap, 1))
                                 .isTrue();
-                        String what = "gsize=%d groups=%d bits=%d form=%d".formatted(gsize, groups, bits, form);
+                        String what = "gsize=%d groups=%d bits=%d form=%s".formatted(gsize, groups, bits, form);
                         assertThat(as).as("scales " + what).containsExactly(es);
                         assertThat(az).as("zeros " + what).containsExactly(ez);
                         assertThat(ap).as("packed " + what).containsExactly(ep);
@@ -295,8 +295,8 @@ class KernelsTest {
             }
         }
         for (int bits : new int[] {2, 3, 4, 8}) {
-            for (int form = 0; form < 4; form++) {
-                int qmin = form == QuantKernels.SIGNED ? 1 : 0;
+            for (Symmetry form : Symmetry.values()) {
+                int qmin = form == Symmetry.SIGNED ? 1 : 0;
                 float[] es = new float[groups];
                 float[] as = new float[groups];
                 byte[] ez = new byte[groups];
@@ -305,9 +305,9 @@ class KernelsTest {
                 byte[] ap = new byte[ep.length];
                 REF.quantizeGroups(x, 0, groups, gsize, bits, form, qmin, es, 0, ez, 0, ep, 0);
                 k.quantizeGroups(x, 0, groups, gsize, bits, form, qmin, as, 0, az, 0, ap, 0);
-                assertThat(as).as("scales bits=%d form=%d", bits, form).containsExactly(es);
-                assertThat(az).as("zeros bits=%d form=%d", bits, form).containsExactly(ez);
-                assertThat(ap).as("packed bits=%d form=%d", bits, form).containsExactly(ep);
+                assertThat(as).as("scales bits=%d form=%s", bits, form).containsExactly(es);
+                assertThat(az).as("zeros bits=%d form=%s", bits, form).containsExactly(ez);
+                assertThat(ap).as("packed bits=%d form=%s", bits, form).containsExactly(ep);
             }
         }
     }
@@ -335,7 +335,7 @@ class KernelsTest {
                                     groups,
                                     gsize,
                                     bits,
-                                    QuantKernels.ASYM,
+                                    Symmetry.ASYM,
                                     0,
                                     new float[groups],
                                     0,
@@ -386,15 +386,15 @@ class KernelsTest {
             }
         }
         for (int bits = 2; bits <= 8; bits++) {
-            for (int form : new int[] {QuantKernels.ASYM, QuantKernels.SYM, QuantKernels.SIGNED, QuantKernels.MINMAX}) {
+            for (Symmetry form : Symmetry.values()) {
                 float[] es = new float[n + 1];
                 float[] ez = new float[n + 2];
                 float[] as = new float[n + 1];
                 float[] az = new float[n + 2];
                 REF.linearParams(mins, maxs, n, bits, form, es, 1, ez, 2);
                 k.linearParams(mins, maxs, n, bits, form, as, 1, az, 2);
-                assertThat(as).as("scales bits=%d form=%d", bits, form).containsExactly(es);
-                assertThat(az).as("zeros bits=%d form=%d", bits, form).containsExactly(ez);
+                assertThat(as).as("scales bits=%d form=%s", bits, form).containsExactly(es);
+                assertThat(az).as("zeros bits=%d form=%s", bits, form).containsExactly(ez);
             }
         }
     }

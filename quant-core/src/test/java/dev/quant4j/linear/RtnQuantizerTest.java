@@ -5,9 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.quant.ErrorMetrics;
-import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
-import dev.quant4j.quant.Symmetry;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.util.ArrayList;

@@ -11,7 +11,7 @@ import ai.onnxruntime.OrtSession;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.matmul.QuantizedLinear;
-import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.testing.Pools;
 import java.io.IOException;

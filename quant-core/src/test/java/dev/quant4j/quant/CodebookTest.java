@@ -3,6 +3,7 @@ package dev.quant4j.quant;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.quant4j.scheme.Codebook;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;

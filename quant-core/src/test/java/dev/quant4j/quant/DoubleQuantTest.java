@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import org.junit.jupiter.api.Test;

@@ -12,6 +12,8 @@ import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.matmul.QuantizedLinear;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import java.io.IOException;
@@ -115,9 +117,9 @@ class ReadmeExampleTest {
                 "dev.quant4j.io.QuantizedSafeTensors",
                 "dev.quant4j.linear.RtnQuantizer",
                 "dev.quant4j.matmul.QuantizedLinear",
-                "dev.quant4j.quant.CodebookScheme",
+                "dev.quant4j.scheme.CodebookScheme",
                 "dev.quant4j.quant.ErrorMetrics",
-                "dev.quant4j.quant.LinearScheme",
+                "dev.quant4j.scheme.LinearScheme",
                 "dev.quant4j.quant.QuantizedTensor",
                 "dev.quant4j.tensor.FloatMatrix",
                 "java.io.IOException",

@@ -1,4 +1,4 @@
-package dev.quant4j.quant;
+package dev.quant4j.scheme;
 
 import java.util.Arrays;
 
@@ -97,11 +97,6 @@ public enum Codebook {
     /** The 16 values, indexed by code (a copy). */
     public float[] table() {
         return values.clone();
-    }
-
-    /** The table itself, not a copy, for this package's decoders (which only read it). */
-    float[] tableShared() {
-        return values;
     }
 
     /** The value code {@code code} (0..15) stands for, before multiplying by the block's absmax. */

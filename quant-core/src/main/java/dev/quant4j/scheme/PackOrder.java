@@ -1,4 +1,4 @@
-package dev.quant4j.quant;
+package dev.quant4j.scheme;
 
 /**
  * How codes are laid out in the packed byte array. Every packed tensor carries its order explicitly, since tools

@@ -1,4 +1,4 @@
-package dev.quant4j.quant;
+package dev.quant4j.scheme;
 
 /**
  * The linear forms. All store unsigned codes {@code q} in {@code [0, 2^bits - 1]} with a per-group scale

@@ -1,4 +1,4 @@
-package dev.quant4j.quant;
+package dev.quant4j.scheme;
 
 /**
  * Round-to-nearest linear quantization with {@code bits} in 2..8.

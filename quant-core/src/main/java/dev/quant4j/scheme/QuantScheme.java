@@ -1,4 +1,4 @@
-package dev.quant4j.quant;
+package dev.quant4j.scheme;
 
 /**
  * How a tensor is quantized. Sealed: each scheme is data with a name, never scattered constants.

@@ -1,4 +1,4 @@
-package dev.quant4j.quant;
+package dev.quant4j.scheme;
 
 /**
  * Blockwise absmax quantization onto a 4-bit codebook (NF4 or FP4), as bitsandbytes' {@code quantize_4bit}: the
