@@ -1,0 +1,299 @@
+package dev.quant4j.io;
+
+import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.QuantizedTensor;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Writes an ONNX model whose quantized MatMul weights run in ONNX Runtime: each {@code MatMul(A, W)} whose weight
+ * {@code W} (an initializer {@code [K, N]}) was quantized becomes ONNX Runtime's contrib operator {@code
+ * com.microsoft.MatMulNBits}; everything else in the model is kept byte for byte ({@link OnnxRewriter}).
+ *
+ * <p>Layout, as ONNX Runtime's contrib operator schema and CPU kernel define it (microsoft/onnxruntime {@code
+ * docs/ContribOperators.md}, {@code onnxruntime/core/graph/contrib_ops/contrib_defs.cc}, {@code
+ * onnxruntime/contrib_ops/cpu/quantization/matmul_nbits.cc}; checked by running ONNX Runtime Java 1.23.2):
+ *
+ * <ul>
+ *   <li>attributes {@code K}, {@code N}, {@code bits}, {@code block_size} (a power of two, at least 16);
+ *   <li>{@code B}: uint8 {@code [N, k_blocks, blob_size]}, {@code k_blocks = ceil(K / block_size)}, {@code blob_size =
+ *       block_size * bits / 8}; within a block the codes of consecutive {@code k} are packed least significant bits
+ *       first (at 4 bits: the first code in the low nibble), a last partial block padded with zero codes;
+ *   <li>{@code scales}: float {@code [N, k_blocks]};
+ *   <li>{@code zero_points}: uint8 {@code [N, ceil(k_blocks * bits / 8)]}, packed as {@code B} is, each row of
+ *       {@code N} starting on a byte; left out when every zero-point is the default {@code 2^(bits - 1)} (8 at 4 bits:
+ *       quant4j's {@code --sym});
+ *   <li>{@code g_idx}: int32 {@code [K]}, the group of each input feature, for GPTQ's act-order (4 bits only: the CPU
+ *       kernel dequantizes it on a path that takes 4 bits only).
+ * </ul>
+ *
+ * <p>The dequantized weight is {@code (code - zero_point) * scale}, quant4j's {@code scale * (code - zero)}: the codes,
+ * scales and zero-points are written as quant4j holds them. quant4j's row {@code n} of a tensor {@code [N, K]} (the
+ * transposed ONNX weight) packs the same way, so a row of {@code B} is that row's bytes and zero padding. A weight
+ * quantized per channel or per tensor becomes one block of the smallest power of two {@code >= K} (at least 16).
+ * AWQ's per-input-channel scales {@code s} (a tensor with input scales) become a {@code Mul} of the activation by
+ * {@code 1 / s} before the MatMulNBits.
+ */
+public final class OnnxExport {
+
+    /** The contrib domain of ONNX Runtime's operators, imported at version 1. */
+    public static final String MS_DOMAIN = "com.microsoft";
+
+    static final int UINT8 = 2;
+    static final int INT32 = 6;
+
+    private OnnxExport() {}
+
+    /**
+     * Why MatMulNBits (on ONNX Runtime's CPU) cannot hold a tensor of {@code scheme} with {@code cols} input features,
+     * or null.
+     */
+    public static String unsupported(LinearScheme scheme, int cols) {
+        int b = scheme.bits();
+        if (b != 2 && b != 4 && b != 8) {
+            return b + "-bit codes: ONNX Runtime's CPU MatMulNBits runs 2, 4 and 8 bits";
+        }
+        int g = scheme.groupSize();
+        if (g > 0 && (g < 16 || Integer.bitCount(g) != 1)) {
+            return "group size " + g + ": MatMulNBits' block_size is a power of two >= 16 (16, 32, 64, 128, 256), or"
+                    + " use -1 (per channel)";
+        }
+        return null;
+    }
+
+    /**
+     * Writes {@code out} atomically: the model {@code model} (the bytes of an {@code .onnx} file) with the MatMul
+     * weights in {@code weights} (initializer name to its quantization, {@code [N, K]} = the transposed initializer)
+     * replaced by MatMulNBits.
+     */
+    public static void write(Path out, String source, byte[] model, Map<String, QuantizedTensor> weights)
+            throws IOException {
+        byte[] bytes = matMulNBits(source, model, weights);
+        AtomicFiles.write(out, o -> o.write(bytes));
+    }
+
+    /** The model with the weights replaced; see {@link #write}. */
+    public static byte[] matMulNBits(String source, byte[] model, Map<String, QuantizedTensor> weights) {
+        OnnxModel m = OnnxModel.parse(source, model);
+        Set<String> used = new HashSet<>(m.initializers().keySet());
+        Map<String, Integer> readers = new LinkedHashMap<>();
+        for (OnnxModel.Node n : m.nodes()) {
+            used.addAll(n.inputs());
+            used.addAll(n.outputs());
+            used.add(n.name());
+            for (String in : n.inputs()) {
+                readers.merge(in, 1, Integer::sum);
+            }
+        }
+        used.addAll(m.inputs());
+        used.addAll(m.outputs());
+        OnnxRewriter.Edit edit = new OnnxRewriter.Edit();
+        Map<String, List<String>> written = new LinkedHashMap<>(); // weight -> names of B, scales, zero_points, g_idx
+        Map<String, List<byte[]>> tensors = new LinkedHashMap<>();
+        Map<String, Integer> replacedReads = new LinkedHashMap<>();
+        List<OnnxModel.Node> nodes = m.nodes();
+        for (int i = 0; i < nodes.size(); i++) {
+            OnnxModel.Node n = nodes.get(i);
+            if (!n.opType().equals("MatMul")
+                    || n.inputs().size() != 2
+                    || !weights.containsKey(n.inputs().get(1))) {
+                continue;
+            }
+            String w = n.inputs().get(1);
+            QuantizedTensor q = weights.get(w);
+            OnnxModel.Initializer init = m.initializer(w);
+            long[] dims = init.dims();
+            if (dims.length != 2 || dims[0] != q.cols() || dims[1] != q.rows()) {
+                throw new IllegalArgumentException(source + ": initializer '" + w + "' has shape "
+                        + java.util.Arrays.toString(dims) + "; its quantization [" + q.rows() + ", " + q.cols()
+                        + "] is not its transpose");
+            }
+            String reason = unsupported(q.scheme(), q.cols());
+            if (reason == null && q.hasGIdx() && q.scheme().bits() != 4) {
+                reason = "act-order (g_idx) at " + q.scheme().bits() + " bits: ONNX Runtime's CPU kernel takes g_idx"
+                        + " at 4 bits only (use --static-groups)";
+            }
+            if (reason != null) {
+                throw new IllegalArgumentException(
+                        source + ": '" + w + "' cannot be written as MatMulNBits: " + reason);
+            }
+            List<String> names = written.get(w);
+            if (names == null) {
+                names = new ArrayList<>();
+                List<byte[]> encoded = new ArrayList<>();
+                encode(q, w, used, names, encoded);
+                written.put(w, names);
+                tensors.put(w, encoded);
+            }
+            int bits = q.scheme().bits();
+            int blockSize = blockSize(q);
+            List<byte[]> replacement = new ArrayList<>();
+            String a = n.inputs().get(0);
+            if (q.hasInputScales()) {
+                String scaleName = fresh(used, w + "_awq_inv_scale");
+                String scaled = fresh(used, a + "_awq_" + w);
+                float[] s = q.inputScales();
+                ByteBuffer inv = ByteBuffer.allocate(4 * s.length).order(ByteOrder.LITTLE_ENDIAN);
+                for (float v : s) {
+                    inv.putFloat(1f / v);
+                }
+                edit.addInitializer(
+                        OnnxRewriter.tensor(scaleName, OnnxModel.FLOAT, new long[] {s.length}, inv.array()));
+                replacement.add(OnnxRewriter.node(
+                        fresh(used, n.name() + "_awq_mul"),
+                        "Mul",
+                        "",
+                        List.of(a, scaleName),
+                        List.of(scaled),
+                        Map.of()));
+                a = scaled;
+            }
+            List<String> inputs = new ArrayList<>();
+            inputs.add(a);
+            inputs.add(names.get(0));
+            inputs.add(names.get(1));
+            inputs.add(names.get(2));
+            inputs.add(names.get(3));
+            while (inputs.get(inputs.size() - 1).isEmpty()) {
+                inputs.remove(inputs.size() - 1);
+            }
+            Map<String, Long> attrs = new LinkedHashMap<>();
+            attrs.put("K", (long) q.cols());
+            attrs.put("N", (long) q.rows());
+            attrs.put("bits", (long) bits);
+            attrs.put("block_size", (long) blockSize);
+            replacement.add(OnnxRewriter.node(n.name(), "MatMulNBits", MS_DOMAIN, inputs, n.outputs(), attrs));
+            edit.replaceNode(i, replacement);
+            replacedReads.merge(w, 1, Integer::sum);
+        }
+        for (Map.Entry<String, List<byte[]>> e : tensors.entrySet()) {
+            String w = e.getKey();
+            boolean stillRead = readers.getOrDefault(w, 0) > replacedReads.getOrDefault(w, 0)
+                    || m.outputs().contains(w);
+            if (stillRead) {
+                e.getValue().forEach(edit::addInitializer);
+            } else {
+                edit.replaceInitializer(w, e.getValue());
+                edit.dropInput(w); // listed as a graph input before IR 4
+            }
+        }
+        for (String w : weights.keySet()) {
+            if (!written.containsKey(w)) {
+                throw new IllegalArgumentException(source + ": '" + w + "' is not the weight of a MatMul node");
+            }
+        }
+        edit.requireOpset(MS_DOMAIN, 1);
+        return OnnxRewriter.rewrite(source, model, edit);
+    }
+
+    /** MatMulNBits' block_size for {@code q}: its group size, or one block over all of K. */
+    static int blockSize(QuantizedTensor q) {
+        int g = q.scheme().groupSize();
+        if (g > 0) {
+            return g;
+        }
+        return Math.max(16, Integer.highestOneBit(q.cols() - 1) << 1);
+    }
+
+    /** B, scales, zero_points (or "") and g_idx (or "") of {@code q}: their names into {@code names}. */
+    private static void encode(QuantizedTensor q, String w, Set<String> used, List<String> names, List<byte[]> out) {
+        int n = q.rows();
+        int k = q.cols();
+        int bits = q.scheme().bits();
+        int blockSize = blockSize(q);
+        int kBlocks = (k + blockSize - 1) / blockSize;
+        int blob = blockSize * bits / 8;
+        byte[] b = packB(q, blockSize);
+        float[] scales = new float[n * kBlocks];
+        int[] zeros = new int[n * kBlocks];
+        boolean defaultZeros = true;
+        int mid = 1 << (bits - 1);
+        boolean perTensor = q.scheme().groupSize() == LinearScheme.PER_TENSOR;
+        for (int r = 0; r < n; r++) {
+            for (int g = 0; g < kBlocks; g++) {
+                int gi = perTensor ? 0 : r * kBlocks + g;
+                scales[r * kBlocks + g] = q.scale(gi);
+                zeros[r * kBlocks + g] = q.zero(gi);
+                defaultZeros &= q.zero(gi) == mid;
+            }
+        }
+        String bName = fresh(used, w + "_Q" + bits);
+        out.add(OnnxRewriter.tensor(bName, UINT8, new long[] {n, kBlocks, blob}, b));
+        names.add(bName);
+        String sName = fresh(used, w + "_scales");
+        ByteBuffer sb = ByteBuffer.allocate(4 * scales.length).order(ByteOrder.LITTLE_ENDIAN);
+        sb.asFloatBuffer().put(scales);
+        out.add(OnnxRewriter.tensor(sName, OnnxModel.FLOAT, new long[] {n, kBlocks}, sb.array()));
+        names.add(sName);
+        if (defaultZeros) {
+            names.add("");
+        } else {
+            String zName = fresh(used, w + "_zero_points");
+            int zRow = (kBlocks * bits + 7) / 8;
+            out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {n, zRow}, packZeros(zeros, n, kBlocks, bits)));
+            names.add(zName);
+        }
+        if (q.hasGIdx()) {
+            String gName = fresh(used, w + "_g_idx");
+            int[] gIdx = q.gIdx();
+            ByteBuffer gb = ByteBuffer.allocate(4 * k).order(ByteOrder.LITTLE_ENDIAN);
+            gb.asIntBuffer().put(gIdx);
+            out.add(OnnxRewriter.tensor(gName, INT32, new long[] {k}, gb.array()));
+            names.add(gName);
+        } else {
+            names.add("");
+        }
+    }
+
+    /**
+     * MatMulNBits' B: row {@code r} of {@code q} is {@code k_blocks * blob_size} bytes, the codes of {@code k = 0, 1,
+     * ...} at bit {@code k * bits} least significant first, zero past K.
+     */
+    static byte[] packB(QuantizedTensor q, int blockSize) {
+        int n = q.rows();
+        int k = q.cols();
+        int bits = q.scheme().bits();
+        int kBlocks = (k + blockSize - 1) / blockSize;
+        int rowOut = kBlocks * (blockSize * bits / 8);
+        byte[] out = new byte[Math.multiplyExact(n, rowOut)];
+        for (int r = 0; r < n; r++) {
+            byte[] codes = q.rowCodes(r);
+            int base = r * rowOut;
+            for (int c = 0; c < k; c++) {
+                int bit = c * bits;
+                out[base + (bit >>> 3)] |= (byte) ((codes[c] & 0xFF) << (bit & 7));
+            }
+        }
+        return out;
+    }
+
+    /** Zero-points {@code [n, kBlocks]} packed as B is: row {@code r} in {@code ceil(kBlocks * bits / 8)} bytes. */
+    static byte[] packZeros(int[] zeros, int n, int kBlocks, int bits) {
+        int row = (kBlocks * bits + 7) / 8;
+        byte[] out = new byte[n * row];
+        for (int r = 0; r < n; r++) {
+            for (int g = 0; g < kBlocks; g++) {
+                int bit = g * bits;
+                out[r * row + (bit >>> 3)] |= (byte) (zeros[r * kBlocks + g] << (bit & 7));
+            }
+        }
+        return out;
+    }
+
+    private static String fresh(Set<String> used, String base) {
+        String name = base;
+        for (int i = 1; used.contains(name); i++) {
+            name = base + "_" + i;
+        }
+        used.add(name);
+        return name;
+    }
+}
