@@ -23,7 +23,8 @@ import java.util.Set;
  * onnxruntime/contrib_ops/cpu/quantization/matmul_nbits.cc}; checked by running ONNX Runtime Java 1.23.2):
  *
  * <ul>
- *   <li>attributes {@code K}, {@code N}, {@code bits}, {@code block_size} (a power of two, at least 16);
+ *   <li>attributes {@code K}, {@code N}, {@code bits}, {@code block_size} (a power of two, at least 16; ONNX Runtime
+ *       1.23.2's CPU kernel loads a larger block but computes wrong results with it, so blocks here are 16 to 256);
  *   <li>{@code B}: uint8 {@code [N, k_blocks, blob_size]}, {@code k_blocks = ceil(K / block_size)}, {@code blob_size =
  *       block_size * bits / 8}; within a block the codes of consecutive {@code k} are packed least significant bits
  *       first (at 4 bits: the first code in the low nibble), a last partial block padded with zero codes;
@@ -31,14 +32,25 @@ import java.util.Set;
  *   <li>{@code zero_points}: uint8 {@code [N, ceil(k_blocks * bits / 8)]}, packed as {@code B} is, each row of
  *       {@code N} starting on a byte; left out when every zero-point is the default {@code 2^(bits - 1)} (8 at 4 bits:
  *       quant4j's {@code --sym});
- *   <li>{@code g_idx}: int32 {@code [K]}, the group of each input feature, for GPTQ's act-order (4 bits only: the CPU
- *       kernel dequantizes it on a path that takes 4 bits only).
+ *   <li>{@code bits}: 4 or 8. ONNX Runtime 1.23.2's CPU kernel refuses 2 bits when the session is created ("Only 4b
+ *       and 8b quantization is supported for MatMulNBits op"), though the schema allows 2 to 8.
  * </ul>
+ *
+ * <p>GPTQ's act-order ({@code g_idx}): ONNX Runtime 1.23.2 accepts MatMulNBits' {@code g_idx} input but its CPU
+ * kernel reads it wrongly (in {@code matmul_nbits_impl.cc} the group of the element at offset {@code i} of each run
+ * of 8 codes is taken from {@code g_idx[block * block_size + i]}, whatever the run's place in the block), so its
+ * results differ from the weights'. The export instead reorders the input features: a {@code Gather} (axis -1) of the
+ * activation by {@code perm}, the features sorted by group, and {@code B} with its codes in that order, so that every
+ * group is whole blocks. This is exact when every group has the group size's number of features, as GPTQ's act-order
+ * groups (without static groups) do; any other {@code g_idx} is refused.
  *
  * <p>The dequantized weight is {@code (code - zero_point) * scale}, quant4j's {@code scale * (code - zero)}: the codes,
  * scales and zero-points are written as quant4j holds them. quant4j's row {@code n} of a tensor {@code [N, K]} (the
  * transposed ONNX weight) packs the same way, so a row of {@code B} is that row's bytes and zero padding. A weight
- * quantized per channel or per tensor becomes one block of the smallest power of two {@code >= K} (at least 16).
+ * quantized in groups of {@code g} (a multiple of 16) is written in blocks of the largest power of two that divides
+ * {@code g}, at most 256, each block repeating its group's scale and zero-point; per channel or per tensor, in blocks
+ * of the smallest power of two {@code >= K} (16 to 256), the last one padded, the row's scale and zero-point
+ * repeated.
  * AWQ's per-input-channel scales {@code s} (a tensor with input scales) become a {@code Mul} of the activation by
  * {@code 1 / s} before the MatMulNBits.
  */
@@ -48,7 +60,6 @@ public final class OnnxExport {
     public static final String MS_DOMAIN = "com.microsoft";
 
     static final int UINT8 = 2;
-    static final int INT32 = 6;
 
     private OnnxExport() {}
 
@@ -58,13 +69,13 @@ public final class OnnxExport {
      */
     public static String unsupported(LinearScheme scheme, int cols) {
         int b = scheme.bits();
-        if (b != 2 && b != 4 && b != 8) {
-            return b + "-bit codes: ONNX Runtime's CPU MatMulNBits runs 2, 4 and 8 bits";
+        if (b != 4 && b != 8) {
+            return b + "-bit codes: ONNX Runtime's CPU MatMulNBits runs 4 and 8 bits (1.23.2 refuses 2 bits)";
         }
         int g = scheme.groupSize();
-        if (g > 0 && (g < 16 || Integer.bitCount(g) != 1)) {
-            return "group size " + g + ": MatMulNBits' block_size is a power of two >= 16 (16, 32, 64, 128, 256), or"
-                    + " use -1 (per channel)";
+        if (g > 0 && g % 16 != 0) {
+            return "group size " + g + ": MatMulNBits' blocks are powers of two from 16 to 256, so a group must be a"
+                    + " multiple of 16 (for example 32, 64, 128), or -1 (per channel)";
         }
         return null;
     }
@@ -96,7 +107,7 @@ public final class OnnxExport {
         used.addAll(m.inputs());
         used.addAll(m.outputs());
         OnnxRewriter.Edit edit = new OnnxRewriter.Edit();
-        Map<String, List<String>> written = new LinkedHashMap<>(); // weight -> names of B, scales, zero_points, g_idx
+        Map<String, List<String>> written = new LinkedHashMap<>(); // weight -> names of B, scales, zero_points, perm
         Map<String, List<byte[]>> tensors = new LinkedHashMap<>();
         Map<String, Integer> replacedReads = new LinkedHashMap<>();
         List<OnnxModel.Node> nodes = m.nodes();
@@ -117,9 +128,10 @@ public final class OnnxExport {
                         + "] is not its transpose");
             }
             String reason = unsupported(q.scheme(), q.cols());
-            if (reason == null && q.hasGIdx() && q.scheme().bits() != 4) {
-                reason = "act-order (g_idx) at " + q.scheme().bits() + " bits: ONNX Runtime's CPU kernel takes g_idx"
-                        + " at 4 bits only (use --static-groups)";
+            if (reason == null && q.hasGIdx() && permutation(q) == null) {
+                reason =
+                        "its g_idx has groups that are not all of " + q.scheme().groupSize() + " input features, so"
+                                + " reordering the features cannot make each group one block (use --static-groups)";
             }
             if (reason != null) {
                 throw new IllegalArgumentException(
@@ -156,12 +168,22 @@ public final class OnnxExport {
                         Map.of()));
                 a = scaled;
             }
+            if (!names.get(3).isEmpty()) { // act-order: the features in group order
+                String gathered = fresh(used, a + "_perm_" + w);
+                replacement.add(OnnxRewriter.node(
+                        fresh(used, n.name() + "_perm_gather"),
+                        "Gather",
+                        "",
+                        List.of(a, names.get(3)),
+                        List.of(gathered),
+                        Map.of("axis", -1L)));
+                a = gathered;
+            }
             List<String> inputs = new ArrayList<>();
             inputs.add(a);
             inputs.add(names.get(0));
             inputs.add(names.get(1));
             inputs.add(names.get(2));
-            inputs.add(names.get(3));
             while (inputs.get(inputs.size() - 1).isEmpty()) {
                 inputs.remove(inputs.size() - 1);
             }
@@ -194,16 +216,50 @@ public final class OnnxExport {
         return OnnxRewriter.rewrite(source, model, edit);
     }
 
-    /** MatMulNBits' block_size for {@code q}: its group size, or one block over all of K. */
+    /** The largest block ONNX Runtime 1.23.2's CPU kernel computes right with. */
+    static final int MAX_BLOCK = 256;
+
+    /**
+     * MatMulNBits' block_size for {@code q}: the largest power of two dividing its group size, at most 256; per
+     * channel or per tensor, the smallest power of two {@code >= K}, from 16 to 256.
+     */
     static int blockSize(QuantizedTensor q) {
         int g = q.scheme().groupSize();
         if (g > 0) {
-            return g;
+            return Math.min(MAX_BLOCK, Integer.lowestOneBit(g));
         }
-        return Math.max(16, Integer.highestOneBit(q.cols() - 1) << 1);
+        return Math.min(MAX_BLOCK, Math.max(16, Integer.highestOneBit(q.cols() - 1) << 1));
     }
 
-    /** B, scales, zero_points (or "") and g_idx (or "") of {@code q}: their names into {@code names}. */
+    /**
+     * The input features in group order (stable), when every group of {@code q}'s g_idx has exactly {@code groupSize}
+     * features; null otherwise.
+     */
+    static int[] permutation(QuantizedTensor q) {
+        int g = q.scheme().groupSize();
+        int k = q.cols();
+        if (g <= 0 || k % g != 0) {
+            return null;
+        }
+        int[] gIdx = q.gIdx();
+        int[] count = new int[k / g];
+        for (int v : gIdx) {
+            if (v < 0 || v >= count.length || ++count[v] > g) {
+                return null;
+            }
+        }
+        int[] next = new int[count.length];
+        for (int i = 0; i < next.length; i++) {
+            next[i] = i * g;
+        }
+        int[] perm = new int[k];
+        for (int c = 0; c < k; c++) {
+            perm[next[gIdx[c]]++] = c;
+        }
+        return perm;
+    }
+
+    /** B, scales, zero_points (or "") and perm (or "") of {@code q}: their names into {@code names}. */
     private static void encode(QuantizedTensor q, String w, Set<String> used, List<String> names, List<byte[]> out) {
         int n = q.rows();
         int k = q.cols();
@@ -211,15 +267,18 @@ public final class OnnxExport {
         int blockSize = blockSize(q);
         int kBlocks = (k + blockSize - 1) / blockSize;
         int blob = blockSize * bits / 8;
-        byte[] b = packB(q, blockSize);
+        int[] perm = q.hasGIdx() ? permutation(q) : null;
+        byte[] b = packB(q, blockSize, perm);
         float[] scales = new float[n * kBlocks];
         int[] zeros = new int[n * kBlocks];
         boolean defaultZeros = true;
         int mid = 1 << (bits - 1);
         boolean perTensor = q.scheme().groupSize() == LinearScheme.PER_TENSOR;
+        int groupCols = q.scheme().groupSize() > 0 ? q.scheme().groupSize() : k;
+        int groupsPerRow = q.scheme().groupsPerRow(k);
         for (int r = 0; r < n; r++) {
             for (int g = 0; g < kBlocks; g++) {
-                int gi = perTensor ? 0 : r * kBlocks + g;
+                int gi = perTensor ? 0 : r * groupsPerRow + g * blockSize / groupCols;
                 scales[r * kBlocks + g] = q.scale(gi);
                 zeros[r * kBlocks + g] = q.zero(gi);
                 defaultZeros &= q.zero(gi) == mid;
@@ -242,11 +301,12 @@ public final class OnnxExport {
             names.add(zName);
         }
         if (q.hasGIdx()) {
-            String gName = fresh(used, w + "_g_idx");
-            int[] gIdx = q.gIdx();
-            ByteBuffer gb = ByteBuffer.allocate(4 * k).order(ByteOrder.LITTLE_ENDIAN);
-            gb.asIntBuffer().put(gIdx);
-            out.add(OnnxRewriter.tensor(gName, INT32, new long[] {k}, gb.array()));
+            String gName = fresh(used, w + "_perm");
+            ByteBuffer gb = ByteBuffer.allocate(8 * k).order(ByteOrder.LITTLE_ENDIAN);
+            for (int c : perm) {
+                gb.putLong(c);
+            }
+            out.add(OnnxRewriter.tensor(gName, OnnxModel.INT64, new long[] {k}, gb.array()));
             names.add(gName);
         } else {
             names.add("");
@@ -255,9 +315,10 @@ public final class OnnxExport {
 
     /**
      * MatMulNBits' B: row {@code r} of {@code q} is {@code k_blocks * blob_size} bytes, the codes of {@code k = 0, 1,
-     * ...} at bit {@code k * bits} least significant first, zero past K.
+     * ...} at bit {@code k * bits} least significant first, zero past K; with {@code perm}, position {@code k} holds
+     * the code of feature {@code perm[k]}.
      */
-    static byte[] packB(QuantizedTensor q, int blockSize) {
+    static byte[] packB(QuantizedTensor q, int blockSize, int[] perm) {
         int n = q.rows();
         int k = q.cols();
         int bits = q.scheme().bits();
@@ -269,7 +330,8 @@ public final class OnnxExport {
             int base = r * rowOut;
             for (int c = 0; c < k; c++) {
                 int bit = c * bits;
-                out[base + (bit >>> 3)] |= (byte) ((codes[c] & 0xFF) << (bit & 7));
+                int code = codes[perm == null ? c : perm[c]] & 0xFF;
+                out[base + (bit >>> 3)] |= (byte) (code << (bit & 7));
             }
         }
         return out;

@@ -1,0 +1,311 @@
+package dev.quant4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import dev.quant4j.cli.eval.EmbeddingEval;
+import dev.quant4j.cli.eval.OrtEmbedder;
+import dev.quant4j.io.OnnxExport;
+import dev.quant4j.io.OnnxModel;
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.matmul.QuantizedLinear;
+import dev.quant4j.model.BertEncoder;
+import dev.quant4j.model.Linear;
+import dev.quant4j.model.WordPieceTokenizer;
+import dev.quant4j.quant.LinearScheme;
+import dev.quant4j.quant.PackOrder;
+import dev.quant4j.quant.QuantizedTensor;
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ForkJoinPool;
+import org.junit.jupiter.api.Test;
+
+/**
+ * ONNX Runtime (Java, 1.23.2) runs what {@link OnnxExport} writes, and computes what quant4j's quantized weights stand
+ * for: a single MatMulNBits against {@code x W^T} with W dequantized by quant4j, for each layout; the real
+ * all-MiniLM-L6-v2 against quant4j's own forward pass with the same weights.
+ */
+class OnnxExportOrtTest {
+
+    /** A protobuf message written by hand (the test's own, independent of the writer under test). */
+    static final class Proto {
+        final ByteArrayOutputStream out = new ByteArrayOutputStream();
+
+        Proto varint(long v) {
+            while ((v & ~0x7FL) != 0) {
+                out.write((int) ((v & 0x7F) | 0x80));
+                v >>>= 7;
+            }
+            out.write((int) v);
+            return this;
+        }
+
+        Proto intField(int field, long v) {
+            return varint((long) field << 3).varint(v);
+        }
+
+        Proto bytesField(int field, byte[] b) {
+            varint((long) field << 3 | 2).varint(b.length);
+            out.writeBytes(b);
+            return this;
+        }
+
+        Proto string(int field, String s) {
+            return bytesField(field, s.getBytes(StandardCharsets.UTF_8));
+        }
+
+        Proto message(int field, Proto m) {
+            return bytesField(field, m.out.toByteArray());
+        }
+    }
+
+    /** ValueInfoProto of a float tensor [rows, cols]. */
+    static Proto floatValue(String name, long rows, long cols) {
+        Proto shape = new Proto().message(1, new Proto().intField(1, rows)).message(1, new Proto().intField(1, cols));
+        return new Proto()
+                .string(1, name)
+                .message(2, new Proto().message(1, new Proto().intField(1, 1).message(2, shape)));
+    }
+
+    /** MatMul(x [m, k], W [k, n]) -> y, opset 17. */
+    static byte[] matMulModel(float[] w, int m, int k, int n) {
+        ByteBuffer wb = ByteBuffer.allocate(4 * w.length).order(ByteOrder.LITTLE_ENDIAN);
+        wb.asFloatBuffer().put(w);
+        Proto graph = new Proto()
+                .message(
+                        1,
+                        new Proto()
+                                .string(1, "x")
+                                .string(1, "W")
+                                .string(2, "y")
+                                .string(3, "mm")
+                                .string(4, "MatMul"))
+                .string(2, "g")
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, k)
+                                .intField(1, n)
+                                .intField(2, 1)
+                                .string(8, "W")
+                                .bytesField(9, wb.array()))
+                .message(11, floatValue("x", m, k))
+                .message(12, floatValue("y", m, n));
+        return new Proto()
+                .intField(1, 8)
+                .message(8, new Proto().string(1, "").intField(2, 17))
+                .message(7, graph)
+                .out
+                .toByteArray();
+    }
+
+    static float[][] runOrt(byte[] model, float[][] x) throws OrtException {
+        OrtEnvironment env = OrtEnvironment.getEnvironment();
+        try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
+            o.setIntraOpNumThreads(1);
+            try (OrtSession s = env.createSession(model, o);
+                    OnnxTensor in = OnnxTensor.createTensor(env, x);
+                    OrtSession.Result r = s.run(Map.of("x", in))) {
+                return (float[][]) r.get(0).getValue();
+            }
+        }
+    }
+
+    /** A tensor [n, k] of random codes, scales and zero-points (and g_idx, if given). */
+    static QuantizedTensor random(Random rnd, LinearScheme s, int n, int k, boolean sym, int[] gIdx) {
+        int groups = s.groupSize() > 0 ? n * (k / s.groupSize()) : s.groupSize() == -1 ? n : 1;
+        int rowBytes = (k * s.bits() + 7) / 8;
+        byte[] packed = new byte[n * rowBytes];
+        rnd.nextBytes(packed);
+        if ((k * s.bits()) % 8 != 0) {
+            throw new IllegalArgumentException("test shapes fill whole bytes");
+        }
+        float[] scales = new float[groups];
+        byte[] zeros = new byte[groups];
+        for (int g = 0; g < groups; g++) {
+            scales[g] = 0.01f + rnd.nextFloat() * 0.1f;
+            zeros[g] = (byte) (sym ? 1 << (s.bits() - 1) : rnd.nextInt(1 << s.bits()));
+        }
+        return new QuantizedTensor("W", s, n, k, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros, gIdx);
+    }
+
+    /** ONNX Runtime's MatMulNBits output against x W^T with quant4j's dequantized W, in double. */
+    static double maxError(QuantizedTensor q) throws OrtException {
+        int n = q.rows();
+        int k = q.cols();
+        int m = 3;
+        byte[] model = OnnxExport.matMulNBits("t.onnx", matMulModel(new float[k * n], m, k, n), Map.of("W", q));
+        Random rnd = new Random(7);
+        float[][] x = new float[m][k];
+        for (float[] row : x) {
+            for (int c = 0; c < k; c++) {
+                row[c] = (float) rnd.nextGaussian();
+            }
+        }
+        float[][] y = runOrt(model, x);
+        float[] w = q.dequantize().array();
+        double worst = 0;
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double e = 0;
+                double mag = 0;
+                for (int c = 0; c < k; c++) {
+                    e += (double) x[i][c] * w[j * k + c];
+                    mag += Math.abs((double) x[i][c] * w[j * k + c]);
+                }
+                worst = Math.max(worst, Math.abs(y[i][j] - e) / Math.max(mag, 1e-6));
+            }
+        }
+        return worst;
+    }
+
+    @Test
+    void onnxRuntimeComputesWhatTheCodesStandFor() throws OrtException {
+        Random rnd = new Random(42);
+        // asymmetric 4 bits, 3 blocks of 32 (zero-points of a row: two bytes, half of one unused)
+        assertThat(maxError(random(rnd, LinearScheme.asym(4, 32), 24, 96, false, null)))
+                .isLessThan(1e-5);
+        // symmetric: zero_points left out, ONNX Runtime's default 8
+        assertThat(maxError(random(rnd, LinearScheme.sym(4, 16), 8, 64, true, null)))
+                .isLessThan(1e-5);
+        // 128 and 256 blocks, 4 bits
+        assertThat(maxError(random(rnd, LinearScheme.asym(4, 128), 8, 384, false, null)))
+                .isLessThan(1e-5);
+        assertThat(maxError(random(rnd, LinearScheme.asym(4, 256), 8, 512, false, null)))
+                .isLessThan(1e-5);
+        // 8 bits
+        assertThat(maxError(random(rnd, LinearScheme.asym(8, 32), 8, 96, false, null)))
+                .isLessThan(1e-5);
+        assertThat(maxError(random(rnd, LinearScheme.sym(8, 32), 8, 64, true, null)))
+                .isLessThan(1e-5);
+        // groups of 512 and 96 (blocks of 256 and 32, the group's parameters repeated)
+        assertThat(maxError(random(rnd, LinearScheme.asym(4, 512), 8, 1024, false, null)))
+                .isLessThan(1e-5);
+        assertThat(maxError(random(rnd, LinearScheme.asym(8, 96), 8, 192, false, null)))
+                .isLessThan(1e-5);
+        // per channel over K = 384 and 1536: blocks of 256, the last of 384 half padding
+        assertThat(maxError(random(rnd, LinearScheme.asym(4, -1), 8, 384, false, null)))
+                .isLessThan(1e-5);
+        assertThat(maxError(random(rnd, LinearScheme.asym(8, -1), 8, 1536, false, null)))
+                .isLessThan(1e-5);
+        // per channel: one block of 64 over K = 40, the rest zero codes
+        assertThat(maxError(random(rnd, LinearScheme.asym(4, -1), 8, 40, false, null)))
+                .isLessThan(1e-5);
+        // per tensor: one scale repeated over N
+        assertThat(maxError(random(rnd, LinearScheme.asym(4, 0), 8, 48, false, null)))
+                .isLessThan(1e-5);
+    }
+
+    /** GPTQ act-order: groups of 16 features scattered over K, written as a Gather and B in group order. */
+    @Test
+    void actOrderGIdx() throws OrtException {
+        Random rnd = new Random(3);
+        int k = 64;
+        List<Integer> order = new ArrayList<>();
+        for (int c = 0; c < k; c++) {
+            order.add(c);
+        }
+        java.util.Collections.shuffle(order, rnd);
+        int[] gIdx = new int[k];
+        for (int j = 0; j < k; j++) {
+            gIdx[order.get(j)] = j / 16; // as GPTQ's act-order assigns groups: by position in the permuted order
+        }
+        assertThat(maxError(random(rnd, LinearScheme.asym(4, 16), 8, k, false, gIdx)))
+                .isLessThan(1e-5);
+    }
+
+    @Test
+    void awqInputScalesAsAMul() throws OrtException {
+        Random rnd = new Random(5);
+        float[] s = new float[64];
+        for (int c = 0; c < s.length; c++) {
+            s[c] = 0.5f + rnd.nextFloat() * 2;
+        }
+        QuantizedTensor q =
+                random(rnd, LinearScheme.asym(4, 32), 8, 64, false, null).withInputScales(s);
+        assertThat(maxError(q)).isLessThan(1e-5);
+    }
+
+    /**
+     * The real all-MiniLM-L6-v2, its 36 MatMul weights RTN 4-bit g128 and g32, and 8-bit per channel (blocks of 256): ONNX Runtime's sentence embeddings of the exported
+     * model equal quant4j's own forward pass with the same quantized weights.
+     */
+    @Test
+    void miniLmEmbeddingsEqualQuant4jsForwardPass() throws Exception {
+        byte[] modelBytes = EvalCommand.resource(EvalCommand.MODEL);
+        OnnxModel onnx = OnnxModel.parse("all-minilm-l6-v2.onnx", modelBytes);
+        WordPieceTokenizer tokenizer = WordPieceTokenizer.parse(
+                "tokenizer", new String(EvalCommand.resource(EvalCommand.TOKENIZER), StandardCharsets.UTF_8));
+        List<int[]> texts = new ArrayList<>();
+        List<String> pairs = EvalCommand.lines("/wordnet/pairs.tsv");
+        for (String line : pairs.subList(0, 20)) {
+            for (String sentence : line.split("\t", 2)) {
+                texts.add(tokenizer.encode(sentence));
+            }
+        }
+        ForkJoinPool pool = new ForkJoinPool(2);
+        try {
+            BertEncoder fp32 = BertEncoder.fromOnnx(onnx, 12, pool);
+            Map<String, String> weightOfLinear = new HashMap<>();
+            onnx.matMulWeights().forEach((node, w) -> {
+                if (node.startsWith("/encoder/layer.")) {
+                    String path = node.substring(1, node.length() - "/MatMul".length());
+                    weightOfLinear.put(path.replace('/', '.'), w);
+                }
+            });
+            for (LinearScheme scheme :
+                    List.of(LinearScheme.asym(4, 128), LinearScheme.asym(4, 32), LinearScheme.asym(8, -1))) {
+                Map<String, QuantizedTensor> weights = new HashMap<>();
+                Map<String, Linear> linears = new HashMap<>();
+                for (Linear l : fp32.linears()) {
+                    Linear.Dense d = (Linear.Dense) l;
+                    QuantizedTensor q = new RtnQuantizer(scheme).quantize(d.weight());
+                    weights.put(weightOfLinear.get(l.name()), q);
+                    linears.put(l.name(), Linear.quantized(l.name(), QuantizedLinear.of(q, d.bias(), pool)));
+                }
+                assertThat(weights).hasSize(36);
+                byte[] exported = OnnxExport.matMulNBits("minilm", modelBytes, weights);
+                BertEncoder ours = fp32.withLinears(linears);
+                float[][] mine = EmbeddingEval.embed(ours, texts, i -> {}, pool);
+                float[][] theirs;
+                long t0 = System.nanoTime();
+                try (OrtEmbedder ort = new OrtEmbedder(exported, 1)) {
+                    theirs = ort.embed(texts, i -> {});
+                }
+                double ms = (System.nanoTime() - t0) / 1e6 / texts.size();
+                double[] cos = EmbeddingEval.cosineStats(mine, theirs);
+                System.out.printf(
+                        Locale.ROOT,
+                        "all-MiniLM-L6-v2 RTN %s as MatMulNBits: %d bytes (FP32 %d), %d sentences, cosine"
+                                + " mean %.9f, 1 - min %.2e, ONNX Runtime %.2f ms a sentence (session included)%n",
+                        scheme,
+                        exported.length,
+                        modelBytes.length,
+                        texts.size(),
+                        cos[0],
+                        1 - cos[1],
+                        ms);
+                assertThat(cos[1]).isGreaterThanOrEqualTo(0.99999);
+                OnnxModel back = OnnxModel.parse("exported", exported);
+                assertThat(back.nodes()).hasSize(onnx.nodes().size());
+                assertThat(back.nodes().stream().filter(n -> n.opType().equals("MatMulNBits")))
+                        .hasSize(36);
+                assertThat(back.inputs()).isEqualTo(onnx.inputs());
+                assertThat(back.outputs()).isEqualTo(onnx.outputs());
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+}
