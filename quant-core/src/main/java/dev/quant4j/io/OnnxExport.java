@@ -18,9 +18,10 @@ import java.util.Set;
  * {@code W} (an initializer {@code [K, N]}) was quantized becomes ONNX Runtime's contrib operator {@code
  * com.microsoft.MatMulNBits}; everything else in the model is kept byte for byte ({@link OnnxRewriter}).
  *
- * <p>Layout, as ONNX Runtime's contrib operator schema and CPU kernel define it (microsoft/onnxruntime {@code
- * docs/ContribOperators.md}, {@code onnxruntime/core/graph/contrib_ops/contrib_defs.cc}, {@code
- * onnxruntime/contrib_ops/cpu/quantization/matmul_nbits.cc}; checked by running ONNX Runtime Java 1.23.2):
+ * <p>Layout, as ONNX Runtime's contrib operator documentation and CPU kernel define it (microsoft/onnxruntime {@code
+ * docs/ContribOperators.md}, {@code com.microsoft.MatMulNBits}; {@code
+ * onnxruntime/contrib_ops/cpu/quantization/matmul_nbits.cc} at commit 001d12d2 and {@code matmul_nbits_impl.cc} at
+ * 138e53be), every case checked by running ONNX Runtime Java 1.23.2 (docs/onnx-export.md):
  *
  * <ul>
  *   <li>attributes {@code K}, {@code N}, {@code bits}, {@code block_size} (a power of two, at least 16; ONNX Runtime
