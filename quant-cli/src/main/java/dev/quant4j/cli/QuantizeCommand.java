@@ -73,7 +73,7 @@ final class QuantizeCommand implements Callable<Integer> {
             defaultValue = "safetensors",
             description = "safetensors (quant4j's format, the default) or onnx: the --in .onnx model whole, each"
                     + " quantized MatMul as ONNX Runtime's com.microsoft.MatMulNBits (rtn, gptq, awq; 4 or 8 bits;"
-                    + " group size a multiple of 16, or -1)")
+                    + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4)")
     String format;
 
     @Option(names = "--bits", defaultValue = "4", description = "bits per weight, 2..8 (default ${DEFAULT-VALUE})")
@@ -185,15 +185,11 @@ final class QuantizeCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("unknown --format '" + format + "' (expected safetensors or onnx)");
         };
         if (onnxOut) {
-            if (codebook) {
-                throw new IllegalArgumentException("--format onnx: --method " + m + " (ONNX Runtime's MatMulBnb4) is"
-                        + " not written yet; --format onnx takes --method rtn, gptq or awq at 4 or 8 bits");
-            }
             if (!WeightFiles.extension(in).equals("onnx")) {
                 throw new IllegalArgumentException("--format onnx rewrites an ONNX model: --in " + in
                         + " must be an .onnx file (its MatMul weights are quantized, the rest kept)");
             }
-            String reason = OnnxExport.unsupported(linearScheme, Integer.MAX_VALUE);
+            String reason = codebook ? null : OnnxExport.unsupported(linearScheme, Integer.MAX_VALUE);
             if (reason != null) {
                 throw new IllegalArgumentException("--format onnx: " + reason + "; MatMulNBits holds --bits 4 or 8"
                         + " with --group-size a multiple of 16 (for example 32, 64 or 128) or -1 (per channel)");
@@ -372,9 +368,9 @@ final class QuantizeCommand implements Callable<Integer> {
             err.println("quant: kept '" + k.name() + "' unquantized: " + k.reason());
         }
         if (onnxOut) {
-            Map<String, QuantizedTensor> weights = new LinkedHashMap<>();
+            Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
             for (int i = 0; i < quantized.size(); i++) {
-                weights.put(loaded.tensors().get(i).name(), (QuantizedTensor) quantized.get(i));
+                weights.put(loaded.tensors().get(i).name(), quantized.get(i));
             }
             OnnxExport.write(out, in.toString(), Files.readAllBytes(in), weights);
         } else {
@@ -386,7 +382,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 "wrote %s (%d quantized%s, %d unchanged",
                 out,
                 loaded.tensors().size(),
-                onnxOut ? " as com.microsoft.MatMulNBits" : "",
+                onnxOut ? (codebook ? " as com.microsoft.MatMulBnb4" : " as com.microsoft.MatMulNBits") : "",
                 loaded.other().size()));
         if (!loaded.kept().isEmpty()) {
             summary.append(", of which ")

@@ -8,6 +8,7 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.quant4j.cli.eval.EmbeddingEval;
 import dev.quant4j.cli.eval.OrtEmbedder;
+import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.io.OnnxExport;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.linear.RtnQuantizer;
@@ -15,9 +16,14 @@ import dev.quant4j.matmul.QuantizedLinear;
 import dev.quant4j.model.BertEncoder;
 import dev.quant4j.model.Linear;
 import dev.quant4j.model.WordPieceTokenizer;
+import dev.quant4j.quant.Codebook;
+import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.QuantizedWeight;
+import dev.quant4j.tensor.FloatMatrix;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -141,11 +147,11 @@ class OnnxExportOrtTest {
     }
 
     /** ONNX Runtime's MatMulNBits output against x W^T with quant4j's dequantized W, in double. */
-    static double maxError(QuantizedTensor q) throws OrtException {
+    static double maxError(QuantizedWeight q) throws OrtException {
         int n = q.rows();
         int k = q.cols();
         int m = 3;
-        byte[] model = OnnxExport.matMulNBits("t.onnx", matMulModel(new float[k * n], m, k, n), Map.of("W", q));
+        byte[] model = OnnxExport.quantizedModel("t.onnx", matMulModel(new float[k * n], m, k, n), Map.of("W", q));
         Random rnd = new Random(7);
         float[][] x = new float[m][k];
         for (float[] row : x) {
@@ -205,6 +211,27 @@ class OnnxExportOrtTest {
         // per tensor: one scale repeated over N
         assertThat(maxError(random(rnd, LinearScheme.asym(4, 0), 8, 48, false, null)))
                 .isLessThan(1e-5);
+    }
+
+    /**
+     * NF4 and FP4 as MatMulBnb4: bitsandbytes' order and tables, blocks 32 to 256, and 1024 written as blocks of 256
+     * repeating its absmax (N * K = 1536 not a multiple of 1024: the last block partial).
+     */
+    @Test
+    void nf4AndFp4AsMatMulBnb4() throws OrtException {
+        Random rnd = new Random(9);
+        for (Codebook book : Codebook.values()) {
+            for (int block : new int[] {32, 256, 1024}) {
+                int n = 24;
+                int k = 64;
+                FloatMatrix w = FloatMatrix.zeros("W", n, k);
+                for (int i = 0; i < n * k; i++) {
+                    w.array()[i] = (float) rnd.nextGaussian();
+                }
+                CodebookTensor q = new BlockwiseQuantizer(new CodebookScheme(book, block)).quantize(w);
+                assertThat(maxError(q)).as(book + " block " + block).isLessThan(1e-5);
+            }
+        }
     }
 
     /** GPTQ act-order: groups of 16 features scattered over K, written as a Gather and B in group order. */
@@ -275,7 +302,7 @@ class OnnxExportOrtTest {
                     linears.put(l.name(), Linear.quantized(l.name(), QuantizedLinear.of(q, d.bias(), pool)));
                 }
                 assertThat(weights).hasSize(36);
-                byte[] exported = OnnxExport.matMulNBits("minilm", modelBytes, weights);
+                byte[] exported = OnnxExport.quantizedModel("minilm", modelBytes, weights);
                 BertEncoder ours = fp32.withLinears(linears);
                 float[][] mine = EmbeddingEval.embed(ours, texts, i -> {}, pool);
                 float[][] theirs;

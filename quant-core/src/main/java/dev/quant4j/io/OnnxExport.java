@@ -1,7 +1,10 @@
 package dev.quant4j.io;
 
+import dev.quant4j.quant.Codebook;
+import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.QuantizedWeight;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -54,6 +57,14 @@ import java.util.Set;
  * repeated.
  * AWQ's per-input-channel scales {@code s} (a tensor with input scales) become a {@code Mul} of the activation by
  * {@code 1 / s} before the MatMulNBits.
+ *
+ * <p>NF4 and FP4 ({@link CodebookTensor}) become {@code com.microsoft.MatMulBnb4} (ONNX Runtime's {@code
+ * matmul_bnb4.cc}, {@code blockwise_quant_block_bnb4.h}, {@code dequantize_blockwise_bnb4.h}): attributes {@code K},
+ * {@code N}, {@code block_size} (16 to 256), {@code quant_type} (0 FP4, 1 NF4); {@code B} uint8 {@code [(N * K + 1) /
+ * 2]}, the weight {@code [N, K]} flattened row-major, two codes a byte, the first in the high nibble (bitsandbytes'
+ * order, quant4j's own); {@code absmax} float {@code [ceil(N * K / block_size)]}, one per block of the flattened
+ * weight. ONNX Runtime's code tables are bitsandbytes' NF4 and FP4, quant4j's. A quant4j block over 256 is written
+ * as blocks of 256 repeating its absmax.
  */
 public final class OnnxExport {
 
@@ -86,14 +97,14 @@ public final class OnnxExport {
      * weights in {@code weights} (initializer name to its quantization, {@code [N, K]} = the transposed initializer)
      * replaced by MatMulNBits.
      */
-    public static void write(Path out, String source, byte[] model, Map<String, QuantizedTensor> weights)
+    public static void write(Path out, String source, byte[] model, Map<String, ? extends QuantizedWeight> weights)
             throws IOException {
-        byte[] bytes = matMulNBits(source, model, weights);
+        byte[] bytes = quantizedModel(source, model, weights);
         AtomicFiles.write(out, o -> o.write(bytes));
     }
 
     /** The model with the weights replaced; see {@link #write}. */
-    public static byte[] matMulNBits(String source, byte[] model, Map<String, QuantizedTensor> weights) {
+    public static byte[] quantizedModel(String source, byte[] model, Map<String, ? extends QuantizedWeight> weights) {
         OnnxModel m = OnnxModel.parse(source, model);
         Set<String> used = new HashSet<>(m.initializers().keySet());
         Map<String, Integer> readers = new LinkedHashMap<>();
@@ -120,14 +131,41 @@ public final class OnnxExport {
                 continue;
             }
             String w = n.inputs().get(1);
-            QuantizedTensor q = weights.get(w);
+            QuantizedWeight qw = weights.get(w);
             OnnxModel.Initializer init = m.initializer(w);
             long[] dims = init.dims();
-            if (dims.length != 2 || dims[0] != q.cols() || dims[1] != q.rows()) {
+            if (dims.length != 2 || dims[0] != qw.cols() || dims[1] != qw.rows()) {
                 throw new IllegalArgumentException(source + ": initializer '" + w + "' has shape "
-                        + java.util.Arrays.toString(dims) + "; its quantization [" + q.rows() + ", " + q.cols()
+                        + java.util.Arrays.toString(dims) + "; its quantization [" + qw.rows() + ", " + qw.cols()
                         + "] is not its transpose");
             }
+            if (qw instanceof CodebookTensor ct) {
+                List<String> names = written.get(w);
+                if (names == null) {
+                    names = new ArrayList<>();
+                    List<byte[]> encoded = new ArrayList<>();
+                    encodeBnb4(ct, w, used, names, encoded);
+                    written.put(w, names);
+                    tensors.put(w, encoded);
+                }
+                Map<String, Long> attrs = new LinkedHashMap<>();
+                attrs.put("K", (long) ct.cols());
+                attrs.put("N", (long) ct.rows());
+                attrs.put("block_size", (long) Math.min(MAX_BLOCK, ct.scheme().blockSize()));
+                attrs.put("quant_type", ct.scheme().codebook() == Codebook.NF4 ? 1L : 0L);
+                edit.replaceNode(
+                        i,
+                        List.of(OnnxRewriter.node(
+                                n.name(),
+                                "MatMulBnb4",
+                                MS_DOMAIN,
+                                List.of(n.inputs().get(0), names.get(0), names.get(1)),
+                                n.outputs(),
+                                attrs)));
+                replacedReads.merge(w, 1, Integer::sum);
+                continue;
+            }
+            QuantizedTensor q = (QuantizedTensor) qw;
             String reason = unsupported(q.scheme(), q.cols());
             if (reason == null && q.hasGIdx() && permutation(q) == null) {
                 reason =
@@ -230,6 +268,30 @@ public final class OnnxExport {
             return Math.min(MAX_BLOCK, Integer.lowestOneBit(g));
         }
         return Math.min(MAX_BLOCK, Math.max(16, Integer.highestOneBit(q.cols() - 1) << 1));
+    }
+
+    /**
+     * MatMulBnb4's B (quant4j's packed codes as they are: the same order) and absmax, one per block of at most 256,
+     * repeating a larger block's.
+     */
+    private static void encodeBnb4(CodebookTensor t, String w, Set<String> used, List<String> names, List<byte[]> out) {
+        long numel = (long) t.rows() * t.cols();
+        byte[] b = new byte[(int) ((numel + 1) / 2)];
+        t.packedCodes().get(b);
+        int block = t.scheme().blockSize();
+        int ortBlock = Math.min(MAX_BLOCK, block);
+        float[] absmax = t.absmax();
+        int count = (int) ((numel + ortBlock - 1) / ortBlock);
+        ByteBuffer ab = ByteBuffer.allocate(4 * count).order(ByteOrder.LITTLE_ENDIAN);
+        for (int j = 0; j < count; j++) {
+            ab.putFloat(absmax[(int) ((long) j * ortBlock / block)]);
+        }
+        String bName = fresh(used, w + "_Bnb4");
+        out.add(OnnxRewriter.tensor(bName, UINT8, new long[] {b.length}, b));
+        names.add(bName);
+        String aName = fresh(used, w + "_absmax");
+        out.add(OnnxRewriter.tensor(aName, OnnxModel.FLOAT, new long[] {count}, ab.array()));
+        names.add(aName);
     }
 
     /**

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.quant4j.io.OnnxModelTest.Proto;
+import dev.quant4j.quant.CodebookScheme;
+import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.LinearScheme;
 import dev.quant4j.quant.PackOrder;
 import dev.quant4j.quant.QuantizedTensor;
@@ -84,7 +86,7 @@ class OnnxExportTest {
         float[] scales = {0.5f, 0.25f, 2f, 1f, 3f, 0.125f};
         byte[] zeros = {3, 12, 7, 0, 15, 9};
         QuantizedTensor q = tensor(LinearScheme.asym(4, 16), n, k, scales, zeros, null);
-        OnnxModel out = OnnxModel.parse("out", OnnxExport.matMulNBits("m", model(k, n), Map.of("W", q)));
+        OnnxModel out = OnnxModel.parse("out", OnnxExport.quantizedModel("m", model(k, n), Map.of("W", q)));
         assertThat(out.nodes())
                 .containsExactly(new OnnxModel.Node(
                         "fc", "MatMulNBits", List.of("x", "W_Q4", "W_scales", "W_zero_points"), List.of("y")));
@@ -117,7 +119,7 @@ class OnnxExportTest {
     @Test
     void symmetricLeavesOutZeroPoints() {
         QuantizedTensor q = tensor(LinearScheme.sym(4, 16), 1, 32, new float[] {1f, 2f}, new byte[] {8, 8}, null);
-        OnnxModel out = OnnxModel.parse("out", OnnxExport.matMulNBits("m", model(32, 1), Map.of("W", q)));
+        OnnxModel out = OnnxModel.parse("out", OnnxExport.quantizedModel("m", model(32, 1), Map.of("W", q)));
         assertThat(out.nodes().get(0).inputs()).containsExactly("x", "W_Q4", "W_scales");
         assertThat(out.initializers()).containsOnlyKeys("W_Q4", "W_scales", "ids");
     }
@@ -127,7 +129,7 @@ class OnnxExportTest {
     void perChannelIsOnePaddedBlock() {
         int k = 20;
         QuantizedTensor q = tensor(LinearScheme.asym(4, -1), 1, k, new float[] {1f}, new byte[] {5}, null);
-        OnnxModel out = OnnxModel.parse("out", OnnxExport.matMulNBits("m", model(k, 1), Map.of("W", q)));
+        OnnxModel out = OnnxModel.parse("out", OnnxExport.quantizedModel("m", model(k, 1), Map.of("W", q)));
         OnnxModel.Initializer b = out.initializer("W_Q4");
         assertThat(b.dims()).containsExactly(1, 1, 16);
         byte[] expected = new byte[16];
@@ -146,7 +148,7 @@ class OnnxExportTest {
     void largeAndNonPowerOfTwoGroupsRepeatTheirParameters() {
         QuantizedTensor pc =
                 tensor(LinearScheme.asym(4, -1), 2, 600, new float[] {1.5f, 2.5f}, new byte[] {3, 4}, null);
-        OnnxModel out = OnnxModel.parse("out", OnnxExport.matMulNBits("m", model(600, 2), Map.of("W", pc)));
+        OnnxModel out = OnnxModel.parse("out", OnnxExport.quantizedModel("m", model(600, 2), Map.of("W", pc)));
         assertThat(out.nodes().get(0).inputs()).hasSize(4);
         assertThat(out.initializer("W_Q4").dims()).containsExactly(2, 3, 128);
         assertThat(out.initializer("W_scales").floats()).containsExactly(1.5f, 1.5f, 1.5f, 2.5f, 2.5f, 2.5f);
@@ -157,7 +159,7 @@ class OnnxExportTest {
             assertThat(b[j]).as("padding byte %d", j).isZero();
         }
         QuantizedTensor g96 = tensor(LinearScheme.asym(4, 96), 1, 192, new float[] {1f, 2f}, new byte[] {5, 6}, null);
-        out = OnnxModel.parse("out", OnnxExport.matMulNBits("m", model(192, 1), Map.of("W", g96)));
+        out = OnnxModel.parse("out", OnnxExport.quantizedModel("m", model(192, 1), Map.of("W", g96)));
         assertThat(out.initializer("W_Q4").dims()).containsExactly(1, 6, 16);
         assertThat(out.initializer("W_scales").floats()).containsExactly(1f, 1f, 1f, 2f, 2f, 2f);
     }
@@ -167,7 +169,7 @@ class OnnxExportTest {
     void eightBits() {
         QuantizedTensor q8 =
                 tensor(LinearScheme.asym(8, 16), 1, 32, new float[] {1, 2}, new byte[] {(byte) 200, 3}, null);
-        OnnxModel out = OnnxModel.parse("out", OnnxExport.matMulNBits("m", model(32, 1), Map.of("W", q8)));
+        OnnxModel out = OnnxModel.parse("out", OnnxExport.quantizedModel("m", model(32, 1), Map.of("W", q8)));
         assertThat(out.initializer("W_Q8").dims()).containsExactly(1, 2, 16);
         byte[] expected = new byte[32];
         for (int c = 0; c < 32; c++) {
@@ -189,7 +191,7 @@ class OnnxExportTest {
             gIdx[c] = (c * 5 / 3) % 2; // 16 features in each group
         }
         QuantizedTensor q = tensor(LinearScheme.asym(4, 16), 1, 32, new float[] {1, 2}, new byte[] {1, 2}, gIdx);
-        OnnxModel out = OnnxModel.parse("out", OnnxExport.matMulNBits("m", model(32, 1), Map.of("W", q)));
+        OnnxModel out = OnnxModel.parse("out", OnnxExport.quantizedModel("m", model(32, 1), Map.of("W", q)));
         assertThat(out.nodes())
                 .containsExactly(
                         new OnnxModel.Node("fc_perm_gather", "Gather", List.of("x", "W_perm"), List.of("x_perm_W")),
@@ -220,9 +222,31 @@ class OnnxExportTest {
         int[] uneven = gIdx.clone();
         uneven[0] = 1 - uneven[0];
         QuantizedTensor bad = tensor(LinearScheme.asym(4, 16), 1, 32, new float[] {1, 2}, new byte[] {1, 2}, uneven);
-        assertThatThrownBy(() -> OnnxExport.matMulNBits("m", model(32, 1), Map.of("W", bad)))
+        assertThatThrownBy(() -> OnnxExport.quantizedModel("m", model(32, 1), Map.of("W", bad)))
                 .hasMessageContaining("not all of 16 input features")
                 .hasMessageContaining("--static-groups");
+    }
+
+    /**
+     * NF4 as MatMulBnb4: B the flattened [N, K] codes two a byte, the first in the high nibble; absmax one per block,
+     * a block of 512 written as two of 256 (N * K = 600: blocks of 256, 256 and 88).
+     */
+    @Test
+    void nf4AsMatMulBnb4() {
+        int n = 2;
+        int k = 300;
+        byte[] packed = new byte[300];
+        for (int i = 0; i < 600; i += 2) {
+            packed[i / 2] = (byte) (code(0, i, 4) << 4 | code(0, i + 1, 4));
+        }
+        CodebookTensor t = new CodebookTensor("W", CodebookScheme.nf4(512), n, k, packed, new float[] {0.5f, 0.25f});
+        OnnxModel out = OnnxModel.parse("out", OnnxExport.quantizedModel("m", model(k, n), Map.of("W", t)));
+        assertThat(out.nodes())
+                .containsExactly(
+                        new OnnxModel.Node("fc", "MatMulBnb4", List.of("x", "W_Bnb4", "W_absmax"), List.of("y")));
+        assertThat(out.initializer("W_Bnb4").dims()).containsExactly(300);
+        assertThat(out.initializer("W_Bnb4").bytes()).isEqualTo(packed);
+        assertThat(out.initializer("W_absmax").floats()).containsExactly(0.5f, 0.5f, 0.25f);
     }
 
     @Test
@@ -234,7 +258,7 @@ class OnnxExportTest {
         assertThat(OnnxExport.unsupported(LinearScheme.asym(4, 96), 384)).isNull();
         assertThat(OnnxExport.unsupported(LinearScheme.asym(4, 128), 384)).isNull();
         QuantizedTensor q3 = tensor(LinearScheme.asym(3, 16), 1, 16, new float[] {1}, new byte[] {1}, null);
-        assertThatThrownBy(() -> OnnxExport.matMulNBits("m.onnx", model(16, 1), Map.of("W", q3)))
+        assertThatThrownBy(() -> OnnxExport.quantizedModel("m.onnx", model(16, 1), Map.of("W", q3)))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("'W' cannot be written as MatMulNBits: 3-bit codes");
     }
