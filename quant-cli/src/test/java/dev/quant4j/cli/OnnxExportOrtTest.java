@@ -116,6 +116,90 @@ class OnnxExportOrtTest {
                 .toByteArray();
     }
 
+    /** MatMul(x [m, k], W [k, n]) -> h; Add(b, h) -> y, b [n]: a linear layer with its bias. */
+    static byte[] linearModel(float[] w, float[] bias, int m, int k, int n) {
+        ByteBuffer wb = ByteBuffer.allocate(4 * w.length).order(ByteOrder.LITTLE_ENDIAN);
+        wb.asFloatBuffer().put(w);
+        ByteBuffer bb = ByteBuffer.allocate(4 * n).order(ByteOrder.LITTLE_ENDIAN);
+        bb.asFloatBuffer().put(bias);
+        Proto graph = new Proto()
+                .message(
+                        1,
+                        new Proto()
+                                .string(1, "x")
+                                .string(1, "W")
+                                .string(2, "h")
+                                .string(3, "mm")
+                                .string(4, "MatMul"))
+                .message(
+                        1,
+                        new Proto()
+                                .string(1, "b")
+                                .string(1, "h")
+                                .string(2, "y")
+                                .string(3, "add")
+                                .string(4, "Add"))
+                .string(2, "g")
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, k)
+                                .intField(1, n)
+                                .intField(2, 1)
+                                .string(8, "W")
+                                .bytesField(9, wb.array()))
+                .message(
+                        5,
+                        new Proto().intField(1, n).intField(2, 1).string(8, "b").bytesField(9, bb.array()))
+                .message(11, floatValue("x", m, k))
+                .message(12, floatValue("y", m, n));
+        return new Proto()
+                .intField(1, 8)
+                .message(8, new Proto().string(1, "").intField(2, 17))
+                .message(7, graph)
+                .out
+                .toByteArray();
+    }
+
+    /** The bias of MatMul -> Add folded into MatMulNBits' bias input: ONNX Runtime computes x W^T + b. */
+    @Test
+    void biasFoldedIntoMatMulNBits() throws OrtException {
+        Random rnd = new Random(21);
+        int k = 64;
+        int n = 8;
+        float[] bias = new float[n];
+        for (int j = 0; j < n; j++) {
+            bias[j] = (float) rnd.nextGaussian();
+        }
+        for (boolean sym : new boolean[] {false, true}) {
+            QuantizedTensor q = random(rnd, sym ? LinearScheme.sym(4, 32) : LinearScheme.asym(4, 32), n, k, sym, null);
+            byte[] model =
+                    OnnxExport.quantizedModel("lin", linearModel(new float[k * n], bias, 2, k, n), Map.of("W", q));
+            OnnxModel back = OnnxModel.parse("back", model);
+            assertThat(back.nodes()).hasSize(1);
+            assertThat(back.nodes().get(0).inputs())
+                    .containsExactly("x", "W_Q4", "W_scales", sym ? "" : "W_zero_points", "", "b");
+            assertThat(back.nodes().get(0).outputs()).containsExactly("y");
+            float[][] x = new float[2][k];
+            for (float[] row : x) {
+                for (int c = 0; c < k; c++) {
+                    row[c] = (float) rnd.nextGaussian();
+                }
+            }
+            float[][] y = runOrt(model, x);
+            float[] w = q.dequantize().array();
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < n; j++) {
+                    double e = bias[j];
+                    for (int c = 0; c < k; c++) {
+                        e += (double) x[i][c] * w[j * k + c];
+                    }
+                    assertThat((double) y[i][j]).isCloseTo(e, org.assertj.core.api.Assertions.within(1e-4));
+                }
+            }
+        }
+    }
+
     static float[][] runOrt(byte[] model, float[][] x) throws OrtException {
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
@@ -325,7 +409,13 @@ class OnnxExportOrtTest {
                         ms);
                 assertThat(cos[1]).isGreaterThanOrEqualTo(0.99999);
                 OnnxModel back = OnnxModel.parse("exported", exported);
-                assertThat(back.nodes()).hasSize(onnx.nodes().size());
+                // every linear's bias Add folded into its MatMulNBits
+                assertThat(back.nodes()).hasSize(onnx.nodes().size() - 36);
+                assertThat(back.nodes().stream().filter(n -> n.opType().equals("Add")))
+                        .hasSize((int) onnx.nodes().stream()
+                                        .filter(n -> n.opType().equals("Add"))
+                                        .count()
+                                - 36);
                 assertThat(back.nodes().stream().filter(n -> n.opType().equals("MatMulNBits")))
                         .hasSize(36);
                 assertThat(back.inputs()).isEqualTo(onnx.inputs());

@@ -58,6 +58,10 @@ import java.util.Set;
  * AWQ's per-input-channel scales {@code s} (a tensor with input scales) become a {@code Mul} of the activation by
  * {@code 1 / s} before the MatMulNBits.
  *
+ * <p>A linear layer's bias: when the MatMul's output is read only by an {@code Add} of a float initializer {@code [N]},
+ * and is no graph output, that initializer becomes MatMulNBits' {@code bias} input (the sixth, after an empty {@code
+ * g_idx}), MatMulNBits writes the Add's output and the Add is removed.
+ *
  * <p>NF4 and FP4 ({@link CodebookTensor}) become {@code com.microsoft.MatMulBnb4} (ONNX Runtime's {@code
  * matmul_bnb4.cc}, {@code blockwise_quant_block_bnb4.h}, {@code dequantize_blockwise_bnb4.h}): attributes {@code K},
  * {@code N}, {@code block_size} (16 to 256), {@code quant_type} (0 FP4, 1 NF4); {@code B} uint8 {@code [(N * K + 1) /
@@ -123,6 +127,12 @@ public final class OnnxExport {
         Map<String, List<byte[]>> tensors = new LinkedHashMap<>();
         Map<String, Integer> replacedReads = new LinkedHashMap<>();
         List<OnnxModel.Node> nodes = m.nodes();
+        Map<String, List<Integer>> consumers = new LinkedHashMap<>();
+        for (int i = 0; i < nodes.size(); i++) {
+            for (String in : nodes.get(i).inputs()) {
+                consumers.computeIfAbsent(in, x -> new ArrayList<>()).add(i);
+            }
+        }
         for (int i = 0; i < nodes.size(); i++) {
             OnnxModel.Node n = nodes.get(i);
             if (!n.opType().equals("MatMul")
@@ -223,6 +233,19 @@ public final class OnnxExport {
             inputs.add(names.get(0));
             inputs.add(names.get(1));
             inputs.add(names.get(2));
+            inputs.add(""); // g_idx: never written (see above)
+            List<String> outputs = n.outputs();
+            int add = biasAdd(m, consumers, n, q.rows());
+            if (add >= 0) { // the bias folded in: MatMulNBits writes the Add's output, the Add goes
+                OnnxModel.Node addNode = nodes.get(add);
+                String mm = n.outputs().get(0);
+                inputs.add(
+                        addNode.inputs().get(0).equals(mm)
+                                ? addNode.inputs().get(1)
+                                : addNode.inputs().get(0));
+                outputs = addNode.outputs();
+                edit.replaceNode(add, List.of());
+            }
             while (inputs.get(inputs.size() - 1).isEmpty()) {
                 inputs.remove(inputs.size() - 1);
             }
@@ -231,7 +254,7 @@ public final class OnnxExport {
             attrs.put("N", (long) q.rows());
             attrs.put("bits", (long) bits);
             attrs.put("block_size", (long) blockSize);
-            replacement.add(OnnxRewriter.node(n.name(), "MatMulNBits", MS_DOMAIN, inputs, n.outputs(), attrs));
+            replacement.add(OnnxRewriter.node(n.name(), "MatMulNBits", MS_DOMAIN, inputs, outputs, attrs));
             edit.replaceNode(i, replacement);
             replacedReads.merge(w, 1, Integer::sum);
         }
@@ -253,6 +276,39 @@ public final class OnnxExport {
         }
         edit.requireOpset(MS_DOMAIN, 1);
         return OnnxRewriter.rewrite(source, model, edit);
+    }
+
+    /**
+     * The index of the node {@code Add(y, b)} or {@code Add(b, y)} that alone reads the MatMul {@code n}'s output
+     * {@code y} (not a graph output), {@code b} a float initializer {@code [N]}: its bias, for MatMulNBits' {@code
+     * bias} input. -1 if there is none.
+     */
+    private static int biasAdd(OnnxModel m, Map<String, List<Integer>> consumers, OnnxModel.Node n, int outFeatures) {
+        if (n.outputs().size() != 1) {
+            return -1;
+        }
+        String y = n.outputs().get(0);
+        List<Integer> readers = consumers.getOrDefault(y, List.of());
+        if (readers.size() != 1 || m.outputs().contains(y)) {
+            return -1;
+        }
+        OnnxModel.Node add = m.nodes().get(readers.get(0));
+        if (!add.opType().equals("Add")
+                || add.inputs().size() != 2
+                || add.outputs().size() != 1) {
+            return -1;
+        }
+        String b = add.inputs().get(0).equals(y)
+                ? add.inputs().get(1)
+                : add.inputs().get(0);
+        if (b.equals(y)) {
+            return -1;
+        }
+        OnnxModel.Initializer t = m.initializers().get(b);
+        if (t == null || t.dataType() != OnnxModel.FLOAT || t.dims().length != 1 || t.dims()[0] != outFeatures) {
+            return -1;
+        }
+        return readers.get(0);
     }
 
     /** The largest block ONNX Runtime 1.23.2's CPU kernel computes right with. */
