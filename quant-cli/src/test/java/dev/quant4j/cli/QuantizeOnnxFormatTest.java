@@ -9,7 +9,6 @@ import dev.quant4j.io.Npy;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.model.WordPieceTokenizer;
-import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.tensor.FloatMatrix;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -89,11 +88,18 @@ class QuantizeOnnxFormatTest {
     }
 
     /**
-     * GPTQ with act-order on a small model, once as ONNX and once as quant4j's .safetensors (GPTQ is deterministic):
-     * ONNX Runtime's output equals x times the weights the .safetensors file dequantizes to.
+     * GPTQ with act-order, AWQ, and RTN --sym at 8 bits, on a small model, each once as ONNX and once as quant4j's
+     * .safetensors (every method is deterministic): ONNX Runtime's output equals x times the weights the .safetensors
+     * file dequantizes to (AWQ: the effective weights, its 1 / s applied by the Mul).
      */
     @Test
-    void gptqActOrderRunsInOnnxRuntimeAsQuant4jDequantizesIt() throws Exception {
+    void gptqAwqAndRtnRunInOnnxRuntimeAsQuant4jDequantizesThem() throws Exception {
+        sameAsSafeTensors(true, "--method", "gptq", "--act-order", "--group-size", "16");
+        sameAsSafeTensors(true, "--method", "awq", "--group-size", "32");
+        sameAsSafeTensors(false, "--method", "rtn", "--sym", "--bits", "8", "--group-size", "-1");
+    }
+
+    private void sameAsSafeTensors(boolean calibrated, String... method) throws Exception {
         int k = 64;
         int n = 16;
         Random rnd = new Random(11);
@@ -109,45 +115,39 @@ class QuantizeOnnxFormatTest {
         }
         Path calib = dir.resolve("x.npy");
         Npy.write(calib, new long[] {200, k}, x);
-        String[] common = {
-            "quantize",
-            "--in",
-            in.toString(),
-            "--method",
-            "gptq",
-            "--calib",
-            calib.toString(),
-            "--act-order",
-            "--group-size",
-            "16"
-        };
-        Result onnx = QuantCliTest.run(concat(
-                common, "--format", "onnx", "--out", dir.resolve("q.onnx").toString()));
+        String[] common = concat(new String[] {"quantize", "--in", in.toString()}, method);
+        if (calibrated) {
+            common = concat(common, "--calib", calib.toString());
+        }
+        Path q4j = dir.resolve("q.safetensors");
+        Path qonnx = dir.resolve("q.onnx");
+        Result onnx = QuantCliTest.run(concat(common, "--format", "onnx", "--out", qonnx.toString()));
         assertThat(onnx.code()).as(onnx.err()).isZero();
-        Result st = QuantCliTest.run(
-                concat(common, "--out", dir.resolve("q.safetensors").toString()));
+        Result st = QuantCliTest.run(concat(common, "--out", q4j.toString()));
         assertThat(st.code()).as(st.err()).isZero();
-        QuantizedWeight q = QuantizedSafeTensors.read(dir.resolve("q.safetensors"))
-                .weights()
-                .get("W");
-        assertThat(((dev.quant4j.quant.QuantizedTensor) q).hasGIdx()).isTrue();
-        FloatMatrix deq = q.dequantize(); // [n, k]
+        FloatMatrix deq = QuantizedSafeTensors.read(q4j).weights().get("W").dequantize(); // [n, k]
         float[][] a = new float[3][k];
         for (float[] row : a) {
             for (int c = 0; c < k; c++) {
                 row[c] = (float) rnd.nextGaussian();
             }
         }
-        float[][] y = OnnxExportOrtTest.runOrt(Files.readAllBytes(dir.resolve("q.onnx")), a);
+        float[][] y = OnnxExportOrtTest.runOrt(Files.readAllBytes(qonnx), a);
         for (int i = 0; i < 3; i++) {
             for (int j = 0; j < n; j++) {
                 double e = 0;
+                double mag = 0;
                 for (int c = 0; c < k; c++) {
                     e += (double) a[i][c] * deq.get(j, c);
+                    mag += Math.abs((double) a[i][c] * deq.get(j, c));
                 }
-                assertThat((double) y[i][j]).isCloseTo(e, org.assertj.core.api.Assertions.within(1e-4));
+                assertThat(Math.abs(y[i][j] - e) / mag)
+                        .as(String.join(" ", method))
+                        .isLessThan(1e-5);
             }
         }
+        Files.delete(q4j);
+        Files.delete(qonnx);
     }
 
     /** NF4 through the command line: MatMulBnb4 in ONNX Runtime equals what the .safetensors dequantizes to. */
