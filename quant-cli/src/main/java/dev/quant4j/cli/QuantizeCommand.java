@@ -255,11 +255,22 @@ final class QuantizeCommand implements Callable<Integer> {
             }
             return reason;
         });
+        byte[] onnxBytes = null;
+        java.util.Set<String> gatherTables = new java.util.HashSet<>();
         if (onnxOut) {
+            onnxBytes = Files.readAllBytes(in);
+            for (dev.quant4j.io.OnnxModel.Node n :
+                    dev.quant4j.io.OnnxModel.parse(in.toString(), onnxBytes).nodes()) {
+                if (n.opType().equals("Gather") && !n.inputs().isEmpty()) {
+                    gatherTables.add(n.inputs().get(0));
+                }
+            }
             for (FloatMatrix w : loaded.tensors()) {
-                if (!loaded.transposed().contains(w.name())) {
+                if (!loaded.transposed().contains(w.name()) && !(gatherTables.contains(w.name()) && !codebook)) {
                     throw new IllegalArgumentException("--format onnx: initializer '" + w.name() + "' matched by"
-                            + " --include is not the weight of a MatMul node; only MatMul weights become MatMulNBits");
+                            + " --include is not the weight of a MatMul node"
+                            + (codebook ? "" : " or the table of a" + " Gather") + "; only those become MatMulNBits"
+                            + (codebook ? "/MatMulBnb4" : " or GatherBlockQuantized"));
                 }
             }
         }
@@ -372,7 +383,7 @@ final class QuantizeCommand implements Callable<Integer> {
             for (int i = 0; i < quantized.size(); i++) {
                 weights.put(loaded.tensors().get(i).name(), quantized.get(i));
             }
-            OnnxExport.write(out, in.toString(), Files.readAllBytes(in), weights);
+            OnnxExport.write(out, in.toString(), onnxBytes, weights);
         } else {
             QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         }
@@ -382,7 +393,12 @@ final class QuantizeCommand implements Callable<Integer> {
                 "wrote %s (%d quantized%s, %d unchanged",
                 out,
                 loaded.tensors().size(),
-                onnxOut ? (codebook ? " as com.microsoft.MatMulBnb4" : " as com.microsoft.MatMulNBits") : "",
+                onnxOut
+                        ? (codebook ? " as com.microsoft.MatMulBnb4" : " as com.microsoft.MatMulNBits")
+                                + (loaded.tensors().stream().anyMatch(t -> gatherTables.contains(t.name()))
+                                        ? " and GatherBlockQuantized"
+                                        : "")
+                        : "",
                 loaded.other().size()));
         if (!loaded.kept().isEmpty()) {
             summary.append(", of which ")

@@ -425,4 +425,156 @@ class OnnxExportOrtTest {
             pool.shutdown();
         }
     }
+
+    /**
+     * GatherBlockQuantized of a table [3, 48] in blocks of 16 (three a row: an odd count, so the zero-points' packing
+     * over the whole array differs from row by row): ONNX Runtime's rows equal quant4j's dequantized table.
+     */
+    @Test
+    void gatherBlockQuantizedTable() throws OrtException {
+        int v = 3;
+        int h = 48;
+        QuantizedTensor q = random(new Random(1), LinearScheme.asym(4, 16), v, h, false, null);
+        Proto indices = new Proto()
+                .string(1, "i")
+                .message(
+                        2,
+                        new Proto()
+                                .message(
+                                        1,
+                                        new Proto()
+                                                .intField(1, 7)
+                                                .message(2, new Proto().message(1, new Proto().intField(1, 4)))));
+        Proto graph = new Proto()
+                .message(
+                        1,
+                        new Proto()
+                                .string(1, "T")
+                                .string(1, "i")
+                                .string(2, "y")
+                                .string(3, "g")
+                                .string(4, "Gather"))
+                .string(2, "g")
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, v)
+                                .intField(1, h)
+                                .intField(2, 1)
+                                .string(8, "T")
+                                .bytesField(9, new byte[4 * v * h]))
+                .message(11, indices)
+                .message(12, floatValue("y", 4, h));
+        byte[] model = new Proto()
+                .intField(1, 8)
+                .message(8, new Proto().string(1, "").intField(2, 17))
+                .message(7, graph)
+                .out
+                .toByteArray();
+        byte[] exported = OnnxExport.quantizedModel("table", model, Map.of("T", q));
+        OrtEnvironment env = OrtEnvironment.getEnvironment();
+        long[] rows = {2, 0, 1, 2};
+        try (OrtSession s = env.createSession(exported, new OrtSession.SessionOptions());
+                OnnxTensor in = OnnxTensor.createTensor(env, rows);
+                OrtSession.Result r = s.run(Map.of("i", in))) {
+            float[][] y = (float[][]) r.get(0).getValue();
+            FloatMatrix deq = q.dequantize();
+            for (int j = 0; j < rows.length; j++) {
+                for (int c = 0; c < h; c++) {
+                    assertThat(y[j][c]).isEqualTo(deq.get((int) rows[j], c));
+                }
+            }
+        }
+    }
+
+    /**
+     * all-MiniLM-L6-v2 with its word embeddings too (RTN int4 g128 along the hidden size) as GatherBlockQuantized,
+     * its linears RTN int4 g128 as MatMulNBits: ONNX Runtime's embeddings equal quant4j's forward pass on a model whose
+     * word embeddings are the dequantized table and whose linears are the same quantized weights.
+     */
+    @Test
+    void miniLmWithQuantizedWordEmbeddings() throws Exception {
+        byte[] modelBytes = EvalCommand.resource(EvalCommand.MODEL);
+        OnnxModel onnx = OnnxModel.parse("all-minilm-l6-v2.onnx", modelBytes);
+        String table = "embeddings.word_embeddings.weight";
+        FloatMatrix words = onnx.initializer(table).matrix();
+        QuantizedTensor qWords = new RtnQuantizer(LinearScheme.asym(4, 128)).quantize(words);
+        // the same model with the dequantized table in place of the FP32 one (same size: overwritten where it lies)
+        byte[] original = le(words.array());
+        byte[] withDequantized = modelBytes.clone();
+        int at = indexOf(modelBytes, original);
+        assertThat(at).isPositive();
+        System.arraycopy(le(qWords.dequantize().array()), 0, withDequantized, at, original.length);
+        WordPieceTokenizer tokenizer = WordPieceTokenizer.parse(
+                "tokenizer", new String(EvalCommand.resource(EvalCommand.TOKENIZER), StandardCharsets.UTF_8));
+        List<int[]> texts = new ArrayList<>();
+        for (String line : EvalCommand.lines("/wordnet/pairs.tsv").subList(0, 20)) {
+            for (String sentence : line.split("\t", 2)) {
+                texts.add(tokenizer.encode(sentence));
+            }
+        }
+        ForkJoinPool pool = new ForkJoinPool(2);
+        try {
+            BertEncoder fp32 = BertEncoder.fromOnnx(OnnxModel.parse("dequantized table", withDequantized), 12, pool);
+            Map<String, String> weightOfLinear = new HashMap<>();
+            onnx.matMulWeights().forEach((node, w) -> {
+                if (node.startsWith("/encoder/layer.")) {
+                    String path = node.substring(1, node.length() - "/MatMul".length());
+                    weightOfLinear.put(path.replace('/', '.'), w);
+                }
+            });
+            Map<String, QuantizedWeight> weights = new HashMap<>();
+            Map<String, Linear> linears = new HashMap<>();
+            for (Linear l : fp32.linears()) {
+                Linear.Dense d = (Linear.Dense) l;
+                QuantizedTensor q = new RtnQuantizer(LinearScheme.asym(4, 128)).quantize(d.weight());
+                weights.put(weightOfLinear.get(l.name()), q);
+                linears.put(l.name(), Linear.quantized(l.name(), QuantizedLinear.of(q, d.bias(), pool)));
+            }
+            weights.put(table, qWords);
+            byte[] exported = OnnxExport.quantizedModel("minilm", modelBytes, weights);
+            float[][] mine = EmbeddingEval.embed(fp32.withLinears(linears), texts, i -> {}, pool);
+            float[][] theirs;
+            try (OrtEmbedder ort = new OrtEmbedder(exported, 1)) {
+                theirs = ort.embed(texts, i -> {});
+            }
+            double[] cos = EmbeddingEval.cosineStats(mine, theirs);
+            System.out.printf(
+                    Locale.ROOT,
+                    "all-MiniLM-L6-v2 word embeddings GatherBlockQuantized int4 g128 and linears MatMulNBits int4"
+                            + " g128: %d bytes (FP32 %d), %d sentences, 1 - min cosine %.2e%n",
+                    exported.length,
+                    modelBytes.length,
+                    texts.size(),
+                    1 - cos[1]);
+            assertThat(cos[1]).isGreaterThanOrEqualTo(0.99999);
+            assertThat(OnnxModel.parse("exported", exported).nodes().stream()
+                            .filter(n -> n.opType().equals("GatherBlockQuantized")))
+                    .hasSize(1);
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    static byte[] le(float[] v) {
+        ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(v);
+        return b.array();
+    }
+
+    /** Where {@code part} starts in {@code whole}, or -1 (checked on its first 256 bytes, then whole). */
+    static int indexOf(byte[] whole, byte[] part) {
+        outer:
+        for (int i = 0; i + part.length <= whole.length; i++) {
+            for (int j = 0; j < 256; j++) {
+                if (whole[i + j] != part[j]) {
+                    continue outer;
+                }
+            }
+            if (java.util.Arrays.equals(whole, i, i + part.length, part, 0, part.length)) {
+                return i;
+            }
+        }
+        return -1;
+    }
 }

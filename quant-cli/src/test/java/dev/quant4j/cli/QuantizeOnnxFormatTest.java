@@ -85,6 +85,29 @@ class QuantizeOnnxFormatTest {
         }
         // RTN int4 g128 against FP32: mean cosine 0.957 over the 2000 sentences of docs/real-model.md
         assertThat(EmbeddingEval.cosineStats(f, q)[0]).isGreaterThan(0.93);
+        // the word embeddings too, picked with --include: GatherBlockQuantized, the model about 13 MB
+        Path small = dir.resolve("model-q4all.onnx");
+        r = QuantCliTest.run(
+                "quantize",
+                "--in",
+                in.toString(),
+                "--format",
+                "onnx",
+                "--method",
+                "rtn",
+                "--include",
+                "MatMul|word_embeddings",
+                "--out",
+                small.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("(37 quantized as com.microsoft.MatMulNBits and GatherBlockQuantized, 65 unchanged)");
+        assertThat(Files.size(small)).isLessThan(14_000_000L);
+        float[][] q4all;
+        try (OrtEmbedder ort = new OrtEmbedder(Files.readAllBytes(small), 1)) {
+            q4all = ort.embed(texts, i -> {});
+        }
+        assertThat(EmbeddingEval.cosineStats(f, q4all)[0]).isGreaterThan(0.93);
     }
 
     /**

@@ -135,6 +135,14 @@ public final class OnnxExport {
         }
         for (int i = 0; i < nodes.size(); i++) {
             OnnxModel.Node n = nodes.get(i);
+            if (n.opType().equals("Gather")
+                    && n.inputs().size() == 2
+                    && weights.get(n.inputs().get(0)) instanceof QuantizedTensor gq) {
+                String w = n.inputs().get(0);
+                gatherBlockQuantized(source, model, m, i, n, w, gq, used, edit, written, tensors);
+                replacedReads.merge(w, 1, Integer::sum);
+                continue;
+            }
             if (!n.opType().equals("MatMul")
                     || n.inputs().size() != 2
                     || !weights.containsKey(n.inputs().get(1))) {
@@ -271,11 +279,103 @@ public final class OnnxExport {
         }
         for (String w : weights.keySet()) {
             if (!written.containsKey(w)) {
-                throw new IllegalArgumentException(source + ": '" + w + "' is not the weight of a MatMul node");
+                throw new IllegalArgumentException(
+                        source + ": '" + w + "' is not the weight of a MatMul node or the table of a Gather");
             }
         }
         edit.requireOpset(MS_DOMAIN, 1);
         return OnnxRewriter.rewrite(source, model, edit);
+    }
+
+    /**
+     * A {@code Gather(table, indices)} on axis 0 whose table {@code [V, H]} was quantized (as stored: groups along H)
+     * becomes {@code com.microsoft.GatherBlockQuantized(data, indices, scales, zero_points)}: data uint8 {@code [V, H /
+     * 2]} (two codes a byte, the first in the low nibble: quant4j's rows as they are), scales float {@code [V, H /
+     * block]}, zero_points uint8 {@code [V, ceil(H / block / 2)]}, two a byte, the first in the low nibble, over the
+     * whole array rather than row by row (ONNX Runtime 1.23.2 reads them so: with an odd number of blocks a row, the
+     * row-by-row packing the shape suggests gives wrong values); attributes gather_axis 0,
+     * quantize_axis 1, block_size, bits 4 (ONNX Runtime's {@code gather_block_quantized.cc}).
+     */
+    private static void gatherBlockQuantized(
+            String source,
+            byte[] model,
+            OnnxModel m,
+            int index,
+            OnnxModel.Node n,
+            String w,
+            QuantizedTensor q,
+            Set<String> used,
+            OnnxRewriter.Edit edit,
+            Map<String, List<String>> written,
+            Map<String, List<byte[]>> tensors) {
+        long[] dims = m.initializer(w).dims();
+        int g = q.scheme().groupSize();
+        String reason = null;
+        if (dims.length != 2 || dims[0] != q.rows() || dims[1] != q.cols()) {
+            reason = "its quantization [" + q.rows() + ", " + q.cols() + "] is not of its shape "
+                    + java.util.Arrays.toString(dims);
+        } else if (q.scheme().bits() != 4) {
+            reason = q.scheme().bits() + "-bit codes: GatherBlockQuantized is written at 4 bits";
+        } else if (g < 16 || Integer.bitCount(g) != 1) {
+            reason = "group size " + g + ": GatherBlockQuantized's block_size is a power of two >= 16";
+        } else if (q.hasGIdx() || q.hasInputScales()) {
+            reason = "a g_idx or AWQ input scales";
+        } else if (OnnxRewriter.intAttribute(source, model, index, "axis", 0) != 0) {
+            reason = "the Gather is not on axis 0";
+        }
+        if (reason != null) {
+            throw new IllegalArgumentException(
+                    source + ": table '" + w + "' cannot be written as GatherBlockQuantized: " + reason);
+        }
+        int v = q.rows();
+        int h = q.cols();
+        int blocks = h / g;
+        List<String> names = written.get(w);
+        if (names == null) {
+            names = new ArrayList<>();
+            List<byte[]> out = new ArrayList<>();
+            byte[] data = new byte[v * (h / 2)];
+            q.packedCodes().get(data);
+            String dName = fresh(used, w + "_Q4");
+            out.add(OnnxRewriter.tensor(dName, UINT8, new long[] {v, h / 2}, data));
+            names.add(dName);
+            ByteBuffer sb = ByteBuffer.allocate(4 * v * blocks).order(ByteOrder.LITTLE_ENDIAN);
+            int[] zeros = new int[v * blocks];
+            for (int r = 0; r < v; r++) {
+                for (int b = 0; b < blocks; b++) {
+                    sb.putFloat(q.scale(r * blocks + b));
+                    zeros[r * blocks + b] = q.zero(r * blocks + b);
+                }
+            }
+            String sName = fresh(used, w + "_scales");
+            out.add(OnnxRewriter.tensor(sName, OnnxModel.FLOAT, new long[] {v, blocks}, sb.array()));
+            names.add(sName);
+            String zName = fresh(used, w + "_zero_points");
+            // ONNX Runtime 1.23.2 reads zero-point (r, b) at nibble r * blocks + b of the whole array (low nibble
+            // first), not row by row as the shape [V, ceil(blocks / 2)] suggests: packed so, in a buffer of that shape
+            byte[] zp = new byte[v * ((blocks + 1) / 2)];
+            for (int i = 0; i < zeros.length; i++) {
+                zp[i >>> 1] |= (byte) (zeros[i] << ((i & 1) * 4));
+            }
+            out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {v, (blocks + 1) / 2}, zp));
+            names.add(zName);
+            written.put(w, names);
+            tensors.put(w, out);
+        }
+        Map<String, Long> attrs = new LinkedHashMap<>();
+        attrs.put("gather_axis", 0L);
+        attrs.put("quantize_axis", 1L);
+        attrs.put("block_size", (long) g);
+        attrs.put("bits", 4L);
+        edit.replaceNode(
+                index,
+                List.of(OnnxRewriter.node(
+                        n.name(),
+                        "GatherBlockQuantized",
+                        MS_DOMAIN,
+                        List.of(names.get(0), n.inputs().get(1), names.get(1), names.get(2)),
+                        n.outputs(),
+                        attrs)));
     }
 
     /**

@@ -236,6 +236,56 @@ final class OnnxRewriter {
         return s;
     }
 
+    /** The integer attribute {@code name} of node {@code index} (graph order) of the model {@code bytes}, or {@code dflt}. */
+    static long intAttribute(String source, byte[] bytes, int index, String name, long dflt) {
+        ProtoReader model = new ProtoReader(source, "ModelProto", bytes, 0, bytes.length);
+        while (model.hasMore()) {
+            long key = model.readKey();
+            if (key != (7 << 3 | ProtoReader.LEN)) {
+                model.skip((int) (key & 7));
+                continue;
+            }
+            ProtoReader graph = model.nested("GraphProto", model.readLength());
+            int at = 0;
+            while (graph.hasMore()) {
+                long k = graph.readKey();
+                if (k != (1 << 3 | ProtoReader.LEN)) {
+                    graph.skip((int) (k & 7));
+                    continue;
+                }
+                ProtoReader node = graph.nested("NodeProto", graph.readLength());
+                if (at++ != index) {
+                    continue;
+                }
+                while (node.hasMore()) {
+                    long nk = node.readKey();
+                    if (nk != (5 << 3 | ProtoReader.LEN)) {
+                        node.skip((int) (nk & 7));
+                        continue;
+                    }
+                    ProtoReader attr = node.nested("AttributeProto", node.readLength());
+                    String attrName = "";
+                    Long value = null;
+                    while (attr.hasMore()) {
+                        long ak = attr.readKey();
+                        if (ak == (1 << 3 | ProtoReader.LEN)) {
+                            attrName = attr.readString();
+                        } else if (ak == (3 << 3 | ProtoReader.VARINT)) {
+                            value = attr.readVarint();
+                        } else {
+                            attr.skip((int) (ak & 7));
+                        }
+                    }
+                    if (attrName.equals(name) && value != null) {
+                        return value;
+                    }
+                }
+                return dflt;
+            }
+        }
+        return dflt;
+    }
+
     /** An encoded NodeProto with integer attributes only, in the order given. */
     static byte[] node(
             String name,
