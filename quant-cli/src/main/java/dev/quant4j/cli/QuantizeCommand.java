@@ -10,6 +10,7 @@ import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.GptqResult;
 import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.Npy;
+import dev.quant4j.io.OnnxExport;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.CodebookTensor;
@@ -22,10 +23,13 @@ import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
@@ -38,7 +42,8 @@ import picocli.CommandLine.Spec;
         name = "quantize",
         mixinStandardHelpOptions = true,
         description =
-                "Quantize the 2-D weights of a .npy, .safetensors or .onnx file into a quantized .safetensors file.")
+                "Quantize the 2-D weights of a .npy, .safetensors or .onnx file into a quantized .safetensors file,"
+                        + " or (--format onnx) an .onnx model into an .onnx model that ONNX Runtime runs.")
 final class QuantizeCommand implements Callable<Integer> {
 
     @Spec
@@ -57,8 +62,19 @@ final class QuantizeCommand implements Callable<Integer> {
             description = "weights: W.npy ([out, in] float32), model.safetensors, or model.onnx (its MatMul weights)")
     Path in;
 
-    @Option(names = "--out", required = true, description = "quantized output, .safetensors")
+    @Option(
+            names = "--out",
+            required = true,
+            description = "quantized output: .safetensors, or .onnx with --format onnx")
     Path out;
+
+    @Option(
+            names = "--format",
+            defaultValue = "safetensors",
+            description = "safetensors (quant4j's format, the default) or onnx: the --in .onnx model whole, each"
+                    + " quantized MatMul as ONNX Runtime's com.microsoft.MatMulNBits (rtn, gptq, awq; 4 or 8 bits;"
+                    + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4)")
+    String format;
 
     @Option(names = "--bits", defaultValue = "4", description = "bits per weight, 2..8 (default ${DEFAULT-VALUE})")
     int bits;
@@ -162,6 +178,23 @@ final class QuantizeCommand implements Callable<Integer> {
             rejectIfSet(doubleQuant, "--double-quant", "nf4 and fp4", m);
             linearScheme = new LinearScheme(bits, symmetry(), groupSize);
         }
+        boolean onnxOut = switch (format.toLowerCase(Locale.ROOT)) {
+            case "safetensors" -> false;
+            case "onnx" -> true;
+            default ->
+                throw new IllegalArgumentException("unknown --format '" + format + "' (expected safetensors or onnx)");
+        };
+        if (onnxOut) {
+            if (!WeightFiles.extension(in).equals("onnx")) {
+                throw new IllegalArgumentException("--format onnx rewrites an ONNX model: --in " + in
+                        + " must be an .onnx file (its MatMul weights are quantized, the rest kept)");
+            }
+            String reason = codebook ? null : OnnxExport.unsupported(linearScheme, Integer.MAX_VALUE);
+            if (reason != null) {
+                throw new IllegalArgumentException("--format onnx: " + reason + "; MatMulNBits holds --bits 4 or 8"
+                        + " with --group-size a multiple of 16 (for example 32, 64 or 128) or -1 (per channel)");
+            }
+        }
         AwqConfig awqConfig = null;
         if (awq) {
             if (calib == null) {
@@ -201,7 +234,7 @@ final class QuantizeCommand implements Callable<Integer> {
                     .withStaticGroups(staticGroups)
                     .withPercdamp(damp == null ? 0.01 : damp);
         }
-        WeightFiles.requireWritable(out, "safetensors");
+        WeightFiles.requireWritable(out, onnxOut ? "onnx" : "safetensors");
         WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
         WeightFiles.requireNotAnInput(out, overwrite, "--calib", calib);
         Pattern pattern = null;
@@ -222,6 +255,25 @@ final class QuantizeCommand implements Callable<Integer> {
             }
             return reason;
         });
+        byte[] onnxBytes = null;
+        java.util.Set<String> gatherTables = new java.util.HashSet<>();
+        if (onnxOut) {
+            onnxBytes = Files.readAllBytes(in);
+            for (dev.quant4j.io.OnnxModel.Node n :
+                    dev.quant4j.io.OnnxModel.parse(in.toString(), onnxBytes).nodes()) {
+                if (n.opType().equals("Gather") && !n.inputs().isEmpty()) {
+                    gatherTables.add(n.inputs().get(0));
+                }
+            }
+            for (FloatMatrix w : loaded.tensors()) {
+                if (!loaded.transposed().contains(w.name()) && !(gatherTables.contains(w.name()) && !codebook)) {
+                    throw new IllegalArgumentException("--format onnx: initializer '" + w.name() + "' matched by"
+                            + " --include is not the weight of a MatMul node"
+                            + (codebook ? "" : " or the table of a" + " Gather") + "; only those become MatMulNBits"
+                            + (codebook ? "/MatMulBnb4" : " or GatherBlockQuantized"));
+                }
+            }
+        }
         PrintWriter pw = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         HessianAccumulator hessian = null;
@@ -326,13 +378,27 @@ final class QuantizeCommand implements Callable<Integer> {
         for (WeightFiles.Kept k : loaded.kept()) {
             err.println("quant: kept '" + k.name() + "' unquantized: " + k.reason());
         }
-        QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
+        if (onnxOut) {
+            Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+            for (int i = 0; i < quantized.size(); i++) {
+                weights.put(loaded.tensors().get(i).name(), quantized.get(i));
+            }
+            OnnxExport.write(out, in.toString(), onnxBytes, weights);
+        } else {
+            QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
+        }
         StringBuilder summary = new StringBuilder();
         summary.append(String.format(
                 Locale.ROOT,
-                "wrote %s (%d quantized, %d unchanged",
+                "wrote %s (%d quantized%s, %d unchanged",
                 out,
                 loaded.tensors().size(),
+                onnxOut
+                        ? (codebook ? " as com.microsoft.MatMulBnb4" : " as com.microsoft.MatMulNBits")
+                                + (loaded.tensors().stream().anyMatch(t -> gatherTables.contains(t.name()))
+                                        ? " and GatherBlockQuantized"
+                                        : "")
+                        : "",
                 loaded.other().size()));
         if (!loaded.kept().isEmpty()) {
             summary.append(", of which ")

@@ -1,0 +1,270 @@
+package dev.quant4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.quant4j.cli.QuantCliTest.Result;
+import dev.quant4j.cli.eval.EmbeddingEval;
+import dev.quant4j.cli.eval.OrtEmbedder;
+import dev.quant4j.io.Npy;
+import dev.quant4j.io.OnnxModel;
+import dev.quant4j.io.QuantizedSafeTensors;
+import dev.quant4j.model.WordPieceTokenizer;
+import dev.quant4j.tensor.FloatMatrix;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code quant quantize --format onnx} through the command line: the exit code, the message, the files on disk, and
+ * ONNX Runtime running what was written.
+ */
+class QuantizeOnnxFormatTest {
+
+    @TempDir
+    Path dir;
+
+    private List<String> files() throws Exception {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    /**
+     * The real all-MiniLM-L6-v2, RTN 4-bit g128: ONNX Runtime loads the written model, its embeddings stay close to
+     * the FP32 model's, and every initializer but the 36 MatMul weights is kept with its bytes (the INT64
+     * position_ids included), as are the graph inputs and outputs.
+     */
+    @Test
+    void miniLmAsMatMulNBits() throws Exception {
+        Path in = dir.resolve("model.onnx");
+        byte[] fp32 = EvalCommand.resource(EvalCommand.MODEL);
+        Files.write(in, fp32);
+        Path out = dir.resolve("model-q.onnx");
+        Result r = QuantCliTest.run(
+                "quantize", "--in", in.toString(), "--format", "onnx", "--method", "rtn", "--out", out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("wrote " + out + " (36 quantized as com.microsoft.MatMulNBits, 66 unchanged)");
+        assertThat(files()).containsExactly("model-q.onnx", "model.onnx");
+        OnnxModel before = OnnxModel.parse("fp32", fp32);
+        OnnxModel after = OnnxModel.read(out);
+        assertThat(after.inputs()).isEqualTo(before.inputs());
+        assertThat(after.outputs()).isEqualTo(before.outputs());
+        assertThat(after.nodes().stream().filter(n -> n.opType().equals("MatMulNBits")))
+                .hasSize(36);
+        int kept = 0;
+        for (OnnxModel.Initializer t : before.initializers().values()) {
+            if (before.matMulWeights().containsValue(t.name())) {
+                assertThat(after.initializers()).doesNotContainKey(t.name());
+            } else {
+                assertThat(after.initializer(t.name()).bytes()).as(t.name()).isEqualTo(t.bytes());
+                kept++;
+            }
+        }
+        assertThat(kept).isEqualTo(66);
+        assertThat(after.initializers().values().stream().filter(t -> t.dataType() == OnnxModel.INT64))
+                .isNotEmpty();
+        WordPieceTokenizer tokenizer = WordPieceTokenizer.parse(
+                "tokenizer", new String(EvalCommand.resource(EvalCommand.TOKENIZER), StandardCharsets.UTF_8));
+        List<int[]> texts = new ArrayList<>();
+        for (String line : EvalCommand.lines("/wordnet/pairs.tsv").subList(0, 5)) {
+            texts.add(tokenizer.encode(line.split("\t", 2)[1]));
+        }
+        float[][] q;
+        float[][] f;
+        try (OrtEmbedder ort = new OrtEmbedder(Files.readAllBytes(out), 1)) {
+            q = ort.embed(texts, i -> {});
+        }
+        try (OrtEmbedder ort = new OrtEmbedder(fp32, 1)) {
+            f = ort.embed(texts, i -> {});
+        }
+        // RTN int4 g128 against FP32: mean cosine 0.957 over the 2000 sentences of docs/real-model.md
+        assertThat(EmbeddingEval.cosineStats(f, q)[0]).isGreaterThan(0.93);
+        // the word embeddings too, picked with --include: GatherBlockQuantized, the model about 13 MB
+        Path small = dir.resolve("model-q4all.onnx");
+        r = QuantCliTest.run(
+                "quantize",
+                "--in",
+                in.toString(),
+                "--format",
+                "onnx",
+                "--method",
+                "rtn",
+                "--include",
+                "MatMul|word_embeddings",
+                "--out",
+                small.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("(37 quantized as com.microsoft.MatMulNBits and GatherBlockQuantized, 65 unchanged)");
+        assertThat(Files.size(small)).isLessThan(14_000_000L);
+        float[][] q4all;
+        try (OrtEmbedder ort = new OrtEmbedder(Files.readAllBytes(small), 1)) {
+            q4all = ort.embed(texts, i -> {});
+        }
+        assertThat(EmbeddingEval.cosineStats(f, q4all)[0]).isGreaterThan(0.93);
+    }
+
+    /**
+     * GPTQ with act-order, AWQ, and RTN --sym at 8 bits, on a small model, each once as ONNX and once as quant4j's
+     * .safetensors (every method is deterministic): ONNX Runtime's output equals x times the weights the .safetensors
+     * file dequantizes to (AWQ: the effective weights, its 1 / s applied by the Mul).
+     */
+    @Test
+    void gptqAwqAndRtnRunInOnnxRuntimeAsQuant4jDequantizesThem() throws Exception {
+        sameAsSafeTensors(true, "--method", "gptq", "--act-order", "--group-size", "16");
+        sameAsSafeTensors(true, "--method", "awq", "--group-size", "32");
+        sameAsSafeTensors(false, "--method", "rtn", "--sym", "--bits", "8", "--group-size", "-1");
+    }
+
+    private void sameAsSafeTensors(boolean calibrated, String... method) throws Exception {
+        int k = 64;
+        int n = 16;
+        Random rnd = new Random(11);
+        float[] w = new float[k * n];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) rnd.nextGaussian();
+        }
+        Path in = dir.resolve("mm.onnx");
+        Files.write(in, OnnxExportOrtTest.matMulModel(w, 3, k, n));
+        float[] x = new float[200 * k];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian() * (1 + (i % k) / 8f);
+        }
+        Path calib = dir.resolve("x.npy");
+        Npy.write(calib, new long[] {200, k}, x);
+        String[] common = concat(new String[] {"quantize", "--in", in.toString()}, method);
+        if (calibrated) {
+            common = concat(common, "--calib", calib.toString());
+        }
+        Path q4j = dir.resolve("q.safetensors");
+        Path qonnx = dir.resolve("q.onnx");
+        Result onnx = QuantCliTest.run(concat(common, "--format", "onnx", "--out", qonnx.toString()));
+        assertThat(onnx.code()).as(onnx.err()).isZero();
+        Result st = QuantCliTest.run(concat(common, "--out", q4j.toString()));
+        assertThat(st.code()).as(st.err()).isZero();
+        FloatMatrix deq = QuantizedSafeTensors.read(q4j).weights().get("W").dequantize(); // [n, k]
+        float[][] a = new float[3][k];
+        for (float[] row : a) {
+            for (int c = 0; c < k; c++) {
+                row[c] = (float) rnd.nextGaussian();
+            }
+        }
+        float[][] y = OnnxExportOrtTest.runOrt(Files.readAllBytes(qonnx), a);
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < n; j++) {
+                double e = 0;
+                double mag = 0;
+                for (int c = 0; c < k; c++) {
+                    e += (double) a[i][c] * deq.get(j, c);
+                    mag += Math.abs((double) a[i][c] * deq.get(j, c));
+                }
+                assertThat(Math.abs(y[i][j] - e) / mag)
+                        .as(String.join(" ", method))
+                        .isLessThan(1e-5);
+            }
+        }
+        Files.delete(q4j);
+        Files.delete(qonnx);
+    }
+
+    /** NF4 through the command line: MatMulBnb4 in ONNX Runtime equals what the .safetensors dequantizes to. */
+    @Test
+    void nf4AsMatMulBnb4() throws Exception {
+        int k = 64;
+        int n = 8;
+        Random rnd = new Random(12);
+        float[] w = new float[k * n];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) rnd.nextGaussian();
+        }
+        Path in = dir.resolve("mm.onnx");
+        Files.write(in, OnnxExportOrtTest.matMulModel(w, 3, k, n));
+        String[] common = {"quantize", "--in", in.toString(), "--method", "nf4", "--block-size", "32"};
+        Result onnx = QuantCliTest.run(concat(
+                common, "--format", "onnx", "--out", dir.resolve("q.onnx").toString()));
+        assertThat(onnx.code()).as(onnx.err()).isZero();
+        assertThat(onnx.out()).contains("(1 quantized as com.microsoft.MatMulBnb4, 0 unchanged)");
+        Result st = QuantCliTest.run(
+                concat(common, "--out", dir.resolve("q.safetensors").toString()));
+        assertThat(st.code()).as(st.err()).isZero();
+        FloatMatrix deq = QuantizedSafeTensors.read(dir.resolve("q.safetensors"))
+                .weights()
+                .get("W")
+                .dequantize();
+        float[][] a = new float[3][k];
+        for (float[] row : a) {
+            for (int c = 0; c < k; c++) {
+                row[c] = (float) rnd.nextGaussian();
+            }
+        }
+        float[][] y = OnnxExportOrtTest.runOrt(Files.readAllBytes(dir.resolve("q.onnx")), a);
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < n; j++) {
+                double e = 0;
+                for (int c = 0; c < k; c++) {
+                    e += (double) a[i][c] * deq.get(j, c);
+                }
+                assertThat((double) y[i][j]).isCloseTo(e, org.assertj.core.api.Assertions.within(1e-4));
+            }
+        }
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] r = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
+    }
+
+    /** What MatMulNBits cannot hold, and wrong files: exit 2, a message naming what fits, nothing written. */
+    @Test
+    void clearErrorsAndNothingWritten() throws Exception {
+        Path in = dir.resolve("mm.onnx");
+        Files.write(in, OnnxExportOrtTest.matMulModel(new float[64 * 8], 3, 64, 8));
+        String out = dir.resolve("q.onnx").toString();
+        Result r = QuantCliTest.run(
+                "quantize", "--in", in.toString(), "--format", "onnx", "--method", "rtn", "--bits", "3", "--out", out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--format onnx: 3-bit codes").contains("--bits 4 or 8");
+        r = QuantCliTest.run(
+                "quantize",
+                "--in",
+                in.toString(),
+                "--format",
+                "onnx",
+                "--method",
+                "rtn",
+                "--group-size",
+                "24",
+                "--out",
+                out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("group size 24").contains("a multiple of 16");
+        r = QuantCliTest.run(
+                "quantize",
+                "--in",
+                in.toString(),
+                "--format",
+                "onnx",
+                "--method",
+                "rtn",
+                "--out",
+                dir.resolve("q.safetensors").toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("must end in .onnx");
+        Path npy = dir.resolve("w.npy");
+        Npy.write(npy, new long[] {8, 64}, new float[8 * 64]);
+        r = QuantCliTest.run("quantize", "--in", npy.toString(), "--format", "onnx", "--method", "rtn", "--out", out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("must be an .onnx file");
+        r = QuantCliTest.run("quantize", "--in", in.toString(), "--format", "gguf", "--method", "rtn", "--out", out);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("unknown --format 'gguf'");
+        assertThat(files()).containsExactly("mm.onnx", "w.npy");
+    }
+}

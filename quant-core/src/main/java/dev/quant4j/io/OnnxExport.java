@@ -1,0 +1,580 @@
+package dev.quant4j.io;
+
+import dev.quant4j.quant.CodebookTensor;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.QuantizedWeight;
+import dev.quant4j.scheme.Codebook;
+import dev.quant4j.scheme.LinearScheme;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Writes an ONNX model whose quantized MatMul weights run in ONNX Runtime: each {@code MatMul(A, W)} whose weight
+ * {@code W} (an initializer {@code [K, N]}) was quantized becomes ONNX Runtime's contrib operator {@code
+ * com.microsoft.MatMulNBits}; everything else in the model is kept byte for byte ({@link OnnxRewriter}).
+ *
+ * <p>Layout, as ONNX Runtime's contrib operator documentation and CPU kernel define it (microsoft/onnxruntime {@code
+ * docs/ContribOperators.md}, {@code com.microsoft.MatMulNBits}; {@code
+ * onnxruntime/contrib_ops/cpu/quantization/matmul_nbits.cc} at commit 001d12d2 and {@code matmul_nbits_impl.cc} at
+ * 138e53be), every case checked by running ONNX Runtime Java 1.23.2 (docs/onnx-export.md):
+ *
+ * <ul>
+ *   <li>attributes {@code K}, {@code N}, {@code bits}, {@code block_size} (a power of two, at least 16; ONNX Runtime
+ *       1.23.2's CPU kernel loads a larger block but computes wrong results with it, so blocks here are 16 to 256);
+ *   <li>{@code B}: uint8 {@code [N, k_blocks, blob_size]}, {@code k_blocks = ceil(K / block_size)}, {@code blob_size =
+ *       block_size * bits / 8}; within a block the codes of consecutive {@code k} are packed least significant bits
+ *       first (at 4 bits: the first code in the low nibble), a last partial block padded with zero codes;
+ *   <li>{@code scales}: float {@code [N, k_blocks]};
+ *   <li>{@code zero_points}: uint8 {@code [N, ceil(k_blocks * bits / 8)]}, packed as {@code B} is, each row of
+ *       {@code N} starting on a byte; left out when every zero-point is the default {@code 2^(bits - 1)} (8 at 4 bits:
+ *       quant4j's {@code --sym});
+ *   <li>{@code bits}: 4 or 8. ONNX Runtime 1.23.2's CPU kernel refuses 2 bits when the session is created ("Only 4b
+ *       and 8b quantization is supported for MatMulNBits op"), though the schema allows 2 to 8.
+ * </ul>
+ *
+ * <p>GPTQ's act-order ({@code g_idx}): ONNX Runtime 1.23.2 accepts MatMulNBits' {@code g_idx} input but its CPU
+ * kernel reads it wrongly (in {@code matmul_nbits_impl.cc} the group of the element at offset {@code i} of each run
+ * of 8 codes is taken from {@code g_idx[block * block_size + i]}, whatever the run's place in the block), so its
+ * results differ from the weights'. The export instead reorders the input features: a {@code Gather} (axis -1) of the
+ * activation by {@code perm}, the features sorted by group, and {@code B} with its codes in that order, so that every
+ * group is whole blocks. This is exact when every group has the group size's number of features, as GPTQ's act-order
+ * groups (without static groups) do; any other {@code g_idx} is refused.
+ *
+ * <p>The dequantized weight is {@code (code - zero_point) * scale}, quant4j's {@code scale * (code - zero)}: the codes,
+ * scales and zero-points are written as quant4j holds them. quant4j's row {@code n} of a tensor {@code [N, K]} (the
+ * transposed ONNX weight) packs the same way, so a row of {@code B} is that row's bytes and zero padding. A weight
+ * quantized in groups of {@code g} (a multiple of 16) is written in blocks of the largest power of two that divides
+ * {@code g}, at most 256, each block repeating its group's scale and zero-point; per channel or per tensor, in blocks
+ * of the smallest power of two {@code >= K} (16 to 256), the last one padded, the row's scale and zero-point
+ * repeated.
+ * AWQ's per-input-channel scales {@code s} (a tensor with input scales) become a {@code Mul} of the activation by
+ * {@code 1 / s} before the MatMulNBits.
+ *
+ * <p>A linear layer's bias: when the MatMul's output is read only by an {@code Add} of a float initializer {@code [N]},
+ * and is no graph output, that initializer becomes MatMulNBits' {@code bias} input (the sixth, after an empty {@code
+ * g_idx}), MatMulNBits writes the Add's output and the Add is removed.
+ *
+ * <p>NF4 and FP4 ({@link CodebookTensor}) become {@code com.microsoft.MatMulBnb4} (ONNX Runtime's {@code
+ * matmul_bnb4.cc}, {@code blockwise_quant_block_bnb4.h}, {@code dequantize_blockwise_bnb4.h}): attributes {@code K},
+ * {@code N}, {@code block_size} (16 to 256), {@code quant_type} (0 FP4, 1 NF4); {@code B} uint8 {@code [(N * K + 1) /
+ * 2]}, the weight {@code [N, K]} flattened row-major, two codes a byte, the first in the high nibble (bitsandbytes'
+ * order, quant4j's own); {@code absmax} float {@code [ceil(N * K / block_size)]}, one per block of the flattened
+ * weight. ONNX Runtime's code tables are bitsandbytes' NF4 and FP4, quant4j's. A quant4j block over 256 is written
+ * as blocks of 256 repeating its absmax.
+ */
+public final class OnnxExport {
+
+    /** The contrib domain of ONNX Runtime's operators, imported at version 1. */
+    public static final String MS_DOMAIN = "com.microsoft";
+
+    static final int UINT8 = 2;
+
+    private OnnxExport() {}
+
+    /**
+     * Why MatMulNBits (on ONNX Runtime's CPU) cannot hold a tensor of {@code scheme} with {@code cols} input features,
+     * or null.
+     */
+    public static String unsupported(LinearScheme scheme, int cols) {
+        int b = scheme.bits();
+        if (b != 4 && b != 8) {
+            return b + "-bit codes: ONNX Runtime's CPU MatMulNBits runs 4 and 8 bits (1.23.2 refuses 2 bits)";
+        }
+        int g = scheme.groupSize();
+        if (g > 0 && g % 16 != 0) {
+            return "group size " + g + ": MatMulNBits' blocks are powers of two from 16 to 256, so a group must be a"
+                    + " multiple of 16 (for example 32, 64, 128), or -1 (per channel)";
+        }
+        return null;
+    }
+
+    /**
+     * Writes {@code out} atomically: the model {@code model} (the bytes of an {@code .onnx} file) with the MatMul
+     * weights in {@code weights} (initializer name to its quantization, {@code [N, K]} = the transposed initializer)
+     * replaced by MatMulNBits.
+     */
+    public static void write(Path out, String source, byte[] model, Map<String, ? extends QuantizedWeight> weights)
+            throws IOException {
+        byte[] bytes = quantizedModel(source, model, weights);
+        AtomicFiles.write(out, o -> o.write(bytes));
+    }
+
+    /** The model with the weights replaced; see {@link #write}. */
+    public static byte[] quantizedModel(String source, byte[] model, Map<String, ? extends QuantizedWeight> weights) {
+        OnnxModel m = OnnxModel.parse(source, model);
+        Set<String> used = new HashSet<>(m.initializers().keySet());
+        Map<String, Integer> readers = new LinkedHashMap<>();
+        for (OnnxModel.Node n : m.nodes()) {
+            used.addAll(n.inputs());
+            used.addAll(n.outputs());
+            used.add(n.name());
+            for (String in : n.inputs()) {
+                readers.merge(in, 1, Integer::sum);
+            }
+        }
+        used.addAll(m.inputs());
+        used.addAll(m.outputs());
+        OnnxRewriter.Edit edit = new OnnxRewriter.Edit();
+        Map<String, List<String>> written = new LinkedHashMap<>(); // weight -> names of B, scales, zero_points, perm
+        Map<String, List<byte[]>> tensors = new LinkedHashMap<>();
+        Map<String, Integer> replacedReads = new LinkedHashMap<>();
+        List<OnnxModel.Node> nodes = m.nodes();
+        Map<String, List<Integer>> consumers = new LinkedHashMap<>();
+        for (int i = 0; i < nodes.size(); i++) {
+            for (String in : nodes.get(i).inputs()) {
+                consumers.computeIfAbsent(in, x -> new ArrayList<>()).add(i);
+            }
+        }
+        for (int i = 0; i < nodes.size(); i++) {
+            OnnxModel.Node n = nodes.get(i);
+            if (n.opType().equals("Gather")
+                    && n.inputs().size() == 2
+                    && weights.get(n.inputs().get(0)) instanceof QuantizedTensor gq) {
+                String w = n.inputs().get(0);
+                gatherBlockQuantized(source, model, m, i, n, w, gq, used, edit, written, tensors);
+                replacedReads.merge(w, 1, Integer::sum);
+                continue;
+            }
+            if (!n.opType().equals("MatMul")
+                    || n.inputs().size() != 2
+                    || !weights.containsKey(n.inputs().get(1))) {
+                continue;
+            }
+            String w = n.inputs().get(1);
+            QuantizedWeight qw = weights.get(w);
+            OnnxModel.Initializer init = m.initializer(w);
+            long[] dims = init.dims();
+            if (dims.length != 2 || dims[0] != qw.cols() || dims[1] != qw.rows()) {
+                throw new IllegalArgumentException(source + ": initializer '" + w + "' has shape "
+                        + java.util.Arrays.toString(dims) + "; its quantization [" + qw.rows() + ", " + qw.cols()
+                        + "] is not its transpose");
+            }
+            if (qw instanceof CodebookTensor ct) {
+                List<String> names = written.get(w);
+                if (names == null) {
+                    names = new ArrayList<>();
+                    List<byte[]> encoded = new ArrayList<>();
+                    encodeBnb4(ct, w, used, names, encoded);
+                    written.put(w, names);
+                    tensors.put(w, encoded);
+                }
+                Map<String, Long> attrs = new LinkedHashMap<>();
+                attrs.put("K", (long) ct.cols());
+                attrs.put("N", (long) ct.rows());
+                attrs.put("block_size", (long) Math.min(MAX_BLOCK, ct.scheme().blockSize()));
+                attrs.put("quant_type", ct.scheme().codebook() == Codebook.NF4 ? 1L : 0L);
+                edit.replaceNode(
+                        i,
+                        List.of(OnnxRewriter.node(
+                                n.name(),
+                                "MatMulBnb4",
+                                MS_DOMAIN,
+                                List.of(n.inputs().get(0), names.get(0), names.get(1)),
+                                n.outputs(),
+                                attrs)));
+                replacedReads.merge(w, 1, Integer::sum);
+                continue;
+            }
+            QuantizedTensor q = (QuantizedTensor) qw;
+            String reason = unsupported(q.scheme(), q.cols());
+            if (reason == null && q.hasGIdx() && permutation(q) == null) {
+                reason =
+                        "its g_idx has groups that are not all of " + q.scheme().groupSize() + " input features, so"
+                                + " reordering the features cannot make each group one block (use --static-groups)";
+            }
+            if (reason != null) {
+                throw new IllegalArgumentException(
+                        source + ": '" + w + "' cannot be written as MatMulNBits: " + reason);
+            }
+            List<String> names = written.get(w);
+            if (names == null) {
+                names = new ArrayList<>();
+                List<byte[]> encoded = new ArrayList<>();
+                encode(q, w, used, names, encoded);
+                written.put(w, names);
+                tensors.put(w, encoded);
+            }
+            int bits = q.scheme().bits();
+            int blockSize = blockSize(q);
+            List<byte[]> replacement = new ArrayList<>();
+            String a = n.inputs().get(0);
+            if (q.hasInputScales()) {
+                String scaleName = fresh(used, w + "_awq_inv_scale");
+                String scaled = fresh(used, a + "_awq_" + w);
+                float[] s = q.inputScales();
+                ByteBuffer inv = ByteBuffer.allocate(4 * s.length).order(ByteOrder.LITTLE_ENDIAN);
+                for (float v : s) {
+                    inv.putFloat(1f / v);
+                }
+                edit.addInitializer(
+                        OnnxRewriter.tensor(scaleName, OnnxModel.FLOAT, new long[] {s.length}, inv.array()));
+                replacement.add(OnnxRewriter.node(
+                        fresh(used, n.name() + "_awq_mul"),
+                        "Mul",
+                        "",
+                        List.of(a, scaleName),
+                        List.of(scaled),
+                        Map.of()));
+                a = scaled;
+            }
+            if (!names.get(3).isEmpty()) { // act-order: the features in group order
+                String gathered = fresh(used, a + "_perm_" + w);
+                replacement.add(OnnxRewriter.node(
+                        fresh(used, n.name() + "_perm_gather"),
+                        "Gather",
+                        "",
+                        List.of(a, names.get(3)),
+                        List.of(gathered),
+                        Map.of("axis", -1L)));
+                a = gathered;
+            }
+            List<String> inputs = new ArrayList<>();
+            inputs.add(a);
+            inputs.add(names.get(0));
+            inputs.add(names.get(1));
+            inputs.add(names.get(2));
+            inputs.add(""); // g_idx: never written (see above)
+            List<String> outputs = n.outputs();
+            int add = biasAdd(m, consumers, n, q.rows());
+            if (add >= 0) { // the bias folded in: MatMulNBits writes the Add's output, the Add goes
+                OnnxModel.Node addNode = nodes.get(add);
+                String mm = n.outputs().get(0);
+                inputs.add(
+                        addNode.inputs().get(0).equals(mm)
+                                ? addNode.inputs().get(1)
+                                : addNode.inputs().get(0));
+                outputs = addNode.outputs();
+                edit.replaceNode(add, List.of());
+            }
+            while (inputs.get(inputs.size() - 1).isEmpty()) {
+                inputs.remove(inputs.size() - 1);
+            }
+            Map<String, Long> attrs = new LinkedHashMap<>();
+            attrs.put("K", (long) q.cols());
+            attrs.put("N", (long) q.rows());
+            attrs.put("bits", (long) bits);
+            attrs.put("block_size", (long) blockSize);
+            replacement.add(OnnxRewriter.node(n.name(), "MatMulNBits", MS_DOMAIN, inputs, outputs, attrs));
+            edit.replaceNode(i, replacement);
+            replacedReads.merge(w, 1, Integer::sum);
+        }
+        for (Map.Entry<String, List<byte[]>> e : tensors.entrySet()) {
+            String w = e.getKey();
+            boolean stillRead = readers.getOrDefault(w, 0) > replacedReads.getOrDefault(w, 0)
+                    || m.outputs().contains(w);
+            if (stillRead) {
+                e.getValue().forEach(edit::addInitializer);
+            } else {
+                edit.replaceInitializer(w, e.getValue());
+                edit.dropInput(w); // listed as a graph input before IR 4
+            }
+        }
+        for (String w : weights.keySet()) {
+            if (!written.containsKey(w)) {
+                throw new IllegalArgumentException(
+                        source + ": '" + w + "' is not the weight of a MatMul node or the table of a Gather");
+            }
+        }
+        edit.requireOpset(MS_DOMAIN, 1);
+        return OnnxRewriter.rewrite(source, model, edit);
+    }
+
+    /**
+     * A {@code Gather(table, indices)} on axis 0 whose table {@code [V, H]} was quantized (as stored: groups along H)
+     * becomes {@code com.microsoft.GatherBlockQuantized(data, indices, scales, zero_points)}: data uint8 {@code [V, H /
+     * 2]} (two codes a byte, the first in the low nibble: quant4j's rows as they are), scales float {@code [V, H /
+     * block]}, zero_points uint8 {@code [V, ceil(H / block / 2)]}, two a byte, the first in the low nibble, over the
+     * whole array rather than row by row (ONNX Runtime 1.23.2 reads them so: with an odd number of blocks a row, the
+     * row-by-row packing the shape suggests gives wrong values); attributes gather_axis 0,
+     * quantize_axis 1, block_size, bits 4 (ONNX Runtime's {@code gather_block_quantized.cc}).
+     */
+    private static void gatherBlockQuantized(
+            String source,
+            byte[] model,
+            OnnxModel m,
+            int index,
+            OnnxModel.Node n,
+            String w,
+            QuantizedTensor q,
+            Set<String> used,
+            OnnxRewriter.Edit edit,
+            Map<String, List<String>> written,
+            Map<String, List<byte[]>> tensors) {
+        long[] dims = m.initializer(w).dims();
+        int g = q.scheme().groupSize();
+        String reason = null;
+        if (dims.length != 2 || dims[0] != q.rows() || dims[1] != q.cols()) {
+            reason = "its quantization [" + q.rows() + ", " + q.cols() + "] is not of its shape "
+                    + java.util.Arrays.toString(dims);
+        } else if (q.scheme().bits() != 4) {
+            reason = q.scheme().bits() + "-bit codes: GatherBlockQuantized is written at 4 bits";
+        } else if (g < 16 || Integer.bitCount(g) != 1) {
+            reason = "group size " + g + ": GatherBlockQuantized's block_size is a power of two >= 16";
+        } else if (q.hasGIdx() || q.hasInputScales()) {
+            reason = "a g_idx or AWQ input scales";
+        } else if (OnnxRewriter.intAttribute(source, model, index, "axis", 0) != 0) {
+            reason = "the Gather is not on axis 0";
+        }
+        if (reason != null) {
+            throw new IllegalArgumentException(
+                    source + ": table '" + w + "' cannot be written as GatherBlockQuantized: " + reason);
+        }
+        int v = q.rows();
+        int h = q.cols();
+        int blocks = h / g;
+        List<String> names = written.get(w);
+        if (names == null) {
+            names = new ArrayList<>();
+            List<byte[]> out = new ArrayList<>();
+            byte[] data = new byte[v * (h / 2)];
+            q.packedCodes().get(data);
+            String dName = fresh(used, w + "_Q4");
+            out.add(OnnxRewriter.tensor(dName, UINT8, new long[] {v, h / 2}, data));
+            names.add(dName);
+            ByteBuffer sb = ByteBuffer.allocate(4 * v * blocks).order(ByteOrder.LITTLE_ENDIAN);
+            int[] zeros = new int[v * blocks];
+            for (int r = 0; r < v; r++) {
+                for (int b = 0; b < blocks; b++) {
+                    sb.putFloat(q.scale(r * blocks + b));
+                    zeros[r * blocks + b] = q.zero(r * blocks + b);
+                }
+            }
+            String sName = fresh(used, w + "_scales");
+            out.add(OnnxRewriter.tensor(sName, OnnxModel.FLOAT, new long[] {v, blocks}, sb.array()));
+            names.add(sName);
+            String zName = fresh(used, w + "_zero_points");
+            // ONNX Runtime 1.23.2 reads zero-point (r, b) at nibble r * blocks + b of the whole array (low nibble
+            // first), not row by row as the shape [V, ceil(blocks / 2)] suggests: packed so, in a buffer of that shape
+            byte[] zp = new byte[v * ((blocks + 1) / 2)];
+            for (int i = 0; i < zeros.length; i++) {
+                zp[i >>> 1] |= (byte) (zeros[i] << ((i & 1) * 4));
+            }
+            out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {v, (blocks + 1) / 2}, zp));
+            names.add(zName);
+            written.put(w, names);
+            tensors.put(w, out);
+        }
+        Map<String, Long> attrs = new LinkedHashMap<>();
+        attrs.put("gather_axis", 0L);
+        attrs.put("quantize_axis", 1L);
+        attrs.put("block_size", (long) g);
+        attrs.put("bits", 4L);
+        edit.replaceNode(
+                index,
+                List.of(OnnxRewriter.node(
+                        n.name(),
+                        "GatherBlockQuantized",
+                        MS_DOMAIN,
+                        List.of(names.get(0), n.inputs().get(1), names.get(1), names.get(2)),
+                        n.outputs(),
+                        attrs)));
+    }
+
+    /**
+     * The index of the node {@code Add(y, b)} or {@code Add(b, y)} that alone reads the MatMul {@code n}'s output
+     * {@code y} (not a graph output), {@code b} a float initializer {@code [N]}: its bias, for MatMulNBits' {@code
+     * bias} input. -1 if there is none.
+     */
+    private static int biasAdd(OnnxModel m, Map<String, List<Integer>> consumers, OnnxModel.Node n, int outFeatures) {
+        if (n.outputs().size() != 1) {
+            return -1;
+        }
+        String y = n.outputs().get(0);
+        List<Integer> readers = consumers.getOrDefault(y, List.of());
+        if (readers.size() != 1 || m.outputs().contains(y)) {
+            return -1;
+        }
+        OnnxModel.Node add = m.nodes().get(readers.get(0));
+        if (!add.opType().equals("Add")
+                || add.inputs().size() != 2
+                || add.outputs().size() != 1) {
+            return -1;
+        }
+        String b = add.inputs().get(0).equals(y)
+                ? add.inputs().get(1)
+                : add.inputs().get(0);
+        if (b.equals(y)) {
+            return -1;
+        }
+        OnnxModel.Initializer t = m.initializers().get(b);
+        if (t == null || t.dataType() != OnnxModel.FLOAT || t.dims().length != 1 || t.dims()[0] != outFeatures) {
+            return -1;
+        }
+        return readers.get(0);
+    }
+
+    /** The largest block ONNX Runtime 1.23.2's CPU kernel computes right with. */
+    static final int MAX_BLOCK = 256;
+
+    /**
+     * MatMulNBits' block_size for {@code q}: the largest power of two dividing its group size, at most 256; per
+     * channel or per tensor, the smallest power of two {@code >= K}, from 16 to 256.
+     */
+    static int blockSize(QuantizedTensor q) {
+        int g = q.scheme().groupSize();
+        if (g > 0) {
+            return Math.min(MAX_BLOCK, Integer.lowestOneBit(g));
+        }
+        return Math.min(MAX_BLOCK, Math.max(16, Integer.highestOneBit(q.cols() - 1) << 1));
+    }
+
+    /**
+     * MatMulBnb4's B (quant4j's packed codes as they are: the same order) and absmax, one per block of at most 256,
+     * repeating a larger block's.
+     */
+    private static void encodeBnb4(CodebookTensor t, String w, Set<String> used, List<String> names, List<byte[]> out) {
+        long numel = (long) t.rows() * t.cols();
+        byte[] b = new byte[(int) ((numel + 1) / 2)];
+        t.packedCodes().get(b);
+        int block = t.scheme().blockSize();
+        int ortBlock = Math.min(MAX_BLOCK, block);
+        float[] absmax = t.absmax();
+        int count = (int) ((numel + ortBlock - 1) / ortBlock);
+        ByteBuffer ab = ByteBuffer.allocate(4 * count).order(ByteOrder.LITTLE_ENDIAN);
+        for (int j = 0; j < count; j++) {
+            ab.putFloat(absmax[(int) ((long) j * ortBlock / block)]);
+        }
+        String bName = fresh(used, w + "_Bnb4");
+        out.add(OnnxRewriter.tensor(bName, UINT8, new long[] {b.length}, b));
+        names.add(bName);
+        String aName = fresh(used, w + "_absmax");
+        out.add(OnnxRewriter.tensor(aName, OnnxModel.FLOAT, new long[] {count}, ab.array()));
+        names.add(aName);
+    }
+
+    /**
+     * The input features in group order (stable), when every group of {@code q}'s g_idx has exactly {@code groupSize}
+     * features; null otherwise.
+     */
+    static int[] permutation(QuantizedTensor q) {
+        int g = q.scheme().groupSize();
+        int k = q.cols();
+        if (g <= 0 || k % g != 0) {
+            return null;
+        }
+        int[] gIdx = q.gIdx();
+        int[] count = new int[k / g];
+        for (int v : gIdx) {
+            if (v < 0 || v >= count.length || ++count[v] > g) {
+                return null;
+            }
+        }
+        int[] next = new int[count.length];
+        for (int i = 0; i < next.length; i++) {
+            next[i] = i * g;
+        }
+        int[] perm = new int[k];
+        for (int c = 0; c < k; c++) {
+            perm[next[gIdx[c]]++] = c;
+        }
+        return perm;
+    }
+
+    /** B, scales, zero_points (or "") and perm (or "") of {@code q}: their names into {@code names}. */
+    private static void encode(QuantizedTensor q, String w, Set<String> used, List<String> names, List<byte[]> out) {
+        int n = q.rows();
+        int k = q.cols();
+        int bits = q.scheme().bits();
+        int blockSize = blockSize(q);
+        int kBlocks = (k + blockSize - 1) / blockSize;
+        int blob = blockSize * bits / 8;
+        int[] perm = q.hasGIdx() ? permutation(q) : null;
+        byte[] b = packB(q, blockSize, perm);
+        float[] scales = new float[n * kBlocks];
+        int[] zeros = new int[n * kBlocks];
+        boolean defaultZeros = true;
+        int mid = 1 << (bits - 1);
+        boolean perTensor = q.scheme().groupSize() == LinearScheme.PER_TENSOR;
+        int groupCols = q.scheme().groupSize() > 0 ? q.scheme().groupSize() : k;
+        int groupsPerRow = q.scheme().groupsPerRow(k);
+        for (int r = 0; r < n; r++) {
+            for (int g = 0; g < kBlocks; g++) {
+                int gi = perTensor ? 0 : r * groupsPerRow + g * blockSize / groupCols;
+                scales[r * kBlocks + g] = q.scale(gi);
+                zeros[r * kBlocks + g] = q.zero(gi);
+                defaultZeros &= q.zero(gi) == mid;
+            }
+        }
+        String bName = fresh(used, w + "_Q" + bits);
+        out.add(OnnxRewriter.tensor(bName, UINT8, new long[] {n, kBlocks, blob}, b));
+        names.add(bName);
+        String sName = fresh(used, w + "_scales");
+        ByteBuffer sb = ByteBuffer.allocate(4 * scales.length).order(ByteOrder.LITTLE_ENDIAN);
+        sb.asFloatBuffer().put(scales);
+        out.add(OnnxRewriter.tensor(sName, OnnxModel.FLOAT, new long[] {n, kBlocks}, sb.array()));
+        names.add(sName);
+        if (defaultZeros) {
+            names.add("");
+        } else {
+            String zName = fresh(used, w + "_zero_points");
+            int zRow = (kBlocks * bits + 7) / 8;
+            out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {n, zRow}, packZeros(zeros, n, kBlocks, bits)));
+            names.add(zName);
+        }
+        if (q.hasGIdx()) {
+            String gName = fresh(used, w + "_perm");
+            ByteBuffer gb = ByteBuffer.allocate(8 * k).order(ByteOrder.LITTLE_ENDIAN);
+            for (int c : perm) {
+                gb.putLong(c);
+            }
+            out.add(OnnxRewriter.tensor(gName, OnnxModel.INT64, new long[] {k}, gb.array()));
+            names.add(gName);
+        } else {
+            names.add("");
+        }
+    }
+
+    /**
+     * MatMulNBits' B: row {@code r} of {@code q} is {@code k_blocks * blob_size} bytes, the codes of {@code k = 0, 1,
+     * ...} at bit {@code k * bits} least significant first, zero past K; with {@code perm}, position {@code k} holds
+     * the code of feature {@code perm[k]}.
+     */
+    static byte[] packB(QuantizedTensor q, int blockSize, int[] perm) {
+        int n = q.rows();
+        int k = q.cols();
+        int bits = q.scheme().bits();
+        int kBlocks = (k + blockSize - 1) / blockSize;
+        int rowOut = kBlocks * (blockSize * bits / 8);
+        byte[] out = new byte[Math.multiplyExact(n, rowOut)];
+        for (int r = 0; r < n; r++) {
+            byte[] codes = q.rowCodes(r);
+            int base = r * rowOut;
+            for (int c = 0; c < k; c++) {
+                int bit = c * bits;
+                int code = codes[perm == null ? c : perm[c]] & 0xFF;
+                out[base + (bit >>> 3)] |= (byte) (code << (bit & 7));
+            }
+        }
+        return out;
+    }
+
+    /** Zero-points {@code [n, kBlocks]} packed as B is: row {@code r} in {@code ceil(kBlocks * bits / 8)} bytes. */
+    static byte[] packZeros(int[] zeros, int n, int kBlocks, int bits) {
+        int row = (kBlocks * bits + 7) / 8;
+        byte[] out = new byte[n * row];
+        for (int r = 0; r < n; r++) {
+            for (int g = 0; g < kBlocks; g++) {
+                int bit = g * bits;
+                out[r * row + (bit >>> 3)] |= (byte) (zeros[r * kBlocks + g] << (bit & 7));
+            }
+        }
+        return out;
+    }
+
+    private static String fresh(Set<String> used, String base) {
+        String name = base;
+        for (int i = 1; used.contains(name); i++) {
+            name = base + "_" + i;
+        }
+        used.add(name);
+        return name;
+    }
+}
