@@ -23,7 +23,6 @@ import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -255,12 +254,9 @@ final class QuantizeCommand implements Callable<Integer> {
             }
             return reason;
         });
-        byte[] onnxBytes = null;
         java.util.Set<String> gatherTables = new java.util.HashSet<>();
         if (onnxOut) {
-            onnxBytes = Files.readAllBytes(in);
-            for (dev.quant4j.io.OnnxModel.Node n :
-                    dev.quant4j.io.OnnxModel.parse(in.toString(), onnxBytes).nodes()) {
+            for (dev.quant4j.io.OnnxModel.Node n : loaded.onnx().model().nodes()) {
                 if (n.opType().equals("Gather") && !n.inputs().isEmpty()) {
                     gatherTables.add(n.inputs().get(0));
                 }
@@ -380,10 +376,10 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         if (onnxOut) {
             Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
-            for (int i = 0; i < quantized.size(); i++) {
-                weights.put(loaded.tensors().get(i).name(), quantized.get(i));
+            for (QuantizedWeight q : quantized) {
+                weights.put(q.name(), q);
             }
-            OnnxExport.write(out, in.toString(), onnxBytes, weights);
+            OnnxExport.write(out, in.toString(), loaded.onnx().bytes(), weights);
         } else {
             QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         }

@@ -37,9 +37,18 @@ final class WeightFiles {
      * What a command works on: the 2-D float tensors to quantize, as {@code [out, in]} matrices; the names of those
      * whose file stores them transposed ({@code [in, out]}: ONNX MatMul weights); every other tensor, which passes
      * through unchanged in its own dtype; and the tensors kept unquantized that a user might have expected to be
-     * quantized, each with the reason.
+     * quantized, each with the reason. For an {@code .onnx} input, also the file's bytes and the model parsed from
+     * them (null otherwise), so that a command rewriting the model reads it once.
      */
-    record Loaded(List<FloatMatrix> tensors, Set<String> transposed, List<PassThrough> other, List<Kept> kept) {}
+    record Loaded(
+            List<FloatMatrix> tensors,
+            Set<String> transposed,
+            List<PassThrough> other,
+            List<Kept> kept,
+            OnnxInput onnx) {}
+
+    /** An ONNX input as read: its bytes and its parsed model. */
+    record OnnxInput(byte[] bytes, OnnxModel model) {}
 
     /** A tensor left as it was, and why. */
     record Kept(String name, String reason) {}
@@ -107,7 +116,7 @@ final class WeightFiles {
                 if (reason != null) {
                     throw new IllegalArgumentException("tensor '" + m.name() + "': " + reason);
                 }
-                yield new Loaded(List.of(m), Set.of(), List.of(), List.of());
+                yield new Loaded(List.of(m), Set.of(), List.of(), List.of(), null);
             }
             case "safetensors" -> loadSafeTensors(in, include, unsupported);
             case "onnx" -> loadOnnx(in, include, unsupported);
@@ -160,7 +169,7 @@ final class WeightFiles {
                     + (include == null ? " (no 2-D float tensor)" : " (--include '" + include.pattern() + "')")
                     + describeKept(kept));
         }
-        return new Loaded(selected, Set.of(), other, kept);
+        return new Loaded(selected, Set.of(), other, kept, null);
     }
 
     /**
@@ -172,7 +181,8 @@ final class WeightFiles {
      */
     private static Loaded loadOnnx(Path in, Pattern include, BiFunction<String, int[], String> unsupported)
             throws IOException {
-        OnnxModel model = OnnxModel.read(in);
+        byte[] bytes = OnnxModel.readBytes(in);
+        OnnxModel model = OnnxModel.parse(in.toString(), bytes);
         Set<String> matmulWeights = new HashSet<>(model.matMulWeights().values());
         List<FloatMatrix> selected = new ArrayList<>();
         Set<String> transposed = new LinkedHashSet<>();
@@ -218,7 +228,7 @@ final class WeightFiles {
                     + (include == null ? "" : " or initializer matches --include '" + include.pattern() + "'")
                     + describeKept(kept));
         }
-        return new Loaded(selected, transposed, other, kept);
+        return new Loaded(selected, transposed, other, kept, new OnnxInput(bytes, model));
     }
 
     private static int[] shape(long[] s) {

@@ -215,11 +215,16 @@ public final class OnnxModel {
 
     /** Reads a {@code .onnx} file (the whole file; ONNX keeps protobufs under 2 GB and larger weights outside). */
     public static OnnxModel read(Path file) throws IOException {
+        return parse(file.toString(), readBytes(file));
+    }
+
+    /** The bytes of a {@code .onnx} file, refused when larger than a protobuf can be (2 GB). */
+    public static byte[] readBytes(Path file) throws IOException {
         long size = Files.size(file);
         if (size > Integer.MAX_VALUE - 8) {
             throw new MalformedTensorFileException(file + ": " + size + " bytes, larger than a protobuf can be (2 GB)");
         }
-        return parse(file.toString(), Files.readAllBytes(file));
+        return Files.readAllBytes(file);
     }
 
     /** Parses a serialized {@code ModelProto}; {@code source} names it in messages. */
