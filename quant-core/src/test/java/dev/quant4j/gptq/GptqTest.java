@@ -330,6 +330,13 @@ class GptqTest {
         GptqResult bare = new Gptq(GptqConfig.defaults(3), ONE).quantize(w, acc.hessian());
         assertThat(bare.tensor()).isEqualTo(result.tensor());
         assertThat(Gptq.outputError(w, q, acc.hessian())).isCloseTo(direct / 200, within(1e-4 * direct / 200));
+        // shapes that do not fit are named
+        assertThatThrownBy(() -> Gptq.outputError(w, q, new float[47 * 47]))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("H of 2209 entries");
+        assertThatThrownBy(() -> Gptq.outputError(w, FloatMatrix.zeros("q", 19, 48), acc.hessian()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("'q' [19, 48]");
     }
 
     @Test
