@@ -56,9 +56,25 @@ final class VectorPackedProductKernels implements PackedProductKernels {
             int sOff,
             float[] xScales,
             int dOff) {
+        // a dispatcher small enough for the JIT to inline into the caller's row loop: one call per row, to the body
         if (groupSize == VectorProductUnrolled.G128) {
             return dotNibblesInt8G128(packed, byteOff, xq, xOff, n, scales, sOff, xScales, dOff);
         }
+        return dotNibblesInt8Groups(packed, byteOff, xq, xOff, n, groupSize, scales, sOff, xScales, dOff);
+    }
+
+    /** {@link #dotNibblesInt8} for any group size that is a multiple of {@link #NIBBLE_CHUNK_INT8}. */
+    private static float dotNibblesInt8Groups(
+            byte[] packed,
+            int byteOff,
+            short[] xq,
+            int xOff,
+            int n,
+            int groupSize,
+            float[] scales,
+            int sOff,
+            float[] xScales,
+            int dOff) {
         int lanes = NIBBLE_SHORTS.length();
         int half = NIBBLE_CHUNK_INT8 / 2;
         FloatVector t0 = FloatVector.zero(F);
