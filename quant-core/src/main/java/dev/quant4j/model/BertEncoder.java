@@ -30,12 +30,6 @@ public final class BertEncoder {
     /** LayerNorm epsilon of BERT ({@code layer_norm_eps}). */
     public static final double LAYER_NORM_EPS = 1e-12;
 
-    /** Sees the input {@code [tokens, in]} of every linear layer, in forward order. */
-    @FunctionalInterface
-    public interface Tap {
-        void accept(String linearName, FloatMatrix input);
-    }
-
     private record Layer(
             Linear query,
             Linear key,

@@ -29,7 +29,7 @@ import java.util.function.IntConsumer;
  * Quantizes every linear layer of a BERT encoder with one method and setting, and measures what the sentence
  * embeddings lose: cosine to the FP32 embeddings, and definition-to-example retrieval (recall@1, recall@10, MRR).
  *
- * <p>Calibration statistics are gathered by a {@link BertEncoder.Tap} as the calibration sentences run through the
+ * <p>Calibration statistics are gathered by a {@link dev.quant4j.model.Tap} as the calibration sentences run through the
  * model, never stored. GPTQ goes block by block as its reference does for OPT and BLOOM ({@code opt_sequential}): the
  * Hessians of layer {@code L}'s six linears come from a model whose layers below {@code L} are already quantized, so
  * each layer corrects for the error of those beneath it. AWQ's statistics come from the FP32 model, as llm-awq's

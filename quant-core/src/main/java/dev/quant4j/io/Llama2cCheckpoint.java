@@ -1,0 +1,206 @@
+package dev.quant4j.io;
+
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A llama2.c checkpoint ({@code .bin}, the legacy layout {@code run.c} reads): a header of seven little-endian int32
+ * ({@code dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len}; a negative {@code vocab_size} means
+ * the output head is stored after the weights instead of shared with the embedding table), then float32 tensors in
+ * the order of {@code run.c}'s {@code memory_map_weights}: the embedding table, every layer's attention RMSNorm
+ * weight, {@code wq}, {@code wk}, {@code wv}, {@code wo}, the MLP RMSNorm weights, {@code w1}, {@code w2}, {@code w3},
+ * the final RMSNorm weight, two unused tables of {@code seq_len * head_size / 2} floats (the old {@code freq_cis}),
+ * and the output head when it is not shared. Each tensor holds all layers, layer after layer.
+ *
+ * <p>The tensors are returned under Hugging Face's names ({@code wq} of layer 0 is {@code
+ * model.layers.0.self_attn.q_proj.weight}, {@code w1} is {@code mlp.gate_proj}, {@code w3} is {@code mlp.up_proj},
+ * {@code w2} is {@code mlp.down_proj}), matrices {@code [out, in]} and vectors {@code [1, n]}. The query and key rows
+ * are in the interleaved rotary layout (Meta's), not Hugging Face's permuted one.
+ *
+ * <p>Layout from llama2.c's {@code run.c} and {@code export.py} (legacy_export), github.com/karpathy/llama2.c at
+ * 350e04fe35433e6d2941dce5a1f53308f87058eb.
+ *
+ * @param source the file's name in messages
+ * @param header the seven header fields
+ * @param tensors every tensor, in file order
+ */
+public record Llama2cCheckpoint(String source, Header header, Map<String, FloatMatrix> tensors) {
+
+    /** The header of the legacy layout: 28 bytes. */
+    public static final int HEADER_BYTES = 7 * Integer.BYTES;
+
+    /** What {@code export.py}'s newer versions write first ({@code "ak42"}), which {@code run.c} does not read. */
+    static final int VERSIONED_MAGIC = 0x616b3432;
+
+    /**
+     * The header's fields.
+     *
+     * @param sharedClassifier whether the output head is the embedding table (a positive {@code vocab_size} in the
+     *     file)
+     */
+    public record Header(
+            int dim,
+            int hiddenDim,
+            int layers,
+            int heads,
+            int kvHeads,
+            int vocabSize,
+            int seqLen,
+            boolean sharedClassifier) {
+
+        /** The width of one head, {@code dim / heads}. */
+        public int headSize() {
+            return dim / heads;
+        }
+
+        /** The width of the keys (and values) of all key/value heads, {@code kvHeads * headSize}. */
+        public int kvDim() {
+            return kvHeads * headSize();
+        }
+    }
+
+    /** Reads a whole checkpoint; every size is checked against the header before anything is read. */
+    public static Llama2cCheckpoint read(Path path) throws IOException {
+        String source = path.getFileName().toString();
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            long size = ch.size();
+            if (size < HEADER_BYTES) {
+                throw new MalformedTensorFileException(
+                        source + ": " + size + " bytes, shorter than the 28-byte llama2.c header");
+            }
+            ByteBuffer hb = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            readFully(ch, hb, 0, source);
+            Header header = header(source, hb.flip(), size);
+            Map<String, FloatMatrix> tensors = new LinkedHashMap<>();
+            Reader r = new Reader(ch, source);
+            int dim = header.dim();
+            int kvDim = header.kvDim();
+            int hidden = header.hiddenDim();
+            tensors.put("model.embed_tokens.weight", r.matrix("model.embed_tokens.weight", header.vocabSize(), dim));
+            r.perLayer(tensors, header.layers(), "input_layernorm.weight", 1, dim);
+            r.perLayer(tensors, header.layers(), "self_attn.q_proj.weight", dim, dim);
+            r.perLayer(tensors, header.layers(), "self_attn.k_proj.weight", kvDim, dim);
+            r.perLayer(tensors, header.layers(), "self_attn.v_proj.weight", kvDim, dim);
+            r.perLayer(tensors, header.layers(), "self_attn.o_proj.weight", dim, dim);
+            r.perLayer(tensors, header.layers(), "post_attention_layernorm.weight", 1, dim);
+            r.perLayer(tensors, header.layers(), "mlp.gate_proj.weight", hidden, dim);
+            r.perLayer(tensors, header.layers(), "mlp.down_proj.weight", dim, hidden);
+            r.perLayer(tensors, header.layers(), "mlp.up_proj.weight", hidden, dim);
+            tensors.put("model.norm.weight", r.matrix("model.norm.weight", 1, dim));
+            r.skip((long) header.seqLen() * header.headSize() * Float.BYTES);
+            if (!header.sharedClassifier()) {
+                tensors.put("lm_head.weight", r.matrix("lm_head.weight", header.vocabSize(), dim));
+            }
+            return new Llama2cCheckpoint(source, header, Collections.unmodifiableMap(tensors));
+        }
+    }
+
+    private static Header header(String source, ByteBuffer b, long fileSize) {
+        int first = b.getInt(0);
+        if (first == VERSIONED_MAGIC) {
+            throw new MalformedTensorFileException(source + ": a llama2.c export of version " + b.getInt(4)
+                    + " ('ak42' header); only the legacy layout run.c reads is supported (export.py --version 0)");
+        }
+        String[] names = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
+        int[] v = new int[7];
+        for (int i = 0; i < 7; i++) {
+            v[i] = b.getInt(4 * i);
+            if (v[i] == 0 || (v[i] < 0 && i != 5) || v[i] == Integer.MIN_VALUE) {
+                throw new MalformedTensorFileException(source + ": header field " + names[i] + " is " + v[i]);
+            }
+        }
+        int dim = v[0];
+        int heads = v[3];
+        int kvHeads = v[4];
+        if (dim % heads != 0 || kvHeads > heads || heads % kvHeads != 0) {
+            throw new MalformedTensorFileException(source + ": header dim " + dim + ", n_heads " + heads
+                    + ", n_kv_heads " + kvHeads + ": n_heads must divide dim and n_kv_heads must divide n_heads");
+        }
+        Header h = new Header(dim, v[1], v[2], heads, kvHeads, Math.abs(v[5]), v[6], v[5] > 0);
+        long expected = expectedBytes(h);
+        if (expected != fileSize) {
+            throw new MalformedTensorFileException(source + ": the header (dim " + dim + ", hidden_dim " + v[1]
+                    + ", n_layers " + v[2] + ", n_heads " + heads + ", n_kv_heads " + kvHeads + ", vocab_size "
+                    + v[5] + ", seq_len " + v[6] + ") needs " + (expected < 0 ? "more than 2^63" : expected)
+                    + " bytes, the file has " + fileSize);
+        }
+        return h;
+    }
+
+    /** The file size the header implies, or -1 if it overflows. */
+    static long expectedBytes(Header h) {
+        try {
+            long dim = h.dim();
+            long layers = h.layers();
+            long kv = h.kvDim();
+            long perLayer = Math.addExact(
+                    Math.addExact(Math.multiplyExact(2 * dim, dim), Math.multiplyExact(2 * dim, kv)),
+                    Math.addExact(2 * dim, Math.multiplyExact(3 * dim, (long) h.hiddenDim())));
+            long floats = Math.multiplyExact((long) h.vocabSize(), dim);
+            floats = Math.addExact(floats, Math.multiplyExact(layers, perLayer));
+            floats = Math.addExact(floats, dim);
+            floats = Math.addExact(floats, (long) h.seqLen() * h.headSize());
+            if (!h.sharedClassifier()) {
+                floats = Math.addExact(floats, Math.multiplyExact((long) h.vocabSize(), dim));
+            }
+            return Math.addExact(HEADER_BYTES, Math.multiplyExact(floats, Float.BYTES));
+        } catch (ArithmeticException e) {
+            return -1;
+        }
+    }
+
+    private static void readFully(FileChannel ch, ByteBuffer b, long pos, String source) throws IOException {
+        while (b.hasRemaining()) {
+            int n = ch.read(b, pos);
+            if (n < 0) {
+                throw new MalformedTensorFileException(source + ": ends early, at byte " + pos);
+            }
+            pos += n;
+        }
+    }
+
+    /** Reads tensors one after the other. */
+    private static final class Reader {
+        private final FileChannel ch;
+        private final String source;
+        private long pos = HEADER_BYTES;
+
+        Reader(FileChannel ch, String source) {
+            this.ch = ch;
+            this.source = source;
+        }
+
+        void perLayer(Map<String, FloatMatrix> out, int layers, String suffix, int rows, int cols) throws IOException {
+            for (int l = 0; l < layers; l++) {
+                String name = "model.layers." + l + "." + suffix;
+                out.put(name, matrix(name, rows, cols));
+            }
+        }
+
+        FloatMatrix matrix(String name, int rows, int cols) throws IOException {
+            long count = (long) rows * cols;
+            if (count > Integer.MAX_VALUE - 8 || count * Float.BYTES > Integer.MAX_VALUE) {
+                throw new MalformedTensorFileException(
+                        source + ": tensor '" + name + "' [" + rows + ", " + cols + "] is larger than 2 GiB");
+            }
+            ByteBuffer b = ByteBuffer.allocate((int) count * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            readFully(ch, b, pos, source);
+            pos += b.capacity();
+            float[] data = new float[(int) count];
+            b.flip().asFloatBuffer().get(data);
+            return FloatMatrix.of(name, rows, cols, data, 0);
+        }
+
+        void skip(long bytes) {
+            pos += bytes;
+        }
+    }
+}

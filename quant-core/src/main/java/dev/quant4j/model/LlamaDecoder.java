@@ -1,0 +1,524 @@
+package dev.quant4j.model;
+
+import dev.quant4j.io.Llama2cCheckpoint;
+import dev.quant4j.linalg.Parallel;
+import dev.quant4j.tensor.FloatMatrix;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ForkJoinPool;
+
+/**
+ * The forward pass of a Llama-family decoder in FP32, on whole sequences (prefill) with a {@link KvCache} for
+ * generation: token embedding, then per block {@code x += o(attention(rope(q(n(x))), rope(k(n(x))), v(n(x))))} and
+ * {@code x += down(silu(gate(n(x))) * up(n(x)))} with RMSNorm {@code n}, grouped-query causal attention and SwiGLU,
+ * then a final RMSNorm and the output head.
+ *
+ * <p>It follows llama2.c's {@code run.c} (Andrej Karpathy, MIT; the reference that produced this class's test
+ * fixtures) and Hugging Face transformers' {@code modeling_llama.py} for the names: tensors are looked up under Hugging
+ * Face's names ({@code model.embed_tokens.weight}, {@code model.layers.N.self_attn.q_proj.weight}, ...
+ * {@code lm_head.weight}), and linear layers are named after their module ({@code model.layers.N.self_attn.q_proj}).
+ * Query and key projections may have a bias (Qwen2); the others have none.
+ *
+ * <p>Arithmetic: the linear layers run on the kernel layer ({@link Linear}); RMSNorm, attention scores, softmax and
+ * the value sums accumulate in double; rotary angles are {@code position * inverse_frequency} rounded to float, as
+ * both references compute them. Results do not depend on the thread count.
+ *
+ * <p>An instance is immutable and may be shared by threads; a {@link KvCache} belongs to one sequence and one thread
+ * at a time.
+ */
+public final class LlamaDecoder {
+
+    /** Hugging Face's name of the token embedding table. */
+    public static final String EMBED_TOKENS = "model.embed_tokens.weight";
+    /** Hugging Face's name of the final RMSNorm's weight. */
+    public static final String FINAL_NORM = "model.norm.weight";
+    /** Hugging Face's name of the output head's weight (absent when the embeddings are tied). */
+    public static final String LM_HEAD = "lm_head.weight";
+
+    private record Block(
+            float[] attentionNorm,
+            Linear q,
+            Linear k,
+            Linear v,
+            Linear o,
+            float[] mlpNorm,
+            Linear gate,
+            Linear up,
+            Linear down) {
+
+        List<Linear> linears() {
+            return List.of(q, k, v, o, gate, up, down);
+        }
+    }
+
+    private final String source;
+    private final LlamaConfig config;
+    private final FloatMatrix embedding;
+    private final List<Block> blocks;
+    private final float[] finalNorm;
+    private final Linear head;
+    private final float[] inverseFrequency;
+    private final ForkJoinPool pool;
+
+    private LlamaDecoder(
+            String source,
+            LlamaConfig config,
+            FloatMatrix embedding,
+            List<Block> blocks,
+            float[] finalNorm,
+            Linear head,
+            ForkJoinPool pool) {
+        this.source = source;
+        this.config = config;
+        this.embedding = embedding;
+        this.blocks = List.copyOf(blocks);
+        this.finalNorm = finalNorm;
+        this.head = head;
+        this.pool = pool;
+        int half = config.headDim() / 2;
+        this.inverseFrequency = new float[half];
+        for (int j = 0; j < half; j++) {
+            // 1 / theta^(2j / d), rounded to float: run.c's powf and transformers' float32 inv_freq
+            inverseFrequency[j] = (float) (1 / Math.pow(config.ropeTheta(), (double) (2 * j) / config.headDim()));
+        }
+    }
+
+    /**
+     * A decoder over FP32 tensors named as Hugging Face names them. Matrices are {@code [out, in]}; one-dimensional
+     * tensors (the norms, biases) are {@code [1, n]}. {@code lm_head.weight} is read unless {@link
+     * LlamaConfig#tiedEmbeddings()}. Every missing or misshapen tensor is named in an {@link IllegalArgumentException}
+     * before anything runs.
+     *
+     * @param source the model's name in error messages (its file, usually)
+     */
+    public static LlamaDecoder of(
+            String source, LlamaConfig config, Map<String, FloatMatrix> tensors, ForkJoinPool pool) {
+        Objects.requireNonNull(config, "config");
+        Objects.requireNonNull(pool, "pool");
+        Tensors t = new Tensors(source, tensors);
+        int dim = config.dim();
+        FloatMatrix embedding = t.matrix(EMBED_TOKENS, config.vocabSize(), dim);
+        List<Block> blocks = new ArrayList<>();
+        for (int l = 0; l < config.layers(); l++) {
+            String p = "model.layers." + l + ".";
+            blocks.add(new Block(
+                    t.vector(p + "input_layernorm.weight", dim),
+                    t.linear(p + "self_attn.q_proj", config.qDim(), dim, true, pool),
+                    t.linear(p + "self_attn.k_proj", config.kvDim(), dim, true, pool),
+                    t.linear(p + "self_attn.v_proj", config.kvDim(), dim, true, pool),
+                    t.linear(p + "self_attn.o_proj", dim, config.qDim(), false, pool),
+                    t.vector(p + "post_attention_layernorm.weight", dim),
+                    t.linear(p + "mlp.gate_proj", config.hiddenDim(), dim, false, pool),
+                    t.linear(p + "mlp.up_proj", config.hiddenDim(), dim, false, pool),
+                    t.linear(p + "mlp.down_proj", dim, config.hiddenDim(), false, pool)));
+        }
+        float[] finalNorm = t.vector(FINAL_NORM, dim);
+        FloatMatrix headWeight =
+                config.tiedEmbeddings() ? embedding.named("lm_head") : t.matrix(LM_HEAD, config.vocabSize(), dim);
+        Linear head = Linear.dense("lm_head", headWeight.named("lm_head"), null, pool);
+        return new LlamaDecoder(source, config, embedding, blocks, finalNorm, head, pool);
+    }
+
+    /**
+     * The decoder of a llama2.c checkpoint: rotary base 10000, RMSNorm epsilon 1e-5, the interleaved rotary layout and
+     * {@code dim / n_heads} per head, as {@code run.c} runs it.
+     */
+    public static LlamaDecoder fromLlama2c(Llama2cCheckpoint checkpoint, ForkJoinPool pool) {
+        Llama2cCheckpoint.Header h = checkpoint.header();
+        LlamaConfig config = new LlamaConfig(
+                h.dim(),
+                h.hiddenDim(),
+                h.layers(),
+                h.heads(),
+                h.kvHeads(),
+                h.headSize(),
+                h.vocabSize(),
+                h.seqLen(),
+                LLAMA2C_ROPE_THETA,
+                LLAMA2C_NORM_EPS,
+                RopeLayout.INTERLEAVED,
+                h.sharedClassifier());
+        return of(checkpoint.source(), config, checkpoint.tensors(), pool);
+    }
+
+    /** {@code run.c}'s rotary base. */
+    public static final double LLAMA2C_ROPE_THETA = 10000;
+    /** {@code run.c}'s RMSNorm epsilon. */
+    public static final double LLAMA2C_NORM_EPS = 1e-5;
+
+    /** Looks tensors up by name, checking shapes. */
+    private record Tensors(String source, Map<String, FloatMatrix> map) {
+
+        FloatMatrix matrix(String name, int rows, int cols) {
+            FloatMatrix m = map.get(name);
+            if (m == null) {
+                throw new IllegalArgumentException(source + ": no tensor '" + name + "'");
+            }
+            if (m.rows() != rows || m.cols() != cols) {
+                throw new IllegalArgumentException(source + ": tensor '" + name + "' is [" + m.rows() + ", " + m.cols()
+                        + "], the config needs [" + rows + ", " + cols + "]");
+            }
+            return m;
+        }
+
+        float[] vector(String name, int length) {
+            return matrix(name, 1, length).toArray();
+        }
+
+        Linear linear(String module, int out, int in, boolean mayHaveBias, ForkJoinPool pool) {
+            FloatMatrix w = matrix(module + ".weight", out, in);
+            String biasName = module + ".bias";
+            float[] bias = null;
+            if (map.containsKey(biasName)) {
+                if (!mayHaveBias) {
+                    throw new IllegalArgumentException(source + ": tensor '" + biasName
+                            + "': the Llama architecture has no bias there (only q_proj, k_proj and v_proj may)");
+                }
+                bias = vector(biasName, out);
+            }
+            return Linear.dense(module, w.named(module), bias, pool);
+        }
+    }
+
+    /** The hyperparameters. */
+    public LlamaConfig config() {
+        return config;
+    }
+
+    /** The model's name in messages. */
+    public String source() {
+        return source;
+    }
+
+    /** Every linear layer in forward order: per block q, k, v, o, gate, up, down; the output head is not included. */
+    public List<Linear> linears() {
+        List<Linear> all = new ArrayList<>();
+        for (Block b : blocks) {
+            all.addAll(b.linears());
+        }
+        return all;
+    }
+
+    /** The linear layers of block {@code index}, in forward order (q, k, v, o, gate, up, down). */
+    public List<Linear> linears(int index) {
+        return block(index).linears();
+    }
+
+    /**
+     * This decoder with some linear layers replaced, by name (each replacement must have the shape of the layer it
+     * replaces). Embeddings, norms and the output head are shared.
+     */
+    public LlamaDecoder withLinears(Map<String, Linear> replacements) {
+        Map<String, Linear> left = new LinkedHashMap<>(replacements);
+        List<Block> out = new ArrayList<>();
+        for (Block b : blocks) {
+            out.add(new Block(
+                    b.attentionNorm,
+                    pick(b.q, left),
+                    pick(b.k, left),
+                    pick(b.v, left),
+                    pick(b.o, left),
+                    b.mlpNorm,
+                    pick(b.gate, left),
+                    pick(b.up, left),
+                    pick(b.down, left)));
+        }
+        if (!left.isEmpty()) {
+            throw new IllegalArgumentException(source + ": no linear layer named " + left.keySet());
+        }
+        return new LlamaDecoder(source, config, embedding, out, finalNorm, head, pool);
+    }
+
+    private static Linear pick(Linear old, Map<String, Linear> left) {
+        Linear r = left.remove(old.name());
+        if (r == null) {
+            return old;
+        }
+        if (r.inFeatures() != old.inFeatures() || r.outFeatures() != old.outFeatures()) {
+            throw new IllegalArgumentException("replacement for '" + old.name() + "' is " + r.outFeatures() + "x"
+                    + r.inFeatures() + ", the layer is " + old.outFeatures() + "x" + old.inFeatures());
+        }
+        return r;
+    }
+
+    /** A cache for one sequence of up to {@code capacity} tokens (at most the model's {@code maxSeqLen}). */
+    public KvCache newCache(int capacity) {
+        if (capacity <= 0 || capacity > config.maxSeqLen()) {
+            throw new IllegalArgumentException(
+                    source + ": a cache of " + capacity + " tokens; the model takes 1 to " + config.maxSeqLen());
+        }
+        return new KvCache(config.layers(), capacity, config.kvDim());
+    }
+
+    /** The logits {@code [tokens, vocab]} of a sequence starting at position 0: the next-token scores after each. */
+    public FloatMatrix logits(int[] tokens) {
+        return forward(tokens, newCache(checkLength(tokens.length)), null);
+    }
+
+    /**
+     * Runs {@code tokens} at the positions after those already in {@code cache} (prefill when it is empty, one token
+     * at a time when generating), appends their keys and values to it, and returns their logits {@code [tokens,
+     * vocab]}. {@code tap} (may be null) sees every linear's input.
+     */
+    public FloatMatrix forward(int[] tokens, KvCache cache, Tap tap) {
+        Objects.requireNonNull(cache, "cache");
+        if (cache.layers() != config.layers() || cache.kvDim != config.kvDim()) {
+            throw new IllegalArgumentException(source + ": the cache was made for another model");
+        }
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException(source + ": no tokens");
+        }
+        if (cache.length + tokens.length > cache.capacity) {
+            throw new IllegalArgumentException(source + ": " + cache.length + " cached tokens and " + tokens.length
+                    + " new ones exceed the cache's " + cache.capacity);
+        }
+        FloatMatrix h = embed(tokens);
+        for (int l = 0; l < blocks.size(); l++) {
+            h = block(blocks.get(l), h, cache.keys[l], cache.values[l], cache.length, tap);
+        }
+        cache.length += tokens.length;
+        return head(h);
+    }
+
+    /** The embeddings {@code [tokens, dim]} of token ids: block 0's input. */
+    public FloatMatrix embed(int[] tokens) {
+        int dim = config.dim();
+        float[] x = new float[Math.multiplyExact(tokens.length, dim)];
+        for (int t = 0; t < tokens.length; t++) {
+            int id = tokens[t];
+            if (id < 0 || id >= config.vocabSize()) {
+                throw new IllegalArgumentException(
+                        source + ": token " + t + " has id " + id + ", the vocabulary has " + config.vocabSize());
+            }
+            System.arraycopy(embedding.array(), embedding.rowOffset(id), x, t * dim, dim);
+        }
+        return FloatMatrix.of("embeddings", tokens.length, dim, x, 0);
+    }
+
+    /**
+     * Block {@code index} applied to hidden states {@code h [tokens, dim]} of one sequence at positions {@code 0 ...
+     * tokens - 1}, with {@code tap} (may be null) seeing its seven linears' inputs: with {@link #embed} and {@link
+     * #head}, what block-by-block calibration runs on cached activations.
+     */
+    public FloatMatrix block(int index, FloatMatrix h, Tap tap) {
+        checkLength(h.rows());
+        if (h.cols() != config.dim()) {
+            throw new IllegalArgumentException(source + ": hidden states '" + h.name() + "' have " + h.cols()
+                    + " columns, the model's dim is " + config.dim());
+        }
+        int kv = h.rows() * config.kvDim();
+        return block(block(index), h, new float[kv], new float[kv], 0, tap);
+    }
+
+    /** The final RMSNorm and the output head: logits {@code [tokens, vocab]} of the last block's output. */
+    public FloatMatrix head(FloatMatrix h) {
+        float[] x = h.toArray();
+        rmsNorm(x, h.rows(), finalNorm);
+        return head.forward(FloatMatrix.of("final_norm", h.rows(), config.dim(), x, 0));
+    }
+
+    private int checkLength(int tokens) {
+        if (tokens == 0) {
+            throw new IllegalArgumentException(source + ": no tokens");
+        }
+        if (tokens > config.maxSeqLen()) {
+            throw new IllegalArgumentException(
+                    source + ": " + tokens + " tokens, the model takes at most " + config.maxSeqLen());
+        }
+        return tokens;
+    }
+
+    private Block block(int index) {
+        if (index < 0 || index >= blocks.size()) {
+            throw new IllegalArgumentException(
+                    source + ": no block " + index + " (the model has " + blocks.size() + ")");
+        }
+        return blocks.get(index);
+    }
+
+    /**
+     * One block for {@code n} tokens at positions {@code start ... start + n - 1}; their keys and values are written
+     * into {@code keys}/{@code values} ({@code [positions, kvDim]}) after the {@code start} already there.
+     */
+    private FloatMatrix block(Block b, FloatMatrix h, float[] keys, float[] values, int start, Tap tap) {
+        int n = h.rows();
+        int dim = config.dim();
+        float[] x = h.toArray();
+        float[] normed = x.clone();
+        rmsNorm(normed, n, b.attentionNorm);
+        FloatMatrix xn = FloatMatrix.of("input_layernorm", n, dim, normed, 0);
+        float[] q = run(b.q, xn, tap).toArray();
+        float[] k = run(b.k, xn, tap).toArray();
+        float[] v = run(b.v, xn, tap).toArray();
+        int kvDim = config.kvDim();
+        for (int t = 0; t < n; t++) {
+            rope(q, t * config.qDim(), config.heads(), start + t);
+            rope(k, t * kvDim, config.kvHeads(), start + t);
+        }
+        System.arraycopy(k, 0, keys, start * kvDim, n * kvDim);
+        System.arraycopy(v, 0, values, start * kvDim, n * kvDim);
+        float[] context = attention(q, keys, values, n, start);
+        float[] attended = run(b.o, FloatMatrix.of("attention", n, config.qDim(), context, 0), tap)
+                .toArray();
+        for (int i = 0; i < x.length; i++) {
+            x[i] += attended[i];
+        }
+        float[] normed2 = x.clone();
+        rmsNorm(normed2, n, b.mlpNorm);
+        FloatMatrix xn2 = FloatMatrix.of("post_attention_layernorm", n, dim, normed2, 0);
+        float[] gate = run(b.gate, xn2, tap).toArray();
+        float[] up = run(b.up, xn2, tap).toArray();
+        for (int i = 0; i < gate.length; i++) {
+            gate[i] = silu(gate[i]) * up[i];
+        }
+        float[] down = run(b.down, FloatMatrix.of("swiglu", n, config.hiddenDim(), gate, 0), tap)
+                .toArray();
+        for (int i = 0; i < x.length; i++) {
+            x[i] += down[i];
+        }
+        return FloatMatrix.of("hidden", n, dim, x, 0);
+    }
+
+    private static FloatMatrix run(Linear linear, FloatMatrix x, Tap tap) {
+        if (tap != null) {
+            tap.accept(linear.name(), x);
+        }
+        return linear.forward(x);
+    }
+
+    /** {@code silu(g) = g * sigmoid(g)}, as run.c computes it. */
+    static float silu(float g) {
+        return g * (float) (1 / (1 + Math.exp(-g)));
+    }
+
+    /** RMSNorm of each row of {@code x [n, dim]} in place: {@code w * x / sqrt(mean(x^2) + eps)}. */
+    private void rmsNorm(float[] x, int n, float[] w) {
+        int dim = config.dim();
+        for (int t = 0; t < n; t++) {
+            int off = t * dim;
+            double ss = 0;
+            for (int c = 0; c < dim; c++) {
+                ss += (double) x[off + c] * x[off + c];
+            }
+            float inv = (float) (1 / Math.sqrt(ss / dim + config.normEps()));
+            for (int c = 0; c < dim; c++) {
+                x[off + c] = w[c] * (inv * x[off + c]);
+            }
+        }
+    }
+
+    /** Rotary embedding of {@code heads} heads at {@code v[off ...]} for position {@code pos}, in place. */
+    private void rope(float[] v, int off, int heads, int pos) {
+        int d = config.headDim();
+        int half = d / 2;
+        boolean interleaved = config.rope() == RopeLayout.INTERLEAVED;
+        for (int j = 0; j < half; j++) {
+            float angle = pos * inverseFrequency[j];
+            float cos = (float) Math.cos(angle);
+            float sin = (float) Math.sin(angle);
+            for (int h = 0; h < heads; h++) {
+                int a = off + h * d + (interleaved ? 2 * j : j);
+                int b = interleaved ? a + 1 : a + half;
+                float v0 = v[a];
+                float v1 = v[b];
+                v[a] = v0 * cos - v1 * sin;
+                v[b] = v0 * sin + v1 * cos;
+            }
+        }
+    }
+
+    /**
+     * Causal attention of {@code n} queries at positions {@code start ...} over keys and values at positions {@code 0
+     * ... start + n - 1}; query head {@code h} reads key/value head {@code h / (heads / kvHeads)}. Heads run in
+     * parallel, each with the same arithmetic whatever the thread count.
+     */
+    private float[] attention(float[] q, float[] keys, float[] values, int n, int start) {
+        int d = config.headDim();
+        int qDim = config.qDim();
+        int kvDim = config.kvDim();
+        int group = config.heads() / config.kvHeads();
+        double scale = 1 / Math.sqrt(d);
+        float[] context = new float[n * qDim];
+        Parallel.forEach(pool, config.heads(), h -> {
+            int kvOff = (h / group) * d;
+            double[] p = new double[start + n];
+            double[] acc = new double[d];
+            for (int i = 0; i < n; i++) {
+                int qOff = i * qDim + h * d;
+                int last = start + i;
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j <= last; j++) {
+                    int kOff = j * kvDim + kvOff;
+                    double s = 0;
+                    for (int c = 0; c < d; c++) {
+                        s += (double) q[qOff + c] * keys[kOff + c];
+                    }
+                    p[j] = s * scale;
+                    max = Math.max(max, p[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j <= last; j++) {
+                    p[j] = Math.exp(p[j] - max);
+                    sum += p[j];
+                }
+                java.util.Arrays.fill(acc, 0);
+                for (int j = 0; j <= last; j++) {
+                    int vOff = j * kvDim + kvOff;
+                    for (int c = 0; c < d; c++) {
+                        acc[c] += p[j] * values[vOff + c];
+                    }
+                }
+                for (int c = 0; c < d; c++) {
+                    context[qOff + c] = (float) (acc[c] / sum);
+                }
+            }
+        });
+        return context;
+    }
+
+    @Override
+    public String toString() {
+        return "LlamaDecoder[" + source + ", " + config + "]";
+    }
+
+    /**
+     * The keys and values of one sequence's tokens so far, per block, for generation: {@link #forward} appends to it.
+     * Not thread-safe.
+     */
+    public static final class KvCache {
+        private final float[][] keys;
+        private final float[][] values;
+        private final int capacity;
+        private final int kvDim;
+        private int length;
+
+        private KvCache(int layers, int capacity, int kvDim) {
+            long size = (long) capacity * kvDim;
+            if (size > Integer.MAX_VALUE - 8) {
+                throw new IllegalArgumentException(
+                        "a cache of " + capacity + " tokens x " + kvDim + " floats per block is too large");
+            }
+            this.keys = new float[layers][(int) size];
+            this.values = new float[layers][(int) size];
+            this.capacity = capacity;
+            this.kvDim = kvDim;
+        }
+
+        /** Tokens cached: the position of the next token. */
+        public int length() {
+            return length;
+        }
+
+        /** Tokens the cache can hold. */
+        public int capacity() {
+            return capacity;
+        }
+
+        int layers() {
+            return keys.length;
+        }
+    }
+}
