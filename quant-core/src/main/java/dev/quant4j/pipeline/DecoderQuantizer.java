@@ -1,0 +1,252 @@
+package dev.quant4j.pipeline;
+
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.gptq.Gptq;
+import dev.quant4j.gptq.GptqConfig;
+import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.matmul.QuantizedLinear;
+import dev.quant4j.model.Linear;
+import dev.quant4j.model.LlamaDecoder;
+import dev.quant4j.quant.QuantizedWeight;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.Symmetry;
+import dev.quant4j.tensor.FloatMatrix;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ForkJoinPool;
+import java.util.function.IntConsumer;
+import java.util.stream.IntStream;
+
+/**
+ * Quantizes every linear layer of a {@link LlamaDecoder} (the output head and the embeddings stay in FP32, as AutoGPTQ
+ * and llama.cpp leave them by default).
+ *
+ * <p>Round-to-nearest and the codebooks quantize each weight on its own. GPTQ runs as AutoGPTQ runs it on a model
+ * ({@code auto_gptq/modeling/_base.py}, {@code quantize}, with {@code true_sequential}): the calibration sequences'
+ * embeddings are block 0's input; in each block the linears that share an input are quantized together, in forward
+ * order (q, k, v; then o; then gate, up; then down), each group's Hessian accumulated from a forward pass of the block
+ * in which the groups before it are already quantized; the block's output, computed with all its linears quantized,
+ * is the next block's input. Only the calibration activations of one block live in memory besides the model.
+ *
+ * <p>GPTQ is never worse than round-to-nearest here: for each layer, when GPTQ's output error on the calibration
+ * activations, {@code ||W X^T - Q X^T||^2}, exceeds that of round-to-nearest with the same scheme, the RTN weight is
+ * kept and the {@link LayerReport} says so.
+ *
+ * <p>A layer whose input width the group size does not divide is quantized per output channel instead, and reported.
+ */
+public final class DecoderQuantizer {
+
+    /** The quantization methods a whole decoder can be quantized with. */
+    public enum Method {
+        /** Round-to-nearest, {@link RtnQuantizer}. */
+        RTN,
+        /** bitsandbytes' NF4 codebook, {@link BlockwiseQuantizer} ({@code groupSize} is the block size). */
+        NF4,
+        /** GPTQ, block by block on calibration sequences. */
+        GPTQ
+    }
+
+    /**
+     * How to quantize every linear layer.
+     *
+     * @param groupSize columns per scale, or {@link LinearScheme#PER_CHANNEL}; for NF4 the block size
+     * @param sym symmetric (GPTQ's {@code sym=True}) instead of asymmetric; linear methods only
+     * @param actOrder GPTQ's {@code desc_act}
+     */
+    public record Setting(Method method, int bits, int groupSize, boolean sym, boolean actOrder) {
+        public Setting {
+            Objects.requireNonNull(method, "method");
+            if (method == Method.NF4 && bits != 4) {
+                throw new IllegalArgumentException("NF4 is 4 bits, not " + bits);
+            }
+        }
+
+        /** A short label, e.g. {@code GPTQ int4 g32}. */
+        public String label() {
+            String g = groupSize == LinearScheme.PER_CHANNEL ? " per channel" : " g" + groupSize;
+            return switch (method) {
+                case NF4 -> "NF4 block " + groupSize;
+                case RTN -> "RTN int" + bits + g + (sym ? " sym" : "");
+                case GPTQ -> "GPTQ int" + bits + g + (sym ? " sym" : "") + (actOrder ? " act-order" : "");
+            };
+        }
+    }
+
+    /**
+     * What happened to one linear layer.
+     *
+     * @param name the layer's module name
+     * @param scheme the scheme it was quantized with (per channel when the group did not divide its width)
+     * @param gptqError GPTQ's output error on the calibration activations (NaN for other methods)
+     * @param rtnError round-to-nearest's output error on the same activations (NaN for other methods)
+     * @param keptRtn whether the RTN weight was kept because GPTQ's was worse
+     */
+    public record LayerReport(String name, String scheme, double gptqError, double rtnError, boolean keptRtn) {}
+
+    /**
+     * A quantized decoder.
+     *
+     * @param model the decoder with every linear layer quantized
+     * @param weights the quantized weights by tensor name ({@code model.layers.0.self_attn.q_proj.weight}, ...)
+     * @param layers one report per linear layer, in forward order
+     */
+    public record Result(LlamaDecoder model, Map<String, QuantizedWeight> weights, List<LayerReport> layers) {
+        public Result {
+            weights = Collections.unmodifiableMap(new LinkedHashMap<>(weights));
+            layers = List.copyOf(layers);
+        }
+
+        /** Storage of the quantized weights (codes, scales, zero points) in bytes. */
+        public long storageBytes() {
+            return weights.values().stream()
+                    .mapToLong(QuantizedWeight::storageBytes)
+                    .sum();
+        }
+
+        /** Bits per weight over the quantized layers. */
+        public double bitsPerWeight() {
+            long n = weights.values().stream()
+                    .mapToLong(w -> (long) w.rows() * w.cols())
+                    .sum();
+            return 8.0 * storageBytes() / n;
+        }
+    }
+
+    /** The groups of linears that share an input, in forward order, by the suffix of their module name. */
+    static final List<Set<String>> TRUE_SEQUENTIAL = List.of(
+            Set.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+            Set.of("self_attn.o_proj"),
+            Set.of("mlp.gate_proj", "mlp.up_proj"),
+            Set.of("mlp.down_proj"));
+
+    private final Setting setting;
+    private final ForkJoinPool pool;
+
+    public DecoderQuantizer(Setting setting, ForkJoinPool pool) {
+        this.setting = Objects.requireNonNull(setting, "setting");
+        this.pool = Objects.requireNonNull(pool, "pool");
+    }
+
+    /**
+     * Quantizes {@code fp32}. {@code calibration} (token sequences, each starting at position 0) is needed by GPTQ
+     * only; {@code blocksDone} (may be null) is told after each block.
+     */
+    public Result quantize(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
+        if (setting.method() == Method.GPTQ) {
+            if (calibration == null || calibration.isEmpty()) {
+                throw new IllegalArgumentException(fp32.source() + ": GPTQ needs calibration sequences");
+            }
+            return gptq(fp32, calibration, blocksDone);
+        }
+        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+        Map<String, Linear> replaced = new LinkedHashMap<>();
+        List<LayerReport> reports = new ArrayList<>();
+        for (int b = 0; b < fp32.config().layers(); b++) {
+            for (Linear l : fp32.linears(b)) {
+                Linear.Dense d = (Linear.Dense) l;
+                LinearScheme scheme = linearScheme(d.inFeatures());
+                QuantizedWeight q = setting.method() == Method.NF4
+                        ? new BlockwiseQuantizer(CodebookScheme.nf4(setting.groupSize())).quantize(d.weight())
+                        : new RtnQuantizer(scheme, pool).quantize(d.weight());
+                String schemeText = setting.method() == Method.NF4 ? q.scheme().toString() : scheme.toString();
+                put(l, d, q, weights, replaced);
+                reports.add(new LayerReport(l.name(), schemeText, Double.NaN, Double.NaN, false));
+            }
+            if (blocksDone != null) {
+                blocksDone.accept(b + 1);
+            }
+        }
+        return new Result(fp32.withLinears(replaced), weights, reports);
+    }
+
+    private Result gptq(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
+        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+        Map<String, Linear> replaced = new LinkedHashMap<>();
+        List<LayerReport> reports = new ArrayList<>();
+        List<FloatMatrix> states = new ArrayList<>();
+        for (int[] seq : calibration) {
+            states.add(fp32.embed(seq));
+        }
+        LlamaDecoder current = fp32;
+        for (int b = 0; b < fp32.config().layers(); b++) {
+            List<Linear> linears = fp32.linears(b);
+            for (Set<String> group : TRUE_SEQUENTIAL) {
+                List<Linear> members = linears.stream()
+                        .filter(l -> group.stream().anyMatch(s -> l.name().endsWith("." + s)))
+                        .toList();
+                String first = members.get(0).name();
+                HessianAccumulator h =
+                        new HessianAccumulator(first, members.get(0).inFeatures(), pool);
+                int block = b;
+                LlamaDecoder model = current;
+                // sequences one after the other, so the Hessian's sums run in the same order on any thread count
+                for (FloatMatrix x : states) {
+                    model.block(block, x, (name, in) -> {
+                        if (name.equals(first)) {
+                            h.add(in, 1);
+                        }
+                    });
+                }
+                for (Linear l : members) {
+                    Linear.Dense d = (Linear.Dense) l;
+                    LayerReport report = gptqLayer(d, h, weights, replaced);
+                    reports.add(report);
+                }
+                current = fp32.withLinears(replaced);
+            }
+            LlamaDecoder quantizedBelow = current;
+            int block = b;
+            List<FloatMatrix> inputs = states;
+            FloatMatrix[] next = new FloatMatrix[inputs.size()];
+            pool.submit(() -> IntStream.range(0, next.length)
+                            .parallel()
+                            .forEach(i -> next[i] = quantizedBelow.block(block, inputs.get(i), null)))
+                    .join();
+            states = new ArrayList<>(List.of(next));
+            if (blocksDone != null) {
+                blocksDone.accept(b + 1);
+            }
+        }
+        return new Result(current, weights, reports);
+    }
+
+    private LayerReport gptqLayer(
+            Linear.Dense d, HessianAccumulator h, Map<String, QuantizedWeight> weights, Map<String, Linear> replaced) {
+        LinearScheme scheme = linearScheme(d.inFeatures());
+        GptqConfig config =
+                new GptqConfig(setting.bits(), scheme.groupSize(), setting.sym(), setting.actOrder(), false, 0.01, 128);
+        FloatMatrix w = d.weight();
+        QuantizedWeight g = new Gptq(config, pool).quantize(w, h).tensor();
+        QuantizedWeight r = new RtnQuantizer(scheme, pool).quantize(w);
+        double gErr = h.outputError(w, g.dequantize());
+        double rErr = h.outputError(w, r.dequantize());
+        boolean keepRtn = rErr < gErr;
+        put(d, d, keepRtn ? r : g, weights, replaced);
+        return new LayerReport(d.name(), scheme.toString(), gErr, rErr, keepRtn);
+    }
+
+    /** The setting's linear scheme for a layer {@code in} wide: per channel when the group does not divide it. */
+    private LinearScheme linearScheme(int in) {
+        int g = setting.groupSize();
+        boolean divides = g == LinearScheme.PER_CHANNEL || (g > 0 && in % g == 0);
+        return new LinearScheme(
+                setting.bits(), setting.sym() ? Symmetry.SYM : Symmetry.ASYM, divides ? g : LinearScheme.PER_CHANNEL);
+    }
+
+    private void put(
+            Linear l,
+            Linear.Dense d,
+            QuantizedWeight q,
+            Map<String, QuantizedWeight> weights,
+            Map<String, Linear> replaced) {
+        weights.put(l.name() + ".weight", q);
+        replaced.put(l.name(), Linear.quantized(l.name(), QuantizedLinear.of(q, d.bias(), pool)));
+    }
+}
