@@ -66,12 +66,45 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "threads (default: available processors)")
     Integer threads;
 
+    @Option(
+            names = "--model",
+            description = "a decoder language model (llama2.c .bin) to evaluate instead: next-token KL divergence to"
+                    + " FP32, top-1 agreement, perplexity")
+    Path model;
+
+    @Option(
+            names = "--calib-sample",
+            defaultValue = "64",
+            description = "with --model: calibration sequences sampled from the FP32 model (default ${DEFAULT-VALUE})")
+    int calibSample;
+
+    @Option(
+            names = "--eval-sample",
+            defaultValue = "16",
+            description = "with --model: evaluation sequences sampled from the FP32 model (default ${DEFAULT-VALUE})")
+    int evalSample;
+
+    @Option(
+            names = "--seq-len",
+            defaultValue = "128",
+            description = "with --model: tokens per sampled sequence (default ${DEFAULT-VALUE})")
+    int seqLen;
+
+    @Option(
+            names = "--group-size",
+            defaultValue = "32",
+            description = "with --model: columns per scale (default ${DEFAULT-VALUE})")
+    int groupSize;
+
     @Override
     public Integer call() throws Exception {
         Pattern select = Pattern.compile(settings);
         int nThreads = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
         if (nThreads < 1) {
             throw new IllegalArgumentException("--threads must be at least 1, got " + nThreads);
+        }
+        if (model != null) {
+            return DecoderEvalRun.run(this, select, nThreads);
         }
         List<String> calibration = lines("/wordnet/calibration.txt");
         List<String[]> allPairs = new ArrayList<>();

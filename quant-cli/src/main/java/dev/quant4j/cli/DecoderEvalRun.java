@@ -1,0 +1,94 @@
+package dev.quant4j.cli;
+
+import dev.quant4j.cli.eval.DecoderEval;
+import dev.quant4j.io.AtomicFiles;
+import dev.quant4j.io.Llama2cCheckpoint;
+import dev.quant4j.model.LlamaDecoder;
+import dev.quant4j.model.TokenSampler;
+import dev.quant4j.pipeline.DecoderQuantizer.Setting;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ForkJoinPool;
+import java.util.regex.Pattern;
+
+/**
+ * {@code quant eval --model}: a decoder language model quantized with each setting and compared with its FP32 self on
+ * sequences it sampled (calibration seed 1, evaluation seed 2, temperature 1, each starting with token 1, BOS in
+ * llama2.c's vocabularies). Writes {@code decoder-eval.md} and {@code eval.json} into {@code --out}.
+ */
+final class DecoderEvalRun {
+
+    /** The first token of every sampled sequence: BOS in llama2.c's (sentencepiece) vocabularies. */
+    static final int BOS = 1;
+
+    static final long CALIBRATION_SEED = 1;
+    static final long EVALUATION_SEED = 2;
+
+    private DecoderEvalRun() {}
+
+    static int run(EvalCommand c, Pattern select, int threads) throws Exception {
+        String file = c.model.getFileName().toString();
+        if (!file.endsWith(".bin")) {
+            throw new IllegalArgumentException("--model " + c.model
+                    + ": only llama2.c checkpoints (.bin) are read so far; Hugging Face folders are not yet");
+        }
+        if (c.calibSample < 1 || c.evalSample < 1 || c.seqLen < 2) {
+            throw new IllegalArgumentException("--calib-sample and --eval-sample must be at least 1 and --seq-len at"
+                    + " least 2, got " + c.calibSample + ", " + c.evalSample + ", " + c.seqLen);
+        }
+        PrintWriter out = c.spec.commandLine().getOut();
+        PrintWriter err = c.spec.commandLine().getErr();
+        ForkJoinPool pool = new ForkJoinPool(threads);
+        try {
+            LlamaDecoder fp32 = LlamaDecoder.fromLlama2c(Llama2cCheckpoint.read(c.model), pool);
+            if (c.seqLen > fp32.config().maxSeqLen()) {
+                throw new IllegalArgumentException("--seq-len " + c.seqLen + ": " + file + " takes at most "
+                        + fp32.config().maxSeqLen() + " tokens");
+            }
+            List<Setting> chosen = DecoderEval.defaultSettings(c.groupSize).stream()
+                    .filter(s -> select.matcher(s.label()).find())
+                    .toList();
+            if (chosen.isEmpty()) {
+                throw new IllegalArgumentException("--settings '" + select + "' matches no setting");
+            }
+            long start = System.nanoTime();
+            err.printf(
+                    Locale.ROOT,
+                    "quant eval: %s, %d layers, dim %d; sampling %d calibration and %d evaluation sequences of %d"
+                            + " tokens%n",
+                    file,
+                    fp32.config().layers(),
+                    fp32.config().dim(),
+                    c.calibSample,
+                    c.evalSample,
+                    c.seqLen);
+            err.flush();
+            List<int[]> calibration = TokenSampler.sample(fp32, c.calibSample, c.seqLen, BOS, 1.0, CALIBRATION_SEED);
+            List<int[]> evaluation = TokenSampler.sample(fp32, c.evalSample, c.seqLen, BOS, 1.0, EVALUATION_SEED);
+            List<DecoderEval.Row> rows = DecoderEval.run(fp32, chosen, calibration, evaluation, pool, label -> {
+                err.printf(Locale.ROOT, "quant eval: %s (%.0f s)%n", label, (System.nanoTime() - start) / 1e9);
+                err.flush();
+            });
+            String table = DecoderEval.markdown(rows);
+            out.print(table);
+            out.flush();
+            Files.createDirectories(c.outDir);
+            AtomicFiles.write(
+                    c.outDir.resolve("decoder-eval.md"), o -> o.write(table.getBytes(StandardCharsets.UTF_8)));
+            String json = DecoderEval.json(rows);
+            AtomicFiles.write(c.outDir.resolve("eval.json"), o -> o.write(json.getBytes(StandardCharsets.UTF_8)));
+            err.printf(
+                    Locale.ROOT,
+                    "quant eval: wrote %s and %s (%.0f s)%n",
+                    c.outDir.resolve("decoder-eval.md"),
+                    c.outDir.resolve("eval.json"),
+                    (System.nanoTime() - start) / 1e9);
+            return 0;
+        } finally {
+            pool.shutdown();
+        }
+    }
+}

@@ -1,0 +1,70 @@
+package dev.quant4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code quant eval --model} on the real stories260K with a few short sequences. */
+class DecoderEvalCommandTest {
+
+    static final Path STORIES =
+            Path.of("..", "quant-core", "src", "test", "resources", "stories260K", "stories260K.bin");
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void evalOfADecoderWritesItsTableAndJson() throws Exception {
+        Path out = dir.resolve("eval");
+        QuantCliTest.Result r = QuantCliTest.run(
+                "eval",
+                "--model",
+                STORIES.toString(),
+                "--calib-sample",
+                "4",
+                "--eval-sample",
+                "2",
+                "--seq-len",
+                "48",
+                "--settings",
+                "RTN int8|GPTQ int4 g32$",
+                "--out",
+                out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        String table = Files.readString(out.resolve("decoder-eval.md"));
+        assertThat(table).isEqualTo(r.out());
+        List<String> rows = table.lines()
+                .filter(l -> l.startsWith("| ") && !l.startsWith("| setting"))
+                .toList();
+        assertThat(rows).hasSize(3);
+        assertThat(rows.get(0)).startsWith("| FP32 | 32 | 0 | 0 | 1 |");
+        assertThat(rows.get(1)).startsWith("| RTN int8 per channel | 8.");
+        assertThat(rows.get(2)).startsWith("| GPTQ int4 g32 | 5.0");
+        double kl8 = Double.parseDouble(rows.get(1).split("\\|")[3].trim());
+        double kl4 = Double.parseDouble(rows.get(2).split("\\|")[3].trim());
+        assertThat(kl8).isGreaterThan(0).isLessThan(0.1);
+        assertThat(kl4).isGreaterThan(10 * kl8);
+        String json = Files.readString(out.resolve("eval.json"));
+        assertThat(json)
+                .startsWith("[\n  {\"setting\": \"RTN int8 per channel\", \"method\": \"rtn\", \"bits\": 8,"
+                        + " \"group_size\": -1, \"bits_per_weight\": ")
+                .contains("{\"setting\": \"GPTQ int4 g32\", \"method\": \"gptq\", \"bits\": 4, \"group_size\": 32,")
+                .contains("\"kl_mean\": ", "\"kl_p99\": ", "\"top1\": ", "\"ppl\": ");
+        assertThat(r.err()).contains("stories260K.bin, 5 layers, dim 64");
+    }
+
+    @Test
+    void badModelOptionsAreNamed() throws Exception {
+        QuantCliTest.Result r =
+                QuantCliTest.run("eval", "--model", dir.resolve("m.gguf").toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("only llama2.c checkpoints (.bin) are read so far");
+        r = QuantCliTest.run("eval", "--model", STORIES.toString(), "--seq-len", "600", "--out", dir.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--seq-len 600: stories260K.bin takes at most 512 tokens");
+    }
+}
