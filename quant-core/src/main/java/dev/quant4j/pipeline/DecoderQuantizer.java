@@ -1,5 +1,8 @@
 package dev.quant4j.pipeline;
 
+import dev.quant4j.awq.Awq;
+import dev.quant4j.awq.AwqConfig;
+import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.gptq.Gptq;
 import dev.quant4j.gptq.GptqConfig;
@@ -50,7 +53,12 @@ public final class DecoderQuantizer {
         /** bitsandbytes' NF4 codebook, {@link BlockwiseQuantizer} ({@code groupSize} is the block size). */
         NF4,
         /** GPTQ, block by block on calibration sequences. */
-        GPTQ
+        GPTQ,
+        /**
+         * AWQ per layer ({@link Awq}: each layer's own input scales, kept in its quantized tensor), on the FP32
+         * model's activations.
+         */
+        AWQ
     }
 
     /**
@@ -66,6 +74,9 @@ public final class DecoderQuantizer {
             if (method == Method.NF4 && bits != 4) {
                 throw new IllegalArgumentException("NF4 is 4 bits, not " + bits);
             }
+            if (method == Method.AWQ && (sym || actOrder)) {
+                throw new IllegalArgumentException("AWQ is asymmetric (zero point) and has no act-order");
+            }
         }
 
         /** A short label, e.g. {@code GPTQ int4 g32}. */
@@ -75,6 +86,7 @@ public final class DecoderQuantizer {
                 case NF4 -> "NF4 block " + groupSize;
                 case RTN -> "RTN int" + bits + g + (sym ? " sym" : "");
                 case GPTQ -> "GPTQ int" + bits + g + (sym ? " sym" : "") + (actOrder ? " act-order" : "");
+                case AWQ -> "AWQ int" + bits + g;
             };
         }
     }
@@ -139,11 +151,14 @@ public final class DecoderQuantizer {
      * only; {@code blocksDone} (may be null) is told after each block.
      */
     public Result quantize(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
-        if (setting.method() == Method.GPTQ) {
+        if (setting.method() == Method.GPTQ || setting.method() == Method.AWQ) {
             if (calibration == null || calibration.isEmpty()) {
-                throw new IllegalArgumentException(fp32.source() + ": GPTQ needs calibration sequences");
+                throw new IllegalArgumentException(
+                        fp32.source() + ": " + setting.method() + " needs calibration sequences");
             }
-            return gptq(fp32, calibration, blocksDone);
+            return setting.method() == Method.GPTQ
+                    ? gptq(fp32, calibration, blocksDone)
+                    : awq(fp32, calibration, blocksDone);
         }
         Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
         Map<String, Linear> replaced = new LinkedHashMap<>();
@@ -215,6 +230,48 @@ public final class DecoderQuantizer {
             }
         }
         return new Result(current, weights, reports);
+    }
+
+    /**
+     * AWQ as llm-awq gathers its statistics: each block's linears see the activations of the full-precision model
+     * (llm-awq scales and clips the FP16 model block by block and quantizes at the end; its scaling leaves the block's
+     * function unchanged). Each layer gets its own scales.
+     */
+    private Result awq(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
+        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+        Map<String, Linear> replaced = new LinkedHashMap<>();
+        List<LayerReport> reports = new ArrayList<>();
+        List<FloatMatrix> states = new ArrayList<>();
+        long tokens = 0;
+        for (int[] seq : calibration) {
+            states.add(fp32.embed(seq));
+            tokens += seq.length;
+        }
+        for (int b = 0; b < fp32.config().layers(); b++) {
+            Map<String, AwqStatistics> stats = new LinkedHashMap<>();
+            for (Linear l : fp32.linears(b)) {
+                stats.put(l.name(), new AwqStatistics(l.name(), l.inFeatures(), tokens, pool));
+            }
+            List<FloatMatrix> next = new ArrayList<>();
+            for (FloatMatrix x : states) {
+                next.add(fp32.block(b, x, (name, in) -> stats.get(name).add(in)));
+            }
+            states = next;
+            for (Linear l : fp32.linears(b)) {
+                Linear.Dense d = (Linear.Dense) l;
+                LinearScheme scheme = linearScheme(d.inFeatures());
+                AwqConfig config = new AwqConfig(setting.bits(), scheme.groupSize(), 20, 0.5, true);
+                QuantizedWeight q = new Awq(config, pool)
+                        .quantize(d.weight(), stats.get(l.name()))
+                        .tensor();
+                put(l, d, q, weights, replaced);
+                reports.add(new LayerReport(l.name(), config.scheme().toString(), Double.NaN, Double.NaN, false));
+            }
+            if (blocksDone != null) {
+                blocksDone.accept(b + 1);
+            }
+        }
+        return new Result(fp32.withLinears(replaced), weights, reports);
     }
 
     private LayerReport gptqLayer(
