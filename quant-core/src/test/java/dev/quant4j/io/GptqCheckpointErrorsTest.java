@@ -181,6 +181,54 @@ class GptqCheckpointErrorsTest {
                 .hasMessageContaining("model.safetensors");
     }
 
+    /**
+     * Seeded corruption of a valid 3-bit act-order checkpoint (bytes of the header or the data overwritten, the file
+     * cut short): reading either succeeds or fails with an {@link IllegalArgumentException} (a {@link
+     * MalformedTensorFileException} for the file), never with another exception.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.MethodSource("seeds")
+    void corruptedFilesFailCleanly(int seed) throws Exception {
+        Path ok = dir.resolve("ok");
+        QuantizedTensor q = rtn("l.weight", LinearScheme.sym(3, 16), 32, 64, 9);
+        int[] g = new int[64];
+        for (int c = 0; c < 64; c++) {
+            g[c] = (c * 7) % 4;
+        }
+        QuantizedTensor act =
+                new QuantizedTensor(q.name(), q.scheme(), 32, 64, q.packOrder(), bytes(q), q.scales(), q.zeros(), g);
+        GptqCheckpoint.write(ok, List.of(act), List.of(), GptqCheckpoint.Options.defaults(), null, true);
+        Path file = ok.resolve(GptqCheckpoint.MODEL_FILE);
+        byte[] all = Files.readAllBytes(file);
+        java.util.Random rnd = new java.util.Random(seed);
+        int headerEnd =
+                8 + (int) ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        int changes = 1 + rnd.nextInt(4);
+        for (int i = 0; i < changes; i++) {
+            int at = rnd.nextBoolean() ? rnd.nextInt(headerEnd) : headerEnd + rnd.nextInt(all.length - headerEnd);
+            all[at] = (byte) (rnd.nextBoolean() ? rnd.nextInt(256) : "0123456789[],\"".charAt(rnd.nextInt(14)));
+        }
+        if (rnd.nextInt(8) == 0) {
+            all = Arrays.copyOf(all, rnd.nextInt(all.length));
+        }
+        Files.write(file, all);
+        try {
+            GptqCheckpoint.read(ok).content().weights().values().forEach(w -> w.dequantize());
+        } catch (IllegalArgumentException expected) {
+            assertThat(expected.getMessage()).isNotBlank();
+        }
+    }
+
+    static java.util.stream.IntStream seeds() {
+        return java.util.stream.IntStream.range(0, 120);
+    }
+
+    private static byte[] bytes(QuantizedTensor q) {
+        byte[] b = new byte[q.packedCodes().remaining()];
+        q.packedCodes().get(b);
+        return b;
+    }
+
     @Test
     void refusesWhatTheLayoutCannotHold() {
         var nf4 = new BlockwiseQuantizer(CodebookScheme.nf4(64)).quantize(Gaussian.matrix("a.weight", 1, 32, 64, 1));
