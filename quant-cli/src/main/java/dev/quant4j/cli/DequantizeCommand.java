@@ -1,13 +1,16 @@
 package dev.quant4j.cli;
 
 import dev.quant4j.io.DType;
+import dev.quant4j.io.GptqCheckpoint;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
+import dev.quant4j.io.SafeTensors;
 import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.HalfFloats;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -19,14 +22,19 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "dequantize",
         mixinStandardHelpOptions = true,
-        description = "Write the weights a quantized .safetensors file stands for, under their names and in the layout"
-                + " of the file they came from (ONNX MatMul weights [in, out]); other tensors pass through.")
+        description =
+                "Write the weights a quantized .safetensors file or GPTQ checkpoint folder stands for, under their names and in the layout"
+                        + " of the file they came from (ONNX MatMul weights [in, out]); other tensors pass through.")
 final class DequantizeCommand implements Callable<Integer> {
 
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--in", required = true, description = "quantized .safetensors written by 'quant quantize'")
+    @Option(
+            names = "--in",
+            required = true,
+            description = "quantized .safetensors written by 'quant quantize', or a GPTQ checkpoint folder"
+                    + " (AutoGPTQ/GPTQModel layout: quantize_config.json and a .safetensors file)")
     Path in;
 
     @Option(
@@ -48,7 +56,10 @@ final class DequantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         WeightFiles.requireWritable(out, "npy", "safetensors");
-        WeightFiles.requireReadable(in);
+        boolean gptqFolder = Files.isDirectory(in);
+        if (!gptqFolder) {
+            WeightFiles.requireReadable(in);
+        }
         WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
         DType type = switch (dtype.toLowerCase(Locale.ROOT)) {
             case "f32" -> DType.F32;
@@ -61,10 +72,12 @@ final class DequantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException(
                     "--dtype " + dtype + ": a .npy output is float32; write a" + " .safetensors file for f16 or bf16");
         }
-        if (!WeightFiles.extension(in).equals("safetensors")) {
-            throw new IllegalArgumentException("input " + in + " must be a quantized .safetensors file");
+        if (!gptqFolder && !WeightFiles.extension(in).equals("safetensors")) {
+            throw new IllegalArgumentException(
+                    "input " + in + " must be a quantized .safetensors file or a GPTQ checkpoint folder");
         }
-        QuantizedSafeTensors.Content content = QuantizedSafeTensors.read(in);
+        QuantizedSafeTensors.Content content =
+                gptqFolder || isGptqFile(in) ? GptqCheckpoint.read(in).content() : QuantizedSafeTensors.read(in);
         if (content.weights().isEmpty()) {
             throw new IllegalArgumentException(in + ": holds no quantized tensor");
         }
@@ -96,6 +109,17 @@ final class DequantizeCommand implements Callable<Integer> {
                         npy ? "float32" : type.name(),
                         npy ? 0 : content.other().size());
         return Quant.OK;
+    }
+
+    /** A .safetensors file without quant4j's metadata, beside a quantize_config.json: one of a GPTQ checkpoint. */
+    private static boolean isGptqFile(Path in) throws java.io.IOException {
+        Path dir = in.toAbsolutePath().getParent();
+        if (dir == null || !Files.isRegularFile(dir.resolve(GptqCheckpoint.QUANTIZE_CONFIG))) {
+            return false;
+        }
+        try (SafeTensors st = SafeTensors.open(in)) {
+            return !st.metadata().containsKey(QuantizedSafeTensors.FORMAT_KEY);
+        }
     }
 
     /** Little-endian bytes of {@code v} as {@code type}; F16 and BF16 round to nearest even. */

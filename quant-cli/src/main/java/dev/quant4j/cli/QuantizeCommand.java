@@ -42,7 +42,8 @@ import picocli.CommandLine.Spec;
         mixinStandardHelpOptions = true,
         description =
                 "Quantize the 2-D weights of a .npy, .safetensors or .onnx file into a quantized .safetensors file,"
-                        + " or (--format onnx) an .onnx model into an .onnx model that ONNX Runtime runs.")
+                        + " or (--format onnx) an .onnx model into an .onnx model that ONNX Runtime runs, or (--format"
+                        + " gptq) a .safetensors file or Hugging Face folder into a GPTQ checkpoint folder.")
 final class QuantizeCommand implements Callable<Integer> {
 
     @Spec
@@ -58,13 +59,14 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--in",
             required = true,
-            description = "weights: W.npy ([out, in] float32), model.safetensors, or model.onnx (its MatMul weights)")
+            description = "weights: W.npy ([out, in] float32), model.safetensors, or model.onnx (its MatMul weights);"
+                    + " with --format gptq also a Hugging Face folder holding model.safetensors")
     Path in;
 
     @Option(
             names = "--out",
             required = true,
-            description = "quantized output: .safetensors, or .onnx with --format onnx")
+            description = "quantized output: .safetensors, .onnx with --format onnx, a new folder with --format gptq")
     Path out;
 
     @Option(
@@ -72,7 +74,9 @@ final class QuantizeCommand implements Callable<Integer> {
             defaultValue = "safetensors",
             description = "safetensors (quant4j's format, the default) or onnx: the --in .onnx model whole, each"
                     + " quantized MatMul as ONNX Runtime's com.microsoft.MatMulNBits (rtn, gptq, awq; 4 or 8 bits;"
-                    + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4)")
+                    + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4); or gptq: an"
+                    + " AutoGPTQ/GPTQModel checkpoint folder (rtn, gptq; 2, 3, 4 or 8 bits) that transformers and"
+                    + " vLLM load")
     String format;
 
     @Option(names = "--bits", defaultValue = "4", description = "bits per weight, 2..8 (default ${DEFAULT-VALUE})")
@@ -180,8 +184,10 @@ final class QuantizeCommand implements Callable<Integer> {
         boolean onnxOut = switch (format.toLowerCase(Locale.ROOT)) {
             case "safetensors" -> false;
             case "onnx" -> true;
+            case "gptq" -> false;
             default ->
-                throw new IllegalArgumentException("unknown --format '" + format + "' (expected safetensors or onnx)");
+                throw new IllegalArgumentException(
+                        "unknown --format '" + format + "' (expected safetensors, onnx or gptq)");
         };
         if (onnxOut) {
             if (!WeightFiles.extension(in).equals("onnx")) {
@@ -232,6 +238,12 @@ final class QuantizeCommand implements Callable<Integer> {
                     .withActOrder(actOrder)
                     .withStaticGroups(staticGroups)
                     .withPercdamp(damp == null ? 0.01 : damp);
+        }
+        if (format.equalsIgnoreCase("gptq")) {
+            return GptqOutput.run(
+                    new GptqOutput.Request(m, in, out, linearScheme, gptqConfig, calib, include, strict, overwrite),
+                    spec.commandLine().getOut(),
+                    spec.commandLine().getErr());
         }
         WeightFiles.requireWritable(out, onnxOut ? "onnx" : "safetensors");
         WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
