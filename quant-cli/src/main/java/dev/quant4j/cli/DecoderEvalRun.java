@@ -3,6 +3,7 @@ package dev.quant4j.cli;
 import dev.quant4j.cli.eval.DecoderEval;
 import dev.quant4j.io.AtomicFiles;
 import dev.quant4j.io.Llama2cCheckpoint;
+import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.model.TokenSampler;
 import dev.quant4j.pipeline.DecoderQuantizer.Setting;
@@ -15,9 +16,9 @@ import java.util.concurrent.ForkJoinPool;
 import java.util.regex.Pattern;
 
 /**
- * {@code quant eval --model}: a decoder language model quantized with each setting and compared with its FP32 self on
- * sequences it sampled (calibration seed 1, evaluation seed 2, temperature 1, each starting with token 1, BOS in
- * llama2.c's vocabularies). Writes {@code decoder-eval.md} and {@code eval.json} into {@code --out}.
+ * {@code quant eval --model}: a decoder language model (a llama2.c checkpoint or a Hugging Face Llama, Mistral or Qwen2
+ * folder) quantized with each setting and compared with its FP32 self on sequences it sampled (calibration seed 1,
+ * evaluation seed 2, temperature 1, each starting with token 1, BOS in Llama's vocabularies). Writes {@code decoder-eval.md} and {@code eval.json} into {@code --out}.
  */
 final class DecoderEvalRun {
 
@@ -31,9 +32,10 @@ final class DecoderEvalRun {
 
     static int run(EvalCommand c, Pattern select, int threads) throws Exception {
         String file = c.model.getFileName().toString();
-        if (!file.endsWith(".bin")) {
-            throw new IllegalArgumentException("--model " + c.model
-                    + ": only llama2.c checkpoints (.bin) are read so far; Hugging Face folders are not yet");
+        boolean folder = Files.isDirectory(c.model);
+        if (!folder && !file.endsWith(".bin")) {
+            throw new IllegalArgumentException(
+                    "--model " + c.model + ": expected a llama2.c checkpoint (.bin) or a Hugging Face model folder");
         }
         if (c.calibSample < 1 || c.evalSample < 1 || c.seqLen < 2) {
             throw new IllegalArgumentException("--calib-sample and --eval-sample must be at least 1 and --seq-len at"
@@ -43,7 +45,9 @@ final class DecoderEvalRun {
         PrintWriter err = c.spec.commandLine().getErr();
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
-            LlamaDecoder fp32 = LlamaDecoder.fromLlama2c(Llama2cCheckpoint.read(c.model), pool);
+            LlamaDecoder fp32 = folder
+                    ? HuggingFaceLlama.read(c.model, pool)
+                    : LlamaDecoder.fromLlama2c(Llama2cCheckpoint.read(c.model), pool);
             if (c.seqLen > fp32.config().maxSeqLen()) {
                 throw new IllegalArgumentException("--seq-len " + c.seqLen + ": " + file + " takes at most "
                         + fp32.config().maxSeqLen() + " tokens");

@@ -68,8 +68,10 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(
             names = "--model",
-            description = "a decoder language model (llama2.c .bin) to evaluate instead: next-token KL divergence to"
-                    + " FP32, top-1 agreement, perplexity")
+            description =
+                    "a decoder language model (llama2.c .bin or Hugging Face Llama/Mistral/Qwen2 folder) to evaluate"
+                            + " instead: next-token KL divergence to"
+                            + " FP32, top-1 agreement, perplexity")
     Path model;
 
     @Option(

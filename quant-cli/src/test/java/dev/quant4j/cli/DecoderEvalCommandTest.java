@@ -62,7 +62,7 @@ class DecoderEvalCommandTest {
         QuantCliTest.Result r =
                 QuantCliTest.run("eval", "--model", dir.resolve("m.gguf").toString());
         assertThat(r.code()).isEqualTo(2);
-        assertThat(r.err()).contains("only llama2.c checkpoints (.bin) are read so far");
+        assertThat(r.err()).contains("expected a llama2.c checkpoint (.bin) or a Hugging Face model folder");
         r = QuantCliTest.run("eval", "--model", STORIES.toString(), "--seq-len", "600", "--out", dir.toString());
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("--seq-len 600: stories260K.bin takes at most 512 tokens");

@@ -266,21 +266,14 @@ public final class SafeTensors implements AutoCloseable {
     }
 
     /**
-     * A 2-D F32, F16 or BF16 tensor as a float32 matrix named {@code name}.
+     * An F32, F16 or BF16 tensor of any rank as float32 values, in storage order.
      *
-     * @throws IllegalArgumentException for another rank or dtype, or an empty tensor
+     * @throws IllegalArgumentException for another dtype or a tensor larger than a Java array
      */
-    public FloatMatrix readMatrix(String name) {
+    public float[] readFloats(String name) {
         Entry e = entry(name);
-        if (e.shape().length != 2) {
-            throw new IllegalArgumentException("tensor '" + name + "' has " + e.shape().length + " dimensions "
-                    + Arrays.toString(e.shape()) + ", expected 2 ([out, in])");
-        }
         if (!e.dtype().isFloat()) {
             throw new IllegalArgumentException("tensor '" + name + "' is " + e.dtype() + ", expected F32, F16 or BF16");
-        }
-        if (e.elements() == 0) {
-            throw new IllegalArgumentException("tensor '" + name + "' is empty: shape " + Arrays.toString(e.shape()));
         }
         if (e.elements() > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException(
@@ -305,6 +298,27 @@ public final class SafeTensors implements AutoCloseable {
                 }
             }
         }
+        return values;
+    }
+
+    /**
+     * A 2-D F32, F16 or BF16 tensor as a float32 matrix named {@code name}.
+     *
+     * @throws IllegalArgumentException for another rank or dtype, or an empty tensor
+     */
+    public FloatMatrix readMatrix(String name) {
+        Entry e = entry(name);
+        if (e.shape().length != 2) {
+            throw new IllegalArgumentException("tensor '" + name + "' has " + e.shape().length + " dimensions "
+                    + Arrays.toString(e.shape()) + ", expected 2 ([out, in])");
+        }
+        if (!e.dtype().isFloat()) {
+            throw new IllegalArgumentException("tensor '" + name + "' is " + e.dtype() + ", expected F32, F16 or BF16");
+        }
+        if (e.elements() == 0) {
+            throw new IllegalArgumentException("tensor '" + name + "' is empty: shape " + Arrays.toString(e.shape()));
+        }
+        float[] values = readFloats(name);
         return FloatMatrix.of(name, (int) e.shape()[0], (int) e.shape()[1], values, 0);
     }
 

@@ -1,0 +1,202 @@
+package dev.quant4j.model;
+
+import dev.quant4j.internal.Json;
+import dev.quant4j.io.MalformedTensorFileException;
+import dev.quant4j.io.SafeTensors;
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.ForkJoinPool;
+
+/**
+ * A Hugging Face model folder of the Llama family ({@code LlamaForCausalLM}, {@code MistralForCausalLM}, {@code
+ * Qwen2ForCausalLM}): {@code config.json} and the weights in {@code model.safetensors} or in shards listed by {@code
+ * model.safetensors.index.json}, F32, F16 or BF16 (converted to float32 on reading). Every tensor is read into
+ * memory: a model must fit the heap in float32.
+ *
+ * <p>The configuration keys and their defaults are transformers' ({@code LlamaConfig}): {@code hidden_size}, {@code
+ * intermediate_size}, {@code num_hidden_layers}, {@code num_attention_heads}, {@code num_key_value_heads} (default:
+ * the head count), {@code head_dim} (default: {@code hidden_size / num_attention_heads}), {@code vocab_size}, {@code
+ * max_position_embeddings}, {@code rope_theta} (10000), {@code rms_norm_eps} (1e-6), {@code tie_word_embeddings}
+ * (false; true for Qwen2's small models, which say so), {@code hidden_act} (must be {@code silu}). A {@code
+ * rope_scaling} other than null is refused, as is any other architecture: each named in the message.
+ */
+public final class HuggingFaceLlama {
+
+    /** The architectures read, as {@code config.json} names them. */
+    public static final Set<String> ARCHITECTURES =
+            Set.of("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM");
+
+    static final String INDEX = "model.safetensors.index.json";
+    static final String SINGLE = "model.safetensors";
+
+    private HuggingFaceLlama() {}
+
+    /** The decoder in folder {@code dir}, its linears run on {@code pool}. */
+    public static LlamaDecoder read(Path dir, ForkJoinPool pool) throws IOException {
+        String source =
+                dir.getFileName() == null ? dir.toString() : dir.getFileName().toString();
+        Path configFile = dir.resolve("config.json");
+        if (!Files.isRegularFile(configFile)) {
+            throw new MalformedTensorFileException(source + ": no config.json (not a Hugging Face model folder)");
+        }
+        LlamaConfig config = config(source + "/config.json", Files.readString(configFile, StandardCharsets.UTF_8));
+        return LlamaDecoder.of(source, config, tensors(dir, source), pool);
+    }
+
+    /** The decoder configuration in {@code config.json}'s text; {@code source} names it in messages. */
+    public static LlamaConfig config(String source, String json) {
+        Object parsed;
+        try {
+            parsed = Json.parse(json);
+        } catch (IllegalArgumentException e) {
+            throw new MalformedTensorFileException(source + ": " + e.getMessage());
+        }
+        if (!(parsed instanceof Map<?, ?> m)) {
+            throw new MalformedTensorFileException(source + ": not a JSON object");
+        }
+        Object arch = m.get("architectures");
+        if (!(arch instanceof List<?> list) || list.size() != 1 || !ARCHITECTURES.contains(list.get(0))) {
+            throw new IllegalArgumentException(source + ": architectures " + Json.write(arch)
+                    + " is not supported; quant4j's decoder runs " + new TreeSet<>(ARCHITECTURES));
+        }
+        Object act = m.get("hidden_act");
+        if (act != null && !"silu".equals(act)) {
+            throw new IllegalArgumentException(source + ": hidden_act '" + act + "' is not supported (only silu)");
+        }
+        if (m.get("rope_scaling") != null) {
+            throw new IllegalArgumentException(
+                    source + ": rope_scaling " + Json.write(m.get("rope_scaling")) + " is not supported");
+        }
+        int dim = integer(source, m, "hidden_size", null);
+        int heads = integer(source, m, "num_attention_heads", null);
+        Object tie = m.get("tie_word_embeddings");
+        if (tie != null && !(tie instanceof Boolean)) {
+            throw new IllegalArgumentException(source + ": tie_word_embeddings must be true or false, got " + tie);
+        }
+        if (m.get("head_dim") == null && dim % heads != 0) {
+            throw new IllegalArgumentException(source + ": num_attention_heads " + heads
+                    + " does not divide hidden_size " + dim + " and there is no head_dim");
+        }
+        try {
+            return new LlamaConfig(
+                    dim,
+                    integer(source, m, "intermediate_size", null),
+                    integer(source, m, "num_hidden_layers", null),
+                    heads,
+                    integer(source, m, "num_key_value_heads", heads),
+                    integer(source, m, "head_dim", dim / heads),
+                    integer(source, m, "vocab_size", null),
+                    integer(source, m, "max_position_embeddings", null),
+                    number(source, m, "rope_theta", 10000),
+                    number(source, m, "rms_norm_eps", 1e-6),
+                    RopeLayout.HALF_SPLIT,
+                    Boolean.TRUE.equals(tie));
+        } catch (IllegalArgumentException e) {
+            if (e.getMessage().startsWith(source)) {
+                throw e;
+            }
+            throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static int integer(String source, Map<?, ?> m, String key, Integer fallback) {
+        Object v = m.get(key);
+        if (v == null) {
+            if (fallback == null) {
+                throw new IllegalArgumentException(source + ": no key '" + key + "'");
+            }
+            return fallback;
+        }
+        if (!(v instanceof Long l) || l < 1 || l > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(source + ": '" + key + "' is " + v + ", expected a positive integer");
+        }
+        return (int) (long) l;
+    }
+
+    private static double number(String source, Map<?, ?> m, String key, double fallback) {
+        Object v = m.get(key);
+        if (v == null) {
+            return fallback;
+        }
+        if (!(v instanceof Number n)) {
+            throw new IllegalArgumentException(source + ": '" + key + "' is " + v + ", expected a number");
+        }
+        return n.doubleValue();
+    }
+
+    /**
+     * Every tensor of the folder as float32, under its name: matrices {@code [rows, cols]}, vectors {@code [1, n]}.
+     * With an index, every shard it names is read and each tensor must be in the shard the index says, once.
+     */
+    static Map<String, FloatMatrix> tensors(Path dir, String source) throws IOException {
+        Map<String, String> shardOf = new TreeMap<>();
+        Path index = dir.resolve(INDEX);
+        if (Files.isRegularFile(index)) {
+            Object parsed;
+            try {
+                parsed = Json.parse(Files.readString(index, StandardCharsets.UTF_8));
+            } catch (IllegalArgumentException e) {
+                throw new MalformedTensorFileException(source + "/" + INDEX + ": " + e.getMessage());
+            }
+            if (!(parsed instanceof Map<?, ?> m) || !(m.get("weight_map") instanceof Map<?, ?> map)) {
+                throw new MalformedTensorFileException(source + "/" + INDEX + ": no \"weight_map\" object");
+            }
+            for (Map.Entry<?, ?> e : map.entrySet()) {
+                if (!(e.getValue() instanceof String file) || file.contains("/") || file.contains("\\")) {
+                    throw new MalformedTensorFileException(source + "/" + INDEX + ": tensor '" + e.getKey()
+                            + "' maps to " + Json.write(e.getValue()) + ", expected a file name in the folder");
+                }
+                shardOf.put((String) e.getKey(), file);
+            }
+        } else if (!Files.isRegularFile(dir.resolve(SINGLE))) {
+            throw new MalformedTensorFileException(source + ": neither " + SINGLE + " nor " + INDEX);
+        }
+        Map<String, FloatMatrix> out = new LinkedHashMap<>();
+        Set<String> seen = new TreeSet<>();
+        Set<String> files = shardOf.isEmpty() ? Set.of(SINGLE) : new TreeSet<>(shardOf.values());
+        for (String file : files) {
+            Path shard = dir.resolve(file);
+            if (!Files.isRegularFile(shard)) {
+                throw new MalformedTensorFileException(source + ": shard '" + file + "' named by the index is missing");
+            }
+            try (SafeTensors st = SafeTensors.open(shard)) {
+                for (String name : st.names()) {
+                    if (!shardOf.isEmpty() && !file.equals(shardOf.get(name))) {
+                        throw new MalformedTensorFileException(source + ": tensor '" + name + "' is in '" + file
+                                + "', the index says " + Json.write(shardOf.get(name)));
+                    }
+                    if (!seen.add(name)) {
+                        throw new MalformedTensorFileException(source + ": tensor '" + name + "' is in two shards");
+                    }
+                    SafeTensors.Entry e = st.entry(name);
+                    if (!e.dtype().isFloat()) {
+                        continue; // e.g. stored position ids: not read
+                    }
+                    long[] shape = e.shape();
+                    float[] values = st.readFloats(name);
+                    if (shape.length == 2) {
+                        out.put(name, FloatMatrix.of(name, (int) shape[0], (int) shape[1], values, 0));
+                    } else if (shape.length == 1 && values.length > 0) {
+                        out.put(name, FloatMatrix.of(name, 1, values.length, values, 0));
+                    }
+                }
+            }
+        }
+        for (String name : shardOf.keySet()) {
+            if (!seen.contains(name)) {
+                throw new MalformedTensorFileException(
+                        source + ": tensor '" + name + "' is in the index but not in '" + shardOf.get(name) + "'");
+            }
+        }
+        return out;
+    }
+}
