@@ -106,7 +106,8 @@ public final class DecoderQuantizer {
      * A quantized decoder.
      *
      * @param model the decoder with every linear layer quantized
-     * @param weights the quantized weights by tensor name ({@code model.layers.0.self_attn.q_proj.weight}, ...)
+     * @param weights the quantized weights by tensor name ({@code model.layers.0.self_attn.q_proj.weight}, ...), each
+     *     named so itself
      * @param layers one report per linear layer, in forward order
      */
     public record Result(LlamaDecoder model, Map<String, QuantizedWeight> weights, List<LayerReport> layers) {
@@ -167,9 +168,10 @@ public final class DecoderQuantizer {
             for (Linear l : fp32.linears(b)) {
                 Linear.Dense d = (Linear.Dense) l;
                 LinearScheme scheme = linearScheme(d.inFeatures());
+                FloatMatrix w = weightOf(d);
                 QuantizedWeight q = setting.method() == Method.NF4
-                        ? new BlockwiseQuantizer(CodebookScheme.nf4(setting.groupSize())).quantize(d.weight())
-                        : new RtnQuantizer(scheme, pool).quantize(d.weight());
+                        ? new BlockwiseQuantizer(CodebookScheme.nf4(setting.groupSize())).quantize(w)
+                        : new RtnQuantizer(scheme, pool).quantize(w);
                 String schemeText = setting.method() == Method.NF4 ? q.scheme().toString() : scheme.toString();
                 put(l, d, q, weights, replaced);
                 reports.add(new LayerReport(l.name(), schemeText, Double.NaN, Double.NaN, false));
@@ -262,7 +264,7 @@ public final class DecoderQuantizer {
                 LinearScheme scheme = linearScheme(d.inFeatures());
                 AwqConfig config = new AwqConfig(setting.bits(), scheme.groupSize(), 20, 0.5, true);
                 QuantizedWeight q = new Awq(config, pool)
-                        .quantize(d.weight(), stats.get(l.name()))
+                        .quantize(weightOf(d), stats.get(l.name()))
                         .tensor();
                 put(l, d, q, weights, replaced);
                 reports.add(new LayerReport(l.name(), config.scheme().toString(), Double.NaN, Double.NaN, false));
@@ -279,7 +281,7 @@ public final class DecoderQuantizer {
         LinearScheme scheme = linearScheme(d.inFeatures());
         GptqConfig config =
                 new GptqConfig(setting.bits(), scheme.groupSize(), setting.sym(), setting.actOrder(), false, 0.01, 128);
-        FloatMatrix w = d.weight();
+        FloatMatrix w = weightOf(d);
         QuantizedWeight g = new Gptq(config, pool).quantize(w, h).tensor();
         QuantizedWeight r = new RtnQuantizer(scheme, pool).quantize(w);
         double gErr = h.outputError(w, g.dequantize());
@@ -287,6 +289,11 @@ public final class DecoderQuantizer {
         boolean keepRtn = rErr < gErr;
         put(d, d, keepRtn ? r : g, weights, replaced);
         return new LayerReport(d.name(), scheme.toString(), gErr, rErr, keepRtn);
+    }
+
+    /** A layer's FP32 weight named after its tensor ({@code model.layers.0.self_attn.q_proj.weight}). */
+    private static FloatMatrix weightOf(Linear.Dense d) {
+        return d.weight().named(d.name() + ".weight");
     }
 
     /** The setting's linear scheme for a layer {@code in} wide: per channel when the group does not divide it. */

@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Test;
  * of a 64-token sequence it sampled itself are the fixture (src/test/resources/stories260K/README.md says how they
  * were made).
  */
-class LlamaDecoderTest {
+public class LlamaDecoderTest {
 
     /** Logits differ from run.c's by float rounding only (run.c sums in float, left to right). */
     static final double RUNC_TOLERANCE = 1e-4;
@@ -142,7 +142,7 @@ class LlamaDecoderTest {
      * transformers' convert_llama_weights_to_hf.py {@code permute}: {@code w.view(heads, d/2, 2, in).transpose(1,
      * 2).reshape(heads*d, in)}: row {@code h*d + i*(d/2) + j} of the result is row {@code h*d + 2j + i} of {@code w}.
      */
-    static FloatMatrix permuteForHalfSplit(FloatMatrix w, int heads, int d) {
+    public static FloatMatrix permuteForHalfSplit(FloatMatrix w, int heads, int d) {
         int in = w.cols();
         float[] out = new float[w.rows() * in];
         for (int h = 0; h < heads; h++) {
@@ -230,7 +230,7 @@ class LlamaDecoderTest {
                 .hasMessageContaining("head_dim 7 is odd");
     }
 
-    static double maxAbsDiff(FloatMatrix a, FloatMatrix b) {
+    public static double maxAbsDiff(FloatMatrix a, FloatMatrix b) {
         assertThat(a.rows()).isEqualTo(b.rows());
         assertThat(a.cols()).isEqualTo(b.cols());
         float[] x = a.toArray();
