@@ -8,6 +8,9 @@ import dev.quant4j.tensor.FloatMatrix;
  */
 @FunctionalInterface
 public interface Tap {
-    /** Called before {@code linearName} runs on {@code input}; must not modify {@code input}. */
+    /**
+     * Called before {@code linearName} runs on {@code input}. The tap must not modify {@code input}; it may keep it
+     * (the model does not write to it afterwards).
+     */
     void accept(String linearName, FloatMatrix input);
 }

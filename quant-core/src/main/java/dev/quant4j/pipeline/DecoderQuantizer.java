@@ -201,15 +201,10 @@ public final class DecoderQuantizer {
                 String first = members.get(0).name();
                 HessianAccumulator h =
                         new HessianAccumulator(first, members.get(0).inFeatures(), pool);
-                int block = b;
-                LlamaDecoder model = current;
-                // sequences one after the other, so the Hessian's sums run in the same order on any thread count
-                for (FloatMatrix x : states) {
-                    model.block(block, x, (name, in) -> {
-                        if (name.equals(first)) {
-                            h.add(in, 1);
-                        }
-                    });
+                // the group's input for every sequence, computed in parallel, then added in sequence order: the
+                // Hessian's sums run in the same order whatever the thread count
+                for (FloatMatrix in : tapped(current, b, states, Set.of(first)).get(first)) {
+                    h.add(in, 1);
                 }
                 for (Linear l : members) {
                     Linear.Dense d = (Linear.Dense) l;
@@ -218,15 +213,7 @@ public final class DecoderQuantizer {
                 }
                 current = fp32.withLinears(replaced);
             }
-            LlamaDecoder quantizedBelow = current;
-            int block = b;
-            List<FloatMatrix> inputs = states;
-            FloatMatrix[] next = new FloatMatrix[inputs.size()];
-            pool.submit(() -> IntStream.range(0, next.length)
-                            .parallel()
-                            .forEach(i -> next[i] = quantizedBelow.block(block, inputs.get(i), null)))
-                    .join();
-            states = new ArrayList<>(List.of(next));
+            states = outputs(current, b, states);
             if (blocksDone != null) {
                 blocksDone.accept(b + 1);
             }
@@ -254,11 +241,13 @@ public final class DecoderQuantizer {
             for (Linear l : fp32.linears(b)) {
                 stats.put(l.name(), new AwqStatistics(l.name(), l.inFeatures(), tokens, pool));
             }
-            List<FloatMatrix> next = new ArrayList<>();
-            for (FloatMatrix x : states) {
-                next.add(fp32.block(b, x, (name, in) -> stats.get(name).add(in)));
+            Map<String, FloatMatrix[]> inputs = tapped(fp32, b, states, stats.keySet());
+            for (Map.Entry<String, FloatMatrix[]> e : inputs.entrySet()) {
+                for (FloatMatrix in : e.getValue()) {
+                    stats.get(e.getKey()).add(in);
+                }
             }
-            states = next;
+            states = outputs(fp32, b, states);
             for (Linear l : fp32.linears(b)) {
                 Linear.Dense d = (Linear.Dense) l;
                 LinearScheme scheme = linearScheme(d.inFeatures());
@@ -274,6 +263,38 @@ public final class DecoderQuantizer {
             }
         }
         return new Result(fp32.withLinears(replaced), weights, reports);
+    }
+
+    /**
+     * Block {@code block} of {@code model} run on every sequence in parallel; for each layer named in {@code names},
+     * its input from each sequence, in sequence order.
+     */
+    private Map<String, FloatMatrix[]> tapped(
+            LlamaDecoder model, int block, List<FloatMatrix> states, Set<String> names) {
+        Map<String, FloatMatrix[]> inputs = new LinkedHashMap<>();
+        for (String n : names) {
+            inputs.put(n, new FloatMatrix[states.size()]);
+        }
+        pool.submit(() -> IntStream.range(0, states.size()).parallel().forEach(i -> {
+                    model.block(block, states.get(i), (name, in) -> {
+                        FloatMatrix[] slot = inputs.get(name);
+                        if (slot != null) {
+                            slot[i] = in;
+                        }
+                    });
+                }))
+                .join();
+        return inputs;
+    }
+
+    /** Block {@code block} of {@code model} run on every sequence in parallel: the next block's inputs. */
+    private List<FloatMatrix> outputs(LlamaDecoder model, int block, List<FloatMatrix> states) {
+        FloatMatrix[] next = new FloatMatrix[states.size()];
+        pool.submit(() -> IntStream.range(0, next.length)
+                        .parallel()
+                        .forEach(i -> next[i] = model.block(block, states.get(i), null)))
+                .join();
+        return new ArrayList<>(List.of(next));
     }
 
     private LayerReport gptqLayer(
