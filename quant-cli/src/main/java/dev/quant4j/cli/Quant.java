@@ -33,6 +33,7 @@ import picocli.CommandLine.Command;
             ReportCommand.class,
             InspectCommand.class,
             EvalCommand.class,
+            GenerateCommand.class,
             MemoryCommand.class,
             CommandLine.HelpCommand.class
         })

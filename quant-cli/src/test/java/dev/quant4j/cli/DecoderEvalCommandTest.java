@@ -8,7 +8,7 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code quant eval --model} on the real stories260K with a few short sequences. */
+/** {@code quant eval --model} and {@code quant generate} on the real stories260K with a few short sequences. */
 class DecoderEvalCommandTest {
 
     static final Path STORIES =
@@ -66,5 +66,36 @@ class DecoderEvalCommandTest {
         r = QuantCliTest.run("eval", "--model", STORIES.toString(), "--seq-len", "600", "--out", dir.toString());
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("--seq-len 600: stories260K.bin takes at most 512 tokens");
+    }
+
+    @Test
+    void generateShowsBothContinuations() throws Exception {
+        QuantCliTest.Result r = QuantCliTest.run(
+                "generate",
+                "--model",
+                STORIES.toString(),
+                "--tokens",
+                "1 306",
+                "--steps",
+                "12",
+                "--method",
+                "rtn",
+                "--bits",
+                "8",
+                "--group-size",
+                "-1");
+        assertThat(r.code()).as(r.err()).isZero();
+        List<String> lines = r.out().lines().toList();
+        assertThat(lines).hasSize(3);
+        assertThat(lines.get(0)).startsWith("FP32:  ");
+        assertThat(lines.get(0).substring(7).split(" ")).hasSize(12);
+        assertThat(lines.get(1)).startsWith("RTN int8 per channel: ");
+        // greedy decoding from 8-bit weights follows FP32 for a while at least
+        assertThat(lines.get(2)).matches("the first ([1-9]|1[0-2]) of 12 generated tokens agree");
+        r = QuantCliTest.run("generate", "--model", STORIES.toString(), "--tokens", "1 x");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--tokens: 'x' is not a token id");
+        r = QuantCliTest.run("generate", "--model", STORIES.toString(), "--tokens", "1 600");
+        assertThat(r.err()).contains("--tokens: id 600 is outside the vocabulary of 512");
     }
 }

@@ -45,7 +45,7 @@ class ReadmeSynopsisTest {
             synopsis.get(current).append(line).append('\n');
         }
         assertThat(synopsis.keySet())
-                .containsExactlyInAnyOrder("quantize", "dequantize", "inspect", "report", "eval", "memory");
+                .containsExactlyInAnyOrder("quantize", "dequantize", "inspect", "report", "eval", "generate", "memory");
         for (Map.Entry<String, StringBuilder> e : synopsis.entrySet()) {
             QuantCliTest.Result help = QuantCliTest.run(e.getKey(), "--help");
             assertThat(help.code()).isZero();

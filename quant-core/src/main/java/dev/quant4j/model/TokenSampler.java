@@ -43,8 +43,11 @@ public final class TokenSampler {
         return out;
     }
 
-    /** The token whose cumulative probability first exceeds {@code u}, in id order (the last one if rounding runs out). */
-    static int draw(float[] logits, double temperature, double u) {
+    /**
+     * One token drawn from {@code softmax(logits / temperature)} with {@code u} uniform in {@code [0, 1)}: the first
+     * id whose cumulative probability exceeds {@code u} (the last id if rounding runs out first).
+     */
+    public static int draw(float[] logits, double temperature, double u) {
         double max = Double.NEGATIVE_INFINITY;
         for (float l : logits) {
             max = Math.max(max, l / temperature);

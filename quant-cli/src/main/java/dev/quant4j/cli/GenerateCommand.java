@@ -1,0 +1,196 @@
+package dev.quant4j.cli;
+
+import dev.quant4j.io.Llama2cCheckpoint;
+import dev.quant4j.model.HuggingFaceLlama;
+import dev.quant4j.model.LlamaDecoder;
+import dev.quant4j.model.TokenSampler;
+import dev.quant4j.pipeline.DecoderQuantizer;
+import dev.quant4j.pipeline.DecoderQuantizer.Method;
+import dev.quant4j.pipeline.DecoderQuantizer.Setting;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ForkJoinPool;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code quant generate}: continues a sequence of token ids with a decoder in FP32 and, quantized on the spot, with
+ * the chosen method, and prints both continuations (one line of ids each) with how many leading tokens they share.
+ */
+@Command(
+        name = "generate",
+        mixinStandardHelpOptions = true,
+        description = "Continue token ids with a decoder in FP32 and quantized, side by side.")
+final class GenerateCommand implements Callable<Integer> {
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(
+            names = "--model",
+            required = true,
+            description = "a llama2.c checkpoint (.bin) or a Hugging Face Llama/Mistral/Qwen2 folder")
+    Path model;
+
+    @Option(names = "--tokens", defaultValue = "1", description = "the prompt as token ids (default ${DEFAULT-VALUE})")
+    String tokens;
+
+    @Option(names = "--steps", defaultValue = "32", description = "tokens to generate (default ${DEFAULT-VALUE})")
+    int steps;
+
+    @Option(
+            names = "--temperature",
+            defaultValue = "0",
+            description = "0 for greedy (the default), else sampling at this temperature")
+    double temperature;
+
+    @Option(names = "--seed", defaultValue = "42", description = "sampling seed (default ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(
+            names = "--method",
+            defaultValue = "gptq",
+            description = "rtn, nf4, gptq or awq (default ${DEFAULT-VALUE}); GPTQ and AWQ calibrate on sequences"
+                    + " sampled from the model")
+    String method;
+
+    @Option(names = "--bits", defaultValue = "4", description = "bits per weight (default ${DEFAULT-VALUE})")
+    int bits;
+
+    @Option(
+            names = "--group-size",
+            defaultValue = "32",
+            description = "columns per scale, -1 per channel (default ${DEFAULT-VALUE})")
+    int groupSize;
+
+    @Option(names = "--threads", description = "threads (default: available processors)")
+    Integer threads;
+
+    @Override
+    public Integer call() throws Exception {
+        int[] prompt = parseTokens(tokens);
+        Method m = switch (method.toLowerCase(Locale.ROOT)) {
+            case "rtn" -> Method.RTN;
+            case "nf4" -> Method.NF4;
+            case "gptq" -> Method.GPTQ;
+            case "awq" -> Method.AWQ;
+            default ->
+                throw new IllegalArgumentException(
+                        "unknown --method '" + method + "' (expected rtn, nf4, gptq or awq)");
+        };
+        if (steps < 1) {
+            throw new IllegalArgumentException("--steps must be at least 1, got " + steps);
+        }
+        if (!(temperature >= 0) || Double.isInfinite(temperature)) {
+            throw new IllegalArgumentException("--temperature must be 0 or positive, got " + temperature);
+        }
+        int nThreads = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+        if (nThreads < 1) {
+            throw new IllegalArgumentException("--threads must be at least 1, got " + nThreads);
+        }
+        ForkJoinPool pool = new ForkJoinPool(nThreads);
+        try {
+            LlamaDecoder fp32 = Files.isDirectory(model)
+                    ? HuggingFaceLlama.read(model, pool)
+                    : LlamaDecoder.fromLlama2c(Llama2cCheckpoint.read(model), pool);
+            int total = prompt.length + steps;
+            if (total > fp32.config().maxSeqLen()) {
+                throw new IllegalArgumentException(prompt.length + " prompt tokens and --steps " + steps
+                        + " exceed the model's " + fp32.config().maxSeqLen() + " positions");
+            }
+            for (int t : prompt) {
+                if (t < 0 || t >= fp32.config().vocabSize()) {
+                    throw new IllegalArgumentException("--tokens: id " + t + " is outside the vocabulary of "
+                            + fp32.config().vocabSize());
+                }
+            }
+            Setting setting = new Setting(
+                    m, bits, groupSize == -1 ? LinearScheme.PER_CHANNEL : groupSize, false, m == Method.GPTQ);
+            List<int[]> calibration = m == Method.GPTQ || m == Method.AWQ
+                    ? TokenSampler.sample(fp32, 32, Math.min(128, fp32.config().maxSeqLen()), prompt[0], 1.0, 1)
+                    : null;
+            LlamaDecoder quantized = new DecoderQuantizer(setting, pool)
+                    .quantize(fp32, calibration, null)
+                    .model();
+            int[] a = continueTokens(fp32, prompt, steps);
+            int[] b = continueTokens(quantized, prompt, steps);
+            int shared = 0;
+            while (shared < steps && a[shared] == b[shared]) {
+                shared++;
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            out.println("FP32:  " + ids(a));
+            out.println(String.format(Locale.ROOT, "%-6s %s", setting.label() + ":", ids(b)));
+            out.println(String.format(Locale.ROOT, "the first %d of %d generated tokens agree", shared, steps));
+            out.flush();
+            return 0;
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    /** {@code steps} tokens after {@code prompt}, greedy or sampled with this command's seed. */
+    private int[] continueTokens(LlamaDecoder model, int[] prompt, int steps) {
+        LlamaDecoder.KvCache cache = model.newCache(prompt.length + steps);
+        FloatMatrix logits = model.forward(prompt, cache, null);
+        float[] last = Arrays.copyOfRange(
+                logits.array(),
+                logits.rowOffset(prompt.length - 1),
+                logits.rowOffset(0) + prompt.length * logits.cols());
+        SplittableRandom random = new SplittableRandom(seed);
+        int[] out = new int[steps];
+        for (int s = 0; s < steps; s++) {
+            out[s] = temperature == 0 ? argmax(last) : TokenSampler.draw(last, temperature, random.nextDouble());
+            if (s + 1 < steps) {
+                last = model.forward(new int[] {out[s]}, cache, null).toArray();
+            }
+        }
+        return out;
+    }
+
+    private static int argmax(float[] x) {
+        int best = 0;
+        for (int i = 1; i < x.length; i++) {
+            if (x[i] > x[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    static int[] parseTokens(String text) {
+        List<Integer> ids = new ArrayList<>();
+        for (String part : text.trim().split("[\\s,]+")) {
+            if (part.isEmpty()) {
+                continue;
+            }
+            try {
+                ids.add(Integer.parseInt(part));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--tokens: '" + part + "' is not a token id");
+            }
+        }
+        if (ids.isEmpty()) {
+            throw new IllegalArgumentException("--tokens: no token ids");
+        }
+        return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static String ids(int[] a) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < a.length; i++) {
+            b.append(i == 0 ? "" : " ").append(a[i]);
+        }
+        return b.toString();
+    }
+}
