@@ -2,10 +2,15 @@ package dev.quant4j.cli;
 
 import dev.quant4j.cli.eval.EmbeddingEval;
 import dev.quant4j.cli.eval.OrtEmbedder;
+import dev.quant4j.cli.eval.OrtModels;
 import dev.quant4j.io.AtomicFiles;
+import dev.quant4j.io.OnnxExport;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.model.BertEncoder;
 import dev.quant4j.model.WordPieceTokenizer;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.Symmetry;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -98,6 +103,20 @@ final class EvalCommand implements Callable<Integer> {
             description = "with --model: columns per scale (default ${DEFAULT-VALUE})")
     int groupSize;
 
+    @Option(
+            names = "--timing",
+            defaultValue = "200",
+            description = "held-out sentences ONNX Runtime is timed on, per model, on one thread (default"
+                    + " ${DEFAULT-VALUE}; 0: no timing)")
+    int timing;
+
+    /** The word embeddings of every exported model: RTN 4-bit, groups of 128 along the hidden size. */
+    static final LinearScheme WORD_SCHEME = LinearScheme.asym(4, 128);
+
+    static final String ORT_FP32 = "FP32";
+    static final String ORT_WORDS_ONLY = "FP32 linears, word embeddings int4 g128";
+    static final String ORT_WORDS_ONLY_SYM = "FP32 linears, word embeddings int4 g128 sym (no zero-points)";
+
     @Override
     public Integer call() throws Exception {
         Pattern select = Pattern.compile(settings);
@@ -107,6 +126,9 @@ final class EvalCommand implements Callable<Integer> {
         }
         if (model != null) {
             return DecoderEvalRun.run(this, select, nThreads);
+        }
+        if (timing < 0) {
+            throw new IllegalArgumentException("--timing must be 0 (no timing) or more sentences, got " + timing);
         }
         List<String> calibration = lines("/wordnet/calibration.txt");
         List<String[]> allPairs = new ArrayList<>();
@@ -155,6 +177,25 @@ final class EvalCommand implements Callable<Integer> {
             Progress progress = new Progress(err);
             float[][] reference = EmbeddingEval.embed(fp32, texts, progress.task("FP32", texts.size()), pool);
             rows.add(row("FP32", 32, 4 * linearParams, 4 * linearParams + otherBytes, reference, reference, 0));
+            // the same models as ONNX Runtime runs them: the exported files against FP32 in ONNX Runtime
+            OrtTable ort = new OrtTable(texts, nThreads, progress);
+            ort.add(ORT_FP32, "MatMul (float32)", modelBytes);
+            QuantizedTensor words = OrtModels.wordEmbeddings(onnx, WORD_SCHEME);
+            if (select.matcher(ORT_WORDS_ONLY).find()) {
+                ort.add(
+                        ORT_WORDS_ONLY,
+                        "MatMul (float32)",
+                        OrtModels.export(modelBytes, onnx, java.util.Map.of(), words, 0));
+                ort.add(
+                        ORT_WORDS_ONLY_SYM,
+                        "MatMul (float32)",
+                        OrtModels.export(
+                                modelBytes,
+                                onnx,
+                                java.util.Map.of(),
+                                OrtModels.wordEmbeddings(onnx, LinearScheme.sym(4, 128)),
+                                0));
+            }
             List<EmbeddingEval.Setting> chosen = EmbeddingEval.defaultSettings().stream()
                     .filter(s -> select.matcher(s.label()).find())
                     .toList();
@@ -180,25 +221,29 @@ final class EvalCommand implements Callable<Integer> {
                         reference,
                         e,
                         seconds));
+                if (s.kind() == EmbeddingEval.Kind.NF4) {
+                    ort.add(s.label(), "MatMulBnb4", OrtModels.export(modelBytes, onnx, q.weights(), words, 0));
+                } else if (OnnxExport.unsupported(new LinearScheme(s.bits(), Symmetry.ASYM, s.group()), 384) == null) {
+                    ort.add(s.label(), "MatMulNBits", OrtModels.export(modelBytes, onnx, q.weights(), words, 0));
+                    ort.add(
+                            s.label() + ", accuracy_level 4",
+                            "MatMulNBits, int8 activations",
+                            OrtModels.export(modelBytes, onnx, q.weights(), words, 4));
+                }
             }
             if (select.matcher(ORT_LABEL).find()) {
                 byte[] int8Bytes = resource(MODEL_INT8);
                 long[] ortLinear = ortLinearBytes(OnnxModel.parse("all-minilm-l6-v2-q.onnx", int8Bytes));
-                try (OrtEmbedder ort = new OrtEmbedder(int8Bytes, nThreads)) {
-                    float[][] e = ort.embed(texts, progress.task(ORT_LABEL, texts.size()));
-                    rows.add(row(
-                            ORT_LABEL,
-                            8.0 * ortLinear[0] / ortLinear[1],
-                            ortLinear[0],
-                            int8Bytes.length,
-                            reference,
-                            e,
-                            0));
-                }
+                float[][] e = ort.add(ORT_LABEL, "MatMulInteger (int8)", int8Bytes);
+                rows.add(row(
+                        ORT_LABEL, 8.0 * ortLinear[0] / ortLinear[1], ortLinear[0], int8Bytes.length, reference, e, 0));
+            }
+            if (timing > 0) {
+                ort.time(timing);
             }
             progress.done();
             long calibTokens = calibIds.stream().mapToLong(ids -> ids.length).sum();
-            String table = table(rows, pairs, calibIds.size(), calibTokens);
+            String table = table(rows, pairs, calibIds.size(), calibTokens) + "\n" + ort.table();
             spec.commandLine().getOut().print(table);
             spec.commandLine().getOut().flush();
             Files.createDirectories(outDir);
@@ -331,6 +376,95 @@ final class EvalCommand implements Callable<Integer> {
             }
         }
         return out;
+    }
+
+    /**
+     * The second table: each model run by ONNX Runtime on the held-out sentences (the first one added is the
+     * reference), its file size, cosine to the reference, retrieval, and time a sentence.
+     */
+    static final class OrtTable {
+        private final List<int[]> texts;
+        private final int threads;
+        private final Progress progress;
+        private final List<String> labels = new ArrayList<>();
+        private final List<String> operators = new ArrayList<>();
+        private final List<byte[]> models = new ArrayList<>();
+        private final List<float[][]> embeddings = new ArrayList<>();
+        private double[] ms;
+        private int timed;
+
+        OrtTable(List<int[]> texts, int threads, Progress progress) {
+            this.texts = texts;
+            this.threads = threads;
+            this.progress = progress;
+        }
+
+        /** Runs {@code model} on every sentence; gives its embeddings. */
+        float[][] add(String label, String ops, byte[] model) throws ai.onnxruntime.OrtException {
+            String task = "ONNX Runtime: " + label;
+            float[][] e;
+            try (OrtEmbedder ort = new OrtEmbedder(model, threads)) {
+                e = ort.embed(texts, progress.task(task.length() > 34 ? task.substring(0, 34) : task, texts.size()));
+            }
+            labels.add(label);
+            operators.add(ops);
+            models.add(model);
+            embeddings.add(e);
+            return e;
+        }
+
+        /** Times every model on {@code n} held-out sentences spread over the set (one thread, best of 3 rounds). */
+        void time(int n) throws ai.onnxruntime.OrtException {
+            List<int[]> sentences = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                sentences.add(texts.get((int) ((long) i * texts.size() / n)));
+            }
+            progress.err.println("ONNX Runtime: timing " + models.size() + " models on " + n + " sentences each");
+            ms = OrtModels.msPerSentence(models, sentences, 20, 3);
+            timed = n;
+        }
+
+        String table() {
+            StringBuilder b = new StringBuilder();
+            b.append(String.format(
+                    Locale.ROOT,
+                    "The exported models in ONNX Runtime %s (`quant quantize --format onnx`; every quantized row also"
+                            + " has its word embeddings RTN int4 g128 as GatherBlockQuantized), against FP32 in ONNX"
+                            + " Runtime on the same sentences%s.%n%n",
+                    ai.onnxruntime.OrtEnvironment.getEnvironment().getVersion(),
+                    ms == null
+                            ? ""
+                            : String.format(
+                                    Locale.ROOT,
+                                    "; ms a sentence: one thread, %d held-out sentences one at a time, the fastest"
+                                            + " of 3 rounds",
+                                    timed)));
+            b.append("| model in ONNX Runtime | linears as | file MB | mean cosine | min cosine | recall@1 | recall@10"
+                    + " | MRR | MRR vs FP32 | ms a sentence |\n");
+            b.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            float[][] reference = embeddings.get(0);
+            double mrr0 = 0;
+            for (int i = 0; i < labels.size(); i++) {
+                Row r = row(labels.get(i), 0, 0, models.get(i).length, reference, embeddings.get(i), 0);
+                if (i == 0) {
+                    mrr0 = r.retrieval().mrr();
+                }
+                b.append(String.format(
+                        Locale.ROOT,
+                        "| %s | %s | %.2f | %.5f | %.4f | %.4f | %.4f | %.4f | %+.2f%% | %s |%n",
+                        r.label(),
+                        operators.get(i),
+                        r.modelBytes() / 1e6,
+                        r.meanCos(),
+                        r.minCos(),
+                        r.retrieval().recallAt1(),
+                        r.retrieval().recallAt10(),
+                        r.retrieval().mrr(),
+                        100 * (r.retrieval().mrr() / mrr0 - 1),
+                        ms == null ? "-" : String.format(Locale.ROOT, "%.2f", ms[i])));
+            }
+            return b.toString();
+        }
     }
 
     /**

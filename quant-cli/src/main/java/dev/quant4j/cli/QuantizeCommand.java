@@ -79,6 +79,13 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " vLLM load")
     String format;
 
+    @Option(
+            names = "--accuracy-level",
+            description =
+                    "--format onnx: MatMulNBits' accuracy_level, 0 (the default: ONNX Runtime computes in float32)"
+                            + " or 4 (ONNX Runtime quantizes the activations to int8: faster, about 1e-3 off)")
+    Integer accuracyLevel;
+
     @Option(names = "--bits", defaultValue = "4", description = "bits per weight, 2..8 (default ${DEFAULT-VALUE})")
     int bits;
 
@@ -189,10 +196,17 @@ final class QuantizeCommand implements Callable<Integer> {
                 throw new IllegalArgumentException(
                         "unknown --format '" + format + "' (expected safetensors, onnx or gptq)");
         };
+        if (!onnxOut && accuracyLevel != null) {
+            throw new IllegalArgumentException("--accuracy-level applies to --format onnx only (MatMulNBits)");
+        }
         if (onnxOut) {
             if (!WeightFiles.extension(in).equals("onnx")) {
                 throw new IllegalArgumentException("--format onnx rewrites an ONNX model: --in " + in
                         + " must be an .onnx file (its MatMul weights are quantized, the rest kept)");
+            }
+            if (accuracyLevel != null && (codebook || (accuracyLevel != 0 && accuracyLevel != 4))) {
+                throw new IllegalArgumentException("--accuracy-level " + accuracyLevel
+                        + (codebook ? ": MatMulBnb4 (nf4, fp4) has no accuracy level" : ": 0 or 4"));
             }
             String reason = codebook ? null : OnnxExport.unsupported(linearScheme, Integer.MAX_VALUE);
             if (reason != null) {
@@ -391,7 +405,8 @@ final class QuantizeCommand implements Callable<Integer> {
             for (QuantizedWeight q : quantized) {
                 weights.put(q.name(), q);
             }
-            OnnxExport.write(out, in.toString(), loaded.onnx().bytes(), weights);
+            OnnxExport.write(
+                    out, in.toString(), loaded.onnx().bytes(), weights, accuracyLevel == null ? 0 : accuracyLevel);
         } else {
             QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         }

@@ -32,14 +32,19 @@ class EvalCommandTest {
                 "--calib",
                 "8",
                 "--settings",
-                "RTN int8|GPTQ int4 g128$|ONNX",
+                "RTN int8|GPTQ int4 g128$|ONNX|word embeddings",
+                "--timing",
+                "4",
                 "--out",
                 out.toString());
         assertThat(r.code()).as(r.err()).isZero();
         String table = Files.readString(out.resolve("eval.md"));
         assertThat(table).isEqualTo(r.out());
         assertThat(table).contains("12 WordNet definition/example pairs (24 held-out sentences)");
-        List<String> rows = table.lines()
+        int second = table.indexOf("The exported models in ONNX Runtime 1.29.0");
+        assertThat(second).isPositive();
+        List<String> rows = table.substring(0, second)
+                .lines()
                 .filter(l -> l.startsWith("| ") && !l.startsWith("| setting"))
                 .toList();
         assertThat(rows).hasSize(4);
@@ -53,6 +58,37 @@ class EvalCommandTest {
         assertThat(rows.get(3)).startsWith("| ONNX Runtime int8 (the -q twin) | 8.0");
         assertThat(Double.parseDouble(rows.get(3).split("\\|")[5].trim())).isGreaterThan(0.97);
         assertThat(Files.size(out.resolve("eval.png"))).isGreaterThan(1000);
+
+        // the second table: the same settings exported and run by ONNX Runtime, against FP32 in ONNX Runtime
+        List<String[]> ort = table.substring(second)
+                .lines()
+                .filter(l -> l.startsWith("| ") && !l.startsWith("| model in"))
+                .map(l -> l.split("\\|"))
+                .toList();
+        assertThat(ort.stream().map(c -> c[1].trim()))
+                .containsExactly(
+                        "FP32",
+                        "FP32 linears, word embeddings int4 g128",
+                        "FP32 linears, word embeddings int4 g128 sym (no zero-points)",
+                        "RTN int8 per channel",
+                        "RTN int8 per channel, accuracy_level 4",
+                        "GPTQ int4 g128",
+                        "GPTQ int4 g128, accuracy_level 4",
+                        "ONNX Runtime int8 (the -q twin)");
+        assertThat(ort.get(0)[2].trim()).isEqualTo("MatMul (float32)");
+        assertThat(ort.get(0)[3].trim()).isEqualTo("90.39"); // the file as shipped
+        assertThat(ort.get(0)[4].trim()).isEqualTo("1.00000");
+        assertThat(ort.get(5)[2].trim()).isEqualTo("MatMulNBits");
+        assertThat(ort.get(6)[2].trim()).isEqualTo("MatMulNBits, int8 activations");
+        assertThat(ort.get(7)[3].trim()).isEqualTo("22.97");
+        // 4-bit linears and word embeddings: about 13 MB, against the int8 twin's 23
+        assertThat(Double.parseDouble(ort.get(5)[3].trim())).isBetween(12.5, 13.5);
+        for (String[] row : ort) {
+            assertThat(Double.parseDouble(row[4].trim())).as(row[1]).isGreaterThan(0.95);
+            assertThat(Double.parseDouble(row[10].trim())).as(row[1]).isPositive(); // ms a sentence, timed
+        }
+        // 8-bit linears with 4-bit word embeddings: what is lost is the embeddings' share
+        assertThat(Double.parseDouble(ort.get(3)[4].trim())).isGreaterThan(0.99);
     }
 
     /**
@@ -178,6 +214,9 @@ class EvalCommandTest {
         r = QuantCliTest.run("eval", "--threads", "0", "--out", dir.toString());
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("--threads must be at least 1, got 0");
+        r = QuantCliTest.run("eval", "--timing", "-1", "--out", dir.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--timing must be 0 (no timing) or more sentences, got -1");
     }
 
     /** Ranks by hand: query 0 finds its document first, query 1 second (a tie counts against it), query 2 third. */

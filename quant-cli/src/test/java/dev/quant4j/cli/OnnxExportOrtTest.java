@@ -23,6 +23,7 @@ import dev.quant4j.scheme.Codebook;
 import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.scheme.PackOrder;
+import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
@@ -232,10 +233,16 @@ class OnnxExportOrtTest {
 
     /** ONNX Runtime's MatMulNBits output against x W^T with quant4j's dequantized W, in double. */
     static double maxError(QuantizedWeight q) throws OrtException {
+        return maxError(q, 0);
+    }
+
+    /** {@link #maxError(QuantizedWeight)} with MatMulNBits' {@code accuracy_level}. */
+    static double maxError(QuantizedWeight q, int accuracyLevel) throws OrtException {
         int n = q.rows();
         int k = q.cols();
         int m = 3;
-        byte[] model = OnnxExport.quantizedModel("t.onnx", matMulModel(new float[k * n], m, k, n), Map.of("W", q));
+        byte[] model = OnnxExport.quantizedModel(
+                "t.onnx", matMulModel(new float[k * n], m, k, n), Map.of("W", q), accuracyLevel);
         Random rnd = new Random(7);
         float[][] x = new float[m][k];
         for (float[] row : x) {
@@ -295,6 +302,22 @@ class OnnxExportOrtTest {
         // per tensor: one scale repeated over N
         assertThat(maxError(random(rnd, LinearScheme.asym(4, 0), 8, 48, false, null)))
                 .isLessThan(1e-5);
+    }
+
+    /**
+     * accuracy_level 4: ONNX Runtime quantizes the activations to int8 (per block), so the product is close to, not
+     * equal to, the float32 one; level 0 on the same weights is exact.
+     */
+    @Test
+    void accuracyLevel4QuantizesTheActivations() throws OrtException {
+        Random rnd = new Random(4);
+        for (LinearScheme s : List.of(LinearScheme.asym(4, 128), LinearScheme.asym(4, 32), LinearScheme.asym(8, -1))) {
+            QuantizedTensor q = random(rnd, s, 16, 384, false, null);
+            assertThat(maxError(q, 0)).as(s.toString()).isLessThan(1e-5);
+            double e4 = maxError(q, 4);
+            System.out.printf(Locale.ROOT, "accuracy_level 4, %s: relative error %.2e%n", s, e4);
+            assertThat(e4).as(s.toString()).isGreaterThan(1e-5).isLessThan(0.05);
+        }
     }
 
     /**
@@ -428,13 +451,19 @@ class OnnxExportOrtTest {
 
     /**
      * GatherBlockQuantized of a table [3, 48] in blocks of 16 (three a row: an odd count, so the zero-points' packing
-     * over the whole array differs from row by row): ONNX Runtime's rows equal quant4j's dequantized table.
+     * row by row differs from a packing over the whole array), asymmetric with zero-points and symmetric without:
+     * ONNX Runtime's rows equal quant4j's dequantized table.
      */
     @Test
     void gatherBlockQuantizedTable() throws OrtException {
+        gatherBlockQuantizedTable(LinearScheme.asym(4, 16), 4);
+        gatherBlockQuantizedTable(LinearScheme.sym(4, 16), 3);
+    }
+
+    private static void gatherBlockQuantizedTable(LinearScheme scheme, int inputs) throws OrtException {
         int v = 3;
         int h = 48;
-        QuantizedTensor q = random(new Random(1), LinearScheme.asym(4, 16), v, h, false, null);
+        QuantizedTensor q = random(new Random(1), scheme, v, h, scheme.symmetry() == Symmetry.SYM, null);
         Proto indices = new Proto()
                 .string(1, "i")
                 .message(
@@ -472,6 +501,7 @@ class OnnxExportOrtTest {
                 .out
                 .toByteArray();
         byte[] exported = OnnxExport.quantizedModel("table", model, Map.of("T", q));
+        assertThat(OnnxModel.parse("table", exported).nodes().get(0).inputs()).hasSize(inputs);
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         long[] rows = {2, 0, 1, 2};
         try (OrtSession s = env.createSession(exported, new OrtSession.SessionOptions());

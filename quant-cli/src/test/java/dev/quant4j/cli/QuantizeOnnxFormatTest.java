@@ -266,5 +266,81 @@ class QuantizeOnnxFormatTest {
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("unknown --format 'gguf'");
         assertThat(files()).containsExactly("mm.onnx", "w.npy");
+        String[] onnx = {"quantize", "--in", in.toString(), "--format", "onnx", "--out", out};
+        r = QuantCliTest.run(concat(onnx, "--method", "rtn", "--accuracy-level", "2"));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--accuracy-level 2: 0 or 4");
+        r = QuantCliTest.run(concat(onnx, "--method", "nf4", "--accuracy-level", "4"));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--accuracy-level 4: MatMulBnb4 (nf4, fp4) has no accuracy level");
+        r = QuantCliTest.run(
+                "quantize",
+                "--in",
+                in.toString(),
+                "--method",
+                "rtn",
+                "--accuracy-level",
+                "4",
+                "--out",
+                dir.resolve("q.safetensors").toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--accuracy-level applies to --format onnx only");
+        assertThat(files()).containsExactly("mm.onnx", "w.npy");
+    }
+
+    /**
+     * {@code --accuracy-level 4}: MatMulNBits carries the attribute, and ONNX Runtime's product (int8 activations) is
+     * close to, not equal to, the float32 one of level 0.
+     */
+    @Test
+    void accuracyLevel4() throws Exception {
+        int k = 128;
+        int n = 8;
+        Random rnd = new Random(21);
+        float[] w = new float[k * n];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) rnd.nextGaussian();
+        }
+        Path in = dir.resolve("mm.onnx");
+        Files.write(in, OnnxExportOrtTest.matMulModel(w, 3, k, n));
+        float[][] a = new float[3][k];
+        for (float[] row : a) {
+            for (int c = 0; c < k; c++) {
+                row[c] = (float) rnd.nextGaussian();
+            }
+        }
+        float[][][] y = new float[2][][];
+        for (int level : new int[] {0, 4}) {
+            Path out = dir.resolve("q" + level + ".onnx");
+            Result r = QuantCliTest.run(
+                    "quantize",
+                    "--in",
+                    in.toString(),
+                    "--format",
+                    "onnx",
+                    "--method",
+                    "rtn",
+                    "--group-size",
+                    "32",
+                    "--accuracy-level",
+                    Integer.toString(level),
+                    "--out",
+                    out.toString());
+            assertThat(r.code()).as(r.err()).isZero();
+            y[level / 4] = OnnxExportOrtTest.runOrt(Files.readAllBytes(out), a);
+        }
+        assertThat(new String(Files.readAllBytes(dir.resolve("q4.onnx")), StandardCharsets.ISO_8859_1))
+                .contains("accuracy_level");
+        assertThat(new String(Files.readAllBytes(dir.resolve("q0.onnx")), StandardCharsets.ISO_8859_1))
+                .doesNotContain("accuracy_level");
+        double worst = 0;
+        double mag = 0;
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < n; j++) {
+                worst = Math.max(worst, Math.abs(y[1][i][j] - y[0][i][j]));
+                mag = Math.max(mag, Math.abs(y[0][i][j]));
+            }
+        }
+        assertThat(worst).isPositive().isLessThan(0.02 * mag);
     }
 }

@@ -103,12 +103,33 @@ public final class OnnxExport {
      */
     public static void write(Path out, String source, byte[] model, Map<String, ? extends QuantizedWeight> weights)
             throws IOException {
-        byte[] bytes = quantizedModel(source, model, weights);
+        write(out, source, model, weights, 0);
+    }
+
+    /** {@link #write(Path, String, byte[], Map)} with MatMulNBits' {@code accuracy_level} (see below). */
+    public static void write(
+            Path out, String source, byte[] model, Map<String, ? extends QuantizedWeight> weights, int accuracyLevel)
+            throws IOException {
+        byte[] bytes = quantizedModel(source, model, weights, accuracyLevel);
         AtomicFiles.write(out, o -> o.write(bytes));
     }
 
     /** The model with the weights replaced; see {@link #write}. */
     public static byte[] quantizedModel(String source, byte[] model, Map<String, ? extends QuantizedWeight> weights) {
+        return quantizedModel(source, model, weights, 0);
+    }
+
+    /**
+     * {@link #quantizedModel(String, byte[], Map)} with MatMulNBits' {@code accuracy_level} attribute: 0 (the default,
+     * then not written) lets ONNX Runtime's CPU kernel compute in float32; 4 lets it quantize the activations to int8
+     * (faster, no longer equal to a float32 product); 1 to 3 are float32, float16 and bfloat16 compute, which ONNX
+     * Runtime's CPU kernel runs as float32. MatMulBnb4 has no such attribute.
+     */
+    public static byte[] quantizedModel(
+            String source, byte[] model, Map<String, ? extends QuantizedWeight> weights, int accuracyLevel) {
+        if (accuracyLevel < 0 || accuracyLevel > 4) {
+            throw new IllegalArgumentException("accuracy_level " + accuracyLevel + ": MatMulNBits takes 0 to 4");
+        }
         OnnxModel m = OnnxModel.parse(source, model);
         Set<String> used = new HashSet<>(m.initializers().keySet());
         Map<String, Integer> readers = new LinkedHashMap<>();
@@ -262,6 +283,9 @@ public final class OnnxExport {
             attrs.put("N", (long) q.rows());
             attrs.put("bits", (long) bits);
             attrs.put("block_size", (long) blockSize);
+            if (accuracyLevel != 0) {
+                attrs.put("accuracy_level", (long) accuracyLevel);
+            }
             replacement.add(OnnxRewriter.node(n.name(), "MatMulNBits", MS_DOMAIN, inputs, outputs, attrs));
             edit.replaceNode(i, replacement);
             replacedReads.merge(w, 1, Integer::sum);
@@ -291,10 +315,12 @@ public final class OnnxExport {
      * A {@code Gather(table, indices)} on axis 0 whose table {@code [V, H]} was quantized (as stored: groups along H)
      * becomes {@code com.microsoft.GatherBlockQuantized(data, indices, scales, zero_points)}: data uint8 {@code [V, H /
      * 2]} (two codes a byte, the first in the low nibble: quant4j's rows as they are), scales float {@code [V, H /
-     * block]}, zero_points uint8 {@code [V, ceil(H / block / 2)]}, two a byte, the first in the low nibble, over the
-     * whole array rather than row by row (ONNX Runtime 1.23.2 reads them so: with an odd number of blocks a row, the
-     * row-by-row packing the shape suggests gives wrong values); attributes gather_axis 0,
-     * quantize_axis 1, block_size, bits 4 (ONNX Runtime's {@code gather_block_quantized.cc}).
+     * block]}, zero_points uint8 {@code [V, ceil(H / block / 2)]}, two a byte, the first in the low nibble, each row
+     * starting on a byte (left out when every zero-point is 8, the operator's default for uint8 data at 4 bits);
+     * attributes gather_axis 0, quantize_axis 1, block_size, bits 4 (ONNX Runtime's {@code
+     * gather_block_quantized.cc}). ONNX Runtime 1.23.2 numbers the zero-points over the whole array instead of row
+     * by row, which gives other values when a row has an odd number of blocks; 1.29.0 reads them row by row. A table
+     * with an even number of blocks a row, or without zero-points, reads the same in both.
      */
     private static void gatherBlockQuantized(
             String source,
@@ -350,15 +376,25 @@ public final class OnnxExport {
             String sName = fresh(used, w + "_scales");
             out.add(OnnxRewriter.tensor(sName, OnnxModel.FLOAT, new long[] {v, blocks}, sb.array()));
             names.add(sName);
-            String zName = fresh(used, w + "_zero_points");
-            // ONNX Runtime 1.23.2 reads zero-point (r, b) at nibble r * blocks + b of the whole array (low nibble
-            // first), not row by row as the shape [V, ceil(blocks / 2)] suggests: packed so, in a buffer of that shape
-            byte[] zp = new byte[v * ((blocks + 1) / 2)];
-            for (int i = 0; i < zeros.length; i++) {
-                zp[i >>> 1] |= (byte) (zeros[i] << ((i & 1) * 4));
+            boolean defaultZeros = true;
+            for (int z : zeros) {
+                defaultZeros &= z == 8;
             }
-            out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {v, (blocks + 1) / 2}, zp));
-            names.add(zName);
+            if (defaultZeros) {
+                names.add("");
+            } else {
+                // row by row, as the shape [V, ceil(blocks / 2)] says (ONNX Runtime 1.29.0; see above for 1.23.2)
+                String zName = fresh(used, w + "_zero_points");
+                int zRow = (blocks + 1) / 2;
+                byte[] zp = new byte[v * zRow];
+                for (int r = 0; r < v; r++) {
+                    for (int b = 0; b < blocks; b++) {
+                        zp[r * zRow + (b >>> 1)] |= (byte) (zeros[r * blocks + b] << ((b & 1) * 4));
+                    }
+                }
+                out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {v, zRow}, zp));
+                names.add(zName);
+            }
             written.put(w, names);
             tensors.put(w, out);
         }
@@ -373,7 +409,9 @@ public final class OnnxExport {
                         n.name(),
                         "GatherBlockQuantized",
                         MS_DOMAIN,
-                        List.of(names.get(0), n.inputs().get(1), names.get(1), names.get(2)),
+                        names.get(2).isEmpty()
+                                ? List.of(names.get(0), n.inputs().get(1), names.get(1))
+                                : List.of(names.get(0), n.inputs().get(1), names.get(1), names.get(2)),
                         n.outputs(),
                         attrs)));
     }

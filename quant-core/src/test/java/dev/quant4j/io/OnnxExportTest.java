@@ -115,6 +115,27 @@ class OnnxExportTest {
         assertThat(out.outputs()).containsExactly("y");
     }
 
+    /** accuracy_level: written when not 0 (the default), after block_size; 5 and -1 are refused. */
+    @Test
+    void accuracyLevelAttribute() {
+        QuantizedTensor q = tensor(LinearScheme.sym(4, 16), 1, 32, new float[] {1f, 2f}, new byte[] {8, 8}, null);
+        byte[] plain = OnnxExport.quantizedModel("m", model(32, 1), Map.of("W", q));
+        assertThat(OnnxExport.quantizedModel("m", model(32, 1), Map.of("W", q), 0))
+                .isEqualTo(plain);
+        for (int level : new int[] {0, 4}) {
+            byte[] bytes = OnnxExport.quantizedModel("m", model(32, 1), Map.of("W", q), level);
+            assertThat(OnnxRewriter.intAttribute("m", bytes, 0, "accuracy_level", -1))
+                    .isEqualTo(level == 0 ? -1 : level);
+            assertThat(OnnxRewriter.intAttribute("m", bytes, 0, "block_size", -1))
+                    .isEqualTo(16);
+        }
+        for (int bad : new int[] {-1, 5}) {
+            assertThatThrownBy(() -> OnnxExport.quantizedModel("m", model(32, 1), Map.of("W", q), bad))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("accuracy_level " + bad + ": MatMulNBits takes 0 to 4");
+        }
+    }
+
     /** Symmetric at 4 bits: every zero-point 8, ONNX Runtime's default, so zero_points is left out. */
     @Test
     void symmetricLeavesOutZeroPoints() {

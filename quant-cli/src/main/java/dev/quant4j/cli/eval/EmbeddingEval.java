@@ -13,6 +13,7 @@ import dev.quant4j.model.BertEncoder;
 import dev.quant4j.model.Linear;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.scheme.Symmetry;
@@ -86,8 +87,11 @@ public final class EmbeddingEval {
                 Setting.gptq(3, 128, true));
     }
 
-    /** A quantized encoder and the bytes its linear weights take. */
-    public record Quantized(BertEncoder encoder, long linearBytes, long linearParams) {
+    /**
+     * A quantized encoder, the bytes its linear weights take, and those weights by linear name (for the ONNX export).
+     */
+    public record Quantized(
+            BertEncoder encoder, long linearBytes, long linearParams, Map<String, QuantizedWeight> weights) {
 
         public double bitsPerWeight() {
             return 8.0 * linearBytes / linearParams;
@@ -135,6 +139,7 @@ public final class EmbeddingEval {
     /** Every linear of {@code fp32} quantized with {@code s}. */
     public static Quantized quantize(BertEncoder fp32, Setting s, Calibration calib, ForkJoinPool pool) {
         Map<String, Linear> out = new HashMap<>();
+        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
         Map<String, HessianAccumulator> hessians = new HashMap<>();
         long bytes = 0;
         long params = 0;
@@ -165,18 +170,18 @@ public final class EmbeddingEval {
                 hessians = layerHessians(fp32, linears.subList(i, i + perLayer), layer, states, pool);
             }
             QuantizedLinear q;
-            long b;
+            QuantizedWeight w;
             switch (s.kind()) {
                 case RTN -> {
                     QuantizedTensor t =
                             new RtnQuantizer(new LinearScheme(s.bits(), Symmetry.ASYM, s.group())).quantize(d.weight());
                     q = QuantizedLinear.of(t, d.bias(), pool);
-                    b = t.storageBytes();
+                    w = t;
                 }
                 case NF4 -> {
                     CodebookTensor t = new BlockwiseQuantizer(CodebookScheme.nf4(s.group())).quantize(d.weight());
                     q = QuantizedLinear.of(t, d.bias(), pool);
-                    b = t.storageBytes();
+                    w = t;
                 }
                 case GPTQ -> {
                     QuantizedTensor t = new Gptq(
@@ -187,21 +192,22 @@ public final class EmbeddingEval {
                             .quantize(d.weight(), hessians.get(l.name()))
                             .tensor();
                     q = QuantizedLinear.of(t, d.bias(), pool);
-                    b = t.storageBytes();
+                    w = t;
                 }
                 default -> {
                     QuantizedTensor t = new Awq(AwqConfig.defaults(s.bits()).withGroupSize(s.group()), pool)
                             .quantize(d.weight(), calib.awq.get(l.name()))
                             .tensor();
                     q = QuantizedLinear.of(t, d.bias(), pool);
-                    b = t.storageBytes();
+                    w = t;
                 }
             }
             out.put(l.name(), Linear.quantized(l.name(), q));
-            bytes += b;
+            weights.put(l.name(), w);
+            bytes += w.storageBytes();
             params += (long) l.inFeatures() * l.outFeatures();
         }
-        return new Quantized(fp32.withLinears(out), bytes, params);
+        return new Quantized(fp32.withLinears(out), bytes, params, weights);
     }
 
     /**
