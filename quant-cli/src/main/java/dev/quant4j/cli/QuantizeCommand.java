@@ -34,6 +34,7 @@ import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -58,13 +59,14 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--in",
             required = true,
-            description = "weights: W.npy ([out, in] float32), model.safetensors, or model.onnx (its MatMul weights)")
+            description = "weights: W.npy ([out, in] float32), model.safetensors, model.onnx (its MatMul weights), or"
+                    + " model.gguf (--format gguf)")
     Path in;
 
     @Option(
             names = "--out",
             required = true,
-            description = "quantized output: .safetensors, or .onnx with --format onnx")
+            description = "quantized output: .safetensors, .onnx with --format onnx, .gguf with --format gguf")
     Path out;
 
     @Option(
@@ -72,8 +74,13 @@ final class QuantizeCommand implements Callable<Integer> {
             defaultValue = "safetensors",
             description = "safetensors (quant4j's format, the default) or onnx: the --in .onnx model whole, each"
                     + " quantized MatMul as ONNX Runtime's com.microsoft.MatMulNBits (rtn, gptq, awq; 4 or 8 bits;"
-                    + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4)")
+                    + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4); or gguf: a .gguf"
+                    + " file with the weights in ggml's --gguf-type (rtn; .gguf input keeps its metadata and 1-D"
+                    + " tensors)")
     String format;
+
+    @Mixin
+    GgufOutput.Options ggufOptions;
 
     @Option(names = "--bits", defaultValue = "4", description = "bits per weight, 2..8 (default ${DEFAULT-VALUE})")
     int bits;
@@ -141,6 +148,10 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (format.equalsIgnoreCase("gguf")) {
+            return new GgufOutput(this, ggufOptions).run();
+        }
+        ggufOptions.requireUnset(format);
         String m = method.toLowerCase(Locale.ROOT);
         boolean codebook;
         boolean gptq = m.equals("gptq");
@@ -181,7 +192,8 @@ final class QuantizeCommand implements Callable<Integer> {
             case "safetensors" -> false;
             case "onnx" -> true;
             default ->
-                throw new IllegalArgumentException("unknown --format '" + format + "' (expected safetensors or onnx)");
+                throw new IllegalArgumentException(
+                        "unknown --format '" + format + "' (expected safetensors, onnx or gguf)");
         };
         if (onnxOut) {
             if (!WeightFiles.extension(in).equals("onnx")) {

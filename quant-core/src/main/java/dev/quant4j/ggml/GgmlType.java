@@ -1,5 +1,6 @@
 package dev.quant4j.ggml;
 
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -125,13 +126,16 @@ public enum GgmlType {
                 "unknown ggml type '" + name + "'; quant4j quantizes to " + quantizableNames());
     }
 
-    /** The quantizable types' names, lower case, in enum order, joined by {@code |}. */
+    /** The types quant4j quantizes to, the block types first, smallest blocks and fewest bits first. */
+    public static List<GgmlType> quantizableTypes() {
+        return List.of(Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16, F32);
+    }
+
+    /** The quantizable types' names, lower case, in the order of {@link #quantizableTypes()}, joined by {@code |}. */
     public static String quantizableNames() {
         StringBuilder sb = new StringBuilder();
-        for (GgmlType t : values()) {
-            if (t.quantizable) {
-                sb.append(sb.isEmpty() ? "" : "|").append(t.ggmlName.toLowerCase(Locale.ROOT));
-            }
+        for (GgmlType t : quantizableTypes()) {
+            sb.append(sb.isEmpty() ? "" : "|").append(t.ggmlName.toLowerCase(Locale.ROOT));
         }
         return sb.toString();
     }

@@ -1,0 +1,277 @@
+package dev.quant4j.cli;
+
+import dev.quant4j.ggml.GgmlQuants;
+import dev.quant4j.ggml.GgmlType;
+import dev.quant4j.io.DType;
+import dev.quant4j.io.Gguf;
+import dev.quant4j.io.GgufValue;
+import dev.quant4j.io.GgufWriter;
+import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
+import dev.quant4j.quant.ErrorMetrics;
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code quant quantize --format gguf}: writes a GGUF file whose selected weights are in one of ggml's block types,
+ * quantized byte for byte as ggml's reference quantizers do ({@link GgmlQuants}).
+ *
+ * <p>Inputs: a {@code .npy} matrix {@code [out, in]}, the 2-D weights of a {@code .safetensors} file or of an ONNX
+ * model's MatMul nodes (as {@code quant quantize} picks them for the other formats), or a GGUF file. A weight {@code
+ * [out, in]} becomes a GGUF tensor with {@code ne = [in, out]}: each output row is a row of ggml blocks along the input
+ * features. From a GGUF input, every F32, F16 or BF16 tensor of two or more dimensions whose name ends in {@code weight}
+ * is quantized (as {@code llama-quantize --pure} does with one type); 1-D tensors (norms, biases) and every other tensor
+ * are kept with their type and bytes, and every metadata key is kept, {@code general.quantization_version} and {@code
+ * general.file_type} set as llama-quantize sets them.
+ */
+final class GgufOutput {
+
+    /** The options only {@code --format gguf} reads. */
+    static final class Options {
+        @Option(
+                names = "--gguf-type",
+                description = "--format gguf: the ggml type of the quantized weights: q4_0, q4_1, q5_0, q5_1, q8_0"
+                        + " (blocks of 32), q4_k, q5_k, q6_k (blocks of 256), f16, bf16 or f32")
+        String ggufType;
+
+        /** Refuses {@code --gguf-type} with another format. */
+        void requireUnset(String format) {
+            if (ggufType != null) {
+                throw new IllegalArgumentException(
+                        "--gguf-type applies to --format gguf only, not to --format " + format);
+            }
+        }
+    }
+
+    /** ggml's {@code GGML_QNT_VERSION}, which llama-quantize stores as {@code general.quantization_version}. */
+    static final int QUANTIZATION_VERSION = 2;
+
+    private final QuantizeCommand cmd;
+    private final Options options;
+
+    GgufOutput(QuantizeCommand cmd, Options options) {
+        this.cmd = cmd;
+        this.options = options;
+    }
+
+    /** A tensor of the output: quantized from {@code weight}, or kept as {@code keptType} with {@code keptBytes}. */
+    private record Item(String name, long[] ne, FloatMatrix weight, GgmlType keptType, byte[] keptBytes) {}
+
+    Integer run() throws IOException {
+        String m = cmd.method.toLowerCase(Locale.ROOT);
+        if (!m.equals("rtn")) {
+            throw new IllegalArgumentException("--format gguf: --method " + cmd.method
+                    + " is not available; GGUF output uses ggml's reference quantizers (--method rtn)");
+        }
+        for (String option : List.of(
+                "--bits",
+                "--group-size",
+                "--asym",
+                "--sym",
+                "--signed",
+                "--block-size",
+                "--double-quant",
+                "--calib",
+                "--act-order",
+                "--damp",
+                "--static-groups")) {
+            if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
+                throw new IllegalArgumentException(option + " does not apply to --format gguf --method rtn: the"
+                        + " --gguf-type fixes the bits and the blocks");
+            }
+        }
+        if (options.ggufType == null) {
+            throw new IllegalArgumentException("--format gguf needs --gguf-type " + GgmlType.quantizableNames());
+        }
+        GgmlType type = GgmlType.byName(options.ggufType);
+        if (!type.quantizable()) {
+            throw new IllegalArgumentException(
+                    "--gguf-type " + options.ggufType + ": quant4j quantizes to " + GgmlType.quantizableNames());
+        }
+        WeightFiles.requireWritable(cmd.out, "gguf");
+        WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--in", cmd.in);
+        Pattern include = null;
+        if (cmd.include != null) {
+            try {
+                include = Pattern.compile(cmd.include);
+            } catch (PatternSyntaxException e) {
+                throw new IllegalArgumentException(
+                        "--include '" + cmd.include + "' is not a valid regular expression: " + e.getDescription());
+            }
+        }
+        PrintWriter pw = cmd.spec.commandLine().getOut();
+        PrintWriter err = cmd.spec.commandLine().getErr();
+        List<Item> items = new ArrayList<>();
+        Map<String, GgufValue> metadata = new LinkedHashMap<>();
+        List<String> notices = new ArrayList<>();
+        if (WeightFiles.extension(cmd.in).equals("gguf")) {
+            WeightFiles.requireReadable(cmd.in);
+            try (Gguf g = Gguf.open(cmd.in)) {
+                metadata.putAll(g.metadata());
+                for (Gguf.TensorInfo t : g.tensors()) {
+                    boolean isFloat = t.type() == GgmlType.F32 || t.type() == GgmlType.F16 || t.type() == GgmlType.BF16;
+                    boolean matrix = t.ne().length >= 2 && isFloat;
+                    boolean pick = include != null
+                            ? include.matcher(t.name()).find()
+                            : matrix && t.name().endsWith("weight");
+                    if (pick && !matrix) {
+                        if (include == null || t.type().quantizable() && !isFloat) {
+                            notices.add("kept '" + t.name() + "' as " + t.type() + ": already quantized");
+                            pick = false;
+                        } else {
+                            throw new IllegalArgumentException(cmd.in + ": tensor '" + t.name() + "' matched by"
+                                    + " --include is not a float tensor of two or more dimensions (" + t.type()
+                                    + " ne" + Arrays.toString(t.ne()) + ")");
+                        }
+                    }
+                    if (pick) {
+                        if (t.rows() > Integer.MAX_VALUE || t.elements() > Integer.MAX_VALUE - 8) {
+                            throw new IllegalArgumentException(cmd.in + ": tensor '" + t.name() + "' has "
+                                    + t.elements() + " values, more than quant4j quantizes at once");
+                        }
+                        checkRow(t.name(), (int) t.rows(), (int) t.rowLength(), type);
+                        items.add(new Item(
+                                t.name(),
+                                t.ne(),
+                                FloatMatrix.of(
+                                        t.name(), (int) t.rows(), (int) t.rowLength(), g.readFloats(t.name()), 0),
+                                null,
+                                null));
+                    } else {
+                        items.add(new Item(t.name(), t.ne(), null, t.type(), g.readBytes(t.name())));
+                    }
+                }
+            }
+        } else {
+            WeightFiles.Loaded loaded = WeightFiles.load(cmd.in, include, (name, shape) -> {
+                checkRow(name, shape[0], shape[1], type);
+                return null;
+            });
+            for (FloatMatrix w : loaded.tensors()) {
+                items.add(new Item(w.name(), new long[] {w.cols(), w.rows()}, w, null, null));
+            }
+            for (PassThrough p : loaded.other()) {
+                items.add(new Item(p.name(), ne(p.name(), p.shape()), null, ggmlType(p.name(), p.dtype()), p.bytes()));
+            }
+        }
+        metadata.put("general.quantization_version", GgufValue.uint32(QUANTIZATION_VERSION));
+        metadata.put("general.file_type", GgufValue.uint32(fileType(type)));
+        GgufWriter writer = new GgufWriter().putAll(metadata);
+        int quantized = 0;
+        for (Item it : items) {
+            if (it.weight() == null) {
+                writer.addTensor(it.name(), it.ne(), it.keptType(), it.keptBytes());
+                continue;
+            }
+            FloatMatrix w = it.weight();
+            byte[] q;
+            try {
+                q = GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
+            }
+            FloatMatrix back =
+                    FloatMatrix.of(w.name(), w.rows(), w.cols(), GgmlQuants.dequantize(type, q, w.rows(), w.cols()), 0);
+            ErrorMetrics e = ErrorMetrics.compare(w, back);
+            pw.printf(
+                    Locale.ROOT,
+                    "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%n",
+                    w.name(),
+                    w.rows(),
+                    w.cols(),
+                    type,
+                    8.0 * q.length / ((double) w.rows() * w.cols()),
+                    e.mse(),
+                    e.sqnrDb());
+            writer.addTensor(it.name(), it.ne(), type, q);
+            quantized++;
+        }
+        for (String n : notices) {
+            err.println("quant: " + n);
+        }
+        writer.write(cmd.out);
+        pw.printf(
+                Locale.ROOT,
+                "wrote %s (%d quantized as %s, %d unchanged, %d metadata keys)%n",
+                cmd.out,
+                quantized,
+                type,
+                items.size() - quantized,
+                metadata.size());
+        return Quant.OK;
+    }
+
+    /** A row of {@code cols} values must be whole blocks of {@code type}; the error names the types that fit. */
+    static void checkRow(String name, int rows, int cols, GgmlType type) {
+        if (cols % type.blockSize() != 0) {
+            String fit = GgmlType.quantizableTypes().stream()
+                    .filter(t -> cols % t.blockSize() == 0)
+                    .map(t -> t.ggmlName().toLowerCase(Locale.ROOT))
+                    .collect(Collectors.joining(", "));
+            throw new IllegalArgumentException("tensor '" + name + "' [" + rows + ", " + cols + "]: its rows of "
+                    + cols + " input features are not a multiple of the " + type + " block size " + type.blockSize()
+                    + "; --gguf-type that fit: " + fit);
+        }
+    }
+
+    /** A row-major shape as GGUF extents, fastest first. */
+    private static long[] ne(String name, long[] shape) {
+        if (shape.length > Gguf.MAX_DIMS) {
+            throw new IllegalArgumentException("tensor '" + name + "' has " + shape.length + " dimensions "
+                    + Arrays.toString(shape) + "; GGUF holds at most " + Gguf.MAX_DIMS);
+        }
+        if (shape.length == 0) {
+            return new long[] {1};
+        }
+        long[] ne = new long[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            ne[i] = shape[shape.length - 1 - i];
+        }
+        return ne;
+    }
+
+    /** The GGUF type of a tensor kept as it is. */
+    private static GgmlType ggmlType(String name, DType dtype) {
+        return switch (dtype) {
+            case F32 -> GgmlType.F32;
+            case F16 -> GgmlType.F16;
+            case BF16 -> GgmlType.BF16;
+            case F64 -> GgmlType.F64;
+            case I64 -> GgmlType.I64;
+            case I32 -> GgmlType.I32;
+            case I16 -> GgmlType.I16;
+            case I8 -> GgmlType.I8;
+            default ->
+                throw new IllegalArgumentException("tensor '" + name + "' is " + dtype
+                        + ", which GGUF has no type for (it holds F64, F32, F16, BF16, I64, I32, I16 and I8)");
+        };
+    }
+
+    /** llama.cpp's {@code general.file_type} ({@code enum llama_ftype}) for a file whose weights are all {@code t}. */
+    static int fileType(GgmlType t) {
+        return switch (t) {
+            case F32 -> 0; // LLAMA_FTYPE_ALL_F32
+            case F16 -> 1; // LLAMA_FTYPE_MOSTLY_F16
+            case Q4_0 -> 2;
+            case Q4_1 -> 3;
+            case Q8_0 -> 7;
+            case Q5_0 -> 8;
+            case Q5_1 -> 9;
+            case Q4_K -> 14; // LLAMA_FTYPE_MOSTLY_Q4_K_S: q4_K for all tensors
+            case Q5_K -> 16; // LLAMA_FTYPE_MOSTLY_Q5_K_S
+            case Q6_K -> 18;
+            case BF16 -> 32;
+            default -> throw new IllegalArgumentException("no llama.cpp file type for " + t);
+        };
+    }
+}
