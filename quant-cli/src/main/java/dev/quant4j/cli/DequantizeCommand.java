@@ -20,13 +20,17 @@ import picocli.CommandLine.Spec;
         name = "dequantize",
         mixinStandardHelpOptions = true,
         description = "Write the weights a quantized .safetensors file stands for, under their names and in the layout"
-                + " of the file they came from (ONNX MatMul weights [in, out]); other tensors pass through.")
+                + " of the file they came from (ONNX MatMul weights [in, out]); other tensors pass through. From a"
+                + " .gguf file: every tensor in a ggml block type, shape row-major (ne[] reversed).")
 final class DequantizeCommand implements Callable<Integer> {
 
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--in", required = true, description = "quantized .safetensors written by 'quant quantize'")
+    @Option(
+            names = "--in",
+            required = true,
+            description = "quantized .safetensors written by 'quant quantize', or a .gguf file")
     Path in;
 
     @Option(
@@ -60,6 +64,9 @@ final class DequantizeCommand implements Callable<Integer> {
         if (npy && type != DType.F32) {
             throw new IllegalArgumentException(
                     "--dtype " + dtype + ": a .npy output is float32; write a" + " .safetensors file for f16 or bf16");
+        }
+        if (WeightFiles.extension(in).equals("gguf")) {
+            return GgufInput.dequantize(in, out, type, spec.commandLine().getOut());
         }
         if (!WeightFiles.extension(in).equals("safetensors")) {
             throw new IllegalArgumentException("input " + in + " must be a quantized .safetensors file");

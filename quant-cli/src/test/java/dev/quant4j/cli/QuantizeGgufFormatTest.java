@@ -273,6 +273,36 @@ class QuantizeGgufFormatTest {
         }
     }
 
+    @Test
+    void inspectAndDequantizeReadTheGgufWritten() throws Exception {
+        FloatMatrix w = Gaussian.matrix("w", 4, 8, 256, 0.1);
+        Path in = dir.resolve("w.npy");
+        Npy.write(in, w);
+        Path out = dir.resolve("w.gguf");
+        assertThat(QuantCliTest.run(
+                                "quantize",
+                                "--format",
+                                "gguf",
+                                "--gguf-type",
+                                "q6_k",
+                                "--method",
+                                "rtn",
+                                "--in",
+                                in.toString(),
+                                "--out",
+                                out.toString())
+                        .code())
+                .isZero();
+        Result r = QuantCliTest.run("inspect", out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).containsPattern("w\\s+q6_K\\s+\\[8, 256\\]\\s+1680\\s+6.563\\s+ggml q6_K");
+        Path back = dir.resolve("back.npy");
+        r = QuantCliTest.run("dequantize", "--in", out.toString(), "--out", back.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(Npy.readMatrix(back).toArray())
+                .containsExactly(GgmlQuants.dequantize(GgmlType.Q6_K, ggml(GgmlType.Q6_K, w), 8, 256));
+    }
+
     private static byte[] floats(float[] v) {
         return GgmlQuants.quantize(GgmlType.F32, v, 1, v.length);
     }
