@@ -65,8 +65,11 @@ public final class GgmlQuants {
         return y;
     }
 
-    /** One row of {@code k} values from {@code x[xOff]} to {@code y[yOff]}; unchecked. */
-    static void quantizeRow(GgmlType type, float[] x, int xOff, byte[] y, int yOff, int k) {
+    /**
+     * One row of {@code k} values from {@code x[xOff]} to {@code y[yOff]}, on the calling thread; unchecked ({@code k}
+     * a multiple of the block size, the arrays long enough, the values finite).
+     */
+    public static void quantizeRow(GgmlType type, float[] x, int xOff, byte[] y, int yOff, int k) {
         switch (type) {
             case F32 -> GgmlFloats.quantizeRowF32(x, xOff, y, yOff, k);
             case F16 -> GgmlFloats.quantizeRowF16(x, xOff, y, yOff, k);
