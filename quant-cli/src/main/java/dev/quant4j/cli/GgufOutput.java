@@ -1,11 +1,14 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.ggml.GgmlGptq;
 import dev.quant4j.ggml.GgmlQuants;
 import dev.quant4j.ggml.GgmlType;
+import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.DType;
 import dev.quant4j.io.Gguf;
 import dev.quant4j.io.GgufValue;
 import dev.quant4j.io.GgufWriter;
+import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
 import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.tensor.FloatMatrix;
@@ -17,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 import java.util.stream.Collectors;
@@ -24,7 +28,9 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code quant quantize --format gguf}: writes a GGUF file whose selected weights are in one of ggml's block types,
- * quantized byte for byte as ggml's reference quantizers do ({@link GgmlQuants}).
+ * quantized byte for byte as ggml's reference quantizers do ({@link GgmlQuants}), or with GPTQ into q4_0, q4_1 or q8_0
+ * ({@link GgmlGptq}: {@code --method gptq --group-size 32}, {@code --bits 4 --sym}, {@code --bits 4 --asym}, {@code
+ * --bits 8 --sym}).
  *
  * <p>Inputs: a {@code .npy} matrix {@code [out, in]}, the 2-D weights of a {@code .safetensors} file or of an ONNX
  * model's MatMul nodes (as {@code quant quantize} picks them for the other formats), or a GGUF file. A weight {@code
@@ -41,7 +47,8 @@ final class GgufOutput {
         @Option(
                 names = "--gguf-type",
                 description = "--format gguf: the ggml type of the quantized weights: q4_0, q4_1, q5_0, q5_1, q8_0"
-                        + " (blocks of 32), q4_k, q5_k, q6_k (blocks of 256), f16, bf16 or f32")
+                        + " (blocks of 32), q4_k, q5_k, q6_k (blocks of 256), f16, bf16 or f32 (rtn); with gptq"
+                        + " --group-size 32: --bits 4 --sym gives q4_0, --bits 4 --asym q4_1, --bits 8 --sym q8_0")
         String ggufType;
 
         /** Refuses {@code --gguf-type} with another format. */
@@ -69,37 +76,62 @@ final class GgufOutput {
 
     Integer run() throws IOException {
         String m = cmd.method.toLowerCase(Locale.ROOT);
-        if (!m.equals("rtn")) {
+        boolean gptq = m.equals("gptq");
+        if (!m.equals("rtn") && !gptq) {
             throw new IllegalArgumentException("--format gguf: --method " + cmd.method
-                    + " is not available; GGUF output uses ggml's reference quantizers (--method rtn)");
+                    + " is not available; GGUF output uses ggml's reference quantizers (--method rtn) or GPTQ into"
+                    + " q4_0, q4_1, q8_0 (--method gptq)");
         }
-        for (String option : List.of(
-                "--bits",
-                "--group-size",
-                "--asym",
-                "--sym",
-                "--signed",
-                "--block-size",
-                "--double-quant",
-                "--calib",
-                "--act-order",
-                "--damp",
-                "--static-groups")) {
+        List<String> notForThisMethod = gptq
+                ? List.of("--signed", "--block-size", "--double-quant", "--act-order", "--static-groups")
+                : List.of(
+                        "--bits",
+                        "--group-size",
+                        "--asym",
+                        "--sym",
+                        "--signed",
+                        "--block-size",
+                        "--double-quant",
+                        "--calib",
+                        "--act-order",
+                        "--damp",
+                        "--static-groups");
+        for (String option : notForThisMethod) {
             if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
-                throw new IllegalArgumentException(option + " does not apply to --format gguf --method rtn: the"
-                        + " --gguf-type fixes the bits and the blocks");
+                throw new IllegalArgumentException(option + " does not apply to --format gguf --method " + m
+                        + (gptq
+                                ? ": ggml's blocks are 32 columns in order with FP16 scales"
+                                : ": the --gguf-type fixes the bits and the blocks"));
             }
         }
-        if (options.ggufType == null) {
-            throw new IllegalArgumentException("--format gguf needs --gguf-type " + GgmlType.quantizableNames());
-        }
-        GgmlType type = GgmlType.byName(options.ggufType);
-        if (!type.quantizable()) {
-            throw new IllegalArgumentException(
-                    "--gguf-type " + options.ggufType + ": quant4j quantizes to " + GgmlType.quantizableNames());
+        GgmlType type;
+        if (gptq) {
+            type = gptqType();
+            if (options.ggufType != null && GgmlType.byName(options.ggufType) != type) {
+                throw new IllegalArgumentException("--gguf-type " + options.ggufType + " does not match GPTQ's --bits "
+                        + cmd.bits + " --group-size " + cmd.groupSize + (isSym() ? " --sym" : " --asym") + ", which"
+                        + " write " + type);
+            }
+            if (cmd.calib == null) {
+                throw new IllegalArgumentException("gptq needs --calib X.npy, the calibration activations [n, in]");
+            }
+            if (cmd.damp != null && !(cmd.damp > 0 && Double.isFinite(cmd.damp))) {
+                throw new IllegalArgumentException("--damp " + cmd.damp + " must be a positive fraction of the mean "
+                        + "Hessian diagonal (for example 0.01)");
+            }
+        } else {
+            if (options.ggufType == null) {
+                throw new IllegalArgumentException("--format gguf needs --gguf-type " + GgmlType.quantizableNames());
+            }
+            type = GgmlType.byName(options.ggufType);
+            if (!type.quantizable()) {
+                throw new IllegalArgumentException(
+                        "--gguf-type " + options.ggufType + ": quant4j quantizes to " + GgmlType.quantizableNames());
+            }
         }
         WeightFiles.requireWritable(cmd.out, "gguf");
         WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--in", cmd.in);
+        WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--calib", cmd.calib);
         Pattern include = null;
         if (cmd.include != null) {
             try {
@@ -164,6 +196,22 @@ final class GgufOutput {
                 items.add(new Item(p.name(), ne(p.name(), p.shape()), null, ggmlType(p.name(), p.dtype()), p.bytes()));
             }
         }
+        HessianAccumulator hessian = null;
+        if (gptq) {
+            FloatMatrix x =
+                    Npy.readMatrix(cmd.calib).named(cmd.calib.getFileName().toString());
+            for (Item it : items) {
+                if (it.weight() != null && it.weight().cols() != x.cols()) {
+                    throw new IllegalArgumentException(
+                            "--calib " + cmd.calib + " has " + x.cols() + " columns, tensor '"
+                                    + it.name() + "' [" + it.weight().rows() + ", "
+                                    + it.weight().cols() + "] has "
+                                    + it.weight().cols() + " input features");
+                }
+            }
+            hessian = new HessianAccumulator(cmd.in.getFileName().toString(), x.cols());
+            hessian.add(x);
+        }
         metadata.put("general.quantization_version", GgufValue.uint32(QUANTIZATION_VERSION));
         metadata.put("general.file_type", GgufValue.uint32(fileType(type)));
         GgufWriter writer = new GgufWriter().putAll(metadata);
@@ -175,8 +223,37 @@ final class GgufOutput {
             }
             FloatMatrix w = it.weight();
             byte[] q;
+            String extra = "";
             try {
-                q = GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols());
+                if (gptq) {
+                    GgmlGptq.Result g = GgmlGptq.quantize(
+                            type, w, hessian, cmd.damp == null ? 0.01 : cmd.damp, ForkJoinPool.commonPool());
+                    q = g.data();
+                    FloatMatrix rtn = FloatMatrix.of(
+                            w.name(),
+                            w.rows(),
+                            w.cols(),
+                            GgmlQuants.dequantize(
+                                    type,
+                                    GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols()),
+                                    w.rows(),
+                                    w.cols()),
+                            0);
+                    double signal = hessian.outputError(w, FloatMatrix.zeros(w.name(), w.rows(), w.cols()));
+                    extra = String.format(
+                            Locale.ROOT,
+                            ", GPTQ relative output error %s (RTN %s)%s",
+                            relative(
+                                    hessian.outputError(
+                                            w, FloatMatrix.of(w.name(), w.rows(), w.cols(), g.dequantized(), 0)),
+                                    signal),
+                            relative(hessian.outputError(w, rtn), signal),
+                            g.deadColumns() > 0
+                                    ? ", " + g.deadColumns() + " of " + w.cols() + " input features never activated"
+                                    : "");
+                } else {
+                    q = GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols());
+                }
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
             }
@@ -185,14 +262,16 @@ final class GgufOutput {
             ErrorMetrics e = ErrorMetrics.compare(w, back);
             pw.printf(
                     Locale.ROOT,
-                    "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%n",
+                    "%s [%d x %d] %s%s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s%n",
                     w.name(),
                     w.rows(),
                     w.cols(),
                     type,
+                    gptq ? " gptq" : "",
                     8.0 * q.length / ((double) w.rows() * w.cols()),
                     e.mse(),
-                    e.sqnrDb());
+                    e.sqnrDb(),
+                    extra);
             writer.addTensor(it.name(), it.ne(), type, q);
             quantized++;
         }
@@ -209,6 +288,29 @@ final class GgufOutput {
                 items.size() - quantized,
                 metadata.size());
         return Quant.OK;
+    }
+
+    private boolean isSym() {
+        return cmd.symmetry != null && cmd.symmetry.sym;
+    }
+
+    /** The ggml type GPTQ's {@code --bits}, {@code --group-size} and {@code --sym}/{@code --asym} write. */
+    private GgmlType gptqType() {
+        boolean sym = isSym();
+        if (cmd.groupSize == 32 && cmd.bits == 4) {
+            return sym ? GgmlType.Q4_0 : GgmlType.Q4_1;
+        }
+        if (cmd.groupSize == 32 && cmd.bits == 8 && sym) {
+            return GgmlType.Q8_0;
+        }
+        throw new IllegalArgumentException("--format gguf --method gptq: --bits " + cmd.bits + " --group-size "
+                + cmd.groupSize + (sym ? " --sym" : " --asym") + " has no ggml type; GPTQ writes q4_0 (--bits 4"
+                + " --group-size 32 --sym), q4_1 (--bits 4 --group-size 32 --asym) or q8_0 (--bits 8 --group-size 32"
+                + " --sym)");
+    }
+
+    private static String relative(double error, double signal) {
+        return signal > 0 ? String.format(Locale.ROOT, "%.4g", Math.sqrt(error / signal)) : "n/a";
     }
 
     /** A row of {@code cols} values must be whole blocks of {@code type}; the error names the types that fit. */

@@ -303,6 +303,75 @@ class QuantizeGgufFormatTest {
                 .containsExactly(GgmlQuants.dequantize(GgmlType.Q6_K, ggml(GgmlType.Q6_K, w), 8, 256));
     }
 
+    @Test
+    void gptqWritesQ4_0Q4_1AndQ8_0AndNamesTheTypesThatFit() throws Exception {
+        FloatMatrix w = Gaussian.matrix("w", 11, 16, 128, 0.1);
+        Path in = dir.resolve("w.npy");
+        Npy.write(in, w);
+        FloatMatrix x = Gaussian.matrix("x", 12, 64, 128, 1.0);
+        Path calib = dir.resolve("x.npy");
+        Npy.write(calib, x);
+        dev.quant4j.gptq.HessianAccumulator h = new dev.quant4j.gptq.HessianAccumulator("x", 128);
+        h.add(x);
+        String[][] flags = {{"--bits", "4", "--sym"}, {"--bits", "4", "--asym"}, {"--bits", "8", "--sym"}};
+        GgmlType[] types = {GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q8_0};
+        for (int i = 0; i < flags.length; i++) {
+            Path out = dir.resolve("w-" + types[i] + ".gguf");
+            String[] args = Stream.of(
+                            Stream.of("quantize", "--format", "gguf", "--method", "gptq", "--group-size", "32"),
+                            Stream.of(flags[i]),
+                            Stream.of("--calib", calib.toString(), "--in", in.toString(), "--out", out.toString()))
+                    .flatMap(s -> s)
+                    .toArray(String[]::new);
+            Result r = QuantCliTest.run(args);
+            assertThat(r.code()).as(r.err()).isZero();
+            assertThat(r.out()).contains("w [16 x 128] " + types[i] + " gptq: ").contains("GPTQ relative output error");
+            try (Gguf g = Gguf.open(out)) {
+                assertThat(g.tensor("w").type()).isEqualTo(types[i]);
+                assertThat(g.readBytes("w"))
+                        .isEqualTo(dev.quant4j.ggml.GgmlGptq.quantize(
+                                        types[i], w, h, 0.01, java.util.concurrent.ForkJoinPool.commonPool())
+                                .data());
+            }
+        }
+        Result r = QuantCliTest.run(
+                "quantize",
+                "--format",
+                "gguf",
+                "--method",
+                "gptq",
+                "--bits",
+                "3",
+                "--calib",
+                calib.toString(),
+                "--in",
+                in.toString(),
+                "--out",
+                dir.resolve("w3.gguf").toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err())
+                .contains(
+                        "--bits 3 --group-size 128 --asym has no ggml type; GPTQ writes q4_0 (--bits 4 --group-size"
+                                + " 32 --sym), q4_1 (--bits 4 --group-size 32 --asym) or q8_0 (--bits 8 --group-size 32 --sym)");
+        r = QuantCliTest.run(
+                "quantize",
+                "--format",
+                "gguf",
+                "--method",
+                "gptq",
+                "--group-size",
+                "32",
+                "--act-order",
+                "--calib",
+                calib.toString(),
+                "--in",
+                in.toString(),
+                "--out",
+                dir.resolve("w3.gguf").toString());
+        assertThat(r.err()).contains("--act-order does not apply to --format gguf --method gptq");
+        assertThat(files()).doesNotContain("w3.gguf");
+    }
+
     private static byte[] floats(float[] v) {
         return GgmlQuants.quantize(GgmlType.F32, v, 1, v.length);
     }
