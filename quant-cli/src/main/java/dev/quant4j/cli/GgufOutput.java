@@ -13,7 +13,10 @@ import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
 import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintWriter;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -21,6 +24,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ForkJoinPool;
+import java.util.function.Supplier;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 import java.util.stream.Collectors;
@@ -72,7 +76,18 @@ final class GgufOutput {
     }
 
     /** A tensor of the output: quantized from {@code weight}, or kept as {@code keptType} with {@code keptBytes}. */
-    private record Item(String name, long[] ne, FloatMatrix weight, GgmlType keptType, byte[] keptBytes) {}
+    /**
+     * A tensor of the output: quantized from {@code weight} ({@code [rows, cols]}, read when it is written), or kept as
+     * {@code keptType} with the bytes {@code kept} writes.
+     */
+    private record Item(
+            String name,
+            long[] ne,
+            int rows,
+            int cols,
+            Supplier<FloatMatrix> weight,
+            GgmlType keptType,
+            GgufWriter.TensorData kept) {}
 
     Integer run() throws IOException {
         String m = cmd.method.toLowerCase(Locale.ROOT);
@@ -141,13 +156,14 @@ final class GgufOutput {
                         "--include '" + cmd.include + "' is not a valid regular expression: " + e.getDescription());
             }
         }
-        PrintWriter pw = cmd.spec.commandLine().getOut();
-        PrintWriter err = cmd.spec.commandLine().getErr();
+        this.type = type;
+        this.gptq = gptq;
         List<Item> items = new ArrayList<>();
         Map<String, GgufValue> metadata = new LinkedHashMap<>();
         List<String> notices = new ArrayList<>();
         if (WeightFiles.extension(cmd.in).equals("gguf")) {
             WeightFiles.requireReadable(cmd.in);
+            // the tensors stay mapped while the output is written: one weight in memory at a time
             try (Gguf g = Gguf.open(cmd.in)) {
                 metadata.putAll(g.metadata());
                 for (Gguf.TensorInfo t : g.tensors()) {
@@ -171,42 +187,62 @@ final class GgufOutput {
                             throw new IllegalArgumentException(cmd.in + ": tensor '" + t.name() + "' has "
                                     + t.elements() + " values, more than quant4j quantizes at once");
                         }
-                        checkRow(t.name(), (int) t.rows(), (int) t.rowLength(), type);
+                        int rows = (int) t.rows();
+                        int cols = (int) t.rowLength();
+                        checkRow(t.name(), rows, cols, type);
                         items.add(new Item(
                                 t.name(),
                                 t.ne(),
-                                FloatMatrix.of(
-                                        t.name(), (int) t.rows(), (int) t.rowLength(), g.readFloats(t.name()), 0),
+                                rows,
+                                cols,
+                                () -> FloatMatrix.of(t.name(), rows, cols, g.readFloats(t.name()), 0),
                                 null,
                                 null));
                     } else {
-                        items.add(new Item(t.name(), t.ne(), null, t.type(), g.readBytes(t.name())));
+                        items.add(new Item(
+                                t.name(), t.ne(), 0, 0, null, t.type(), out -> copy(g.segment(t.name()), out)));
                     }
                 }
-            }
-        } else {
-            WeightFiles.Loaded loaded = WeightFiles.load(cmd.in, include, (name, shape) -> {
-                checkRow(name, shape[0], shape[1], type);
-                return null;
-            });
-            for (FloatMatrix w : loaded.tensors()) {
-                items.add(new Item(w.name(), new long[] {w.cols(), w.rows()}, w, null, null));
-            }
-            for (PassThrough p : loaded.other()) {
-                items.add(new Item(p.name(), ne(p.name(), p.shape()), null, ggmlType(p.name(), p.dtype()), p.bytes()));
+                return emit(items, metadata, notices);
             }
         }
+        WeightFiles.Loaded loaded = WeightFiles.load(cmd.in, include, (name, shape) -> {
+            checkRow(name, shape[0], shape[1], type);
+            return null;
+        });
+        for (FloatMatrix w : loaded.tensors()) {
+            items.add(new Item(w.name(), new long[] {w.cols(), w.rows()}, w.rows(), w.cols(), () -> w, null, null));
+        }
+        for (PassThrough p : loaded.other()) {
+            items.add(new Item(
+                    p.name(),
+                    ne(p.name(), p.shape()),
+                    0,
+                    0,
+                    null,
+                    ggmlType(p.name(), p.dtype()),
+                    out -> out.write(p.bytes())));
+        }
+        return emit(items, metadata, notices);
+    }
+
+    private GgmlType type;
+    private boolean gptq;
+
+    /** Writes the output: metadata, then each tensor, the selected ones quantized as they are written. */
+    private Integer emit(List<Item> items, Map<String, GgufValue> metadata, List<String> notices) throws IOException {
+        PrintWriter pw = cmd.spec.commandLine().getOut();
+        PrintWriter err = cmd.spec.commandLine().getErr();
         HessianAccumulator hessian = null;
         if (gptq) {
             FloatMatrix x =
                     Npy.readMatrix(cmd.calib).named(cmd.calib.getFileName().toString());
             for (Item it : items) {
-                if (it.weight() != null && it.weight().cols() != x.cols()) {
+                if (it.weight() != null && it.cols() != x.cols()) {
                     throw new IllegalArgumentException(
                             "--calib " + cmd.calib + " has " + x.cols() + " columns, tensor '"
-                                    + it.name() + "' [" + it.weight().rows() + ", "
-                                    + it.weight().cols() + "] has "
-                                    + it.weight().cols() + " input features");
+                                    + it.name() + "' [" + it.rows() + ", " + it.cols() + "] has " + it.cols()
+                                    + " input features");
                 }
             }
             hessian = new HessianAccumulator(cmd.in.getFileName().toString(), x.cols());
@@ -216,64 +252,18 @@ final class GgufOutput {
         metadata.put("general.file_type", GgufValue.uint32(fileType(type)));
         GgufWriter writer = new GgufWriter().putAll(metadata);
         int quantized = 0;
+        final HessianAccumulator h = hessian;
         for (Item it : items) {
             if (it.weight() == null) {
-                writer.addTensor(it.name(), it.ne(), it.keptType(), it.keptBytes());
-                continue;
+                writer.addTensor(it.name(), it.ne(), it.keptType(), it.kept());
+            } else {
+                writer.addTensor(
+                        it.name(),
+                        it.ne(),
+                        type,
+                        out -> out.write(quantize(it.weight().get(), h, pw)));
+                quantized++;
             }
-            FloatMatrix w = it.weight();
-            byte[] q;
-            String extra = "";
-            try {
-                if (gptq) {
-                    GgmlGptq.Result g = GgmlGptq.quantize(
-                            type, w, hessian, cmd.damp == null ? 0.01 : cmd.damp, ForkJoinPool.commonPool());
-                    q = g.data();
-                    FloatMatrix rtn = FloatMatrix.of(
-                            w.name(),
-                            w.rows(),
-                            w.cols(),
-                            GgmlQuants.dequantize(
-                                    type,
-                                    GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols()),
-                                    w.rows(),
-                                    w.cols()),
-                            0);
-                    double signal = hessian.outputError(w, FloatMatrix.zeros(w.name(), w.rows(), w.cols()));
-                    extra = String.format(
-                            Locale.ROOT,
-                            ", GPTQ relative output error %s (RTN %s)%s",
-                            relative(
-                                    hessian.outputError(
-                                            w, FloatMatrix.of(w.name(), w.rows(), w.cols(), g.dequantized(), 0)),
-                                    signal),
-                            relative(hessian.outputError(w, rtn), signal),
-                            g.deadColumns() > 0
-                                    ? ", " + g.deadColumns() + " of " + w.cols() + " input features never activated"
-                                    : "");
-                } else {
-                    q = GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols());
-                }
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
-            }
-            FloatMatrix back =
-                    FloatMatrix.of(w.name(), w.rows(), w.cols(), GgmlQuants.dequantize(type, q, w.rows(), w.cols()), 0);
-            ErrorMetrics e = ErrorMetrics.compare(w, back);
-            pw.printf(
-                    Locale.ROOT,
-                    "%s [%d x %d] %s%s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s%n",
-                    w.name(),
-                    w.rows(),
-                    w.cols(),
-                    type,
-                    gptq ? " gptq" : "",
-                    8.0 * q.length / ((double) w.rows() * w.cols()),
-                    e.mse(),
-                    e.sqnrDb(),
-                    extra);
-            writer.addTensor(it.name(), it.ne(), type, q);
-            quantized++;
         }
         for (String n : notices) {
             err.println("quant: " + n);
@@ -288,6 +278,67 @@ final class GgufOutput {
                 items.size() - quantized,
                 metadata.size());
         return Quant.OK;
+    }
+
+    /** One weight in {@code type}, by ggml's reference quantizer or GPTQ; prints its error line. */
+    private byte[] quantize(FloatMatrix w, HessianAccumulator hessian, PrintWriter pw) {
+        byte[] q;
+        String extra = "";
+        try {
+            if (gptq) {
+                GgmlGptq.Result g = GgmlGptq.quantize(
+                        type, w, hessian, cmd.damp == null ? 0.01 : cmd.damp, ForkJoinPool.commonPool());
+                q = g.data();
+                FloatMatrix rtn = FloatMatrix.of(
+                        w.name(),
+                        w.rows(),
+                        w.cols(),
+                        GgmlQuants.dequantize(
+                                type, GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols()), w.rows(), w.cols()),
+                        0);
+                double signal = hessian.outputError(w, FloatMatrix.zeros(w.name(), w.rows(), w.cols()));
+                extra = String.format(
+                        Locale.ROOT,
+                        ", GPTQ relative output error %s (RTN %s)%s",
+                        relative(
+                                hessian.outputError(
+                                        w, FloatMatrix.of(w.name(), w.rows(), w.cols(), g.dequantized(), 0)),
+                                signal),
+                        relative(hessian.outputError(w, rtn), signal),
+                        g.deadColumns() > 0
+                                ? ", " + g.deadColumns() + " of " + w.cols() + " input features never activated"
+                                : "");
+            } else {
+                q = GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols());
+            }
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
+        }
+        FloatMatrix back =
+                FloatMatrix.of(w.name(), w.rows(), w.cols(), GgmlQuants.dequantize(type, q, w.rows(), w.cols()), 0);
+        ErrorMetrics e = ErrorMetrics.compare(w, back);
+        pw.printf(
+                Locale.ROOT,
+                "%s [%d x %d] %s%s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s%n",
+                w.name(),
+                w.rows(),
+                w.cols(),
+                type,
+                gptq ? " gptq" : "",
+                8.0 * q.length / ((double) w.rows() * w.cols()),
+                e.mse(),
+                e.sqnrDb(),
+                extra);
+        return q;
+    }
+
+    /** Copies a mapped tensor to {@code out} in chunks (tensors may be larger than an array). */
+    private static void copy(MemorySegment seg, OutputStream out) throws IOException {
+        long size = seg.byteSize();
+        for (long off = 0; off < size; off += 1 << 20) {
+            long n = Math.min(1 << 20, size - off);
+            out.write(seg.asSlice(off, n).toArray(ValueLayout.JAVA_BYTE));
+        }
     }
 
     private boolean isSym() {

@@ -344,14 +344,12 @@ public final class Gguf implements AutoCloseable {
                 alignment = (int) a;
             }
             Map<String, TensorInfo> tensors = new LinkedHashMap<>();
-            long[] offsets = new long[(int) nTensors];
             for (int i = 0; i < nTensors; i++) {
                 TensorInfo t = tensorInfo(i, alignment);
                 if (tensors.containsKey(t.name())) {
                     throw bad("tensor name '" + t.name() + "' appears twice");
                 }
                 tensors.put(t.name(), t);
-                offsets[i] = t.offset();
             }
             long dataOffset = nTensors == 0 ? Math.min(size, pad(pos, alignment)) : pad(pos, alignment);
             if (dataOffset > size) {
