@@ -75,11 +75,11 @@ final class GgufOutput {
         this.options = options;
     }
 
-    /** A tensor of the output: quantized from {@code weight}, or kept as {@code keptType} with {@code keptBytes}. */
     /**
      * A tensor of the output: quantized from {@code weight} ({@code [rows, cols]}, read when it is written), or kept as
      * {@code keptType} with the bytes {@code kept} writes.
      */
+    @SuppressWarnings("ArrayRecordComponent") // never compared
     private record Item(
             String name,
             long[] ne,
@@ -173,7 +173,7 @@ final class GgufOutput {
                             ? include.matcher(t.name()).find()
                             : matrix && t.name().endsWith("weight");
                     if (pick && !matrix) {
-                        if (include == null || t.type().quantizable() && !isFloat) {
+                        if (include == null || (t.type().quantizable() && !isFloat)) {
                             notices.add("kept '" + t.name() + "' as " + t.type() + ": already quantized");
                             pick = false;
                         } else {
