@@ -16,6 +16,7 @@ module dev.quant4j.core {
     exports dev.quant4j.awq;
     exports dev.quant4j.matmul;
     exports dev.quant4j.io;
+    exports dev.quant4j.ggml;
     exports dev.quant4j.model;
     exports dev.quant4j.pipeline;
     exports dev.quant4j.study;

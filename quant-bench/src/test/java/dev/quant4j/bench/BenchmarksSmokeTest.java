@@ -35,6 +35,25 @@ class BenchmarksSmokeTest {
     }
 
     @Test
+    void ggmlQuantsBenchmarkMethodsRun() {
+        for (String type : new String[] {"q4_0", "q8_0"}) {
+            GgmlQuantsBenchmark b = new GgmlQuantsBenchmark();
+            b.type = type;
+            b.size = 4096;
+            b.setUp();
+            LinearRtnBenchmark.Bytes bytes = new LinearRtnBenchmark.Bytes();
+            byte[] q = b.quantizeReference(bytes).clone();
+            assertThat(q)
+                    .isEqualTo(
+                            dev.quant4j.ggml.GgmlQuants.quantize(dev.quant4j.ggml.GgmlType.byName(type), b.x, 1, 4096));
+            assertThat(b.dequantize(bytes))
+                    .containsExactly(
+                            dev.quant4j.ggml.GgmlQuants.dequantize(dev.quant4j.ggml.GgmlType.byName(type), q, 1, 4096));
+            assertThat(bytes.floatBytes).isEqualTo(2L * 4096 * 4);
+        }
+    }
+
+    @Test
     void codebookBenchmarkMethodsRun() {
         CodebookBenchmark b = new CodebookBenchmark();
         b.shape = "8x256";

@@ -22,9 +22,10 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "dequantize",
         mixinStandardHelpOptions = true,
-        description =
-                "Write the weights a quantized .safetensors file or GPTQ checkpoint folder stands for, under their names and in the layout"
-                        + " of the file they came from (ONNX MatMul weights [in, out]); other tensors pass through.")
+        description = "Write the weights a quantized .safetensors file or GPTQ checkpoint folder stands for, under"
+                + " their names and in the layout of the file they came from (ONNX MatMul weights [in, out]); other"
+                + " tensors pass through. From a .gguf file: every tensor in a ggml block type, shape row-major (ne[]"
+                + " reversed).")
 final class DequantizeCommand implements Callable<Integer> {
 
     @Spec
@@ -33,8 +34,8 @@ final class DequantizeCommand implements Callable<Integer> {
     @Option(
             names = "--in",
             required = true,
-            description = "quantized .safetensors written by 'quant quantize', or a GPTQ checkpoint folder"
-                    + " (AutoGPTQ/GPTQModel layout: quantize_config.json and a .safetensors file)")
+            description = "quantized .safetensors written by 'quant quantize', a GPTQ checkpoint folder"
+                    + " (AutoGPTQ/GPTQModel layout: quantize_config.json and a .safetensors file), or a .gguf file")
     Path in;
 
     @Option(
@@ -72,9 +73,12 @@ final class DequantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException(
                     "--dtype " + dtype + ": a .npy output is float32; write a" + " .safetensors file for f16 or bf16");
         }
+        if (WeightFiles.extension(in).equals("gguf")) {
+            return GgufInput.dequantize(in, out, type, spec.commandLine().getOut());
+        }
         if (!gptqFolder && !WeightFiles.extension(in).equals("safetensors")) {
             throw new IllegalArgumentException(
-                    "input " + in + " must be a quantized .safetensors file or a GPTQ checkpoint folder");
+                    "input " + in + " must be a quantized .safetensors file, a GPTQ checkpoint folder or a .gguf file");
         }
         QuantizedSafeTensors.Content content =
                 gptqFolder || isGptqFile(in) ? GptqCheckpoint.read(in).content() : QuantizedSafeTensors.read(in);

@@ -33,7 +33,7 @@ import picocli.CommandLine.Spec;
         name = "inspect",
         mixinStandardHelpOptions = true,
         description = {
-            "List the tensors of a .npy, .safetensors or .onnx file, one row per tensor, then a total line"
+            "List the tensors of a .npy, .safetensors, .onnx or .gguf file, one row per tensor, then a total line"
                     + " (tensors, parameters = elements of every tensor, bytes of data). Reads only; writes nothing.",
             "",
             "name, dtype (F32, F16, BF16, I64, U8 ...), shape as stored, bytes.",
@@ -44,6 +44,8 @@ import picocli.CommandLine.Spec;
             "ONNX: the initializers in file order with 'used by', the nodes that read them; MatMul weights are"
                     + " stored [in, out] (quantize transposes them) and are named onnx::MatMul_N, which is what"
                     + " quantize --include matches.",
+            "GGUF: the ggml type (q4_0, q6_K, f16 ...) and the shape row-major (ne[] reversed); block types with"
+                    + " their bits/weight and scheme 'ggml TYPE'.",
             "",
             "Bad input: exit code 2 and one line naming the file and the problem."
         },
@@ -57,7 +59,7 @@ final class InspectCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "FILE", description = "a .npy, .safetensors or .onnx file")
+    @Parameters(index = "0", paramLabel = "FILE", description = "a .npy, .safetensors, .onnx or .gguf file")
     Path file;
 
     /** One row of the table. Empty strings for columns a row has nothing in. */
@@ -85,9 +87,10 @@ final class InspectCommand implements Callable<Integer> {
             case "npy" -> npy(file);
             case "safetensors" -> safetensors(file);
             case "onnx" -> onnx(file);
+            case "gguf" -> GgufInput.inspect(file);
             default ->
                 throw new IllegalArgumentException("cannot inspect " + file + ": unsupported file type"
-                        + (ext.isEmpty() ? "" : " ." + ext) + " (expected .npy, .safetensors or .onnx)");
+                        + (ext.isEmpty() ? "" : " ." + ext) + " (expected .npy, .safetensors, .onnx or .gguf)");
         };
         PrintWriter out = spec.commandLine().getOut();
         out.print(table(rows, ext.equals("onnx")));

@@ -34,6 +34,7 @@ import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -59,14 +60,16 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--in",
             required = true,
-            description = "weights: W.npy ([out, in] float32), model.safetensors, or model.onnx (its MatMul weights);"
-                    + " with --format gptq also a Hugging Face folder holding model.safetensors")
+            description = "weights: W.npy ([out, in] float32), model.safetensors, model.onnx (its MatMul weights),"
+                    + " model.gguf (--format gguf), or with --format gptq a Hugging Face folder holding"
+                    + " model.safetensors")
     Path in;
 
     @Option(
             names = "--out",
             required = true,
-            description = "quantized output: .safetensors, .onnx with --format onnx, a new folder with --format gptq")
+            description = "quantized output: .safetensors, .onnx with --format onnx, .gguf with --format gguf, a new"
+                    + " folder with --format gptq")
     Path out;
 
     @Option(
@@ -74,10 +77,14 @@ final class QuantizeCommand implements Callable<Integer> {
             defaultValue = "safetensors",
             description = "safetensors (quant4j's format, the default) or onnx: the --in .onnx model whole, each"
                     + " quantized MatMul as ONNX Runtime's com.microsoft.MatMulNBits (rtn, gptq, awq; 4 or 8 bits;"
-                    + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4); or gptq: an"
-                    + " AutoGPTQ/GPTQModel checkpoint folder (rtn, gptq; 2, 3, 4 or 8 bits) that transformers and"
-                    + " vLLM load")
+                    + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4); or gguf: a .gguf"
+                    + " file with the weights in ggml's --gguf-type (rtn; .gguf input keeps its metadata and 1-D"
+                    + " tensors); or gptq: an AutoGPTQ/GPTQModel checkpoint folder (rtn, gptq; 2, 3, 4 or 8 bits)"
+                    + " that transformers and vLLM load")
     String format;
+
+    @Mixin
+    GgufOutput.Options ggufOptions;
 
     @Option(
             names = "--accuracy-level",
@@ -152,6 +159,10 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (format.equalsIgnoreCase("gguf")) {
+            return new GgufOutput(this, ggufOptions).run();
+        }
+        ggufOptions.requireUnset(format);
         String m = method.toLowerCase(Locale.ROOT);
         boolean codebook;
         boolean gptq = m.equals("gptq");
@@ -194,7 +205,7 @@ final class QuantizeCommand implements Callable<Integer> {
             case "gptq" -> false;
             default ->
                 throw new IllegalArgumentException(
-                        "unknown --format '" + format + "' (expected safetensors, onnx or gptq)");
+                        "unknown --format '" + format + "' (expected safetensors, onnx, gguf or gptq)");
         };
         if (!onnxOut && accuracyLevel != null) {
             throw new IllegalArgumentException("--accuracy-level applies to --format onnx only (MatMulNBits)");

@@ -272,6 +272,7 @@ class InspectCommandTest {
         Files.write(dir.resolve("empty.onnx"), new byte[0]);
         Files.write(dir.resolve("cut.onnx"), Arrays.copyOf(EvalCommand.resource(EvalCommand.MODEL), 1000));
         Files.writeString(dir.resolve("model.gguf"), "GGUF");
+        Files.writeString(dir.resolve("model.tflite"), "TFL3");
         Files.createDirectory(dir.resolve("folder.npy"));
         // quant4j metadata naming a tensor whose codes are missing
         new SafeTensorsWriter()
@@ -290,7 +291,8 @@ class InspectCommandTest {
             {"short.safetensors", "header length 16 runs past the end of the file (10 bytes)"},
             {"empty.onnx", "no graph (not an ONNX model?)"},
             {"cut.onnx", "runs past the end"},
-            {"model.gguf", "unsupported file type .gguf (expected .npy, .safetensors or .onnx)"},
+            {"model.gguf", "model.gguf: file is 4 bytes, too short for a GGUF header (24 bytes)"},
+            {"model.tflite", "unsupported file type .tflite (expected .npy, .safetensors, .onnx or .gguf)"},
             {"folder.npy", "not a readable regular file"},
             {"broken.safetensors", "quantized tensor 'w': missing tensor 'w.q4j_codes'"},
         };
@@ -318,7 +320,7 @@ class InspectCommandTest {
         assertThat(r.code()).isZero();
         assertThat(r.out())
                 .contains("Usage: quant inspect [-hV] FILE")
-                .contains(".npy, .safetensors or .onnx")
+                .contains(".npy, .safetensors, .onnx or .gguf")
                 .contains("bits/weight")
                 .contains("'used by'")
                 .contains("exit code 2")

@@ -262,9 +262,9 @@ class QuantizeOnnxFormatTest {
         r = QuantCliTest.run("quantize", "--in", npy.toString(), "--format", "onnx", "--method", "rtn", "--out", out);
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("must be an .onnx file");
-        r = QuantCliTest.run("quantize", "--in", in.toString(), "--format", "gguf", "--method", "rtn", "--out", out);
+        r = QuantCliTest.run("quantize", "--in", in.toString(), "--format", "tflite", "--method", "rtn", "--out", out);
         assertThat(r.code()).isEqualTo(2);
-        assertThat(r.err()).contains("unknown --format 'gguf'");
+        assertThat(r.err()).contains("unknown --format 'tflite'");
         assertThat(files()).containsExactly("mm.onnx", "w.npy");
         String[] onnx = {"quantize", "--in", in.toString(), "--format", "onnx", "--out", out};
         r = QuantCliTest.run(concat(onnx, "--method", "rtn", "--accuracy-level", "2"));

@@ -1,0 +1,430 @@
+package dev.quant4j.cli;
+
+import dev.quant4j.ggml.GgmlGptq;
+import dev.quant4j.ggml.GgmlQuants;
+import dev.quant4j.ggml.GgmlType;
+import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.io.DType;
+import dev.quant4j.io.Gguf;
+import dev.quant4j.io.GgufValue;
+import dev.quant4j.io.GgufWriter;
+import dev.quant4j.io.Npy;
+import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
+import dev.quant4j.quant.ErrorMetrics;
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintWriter;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
+import java.util.function.Supplier;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code quant quantize --format gguf}: writes a GGUF file whose selected weights are in one of ggml's block types,
+ * quantized byte for byte as ggml's reference quantizers do ({@link GgmlQuants}), or with GPTQ into q4_0, q4_1 or q8_0
+ * ({@link GgmlGptq}: {@code --method gptq --group-size 32}, {@code --bits 4 --sym}, {@code --bits 4 --asym}, {@code
+ * --bits 8 --sym}).
+ *
+ * <p>Inputs: a {@code .npy} matrix {@code [out, in]}, the 2-D weights of a {@code .safetensors} file or of an ONNX
+ * model's MatMul nodes (as {@code quant quantize} picks them for the other formats), or a GGUF file. A weight {@code
+ * [out, in]} becomes a GGUF tensor with {@code ne = [in, out]}: each output row is a row of ggml blocks along the input
+ * features. From a GGUF input, every F32, F16 or BF16 tensor of two or more dimensions whose name ends in {@code weight}
+ * is quantized (as {@code llama-quantize --pure} does with one type); 1-D tensors (norms, biases) and every other tensor
+ * are kept with their type and bytes, and every metadata key is kept, {@code general.quantization_version} and {@code
+ * general.file_type} set as llama-quantize sets them.
+ */
+final class GgufOutput {
+
+    /** The options only {@code --format gguf} reads. */
+    static final class Options {
+        @Option(
+                names = "--gguf-type",
+                description = "--format gguf: the ggml type of the quantized weights: q4_0, q4_1, q5_0, q5_1, q8_0"
+                        + " (blocks of 32), q4_k, q5_k, q6_k (blocks of 256), f16, bf16 or f32 (rtn); with gptq"
+                        + " --group-size 32: --bits 4 --sym gives q4_0, --bits 4 --asym q4_1, --bits 8 --sym q8_0")
+        String ggufType;
+
+        /** Refuses {@code --gguf-type} with another format. */
+        void requireUnset(String format) {
+            if (ggufType != null) {
+                throw new IllegalArgumentException(
+                        "--gguf-type applies to --format gguf only, not to --format " + format);
+            }
+        }
+    }
+
+    /** ggml's {@code GGML_QNT_VERSION}, which llama-quantize stores as {@code general.quantization_version}. */
+    static final int QUANTIZATION_VERSION = 2;
+
+    private final QuantizeCommand cmd;
+    private final Options options;
+
+    GgufOutput(QuantizeCommand cmd, Options options) {
+        this.cmd = cmd;
+        this.options = options;
+    }
+
+    /**
+     * A tensor of the output: quantized from {@code weight} ({@code [rows, cols]}, read when it is written), or kept as
+     * {@code keptType} with the bytes {@code kept} writes.
+     */
+    @SuppressWarnings("ArrayRecordComponent") // never compared
+    private record Item(
+            String name,
+            long[] ne,
+            int rows,
+            int cols,
+            Supplier<FloatMatrix> weight,
+            GgmlType keptType,
+            GgufWriter.TensorData kept) {}
+
+    Integer run() throws IOException {
+        String m = cmd.method.toLowerCase(Locale.ROOT);
+        boolean gptq = m.equals("gptq");
+        if (!m.equals("rtn") && !gptq) {
+            throw new IllegalArgumentException("--format gguf: --method " + cmd.method
+                    + " is not available; GGUF output uses ggml's reference quantizers (--method rtn) or GPTQ into"
+                    + " q4_0, q4_1, q8_0 (--method gptq)");
+        }
+        List<String> notForThisMethod = gptq
+                ? List.of("--signed", "--block-size", "--double-quant", "--act-order", "--static-groups")
+                : List.of(
+                        "--bits",
+                        "--group-size",
+                        "--asym",
+                        "--sym",
+                        "--signed",
+                        "--block-size",
+                        "--double-quant",
+                        "--calib",
+                        "--act-order",
+                        "--damp",
+                        "--static-groups");
+        for (String option : notForThisMethod) {
+            if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
+                throw new IllegalArgumentException(option + " does not apply to --format gguf --method " + m
+                        + (gptq
+                                ? ": ggml's blocks are 32 columns in order with FP16 scales"
+                                : ": the --gguf-type fixes the bits and the blocks"));
+            }
+        }
+        GgmlType type;
+        if (gptq) {
+            type = gptqType();
+            if (options.ggufType != null && GgmlType.byName(options.ggufType) != type) {
+                throw new IllegalArgumentException("--gguf-type " + options.ggufType + " does not match GPTQ's --bits "
+                        + cmd.bits + " --group-size " + cmd.groupSize + (isSym() ? " --sym" : " --asym") + ", which"
+                        + " write " + type);
+            }
+            if (cmd.calib == null) {
+                throw new IllegalArgumentException("gptq needs --calib X.npy, the calibration activations [n, in]");
+            }
+            if (cmd.damp != null && !(cmd.damp > 0 && Double.isFinite(cmd.damp))) {
+                throw new IllegalArgumentException("--damp " + cmd.damp + " must be a positive fraction of the mean "
+                        + "Hessian diagonal (for example 0.01)");
+            }
+        } else {
+            if (options.ggufType == null) {
+                throw new IllegalArgumentException("--format gguf needs --gguf-type " + GgmlType.quantizableNames());
+            }
+            type = GgmlType.byName(options.ggufType);
+            if (!type.quantizable()) {
+                throw new IllegalArgumentException(
+                        "--gguf-type " + options.ggufType + ": quant4j quantizes to " + GgmlType.quantizableNames());
+            }
+        }
+        WeightFiles.requireWritable(cmd.out, "gguf");
+        WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--in", cmd.in);
+        WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--calib", cmd.calib);
+        Pattern include = null;
+        if (cmd.include != null) {
+            try {
+                include = Pattern.compile(cmd.include);
+            } catch (PatternSyntaxException e) {
+                throw new IllegalArgumentException(
+                        "--include '" + cmd.include + "' is not a valid regular expression: " + e.getDescription());
+            }
+        }
+        this.type = type;
+        this.gptq = gptq;
+        List<Item> items = new ArrayList<>();
+        Map<String, GgufValue> metadata = new LinkedHashMap<>();
+        List<String> notices = new ArrayList<>();
+        if (WeightFiles.extension(cmd.in).equals("gguf")) {
+            WeightFiles.requireReadable(cmd.in);
+            // the tensors stay mapped while the output is written: one weight in memory at a time
+            try (Gguf g = Gguf.open(cmd.in)) {
+                metadata.putAll(g.metadata());
+                for (Gguf.TensorInfo t : g.tensors()) {
+                    boolean isFloat = t.type() == GgmlType.F32 || t.type() == GgmlType.F16 || t.type() == GgmlType.BF16;
+                    boolean matrix = t.ne().length >= 2 && isFloat;
+                    boolean pick = include != null
+                            ? include.matcher(t.name()).find()
+                            : matrix && t.name().endsWith("weight");
+                    if (pick && !matrix) {
+                        if (include == null || (t.type().quantizable() && !isFloat)) {
+                            notices.add("kept '" + t.name() + "' as " + t.type() + ": already quantized");
+                            pick = false;
+                        } else {
+                            throw new IllegalArgumentException(cmd.in + ": tensor '" + t.name() + "' matched by"
+                                    + " --include is not a float tensor of two or more dimensions (" + t.type()
+                                    + " ne" + Arrays.toString(t.ne()) + ")");
+                        }
+                    }
+                    if (pick) {
+                        if (t.rows() > Integer.MAX_VALUE || t.elements() > Integer.MAX_VALUE - 8) {
+                            throw new IllegalArgumentException(cmd.in + ": tensor '" + t.name() + "' has "
+                                    + t.elements() + " values, more than quant4j quantizes at once");
+                        }
+                        int rows = (int) t.rows();
+                        int cols = (int) t.rowLength();
+                        checkRow(t.name(), rows, cols, type);
+                        items.add(new Item(
+                                t.name(),
+                                t.ne(),
+                                rows,
+                                cols,
+                                () -> FloatMatrix.of(t.name(), rows, cols, g.readFloats(t.name()), 0),
+                                null,
+                                null));
+                    } else {
+                        items.add(new Item(
+                                t.name(), t.ne(), 0, 0, null, t.type(), out -> copy(g.segment(t.name()), out)));
+                    }
+                }
+                return emit(items, metadata, notices);
+            }
+        }
+        WeightFiles.Loaded loaded = WeightFiles.load(cmd.in, include, (name, shape) -> {
+            checkRow(name, shape[0], shape[1], type);
+            return null;
+        });
+        for (FloatMatrix w : loaded.tensors()) {
+            items.add(new Item(w.name(), new long[] {w.cols(), w.rows()}, w.rows(), w.cols(), () -> w, null, null));
+        }
+        for (PassThrough p : loaded.other()) {
+            items.add(new Item(
+                    p.name(),
+                    ne(p.name(), p.shape()),
+                    0,
+                    0,
+                    null,
+                    ggmlType(p.name(), p.dtype()),
+                    out -> out.write(p.bytes())));
+        }
+        return emit(items, metadata, notices);
+    }
+
+    private GgmlType type;
+    private boolean gptq;
+
+    /** Writes the output: metadata, then each tensor, the selected ones quantized as they are written. */
+    private Integer emit(List<Item> items, Map<String, GgufValue> metadata, List<String> notices) throws IOException {
+        PrintWriter pw = cmd.spec.commandLine().getOut();
+        PrintWriter err = cmd.spec.commandLine().getErr();
+        HessianAccumulator hessian = null;
+        if (gptq) {
+            FloatMatrix x =
+                    Npy.readMatrix(cmd.calib).named(cmd.calib.getFileName().toString());
+            for (Item it : items) {
+                if (it.weight() != null && it.cols() != x.cols()) {
+                    throw new IllegalArgumentException(
+                            "--calib " + cmd.calib + " has " + x.cols() + " columns, tensor '"
+                                    + it.name() + "' [" + it.rows() + ", " + it.cols() + "] has " + it.cols()
+                                    + " input features");
+                }
+            }
+            hessian = new HessianAccumulator(cmd.in.getFileName().toString(), x.cols());
+            hessian.add(x);
+        }
+        metadata.put("general.quantization_version", GgufValue.uint32(QUANTIZATION_VERSION));
+        metadata.put("general.file_type", GgufValue.uint32(fileType(type)));
+        GgufWriter writer = new GgufWriter().putAll(metadata);
+        int quantized = 0;
+        final HessianAccumulator h = hessian;
+        for (Item it : items) {
+            if (it.weight() == null) {
+                writer.addTensor(it.name(), it.ne(), it.keptType(), it.kept());
+            } else {
+                writer.addTensor(
+                        it.name(),
+                        it.ne(),
+                        type,
+                        out -> out.write(quantize(it.weight().get(), h, pw)));
+                quantized++;
+            }
+        }
+        for (String n : notices) {
+            err.println("quant: " + n);
+        }
+        writer.write(cmd.out);
+        pw.printf(
+                Locale.ROOT,
+                "wrote %s (%d quantized as %s, %d unchanged, %d metadata keys)%n",
+                cmd.out,
+                quantized,
+                type,
+                items.size() - quantized,
+                metadata.size());
+        return Quant.OK;
+    }
+
+    /** One weight in {@code type}, by ggml's reference quantizer or GPTQ; prints its error line. */
+    private byte[] quantize(FloatMatrix w, HessianAccumulator hessian, PrintWriter pw) {
+        byte[] q;
+        String extra = "";
+        try {
+            if (gptq) {
+                GgmlGptq.Result g = GgmlGptq.quantize(
+                        type, w, hessian, cmd.damp == null ? 0.01 : cmd.damp, ForkJoinPool.commonPool());
+                q = g.data();
+                FloatMatrix rtn = FloatMatrix.of(
+                        w.name(),
+                        w.rows(),
+                        w.cols(),
+                        GgmlQuants.dequantize(
+                                type, GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols()), w.rows(), w.cols()),
+                        0);
+                double signal = hessian.outputError(w, FloatMatrix.zeros(w.name(), w.rows(), w.cols()));
+                extra = String.format(
+                        Locale.ROOT,
+                        ", GPTQ relative output error %s (RTN %s)%s",
+                        relative(
+                                hessian.outputError(
+                                        w, FloatMatrix.of(w.name(), w.rows(), w.cols(), g.dequantized(), 0)),
+                                signal),
+                        relative(hessian.outputError(w, rtn), signal),
+                        g.deadColumns() > 0
+                                ? ", " + g.deadColumns() + " of " + w.cols() + " input features never activated"
+                                : "");
+            } else {
+                q = GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols());
+            }
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
+        }
+        FloatMatrix back =
+                FloatMatrix.of(w.name(), w.rows(), w.cols(), GgmlQuants.dequantize(type, q, w.rows(), w.cols()), 0);
+        ErrorMetrics e = ErrorMetrics.compare(w, back);
+        pw.printf(
+                Locale.ROOT,
+                "%s [%d x %d] %s%s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s%n",
+                w.name(),
+                w.rows(),
+                w.cols(),
+                type,
+                gptq ? " gptq" : "",
+                8.0 * q.length / ((double) w.rows() * w.cols()),
+                e.mse(),
+                e.sqnrDb(),
+                extra);
+        return q;
+    }
+
+    /** Copies a mapped tensor to {@code out} in chunks (tensors may be larger than an array). */
+    private static void copy(MemorySegment seg, OutputStream out) throws IOException {
+        long size = seg.byteSize();
+        for (long off = 0; off < size; off += 1 << 20) {
+            long n = Math.min(1 << 20, size - off);
+            out.write(seg.asSlice(off, n).toArray(ValueLayout.JAVA_BYTE));
+        }
+    }
+
+    private boolean isSym() {
+        return cmd.symmetry != null && cmd.symmetry.sym;
+    }
+
+    /** The ggml type GPTQ's {@code --bits}, {@code --group-size} and {@code --sym}/{@code --asym} write. */
+    private GgmlType gptqType() {
+        boolean sym = isSym();
+        if (cmd.groupSize == 32 && cmd.bits == 4) {
+            return sym ? GgmlType.Q4_0 : GgmlType.Q4_1;
+        }
+        if (cmd.groupSize == 32 && cmd.bits == 8 && sym) {
+            return GgmlType.Q8_0;
+        }
+        throw new IllegalArgumentException("--format gguf --method gptq: --bits " + cmd.bits + " --group-size "
+                + cmd.groupSize + (sym ? " --sym" : " --asym") + " has no ggml type; GPTQ writes q4_0 (--bits 4"
+                + " --group-size 32 --sym), q4_1 (--bits 4 --group-size 32 --asym) or q8_0 (--bits 8 --group-size 32"
+                + " --sym)");
+    }
+
+    private static String relative(double error, double signal) {
+        return signal > 0 ? String.format(Locale.ROOT, "%.4g", Math.sqrt(error / signal)) : "n/a";
+    }
+
+    /** A row of {@code cols} values must be whole blocks of {@code type}; the error names the types that fit. */
+    static void checkRow(String name, int rows, int cols, GgmlType type) {
+        if (cols % type.blockSize() != 0) {
+            String fit = GgmlType.quantizableTypes().stream()
+                    .filter(t -> cols % t.blockSize() == 0)
+                    .map(t -> t.ggmlName().toLowerCase(Locale.ROOT))
+                    .collect(Collectors.joining(", "));
+            throw new IllegalArgumentException("tensor '" + name + "' [" + rows + ", " + cols + "]: its rows of "
+                    + cols + " input features are not a multiple of the " + type + " block size " + type.blockSize()
+                    + "; --gguf-type that fit: " + fit);
+        }
+    }
+
+    /** A row-major shape as GGUF extents, fastest first. */
+    private static long[] ne(String name, long[] shape) {
+        if (shape.length > Gguf.MAX_DIMS) {
+            throw new IllegalArgumentException("tensor '" + name + "' has " + shape.length + " dimensions "
+                    + Arrays.toString(shape) + "; GGUF holds at most " + Gguf.MAX_DIMS);
+        }
+        if (shape.length == 0) {
+            return new long[] {1};
+        }
+        long[] ne = new long[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            ne[i] = shape[shape.length - 1 - i];
+        }
+        return ne;
+    }
+
+    /** The GGUF type of a tensor kept as it is. */
+    private static GgmlType ggmlType(String name, DType dtype) {
+        return switch (dtype) {
+            case F32 -> GgmlType.F32;
+            case F16 -> GgmlType.F16;
+            case BF16 -> GgmlType.BF16;
+            case F64 -> GgmlType.F64;
+            case I64 -> GgmlType.I64;
+            case I32 -> GgmlType.I32;
+            case I16 -> GgmlType.I16;
+            case I8 -> GgmlType.I8;
+            default ->
+                throw new IllegalArgumentException("tensor '" + name + "' is " + dtype
+                        + ", which GGUF has no type for (it holds F64, F32, F16, BF16, I64, I32, I16 and I8)");
+        };
+    }
+
+    /** llama.cpp's {@code general.file_type} ({@code enum llama_ftype}) for a file whose weights are all {@code t}. */
+    static int fileType(GgmlType t) {
+        return switch (t) {
+            case F32 -> 0; // LLAMA_FTYPE_ALL_F32
+            case F16 -> 1; // LLAMA_FTYPE_MOSTLY_F16
+            case Q4_0 -> 2;
+            case Q4_1 -> 3;
+            case Q8_0 -> 7;
+            case Q5_0 -> 8;
+            case Q5_1 -> 9;
+            case Q4_K -> 14; // LLAMA_FTYPE_MOSTLY_Q4_K_S: q4_K for all tensors
+            case Q5_K -> 16; // LLAMA_FTYPE_MOSTLY_Q5_K_S
+            case Q6_K -> 18;
+            case BF16 -> 32;
+            default -> throw new IllegalArgumentException("no llama.cpp file type for " + t);
+        };
+    }
+}
