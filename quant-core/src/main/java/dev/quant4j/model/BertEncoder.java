@@ -190,14 +190,14 @@ public final class BertEncoder {
         List<Layer> out = new ArrayList<>();
         for (Layer l : layers) {
             out.add(new Layer(
-                    pick(l.query, left),
-                    pick(l.key, left),
-                    pick(l.value, left),
-                    pick(l.attentionOutput, left),
+                    Replacements.pick(l.query, left),
+                    Replacements.pick(l.key, left),
+                    Replacements.pick(l.value, left),
+                    Replacements.pick(l.attentionOutput, left),
                     l.ln1Weight,
                     l.ln1Bias,
-                    pick(l.intermediate, left),
-                    pick(l.output, left),
+                    Replacements.pick(l.intermediate, left),
+                    Replacements.pick(l.output, left),
                     l.ln2Weight,
                     l.ln2Bias));
         }
@@ -206,18 +206,6 @@ public final class BertEncoder {
         }
         return new BertEncoder(
                 source, hidden, heads, wordEmbeddings, positionEmbeddings, tokenType0, embLnWeight, embLnBias, out);
-    }
-
-    private static Linear pick(Linear old, Map<String, Linear> left) {
-        Linear r = left.remove(old.name());
-        if (r == null) {
-            return old;
-        }
-        if (r.inFeatures() != old.inFeatures() || r.outFeatures() != old.outFeatures()) {
-            throw new IllegalArgumentException("replacement for '" + old.name() + "' is " + r.outFeatures() + "x"
-                    + r.inFeatures() + ", the layer is " + old.outFeatures() + "x" + old.inFeatures());
-        }
-        return r;
     }
 
     /** The sentence embedding of token ids ({@code [CLS] ... [SEP]}): mean of the last hidden states, unit length. */

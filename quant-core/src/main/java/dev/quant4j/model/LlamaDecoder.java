@@ -217,31 +217,19 @@ public final class LlamaDecoder {
         for (Block b : blocks) {
             out.add(new Block(
                     b.attentionNorm,
-                    pick(b.q, left),
-                    pick(b.k, left),
-                    pick(b.v, left),
-                    pick(b.o, left),
+                    Replacements.pick(b.q, left),
+                    Replacements.pick(b.k, left),
+                    Replacements.pick(b.v, left),
+                    Replacements.pick(b.o, left),
                     b.mlpNorm,
-                    pick(b.gate, left),
-                    pick(b.up, left),
-                    pick(b.down, left)));
+                    Replacements.pick(b.gate, left),
+                    Replacements.pick(b.up, left),
+                    Replacements.pick(b.down, left)));
         }
         if (!left.isEmpty()) {
             throw new IllegalArgumentException(source + ": no linear layer named " + left.keySet());
         }
         return new LlamaDecoder(source, config, embedding, out, finalNorm, head, pool);
-    }
-
-    private static Linear pick(Linear old, Map<String, Linear> left) {
-        Linear r = left.remove(old.name());
-        if (r == null) {
-            return old;
-        }
-        if (r.inFeatures() != old.inFeatures() || r.outFeatures() != old.outFeatures()) {
-            throw new IllegalArgumentException("replacement for '" + old.name() + "' is " + r.outFeatures() + "x"
-                    + r.inFeatures() + ", the layer is " + old.outFeatures() + "x" + old.inFeatures());
-        }
-        return r;
     }
 
     /** A cache for one sequence of up to {@code capacity} tokens (at most the model's {@code maxSeqLen}). */
