@@ -29,7 +29,11 @@ mkdir -p "$core/target/fuzz"
 (cd "$root" && mvn -B -q -pl quant-core test-compile dependency:build-classpath -Dmdep.includeScope=test \
     -Dmdep.outputFile="$core/target/fuzz/classpath" >"$core/target/fuzz/build.log" 2>&1) \
     || { cat "$core/target/fuzz/build.log" >&2; exit 1; }
-cp="$core/target/test-classes:$core/target/classes:$(cat "$core/target/fuzz/classpath")"
+# the campaigns run on a copy of the classes, so that a build during a campaign cannot pull them from under it
+rm -rf "$core/target/fuzz/classes" "$core/target/fuzz/test-classes"
+cp -r "$core/target/classes" "$core/target/fuzz/classes"
+cp -r "$core/target/test-classes" "$core/target/fuzz/test-classes"
+cp="$core/target/fuzz/test-classes:$core/target/fuzz/classes:$(cat "$core/target/fuzz/classpath")"
 
 status=0
 for t in "${targets[@]}"; do
