@@ -145,7 +145,7 @@ public final class Json {
         while (true) {
             char c = next();
             if (c == '"') {
-                return b.toString();
+                return requirePairedSurrogates(b);
             }
             if (c == '\\') {
                 char e = next();
@@ -177,6 +177,23 @@ public final class Json {
         }
     }
 
+    /**
+     * The string, unless an escape left half of a surrogate pair alone: such a string has no UTF-8 form, so
+     * a name holding one could not be written back (serde_json, which the safetensors and tokenizers crates use,
+     * refuses it too).
+     */
+    private String requirePairedSurrogates(StringBuilder b) {
+        for (int i = 0; i < b.length(); i++) {
+            char c = b.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < b.length() && Character.isLowSurrogate(b.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw error(String.format("unpaired surrogate \\u%04x in a string", (int) c));
+            }
+        }
+        return b.toString();
+    }
+
     private Object number() {
         int start = pos;
         if (peek() == '-') {
@@ -195,11 +212,16 @@ public final class Json {
             }
         }
         String t = s.substring(start, pos);
+        Object v;
         try {
-            return integral ? (Object) Long.parseLong(t) : (Object) Double.parseDouble(t);
+            v = integral ? (Object) Long.parseLong(t) : (Object) Double.parseDouble(t);
         } catch (NumberFormatException e) {
             throw error("bad number '" + t + "'");
         }
+        if (v instanceof Double d && d.isInfinite()) {
+            throw error("number '" + t + "' is out of range");
+        }
+        return v;
     }
 
     private char peek() {
@@ -257,6 +279,8 @@ public final class Json {
             b.append("null");
         } else if (v instanceof String str) {
             b.append(quote(str));
+        } else if (v instanceof Double d && !Double.isFinite(d)) {
+            throw new IllegalArgumentException("cannot write " + d + " as JSON");
         } else if (v instanceof Number || v instanceof Boolean) {
             b.append(v);
         } else if (v instanceof Map<?, ?> m) {

@@ -110,8 +110,15 @@ final class OnnxRewriter {
                     throw model.error("two graphs");
                 }
                 graphSeen = true;
-                ProtoReader graph = model.nested("GraphProto", model.readLength());
-                out.writeMessage(7, rewriteGraph(source, graph, edit));
+                int length = model.readLength();
+                int body = model.position();
+                ProtoWriter graph = rewriteGraph(source, model.nested("GraphProto", length), edit);
+                if (graph.contentEquals(bytes, body, body + length)) {
+                    // unchanged: the field as it was, its key and length too (a writer may encode them in more bytes)
+                    out.writeRaw(bytes, start, model.position() - start);
+                } else {
+                    out.writeMessage(7, graph);
+                }
             } else {
                 model.skip((int) (key & 7));
                 out.writeRaw(bytes, start, model.position() - start);

@@ -29,6 +29,11 @@ final class ProtoWriter {
         return Arrays.copyOf(buf, size);
     }
 
+    /** Whether what was written equals {@code bytes[from, to)}. */
+    boolean contentEquals(byte[] bytes, int from, int to) {
+        return Arrays.equals(buf, 0, size, bytes, from, to);
+    }
+
     private void ensure(int more) {
         long need = (long) size + more;
         if (need > Integer.MAX_VALUE - 8) {

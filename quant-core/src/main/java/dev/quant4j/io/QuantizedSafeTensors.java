@@ -122,6 +122,17 @@ public final class QuantizedSafeTensors {
             List<PassThrough> other,
             Set<String> transposed)
             throws IOException {
+        writer(weights, method, other, transposed).write(path);
+    }
+
+    /** The bytes {@link #write(Path, List, String, List, Set)} writes. */
+    public static byte[] toBytes(
+            List<? extends QuantizedWeight> weights, String method, List<PassThrough> other, Set<String> transposed) {
+        return writer(weights, method, other, transposed).toBytes();
+    }
+
+    private static SafeTensorsWriter writer(
+            List<? extends QuantizedWeight> weights, String method, List<PassThrough> other, Set<String> transposed) {
         SafeTensorsWriter w = new SafeTensorsWriter().metadata(FORMAT_KEY, FORMAT_VERSION);
         Set<String> names = new HashSet<>();
         for (QuantizedWeight q : weights) {
@@ -144,7 +155,7 @@ public final class QuantizedSafeTensors {
         for (PassThrough p : other) {
             w.add(p.name(), p.dtype(), p.shape(), p.bytes());
         }
-        w.write(path);
+        return w;
     }
 
     /** The fields every kind of weight has, after its scheme's, then the metadata entry itself. */
@@ -219,58 +230,66 @@ public final class QuantizedSafeTensors {
      */
     public static Content read(Path path) throws IOException {
         try (SafeTensors st = SafeTensors.open(path)) {
-            String source = path.toString();
-            if (!FORMAT_VERSION.equals(st.metadata().get(FORMAT_KEY))) {
-                throw new MalformedTensorFileException(source + ": not a quant4j quantized file (metadata " + FORMAT_KEY
-                        + " is " + st.metadata().get(FORMAT_KEY) + ", expected " + FORMAT_VERSION + ")");
-            }
-            Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
-            Map<String, String> methods = new LinkedHashMap<>();
-            Set<String> transposed = new LinkedHashSet<>();
-            List<String> owned = new ArrayList<>();
-            for (Map.Entry<String, String> m : st.metadata().entrySet()) {
-                if (!m.getKey().startsWith(TENSOR_KEY_PREFIX)) {
-                    continue;
-                }
-                String name = m.getKey().substring(TENSOR_KEY_PREFIX.length());
-                try {
-                    if (!(Json.parse(m.getValue()) instanceof Map<?, ?> meta)) {
-                        throw new IllegalArgumentException("metadata is not a JSON object");
-                    }
-                    methods.put(name, String.valueOf(meta.get("method")));
-                    Object layout = meta.get(SOURCE_LAYOUT);
-                    if (IN_OUT.equals(layout)) {
-                        transposed.add(name);
-                    } else if (layout != null && !"out_in".equals(layout)) {
-                        throw new IllegalArgumentException(
-                                "unknown " + SOURCE_LAYOUT + " '" + layout + "' (expected out_in or in_out)");
-                    }
-                    if ("codebook".equals(meta.get("scheme"))) {
-                        weights.put(name, readCodebookTensor(st, name, meta));
-                        owned.addAll(List.of(name + ABSMAX, name + ABSMAX_CODES, name + ABSMAX2, name + ABSMAX_OFFSET));
-                    } else {
-                        weights.put(name, readTensor(st, name, meta));
-                        owned.add(name + SCALES);
-                        owned.add(name + ZEROS);
-                        owned.add(name + G_IDX);
-                        owned.add(name + AWQ_SCALES);
-                    }
-                } catch (MalformedTensorFileException e) {
-                    throw e;
-                } catch (IllegalArgumentException | ClassCastException | NullPointerException e) {
-                    throw new MalformedTensorFileException(
-                            source + ": quantized tensor '" + name + "': " + e.getMessage(), e);
-                }
-                owned.add(name + CODES);
-            }
-            List<PassThrough> other = new ArrayList<>();
-            for (SafeTensors.Entry e : st.entries().values()) {
-                if (!owned.contains(e.name())) {
-                    other.add(new PassThrough(e.name(), e.dtype(), e.shape(), st.readBytes(e.name())));
-                }
-            }
-            return new Content(weights, methods, transposed, other);
+            return read(st, path.toString());
         }
+    }
+
+    /** As {@link #read(Path)}, from the bytes of a file; {@code source} names them in messages. */
+    public static Content parse(byte[] bytes, String source) {
+        return read(SafeTensors.parse(bytes, source), source);
+    }
+
+    private static Content read(SafeTensors st, String source) {
+        if (!FORMAT_VERSION.equals(st.metadata().get(FORMAT_KEY))) {
+            throw new MalformedTensorFileException(source + ": not a quant4j quantized file (metadata " + FORMAT_KEY
+                    + " is " + st.metadata().get(FORMAT_KEY) + ", expected " + FORMAT_VERSION + ")");
+        }
+        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+        Map<String, String> methods = new LinkedHashMap<>();
+        Set<String> transposed = new LinkedHashSet<>();
+        List<String> owned = new ArrayList<>();
+        for (Map.Entry<String, String> m : st.metadata().entrySet()) {
+            if (!m.getKey().startsWith(TENSOR_KEY_PREFIX)) {
+                continue;
+            }
+            String name = m.getKey().substring(TENSOR_KEY_PREFIX.length());
+            try {
+                if (!(Json.parse(m.getValue()) instanceof Map<?, ?> meta)) {
+                    throw new IllegalArgumentException("metadata is not a JSON object");
+                }
+                methods.put(name, String.valueOf(meta.get("method")));
+                Object layout = meta.get(SOURCE_LAYOUT);
+                if (IN_OUT.equals(layout)) {
+                    transposed.add(name);
+                } else if (layout != null && !"out_in".equals(layout)) {
+                    throw new IllegalArgumentException(
+                            "unknown " + SOURCE_LAYOUT + " '" + layout + "' (expected out_in or in_out)");
+                }
+                if ("codebook".equals(meta.get("scheme"))) {
+                    weights.put(name, readCodebookTensor(st, name, meta));
+                    owned.addAll(List.of(name + ABSMAX, name + ABSMAX_CODES, name + ABSMAX2, name + ABSMAX_OFFSET));
+                } else {
+                    weights.put(name, readTensor(st, name, meta));
+                    owned.add(name + SCALES);
+                    owned.add(name + ZEROS);
+                    owned.add(name + G_IDX);
+                    owned.add(name + AWQ_SCALES);
+                }
+            } catch (MalformedTensorFileException e) {
+                throw e;
+            } catch (IllegalArgumentException | ClassCastException | NullPointerException e) {
+                throw new MalformedTensorFileException(
+                        source + ": quantized tensor '" + name + "': " + e.getMessage(), e);
+            }
+            owned.add(name + CODES);
+        }
+        List<PassThrough> other = new ArrayList<>();
+        for (SafeTensors.Entry e : st.entries().values()) {
+            if (!owned.contains(e.name())) {
+                other.add(new PassThrough(e.name(), e.dtype(), e.shape(), st.readBytes(e.name())));
+            }
+        }
+        return new Content(weights, methods, transposed, other);
     }
 
     private static void requireUnique(Set<String> names, String name) {

@@ -80,6 +80,15 @@ public final class WordPieceTokenizer {
                 }
             }
         }
+        for (String s : specials) {
+            // split out of the text before normalization and encoded by their vocabulary id
+            if (s.isEmpty()) {
+                throw error("added_tokens has a special token with an empty content");
+            }
+            if (!vocab.containsKey(s)) {
+                throw error("added_tokens: special token '" + s + "' is not in the vocabulary");
+            }
+        }
         this.cls = id("[CLS]");
         this.sep = id("[SEP]");
         id(unk);

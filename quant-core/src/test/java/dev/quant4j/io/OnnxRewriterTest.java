@@ -18,6 +18,11 @@ class OnnxRewriterTest {
         byte[] real = OnnxModelTest.realModel();
         assertThat(OnnxRewriter.rewrite("minilm", real, new OnnxRewriter.Edit()))
                 .isEqualTo(real);
+        // found by OnnxModelFuzzTest: a graph whose length is encoded in more bytes than needed (0x80 0x00 for 0),
+        // which protobuf allows, came back with the shortest encoding
+        byte[] longLength = {(byte) 0xa0, 0x6f, 0x04, 0x3a, (byte) 0x80, 0x00};
+        assertThat(OnnxRewriter.rewrite("long", longLength, new OnnxRewriter.Edit()))
+                .isEqualTo(longLength);
     }
 
     /** A domain already imported is not imported twice; an empty graph still takes added initializers. */

@@ -116,4 +116,13 @@ class SafeTensorsTest {
                 .hasMessageContaining("tensor 'w'")
                 .hasMessageContaining("out of range");
     }
+
+    @Test
+    void aNameWithAnUnpairedSurrogateIsRefusedBecauseItCannotBeWrittenBack() {
+        byte[] f = file("{\"\\ud800\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1);
+        assertThatThrownBy(() -> SafeTensors.parse(f, "u.safetensors"))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessage(
+                        "u.safetensors: header: invalid JSON at character 9: unpaired surrogate \\ud800 in a string");
+    }
 }

@@ -172,5 +172,18 @@ class WordPieceTokenizerTest {
                 .hasMessageStartingWith("t.json: invalid JSON");
         assertThatThrownBy(() -> WordPieceTokenizer.parse("t.json", json.replace("\"[CLS]\": 101", "\"[CLS]\": 100")))
                 .hasMessageContaining("has id 100 (ids must be 0..30521, each once)");
+        // found by TokenizerJsonFuzzTest: encode failed with a NullPointerException, and an empty special token
+        // (found reading the code) made tokenize loop for ever
+        assertThatThrownBy(() -> WordPieceTokenizer.parse(
+                        "t.json", json.replaceFirst("\"content\":\\s*\"\\[MASK\\]\"", "\"content\": \"[MASK2]\"")))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessage("t.json: added_tokens: special token '[MASK2]' is not in the vocabulary");
+        assertThatThrownBy(() -> WordPieceTokenizer.parse(
+                        "t.json", json.replaceFirst("\"content\":\\s*\"\\[MASK\\]\"", "\"content\": \"\"")))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessage("t.json: added_tokens has a special token with an empty content");
+        assertThatThrownBy(() -> WordPieceTokenizer.parse("t.json", "{\"truncation\": {\"max_length\": 1e999}}"))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessage("t.json: invalid JSON at character 35: number '1e999' is out of range");
     }
 }
