@@ -69,38 +69,62 @@ public record Llama2cCheckpoint(String source, Header header, Map<String, FloatM
 
     /** Reads a whole checkpoint; every size is checked against the header before anything is read. */
     public static Llama2cCheckpoint read(Path path) throws IOException {
-        String source = path.getFileName().toString();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-            long size = ch.size();
-            if (size < HEADER_BYTES) {
-                throw new MalformedTensorFileException(
-                        source + ": " + size + " bytes, shorter than the 28-byte llama2.c header");
-            }
-            ByteBuffer hb = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-            readFully(ch, hb, 0, source);
-            Header header = header(source, hb.flip(), size);
-            Map<String, FloatMatrix> tensors = new LinkedHashMap<>();
-            Reader r = new Reader(ch, source);
-            int dim = header.dim();
-            int kvDim = header.kvDim();
-            int hidden = header.hiddenDim();
-            tensors.put("model.embed_tokens.weight", r.matrix("model.embed_tokens.weight", header.vocabSize(), dim));
-            r.perLayer(tensors, header.layers(), "input_layernorm.weight", 1, dim);
-            r.perLayer(tensors, header.layers(), "self_attn.q_proj.weight", dim, dim);
-            r.perLayer(tensors, header.layers(), "self_attn.k_proj.weight", kvDim, dim);
-            r.perLayer(tensors, header.layers(), "self_attn.v_proj.weight", kvDim, dim);
-            r.perLayer(tensors, header.layers(), "self_attn.o_proj.weight", dim, dim);
-            r.perLayer(tensors, header.layers(), "post_attention_layernorm.weight", 1, dim);
-            r.perLayer(tensors, header.layers(), "mlp.gate_proj.weight", hidden, dim);
-            r.perLayer(tensors, header.layers(), "mlp.down_proj.weight", dim, hidden);
-            r.perLayer(tensors, header.layers(), "mlp.up_proj.weight", hidden, dim);
-            tensors.put("model.norm.weight", r.matrix("model.norm.weight", 1, dim));
-            r.skip((long) header.seqLen() * header.headSize() * Float.BYTES);
-            if (!header.sharedClassifier()) {
-                tensors.put("lm_head.weight", r.matrix("lm_head.weight", header.vocabSize(), dim));
-            }
-            return new Llama2cCheckpoint(source, header, Collections.unmodifiableMap(tensors));
+            return read(path.getFileName().toString(), ch.size(), ch::read);
         }
+    }
+
+    /** {@link #read(Path)} of a checkpoint held in memory; {@code source} names it in messages. */
+    public static Llama2cCheckpoint parse(byte[] bytes, String source) {
+        try {
+            return read(source, bytes.length, (dst, pos) -> {
+                if (pos >= bytes.length) {
+                    return -1;
+                }
+                int n = (int) Math.min(dst.remaining(), bytes.length - pos);
+                dst.put(bytes, (int) pos, n);
+                return n;
+            });
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e); // reading memory does not fail
+        }
+    }
+
+    /** Reads bytes at a position, as {@link FileChannel#read(ByteBuffer, long)}: -1 at the end. */
+    @FunctionalInterface
+    private interface PositionalReader {
+        int read(ByteBuffer dst, long position) throws IOException;
+    }
+
+    private static Llama2cCheckpoint read(String source, long size, PositionalReader ch) throws IOException {
+        if (size < HEADER_BYTES) {
+            throw new MalformedTensorFileException(
+                    source + ": " + size + " bytes, shorter than the 28-byte llama2.c header");
+        }
+        ByteBuffer hb = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        readFully(ch, hb, 0, source);
+        Header header = header(source, hb.flip(), size);
+        Map<String, FloatMatrix> tensors = new LinkedHashMap<>();
+        Reader r = new Reader(ch, source);
+        int dim = header.dim();
+        int kvDim = header.kvDim();
+        int hidden = header.hiddenDim();
+        tensors.put("model.embed_tokens.weight", r.matrix("model.embed_tokens.weight", header.vocabSize(), dim));
+        r.perLayer(tensors, header.layers(), "input_layernorm.weight", 1, dim);
+        r.perLayer(tensors, header.layers(), "self_attn.q_proj.weight", dim, dim);
+        r.perLayer(tensors, header.layers(), "self_attn.k_proj.weight", kvDim, dim);
+        r.perLayer(tensors, header.layers(), "self_attn.v_proj.weight", kvDim, dim);
+        r.perLayer(tensors, header.layers(), "self_attn.o_proj.weight", dim, dim);
+        r.perLayer(tensors, header.layers(), "post_attention_layernorm.weight", 1, dim);
+        r.perLayer(tensors, header.layers(), "mlp.gate_proj.weight", hidden, dim);
+        r.perLayer(tensors, header.layers(), "mlp.down_proj.weight", dim, hidden);
+        r.perLayer(tensors, header.layers(), "mlp.up_proj.weight", hidden, dim);
+        tensors.put("model.norm.weight", r.matrix("model.norm.weight", 1, dim));
+        r.skip((long) header.seqLen() * header.headSize() * Float.BYTES);
+        if (!header.sharedClassifier()) {
+            tensors.put("lm_head.weight", r.matrix("lm_head.weight", header.vocabSize(), dim));
+        }
+        return new Llama2cCheckpoint(source, header, Collections.unmodifiableMap(tensors));
     }
 
     private static Header header(String source, ByteBuffer b, long fileSize) {
@@ -157,7 +181,7 @@ public record Llama2cCheckpoint(String source, Header header, Map<String, FloatM
         }
     }
 
-    private static void readFully(FileChannel ch, ByteBuffer b, long pos, String source) throws IOException {
+    private static void readFully(PositionalReader ch, ByteBuffer b, long pos, String source) throws IOException {
         while (b.hasRemaining()) {
             int n = ch.read(b, pos);
             if (n < 0) {
@@ -169,11 +193,11 @@ public record Llama2cCheckpoint(String source, Header header, Map<String, FloatM
 
     /** Reads tensors one after the other. */
     private static final class Reader {
-        private final FileChannel ch;
+        private final PositionalReader ch;
         private final String source;
         private long pos = HEADER_BYTES;
 
-        Reader(FileChannel ch, String source) {
+        Reader(PositionalReader ch, String source) {
             this.ch = ch;
             this.source = source;
         }
