@@ -2,8 +2,6 @@ package dev.quant4j.cli;
 
 import dev.quant4j.cli.eval.DecoderEval;
 import dev.quant4j.io.AtomicFiles;
-import dev.quant4j.io.Llama2cCheckpoint;
-import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.model.TokenSampler;
 import dev.quant4j.pipeline.DecoderQuantizer.Setting;
@@ -32,11 +30,6 @@ final class DecoderEvalRun {
 
     static int run(EvalCommand c, Pattern select, int threads) throws Exception {
         String file = c.model.getFileName().toString();
-        boolean folder = Files.isDirectory(c.model);
-        if (!folder && !file.endsWith(".bin")) {
-            throw new IllegalArgumentException(
-                    "--model " + c.model + ": expected a llama2.c checkpoint (.bin) or a Hugging Face model folder");
-        }
         if (c.calibSample < 1 || c.evalSample < 1 || c.seqLen < 2) {
             throw new IllegalArgumentException("--calib-sample and --eval-sample must be at least 1 and --seq-len at"
                     + " least 2, got " + c.calibSample + ", " + c.evalSample + ", " + c.seqLen);
@@ -45,9 +38,7 @@ final class DecoderEvalRun {
         PrintWriter err = c.spec.commandLine().getErr();
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
-            LlamaDecoder fp32 = folder
-                    ? HuggingFaceLlama.read(c.model, pool)
-                    : LlamaDecoder.fromLlama2c(Llama2cCheckpoint.read(c.model), pool);
+            LlamaDecoder fp32 = LlamaDecoder.read(c.model, pool);
             if (c.seqLen > fp32.config().maxSeqLen()) {
                 throw new IllegalArgumentException("--seq-len " + c.seqLen + ": " + file + " takes at most "
                         + fp32.config().maxSeqLen() + " tokens");

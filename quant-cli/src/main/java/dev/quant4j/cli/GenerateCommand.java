@@ -1,7 +1,5 @@
 package dev.quant4j.cli;
 
-import dev.quant4j.io.Llama2cCheckpoint;
-import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.model.TokenSampler;
 import dev.quant4j.pipeline.DecoderQuantizer;
@@ -10,7 +8,6 @@ import dev.quant4j.pipeline.DecoderQuantizer.Setting;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -100,9 +97,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         ForkJoinPool pool = new ForkJoinPool(nThreads);
         try {
-            LlamaDecoder fp32 = Files.isDirectory(model)
-                    ? HuggingFaceLlama.read(model, pool)
-                    : LlamaDecoder.fromLlama2c(Llama2cCheckpoint.read(model), pool);
+            LlamaDecoder fp32 = LlamaDecoder.read(model, pool);
             int total = prompt.length + steps;
             if (total > fp32.config().maxSeqLen()) {
                 throw new IllegalArgumentException(prompt.length + " prompt tokens and --steps " + steps
@@ -143,10 +138,8 @@ final class GenerateCommand implements Callable<Integer> {
     private int[] continueTokens(LlamaDecoder model, int[] prompt, int steps) {
         LlamaDecoder.KvCache cache = model.newCache(prompt.length + steps);
         FloatMatrix logits = model.forward(prompt, cache, null);
-        float[] last = Arrays.copyOfRange(
-                logits.array(),
-                logits.rowOffset(prompt.length - 1),
-                logits.rowOffset(0) + prompt.length * logits.cols());
+        int lastRow = logits.rowOffset(prompt.length - 1);
+        float[] last = Arrays.copyOfRange(logits.array(), lastRow, lastRow + logits.cols());
         SplittableRandom random = new SplittableRandom(seed);
         int[] out = new int[steps];
         for (int s = 0; s < steps; s++) {

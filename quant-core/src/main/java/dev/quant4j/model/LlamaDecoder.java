@@ -3,6 +3,9 @@ package dev.quant4j.model;
 import dev.quant4j.io.Llama2cCheckpoint;
 import dev.quant4j.linalg.Parallel;
 import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -142,6 +145,23 @@ public final class LlamaDecoder {
                 RopeLayout.INTERLEAVED,
                 h.sharedClassifier());
         return of(checkpoint.source(), config, checkpoint.tensors(), pool);
+    }
+
+    /**
+     * The decoder stored at {@code path}: a Hugging Face model folder ({@link HuggingFaceLlama}) or a llama2.c
+     * checkpoint ({@code .bin}, {@link Llama2cCheckpoint}).
+     *
+     * @throws IllegalArgumentException for any other path, naming it
+     */
+    public static LlamaDecoder read(Path path, ForkJoinPool pool) throws IOException {
+        if (Files.isDirectory(path)) {
+            return HuggingFaceLlama.read(path, pool);
+        }
+        if (path.getFileName() == null || !path.getFileName().toString().endsWith(".bin")) {
+            throw new IllegalArgumentException(
+                    path + ": expected a llama2.c checkpoint (.bin) or a Hugging Face model folder");
+        }
+        return fromLlama2c(Llama2cCheckpoint.read(path), pool);
     }
 
     /** {@code run.c}'s rotary base. */

@@ -173,7 +173,7 @@ public final class DecoderQuantizer {
                         ? new BlockwiseQuantizer(CodebookScheme.nf4(setting.groupSize())).quantize(w)
                         : new RtnQuantizer(scheme, pool).quantize(w);
                 String schemeText = setting.method() == Method.NF4 ? q.scheme().toString() : scheme.toString();
-                put(l, d, q, weights, replaced);
+                put(d, q, weights, replaced);
                 reports.add(new LayerReport(l.name(), schemeText, Double.NaN, Double.NaN, false));
             }
             if (blocksDone != null) {
@@ -255,7 +255,7 @@ public final class DecoderQuantizer {
                 QuantizedWeight q = new Awq(config, pool)
                         .quantize(weightOf(d), stats.get(l.name()))
                         .tensor();
-                put(l, d, q, weights, replaced);
+                put(d, q, weights, replaced);
                 reports.add(new LayerReport(l.name(), config.scheme().toString(), Double.NaN, Double.NaN, false));
             }
             if (blocksDone != null) {
@@ -308,7 +308,7 @@ public final class DecoderQuantizer {
         double gErr = h.outputError(w, g.dequantize());
         double rErr = h.outputError(w, r.dequantize());
         boolean keepRtn = rErr < gErr;
-        put(d, d, keepRtn ? r : g, weights, replaced);
+        put(d, keepRtn ? r : g, weights, replaced);
         return new LayerReport(d.name(), scheme.toString(), gErr, rErr, keepRtn);
     }
 
@@ -326,12 +326,8 @@ public final class DecoderQuantizer {
     }
 
     private void put(
-            Linear l,
-            Linear.Dense d,
-            QuantizedWeight q,
-            Map<String, QuantizedWeight> weights,
-            Map<String, Linear> replaced) {
-        weights.put(l.name() + ".weight", q);
-        replaced.put(l.name(), Linear.quantized(l.name(), QuantizedLinear.of(q, d.bias(), pool)));
+            Linear.Dense d, QuantizedWeight q, Map<String, QuantizedWeight> weights, Map<String, Linear> replaced) {
+        weights.put(d.name() + ".weight", q);
+        replaced.put(d.name(), Linear.quantized(d.name(), QuantizedLinear.of(q, d.bias(), pool)));
     }
 }

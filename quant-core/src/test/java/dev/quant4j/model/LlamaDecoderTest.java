@@ -221,6 +221,17 @@ public class LlamaDecoderTest {
     }
 
     @Test
+    void readTakesAFolderOrABinAndNamesAnythingElse() throws Exception {
+        LlamaDecoder fromPath = LlamaDecoder.read(resource("stories260K.bin"), Pools.TWO);
+        assertThat(fromPath.logits(new int[] {1, 306}).toArray())
+                .isEqualTo(decoder.logits(new int[] {1, 306}).toArray());
+        Path other = resource("runc-tokens-t1-seed42.txt");
+        assertThatThrownBy(() -> LlamaDecoder.read(other, Pools.ONE))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage(other + ": expected a llama2.c checkpoint (.bin) or a Hugging Face model folder");
+    }
+
+    @Test
     void configFieldsAreChecked() {
         assertThatThrownBy(() -> new LlamaConfig(64, 172, 5, 8, 3, 8, 512, 512, 1e4, 1e-5, RopeLayout.HALF_SPLIT, true))
                 .hasMessageContaining("heads 8 is not a multiple of kv_heads 3");
