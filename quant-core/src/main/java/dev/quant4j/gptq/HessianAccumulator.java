@@ -89,14 +89,11 @@ public final class HessianAccumulator {
      * @throws IllegalStateException when nothing was added
      */
     public float[] hessian() {
-        float scale = scale();
+        float[] h = lowerHessian();
         int columns = columns();
-        float[] h = new float[columns * columns];
         for (int i = 0; i < columns; i++) {
-            for (int j = 0; j <= i; j++) {
-                float v = gram.lower(i, j) * scale;
-                h[i * columns + j] = v;
-                h[j * columns + i] = v;
+            for (int j = 0; j < i; j++) {
+                h[j * columns + i] = h[i * columns + j];
             }
         }
         return h;
