@@ -15,7 +15,8 @@ import java.util.regex.Pattern;
 /**
  * Writes a file atomically: to a temporary file in the same folder, then a move over the target.
  *
- * <p>The temporary file is {@code .NAME.PID.RANDOM.tmp}, PID being the writing process. A process killed while it
+ * <p>The temporary file is {@code .NAME.PID.RANDOM.tmp} (a folder: {@code .NAME.PID.RANDOM}), PID being the writing
+ * process. A process killed while it
  * writes (SIGKILL, power loss) cannot delete its temporary file; the next write of the same target deletes every such
  * file whose process is no longer running.
  */
@@ -27,13 +28,92 @@ public final class AtomicFiles {
         void writeTo(OutputStream out) throws IOException;
     }
 
+    /** What writes the content into a path it is given (a temporary file or folder). */
+    @FunctionalInterface
+    public interface PathContent {
+        void writeTo(Path tmp) throws IOException;
+    }
+
     private AtomicFiles() {}
+
+    /**
+     * As {@link #write(Path, Content)}, for a writer that needs the file itself (a channel writing at positions):
+     * {@code content} writes the temporary file it is given, which is then moved over {@code path}.
+     */
+    public static void writeFile(Path path, PathContent content) throws IOException {
+        write(path, null, content);
+    }
+
+    /**
+     * Writes the folder {@code folder} atomically: {@code content} fills a new temporary folder beside it, which is
+     * then renamed to {@code folder}, so that readers see no folder, or the old one, or the whole new one. An existing
+     * {@code folder} is replaced only when {@code replace} (moved aside, then deleted); otherwise it is an error. After a
+     * failure nothing new is left behind, and the temporaries of writers that were killed are removed by the next
+     * write of the same folder.
+     */
+    public static void writeFolder(Path folder, boolean replace, PathContent content) throws IOException {
+        Path abs = folder.toAbsolutePath();
+        Path dir = abs.getParent();
+        String prefix = "." + abs.getFileName() + ".";
+        if (Files.exists(abs) && !replace) {
+            throw new java.nio.file.FileAlreadyExistsException(abs.toString());
+        }
+        removeStaleTemporaries(dir, prefix);
+        Path tmp =
+                Files.createTempDirectory(dir, prefix + ProcessHandle.current().pid() + ".");
+        Path old = null;
+        boolean done = false;
+        try {
+            content.writeTo(tmp);
+            if (Files.getFileStore(tmp).supportsFileAttributeView(PosixFileAttributeView.class)) {
+                // createTempDirectory makes the folder private (0700); give it a plain new folder's permissions
+                Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
+            }
+            if (Files.exists(abs)) {
+                // named so that no later write takes it for a stale temporary: if this process dies between the
+                // two moves, the previous folder is still there under this name
+                old = Files.createTempDirectory(
+                        dir, prefix + "old." + ProcessHandle.current().pid() + ".");
+                Files.delete(old);
+                Files.move(abs, old, StandardCopyOption.ATOMIC_MOVE);
+            }
+            Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
+            done = true;
+        } finally {
+            if (!done) {
+                deleteTree(tmp);
+                if (old != null && !Files.exists(abs)) {
+                    Files.move(old, abs, StandardCopyOption.ATOMIC_MOVE);
+                }
+            } else if (old != null) {
+                deleteTree(old);
+            }
+        }
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        if (Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            try (DirectoryStream<Path> children = Files.newDirectoryStream(p)) {
+                for (Path c : children) {
+                    deleteTree(c);
+                }
+            }
+        }
+        Files.delete(p);
+    }
 
     /**
      * Writes {@code path} atomically: readers see the old file or the whole new one, and after a failure (an exception
      * from {@code content} included) no partial file is left behind.
      */
     public static void write(Path path, Content content) throws IOException {
+        write(path, content, null);
+    }
+
+    private static void write(Path path, Content content, PathContent pathContent) throws IOException {
         Path abs = path.toAbsolutePath();
         Path dir = abs.getParent();
         String prefix = "." + abs.getFileName() + ".";
@@ -41,8 +121,12 @@ public final class AtomicFiles {
         Path tmp = Files.createTempFile(dir, prefix + ProcessHandle.current().pid() + ".", ".tmp");
         boolean done = false;
         try {
-            try (OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(tmp), 1 << 20)) {
-                content.writeTo(out);
+            if (content != null) {
+                try (OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(tmp), 1 << 20)) {
+                    content.writeTo(out);
+                }
+            } else {
+                pathContent.writeTo(tmp);
             }
             // createTempFile makes the file private (0600); give it the permissions a plain new file gets
             if (Files.getFileStore(tmp).supportsFileAttributeView(PosixFileAttributeView.class)) {
@@ -65,9 +149,9 @@ public final class AtomicFiles {
         }
     }
 
-    /** Deletes the temporary files {@code PREFIX PID.RANDOM.tmp} of writers that are no longer running. */
+    /** Deletes the temporary files and folders {@code PREFIX PID.RANDOM[.tmp]} of writers no longer running. */
     private static void removeStaleTemporaries(Path dir, String prefix) throws IOException {
-        Pattern ours = Pattern.compile(Pattern.quote(prefix) + "(\\d{1,18})\\.\\d+\\.tmp");
+        Pattern ours = Pattern.compile(Pattern.quote(prefix) + "(\\d{1,18})\\.\\d+(\\.tmp)?");
         try (DirectoryStream<Path> files =
                 Files.newDirectoryStream(dir, f -> f.getFileName().toString().startsWith(prefix))) {
             for (Path f : files) {
@@ -76,7 +160,7 @@ public final class AtomicFiles {
                         && ProcessHandle.of(Long.parseLong(m.group(1)))
                                 .filter(ProcessHandle::isAlive)
                                 .isEmpty()) {
-                    Files.deleteIfExists(f);
+                    deleteTree(f);
                 }
             }
         }

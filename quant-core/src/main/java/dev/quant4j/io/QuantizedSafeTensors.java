@@ -9,6 +9,7 @@ import dev.quant4j.scheme.Codebook;
 import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.scheme.PackOrder;
+import dev.quant4j.scheme.QuantScheme;
 import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
@@ -147,9 +148,11 @@ public final class QuantizedSafeTensors {
             }
         }
         for (QuantizedWeight weight : weights) {
-            switch (weight) {
-                case CodebookTensor q -> writeCodebook(w, q, method, transposed.contains(q.name()));
-                case QuantizedTensor q -> writeLinear(w, q, method, transposed.contains(q.name()));
+            Layout layout = layout(weight, method, transposed.contains(weight.name()));
+            w.metadata(layout.metadataKey(), layout.metadataJson());
+            Map<String, byte[]> parts = parts(weight);
+            for (SafeTensorsStreamWriter.Spec spec : layout.tensors()) {
+                w.add(spec.name(), spec.dtype(), spec.shape(), parts.get(spec.name()));
             }
         }
         for (PassThrough p : other) {
@@ -158,69 +161,151 @@ public final class QuantizedSafeTensors {
         return w;
     }
 
-    /** The fields every kind of weight has, after its scheme's, then the metadata entry itself. */
-    private static void writeMetadata(
-            SafeTensorsWriter w, Map<String, Object> meta, QuantizedWeight q, String method, boolean transposed) {
-        meta.put("rows", (long) q.rows());
-        meta.put("cols", (long) q.cols());
-        meta.put("pack_order", q.packOrder().id());
+    /**
+     * How one quantized weight is stored: the tensors that hold it, in file order, and its entry in {@code
+     * __metadata__}. It follows from the weight's scheme and shape alone, so a streaming writer knows it before the
+     * weight is quantized ({@link #layout(String, QuantScheme, int, int, String, boolean, boolean, boolean)}).
+     */
+    public record Layout(
+            String name, List<SafeTensorsStreamWriter.Spec> tensors, String metadataKey, String metadataJson) {
+
+        public Layout {
+            tensors = List.copyOf(tensors);
+        }
+
+        /** Bytes of all its tensors. */
+        public long bytes() {
+            long n = 0;
+            for (SafeTensorsStreamWriter.Spec t : tensors) {
+                n += t.bytes();
+            }
+            return n;
+        }
+    }
+
+    /** The layout of {@code q} as {@link #write} stores it. */
+    public static Layout layout(QuantizedWeight q, String method, boolean transposed) {
+        return switch (q) {
+            case CodebookTensor c -> layout(c.name(), c.scheme(), c.rows(), c.cols(), method, transposed, false, false);
+            case QuantizedTensor t ->
+                layout(t.name(), t.scheme(), t.rows(), t.cols(), method, transposed, t.hasGIdx(), t.hasInputScales());
+        };
+    }
+
+    /**
+     * The layout of a weight {@code name} of shape {@code [rows, cols]} quantized with {@code scheme} by {@code
+     * method}; {@code gIdx} when it will carry a column-to-group map (GPTQ act-order), {@code inputScales} when it will
+     * carry AWQ's input scales (linear schemes only).
+     */
+    public static Layout layout(
+            String name,
+            QuantScheme scheme,
+            int rows,
+            int cols,
+            String method,
+            boolean transposed,
+            boolean gIdx,
+            boolean inputScales) {
+        Map<String, Object> meta = new LinkedHashMap<>();
+        List<SafeTensorsStreamWriter.Spec> tensors = new ArrayList<>();
+        PackOrder order;
+        switch (scheme) {
+            case CodebookScheme s -> {
+                meta.put("scheme", s.kind());
+                meta.put("codebook", s.codebook().name().toLowerCase(Locale.ROOT));
+                meta.put("block_size", (long) s.blockSize());
+                meta.put("double_quant", s.doubleQuant());
+                order = PackOrder.HIGH_NIBBLE_FIRST_FLAT;
+                long n = (long) rows * cols;
+                long blocks = s.blocks(n);
+                tensors.add(spec(name + CODES, DType.U8, (n + 1) / 2));
+                if (s.doubleQuant()) {
+                    tensors.add(spec(name + ABSMAX_CODES, DType.U8, blocks));
+                    tensors.add(spec(name + ABSMAX2, DType.F32, DoubleQuant.groups(blocks)));
+                    tensors.add(spec(name + ABSMAX_OFFSET, DType.F32, 1));
+                } else {
+                    tensors.add(spec(name + ABSMAX, DType.F32, blocks));
+                }
+            }
+            case LinearScheme s -> {
+                meta.put("scheme", s.kind());
+                meta.put("bits", (long) s.bits());
+                meta.put("symmetry", s.symmetry().id());
+                meta.put("group_size", (long) s.groupSize());
+                order = PackOrder.LSB_FIRST_ROW_ALIGNED;
+                long rowBytes = ((long) cols * s.bits() + 7) / 8;
+                long[] groupShape = s.groupSize() == LinearScheme.PER_TENSOR
+                        ? new long[] {1, 1}
+                        : new long[] {rows, s.groupsPerRow(cols)};
+                tensors.add(new SafeTensorsStreamWriter.Spec(name + CODES, DType.U8, new long[] {rows, rowBytes}));
+                tensors.add(new SafeTensorsStreamWriter.Spec(name + SCALES, DType.F32, groupShape));
+                tensors.add(new SafeTensorsStreamWriter.Spec(name + ZEROS, DType.U8, groupShape));
+                if (gIdx) {
+                    tensors.add(spec(name + G_IDX, DType.I32, cols));
+                }
+                if (inputScales) {
+                    tensors.add(spec(name + AWQ_SCALES, DType.F32, cols));
+                }
+            }
+        }
+        meta.put("rows", (long) rows);
+        meta.put("cols", (long) cols);
+        meta.put("pack_order", order.id());
         meta.put("method", method);
         if (transposed) {
             meta.put(SOURCE_LAYOUT, IN_OUT);
         }
-        w.metadata(TENSOR_KEY_PREFIX + q.name(), Json.write(meta));
+        return new Layout(name, tensors, TENSOR_KEY_PREFIX + name, Json.write(meta));
     }
 
-    private static void writeCodebook(SafeTensorsWriter w, CodebookTensor q, String method, boolean transposed) {
-        Map<String, Object> meta = new LinkedHashMap<>();
-        meta.put("scheme", q.scheme().kind());
-        meta.put("codebook", q.scheme().codebook().name().toLowerCase(Locale.ROOT));
-        meta.put("block_size", (long) q.scheme().blockSize());
-        meta.put("double_quant", q.scheme().doubleQuant());
-        writeMetadata(w, meta, q, method, transposed);
-        byte[] packed = new byte[q.packedCodes().remaining()];
-        q.packedCodes().get(packed);
-        w.add(q.name() + CODES, DType.U8, new long[] {packed.length}, packed);
-        if (q.doubleQuant().isPresent()) {
-            DoubleQuant dq = q.doubleQuant().get();
-            byte[] codes = dq.codes();
-            float[] absmax2 = dq.absmax2();
-            w.add(q.name() + ABSMAX_CODES, DType.U8, new long[] {codes.length}, codes);
-            w.addF32(q.name() + ABSMAX2, new long[] {absmax2.length}, absmax2);
-            w.addF32(q.name() + ABSMAX_OFFSET, new long[] {1}, new float[] {dq.offset()});
-        } else {
-            float[] absmax = q.absmax();
-            w.addF32(q.name() + ABSMAX, new long[] {absmax.length}, absmax);
-        }
+    private static SafeTensorsStreamWriter.Spec spec(String name, DType dtype, long length) {
+        return new SafeTensorsStreamWriter.Spec(name, dtype, new long[] {length});
     }
 
-    private static void writeLinear(SafeTensorsWriter w, QuantizedTensor q, String method, boolean transposed) {
-        LinearScheme s = q.scheme();
-        Map<String, Object> meta = new LinkedHashMap<>();
-        meta.put("scheme", s.kind());
-        meta.put("bits", (long) s.bits());
-        meta.put("symmetry", s.symmetry().id());
-        meta.put("group_size", (long) s.groupSize());
-        writeMetadata(w, meta, q, method, transposed);
-        byte[] packed = new byte[q.packedCodes().remaining()];
-        q.packedCodes().get(packed);
-        float[] scales = q.scales();
-        long[] groupShape = s.groupSize() == LinearScheme.PER_TENSOR
-                ? new long[] {1, 1}
-                : new long[] {q.rows(), s.groupsPerRow(q.cols())};
-        w.add(q.name() + CODES, DType.U8, new long[] {q.rows(), q.rowBytes()}, packed);
-        w.addF32(q.name() + SCALES, groupShape, scales);
-        w.add(q.name() + ZEROS, DType.U8, groupShape, q.zeros());
-        if (q.hasGIdx()) {
-            int[] gIdx = q.gIdx();
-            ByteBuffer bytes = ByteBuffer.allocate(4 * gIdx.length).order(ByteOrder.LITTLE_ENDIAN);
-            bytes.asIntBuffer().put(gIdx);
-            w.add(q.name() + G_IDX, DType.I32, new long[] {gIdx.length}, bytes.array());
+    /** The bytes of each tensor of {@code q}'s {@link #layout}, by tensor name. */
+    public static Map<String, byte[]> parts(QuantizedWeight q) {
+        Map<String, byte[]> parts = new LinkedHashMap<>();
+        String name = q.name();
+        switch (q) {
+            case CodebookTensor c -> {
+                parts.put(name + CODES, bytes(c.packedCodes()));
+                if (c.doubleQuant().isPresent()) {
+                    DoubleQuant dq = c.doubleQuant().get();
+                    parts.put(name + ABSMAX_CODES, dq.codes());
+                    parts.put(name + ABSMAX2, floatBytes(dq.absmax2()));
+                    parts.put(name + ABSMAX_OFFSET, floatBytes(new float[] {dq.offset()}));
+                } else {
+                    parts.put(name + ABSMAX, floatBytes(c.absmax()));
+                }
+            }
+            case QuantizedTensor t -> {
+                parts.put(name + CODES, bytes(t.packedCodes()));
+                parts.put(name + SCALES, floatBytes(t.scales()));
+                parts.put(name + ZEROS, t.zeros());
+                if (t.hasGIdx()) {
+                    int[] gIdx = t.gIdx();
+                    ByteBuffer bytes = ByteBuffer.allocate(4 * gIdx.length).order(ByteOrder.LITTLE_ENDIAN);
+                    bytes.asIntBuffer().put(gIdx);
+                    parts.put(name + G_IDX, bytes.array());
+                }
+                if (t.hasInputScales()) {
+                    parts.put(name + AWQ_SCALES, floatBytes(t.inputScales()));
+                }
+            }
         }
-        if (q.hasInputScales()) {
-            float[] inputScales = q.inputScales();
-            w.addF32(q.name() + AWQ_SCALES, new long[] {inputScales.length}, inputScales);
-        }
+        return parts;
+    }
+
+    private static byte[] bytes(ByteBuffer view) {
+        byte[] out = new byte[view.remaining()];
+        view.get(out);
+        return out;
+    }
+
+    private static byte[] floatBytes(float[] values) {
+        ByteBuffer bb = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        bb.asFloatBuffer().put(values);
+        return bb.array();
     }
 
     /**

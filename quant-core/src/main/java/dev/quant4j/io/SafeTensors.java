@@ -33,6 +33,13 @@ public final class SafeTensors implements AutoCloseable {
     /** Largest header accepted, as the reference Rust crate limits it. */
     static final long MAX_HEADER = 100L << 20;
 
+    private static final ValueLayout.OfFloat LE_FLOAT =
+            ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort LE_SHORT =
+            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Bytes per write when copying a tensor to a channel. */
+    private static final int COPY_CHUNK = 16 << 20;
+
     /** One tensor's header entry. */
     public record Entry(String name, DType dtype, long[] shape, long begin, long end) {
 
@@ -272,33 +279,74 @@ public final class SafeTensors implements AutoCloseable {
      */
     public float[] readFloats(String name) {
         Entry e = entry(name);
-        if (!e.dtype().isFloat()) {
-            throw new IllegalArgumentException("tensor '" + name + "' is " + e.dtype() + ", expected F32, F16 or BF16");
-        }
+        requireFloat(e);
         if (e.elements() > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException(
                     "tensor '" + name + "' has " + e.elements() + " elements, more than a Java array holds");
         }
-        MemorySegment seg = data.asSlice(e.begin(), e.end() - e.begin());
-        float[] values;
+        float[] values = new float[(int) e.elements()];
+        readFloats(name, 0, values.length, values, 0);
+        return values;
+    }
+
+    /**
+     * Elements {@code [first, first + count)} of an F32, F16 or BF16 tensor of any rank, in storage order, as float32
+     * into {@code dst[off, off + count)}: a block of rows of a tensor of any size, without reading the rest. F16 and
+     * BF16 convert exactly.
+     *
+     * @throws IllegalArgumentException for another dtype or a range outside the tensor or {@code dst}
+     */
+    public void readFloats(String name, long first, int count, float[] dst, int off) {
+        Entry e = entry(name);
+        requireFloat(e);
+        if (first < 0 || count < 0 || first > e.elements() - count) {
+            throw new IllegalArgumentException("tensor '" + name + "': elements [" + first + ", " + (first + count)
+                    + ") are outside its " + e.elements());
+        }
+        java.util.Objects.checkFromIndexSize(off, count, dst.length);
+        int width = e.dtype().bytes();
+        MemorySegment seg = data.asSlice(e.begin() + first * width, (long) count * width);
         switch (e.dtype()) {
-            case F32 -> values = seg.toArray(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
+            case F32 -> MemorySegment.copy(seg, LE_FLOAT, 0, dst, off, count);
             case F16 -> {
-                short[] h = seg.toArray(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
-                values = new float[h.length];
-                for (int i = 0; i < h.length; i++) {
-                    values[i] = Float.float16ToFloat(h[i]);
+                for (int i = 0; i < count; i++) {
+                    dst[off + i] = Float.float16ToFloat(seg.getAtIndex(LE_SHORT, i));
                 }
             }
             default -> {
-                short[] h = seg.toArray(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN));
-                values = new float[h.length];
-                for (int i = 0; i < h.length; i++) {
-                    values[i] = Float.intBitsToFloat((h[i] & 0xFFFF) << 16);
+                for (int i = 0; i < count; i++) {
+                    dst[off + i] = Float.intBitsToFloat((seg.getAtIndex(LE_SHORT, i) & 0xFFFF) << 16);
                 }
             }
         }
-        return values;
+    }
+
+    /**
+     * Writes bytes {@code [from, from + length)} of a tensor's data to {@code out} at {@code position}, straight from
+     * the mapped file (no copy on the heap, any size).
+     */
+    public void copyTo(String name, long from, long length, FileChannel out, long position) throws IOException {
+        Entry e = entry(name);
+        long size = e.end() - e.begin();
+        if (from < 0 || length < 0 || from > size - length) {
+            throw new IllegalArgumentException(
+                    "tensor '" + name + "': bytes [" + from + ", " + (from + length) + ") are outside its " + size);
+        }
+        for (long done = 0; done < length; ) {
+            int chunk = (int) Math.min(length - done, COPY_CHUNK);
+            java.nio.ByteBuffer bb =
+                    data.asSlice(e.begin() + from + done, chunk).asByteBuffer();
+            while (bb.hasRemaining()) {
+                done += out.write(bb, position + done);
+            }
+        }
+    }
+
+    private void requireFloat(Entry e) {
+        if (!e.dtype().isFloat()) {
+            throw new IllegalArgumentException(
+                    "tensor '" + e.name() + "' is " + e.dtype() + ", expected F32, F16 or BF16");
+        }
     }
 
     /**

@@ -1,10 +1,8 @@
 package dev.quant4j.io;
 
-import dev.quant4j.internal.Json;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -56,42 +54,43 @@ public final class SafeTensorsWriter {
         return this;
     }
 
-    /** The file's bytes. */
+    /** The file's bytes (at most 2 GiB; {@link #write} streams a file of any size). */
     public byte[] toBytes() {
-        Map<String, Object> header = new LinkedHashMap<>();
-        if (!metadata.isEmpty()) {
-            header.put("__metadata__", new LinkedHashMap<>(metadata));
-        }
-        long offset = 0;
+        byte[] header = SafeTensorsStreamWriter.header(specs(), metadata);
+        long total = header.length;
         for (Pending t : tensors) {
-            Map<String, Object> e = new LinkedHashMap<>();
-            e.put("dtype", t.dtype().name());
-            List<Object> shape = new ArrayList<>();
-            for (long d : t.shape()) {
-                shape.add(d);
-            }
-            e.put("shape", shape);
-            e.put("data_offsets", List.of(offset, offset + t.bytes().length));
-            header.put(t.name(), e);
-            offset += t.bytes().length;
+            total += t.bytes().length;
         }
-        byte[] json = Json.write(header).getBytes(StandardCharsets.UTF_8);
-        int pad = (8 - json.length % 8) % 8;
-        long total = 8L + json.length + pad + offset;
-        ByteBuffer out = ByteBuffer.allocate(Math.toIntExact(total)).order(ByteOrder.LITTLE_ENDIAN);
-        out.putLong(json.length + pad).put(json);
-        for (int i = 0; i < pad; i++) {
-            out.put((byte) ' ');
+        if (total > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException(
+                    "the file would be " + total + " bytes, more than one array holds; write it to a path instead");
         }
+        ByteBuffer out = ByteBuffer.allocate((int) total);
+        out.put(header);
         for (Pending t : tensors) {
             out.put(t.bytes());
         }
         return out.array();
     }
 
-    /** Writes the file atomically (temporary file, then move). */
+    /** Writes the file atomically (temporary file, then move), streamed: no copy of the whole file in memory. */
     public void write(Path path) throws IOException {
-        byte[] bytes = toBytes();
-        AtomicFiles.write(path, out -> out.write(bytes));
+        List<SafeTensorsStreamWriter.Spec> specs = specs();
+        AtomicFiles.writeFile(path, tmp -> {
+            try (SafeTensorsStreamWriter w = SafeTensorsStreamWriter.create(tmp, specs, metadata)) {
+                for (Pending t : tensors) {
+                    w.write(t.name(), 0, t.bytes());
+                }
+                w.finish();
+            }
+        });
+    }
+
+    private List<SafeTensorsStreamWriter.Spec> specs() {
+        List<SafeTensorsStreamWriter.Spec> specs = new ArrayList<>();
+        for (Pending t : tensors) {
+            specs.add(new SafeTensorsStreamWriter.Spec(t.name(), t.dtype(), t.shape()));
+        }
+        return specs;
     }
 }

@@ -40,6 +40,11 @@ public record DoubleQuant(byte[] codes, float[] absmax2, float offset) {
         absmax2 = absmax2.clone();
     }
 
+    /** Number of second-level scales ({@code absmax2}) for {@code blocks} absmax values: one per {@link #BLOCK}. */
+    public static long groups(long blocks) {
+        return (blocks + BLOCK - 1) / BLOCK;
+    }
+
     /**
      * Quantizes block absmax values.
      *

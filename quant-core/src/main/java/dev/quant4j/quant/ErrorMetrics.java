@@ -81,6 +81,21 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
             return this;
         }
 
+        /**
+         * Adds everything {@code other} has summed (the sums are added, so merging the accumulators of blocks in a
+         * fixed order gives the same result whichever threads filled them).
+         */
+        public Accumulator merge(Accumulator other) {
+            sqErr += other.sqErr;
+            absErr += other.absErr;
+            maxAbs = Math.max(maxAbs, other.maxAbs);
+            signal += other.signal;
+            approxSq += other.approxSq;
+            dot += other.dot;
+            count += other.count;
+            return this;
+        }
+
         /** The metrics of everything added so far. */
         public ErrorMetrics result() {
             if (count == 0) {

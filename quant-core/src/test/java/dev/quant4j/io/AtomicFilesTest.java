@@ -51,6 +51,39 @@ class AtomicFilesTest {
         assertThat(files()).containsExactlyInAnyOrder(dir.resolve("w.npy"), live, otherTarget, notOurs);
     }
 
+    @Test
+    void aFolderAppearsWholeReplacesOnlyWhenAskedAndAFailureKeepsThePreviousOne() throws Exception {
+        Path target = dir.resolve("out");
+        AtomicFiles.writeFolder(target, false, tmp -> Files.writeString(tmp.resolve("a.txt"), "first"));
+        assertThat(Files.readString(target.resolve("a.txt"))).isEqualTo("first");
+        assertThatThrownBy(() -> AtomicFiles.writeFolder(target, false, tmp -> {}))
+                .isInstanceOf(java.nio.file.FileAlreadyExistsException.class);
+        assertThatThrownBy(() -> AtomicFiles.writeFolder(target, true, tmp -> {
+                    Files.writeString(tmp.resolve("a.txt"), "half");
+                    throw new IOException("disk full");
+                }))
+                .hasMessage("disk full");
+        assertThat(Files.readString(target.resolve("a.txt"))).isEqualTo("first");
+        AtomicFiles.writeFolder(target, true, tmp -> Files.writeString(tmp.resolve("b.txt"), "second"));
+        assertThat(target.resolve("a.txt")).doesNotExist();
+        assertThat(Files.readString(target.resolve("b.txt"))).isEqualTo("second");
+        assertThat(files()).containsExactly(target);
+    }
+
+    @Test
+    void theNextFolderWriteDeletesTheTemporaryFolderOfAWriterThatIsGone() throws Exception {
+        Process gone = new ProcessBuilder(
+                        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-version")
+                .redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .start();
+        gone.waitFor();
+        Path stale = Files.createDirectories(dir.resolve(".out." + gone.pid() + ".42/sub"));
+        Files.writeString(stale.resolve("shard.safetensors"), "killed mid-write");
+        AtomicFiles.writeFolder(dir.resolve("out"), false, tmp -> Files.writeString(tmp.resolve("a"), "x"));
+        assertThat(files()).containsExactly(dir.resolve("out"));
+    }
+
     private List<Path> files() throws IOException {
         try (Stream<Path> s = Files.list(dir)) {
             return s.toList();
