@@ -5,7 +5,9 @@ import dev.quant4j.io.GptqCheckpoint;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.SafeTensors;
+import dev.quant4j.io.SafeTensorsCheckpoint;
 import dev.quant4j.io.SafeTensorsWriter;
+import dev.quant4j.pipeline.CheckpointDequantizer;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.HalfFloats;
 import java.nio.ByteBuffer;
@@ -54,20 +56,30 @@ final class DequantizeCommand implements Callable<Integer> {
     @Option(names = "--overwrite", description = "allow --out to be the --in file (replaced atomically when done)")
     boolean overwrite;
 
+    @Option(names = "--threads", description = "threads (default: every core); the output does not depend on it")
+    Integer threads;
+
     @Override
     public Integer call() throws Exception {
+        if (threads != null && threads < 1) {
+            throw new IllegalArgumentException("--threads " + threads + " must be at least 1");
+        }
+        boolean quant4jFolder = (Files.isDirectory(in) && !Files.exists(in.resolve(GptqCheckpoint.QUANTIZE_CONFIG)))
+                || (WeightFiles.extension(in).equals("json") && Files.isRegularFile(in));
+        if (quant4jFolder
+                || (WeightFiles.extension(in).equals("safetensors")
+                        && WeightFiles.extension(out).equals("safetensors")
+                        && Files.isRegularFile(in)
+                        && !isGptqFile(in))) {
+            return streamed();
+        }
         WeightFiles.requireWritable(out, "npy", "safetensors");
         boolean gptqFolder = Files.isDirectory(in);
         if (!gptqFolder) {
             WeightFiles.requireReadable(in);
         }
         WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
-        DType type = switch (dtype.toLowerCase(Locale.ROOT)) {
-            case "f32" -> DType.F32;
-            case "f16" -> DType.F16;
-            case "bf16" -> DType.BF16;
-            default -> throw new IllegalArgumentException("--dtype '" + dtype + "': expected f32, f16 or bf16");
-        };
+        DType type = dtype();
         boolean npy = WeightFiles.extension(out).equals("npy");
         if (npy && type != DType.F32) {
             throw new IllegalArgumentException(
@@ -113,6 +125,72 @@ final class DequantizeCommand implements Callable<Integer> {
                         npy ? "float32" : type.name(),
                         npy ? 0 : content.other().size());
         return Quant.OK;
+    }
+
+    /**
+     * A quant4j checkpoint (one {@code .safetensors} file, or a folder of shards) to plain safetensors of the same
+     * shape, streamed ({@link CheckpointDequantizer}).
+     */
+    private int streamed() throws java.io.IOException {
+        DType type = dtype();
+        try (SafeTensorsCheckpoint c = SafeTensorsCheckpoint.open(in)) {
+            if (c.folder() != null) {
+                if (WeightFiles.extension(out).equals("safetensors")
+                        || WeightFiles.extension(out).equals("npy")) {
+                    throw new IllegalArgumentException("--in " + in + " is a folder of shards, so --out is a folder"
+                            + " too (the same shard names), not " + out);
+                }
+                if (Files.exists(out) && !overwrite) {
+                    throw new IllegalArgumentException(
+                            "--out " + out + " exists; choose a new folder (or pass --overwrite to replace it)");
+                }
+                if (out.toAbsolutePath().startsWith(c.folder().toAbsolutePath())) {
+                    throw new IllegalArgumentException("--out " + out + " is inside the input folder " + c.folder());
+                }
+            } else {
+                WeightFiles.requireWritable(out, "safetensors");
+                WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
+            }
+            int n = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+            ProgressLine progress =
+                    new ProgressLine(spec.commandLine().getErr(), c.dataBytes(), System.console() != null);
+            java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(n);
+            CheckpointDequantizer.Summary s;
+            try {
+                s = new CheckpointDequantizer(type, pool).dequantize(c, out, overwrite, progress);
+            } catch (dev.quant4j.io.MalformedTensorFileException e) {
+                throw new IllegalArgumentException(
+                        e.getMessage().contains("not a quant4j quantized file")
+                                ? e.getMessage() + "; 'quant dequantize' reads files 'quant quantize' wrote"
+                                : e.getMessage());
+            } finally {
+                pool.shutdown();
+                progress.finish();
+            }
+            if (s.weights() == 0) {
+                throw new IllegalArgumentException(in + ": holds no quantized tensor");
+            }
+            spec.commandLine()
+                    .getOut()
+                    .printf(
+                            Locale.ROOT,
+                            "wrote %s (%d %s dequantized to %s, %d unchanged)%n",
+                            out,
+                            s.weights(),
+                            s.weights() == 1 ? "tensor" : "tensors",
+                            type.name(),
+                            s.copied());
+        }
+        return Quant.OK;
+    }
+
+    private DType dtype() {
+        return switch (dtype.toLowerCase(Locale.ROOT)) {
+            case "f32" -> DType.F32;
+            case "f16" -> DType.F16;
+            case "bf16" -> DType.BF16;
+            default -> throw new IllegalArgumentException("--dtype '" + dtype + "': expected f32, f16 or bf16");
+        };
     }
 
     /** A .safetensors file without quant4j's metadata, beside a quantize_config.json: one of a GPTQ checkpoint. */

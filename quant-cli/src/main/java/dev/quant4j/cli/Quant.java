@@ -88,7 +88,12 @@ public final class Quant implements Runnable {
                 return BAD_INPUT;
             }
             if (t instanceof IOException) {
-                err.println("quant: I/O error: " + t.getMessage());
+                String m = String.valueOf(t.getMessage());
+                err.println(
+                        m.contains("No space left on device")
+                                ? "quant: the disk is full (" + m + "); nothing was left half-written. Free space, or"
+                                        + " write --out to another disk"
+                                : "quant: I/O error: " + m);
                 return INTERNAL;
             }
             err.println("quant: internal error: " + t);
@@ -122,6 +127,14 @@ public final class Quant implements Runnable {
         root.addHandler(plain);
         try {
             return cl.execute(args);
+        } catch (OutOfMemoryError e) {
+            // picocli hands only Exceptions to the handler above; the command's outputs are atomic, so nothing
+            // half-written is left
+            err.println("quant: out of memory: the Java heap (at most "
+                    + Runtime.getRuntime().maxMemory() / (1 << 20)
+                    + " MB) cannot hold what this command needs; nothing was left half-written. Give the JVM more"
+                    + " (QUANT_JAVA_OPTS=-Xmx8g ./quant ..., or java -Xmx8g -jar ...), or pass fewer --threads");
+            return INTERNAL;
         } finally {
             root.removeHandler(plain);
             for (Handler h : previous) {

@@ -60,16 +60,17 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--in",
             required = true,
-            description = "weights: W.npy ([out, in] float32), model.safetensors, model.onnx (its MatMul weights),"
-                    + " model.gguf (--format gguf), or with --format gptq a Hugging Face folder holding"
-                    + " model.safetensors")
+            description = "weights: W.npy ([out, in] float32), model.safetensors of any size, a Hugging Face folder"
+                    + " or its model.safetensors.index.json (rtn, nf4, fp4: streamed shard by shard; --format gptq),"
+                    + " model.onnx (its MatMul weights), model.gguf (--format gguf)")
     Path in;
 
     @Option(
             names = "--out",
             required = true,
-            description = "quantized output: .safetensors, .onnx with --format onnx, .gguf with --format gguf, a new"
-                    + " folder with --format gptq")
+            description = "quantized output: .safetensors, a new folder for a folder input (the same shard names and"
+                    + " a new index), .onnx with --format onnx, .gguf with --format gguf, a new folder with --format"
+                    + " gptq")
     Path out;
 
     @Option(
@@ -156,6 +157,12 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(names = "--static-groups", description = "GPTQ: group parameters computed before quantization")
     boolean staticGroups;
+
+    @Option(
+            names = "--threads",
+            description = "threads quantizing a safetensors checkpoint with rtn, nf4 or fp4 (default: every core);"
+                    + " the output does not depend on it")
+    Integer threads;
 
     @Override
     public Integer call() throws Exception {
@@ -270,9 +277,9 @@ final class QuantizeCommand implements Callable<Integer> {
                     spec.commandLine().getOut(),
                     spec.commandLine().getErr());
         }
-        WeightFiles.requireWritable(out, onnxOut ? "onnx" : "safetensors");
-        WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
-        WeightFiles.requireNotAnInput(out, overwrite, "--calib", calib);
+        if (threads != null && threads < 1) {
+            throw new IllegalArgumentException("--threads " + threads + " must be at least 1");
+        }
         Pattern pattern = null;
         if (include != null) {
             try {
@@ -282,6 +289,24 @@ final class QuantizeCommand implements Callable<Integer> {
                         "--include '" + include + "' is not a valid regular expression: " + e.getDescription());
             }
         }
+        if (!onnxOut && !gptq && !awq && CheckpointOutput.accepts(in)) {
+            return CheckpointOutput.run(
+                    new CheckpointOutput.Request(
+                            m,
+                            in,
+                            out,
+                            linearScheme,
+                            codebookScheme,
+                            pattern,
+                            strict,
+                            overwrite,
+                            threads == null ? Runtime.getRuntime().availableProcessors() : threads),
+                    spec.commandLine().getOut(),
+                    spec.commandLine().getErr());
+        }
+        WeightFiles.requireWritable(out, onnxOut ? "onnx" : "safetensors");
+        WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
+        WeightFiles.requireNotAnInput(out, overwrite, "--calib", calib);
         LinearScheme checkScheme = linearScheme;
         WeightFiles.Loaded loaded = WeightFiles.load(in, pattern, (name, shape) -> {
             String reason = checkScheme == null ? null : unsupported(checkScheme, shape[1]);

@@ -325,14 +325,38 @@ public final class QuantizedSafeTensors {
     }
 
     private static Content read(SafeTensors st, String source) {
+        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+        Map<String, String> methods = new LinkedHashMap<>();
+        Set<String> transposed = new LinkedHashSet<>();
+        Map<String, Map<?, ?>> index = index(st, source);
+        for (Map.Entry<String, Map<?, ?>> m : index.entrySet()) {
+            String name = m.getKey();
+            methods.put(name, String.valueOf(m.getValue().get("method")));
+            if (IN_OUT.equals(m.getValue().get(SOURCE_LAYOUT))) {
+                transposed.add(name);
+            }
+            weights.put(name, readWeight(st, name, m.getValue(), source));
+        }
+        List<PassThrough> other = new ArrayList<>();
+        for (String name : passThrough(st, index)) {
+            SafeTensors.Entry e = st.entry(name);
+            other.add(new PassThrough(e.name(), e.dtype(), e.shape(), st.readBytes(e.name())));
+        }
+        return new Content(weights, methods, transposed, other);
+    }
+
+    /**
+     * The quantized weights of an open quant4j file, by name in file order, each with its metadata entry (a JSON
+     * object), without reading any tensor: for readers that take one weight at a time ({@link #readWeight}).
+     *
+     * @throws MalformedTensorFileException if the file is not a quant4j quantized file or an entry is malformed
+     */
+    public static Map<String, Map<?, ?>> index(SafeTensors st, String source) {
         if (!FORMAT_VERSION.equals(st.metadata().get(FORMAT_KEY))) {
             throw new MalformedTensorFileException(source + ": not a quant4j quantized file (metadata " + FORMAT_KEY
                     + " is " + st.metadata().get(FORMAT_KEY) + ", expected " + FORMAT_VERSION + ")");
         }
-        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
-        Map<String, String> methods = new LinkedHashMap<>();
-        Set<String> transposed = new LinkedHashSet<>();
-        List<String> owned = new ArrayList<>();
+        Map<String, Map<?, ?>> out = new LinkedHashMap<>();
         for (Map.Entry<String, String> m : st.metadata().entrySet()) {
             if (!m.getKey().startsWith(TENSOR_KEY_PREFIX)) {
                 continue;
@@ -342,39 +366,54 @@ public final class QuantizedSafeTensors {
                 if (!(Json.parse(m.getValue()) instanceof Map<?, ?> meta)) {
                     throw new IllegalArgumentException("metadata is not a JSON object");
                 }
-                methods.put(name, String.valueOf(meta.get("method")));
                 Object layout = meta.get(SOURCE_LAYOUT);
-                if (IN_OUT.equals(layout)) {
-                    transposed.add(name);
-                } else if (layout != null && !"out_in".equals(layout)) {
+                if (layout != null && !IN_OUT.equals(layout) && !"out_in".equals(layout)) {
                     throw new IllegalArgumentException(
                             "unknown " + SOURCE_LAYOUT + " '" + layout + "' (expected out_in or in_out)");
                 }
-                if ("codebook".equals(meta.get("scheme"))) {
-                    weights.put(name, readCodebookTensor(st, name, meta));
-                    owned.addAll(List.of(name + ABSMAX, name + ABSMAX_CODES, name + ABSMAX2, name + ABSMAX_OFFSET));
-                } else {
-                    weights.put(name, readTensor(st, name, meta));
-                    owned.add(name + SCALES);
-                    owned.add(name + ZEROS);
-                    owned.add(name + G_IDX);
-                    owned.add(name + AWQ_SCALES);
-                }
-            } catch (MalformedTensorFileException e) {
-                throw e;
-            } catch (IllegalArgumentException | ClassCastException | NullPointerException e) {
+                out.put(name, meta);
+            } catch (IllegalArgumentException e) {
                 throw new MalformedTensorFileException(
                         source + ": quantized tensor '" + name + "': " + e.getMessage(), e);
             }
-            owned.add(name + CODES);
         }
-        List<PassThrough> other = new ArrayList<>();
-        for (SafeTensors.Entry e : st.entries().values()) {
-            if (!owned.contains(e.name())) {
-                other.add(new PassThrough(e.name(), e.dtype(), e.shape(), st.readBytes(e.name())));
+        return out;
+    }
+
+    /**
+     * Reads the quantized weight {@code name} of an open quant4j file, {@code meta} being its entry of {@link #index};
+     * validated as {@link #read(Path)} validates it.
+     */
+    public static QuantizedWeight readWeight(SafeTensors st, String name, Map<?, ?> meta, String source) {
+        try {
+            return "codebook".equals(meta.get("scheme"))
+                    ? readCodebookTensor(st, name, meta)
+                    : readTensor(st, name, meta);
+        } catch (MalformedTensorFileException e) {
+            throw e;
+        } catch (IllegalArgumentException | ClassCastException | NullPointerException e) {
+            throw new MalformedTensorFileException(source + ": quantized tensor '" + name + "': " + e.getMessage(), e);
+        }
+    }
+
+    /** The names of the tensors of an open quant4j file that belong to none of its quantized weights ({@link #index}). */
+    public static List<String> passThrough(SafeTensors st, Map<String, Map<?, ?>> index) {
+        Set<String> owned = new HashSet<>();
+        for (Map.Entry<String, Map<?, ?>> w : index.entrySet()) {
+            List<String> suffixes = "codebook".equals(w.getValue().get("scheme"))
+                    ? List.of(CODES, ABSMAX, ABSMAX_CODES, ABSMAX2, ABSMAX_OFFSET)
+                    : List.of(CODES, SCALES, ZEROS, G_IDX, AWQ_SCALES);
+            for (String suffix : suffixes) {
+                owned.add(w.getKey() + suffix);
             }
         }
-        return new Content(weights, methods, transposed, other);
+        List<String> out = new ArrayList<>();
+        for (String name : st.names()) {
+            if (!owned.contains(name)) {
+                out.add(name);
+            }
+        }
+        return out;
     }
 
     private static void requireUnique(Set<String> names, String name) {

@@ -30,8 +30,8 @@ public final class SafeTensorsCheckpoint implements AutoCloseable {
     /** A sharded folder's index. */
     public static final String INDEX = "model.safetensors.index.json";
 
-    /** One file of the checkpoint: its name in the folder and its open reader. */
-    public record Shard(String fileName, SafeTensors file) {}
+    /** One file of the checkpoint: its path, its name in the folder, and its open reader. */
+    public record Shard(Path path, String fileName, SafeTensors file) {}
 
     private final Path folder;
     private final boolean indexed;
@@ -147,7 +147,7 @@ public final class SafeTensorsCheckpoint implements AutoCloseable {
             for (Path p : files) {
                 SafeTensors st = SafeTensors.open(p);
                 String fileName = p.getFileName().toString();
-                shards.add(new Shard(fileName, st));
+                shards.add(new Shard(p, fileName, st));
                 for (String name : st.names()) {
                     String before = where.put(name, fileName);
                     if (before != null) {

@@ -287,7 +287,7 @@ public final class CheckpointQuantizer {
         SafeTensors st = shard.file();
         String format = st.metadata().get(QuantizedSafeTensors.FORMAT_KEY);
         if (format != null) {
-            throw new IllegalArgumentException(shard.fileName() + " is already quantized by quant4j (format " + format
+            throw new IllegalArgumentException(shard.path() + " is already quantized by quant4j (format " + format
                     + "); quantize the original weights, or 'quant dequantize' it first");
         }
         for (SafeTensors.Entry e : st.entries().values()) {
@@ -570,8 +570,7 @@ public final class CheckpointQuantizer {
     }
 
     /** Copies the folder's regular files other than safetensors and the index (config, tokenizer, ...). */
-    private static void copyOtherFiles(Path from, Path to, SafeTensorsCheckpoint in, List<String> files)
-            throws IOException {
+    static void copyOtherFiles(Path from, Path to, SafeTensorsCheckpoint in, List<String> files) throws IOException {
         java.util.Set<String> shards = new java.util.HashSet<>();
         for (SafeTensorsCheckpoint.Shard s : in.shards()) {
             shards.add(s.fileName());
