@@ -42,7 +42,7 @@ final class ProgressLine implements CheckpointQuantizer.Progress {
     private void print(long d, long now, String tensor) {
         double seconds = (now - start) * 1e-9;
         double rate = d / Math.max(seconds, 1e-9);
-        double left = rate > 0 ? (total - d) / rate : 0;
+        double left = rate > 0 ? Math.max(0, total - d) / rate : 0;
         String figures = String.format(
                 Locale.ROOT,
                 "%3.0f%% %s of %s, %s/s, %s left",

@@ -120,7 +120,14 @@ public final class CheckpointDequantizer {
                             boolean transposed = QuantizedSafeTensors.IN_OUT.equals(
                                     index.get(name).get(QuantizedSafeTensors.SOURCE_LAYOUT));
                             writeWeight(q, transposed, out);
-                            progress.done(name, (long) q.rows() * q.cols() * dtype.bytes());
+                            long read = 0; // the input's bytes of this weight, as the progress total counts them
+                            for (String part : st.names()) {
+                                if (part.startsWith(name + ".q4j_")) {
+                                    read += st.entry(part).end()
+                                            - st.entry(part).begin();
+                                }
+                            }
+                            progress.done(name, read);
                         } else {
                             String name = copies.get(t - names.size());
                             SafeTensors.Entry e = st.entry(name);
