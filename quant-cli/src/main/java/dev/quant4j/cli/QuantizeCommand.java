@@ -58,11 +58,12 @@ final class QuantizeCommand implements Callable<Integer> {
     String method;
 
     @Option(
-            names = "--in",
+            names = {"--in", "--model"},
             required = true,
             description = "weights: W.npy ([out, in] float32), model.safetensors, model.onnx (its MatMul weights),"
                     + " model.gguf (--format gguf), or with --format gptq a Hugging Face folder holding"
-                    + " model.safetensors")
+                    + " model.safetensors; a whole decoder: a llama2.c model.bin, or a Hugging Face Llama, Mistral"
+                    + " or Qwen2 folder with --method gptq or awq and no --calib")
     Path in;
 
     @Option(
@@ -85,6 +86,9 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Mixin
     GgufOutput.Options ggufOptions;
+
+    @Mixin
+    DecoderOutput.Options decoderOptions;
 
     @Option(
             names = "--accuracy-level",
@@ -159,6 +163,10 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (DecoderOutput.handles(in, method, calib)) {
+            return new DecoderOutput(this, decoderOptions).run();
+        }
+        decoderOptions.requireUnset();
         if (format.equalsIgnoreCase("gguf")) {
             return new GgufOutput(this, ggufOptions).run();
         }

@@ -127,14 +127,9 @@ public final class QuantizedDecoderFile {
             throws IOException {
         List<PassThrough> other = new ArrayList<>();
         for (FloatMatrix m : source.tensors().values()) {
-            if (quantized.weights().containsKey(m.name())) {
-                continue;
+            if (!quantized.weights().containsKey(m.name())) {
+                other.add(f32(m));
             }
-            long[] shape = m.rows() == 1 ? new long[] {m.cols()} : new long[] {m.rows(), m.cols()};
-            ByteBuffer b =
-                    ByteBuffer.allocate(Float.BYTES * m.rows() * m.cols()).order(ByteOrder.LITTLE_ENDIAN);
-            b.asFloatBuffer().put(m.toArray());
-            other.add(new PassThrough(m.name(), DType.F32, shape, b.array()));
         }
         QuantizedSafeTensors.write(
                 path,
@@ -142,6 +137,14 @@ public final class QuantizedDecoderFile {
                 method,
                 other,
                 Map.of(CONFIG_KEY, configJson(source.config(), source.format())));
+    }
+
+    /** {@code m} as an F32 tensor under its name, 1-D {@code [n]} when it is {@code [1, n]}. */
+    public static PassThrough f32(FloatMatrix m) {
+        long[] shape = m.rows() == 1 ? new long[] {m.cols()} : new long[] {m.rows(), m.cols()};
+        ByteBuffer b = ByteBuffer.allocate(Float.BYTES * m.rows() * m.cols()).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(m.toArray());
+        return new PassThrough(m.name(), DType.F32, shape, b.array());
     }
 
     /** The metadata value for a configuration. */
