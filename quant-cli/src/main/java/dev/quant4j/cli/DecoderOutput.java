@@ -178,6 +178,7 @@ final class DecoderOutput {
                 calibText = String.format(
                         Locale.ROOT, "; calibrating on %d sequences of %d tokens sampled with seed %d", n, len, seed);
                 calibration = SampledSequences.sample(fp32, source.name(), n, len, seed);
+                calibText += String.format(Locale.ROOT, " (%.1f s)", (System.nanoTime() - start) / 1e9);
             }
             err.printf(
                     Locale.ROOT,
