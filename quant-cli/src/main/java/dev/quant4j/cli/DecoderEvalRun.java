@@ -3,7 +3,6 @@ package dev.quant4j.cli;
 import dev.quant4j.cli.eval.DecoderEval;
 import dev.quant4j.io.AtomicFiles;
 import dev.quant4j.model.LlamaDecoder;
-import dev.quant4j.model.TokenSampler;
 import dev.quant4j.pipeline.DecoderQuantizer.Setting;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -20,10 +19,6 @@ import java.util.regex.Pattern;
  */
 final class DecoderEvalRun {
 
-    /** The first token of every sampled sequence: BOS in llama2.c's (sentencepiece) vocabularies. */
-    static final int BOS = 1;
-
-    static final long CALIBRATION_SEED = 1;
     static final long EVALUATION_SEED = 2;
 
     private DecoderEvalRun() {}
@@ -39,10 +34,7 @@ final class DecoderEvalRun {
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
             LlamaDecoder fp32 = LlamaDecoder.read(c.model, pool);
-            if (c.seqLen > fp32.config().maxSeqLen()) {
-                throw new IllegalArgumentException("--seq-len " + c.seqLen + ": " + file + " takes at most "
-                        + fp32.config().maxSeqLen() + " tokens");
-            }
+            SampledSequences.requireLength(fp32, file, c.seqLen);
             List<Setting> chosen = DecoderEval.defaultSettings(c.groupSize).stream()
                     .filter(s -> select.matcher(s.label()).find())
                     .toList();
@@ -61,8 +53,9 @@ final class DecoderEvalRun {
                     c.evalSample,
                     c.seqLen);
             err.flush();
-            List<int[]> calibration = TokenSampler.sample(fp32, c.calibSample, c.seqLen, BOS, 1.0, CALIBRATION_SEED);
-            List<int[]> evaluation = TokenSampler.sample(fp32, c.evalSample, c.seqLen, BOS, 1.0, EVALUATION_SEED);
+            List<int[]> calibration =
+                    SampledSequences.sample(fp32, file, c.calibSample, c.seqLen, SampledSequences.CALIBRATION_SEED);
+            List<int[]> evaluation = SampledSequences.sample(fp32, file, c.evalSample, c.seqLen, EVALUATION_SEED);
             List<DecoderEval.Row> rows = DecoderEval.run(fp32, chosen, calibration, evaluation, pool, label -> {
                 err.printf(Locale.ROOT, "quant eval: %s (%.0f s)%n", label, (System.nanoTime() - start) / 1e9);
                 err.flush();

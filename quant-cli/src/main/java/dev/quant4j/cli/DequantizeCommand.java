@@ -43,7 +43,8 @@ final class DequantizeCommand implements Callable<Integer> {
     @Option(
             names = "--out",
             required = true,
-            description = "W.npy (when the file holds one quantized tensor; float32 only) or model.safetensors")
+            description = "W.npy (when the file holds one quantized tensor; float32 only), model.safetensors, or"
+                    + " model.bin (a llama2.c checkpoint, from a whole decoder quantized from one)")
     Path out;
 
     @Option(
@@ -61,6 +62,10 @@ final class DequantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (WeightFiles.extension(out).equals("bin")) {
+            return DecoderDequantize.run(
+                    in, out, dtype, overwrite, spec.commandLine().getOut());
+        }
         if (threads != null && threads < 1) {
             throw new IllegalArgumentException("--threads " + threads + " must be at least 1");
         }

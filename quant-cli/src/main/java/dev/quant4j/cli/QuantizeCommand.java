@@ -58,11 +58,13 @@ final class QuantizeCommand implements Callable<Integer> {
     String method;
 
     @Option(
-            names = "--in",
+            names = {"--in", "--model"},
             required = true,
             description = "weights: W.npy ([out, in] float32), model.safetensors of any size, a Hugging Face folder"
                     + " or its model.safetensors.index.json (rtn, nf4, fp4: streamed shard by shard; --format gptq),"
-                    + " model.onnx (its MatMul weights), model.gguf (--format gguf)")
+                    + " model.onnx (its MatMul weights), model.gguf (--format gguf); a whole decoder: a llama2.c"
+                    + " model.bin, or a Hugging Face Llama, Mistral or Qwen2 folder with --method gptq or awq and no"
+                    + " --calib")
     Path in;
 
     @Option(
@@ -86,6 +88,9 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Mixin
     GgufOutput.Options ggufOptions;
+
+    @Mixin
+    DecoderOutput.Options decoderOptions;
 
     @Option(
             names = "--accuracy-level",
@@ -160,12 +165,16 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(
             names = "--threads",
-            description = "threads quantizing a safetensors checkpoint with rtn, nf4 or fp4 (default: every core);"
-                    + " the output does not depend on it")
+            description = "threads quantizing a safetensors checkpoint (rtn, nf4, fp4) or a whole decoder (default:"
+                    + " every core); the output does not depend on it")
     Integer threads;
 
     @Override
     public Integer call() throws Exception {
+        if (DecoderOutput.handles(in, method, calib)) {
+            return new DecoderOutput(this, decoderOptions).run();
+        }
+        decoderOptions.requireUnset();
         if (format.equalsIgnoreCase("gguf")) {
             return new GgufOutput(this, ggufOptions).run();
         }

@@ -49,11 +49,12 @@ class ReadmeSynopsisTest {
         for (Map.Entry<String, StringBuilder> e : synopsis.entrySet()) {
             QuantCliTest.Result help = QuantCliTest.run(e.getKey(), "--help");
             assertThat(help.code()).isZero();
-            // the options picocli lists (lines starting with the option), not those named in the prose
+            // the options picocli lists (lines starting with the option and its aliases), not those named in the
+            // prose
             StringBuilder listed = new StringBuilder();
             for (String l : help.out().split("\n")) {
-                Matcher opt =
-                        Pattern.compile("^\\s+(?:-\\w, )?(--[a-z][a-z0-9-]*)").matcher(l);
+                Matcher opt = Pattern.compile("^\\s+(?:-\\w, )?(--[a-z][a-z0-9-]*(?:, --[a-z][a-z0-9-]*)*)")
+                        .matcher(l);
                 if (opt.find()) {
                     listed.append(opt.group(1)).append('\n');
                 }

@@ -7,8 +7,10 @@ import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -25,14 +27,21 @@ import java.util.Map;
  * {@code w2} is {@code mlp.down_proj}), matrices {@code [out, in]} and vectors {@code [1, n]}. The query and key rows
  * are in the interleaved rotary layout (Meta's), not Hugging Face's permuted one.
  *
+ * <p>The two rotary tables ({@code export.py} writes {@code freqs_cos} and {@code freqs_sin} there, {@code [seq_len,
+ * head_size / 2]} each; {@code run.c} skips them) are kept as read, so that {@link #write} gives back the file's bytes
+ * exactly; {@link #ropeTables} computes them for a checkpoint made from other tensors.
+ *
  * <p>Layout from llama2.c's {@code run.c} and {@code export.py} (legacy_export), github.com/karpathy/llama2.c at
  * 350e04fe35433e6d2941dce5a1f53308f87058eb.
  *
  * @param source the file's name in messages
  * @param header the seven header fields
- * @param tensors every tensor, in file order
+ * @param tensors every weight, in file order
+ * @param freqsCos the first rotary table, {@code [seq_len, head_size / 2]}
+ * @param freqsSin the second rotary table, {@code [seq_len, head_size / 2]}
  */
-public record Llama2cCheckpoint(String source, Header header, Map<String, FloatMatrix> tensors) {
+public record Llama2cCheckpoint(
+        String source, Header header, Map<String, FloatMatrix> tensors, FloatMatrix freqsCos, FloatMatrix freqsSin) {
 
     /** The header of the legacy layout: 28 bytes. */
     public static final int HEADER_BYTES = 7 * Integer.BYTES;
@@ -105,26 +114,150 @@ public record Llama2cCheckpoint(String source, Header header, Map<String, FloatM
         readFully(ch, hb, 0, source);
         Header header = header(source, hb.flip(), size);
         Map<String, FloatMatrix> tensors = new LinkedHashMap<>();
-        Reader r = new Reader(ch, source);
-        int dim = header.dim();
-        int kvDim = header.kvDim();
-        int hidden = header.hiddenDim();
-        tensors.put("model.embed_tokens.weight", r.matrix("model.embed_tokens.weight", header.vocabSize(), dim));
-        r.perLayer(tensors, header.layers(), "input_layernorm.weight", 1, dim);
-        r.perLayer(tensors, header.layers(), "self_attn.q_proj.weight", dim, dim);
-        r.perLayer(tensors, header.layers(), "self_attn.k_proj.weight", kvDim, dim);
-        r.perLayer(tensors, header.layers(), "self_attn.v_proj.weight", kvDim, dim);
-        r.perLayer(tensors, header.layers(), "self_attn.o_proj.weight", dim, dim);
-        r.perLayer(tensors, header.layers(), "post_attention_layernorm.weight", 1, dim);
-        r.perLayer(tensors, header.layers(), "mlp.gate_proj.weight", hidden, dim);
-        r.perLayer(tensors, header.layers(), "mlp.down_proj.weight", dim, hidden);
-        r.perLayer(tensors, header.layers(), "mlp.up_proj.weight", hidden, dim);
-        tensors.put("model.norm.weight", r.matrix("model.norm.weight", 1, dim));
-        r.skip((long) header.seqLen() * header.headSize() * Float.BYTES);
-        if (!header.sharedClassifier()) {
-            tensors.put("lm_head.weight", r.matrix("lm_head.weight", header.vocabSize(), dim));
+        long pos = HEADER_BYTES;
+        for (Slot s : layout(header)) {
+            long count = (long) s.rows() * s.cols();
+            if (count > Integer.MAX_VALUE - 8 || count * Float.BYTES > Integer.MAX_VALUE) {
+                throw new MalformedTensorFileException(source + ": tensor '" + s.name() + "' [" + s.rows() + ", "
+                        + s.cols() + "] is larger than 2 GiB");
+            }
+            ByteBuffer b = ByteBuffer.allocate((int) count * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            readFully(ch, b, pos, source);
+            pos += b.capacity();
+            float[] data = new float[(int) count];
+            b.flip().asFloatBuffer().get(data);
+            tensors.put(s.name(), FloatMatrix.of(s.name(), s.rows(), s.cols(), data, 0));
         }
-        return new Llama2cCheckpoint(source, header, Collections.unmodifiableMap(tensors));
+        FloatMatrix cos = tensors.remove(FREQS_COS);
+        FloatMatrix sin = tensors.remove(FREQS_SIN);
+        return new Llama2cCheckpoint(source, header, Collections.unmodifiableMap(tensors), cos, sin);
+    }
+
+    /** The names of the rotary tables in {@link #layout}; they are not among {@link #tensors()}. */
+    private static final String FREQS_COS = "freqs_cos";
+
+    private static final String FREQS_SIN = "freqs_sin";
+
+    /** One tensor of the file: its name and shape. */
+    private record Slot(String name, int rows, int cols) {}
+
+    /** Every tensor of a file with this header, in file order (the reader's and the writer's single source). */
+    private static List<Slot> layout(Header h) {
+        List<Slot> slots = new ArrayList<>();
+        int dim = h.dim();
+        int kvDim = h.kvDim();
+        int hidden = h.hiddenDim();
+        slots.add(new Slot("model.embed_tokens.weight", h.vocabSize(), dim));
+        perLayer(slots, h.layers(), "input_layernorm.weight", 1, dim);
+        perLayer(slots, h.layers(), "self_attn.q_proj.weight", dim, dim);
+        perLayer(slots, h.layers(), "self_attn.k_proj.weight", kvDim, dim);
+        perLayer(slots, h.layers(), "self_attn.v_proj.weight", kvDim, dim);
+        perLayer(slots, h.layers(), "self_attn.o_proj.weight", dim, dim);
+        perLayer(slots, h.layers(), "post_attention_layernorm.weight", 1, dim);
+        perLayer(slots, h.layers(), "mlp.gate_proj.weight", hidden, dim);
+        perLayer(slots, h.layers(), "mlp.down_proj.weight", dim, hidden);
+        perLayer(slots, h.layers(), "mlp.up_proj.weight", hidden, dim);
+        slots.add(new Slot("model.norm.weight", 1, dim));
+        slots.add(new Slot(FREQS_COS, h.seqLen(), h.headSize() / 2));
+        slots.add(new Slot(FREQS_SIN, h.seqLen(), h.headSize() / 2));
+        if (!h.sharedClassifier()) {
+            slots.add(new Slot("lm_head.weight", h.vocabSize(), dim));
+        }
+        return slots;
+    }
+
+    private static void perLayer(List<Slot> slots, int layers, String suffix, int rows, int cols) {
+        for (int l = 0; l < layers; l++) {
+            slots.add(new Slot("model.layers." + l + "." + suffix, rows, cols));
+        }
+    }
+
+    /**
+     * The rotary tables {@code export.py} stores for a header ({@code precompute_freqs_cis} in llama2.c's {@code
+     * model.py}, rotary base 10000): {@code cos} and {@code sin} of {@code t * 10000^(-2j / head_size)} for position
+     * {@code t} and pair {@code j}, in float32. {@code run.c} does not read them; these may differ from PyTorch's in
+     * the last bit.
+     *
+     * @return the two tables, cos first, each {@code [seq_len, head_size / 2]}
+     */
+    public static FloatMatrix[] ropeTables(Header h) {
+        int half = h.headSize() / 2;
+        float[] cos = new float[h.seqLen() * half];
+        float[] sin = new float[cos.length];
+        for (int j = 0; j < half; j++) {
+            float frequency = (float) (1 / Math.pow(10000, (float) (2 * j) / h.headSize()));
+            for (int t = 0; t < h.seqLen(); t++) {
+                float angle = t * frequency;
+                cos[t * half + j] = (float) Math.cos(angle);
+                sin[t * half + j] = (float) Math.sin(angle);
+            }
+        }
+        return new FloatMatrix[] {
+            FloatMatrix.of(FREQS_COS, h.seqLen(), half, cos, 0), FloatMatrix.of(FREQS_SIN, h.seqLen(), half, sin, 0)
+        };
+    }
+
+    /**
+     * Writes this checkpoint atomically to {@code path}, as {@link #toBytes()}.
+     *
+     * @throws IllegalArgumentException as {@link #toBytes()}
+     */
+    public void write(Path path) throws IOException {
+        byte[] bytes = toBytes();
+        AtomicFiles.write(path, out -> out.write(bytes));
+    }
+
+    /**
+     * The file's bytes: the header, then every tensor in {@code run.c}'s order; the inverse of {@link #read(Path)}.
+     *
+     * @throws IllegalArgumentException if a tensor the header calls for is missing or misshapen (naming it), if
+     *     {@link #tensors()} holds one it does not, or if the file would exceed 2 GiB
+     */
+    public byte[] toBytes() {
+        long size = expectedBytes(header);
+        if (size < 0 || size > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(source + ": a checkpoint of " + size + " bytes is larger than 2 GiB");
+        }
+        ByteBuffer b = ByteBuffer.allocate((int) size).order(ByteOrder.LITTLE_ENDIAN);
+        Header h = header;
+        for (int v : new int[] {
+            h.dim(),
+            h.hiddenDim(),
+            h.layers(),
+            h.heads(),
+            h.kvHeads(),
+            h.sharedClassifier() ? h.vocabSize() : -h.vocabSize(),
+            h.seqLen()
+        }) {
+            b.putInt(v);
+        }
+        int written = 0;
+        for (Slot s : layout(h)) {
+            FloatMatrix m = switch (s.name()) {
+                case FREQS_COS -> freqsCos;
+                case FREQS_SIN -> freqsSin;
+                default -> tensors.get(s.name());
+            };
+            if (m == null) {
+                throw new IllegalArgumentException(source + ": no tensor '" + s.name() + "'");
+            }
+            if (m.rows() != s.rows() || m.cols() != s.cols()) {
+                throw new IllegalArgumentException(source + ": tensor '" + s.name() + "' is [" + m.rows() + ", "
+                        + m.cols() + "], the header needs [" + s.rows() + ", " + s.cols() + "]");
+            }
+            b.asFloatBuffer().put(m.toArray());
+            b.position(b.position() + s.rows() * s.cols() * Float.BYTES);
+            if (!s.name().equals(FREQS_COS) && !s.name().equals(FREQS_SIN)) {
+                written++;
+            }
+        }
+        if (written != tensors.size()) {
+            List<String> extra = new ArrayList<>(tensors.keySet());
+            extra.removeAll(layout(h).stream().map(Slot::name).toList());
+            throw new IllegalArgumentException(
+                    source + ": tensors " + extra + " have no place in a llama2.c checkpoint");
+        }
+        return b.array();
     }
 
     private static Header header(String source, ByteBuffer b, long fileSize) {
@@ -147,6 +280,10 @@ public record Llama2cCheckpoint(String source, Header header, Map<String, FloatM
         if (dim % heads != 0 || kvHeads > heads || heads % kvHeads != 0) {
             throw new MalformedTensorFileException(source + ": header dim " + dim + ", n_heads " + heads
                     + ", n_kv_heads " + kvHeads + ": n_heads must divide dim and n_kv_heads must divide n_heads");
+        }
+        if ((dim / heads) % 2 != 0) {
+            throw new MalformedTensorFileException(source + ": header dim " + dim + ", n_heads " + heads
+                    + ": the head size " + dim / heads + " is odd, and rotary embedding rotates pairs");
         }
         Header h = new Header(dim, v[1], v[2], heads, kvHeads, Math.abs(v[5]), v[6], v[5] > 0);
         long expected = expectedBytes(h);
@@ -188,43 +325,6 @@ public record Llama2cCheckpoint(String source, Header header, Map<String, FloatM
                 throw new MalformedTensorFileException(source + ": ends early, at byte " + pos);
             }
             pos += n;
-        }
-    }
-
-    /** Reads tensors one after the other. */
-    private static final class Reader {
-        private final PositionalReader ch;
-        private final String source;
-        private long pos = HEADER_BYTES;
-
-        Reader(PositionalReader ch, String source) {
-            this.ch = ch;
-            this.source = source;
-        }
-
-        void perLayer(Map<String, FloatMatrix> out, int layers, String suffix, int rows, int cols) throws IOException {
-            for (int l = 0; l < layers; l++) {
-                String name = "model.layers." + l + "." + suffix;
-                out.put(name, matrix(name, rows, cols));
-            }
-        }
-
-        FloatMatrix matrix(String name, int rows, int cols) throws IOException {
-            long count = (long) rows * cols;
-            if (count > Integer.MAX_VALUE - 8 || count * Float.BYTES > Integer.MAX_VALUE) {
-                throw new MalformedTensorFileException(
-                        source + ": tensor '" + name + "' [" + rows + ", " + cols + "] is larger than 2 GiB");
-            }
-            ByteBuffer b = ByteBuffer.allocate((int) count * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-            readFully(ch, b, pos, source);
-            pos += b.capacity();
-            float[] data = new float[(int) count];
-            b.flip().asFloatBuffer().get(data);
-            return FloatMatrix.of(name, rows, cols, data, 0);
-        }
-
-        void skip(long bytes) {
-            pos += bytes;
         }
     }
 }

@@ -126,6 +126,28 @@ public final class QuantizedSafeTensors {
         writer(weights, method, other, transposed).write(path);
     }
 
+    /**
+     * As {@link #write(Path, List, String, List, Set)}, every source stored {@code [out, in]}, with {@code metadata}
+     * added to the file's {@code __metadata__} (keys must not start with {@code quant4j.tensor.} or be {@value
+     * #FORMAT_KEY}).
+     */
+    public static void write(
+            Path path,
+            List<? extends QuantizedWeight> weights,
+            String method,
+            List<PassThrough> other,
+            Map<String, String> metadata)
+            throws IOException {
+        SafeTensorsWriter w = writer(weights, method, other, Set.of());
+        for (Map.Entry<String, String> e : metadata.entrySet()) {
+            if (e.getKey().equals(FORMAT_KEY) || e.getKey().startsWith(TENSOR_KEY_PREFIX)) {
+                throw new IllegalArgumentException("metadata key '" + e.getKey() + "' is quant4j's own");
+            }
+            w.metadata(e.getKey(), e.getValue());
+        }
+        w.write(path);
+    }
+
     /** The bytes {@link #write(Path, List, String, List, Set)} writes. */
     public static byte[] toBytes(
             List<? extends QuantizedWeight> weights, String method, List<PassThrough> other, Set<String> transposed) {

@@ -135,9 +135,10 @@ public final class HuggingFaceLlama {
 
     /**
      * Every tensor of the folder as float32, under its name: matrices {@code [rows, cols]}, vectors {@code [1, n]}.
-     * With an index, every shard it names is read and each tensor must be in the shard the index says, once.
+     * With an index, every shard it names is read and each tensor must be in the shard the index says, once. {@code
+     * source} names the folder in messages.
      */
-    static Map<String, FloatMatrix> tensors(Path dir, String source) throws IOException {
+    public static Map<String, FloatMatrix> tensors(Path dir, String source) throws IOException {
         Map<String, String> shardOf = new TreeMap<>();
         Path index = dir.resolve(INDEX);
         if (Files.isRegularFile(index)) {

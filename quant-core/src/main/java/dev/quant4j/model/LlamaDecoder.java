@@ -130,8 +130,12 @@ public final class LlamaDecoder {
      * {@code dim / n_heads} per head, as {@code run.c} runs it.
      */
     public static LlamaDecoder fromLlama2c(Llama2cCheckpoint checkpoint, ForkJoinPool pool) {
-        Llama2cCheckpoint.Header h = checkpoint.header();
-        LlamaConfig config = new LlamaConfig(
+        return of(checkpoint.source(), llama2cConfig(checkpoint.header()), checkpoint.tensors(), pool);
+    }
+
+    /** The configuration of a llama2.c checkpoint's model, as {@link #fromLlama2c} runs it. */
+    public static LlamaConfig llama2cConfig(Llama2cCheckpoint.Header h) {
+        return new LlamaConfig(
                 h.dim(),
                 h.hiddenDim(),
                 h.layers(),
@@ -144,7 +148,6 @@ public final class LlamaDecoder {
                 LLAMA2C_NORM_EPS,
                 RopeLayout.INTERLEAVED,
                 h.sharedClassifier());
-        return of(checkpoint.source(), config, checkpoint.tensors(), pool);
     }
 
     /**

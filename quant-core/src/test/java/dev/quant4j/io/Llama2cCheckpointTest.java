@@ -2,15 +2,22 @@ package dev.quant4j.io;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
+import dev.quant4j.tensor.FloatMatrix;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The llama2.c reader on hand-made files: layout, the unshared head, and every bad header named. */
+/**
+ * The llama2.c reader on hand-made files (layout, the unshared head, every bad header named) and the writer: the real
+ * stories260K written back byte for byte.
+ */
 class Llama2cCheckpointTest {
 
     @TempDir
@@ -59,6 +66,59 @@ class Llama2cCheckpointTest {
     }
 
     @Test
+    void writingWhatWasReadGivesTheSameBytes() throws Exception {
+        Path stories = Path.of(Llama2cCheckpointTest.class
+                .getResource("/stories260K/stories260K.bin")
+                .toURI());
+        Llama2cCheckpoint c = Llama2cCheckpoint.read(stories);
+        Path copy = dir.resolve("copy.bin");
+        c.write(copy);
+        assertThat(Files.readAllBytes(copy)).isEqualTo(Files.readAllBytes(stories));
+        // an unshared head and a layout whose every float differs from its neighbours
+        Path unshared = write(4, 6, 2, 2, 1, -3, 5, 0);
+        assertThat(Llama2cCheckpoint.read(unshared).toBytes()).isEqualTo(Files.readAllBytes(unshared));
+    }
+
+    @Test
+    void theRotaryTablesAreExportPysCosAndSin() throws Exception {
+        Llama2cCheckpoint c = Llama2cCheckpoint.read(Path.of(Llama2cCheckpointTest.class
+                .getResource("/stories260K/stories260K.bin")
+                .toURI()));
+        FloatMatrix[] tables = Llama2cCheckpoint.ropeTables(c.header());
+        assertThat(tables[0].rows()).isEqualTo(512);
+        assertThat(tables[0].cols()).isEqualTo(4);
+        float[] cos = c.freqsCos().toArray();
+        float[] sin = c.freqsSin().toArray();
+        float[] cosComputed = tables[0].toArray();
+        float[] sinComputed = tables[1].toArray();
+        for (int i = 0; i < cos.length; i++) {
+            assertThat(cosComputed[i]).as("cos %d", i).isCloseTo(cos[i], within(2e-6f));
+            assertThat(sinComputed[i]).as("sin %d", i).isCloseTo(sin[i], within(2e-6f));
+        }
+    }
+
+    @Test
+    void theWriterNamesAMissingMisshapenOrExtraTensor() throws Exception {
+        Llama2cCheckpoint c = Llama2cCheckpoint.read(write(4, 6, 2, 2, 1, 3, 5, 0));
+        Map<String, FloatMatrix> missing = new LinkedHashMap<>(c.tensors());
+        missing.remove("model.layers.1.mlp.up_proj.weight");
+        assertThatThrownBy(
+                        () -> new Llama2cCheckpoint("m.bin", c.header(), missing, c.freqsCos(), c.freqsSin()).toBytes())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("m.bin: no tensor 'model.layers.1.mlp.up_proj.weight'");
+        Map<String, FloatMatrix> misshapen = new LinkedHashMap<>(c.tensors());
+        misshapen.put("model.norm.weight", FloatMatrix.zeros("model.norm.weight", 1, 5));
+        assertThatThrownBy(() ->
+                        new Llama2cCheckpoint("m.bin", c.header(), misshapen, c.freqsCos(), c.freqsSin()).toBytes())
+                .hasMessage("m.bin: tensor 'model.norm.weight' is [1, 5], the header needs [1, 4]");
+        Map<String, FloatMatrix> extra = new LinkedHashMap<>(c.tensors());
+        extra.put("lm_head.weight", FloatMatrix.zeros("lm_head.weight", 3, 4));
+        assertThatThrownBy(
+                        () -> new Llama2cCheckpoint("m.bin", c.header(), extra, c.freqsCos(), c.freqsSin()).toBytes())
+                .hasMessage("m.bin: tensors [lm_head.weight] have no place in a llama2.c checkpoint");
+    }
+
+    @Test
     void aFileOfTheWrongSizeNamesTheHeader() throws Exception {
         Path p = write(4, 6, 2, 2, 1, 3, 5, 1);
         assertThatThrownBy(() -> Llama2cCheckpoint.read(p))
@@ -80,6 +140,11 @@ class Llama2cCheckpointTest {
         b.putInt(8, -5);
         Files.write(kv, b.array());
         assertThatThrownBy(() -> Llama2cCheckpoint.read(kv)).hasMessage("kv.bin: header field n_layers is -5");
+        b.putInt(0, 24).putInt(8, 5).putInt(16, 4);
+        Files.write(kv, b.array());
+        assertThatThrownBy(() -> Llama2cCheckpoint.read(kv))
+                .hasMessage("kv.bin: header dim 24, n_heads 8: the head size 3 is odd, and rotary embedding rotates"
+                        + " pairs");
         b.putInt(0, Llama2cCheckpoint.VERSIONED_MAGIC).putInt(4, 1);
         Files.write(kv, b.array());
         assertThatThrownBy(() -> Llama2cCheckpoint.read(kv))
