@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.quant4j.io.DType;
 import dev.quant4j.io.Llama2cCheckpoint;
 import dev.quant4j.io.MalformedTensorFileException;
+import dev.quant4j.io.ModelFolder;
 import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.testing.Pools;
@@ -94,6 +95,15 @@ class HuggingFaceLlamaTest {
         assertThat(hf.config().normEps()).isEqualTo(1e-5);
         assertThat(LlamaDecoderTest.maxAbsDiff(hf.logits(TOKENS), reference.logits(TOKENS)))
                 .isLessThan(1e-5);
+        // the same files held in memory: the same model
+        Map<String, byte[]> files = Map.of(
+                "config.json", Files.readAllBytes(dir.resolve("config.json")),
+                "model.safetensors", Files.readAllBytes(dir.resolve("model.safetensors")));
+        LlamaDecoder inMemory = HuggingFaceLlama.read(ModelFolder.of(files, "mem"), Pools.TWO);
+        assertThat(inMemory.source()).isEqualTo("mem");
+        assertThat(inMemory.config()).isEqualTo(hf.config());
+        assertThat(inMemory.logits(TOKENS).toArray())
+                .isEqualTo(hf.logits(TOKENS).toArray());
     }
 
     @Test
