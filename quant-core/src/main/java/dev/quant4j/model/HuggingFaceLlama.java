@@ -75,7 +75,10 @@ public final class HuggingFaceLlama {
             throw new MalformedTensorFileException(source + ": not a JSON object");
         }
         Object arch = m.get("architectures");
-        if (!(arch instanceof List<?> list) || list.size() != 1 || !ARCHITECTURES.contains(list.get(0))) {
+        if (!(arch instanceof List<?> list)
+                || list.size() != 1
+                || !(list.get(0) instanceof String name)
+                || !ARCHITECTURES.contains(name)) {
             throw new IllegalArgumentException(source + ": architectures " + Json.write(arch)
                     + " is not supported; quant4j's decoder runs " + new TreeSet<>(ARCHITECTURES));
         }
@@ -209,8 +212,11 @@ public final class HuggingFaceLlama {
             throw new MalformedTensorFileException(source + ": no \"weight_map\" object");
         }
         Map<String, String> shardOf = new TreeMap<>();
+        if (map.isEmpty()) {
+            throw new MalformedTensorFileException(source + ": \"weight_map\" is empty");
+        }
         for (Map.Entry<?, ?> e : map.entrySet()) {
-            if (!(e.getValue() instanceof String file) || file.contains("/") || file.contains("\\")) {
+            if (!(e.getValue() instanceof String file) || !ModelFolder.isFileName(file)) {
                 throw new MalformedTensorFileException(source + ": tensor '" + e.getKey() + "' maps to "
                         + Json.write(e.getValue()) + ", expected a file name in the folder");
             }
