@@ -342,7 +342,7 @@ public final class FuzzSeeds {
     }
 
     private static byte[] gptqFolder(Map<String, byte[]> files) {
-        return FuzzFolder.pack(files, GptqCheckpointFuzzTest.FILES);
+        return FuzzFolder.pack(files, FuzzFolder.GPTQ_CHECKPOINT);
     }
 
     /**
@@ -423,7 +423,7 @@ public final class FuzzSeeds {
     private static byte[] hfFolder(String config, Map<String, byte[]> files) {
         Map<String, byte[]> all = new java.util.HashMap<>(files);
         all.put("config.json", config.getBytes(StandardCharsets.UTF_8));
-        return FuzzFolder.pack(all, dev.quant4j.model.HuggingFaceLlamaFuzzTest.FILES);
+        return FuzzFolder.pack(all, FuzzFolder.HUGGING_FACE_LLAMA);
     }
 
     /** The tensors of a one-layer decoder of hidden size 4, MLP width 8 and vocabulary 8, in {@code dtype}. */

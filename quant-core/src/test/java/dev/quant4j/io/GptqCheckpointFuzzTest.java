@@ -27,19 +27,12 @@ import java.util.Map;
  */
 class GptqCheckpointFuzzTest {
 
-    /** The files of the folder, in the order of the input's parts. */
-    static final List<String> FILES = List.of(
-            GptqCheckpoint.QUANTIZE_CONFIG,
-            GptqCheckpoint.HF_CONFIG,
-            GptqCheckpoint.MODEL_FILE,
-            "gptq_model-4bit-128g.safetensors",
-            GptqCheckpoint.MODEL_FILE + ".index.json");
-
     @FuzzTest
     void fuzz(byte[] input) {
         FuzzContract.check(
                 input,
-                bytes -> GptqCheckpoint.read(ModelFolder.of(FuzzFolder.unpack(bytes, FILES), "fuzz")),
+                bytes -> GptqCheckpoint.read(
+                        ModelFolder.of(FuzzFolder.unpack(bytes, FuzzFolder.GPTQ_CHECKPOINT), "fuzz")),
                 GptqCheckpointFuzzTest::roundTrip);
     }
 
@@ -55,7 +48,7 @@ class GptqCheckpointFuzzTest {
                 expected.add(fp16Scales((QuantizedTensor) w));
             } else {
                 require(
-                        v2 && why.contains("has zero-point 0") || why.contains("outside FP16's range"),
+                        (v2 && why.contains("has zero-point 0")) || why.contains("outside FP16's range"),
                         "read, but the writer refuses it: " + why);
             }
         }

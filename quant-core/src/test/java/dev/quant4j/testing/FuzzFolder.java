@@ -13,6 +13,22 @@ import java.util.Map;
  */
 public final class FuzzFolder {
 
+    /** The files of a GPTQ checkpoint folder, in the order of the input's parts ({@code io/GptqCheckpointFuzzTest}). */
+    public static final List<String> GPTQ_CHECKPOINT = List.of(
+            "quantize_config.json",
+            "config.json",
+            "model.safetensors",
+            "gptq_model-4bit-128g.safetensors",
+            "model.safetensors.index.json");
+
+    /** The files of a Hugging Face model folder, in the order of the input's parts ({@code model/HuggingFaceLlamaFuzzTest}). */
+    public static final List<String> HUGGING_FACE_LLAMA = List.of(
+            "config.json",
+            "model.safetensors.index.json",
+            "model.safetensors",
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors");
+
     private FuzzFolder() {}
 
     /** The files of {@code input}, by name: the {@code i}-th part is file {@code names.get(i)}. */
@@ -23,7 +39,7 @@ public final class FuzzFolder {
             if (at + 2 > input.length) {
                 break;
             }
-            int length = (input[at] & 0xFF) << 8 | input[at + 1] & 0xFF;
+            int length = ((input[at] & 0xFF) << 8) | (input[at + 1] & 0xFF);
             at += 2;
             int end = Math.min(input.length, at + length);
             if (end > at) {
