@@ -238,9 +238,6 @@ public final class GptqCheckpoint {
             Path hfFolder,
             boolean replace)
             throws IOException {
-        if (weights.isEmpty()) {
-            throw new IllegalArgumentException("a GPTQ checkpoint needs at least one quantized tensor");
-        }
         Path target = dir.toAbsolutePath().normalize();
         if (Files.exists(target) && !replace) {
             throw new IllegalArgumentException("output folder " + dir + " exists");
@@ -249,7 +246,7 @@ public final class GptqCheckpoint {
             throw new IllegalArgumentException("output " + dir + " exists and is not a folder");
         }
         Map<String, Object> config = quantizeConfig(weights, options);
-        byte[] model = modelBytes(weights, other, config);
+        Map<String, byte[]> files = files(weights, other, config);
         Path parent = target.getParent();
         if (parent == null || !Files.isDirectory(parent)) {
             throw new IllegalArgumentException("output folder's parent " + parent + " does not exist");
@@ -257,8 +254,9 @@ public final class GptqCheckpoint {
         Path tmp = Files.createTempDirectory(parent, "." + target.getFileName() + ".");
         boolean done = false;
         try {
-            Files.write(tmp.resolve(MODEL_FILE), model);
-            Files.writeString(tmp.resolve(QUANTIZE_CONFIG), prettyConfig(config), StandardCharsets.UTF_8);
+            for (Map.Entry<String, byte[]> f : files.entrySet()) {
+                Files.write(tmp.resolve(f.getKey()), f.getValue());
+            }
             if (hfFolder != null) {
                 copyHfFiles(hfFolder, tmp, config);
             }
@@ -271,7 +269,29 @@ public final class GptqCheckpoint {
         }
     }
 
+    /**
+     * The files {@link #write} puts in a folder without a Hugging Face folder to copy: {@value #MODEL_FILE} and {@value
+     * #QUANTIZE_CONFIG}, by name, in memory.
+     *
+     * @throws IllegalArgumentException as {@link #write} does
+     */
+    public static Map<String, byte[]> toFiles(
+            List<? extends QuantizedWeight> weights, List<PassThrough> other, Options options) {
+        return files(weights, other, quantizeConfig(weights, options));
+    }
+
+    private static Map<String, byte[]> files(
+            List<? extends QuantizedWeight> weights, List<PassThrough> other, Map<String, Object> config) {
+        Map<String, byte[]> files = new LinkedHashMap<>();
+        files.put(MODEL_FILE, modelBytes(weights, other, config));
+        files.put(QUANTIZE_CONFIG, prettyConfig(config).getBytes(StandardCharsets.UTF_8));
+        return files;
+    }
+
     private static Map<String, Object> quantizeConfig(List<? extends QuantizedWeight> weights, Options options) {
+        if (weights.isEmpty()) {
+            throw new IllegalArgumentException("a GPTQ checkpoint needs at least one quantized tensor");
+        }
         Integer bits = null;
         Integer groupSize = null;
         boolean sym = true;
@@ -461,9 +481,22 @@ public final class GptqCheckpoint {
      * @throws MalformedTensorFileException naming the file, tensor and field for anything inconsistent
      */
     public static Checkpoint read(Path path) throws IOException {
-        Path dir = Files.isDirectory(path) ? path : path.toAbsolutePath().getParent();
-        Map<String, Object> config = readConfig(dir);
-        String where = dir.resolve(QUANTIZE_CONFIG).toString();
+        if (Files.isDirectory(path)) {
+            return read(ModelFolder.of(path));
+        }
+        Path file = path.toAbsolutePath();
+        return read(ModelFolder.of(file.getParent()), file.getFileName().toString());
+    }
+
+    /** {@link #read(Path)} of a folder on disk or in memory ({@link ModelFolder#of(Map, String)}). */
+    public static Checkpoint read(ModelFolder folder) throws IOException {
+        return read(folder, null);
+    }
+
+    /** Reads the checkpoint in {@code folder} from its weight file {@code modelFile}, or the one its config names. */
+    private static Checkpoint read(ModelFolder folder, String modelFile) throws IOException {
+        Map<String, Object> config = readConfig(folder);
+        String where = folder.where(QUANTIZE_CONFIG);
         int bits = intField(config, "bits", where);
         if (!supportedBits(bits)) {
             throw new MalformedTensorFileException(where + ": bits " + bits + " (a GPTQ checkpoint has 2, 3, 4 or 8)");
@@ -484,34 +517,35 @@ public final class GptqCheckpoint {
                 throw new MalformedTensorFileException(
                         where + ": checkpoint_format '" + fmt + "' (quant4j reads gptq and gptq_v2)");
         };
-        Path file = Files.isDirectory(path) ? modelFile(path, config, bits, groupSize) : path;
-        try (SafeTensors st = SafeTensors.open(file)) {
-            return new Checkpoint(readTensors(st, file.toString(), bits, groupSize, v2), config);
+        String file = modelFile != null ? modelFile : modelFile(folder, config, bits, groupSize);
+        try (SafeTensors st = folder.openSafeTensors(file)) {
+            return new Checkpoint(readTensors(st, folder.where(file), bits, groupSize, v2), config);
         }
     }
 
     @SuppressWarnings("unchecked")
-    private static Map<String, Object> readConfig(Path dir) throws IOException {
-        Path qc = dir.resolve(QUANTIZE_CONFIG);
-        Path hf = dir.resolve(HF_CONFIG);
-        Path from = Files.isRegularFile(qc) ? qc : hf;
-        if (!Files.isRegularFile(from)) {
+    private static Map<String, Object> readConfig(ModelFolder folder) throws IOException {
+        String from = folder.has(QUANTIZE_CONFIG) ? QUANTIZE_CONFIG : HF_CONFIG;
+        if (!folder.has(from)) {
             throw new MalformedTensorFileException(
-                    dir + ": no " + QUANTIZE_CONFIG + " or " + HF_CONFIG + " with quantization_config");
+                    folder.name() + ": no " + QUANTIZE_CONFIG + " or " + HF_CONFIG + " with quantization_config");
         }
+        String where = folder.where(from);
         Object parsed;
         try {
-            parsed = Json.parse(Files.readString(from, StandardCharsets.UTF_8));
+            parsed = Json.parse(folder.readString(from));
+        } catch (MalformedTensorFileException e) {
+            throw e;
         } catch (IllegalArgumentException e) {
-            throw new MalformedTensorFileException(from + ": " + e.getMessage(), e);
+            throw new MalformedTensorFileException(where + ": " + e.getMessage(), e);
         }
         if (!(parsed instanceof Map<?, ?> map)) {
-            throw new MalformedTensorFileException(from + ": not a JSON object");
+            throw new MalformedTensorFileException(where + ": not a JSON object");
         }
-        if (from == hf) {
+        if (from.equals(HF_CONFIG)) {
             if (!(map.get("quantization_config") instanceof Map<?, ?> inner)) {
-                throw new MalformedTensorFileException(
-                        dir + ": no " + QUANTIZE_CONFIG + ", and " + HF_CONFIG + " has no quantization_config");
+                throw new MalformedTensorFileException(folder.name() + ": no " + QUANTIZE_CONFIG + ", and " + HF_CONFIG
+                        + " has no quantization_config");
             }
             map = inner;
         }
@@ -525,7 +559,7 @@ public final class GptqCheckpoint {
         return v.intValue();
     }
 
-    private static Path modelFile(Path dir, Map<String, Object> config, int bits, int groupSize) throws IOException {
+    private static String modelFile(ModelFolder folder, Map<String, Object> config, int bits, int groupSize) {
         List<String> names = new ArrayList<>();
         if (config.get("model_file_base_name") instanceof String base) {
             names.add(base + ".safetensors");
@@ -533,15 +567,16 @@ public final class GptqCheckpoint {
         names.add(MODEL_FILE);
         names.add("gptq_model-" + bits + "bit-" + groupSize + "g.safetensors");
         for (String n : names) {
-            if (Files.isRegularFile(dir.resolve(n))) {
-                return dir.resolve(n);
+            if (folder.has(n)) {
+                return n;
             }
         }
-        if (Files.exists(dir.resolve(MODEL_FILE + ".index.json"))) {
-            throw new IllegalArgumentException(dir + ": a sharded checkpoint (" + MODEL_FILE + ".index.json); quant4j"
-                    + " reads single-file GPTQ checkpoints");
+        if (folder.has(MODEL_FILE + ".index.json")) {
+            throw new IllegalArgumentException(folder.name() + ": a sharded checkpoint (" + MODEL_FILE
+                    + ".index.json); quant4j reads single-file GPTQ checkpoints");
         }
-        throw new MalformedTensorFileException(dir + ": no weight file (looked for " + String.join(", ", names) + ")");
+        throw new MalformedTensorFileException(
+                folder.name() + ": no weight file (looked for " + String.join(", ", names) + ")");
     }
 
     private static QuantizedSafeTensors.Content readTensors(

@@ -2,11 +2,10 @@ package dev.quant4j.model;
 
 import dev.quant4j.internal.Json;
 import dev.quant4j.io.MalformedTensorFileException;
+import dev.quant4j.io.ModelFolder;
 import dev.quant4j.io.SafeTensors;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -35,6 +34,7 @@ public final class HuggingFaceLlama {
     public static final Set<String> ARCHITECTURES =
             Set.of("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM");
 
+    static final String CONFIG = "config.json";
     static final String INDEX = "model.safetensors.index.json";
     static final String SINGLE = "model.safetensors";
 
@@ -44,12 +44,23 @@ public final class HuggingFaceLlama {
     public static LlamaDecoder read(Path dir, ForkJoinPool pool) throws IOException {
         String source =
                 dir.getFileName() == null ? dir.toString() : dir.getFileName().toString();
-        Path configFile = dir.resolve("config.json");
-        if (!Files.isRegularFile(configFile)) {
+        return read(ModelFolder.of(dir), source, pool);
+    }
+
+    /**
+     * The decoder in a folder on disk or in memory ({@link ModelFolder#of(Map, String)}), named {@code
+     * folder.name()} in messages.
+     */
+    public static LlamaDecoder read(ModelFolder folder, ForkJoinPool pool) throws IOException {
+        return read(folder, folder.name(), pool);
+    }
+
+    private static LlamaDecoder read(ModelFolder folder, String source, ForkJoinPool pool) throws IOException {
+        if (!folder.has(CONFIG)) {
             throw new MalformedTensorFileException(source + ": no config.json (not a Hugging Face model folder)");
         }
-        LlamaConfig config = config(source + "/config.json", Files.readString(configFile, StandardCharsets.UTF_8));
-        return LlamaDecoder.of(source, config, tensors(dir, source), pool);
+        LlamaConfig config = config(source + "/" + CONFIG, folder.readString(CONFIG));
+        return LlamaDecoder.of(source, config, tensors(folder, source), pool);
     }
 
     /** The decoder configuration in {@code config.json}'s text; {@code source} names it in messages. */
@@ -64,7 +75,10 @@ public final class HuggingFaceLlama {
             throw new MalformedTensorFileException(source + ": not a JSON object");
         }
         Object arch = m.get("architectures");
-        if (!(arch instanceof List<?> list) || list.size() != 1 || !ARCHITECTURES.contains(list.get(0))) {
+        if (!(arch instanceof List<?> list)
+                || list.size() != 1
+                || !(list.get(0) instanceof String name)
+                || !ARCHITECTURES.contains(name)) {
             throw new IllegalArgumentException(source + ": architectures " + Json.write(arch)
                     + " is not supported; quant4j's decoder runs " + new TreeSet<>(ARCHITECTURES));
         }
@@ -139,37 +153,25 @@ public final class HuggingFaceLlama {
      * source} names the folder in messages.
      */
     public static Map<String, FloatMatrix> tensors(Path dir, String source) throws IOException {
+        return tensors(ModelFolder.of(dir), source);
+    }
+
+    /** As {@link #tensors(Path, String)}, for a folder on disk or in memory. */
+    static Map<String, FloatMatrix> tensors(ModelFolder folder, String source) throws IOException {
         Map<String, String> shardOf = new TreeMap<>();
-        Path index = dir.resolve(INDEX);
-        if (Files.isRegularFile(index)) {
-            Object parsed;
-            try {
-                parsed = Json.parse(Files.readString(index, StandardCharsets.UTF_8));
-            } catch (IllegalArgumentException e) {
-                throw new MalformedTensorFileException(source + "/" + INDEX + ": " + e.getMessage());
-            }
-            if (!(parsed instanceof Map<?, ?> m) || !(m.get("weight_map") instanceof Map<?, ?> map)) {
-                throw new MalformedTensorFileException(source + "/" + INDEX + ": no \"weight_map\" object");
-            }
-            for (Map.Entry<?, ?> e : map.entrySet()) {
-                if (!(e.getValue() instanceof String file) || file.contains("/") || file.contains("\\")) {
-                    throw new MalformedTensorFileException(source + "/" + INDEX + ": tensor '" + e.getKey()
-                            + "' maps to " + Json.write(e.getValue()) + ", expected a file name in the folder");
-                }
-                shardOf.put((String) e.getKey(), file);
-            }
-        } else if (!Files.isRegularFile(dir.resolve(SINGLE))) {
+        if (folder.has(INDEX)) {
+            shardOf = weightMap(source + "/" + INDEX, folder.readString(INDEX));
+        } else if (!folder.has(SINGLE)) {
             throw new MalformedTensorFileException(source + ": neither " + SINGLE + " nor " + INDEX);
         }
         Map<String, FloatMatrix> out = new LinkedHashMap<>();
         Set<String> seen = new TreeSet<>();
         Set<String> files = shardOf.isEmpty() ? Set.of(SINGLE) : new TreeSet<>(shardOf.values());
         for (String file : files) {
-            Path shard = dir.resolve(file);
-            if (!Files.isRegularFile(shard)) {
+            if (!folder.has(file)) {
                 throw new MalformedTensorFileException(source + ": shard '" + file + "' named by the index is missing");
             }
-            try (SafeTensors st = SafeTensors.open(shard)) {
+            try (SafeTensors st = folder.openSafeTensors(file)) {
                 for (String name : st.names()) {
                     if (!shardOf.isEmpty() && !file.equals(shardOf.get(name))) {
                         throw new MalformedTensorFileException(source + ": tensor '" + name + "' is in '" + file
@@ -199,5 +201,33 @@ public final class HuggingFaceLlama {
             }
         }
         return out;
+    }
+
+    /**
+     * The {@code weight_map} of {@code model.safetensors.index.json}'s text: the shard of each tensor, a file name in
+     * the folder; {@code source} names the index in messages.
+     */
+    static Map<String, String> weightMap(String source, String json) {
+        Object parsed;
+        try {
+            parsed = Json.parse(json);
+        } catch (IllegalArgumentException e) {
+            throw new MalformedTensorFileException(source + ": " + e.getMessage());
+        }
+        if (!(parsed instanceof Map<?, ?> m) || !(m.get("weight_map") instanceof Map<?, ?> map)) {
+            throw new MalformedTensorFileException(source + ": no \"weight_map\" object");
+        }
+        Map<String, String> shardOf = new TreeMap<>();
+        if (map.isEmpty()) {
+            throw new MalformedTensorFileException(source + ": \"weight_map\" is empty");
+        }
+        for (Map.Entry<?, ?> e : map.entrySet()) {
+            if (!(e.getValue() instanceof String file) || !ModelFolder.isFileName(file)) {
+                throw new MalformedTensorFileException(source + ": tensor '" + e.getKey() + "' maps to "
+                        + Json.write(e.getValue()) + ", expected a file name in the folder");
+            }
+            shardOf.put((String) e.getKey(), file);
+        }
+        return shardOf;
     }
 }

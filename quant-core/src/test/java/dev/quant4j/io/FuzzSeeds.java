@@ -7,12 +7,15 @@ import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.gptq.Gptq;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.internal.Json;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
+import dev.quant4j.tensor.HalfFloats;
+import dev.quant4j.testing.FuzzFolder;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -41,6 +44,8 @@ public final class FuzzSeeds {
         quantized(RESOURCES.resolve("io/QuantizedSafeTensorsFuzzTestInputs/fuzz"));
         onnx(RESOURCES.resolve("io/OnnxModelFuzzTestInputs/fuzz"));
         tokenizer(RESOURCES.resolve("model/TokenizerJsonFuzzTestInputs/fuzz"));
+        gptqCheckpoint(RESOURCES.resolve("io/GptqCheckpointFuzzTestInputs/fuzz"));
+        huggingFaceLlama(RESOURCES.resolve("model/HuggingFaceLlamaFuzzTestInputs/fuzz"));
     }
 
     private static void seed(Path dir, String name, byte[] bytes) throws IOException {
@@ -242,5 +247,234 @@ public final class FuzzSeeds {
                 "numbers.json",
                 "[0,-1,2.5,-3e-2,1E+2,true,false,null,\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\",{}]"
                         .getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * GPTQ folders: the four tensors of each AutoGPTQ fixture ({@code src/test/resources/gptq-checkpoint}: bits 2, 3, 4,
+     * 8, sym/asym, act-order on/off, groups of 16) with a {@code quantize_config.json} saying so, and folders
+     * quant4j's writer makes: a pass-through bias, per channel, {@code config.json}'s {@code quantization_config}
+     * instead of {@code quantize_config.json}, {@code gptq_v2}, AutoGPTQ's {@code gptq_model-4bit-128g} file name.
+     */
+    private static void gptqCheckpoint(Path dir) throws IOException {
+        Path fixtures = Path.of("src/test/resources/gptq-checkpoint");
+        for (int bits : new int[] {2, 3, 4, 8}) {
+            for (String sym : new String[] {"sym", "asym"}) {
+                for (String act : new String[] {"noact", "act"}) {
+                    String name = "b" + bits + "-" + sym + "-" + act;
+                    SafeTensorsWriter w = new SafeTensorsWriter();
+                    try (SafeTensors st = SafeTensors.open(fixtures.resolve(name + ".safetensors"))) {
+                        for (String part : List.of(".qweight", ".qzeros", ".scales", ".g_idx")) {
+                            SafeTensors.Entry e = st.entry("layer" + part);
+                            w.add(e.name(), e.dtype(), e.shape(), st.readBytes(e.name()));
+                        }
+                    }
+                    String config = "{\"bits\": " + bits + ", \"group_size\": 16, \"desc_act\": "
+                            + act.equals("act") + ", \"sym\": " + sym.equals("sym")
+                            + ", \"checkpoint_format\": \"gptq\", \"quant_method\": \"gptq\"}";
+                    seed(
+                            dir,
+                            "autogptq-" + name,
+                            gptqFolder(Map.of(
+                                    GptqCheckpoint.QUANTIZE_CONFIG,
+                                    config.getBytes(StandardCharsets.UTF_8),
+                                    GptqCheckpoint.MODEL_FILE,
+                                    w.toBytes())));
+                }
+            }
+        }
+        FloatMatrix w = Gaussian.matrix("layer.weight", 3, 32, 32, 1.0);
+        QuantizedSafeTensors.PassThrough bias = new QuantizedSafeTensors.PassThrough(
+                "layer.bias", DType.F16, new long[] {2}, new byte[] {0, 0x3C, 0, (byte) 0xC0});
+        GptqCheckpoint.Options options = GptqCheckpoint.Options.defaults();
+        Map<String, byte[]> asym4 = GptqCheckpoint.toFiles(
+                List.of(new RtnQuantizer(LinearScheme.asym(4, 16)).quantize(w)), List.of(bias), options);
+        seed(dir, "quant4j-asym4-g16-bias", gptqFolder(asym4));
+        seed(
+                dir,
+                "quant4j-sym8-channel",
+                gptqFolder(GptqCheckpoint.toFiles(
+                        List.of(new RtnQuantizer(LinearScheme.sym(8, -1)).quantize(w)), List.of(), options)));
+        FloatMatrix x = Gaussian.matrix("x", 4, 64, 32, 1.0);
+        HessianAccumulator h = new HessianAccumulator("layer", 32);
+        h.add(x);
+        QuantizedWeight act3 = new Gptq(GptqConfig.defaults(3).withGroupSize(16).withActOrder(true))
+                .quantize(w, h)
+                .tensor();
+        seed(dir, "quant4j-gptq3-act-order", gptqFolder(GptqCheckpoint.toFiles(List.of(act3), List.of(), options)));
+        String quantizationConfig = new String(asym4.get(GptqCheckpoint.QUANTIZE_CONFIG), StandardCharsets.UTF_8);
+        seed(
+                dir,
+                "quant4j-hf-config",
+                gptqFolder(Map.of(
+                        GptqCheckpoint.HF_CONFIG,
+                        ("{\"architectures\": [\"LlamaForCausalLM\"], \"quantization_config\": " + quantizationConfig
+                                        + "}")
+                                .getBytes(StandardCharsets.UTF_8),
+                        GptqCheckpoint.MODEL_FILE,
+                        asym4.get(GptqCheckpoint.MODEL_FILE))));
+        Map<String, byte[]> sym4 = GptqCheckpoint.toFiles(
+                List.of(new RtnQuantizer(LinearScheme.sym(4, 16)).quantize(w)), List.of(), options);
+        seed(
+                dir,
+                "quant4j-v2",
+                gptqFolder(Map.of(
+                        GptqCheckpoint.QUANTIZE_CONFIG,
+                        new String(sym4.get(GptqCheckpoint.QUANTIZE_CONFIG), StandardCharsets.UTF_8)
+                                .replace("\"checkpoint_format\": \"gptq\"", "\"checkpoint_format\": \"gptq_v2\"")
+                                .getBytes(StandardCharsets.UTF_8),
+                        GptqCheckpoint.MODEL_FILE,
+                        sym4.get(GptqCheckpoint.MODEL_FILE))));
+        Map<String, byte[]> g128 = GptqCheckpoint.toFiles(
+                List.of(new RtnQuantizer(LinearScheme.asym(4, 128))
+                        .quantize(Gaussian.matrix("layer.weight", 5, 8, 128, 1.0))),
+                List.of(),
+                options);
+        seed(
+                dir,
+                "quant4j-autogptq-file-name",
+                gptqFolder(Map.of(
+                        GptqCheckpoint.QUANTIZE_CONFIG,
+                        new String(g128.get(GptqCheckpoint.QUANTIZE_CONFIG), StandardCharsets.UTF_8)
+                                .replace("\"model_file_base_name\": \"model\"", "\"model_file_base_name\": null")
+                                .getBytes(StandardCharsets.UTF_8),
+                        "gptq_model-4bit-128g.safetensors",
+                        g128.get(GptqCheckpoint.MODEL_FILE))));
+    }
+
+    private static byte[] gptqFolder(Map<String, byte[]> files) {
+        return FuzzFolder.pack(files, FuzzFolder.GPTQ_CHECKPOINT);
+    }
+
+    /**
+     * Hugging Face folders of a tiny decoder (hidden size 4, one layer, vocabulary 8) with the configs of Llama
+     * (untied, F32), Mistral (grouped-query attention, BF16), Qwen2 (tied embeddings, q/k/v biases, F16), a config
+     * that leaves every defaulted key out and sets {@code head_dim}, and a Llama split into two shards by an index.
+     */
+    private static void huggingFaceLlama(Path dir) throws IOException {
+        String llama = """
+                {"architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+                 "hidden_size": 4, "initializer_range": 0.02, "intermediate_size": 8, "max_position_embeddings": 64,
+                 "model_type": "llama", "num_attention_heads": 2, "num_hidden_layers": 1, "num_key_value_heads": 2,
+                 "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000.0,
+                 "tie_word_embeddings": false, "torch_dtype": "float32", "use_cache": true, "vocab_size": 8}
+                """;
+        String mistral = """
+                {"architectures": ["MistralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
+                 "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4, "initializer_range": 0.02,
+                 "intermediate_size": 8, "max_position_embeddings": 32768, "model_type": "mistral",
+                 "num_attention_heads": 2, "num_hidden_layers": 1, "num_key_value_heads": 1, "rms_norm_eps": 1e-05,
+                 "rope_theta": 1000000.0, "sliding_window": null, "tie_word_embeddings": false,
+                 "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 8}
+                """;
+        String qwen2 = """
+                {"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+                 "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": 4, "initializer_range": 0.02,
+                 "intermediate_size": 8, "max_position_embeddings": 32768, "max_window_layers": 21,
+                 "model_type": "qwen2", "num_attention_heads": 2, "num_hidden_layers": 1, "num_key_value_heads": 1,
+                 "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": true,
+                 "torch_dtype": "float16", "use_cache": true, "use_sliding_window": false, "vocab_size": 8}
+                """;
+        String defaults = """
+                {"architectures": ["LlamaForCausalLM"], "hidden_size": 4, "intermediate_size": 8,
+                 "num_hidden_layers": 1, "num_attention_heads": 1, "head_dim": 2, "vocab_size": 8,
+                 "max_position_embeddings": 16}
+                """;
+        seed(dir, "llama", hfFolder(llama, Map.of(SINGLE, decoderFile(2, 2, 2, false, false, DType.F32))));
+        seed(dir, "mistral", hfFolder(mistral, Map.of(SINGLE, decoderFile(2, 1, 2, false, false, DType.BF16))));
+        seed(dir, "qwen2", hfFolder(qwen2, Map.of(SINGLE, decoderFile(2, 1, 2, true, true, DType.F16))));
+        seed(
+                dir,
+                "defaults-head-dim",
+                hfFolder(defaults, Map.of(SINGLE, decoderFile(1, 1, 2, false, false, DType.F16))));
+        // the same tensors in two shards, the position ids (not read) among them
+        SafeTensors all = SafeTensors.parse(decoderFile(2, 2, 2, false, false, DType.BF16), "all");
+        List<String> names = all.names();
+        StringBuilder index = new StringBuilder("{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+        SafeTensorsWriter[] shards = {new SafeTensorsWriter(), new SafeTensorsWriter()};
+        for (int i = 0; i < names.size(); i++) {
+            String n = names.get(i);
+            int s = i < names.size() / 2 ? 0 : 1;
+            shards[s].add(n, all.entry(n).dtype(), all.entry(n).shape(), all.readBytes(n));
+            index.append(i == 0 ? "" : ", ").append(Json.quote(n)).append(": ").append(Json.quote(SHARDS.get(s)));
+        }
+        shards[1].add("model.position_ids", DType.I64, new long[] {1}, new byte[8]);
+        index.append(", \"model.position_ids\": ")
+                .append(Json.quote(SHARDS.get(1)))
+                .append("}}");
+        seed(
+                dir,
+                "llama-sharded",
+                hfFolder(
+                        llama,
+                        Map.of(
+                                INDEX,
+                                index.toString().getBytes(StandardCharsets.UTF_8),
+                                SHARDS.get(0),
+                                shards[0].toBytes(),
+                                SHARDS.get(1),
+                                shards[1].toBytes())));
+    }
+
+    private static final String SINGLE = "model.safetensors";
+    private static final String INDEX = "model.safetensors.index.json";
+    private static final List<String> SHARDS =
+            List.of("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors");
+
+    private static byte[] hfFolder(String config, Map<String, byte[]> files) {
+        Map<String, byte[]> all = new java.util.HashMap<>(files);
+        all.put("config.json", config.getBytes(StandardCharsets.UTF_8));
+        return FuzzFolder.pack(all, FuzzFolder.HUGGING_FACE_LLAMA);
+    }
+
+    /** The tensors of a one-layer decoder of hidden size 4, MLP width 8 and vocabulary 8, in {@code dtype}. */
+    private static byte[] decoderFile(int heads, int kvHeads, int headDim, boolean tied, boolean biases, DType dtype) {
+        int dim = 4;
+        int hidden = 8;
+        int vocab = 8;
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        long seed = 10;
+        addFloats(w, "model.embed_tokens.weight", dtype, Gaussian.matrix("e", seed++, vocab, dim, 1.0));
+        String p = "model.layers.0.";
+        addFloats(w, p + "input_layernorm.weight", dtype, ones(dim));
+        addFloats(w, p + "self_attn.q_proj.weight", dtype, Gaussian.matrix("q", seed++, heads * headDim, dim, 0.5));
+        addFloats(w, p + "self_attn.k_proj.weight", dtype, Gaussian.matrix("k", seed++, kvHeads * headDim, dim, 0.5));
+        addFloats(w, p + "self_attn.v_proj.weight", dtype, Gaussian.matrix("v", seed++, kvHeads * headDim, dim, 0.5));
+        if (biases) {
+            addFloats(w, p + "self_attn.q_proj.bias", dtype, Gaussian.matrix("qb", seed++, 1, heads * headDim, 0.1));
+            addFloats(w, p + "self_attn.k_proj.bias", dtype, Gaussian.matrix("kb", seed++, 1, kvHeads * headDim, 0.1));
+            addFloats(w, p + "self_attn.v_proj.bias", dtype, Gaussian.matrix("vb", seed++, 1, kvHeads * headDim, 0.1));
+        }
+        addFloats(w, p + "self_attn.o_proj.weight", dtype, Gaussian.matrix("o", seed++, dim, heads * headDim, 0.5));
+        addFloats(w, p + "post_attention_layernorm.weight", dtype, ones(dim));
+        addFloats(w, p + "mlp.gate_proj.weight", dtype, Gaussian.matrix("g", seed++, hidden, dim, 0.5));
+        addFloats(w, p + "mlp.up_proj.weight", dtype, Gaussian.matrix("u", seed++, hidden, dim, 0.5));
+        addFloats(w, p + "mlp.down_proj.weight", dtype, Gaussian.matrix("d", seed++, dim, hidden, 0.5));
+        addFloats(w, "model.norm.weight", dtype, ones(dim));
+        if (!tied) {
+            addFloats(w, "lm_head.weight", dtype, Gaussian.matrix("h", seed, vocab, dim, 1.0));
+        }
+        return w.toBytes();
+    }
+
+    private static FloatMatrix ones(int n) {
+        float[] v = new float[n];
+        java.util.Arrays.fill(v, 1f);
+        return FloatMatrix.of("ones", 1, n, v, 0);
+    }
+
+    /** Adds {@code m} in {@code dtype}: 1-D when it is one row (norms, biases), else 2-D. */
+    private static void addFloats(SafeTensorsWriter w, String name, DType dtype, FloatMatrix m) {
+        float[] v = m.toArray();
+        long[] shape = m.rows() == 1 ? new long[] {m.cols()} : new long[] {m.rows(), m.cols()};
+        ByteBuffer b = ByteBuffer.allocate(dtype == DType.F32 ? 4 * v.length : 2 * v.length)
+                .order(ByteOrder.LITTLE_ENDIAN);
+        for (float f : v) {
+            switch (dtype) {
+                case F32 -> b.putFloat(f);
+                case F16 -> b.putShort(HalfFloats.floatToFp16(f));
+                default -> b.putShort(HalfFloats.floatToBf16(f));
+            }
+        }
+        w.add(name, dtype, shape, b.array());
     }
 }

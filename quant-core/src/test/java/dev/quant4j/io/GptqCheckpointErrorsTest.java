@@ -169,6 +169,24 @@ class GptqCheckpointErrorsTest {
                 .hasMessageContaining("no quantize_config.json or config.json with quantization_config");
     }
 
+    @Test
+    void readsOnlyUtf8ConfigsAndFilesInsideTheFolder() throws Exception {
+        validParts();
+        Path ok = dir.resolve("ok");
+        Files.write(ok.resolve("quantize_config.json"), new byte[] {'{', (byte) 0xC3, '}'});
+        assertThatThrownBy(() -> GptqCheckpoint.read(ok))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessageEndingWith("quantize_config.json: not valid UTF-8 text");
+        // model_file_base_name naming a file outside the folder: that file is not in the folder
+        Files.move(ok.resolve("model.safetensors"), dir.resolve("outside.safetensors"));
+        Files.writeString(
+                ok.resolve("quantize_config.json"), CONFIG.replace("}", ",\"model_file_base_name\":\"../outside\"}"));
+        assertThatThrownBy(() -> GptqCheckpoint.read(ok))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessageEndingWith("no weight file (looked for ../outside.safetensors, model.safetensors,"
+                        + " gptq_model-4bit-16g.safetensors)");
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 7, 8, 100, 500})
     void rejectsATruncatedFile(int cut) throws Exception {

@@ -148,6 +148,18 @@ class GptqCheckpointTest {
         FloatMatrix expected = f.st().readMatrix("dequantized");
         assertThat(c.content().weights().get("layer.weight").dequantize().toArray())
                 .isEqualTo(expected.toArray());
+
+        // the same files in memory: toFiles makes them byte for byte, and they read as the folder does
+        Map<String, byte[]> files =
+                GptqCheckpoint.toFiles(List.of(q), List.of(bias), GptqCheckpoint.Options.defaults());
+        assertThat(files).containsOnlyKeys(GptqCheckpoint.MODEL_FILE, GptqCheckpoint.QUANTIZE_CONFIG);
+        for (Map.Entry<String, byte[]> file : files.entrySet()) {
+            assertThat(file.getValue()).as(file.getKey()).isEqualTo(Files.readAllBytes(out.resolve(file.getKey())));
+        }
+        GptqCheckpoint.Checkpoint inMemory = GptqCheckpoint.read(ModelFolder.of(files, "mem"));
+        assertThat(inMemory.content().weights()).isEqualTo(c.content().weights());
+        assertThat(inMemory.quantizeConfig()).isEqualTo(c.quantizeConfig());
+        assertThat(inMemory.content().other().getFirst().bytes()).isEqualTo(biasBytes);
     }
 
     @ParameterizedTest

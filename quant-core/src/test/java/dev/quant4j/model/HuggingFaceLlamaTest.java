@@ -3,9 +3,11 @@ package dev.quant4j.model;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.quant4j.internal.Json;
 import dev.quant4j.io.DType;
 import dev.quant4j.io.Llama2cCheckpoint;
 import dev.quant4j.io.MalformedTensorFileException;
+import dev.quant4j.io.ModelFolder;
 import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.testing.Pools;
@@ -94,6 +96,15 @@ class HuggingFaceLlamaTest {
         assertThat(hf.config().normEps()).isEqualTo(1e-5);
         assertThat(LlamaDecoderTest.maxAbsDiff(hf.logits(TOKENS), reference.logits(TOKENS)))
                 .isLessThan(1e-5);
+        // the same files held in memory: the same model
+        Map<String, byte[]> files = Map.of(
+                "config.json", Files.readAllBytes(dir.resolve("config.json")),
+                "model.safetensors", Files.readAllBytes(dir.resolve("model.safetensors")));
+        LlamaDecoder inMemory = HuggingFaceLlama.read(ModelFolder.of(files, "mem"), Pools.TWO);
+        assertThat(inMemory.source()).isEqualTo("mem");
+        assertThat(inMemory.config()).isEqualTo(hf.config());
+        assertThat(inMemory.logits(TOKENS).toArray())
+                .isEqualTo(hf.logits(TOKENS).toArray());
     }
 
     @Test
@@ -164,6 +175,21 @@ class HuggingFaceLlamaTest {
                 .hasMessageContaining("shard 'model-00001-of-00001.safetensors' named by the index is missing");
         assertThatThrownBy(() -> HuggingFaceLlama.config("c", CONFIG.replace("LlamaForCausalLM", "GPT2LMHeadModel")))
                 .hasMessageContaining("architectures [\"GPT2LMHeadModel\"] is not supported");
+        assertThatThrownBy(() -> HuggingFaceLlama.config("c", CONFIG.replace("[\"LlamaForCausalLM\"]", "[null]")))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("architectures [null] is not supported");
+        for (String shard : new String[] {"..", ".", "", "../model.safetensors", "a\u0000b"}) {
+            Files.writeString(
+                    dir.resolve("model.safetensors.index.json"),
+                    "{\"weight_map\": {\"model.norm.weight\": " + Json.quote(shard) + "}}");
+            assertThatThrownBy(() -> HuggingFaceLlama.read(dir, Pools.ONE))
+                    .isInstanceOf(MalformedTensorFileException.class)
+                    .hasMessageContaining("tensor 'model.norm.weight' maps to " + Json.quote(shard)
+                            + ", expected a file name in the folder");
+        }
+        Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": {}}");
+        assertThatThrownBy(() -> HuggingFaceLlama.read(dir, Pools.ONE))
+                .hasMessageContaining("model.safetensors.index.json: \"weight_map\" is empty");
         assertThatThrownBy(() -> HuggingFaceLlama.config(
                         "c", CONFIG.replace("\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"llama3\"}")))
                 .hasMessageContaining("rope_scaling {\"type\":\"llama3\"} is not supported");
