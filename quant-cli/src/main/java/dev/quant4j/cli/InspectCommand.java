@@ -5,6 +5,7 @@ import dev.quant4j.io.Npy;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.SafeTensors;
+import dev.quant4j.io.SafeTensorsCheckpoint;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
@@ -33,7 +34,8 @@ import picocli.CommandLine.Spec;
         name = "inspect",
         mixinStandardHelpOptions = true,
         description = {
-            "List the tensors of a .npy, .safetensors, .onnx or .gguf file, one row per tensor, then a total line"
+            "List the tensors of a .npy, .safetensors, .onnx or .gguf file, or of every shard of a Hugging Face folder,"
+                    + " one row per tensor, then a total line"
                     + " (tensors, parameters = elements of every tensor, bytes of data). Reads only; writes nothing.",
             "",
             "name, dtype (F32, F16, BF16, I64, U8 ...), shape as stored, bytes.",
@@ -59,7 +61,10 @@ final class InspectCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "FILE", description = "a .npy, .safetensors, .onnx or .gguf file")
+    @Parameters(
+            index = "0",
+            paramLabel = "FILE",
+            description = "a .npy, .safetensors, .onnx or .gguf file, or a folder of safetensors shards")
     Path file;
 
     /** One row of the table. Empty strings for columns a row has nothing in. */
@@ -77,6 +82,19 @@ final class InspectCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (!Files.exists(file)) {
             throw new java.nio.file.NoSuchFileException(file.toString());
+        }
+        if (Files.isDirectory(file)) {
+            // a Hugging Face folder (or one quant quantize wrote): every shard's tensors, in the order of the shards
+            List<Row> rows = new ArrayList<>();
+            try (SafeTensorsCheckpoint c = SafeTensorsCheckpoint.open(file)) {
+                for (SafeTensorsCheckpoint.Shard shard : c.shards()) {
+                    rows.addAll(safetensors(shard.path()));
+                }
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            out.print(table(rows, false));
+            out.flush();
+            return Quant.OK;
         }
         if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
             throw new IllegalArgumentException("cannot inspect " + file + ": not a readable regular file");
@@ -200,10 +218,16 @@ final class InspectCommand implements Callable<Integer> {
         List<Row> rows = new ArrayList<>();
         try (SafeTensors st = SafeTensors.open(in)) {
             if (st.metadata().containsKey(QuantizedSafeTensors.FORMAT_KEY)) {
-                QuantizedSafeTensors.Content c = QuantizedSafeTensors.read(in);
-                for (QuantizedWeight w : c.weights().values()) {
-                    String method = c.methods().get(w.name());
-                    String layout = c.transposed().contains(w.name()) ? ", stored [in, out]" : "";
+                // one weight at a time (each is validated as it is read), so a shard of any size fits
+                Map<String, Map<?, ?>> index = QuantizedSafeTensors.index(st, in.toString());
+                for (Map.Entry<String, Map<?, ?>> entry : index.entrySet()) {
+                    QuantizedWeight w =
+                            QuantizedSafeTensors.readWeight(st, entry.getKey(), entry.getValue(), in.toString());
+                    String method = String.valueOf(entry.getValue().get("method"));
+                    String layout =
+                            QuantizedSafeTensors.IN_OUT.equals(entry.getValue().get(QuantizedSafeTensors.SOURCE_LAYOUT))
+                                    ? ", stored [in, out]"
+                                    : "";
                     switch (w) {
                         case QuantizedTensor q -> {
                             String scheme = q.scheme() + " (" + method

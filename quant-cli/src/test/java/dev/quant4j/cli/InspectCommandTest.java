@@ -293,7 +293,7 @@ class InspectCommandTest {
             {"cut.onnx", "runs past the end"},
             {"model.gguf", "model.gguf: file is 4 bytes, too short for a GGUF header (24 bytes)"},
             {"model.tflite", "unsupported file type .tflite (expected .npy, .safetensors, .onnx or .gguf)"},
-            {"folder.npy", "not a readable regular file"},
+            {"folder.npy", "a folder without model.safetensors or model.safetensors.index.json"},
             {"broken.safetensors", "quantized tensor 'w': missing tensor 'w.q4j_codes'"},
         };
         for (Object[] c : cases) {

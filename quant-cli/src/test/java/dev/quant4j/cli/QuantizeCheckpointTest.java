@@ -97,6 +97,18 @@ class QuantizeCheckpointTest {
         }
         assertThat(firstShard.get(2)).isEqualTo(firstShard.get(1));
 
+        // inspect reads every shard of either folder
+        QuantCliTest.Result in = QuantCliTest.run("inspect", hf.toString());
+        assertThat(in.code()).as(in.err()).isZero();
+        assertThat(in.out())
+                .contains("total: 5 tensors, " + (32 * 64 + 64 * 128 + 96 * 64 + 64 * 96 + 64) + " parameters");
+        QuantCliTest.Result quantized =
+                QuantCliTest.run("inspect", dir.resolve("q1").toString());
+        assertThat(quantized.code()).as(quantized.err()).isZero();
+        assertThat(quantized.out())
+                .containsPattern(java.util.regex.Pattern.quote(q.name())
+                        + " +int4 +\\[64, 128\\] .* 4\\.625 +linear 4-bit asym g64 \\(rtn\\)");
+
         // dequantized again into a folder of the same shape
         Path deq = dir.resolve("deq");
         QuantCliTest.Result r =
