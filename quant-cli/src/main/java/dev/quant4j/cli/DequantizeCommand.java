@@ -119,16 +119,10 @@ final class DequantizeCommand implements Callable<Integer> {
             }
             w.write(out);
         }
-        spec.commandLine()
-                .getOut()
-                .printf(
-                        Locale.ROOT,
-                        "wrote %s (%d %s dequantized to %s, %d unchanged)%n",
-                        out,
-                        tensors.size(),
-                        tensors.size() == 1 ? "tensor" : "tensors",
-                        npy ? "float32" : type.name(),
-                        npy ? 0 : content.other().size());
+        printWrote(
+                tensors.size(),
+                npy ? "float32" : type.name(),
+                npy ? 0 : content.other().size());
         return Quant.OK;
     }
 
@@ -175,18 +169,22 @@ final class DequantizeCommand implements Callable<Integer> {
             if (s.weights() == 0) {
                 throw new IllegalArgumentException(in + ": holds no quantized tensor");
             }
-            spec.commandLine()
-                    .getOut()
-                    .printf(
-                            Locale.ROOT,
-                            "wrote %s (%d %s dequantized to %s, %d unchanged)%n",
-                            out,
-                            s.weights(),
-                            s.weights() == 1 ? "tensor" : "tensors",
-                            type.name(),
-                            s.copied());
+            printWrote(s.weights(), type.name(), s.copied());
         }
         return Quant.OK;
+    }
+
+    private void printWrote(int weights, String type, int unchanged) {
+        spec.commandLine()
+                .getOut()
+                .printf(
+                        Locale.ROOT,
+                        "wrote %s (%d %s dequantized to %s, %d unchanged)%n",
+                        out,
+                        weights,
+                        weights == 1 ? "tensor" : "tensors",
+                        type,
+                        unchanged);
     }
 
     private DType dtype() {

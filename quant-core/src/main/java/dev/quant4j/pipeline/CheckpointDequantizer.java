@@ -19,11 +19,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Dequantizes a checkpoint in quant4j's format (one file, or a folder of shards with an index) back to plain
@@ -107,62 +103,29 @@ public final class CheckpointDequantizer {
             specs.add(new SafeTensorsStreamWriter.Spec(name, e.dtype(), e.shape()));
         }
         try (SafeTensorsStreamWriter out = SafeTensorsStreamWriter.create(file, specs, Map.of())) {
-            int tasks = names.size() + copies.size();
-            AtomicInteger next = new AtomicInteger();
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            Runnable worker = () -> {
-                int t;
-                while (failure.get() == null && (t = next.getAndIncrement()) < tasks) {
-                    try {
-                        if (t < names.size()) {
-                            String name = names.get(t);
-                            QuantizedWeight q = QuantizedSafeTensors.readWeight(st, name, index.get(name), source);
-                            boolean transposed = QuantizedSafeTensors.IN_OUT.equals(
-                                    index.get(name).get(QuantizedSafeTensors.SOURCE_LAYOUT));
-                            writeWeight(q, transposed, out);
-                            long read = 0; // the input's bytes of this weight, as the progress total counts them
-                            for (String part : st.names()) {
-                                if (part.startsWith(name + ".q4j_")) {
-                                    read += st.entry(part).end()
-                                            - st.entry(part).begin();
-                                }
-                            }
-                            progress.done(name, read);
-                        } else {
-                            String name = copies.get(t - names.size());
-                            SafeTensors.Entry e = st.entry(name);
-                            out.copy(name, st, name);
-                            progress.done(name, e.end() - e.begin());
+            OrderedTasks.run(pool, names.size() + copies.size(), () -> null, (t, unused) -> {
+                if (t < names.size()) {
+                    String name = names.get(t);
+                    QuantizedWeight q = QuantizedSafeTensors.readWeight(st, name, index.get(name), source);
+                    writeWeight(
+                            q,
+                            QuantizedSafeTensors.IN_OUT.equals(index.get(name).get(QuantizedSafeTensors.SOURCE_LAYOUT)),
+                            out);
+                    long read = 0; // the input's bytes of this weight, as the progress total counts them
+                    for (String part : st.names()) {
+                        if (part.startsWith(name + ".q4j_")) {
+                            read += st.entry(part).end() - st.entry(part).begin();
                         }
-                    } catch (Throwable e) {
-                        failure.compareAndSet(null, e);
                     }
+                    progress.done(name, read);
+                } else {
+                    String name = copies.get(t - names.size());
+                    SafeTensors.Entry e = st.entry(name);
+                    out.copy(name, st, name);
+                    progress.done(name, e.end() - e.begin());
                 }
-            };
-            List<Future<?>> running = new ArrayList<>();
-            for (int i = 0; i < Math.max(1, Math.min(pool.getParallelism(), tasks)); i++) {
-                running.add(pool.submit(worker));
-            }
-            for (Future<?> f : running) {
-                try {
-                    f.get();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    failure.compareAndSet(null, new IOException("interrupted", e));
-                } catch (ExecutionException e) {
-                    failure.compareAndSet(null, e.getCause());
-                }
-            }
-            Throwable t = failure.get();
-            if (t instanceof IOException e) {
-                throw e;
-            } else if (t instanceof RuntimeException e) {
-                throw e;
-            } else if (t instanceof Error e) {
-                throw e;
-            } else if (t != null) {
-                throw new IllegalStateException(t);
-            }
+                return null;
+            });
             out.finish();
         }
         counts[0] += names.size();

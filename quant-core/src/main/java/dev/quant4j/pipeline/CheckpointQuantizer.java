@@ -17,7 +17,6 @@ import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.scheme.QuantScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,11 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 
 /**
@@ -489,42 +484,10 @@ public final class CheckpointQuantizer {
         ErrorMetrics.Accumulator run(Task task, Scratch scratch) throws IOException;
     }
 
-    /**
-     * Runs every task on the pool's threads, each thread taking the next task in order; the first failure stops the
-     * others and is thrown. Returns each task's result, by task index.
-     */
+    /** Runs every task on the pool's threads in order ({@link OrderedTasks}); each task's result by task index. */
     private ErrorMetrics.Accumulator[] runAll(List<Task> tasks, Work work) throws IOException {
-        ErrorMetrics.Accumulator[] results = new ErrorMetrics.Accumulator[tasks.size()];
-        AtomicInteger next = new AtomicInteger();
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        Runnable worker = () -> {
-            Scratch scratch = new Scratch();
-            int t;
-            while (failure.get() == null && (t = next.getAndIncrement()) < tasks.size()) {
-                try {
-                    results[t] = work.run(tasks.get(t), scratch);
-                } catch (Throwable e) {
-                    failure.compareAndSet(null, e);
-                }
-            }
-        };
-        int threads = Math.max(1, Math.min(pool.getParallelism(), tasks.size()));
-        List<Future<?>> running = new ArrayList<>();
-        for (int i = 0; i < threads; i++) {
-            running.add(pool.submit(worker));
-        }
-        for (Future<?> f : running) {
-            try {
-                f.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                failure.compareAndSet(null, new IOException("interrupted", e));
-            } catch (ExecutionException e) {
-                failure.compareAndSet(null, e.getCause());
-            }
-        }
-        rethrow(failure.get());
-        return results;
+        return OrderedTasks.run(pool, tasks.size(), Scratch::new, (t, scratch) -> work.run(tasks.get(t), scratch))
+                .toArray(new ErrorMetrics.Accumulator[0]);
     }
 
     /** The absmax of each codebook block of the task's rows, into {@code absmax} at the rows' first block. */
@@ -586,17 +549,6 @@ public final class CheckpointQuantizer {
                     files.add(name);
                 }
             }
-        }
-    }
-
-    private static void rethrow(Throwable t) throws IOException {
-        switch (t) {
-            case null -> {}
-            case IOException e -> throw e;
-            case UncheckedIOException e -> throw e.getCause();
-            case RuntimeException e -> throw e;
-            case Error e -> throw e;
-            default -> throw new IllegalStateException(t);
         }
     }
 
