@@ -218,7 +218,8 @@ public final class SafeTensorsStreamWriter implements AutoCloseable {
     }
 
     /**
-     * Checks that the data section was written in full and flushes the file to the device.
+     * Checks that the data section was written in full. Like quant4j's other writers it does not force the file to the
+     * device: the atomic rename protects against a killed process, and the operating system writes the pages back.
      *
      * @throws IllegalStateException when fewer or more bytes than the header promises were written
      */

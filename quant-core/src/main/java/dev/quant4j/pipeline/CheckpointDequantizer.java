@@ -31,7 +31,7 @@ import java.util.concurrent.ForkJoinPool;
  */
 public final class CheckpointDequantizer {
 
-    private static final int BLOCK_ELEMENTS = 1 << 20;
+    private static final int BLOCK_ELEMENTS = 1 << 18;
 
     private final DType dtype;
     private final ForkJoinPool pool;

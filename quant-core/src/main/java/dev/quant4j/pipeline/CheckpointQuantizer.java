@@ -35,7 +35,7 @@ import java.util.function.Function;
  *
  * <p>Nothing the size of a shard is ever held: each output file's header is computed from the shapes and the scheme
  * first ({@link QuantizedSafeTensors#layout}), then the input's tensors are read from the memory-mapped shards a block
- * of rows at a time (about a million values, F16/BF16 converted to float32 on the way), quantized, and
+ * of rows at a time (about a quarter of a million values, F16/BF16 converted to float32 on the way), quantized, and
  * written at their place in the output through a file channel; tensors that are not quantized are copied from the
  * mapped input without passing through the heap. The heap needed is a few row blocks per thread, whatever the model's
  * size; only a weight that must be quantized whole (round-to-nearest per tensor, or a {@link Method#whole} method)
@@ -50,8 +50,11 @@ import java.util.function.Function;
  */
 public final class CheckpointQuantizer {
 
-    /** Values per row block by default (rows are never split). */
-    static final int BLOCK_ELEMENTS = 1 << 20;
+    /**
+     * Values per row block by default (rows are never split): a quarter of a million, so that a block's float32 rows
+     * (1 MB) sit in L2 and its packed codes stay below the size the garbage collector treats as humongous.
+     */
+    static final int BLOCK_ELEMENTS = 1 << 18;
 
     /** Bytes per task when copying a tensor that is not quantized. */
     private static final long COPY_BYTES = 64L << 20;
