@@ -315,6 +315,27 @@ class QuantizeDecoderTest {
                 "--out",
                 out.toString());
         expectError(
+                "--format gptq: --method awq-block folds its scales into the RMSNorm weights, and a GPTQ checkpoint"
+                        + " would carry the input's",
+                "quantize",
+                "--model",
+                huggingFaceFolder().toString(),
+                "--method",
+                "awq-block",
+                "--format",
+                "gptq",
+                "--out",
+                dir.resolve("g-awq").toString());
+        expectError(
+                "--method awq-block quantizes a whole decoder's blocks",
+                "quantize",
+                "--in",
+                "w.npy",
+                "--method",
+                "awq-block",
+                "--out",
+                out.toString());
+        expectError(
                 "--method fp4: a whole decoder is quantized with rtn, nf4, gptq, awq or awq-block",
                 "quantize",
                 "--model",
