@@ -81,7 +81,7 @@ final class DecoderOutput {
 
     /**
      * Whether {@code quant quantize} hands its input to this class: a llama2.c checkpoint always; a Hugging Face
-     * folder ({@code config.json}) for GPTQ and AWQ when no {@code --calib} matrix is given.
+     * folder ({@code config.json}) for GPTQ and AWQ (either form) when no {@code --calib} matrix is given.
      */
     static boolean handles(Path in, String method, Path calib) {
         if (WeightFiles.extension(in).equals("bin")) {
@@ -90,7 +90,7 @@ final class DecoderOutput {
         String m = method.toLowerCase(Locale.ROOT);
         return Files.isDirectory(in)
                 && Files.isRegularFile(in.resolve("config.json"))
-                && (m.equals("gptq") || m.equals("awq"))
+                && (m.equals("gptq") || m.equals("awq") || m.equals("awq-block"))
                 && calib == null;
     }
 
@@ -101,9 +101,10 @@ final class DecoderOutput {
             case "nf4" -> Method.NF4;
             case "gptq" -> Method.GPTQ;
             case "awq" -> Method.AWQ;
+            case "awq-block" -> Method.AWQ_BLOCK;
             default ->
-                throw new IllegalArgumentException(
-                        "--method " + cmd.method + ": a whole decoder is quantized with rtn, nf4, gptq or awq");
+                throw new IllegalArgumentException("--method " + cmd.method
+                        + ": a whole decoder is quantized with rtn, nf4, gptq, awq or awq-block");
         };
         boolean bin = WeightFiles.extension(cmd.in).equals("bin");
         if (cmd.calib != null) {
@@ -126,10 +127,10 @@ final class DecoderOutput {
         refuse(cmd.staticGroups, "--static-groups", "GPTQ on a whole decoder computes group parameters as it goes");
         refuse(cmd.doubleQuant, "--double-quant", "NF4 on a whole decoder keeps its block absmax values in F32");
         Setting setting = setting(method, m);
-        boolean calibrated = method == Method.GPTQ || method == Method.AWQ;
+        boolean calibrated = method == Method.GPTQ || method == Method.AWQ || method == Method.AWQ_BLOCK;
         if (!calibrated && (options.calibSample != null || options.seqLen != null || options.seed != null)) {
             throw new IllegalArgumentException(
-                    "--calib-sample, --seq-len and --seed apply to gptq and awq only, not to " + m);
+                    "--calib-sample, --seq-len and --seed apply to gptq, awq and awq-block only, not to " + m);
         }
         boolean gptqFormat = format.equals("gptq");
         if (gptqFormat) {
@@ -234,7 +235,7 @@ final class DecoderOutput {
             throw new IllegalArgumentException("--group-size " + cmd.groupSize + ": a whole decoder is quantized per"
                     + " group (a positive group size) or per channel (-1)");
         }
-        if (method == Method.AWQ && sym) {
+        if ((method == Method.AWQ || method == Method.AWQ_BLOCK) && sym) {
             throw new IllegalArgumentException("awq: --sym is not an AWQ form (llm-awq's min/max, with zero-points)");
         }
         new LinearScheme(cmd.bits, sym ? Symmetry.SYM : Symmetry.ASYM, cmd.groupSize); // checks the bits
@@ -268,6 +269,7 @@ final class DecoderOutput {
             String scheme = switch (s.method()) {
                 case GPTQ -> "gptq " + r.scheme() + (s.actOrder() ? " act-order" : "");
                 case AWQ -> "awq " + r.scheme();
+                case AWQ_BLOCK -> "awq-block " + r.scheme();
                 default -> r.scheme();
             };
             StringBuilder line = new StringBuilder(String.format(

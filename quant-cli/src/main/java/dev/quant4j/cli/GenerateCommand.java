@@ -57,8 +57,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(
             names = "--method",
             defaultValue = "gptq",
-            description = "rtn, nf4, gptq or awq (default ${DEFAULT-VALUE}); GPTQ and AWQ calibrate on sequences"
-                    + " sampled from the model")
+            description = "rtn, nf4, gptq, awq or awq-block (default ${DEFAULT-VALUE}); GPTQ and AWQ calibrate on"
+                    + " sequences sampled from the model")
     String method;
 
     @Option(names = "--bits", defaultValue = "4", description = "bits per weight (default ${DEFAULT-VALUE})")
@@ -81,9 +81,10 @@ final class GenerateCommand implements Callable<Integer> {
             case "nf4" -> Method.NF4;
             case "gptq" -> Method.GPTQ;
             case "awq" -> Method.AWQ;
+            case "awq-block" -> Method.AWQ_BLOCK;
             default ->
                 throw new IllegalArgumentException(
-                        "unknown --method '" + method + "' (expected rtn, nf4, gptq or awq)");
+                        "unknown --method '" + method + "' (expected rtn, nf4, gptq, awq or awq-block)");
         };
         if (steps < 1) {
             throw new IllegalArgumentException("--steps must be at least 1, got " + steps);
@@ -111,7 +112,7 @@ final class GenerateCommand implements Callable<Integer> {
             }
             Setting setting = new Setting(
                     m, bits, groupSize == -1 ? LinearScheme.PER_CHANNEL : groupSize, false, m == Method.GPTQ);
-            List<int[]> calibration = m == Method.GPTQ || m == Method.AWQ
+            List<int[]> calibration = m == Method.GPTQ || m == Method.AWQ || m == Method.AWQ_BLOCK
                     ? TokenSampler.sample(fp32, 32, Math.min(128, fp32.config().maxSeqLen()), prompt[0], 1.0, 1)
                     : null;
             LlamaDecoder quantized = new DecoderQuantizer(setting, pool)

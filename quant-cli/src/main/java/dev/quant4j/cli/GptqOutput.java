@@ -47,6 +47,10 @@ final class GptqOutput {
     static String unsupportedChoice(String method, LinearScheme scheme) {
         String fits = "a GPTQ checkpoint holds --method rtn or gptq at --bits 2, 3, 4 or 8 with --group-size -1 or"
                 + " a positive group size";
+        if (method.equals("awq-block")) {
+            return "--method awq-block folds its scales into the RMSNorm weights, and a GPTQ checkpoint would carry"
+                    + " the input's; " + fits;
+        }
         if (!method.equals("rtn") && !method.equals("gptq")) {
             return "--method " + method
                     + (method.equals("awq")

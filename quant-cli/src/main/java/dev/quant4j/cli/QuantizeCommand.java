@@ -54,7 +54,8 @@ final class QuantizeCommand implements Callable<Integer> {
             names = "--method",
             required = true,
             description = "rtn, nf4, fp4, gptq or awq (awq uses llm-awq's min/max form, shown as 'minmax': the range"
-                    + " of each group is its own min and max, not widened to contain 0)")
+                    + " of each group is its own min and max, not widened to contain 0); a whole decoder also"
+                    + " awq-block (llm-awq's block-level search, scales folded into the norms)")
     String method;
 
     @Option(
@@ -63,8 +64,8 @@ final class QuantizeCommand implements Callable<Integer> {
             description = "weights: W.npy ([out, in] float32), model.safetensors of any size, a Hugging Face folder"
                     + " or its model.safetensors.index.json (rtn, nf4, fp4: streamed shard by shard; --format gptq),"
                     + " model.onnx (its MatMul weights), model.gguf (--format gguf); a whole decoder: a llama2.c"
-                    + " model.bin, or a Hugging Face Llama, Mistral or Qwen2 folder with --method gptq or awq and no"
-                    + " --calib")
+                    + " model.bin, or a Hugging Face Llama, Mistral or Qwen2 folder with --method gptq, awq or"
+                    + " awq-block and no --calib")
     Path in;
 
     @Option(
@@ -186,6 +187,9 @@ final class QuantizeCommand implements Callable<Integer> {
         switch (m) {
             case "rtn", "gptq", "awq" -> codebook = false;
             case "nf4", "fp4" -> codebook = true;
+            case "awq-block" ->
+                throw new IllegalArgumentException("--method awq-block quantizes a whole decoder's blocks (--model"
+                        + " model.bin, or a Hugging Face folder without --calib); one matrix takes --method awq");
             default ->
                 throw new IllegalArgumentException(
                         "unknown method '" + method + "' (expected rtn, nf4, fp4, gptq or awq)");

@@ -169,6 +169,53 @@ class QuantizeDecoderTest {
         assertThat(kl(LlamaDecoder.read(bin, POOL))).isCloseTo(klFile, within(1e-3 * klFile));
     }
 
+    @Test
+    void awqBlockWritesTheFoldedNormsItWasEvaluatedWith() throws Exception {
+        Path out = dir.resolve("awq-block.safetensors");
+        QuantCliTest.Result r = QuantCliTest.run(
+                "quantize",
+                "--model",
+                STORIES.toString(),
+                "--method",
+                "awq-block",
+                "--group-size",
+                "32",
+                "--calib-sample",
+                "8",
+                "--seq-len",
+                "32",
+                "--out",
+                out.toString(),
+                "--threads",
+                "2");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.err()).contains("quant: stories260K.bin, 5 layers, dim 64: AWQ block int4 g32; calibrating on 8");
+        assertThat(r.out())
+                .contains("model.layers.0.self_attn.q_proj [64 x 64] awq-block linear 4-bit minmax g32, ratio ")
+                .contains("model.layers.0.self_attn.o_proj [64 x 64] awq-block linear 4-bit minmax g32, no scale");
+        QuantizedDecoderFile.Loaded loaded = QuantizedDecoderFile.read(out);
+        everyLinearIs(loaded, "awq-block", 4);
+        for (QuantizedWeight q : loaded.content().weights().values()) {
+            assertThat(((QuantizedTensor) q).hasInputScales()).as(q.name()).isFalse();
+        }
+
+        List<int[]> calibration = TokenSampler.sample(fp32, 8, 32, 1, 1.0, 1);
+        DecoderQuantizer.Result api = new DecoderQuantizer(new Setting(Method.AWQ_BLOCK, 4, 32, false, false), POOL)
+                .quantize(fp32, calibration, null);
+        // the file holds the folded norm weights, not the source's
+        Map<String, FloatMatrix> tensors = loaded.tensors();
+        Map<String, FloatMatrix> original = Llama2cCheckpoint.read(STORIES).tensors();
+        assertThat(api.tensors()).hasSize(10);
+        for (FloatMatrix norm : api.tensors().values()) {
+            assertThat(tensors.get(norm.name()).toArray()).as(norm.name()).containsExactly(norm.toArray());
+            assertThat(norm.toArray()).isNotEqualTo(original.get(norm.name()).toArray());
+        }
+        int[] seq = evaluation.get(0);
+        assertThat(loaded.model(POOL).logits(seq).toArray())
+                .containsExactly(api.model().logits(seq).toArray());
+        assertThat(kl(loaded.model(POOL))).isEqualTo(kl(api.model()));
+    }
+
     /** stories260K as a Hugging Face folder (q/k rows as llama2.c stores them: the same shapes, another model). */
     Path huggingFaceFolder() throws Exception {
         Path hf = Files.createDirectories(dir.resolve("stories-hf"));
@@ -268,7 +315,28 @@ class QuantizeDecoderTest {
                 "--out",
                 out.toString());
         expectError(
-                "--method fp4: a whole decoder is quantized with rtn, nf4, gptq or awq",
+                "--format gptq: --method awq-block folds its scales into the RMSNorm weights, and a GPTQ checkpoint"
+                        + " would carry the input's",
+                "quantize",
+                "--model",
+                huggingFaceFolder().toString(),
+                "--method",
+                "awq-block",
+                "--format",
+                "gptq",
+                "--out",
+                dir.resolve("g-awq").toString());
+        expectError(
+                "--method awq-block quantizes a whole decoder's blocks",
+                "quantize",
+                "--in",
+                "w.npy",
+                "--method",
+                "awq-block",
+                "--out",
+                out.toString());
+        expectError(
+                "--method fp4: a whole decoder is quantized with rtn, nf4, gptq, awq or awq-block",
                 "quantize",
                 "--model",
                 bin,
@@ -299,7 +367,7 @@ class QuantizeDecoderTest {
                 "--out",
                 out.toString());
         expectError(
-                "--calib-sample, --seq-len and --seed apply to gptq and awq only, not to rtn",
+                "--calib-sample, --seq-len and --seed apply to gptq, awq and awq-block only, not to rtn",
                 "quantize",
                 "--model",
                 bin,

@@ -315,13 +315,94 @@ public final class LlamaDecoder {
      * #head}, what block-by-block calibration runs on cached activations.
      */
     public FloatMatrix block(int index, FloatMatrix h, Tap tap) {
+        checkHidden(h);
+        int kv = h.rows() * config.kvDim();
+        return block(block(index), h, new float[kv], new float[kv], 0, tap);
+    }
+
+    /**
+     * Block {@code index}'s attention module ({@code self_attn}: q, k, v, rotary embedding, causal attention, o) applied
+     * to the output {@code xn [tokens, dim]} of its {@code input_layernorm}, for one sequence at positions {@code 0 ...
+     * tokens - 1}: what the block adds to the residual stream. AWQ's scale search compares it.
+     */
+    public FloatMatrix selfAttention(int index, FloatMatrix xn) {
+        checkHidden(xn);
+        int kv = xn.rows() * config.kvDim();
+        return selfAttention(block(index), xn, new float[kv], new float[kv], 0, null);
+    }
+
+    /**
+     * Block {@code index}'s MLP ({@code down(silu(gate(xn)) * up(xn))}) applied to the output {@code xn [tokens, dim]}
+     * of its {@code post_attention_layernorm}: what the block adds to the residual stream. AWQ's scale search compares
+     * it.
+     */
+    public FloatMatrix mlp(int index, FloatMatrix xn) {
+        checkHidden(xn);
+        return mlp(block(index), xn, null);
+    }
+
+    /** The name of block {@code index}'s RMSNorm weight before attention ({@code model.layers.N.input_layernorm.weight}). */
+    public static String inputLayernorm(int index) {
+        return "model.layers." + index + ".input_layernorm.weight";
+    }
+
+    /** The name of block {@code index}'s RMSNorm weight before the MLP. */
+    public static String postAttentionLayernorm(int index) {
+        return "model.layers." + index + ".post_attention_layernorm.weight";
+    }
+
+    /**
+     * A copy of the weight of block {@code index}'s RMSNorm named {@code name} ({@link #inputLayernorm} or {@link
+     * #postAttentionLayernorm}).
+     */
+    public float[] normWeight(String name) {
+        for (int l = 0; l < blocks.size(); l++) {
+            if (name.equals(inputLayernorm(l))) {
+                return blocks.get(l).attentionNorm.clone();
+            }
+            if (name.equals(postAttentionLayernorm(l))) {
+                return blocks.get(l).mlpNorm.clone();
+            }
+        }
+        throw new IllegalArgumentException(source + ": no block RMSNorm named '" + name + "'");
+    }
+
+    /**
+     * This decoder with some blocks' RMSNorm weights replaced, by tensor name ({@link #inputLayernorm}, {@link
+     * #postAttentionLayernorm}); everything else is shared. AWQ folds its scales into them.
+     */
+    public LlamaDecoder withNormWeights(Map<String, float[]> replacements) {
+        Map<String, float[]> left = new LinkedHashMap<>(replacements);
+        List<Block> out = new ArrayList<>();
+        for (int l = 0; l < blocks.size(); l++) {
+            Block b = blocks.get(l);
+            float[] attentionNorm = norm(left.remove(inputLayernorm(l)), b.attentionNorm, inputLayernorm(l));
+            float[] mlpNorm = norm(left.remove(postAttentionLayernorm(l)), b.mlpNorm, postAttentionLayernorm(l));
+            out.add(new Block(attentionNorm, b.q, b.k, b.v, b.o, mlpNorm, b.gate, b.up, b.down));
+        }
+        if (!left.isEmpty()) {
+            throw new IllegalArgumentException(source + ": no block RMSNorm named " + left.keySet());
+        }
+        return new LlamaDecoder(source, config, embedding, out, finalNorm, head, pool);
+    }
+
+    private float[] norm(float[] replacement, float[] current, String name) {
+        if (replacement == null) {
+            return current;
+        }
+        if (replacement.length != config.dim()) {
+            throw new IllegalArgumentException(source + ": '" + name + "' has " + replacement.length
+                    + " values, the model's dim is " + config.dim());
+        }
+        return replacement.clone();
+    }
+
+    private void checkHidden(FloatMatrix h) {
         checkLength(h.rows());
         if (h.cols() != config.dim()) {
             throw new IllegalArgumentException(source + ": hidden states '" + h.name() + "' have " + h.cols()
                     + " columns, the model's dim is " + config.dim());
         }
-        int kv = h.rows() * config.kvDim();
-        return block(block(index), h, new float[kv], new float[kv], 0, tap);
     }
 
     /** The final RMSNorm and the output head: logits {@code [tokens, vocab]} of the last block's output. */
@@ -361,6 +442,23 @@ public final class LlamaDecoder {
         float[] normed = x.clone();
         rmsNorm(normed, n, b.attentionNorm);
         FloatMatrix xn = FloatMatrix.of("input_layernorm", n, dim, normed, 0);
+        float[] attended = selfAttention(b, xn, keys, values, start, tap).toArray();
+        for (int i = 0; i < x.length; i++) {
+            x[i] += attended[i];
+        }
+        float[] normed2 = x.clone();
+        rmsNorm(normed2, n, b.mlpNorm);
+        FloatMatrix xn2 = FloatMatrix.of("post_attention_layernorm", n, dim, normed2, 0);
+        float[] down = mlp(b, xn2, tap).toArray();
+        for (int i = 0; i < x.length; i++) {
+            x[i] += down[i];
+        }
+        return FloatMatrix.of("hidden", n, dim, x, 0);
+    }
+
+    /** {@code o(attention(rope(q(xn)), rope(k(xn)), v(xn)))} for {@code n} tokens at positions {@code start ...}. */
+    private FloatMatrix selfAttention(Block b, FloatMatrix xn, float[] keys, float[] values, int start, Tap tap) {
+        int n = xn.rows();
         float[] q = run(b.q, xn, tap).toArray();
         float[] k = run(b.k, xn, tap).toArray();
         float[] v = run(b.v, xn, tap).toArray();
@@ -372,25 +470,17 @@ public final class LlamaDecoder {
         System.arraycopy(k, 0, keys, start * kvDim, n * kvDim);
         System.arraycopy(v, 0, values, start * kvDim, n * kvDim);
         float[] context = attention(q, keys, values, n, start);
-        float[] attended = run(b.o, FloatMatrix.of("attention", n, config.qDim(), context, 0), tap)
-                .toArray();
-        for (int i = 0; i < x.length; i++) {
-            x[i] += attended[i];
-        }
-        float[] normed2 = x.clone();
-        rmsNorm(normed2, n, b.mlpNorm);
-        FloatMatrix xn2 = FloatMatrix.of("post_attention_layernorm", n, dim, normed2, 0);
-        float[] gate = run(b.gate, xn2, tap).toArray();
-        float[] up = run(b.up, xn2, tap).toArray();
+        return run(b.o, FloatMatrix.of("attention", n, config.qDim(), context, 0), tap);
+    }
+
+    /** {@code down(silu(gate(xn)) * up(xn))}. */
+    private FloatMatrix mlp(Block b, FloatMatrix xn, Tap tap) {
+        float[] gate = run(b.gate, xn, tap).toArray();
+        float[] up = run(b.up, xn, tap).toArray();
         for (int i = 0; i < gate.length; i++) {
             gate[i] = silu(gate[i]) * up[i];
         }
-        float[] down = run(b.down, FloatMatrix.of("swiglu", n, config.hiddenDim(), gate, 0), tap)
-                .toArray();
-        for (int i = 0; i < x.length; i++) {
-            x[i] += down[i];
-        }
-        return FloatMatrix.of("hidden", n, dim, x, 0);
+        return run(b.down, FloatMatrix.of("swiglu", xn.rows(), config.hiddenDim(), gate, 0), tap);
     }
 
     private static FloatMatrix run(Linear linear, FloatMatrix x, Tap tap) {

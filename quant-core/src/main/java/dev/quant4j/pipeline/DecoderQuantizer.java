@@ -58,7 +58,13 @@ public final class DecoderQuantizer {
          * AWQ per layer ({@link Awq}: each layer's own input scales, kept in its quantized tensor), on the FP32
          * model's activations.
          */
-        AWQ
+        AWQ,
+        /**
+         * AWQ as llm-awq runs it on Llama blocks ({@link BlockAwq}): scales shared by the layers that read one input,
+         * searched at the attention module's or the MLP's output, folded into the RMSNorm weights and the previous
+         * linear; clipping; llm-awq's quantizer on the folded weights (no input scales left).
+         */
+        AWQ_BLOCK
     }
 
     /**
@@ -74,7 +80,7 @@ public final class DecoderQuantizer {
             if (method == Method.NF4 && bits != 4) {
                 throw new IllegalArgumentException("NF4 is 4 bits, not " + bits);
             }
-            if (method == Method.AWQ && (sym || actOrder)) {
+            if ((method == Method.AWQ || method == Method.AWQ_BLOCK) && (sym || actOrder)) {
                 throw new IllegalArgumentException("AWQ is asymmetric (zero point) and has no act-order");
             }
         }
@@ -87,6 +93,7 @@ public final class DecoderQuantizer {
                 case RTN -> "RTN int" + bits + g + (sym ? " sym" : "");
                 case GPTQ -> "GPTQ int" + bits + g + (sym ? " sym" : "") + (actOrder ? " act-order" : "");
                 case AWQ -> "AWQ int" + bits + g;
+                case AWQ_BLOCK -> "AWQ block int" + bits + g;
             };
         }
     }
@@ -109,11 +116,23 @@ public final class DecoderQuantizer {
      * @param weights the quantized weights by tensor name ({@code model.layers.0.self_attn.q_proj.weight}, ...), each
      *     named so itself
      * @param layers one report per linear layer, in forward order
+     * @param tensors the FP32 tensors the method changed, by name, each named so itself (AWQ_BLOCK: the RMSNorm
+     *     weights its scales were folded into, and a bias divided by them); every other tensor is the source's
      */
-    public record Result(LlamaDecoder model, Map<String, QuantizedWeight> weights, List<LayerReport> layers) {
+    public record Result(
+            LlamaDecoder model,
+            Map<String, QuantizedWeight> weights,
+            List<LayerReport> layers,
+            Map<String, FloatMatrix> tensors) {
         public Result {
             weights = Collections.unmodifiableMap(new LinkedHashMap<>(weights));
             layers = List.copyOf(layers);
+            tensors = Collections.unmodifiableMap(new LinkedHashMap<>(tensors));
+        }
+
+        /** A result that changed no FP32 tensor. */
+        public Result(LlamaDecoder model, Map<String, QuantizedWeight> weights, List<LayerReport> layers) {
+            this(model, weights, layers, Map.of());
         }
 
         /** Storage of the quantized weights (codes, scales, zero points) in bytes. */
@@ -152,14 +171,16 @@ public final class DecoderQuantizer {
      * only; {@code blocksDone} (may be null) is told after each block.
      */
     public Result quantize(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
-        if (setting.method() == Method.GPTQ || setting.method() == Method.AWQ) {
+        if (setting.method() == Method.GPTQ || setting.method() == Method.AWQ || setting.method() == Method.AWQ_BLOCK) {
             if (calibration == null || calibration.isEmpty()) {
                 throw new IllegalArgumentException(
                         fp32.source() + ": " + setting.method() + " needs calibration sequences");
             }
-            return setting.method() == Method.GPTQ
-                    ? gptq(fp32, calibration, blocksDone)
-                    : awq(fp32, calibration, blocksDone);
+            return switch (setting.method()) {
+                case GPTQ -> gptq(fp32, calibration, blocksDone);
+                case AWQ -> awq(fp32, calibration, blocksDone);
+                default -> new BlockAwq(this, setting.bits(), pool).quantize(fp32, calibration, blocksDone);
+            };
         }
         Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
         Map<String, Linear> replaced = new LinkedHashMap<>();
@@ -269,8 +290,7 @@ public final class DecoderQuantizer {
      * Block {@code block} of {@code model} run on every sequence in parallel; for each layer named in {@code names},
      * its input from each sequence, in sequence order.
      */
-    private Map<String, FloatMatrix[]> tapped(
-            LlamaDecoder model, int block, List<FloatMatrix> states, Set<String> names) {
+    Map<String, FloatMatrix[]> tapped(LlamaDecoder model, int block, List<FloatMatrix> states, Set<String> names) {
         Map<String, FloatMatrix[]> inputs = new LinkedHashMap<>();
         for (String n : names) {
             inputs.put(n, new FloatMatrix[states.size()]);
@@ -288,7 +308,7 @@ public final class DecoderQuantizer {
     }
 
     /** Block {@code block} of {@code model} run on every sequence in parallel: the next block's inputs. */
-    private List<FloatMatrix> outputs(LlamaDecoder model, int block, List<FloatMatrix> states) {
+    List<FloatMatrix> outputs(LlamaDecoder model, int block, List<FloatMatrix> states) {
         FloatMatrix[] next = new FloatMatrix[states.size()];
         pool.submit(() -> IntStream.range(0, next.length)
                         .parallel()
@@ -318,7 +338,7 @@ public final class DecoderQuantizer {
     }
 
     /** The setting's linear scheme for a layer {@code in} wide: per channel when the group does not divide it. */
-    private LinearScheme linearScheme(int in) {
+    LinearScheme linearScheme(int in) {
         int g = setting.groupSize();
         boolean divides = g == LinearScheme.PER_CHANNEL || (g > 0 && in % g == 0);
         return new LinearScheme(

@@ -121,14 +121,15 @@ public final class QuantizedDecoderFile {
     /**
      * Writes {@code quantized} (made from {@code source} by {@code method}, e.g. {@code "gptq"}) atomically to {@code
      * path}: the quantized weights, then every tensor of {@code source} that was not quantized (a {@code [1, n]}
-     * tensor as 1-D {@code [n]}), then the configuration.
+     * tensor as 1-D {@code [n]}), as the quantization left it ({@link DecoderQuantizer.Result#tensors()}: AWQ's
+     * folded norms), then the configuration.
      */
     public static void write(Path path, Source source, DecoderQuantizer.Result quantized, String method)
             throws IOException {
         List<PassThrough> other = new ArrayList<>();
         for (FloatMatrix m : source.tensors().values()) {
             if (!quantized.weights().containsKey(m.name())) {
-                other.add(f32(m));
+                other.add(f32(quantized.tensors().getOrDefault(m.name(), m)));
             }
         }
         QuantizedSafeTensors.write(

@@ -38,6 +38,7 @@ public final class DecoderEval {
                 new Setting(Method.GPTQ, 4, group, false, false),
                 new Setting(Method.GPTQ, 4, group, false, true),
                 new Setting(Method.AWQ, 4, group, false, false),
+                new Setting(Method.AWQ_BLOCK, 4, group, false, false),
                 new Setting(Method.RTN, 3, group, false, false),
                 new Setting(Method.GPTQ, 3, group, false, true));
     }
