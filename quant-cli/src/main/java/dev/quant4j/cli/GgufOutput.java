@@ -10,6 +10,7 @@ import dev.quant4j.io.GgufValue;
 import dev.quant4j.io.GgufWriter;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
+import dev.quant4j.pipeline.GgufDecoderFile;
 import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
@@ -65,7 +66,7 @@ final class GgufOutput {
     }
 
     /** ggml's {@code GGML_QNT_VERSION}, which llama-quantize stores as {@code general.quantization_version}. */
-    static final int QUANTIZATION_VERSION = 2;
+    static final int QUANTIZATION_VERSION = GgufDecoderFile.QUANTIZATION_VERSION;
 
     private final QuantizeCommand cmd;
     private final Options options;
@@ -412,19 +413,6 @@ final class GgufOutput {
 
     /** llama.cpp's {@code general.file_type} ({@code enum llama_ftype}) for a file whose weights are all {@code t}. */
     static int fileType(GgmlType t) {
-        return switch (t) {
-            case F32 -> 0; // LLAMA_FTYPE_ALL_F32
-            case F16 -> 1; // LLAMA_FTYPE_MOSTLY_F16
-            case Q4_0 -> 2;
-            case Q4_1 -> 3;
-            case Q8_0 -> 7;
-            case Q5_0 -> 8;
-            case Q5_1 -> 9;
-            case Q4_K -> 14; // LLAMA_FTYPE_MOSTLY_Q4_K_S: q4_K for all tensors
-            case Q5_K -> 16; // LLAMA_FTYPE_MOSTLY_Q5_K_S
-            case Q6_K -> 18;
-            case BF16 -> 32;
-            default -> throw new IllegalArgumentException("no llama.cpp file type for " + t);
-        };
+        return GgufDecoderFile.fileType(t);
     }
 }

@@ -65,7 +65,7 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " or its model.safetensors.index.json (rtn, nf4, fp4: streamed shard by shard; --format gptq),"
                     + " model.onnx (its MatMul weights), model.gguf (--format gguf); a whole decoder: a llama2.c"
                     + " model.bin, or a Hugging Face Llama, Mistral or Qwen2 folder with --method gptq, awq or"
-                    + " awq-block and no --calib")
+                    + " awq-block and no --calib, or with --format gguf (a llama.cpp model)")
     Path in;
 
     @Option(
@@ -83,7 +83,7 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " quantized MatMul as ONNX Runtime's com.microsoft.MatMulNBits (rtn, gptq, awq; 4 or 8 bits;"
                     + " group size a multiple of 16, or -1) or com.microsoft.MatMulBnb4 (nf4, fp4); or gguf: a .gguf"
                     + " file with the weights in ggml's --gguf-type (rtn; .gguf input keeps its metadata and 1-D"
-                    + " tensors); or gptq: an AutoGPTQ/GPTQModel checkpoint folder (rtn, gptq; 2, 3, 4 or 8 bits)"
+                    + " tensors; a whole decoder becomes a llama.cpp 'llama' model); or gptq: an AutoGPTQ/GPTQModel checkpoint folder (rtn, gptq; 2, 3, 4 or 8 bits)"
                     + " that transformers and vLLM load")
     String format;
 
@@ -172,6 +172,9 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (format.equalsIgnoreCase("gguf") && DecoderGgufOutput.handles(in)) {
+            return new DecoderGgufOutput(this, ggufOptions).run();
+        }
         if (DecoderOutput.handles(in, method, calib)) {
             return new DecoderOutput(this, decoderOptions).run();
         }
