@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Measures quant quantize/dequantize on a 7B-shaped checkpoint beside reading it (docs/scaling.md), in one sitting:
+#
+#   scripts/measure-7b.sh [WORK_DIR [SHAPE]]     default /tmp/quant4j-7b and 7b (about 40 GB free); tiny for a dry run
+#
+# Writes the checkpoint (random BF16, Llama-2-7B's shapes in the Hub's two shards) with the bench module's
+# SyntheticCheckpoint if WORK_DIR/s7b does not exist, then times `cat` of the input (page cache warm), RTN g128 on two
+# threads and one, NF4, dequantize of the NF4 output to BF16, and, when this user may drop the page cache
+# (/proc/sys/vm/drop_caches), `cat` and RTN again from a cold cache. Every quant command runs with -Xmx1g. Run it
+# alone on the machine (flock /tmp/bench.lock scripts/measure-7b.sh), and note the load average it prints.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+work="${1:-/tmp/quant4j-7b}"
+shape="${2:-7b}"
+# shellcheck source=scripts/find-java25.sh
+. "$root/scripts/find-java25.sh"
+java_bin=$(find_java25) || { echo "measure-7b: needs a JDK 25 or newer (set JAVA_HOME)" >&2; exit 1; }
+(cd "$root" && mvn -B -q -pl quant-core,quant-cli,quant-bench -am package -DskipTests)
+mkdir -p "$work"
+in="$work/s7b"
+if [ ! -d "$in" ]; then
+    "$java_bin" --add-modules jdk.incubator.vector -cp "$root/quant-bench/target/benchmarks.jar" \
+        dev.quant4j.bench.SyntheticCheckpoint "$in" "$shape"
+fi
+q=("$java_bin" -Xmx1g --add-modules jdk.incubator.vector -jar "$root/quant-cli/target/quant.jar")
+secs() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
+run() { # LABEL COMMAND...: wall time, peak RSS and the command's last line
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err" || { cat "$work/err" >&2; exit 1; }
+    echo "$label: wall $(cut -d' ' -f1 "$work/time") s, peak RSS $(( $(cut -d' ' -f2 "$work/time") / 1024 )) MB | $(tail -1 "$work/out")"
+}
+drop() { sync; echo 1 > /proc/sys/vm/drop_caches; }
+shards=("$in"/model-*.safetensors)
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+cat "${shards[@]}" > /dev/null
+echo "cat, page cache warm: $(secs cat "${shards[@]}") s"
+rm -rf "$work/q"; run "quantize rtn g128, 2 threads" "${q[@]}" quantize --in "$in" --out "$work/q" --method rtn --group-size 128 --threads 2
+rm -rf "$work/q"; run "quantize rtn g128, 1 thread" "${q[@]}" quantize --in "$in" --out "$work/q" --method rtn --group-size 128 --threads 1
+rm -rf "$work/q"; run "quantize nf4, 2 threads" "${q[@]}" quantize --in "$in" --out "$work/q" --method nf4 --threads 2
+echo "cat of the nf4 output, warm: $(secs cat "$work"/q/model-*.safetensors) s"
+rm -rf "$work/d"; run "dequantize nf4 to bf16, 2 threads" "${q[@]}" dequantize --in "$work/q" --out "$work/d" --dtype bf16 --threads 2
+rm -rf "$work/d" "$work/q"
+if [ -w /proc/sys/vm/drop_caches ]; then
+    drop
+    echo "cat, page cache dropped: $(secs cat "${shards[@]}") s"
+    drop
+    run "quantize rtn g128, page cache dropped" "${q[@]}" quantize --in "$in" --out "$work/q" --method rtn --group-size 128 --threads 2
+    rm -rf "$work/q"
+fi
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
