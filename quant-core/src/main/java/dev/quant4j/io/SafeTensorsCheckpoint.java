@@ -72,33 +72,10 @@ public final class SafeTensorsCheckpoint implements AutoCloseable {
     }
 
     private static SafeTensorsCheckpoint openIndexed(Path folder, Path index) throws IOException {
-        Object parsed;
-        try {
-            parsed = Json.parse(Files.readString(index, StandardCharsets.UTF_8));
-        } catch (IllegalArgumentException e) {
-            throw new MalformedTensorFileException(index + ": " + e.getMessage());
-        }
-        if (!(parsed instanceof Map<?, ?> m) || !(m.get("weight_map") instanceof Map<?, ?> map)) {
-            throw new MalformedTensorFileException(index + ": no \"weight_map\" object");
-        }
-        Map<String, String> shardOf = new LinkedHashMap<>();
-        for (Map.Entry<?, ?> e : map.entrySet()) {
-            if (!(e.getValue() instanceof String file)
-                    || file.isEmpty()
-                    || file.contains("/")
-                    || file.contains("\\")
-                    || file.equals(".")
-                    || file.equals("..")) {
-                throw new MalformedTensorFileException(index + ": tensor '" + e.getKey() + "' maps to "
-                        + Json.write(e.getValue()) + ", expected a file name in the folder");
-            }
-            shardOf.put((String) e.getKey(), file);
-        }
-        if (shardOf.isEmpty()) {
-            throw new MalformedTensorFileException(index + ": the weight_map is empty");
-        }
+        String text = ModelFolder.of(folder).readString(index.getFileName().toString()); // UTF-8, or an error naming it
+        Map<String, String> shardOf = weightMap(index.toString(), text);
         Map<String, String> metadata = new LinkedHashMap<>();
-        if (m.get("metadata") instanceof Map<?, ?> meta) {
+        if (Json.parse(text) instanceof Map<?, ?> m && m.get("metadata") instanceof Map<?, ?> meta) {
             for (Map.Entry<?, ?> e : meta.entrySet()) {
                 metadata.put(String.valueOf(e.getKey()), String.valueOf(e.getValue()));
             }
@@ -163,6 +140,37 @@ public final class SafeTensorsCheckpoint implements AutoCloseable {
             }
             throw e;
         }
+    }
+
+    /**
+     * The {@code weight_map} of an index's JSON text: the shard of each tensor, a plain file name in the folder (not
+     * empty, {@code .}, {@code ..}, nor holding a separator or NUL); {@code source} names the index in messages.
+     *
+     * @throws MalformedTensorFileException for invalid JSON, no or an empty {@code weight_map}, or a value that is not a
+     *     file name
+     */
+    public static Map<String, String> weightMap(String source, String json) {
+        Object parsed;
+        try {
+            parsed = Json.parse(json);
+        } catch (IllegalArgumentException e) {
+            throw new MalformedTensorFileException(source + ": " + e.getMessage());
+        }
+        if (!(parsed instanceof Map<?, ?> m) || !(m.get("weight_map") instanceof Map<?, ?> map)) {
+            throw new MalformedTensorFileException(source + ": no \"weight_map\" object");
+        }
+        if (map.isEmpty()) {
+            throw new MalformedTensorFileException(source + ": \"weight_map\" is empty");
+        }
+        Map<String, String> shardOf = new java.util.TreeMap<>();
+        for (Map.Entry<?, ?> e : map.entrySet()) {
+            if (!(e.getValue() instanceof String file) || !ModelFolder.isFileName(file)) {
+                throw new MalformedTensorFileException(source + ": tensor '" + e.getKey() + "' maps to "
+                        + Json.write(e.getValue()) + ", expected a file name in the folder");
+            }
+            shardOf.put((String) e.getKey(), file);
+        }
+        return shardOf;
     }
 
     /** The folder, or null for a checkpoint given as one file. */

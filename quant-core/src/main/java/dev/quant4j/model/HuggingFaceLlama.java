@@ -4,6 +4,7 @@ import dev.quant4j.internal.Json;
 import dev.quant4j.io.MalformedTensorFileException;
 import dev.quant4j.io.ModelFolder;
 import dev.quant4j.io.SafeTensors;
+import dev.quant4j.io.SafeTensorsCheckpoint;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -160,7 +161,7 @@ public final class HuggingFaceLlama {
     static Map<String, FloatMatrix> tensors(ModelFolder folder, String source) throws IOException {
         Map<String, String> shardOf = new TreeMap<>();
         if (folder.has(INDEX)) {
-            shardOf = weightMap(source + "/" + INDEX, folder.readString(INDEX));
+            shardOf = SafeTensorsCheckpoint.weightMap(source + "/" + INDEX, folder.readString(INDEX));
         } else if (!folder.has(SINGLE)) {
             throw new MalformedTensorFileException(source + ": neither " + SINGLE + " nor " + INDEX);
         }
@@ -201,33 +202,5 @@ public final class HuggingFaceLlama {
             }
         }
         return out;
-    }
-
-    /**
-     * The {@code weight_map} of {@code model.safetensors.index.json}'s text: the shard of each tensor, a file name in
-     * the folder; {@code source} names the index in messages.
-     */
-    static Map<String, String> weightMap(String source, String json) {
-        Object parsed;
-        try {
-            parsed = Json.parse(json);
-        } catch (IllegalArgumentException e) {
-            throw new MalformedTensorFileException(source + ": " + e.getMessage());
-        }
-        if (!(parsed instanceof Map<?, ?> m) || !(m.get("weight_map") instanceof Map<?, ?> map)) {
-            throw new MalformedTensorFileException(source + ": no \"weight_map\" object");
-        }
-        Map<String, String> shardOf = new TreeMap<>();
-        if (map.isEmpty()) {
-            throw new MalformedTensorFileException(source + ": \"weight_map\" is empty");
-        }
-        for (Map.Entry<?, ?> e : map.entrySet()) {
-            if (!(e.getValue() instanceof String file) || !ModelFolder.isFileName(file)) {
-                throw new MalformedTensorFileException(source + ": tensor '" + e.getKey() + "' maps to "
-                        + Json.write(e.getValue()) + ", expected a file name in the folder");
-            }
-            shardOf.put((String) e.getKey(), file);
-        }
-        return shardOf;
     }
 }
