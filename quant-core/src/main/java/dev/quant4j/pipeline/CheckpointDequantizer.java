@@ -160,21 +160,22 @@ public final class CheckpointDequantizer {
 
     private ByteBuffer encode(float[] v, int n) {
         ByteBuffer b = ByteBuffer.allocate(dtype.bytes() * n).order(ByteOrder.LITTLE_ENDIAN);
-        switch (dtype) {
-            case F32 -> b.asFloatBuffer().put(v, 0, n);
-            case F16 -> {
-                for (int i = 0; i < n; i++) {
-                    b.putShort(HalfFloats.floatToFp16(v[i]));
-                }
-                b.flip();
+        if (dtype == DType.F32) {
+            b.asFloatBuffer().put(v, 0, n);
+            return b;
+        }
+        // into an array first, then one bulk copy (a put per value costs a bounds check and an order swap each)
+        short[] h = new short[n];
+        if (dtype == DType.F16) {
+            for (int i = 0; i < n; i++) {
+                h[i] = HalfFloats.floatToFp16(v[i]);
             }
-            default -> {
-                for (int i = 0; i < n; i++) {
-                    b.putShort(HalfFloats.floatToBf16(v[i]));
-                }
-                b.flip();
+        } else {
+            for (int i = 0; i < n; i++) {
+                h[i] = HalfFloats.floatToBf16(v[i]);
             }
         }
+        b.asShortBuffer().put(h);
         return b;
     }
 
