@@ -419,81 +419,104 @@ public final class GgufDecoderFile {
      * {@code 1e-5}.
      *
      * @throws MalformedTensorFileException for another architecture, a missing key, partial rotary embedding ({@code
-     *     rope.dimension_count} below the head size), or a missing or misshapen tensor
+     *     rope.dimension_count} below the head size), a {@code block_count} the file's tensors cannot fill, or a
+     *     missing or misshapen tensor
      */
     public static Loaded read(Path path) throws IOException {
         String name = path.getFileName() == null
                 ? path.toString()
                 : path.getFileName().toString();
         try (Gguf g = Gguf.open(path)) {
-            Map<String, GgufValue> m = g.metadata();
-            GgufValue arch = m.get("general.architecture");
-            if (arch == null || arch.type() != GgufValueType.STRING || !ARCHITECTURE.equals(arch.asString())) {
-                throw new MalformedTensorFileException(
-                        name + ": general.architecture is " + arch + ", expected \"" + ARCHITECTURE + "\"");
-            }
-            String a = ARCHITECTURE + ".";
-            int dim = integer(name, m, a + "embedding_length", -1);
-            int heads = integer(name, m, a + "attention.head_count", -1);
-            int headDim = integer(name, m, a + "attention.key_length", dim / Math.max(heads, 1));
-            int rot = integer(name, m, a + "rope.dimension_count", headDim);
-            if (rot != headDim) {
-                throw new MalformedTensorFileException(name + ": rope.dimension_count " + rot + " is not the head size "
-                        + headDim + " (quant4j's decoder rotates every dimension)");
-            }
-            Gguf.TensorInfo embd = g.tensors().stream()
-                    .filter(t -> t.name().equals("token_embd.weight"))
-                    .findFirst()
-                    .orElseThrow(() -> new MalformedTensorFileException(name + ": no tensor 'token_embd.weight'"));
-            boolean tied = g.tensors().stream().noneMatch(t -> t.name().equals("output.weight"));
-            LlamaConfig config;
-            try {
-                config = new LlamaConfig(
-                        dim,
-                        integer(name, m, a + "feed_forward_length", -1),
-                        integer(name, m, a + "block_count", -1),
-                        heads,
-                        integer(name, m, a + "attention.head_count_kv", heads),
-                        headDim,
-                        (int) Math.min(embd.rows(), Integer.MAX_VALUE),
-                        integer(name, m, a + "context_length", -1),
-                        number(name, m, a + "rope.freq_base", 10000),
-                        number(name, m, a + "attention.layer_norm_rms_epsilon", Double.NaN),
-                        RopeLayout.INTERLEAVED,
-                        tied);
-            } catch (MalformedTensorFileException e) {
-                throw e;
-            } catch (IllegalArgumentException e) {
-                throw new MalformedTensorFileException(name + ": " + e.getMessage(), e);
-            }
-            Map<String, Gguf.TensorInfo> byName = new LinkedHashMap<>();
-            for (Gguf.TensorInfo t : g.tensors()) {
-                byName.put(t.name(), t);
-            }
-            Map<String, FloatMatrix> tensors = new LinkedHashMap<>();
-            for (String hf : order(config)) {
-                Gguf.TensorInfo t = byName.get(ggufName(hf));
-                if (t == null) {
-                    if (hf.endsWith(".bias")) {
-                        continue;
-                    }
-                    throw new MalformedTensorFileException(name + ": no tensor '" + ggufName(hf) + "'");
-                }
-                if (t.ne().length > 2 || t.rows() > Integer.MAX_VALUE) {
-                    throw new MalformedTensorFileException(name + ": tensor '" + t.name() + "' is not a matrix or"
-                            + " vector (ne " + Arrays.toString(t.ne()) + ")");
-                }
-                int rows = (int) t.rows();
-                float[] v;
-                try {
-                    v = g.readFloats(t.name());
-                } catch (IllegalArgumentException e) {
-                    throw new MalformedTensorFileException(e.getMessage(), e);
-                }
-                tensors.put(hf, FloatMatrix.of(hf, rows, v.length / Math.max(rows, 1), v, 0));
-            }
-            return new Loaded(name, config, tensors);
+            return read(g, name);
         }
+    }
+
+    /**
+     * Reads GGUF bytes held in memory, as {@link #read(Path)} reads a file.
+     *
+     * @param source the file's name in messages
+     * @throws MalformedTensorFileException as {@link #read(Path)}, and for bytes that are not GGUF
+     */
+    public static Loaded read(byte[] bytes, String source) {
+        try (Gguf g = Gguf.parse(bytes, source)) {
+            return read(g, source);
+        }
+    }
+
+    private static Loaded read(Gguf g, String name) {
+        Map<String, GgufValue> m = g.metadata();
+        GgufValue arch = m.get("general.architecture");
+        if (arch == null || arch.type() != GgufValueType.STRING || !ARCHITECTURE.equals(arch.asString())) {
+            throw new MalformedTensorFileException(
+                    name + ": general.architecture is " + arch + ", expected \"" + ARCHITECTURE + "\"");
+        }
+        String a = ARCHITECTURE + ".";
+        int dim = integer(name, m, a + "embedding_length", -1);
+        int heads = integer(name, m, a + "attention.head_count", -1);
+        int headDim = integer(name, m, a + "attention.key_length", dim / Math.max(heads, 1));
+        int rot = integer(name, m, a + "rope.dimension_count", headDim);
+        if (rot != headDim) {
+            throw new MalformedTensorFileException(name + ": rope.dimension_count " + rot + " is not the head size "
+                    + headDim + " (quant4j's decoder rotates every dimension)");
+        }
+        Gguf.TensorInfo embd = g.tensors().stream()
+                .filter(t -> t.name().equals("token_embd.weight"))
+                .findFirst()
+                .orElseThrow(() -> new MalformedTensorFileException(name + ": no tensor 'token_embd.weight'"));
+        boolean tied = g.tensors().stream().noneMatch(t -> t.name().equals("output.weight"));
+        LlamaConfig config;
+        try {
+            config = new LlamaConfig(
+                    dim,
+                    integer(name, m, a + "feed_forward_length", -1),
+                    integer(name, m, a + "block_count", -1),
+                    heads,
+                    integer(name, m, a + "attention.head_count_kv", heads),
+                    headDim,
+                    (int) Math.min(embd.rows(), Integer.MAX_VALUE),
+                    integer(name, m, a + "context_length", -1),
+                    number(name, m, a + "rope.freq_base", 10000),
+                    number(name, m, a + "attention.layer_norm_rms_epsilon", Double.NaN),
+                    RopeLayout.INTERLEAVED,
+                    tied);
+        } catch (MalformedTensorFileException e) {
+            throw e;
+        } catch (IllegalArgumentException e) {
+            throw new MalformedTensorFileException(name + ": " + e.getMessage(), e);
+        }
+        // a block has 9 weights, and the file 2 more (embeddings, final norm): a block_count the tensors cannot fill
+        // is refused before the names of its blocks are listed
+        if (config.layers() > (g.tensors().size() - 2) / 9) {
+            throw new MalformedTensorFileException(name + ": " + a + "block_count is " + config.layers() + ", but the"
+                    + " file holds " + g.tensors().size() + " tensors (a block has 9, the model 2 more)");
+        }
+        Map<String, Gguf.TensorInfo> byName = new LinkedHashMap<>();
+        for (Gguf.TensorInfo t : g.tensors()) {
+            byName.put(t.name(), t);
+        }
+        Map<String, FloatMatrix> tensors = new LinkedHashMap<>();
+        for (String hf : order(config)) {
+            Gguf.TensorInfo t = byName.get(ggufName(hf));
+            if (t == null) {
+                if (hf.endsWith(".bias")) {
+                    continue;
+                }
+                throw new MalformedTensorFileException(name + ": no tensor '" + ggufName(hf) + "'");
+            }
+            if (t.ne().length > 2 || t.rows() > Integer.MAX_VALUE) {
+                throw new MalformedTensorFileException(name + ": tensor '" + t.name() + "' is not a matrix or"
+                        + " vector (ne " + Arrays.toString(t.ne()) + ")");
+            }
+            int rows = (int) t.rows();
+            float[] v;
+            try {
+                v = g.readFloats(t.name());
+            } catch (IllegalArgumentException e) {
+                throw new MalformedTensorFileException(e.getMessage(), e);
+            }
+            tensors.put(hf, FloatMatrix.of(hf, rows, v.length / Math.max(rows, 1), v, 0));
+        }
+        return new Loaded(name, config, tensors);
     }
 
     private static int integer(String source, Map<String, GgufValue> m, String key, int fallback) {

@@ -200,12 +200,21 @@ public final class QuantizedDecoderFile {
             return out;
         }
 
-        /** The decoder whose linear layers run on the quantized weights (biases from the file). */
+        /**
+         * The decoder whose linear layers run on the quantized weights (biases from the file).
+         *
+         * @throws IllegalArgumentException for a tensor the configuration has no place or shape for, and a quantized
+         *     tensor that is not a block's linear weight
+         */
         public LlamaDecoder model(ForkJoinPool pool) {
             Map<String, FloatMatrix> tensors = tensors();
             LlamaDecoder dense = LlamaDecoder.of(source, config, tensors, pool);
             Map<String, Linear> linears = new LinkedHashMap<>();
             for (QuantizedWeight q : content.weights().values()) {
+                if (!q.name().endsWith(".weight")) {
+                    throw new MalformedTensorFileException(source + ": quantized tensor '" + q.name()
+                            + "' is not a linear layer's weight (a name ending in .weight)");
+                }
                 String module = q.name().substring(0, q.name().length() - ".weight".length());
                 FloatMatrix bias = tensors.get(module + ".bias");
                 linears.put(
@@ -255,10 +264,32 @@ public final class QuantizedDecoderFile {
         String name = path.getFileName() == null
                 ? path.toString()
                 : path.getFileName().toString();
-        String json;
+        Header header;
         try (SafeTensors st = SafeTensors.open(path)) {
-            json = st.metadata().get(CONFIG_KEY);
+            header = header(name, st.metadata().get(CONFIG_KEY));
         }
+        return new Loaded(name, header.format(), header.config(), QuantizedSafeTensors.read(path));
+    }
+
+    /**
+     * Reads file bytes held in memory, as {@link #read(Path)} reads a file.
+     *
+     * @param source the file's name in messages
+     * @throws MalformedTensorFileException as {@link #read(Path)}, and for bytes that are not safetensors
+     */
+    public static Loaded read(byte[] bytes, String source) {
+        Header header;
+        try (SafeTensors st = SafeTensors.parse(bytes, source)) {
+            header = header(source, st.metadata().get(CONFIG_KEY));
+        }
+        return new Loaded(source, header.format(), header.config(), QuantizedSafeTensors.parse(bytes, source));
+    }
+
+    /** What {@code __metadata__[CONFIG_KEY]} says. */
+    private record Header(SourceFormat format, LlamaConfig config) {}
+
+    /** Parses {@code __metadata__[CONFIG_KEY]}, {@code json} (null when the file has none). */
+    private static Header header(String name, String json) {
         if (json == null) {
             throw new MalformedTensorFileException(
                     name + ": no " + CONFIG_KEY + " metadata (not a whole decoder written by quant quantize --model)");
@@ -316,7 +347,7 @@ public final class QuantizedDecoderFile {
         } catch (IllegalArgumentException e) {
             throw new MalformedTensorFileException(name + ": " + CONFIG_KEY + ": " + e.getMessage());
         }
-        return new Loaded(name, format, config, QuantizedSafeTensors.read(path));
+        return new Header(format, config);
     }
 
     private static int integer(String name, Map<?, ?> m, String key) {

@@ -4,11 +4,17 @@ import dev.quant4j.awq.Awq;
 import dev.quant4j.awq.AwqConfig;
 import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.gptq.Gptq;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.internal.Json;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.model.LlamaConfig;
+import dev.quant4j.model.RopeLayout;
+import dev.quant4j.pipeline.DecoderQuantizer;
+import dev.quant4j.pipeline.GgufDecoderFile;
+import dev.quant4j.pipeline.QuantizedDecoderFile;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
@@ -16,6 +22,7 @@ import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.tensor.Gaussian;
 import dev.quant4j.tensor.HalfFloats;
 import dev.quant4j.testing.FuzzFolder;
+import dev.quant4j.testing.Pools;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -46,6 +53,8 @@ public final class FuzzSeeds {
         tokenizer(RESOURCES.resolve("model/TokenizerJsonFuzzTestInputs/fuzz"));
         gptqCheckpoint(RESOURCES.resolve("io/GptqCheckpointFuzzTestInputs/fuzz"));
         huggingFaceLlama(RESOURCES.resolve("model/HuggingFaceLlamaFuzzTestInputs/fuzz"));
+        ggufDecoder(RESOURCES.resolve("pipeline/GgufDecoderFileFuzzTestInputs/fuzz"));
+        quantizedDecoder(RESOURCES.resolve("pipeline/QuantizedDecoderFileFuzzTestInputs/fuzz"));
     }
 
     private static void seed(Path dir, String name, byte[] bytes) throws IOException {
@@ -476,5 +485,145 @@ public final class FuzzSeeds {
             }
         }
         w.add(name, dtype, shape, b.array());
+    }
+
+    /**
+     * GGUF {@code llama} models {@link GgufDecoderFile} wrote: the tiny decoder ({@link #tinyDecoder}) in F32 (the
+     * main seed: a few kilobytes, most of it the placeholder vocabulary) and in q8_0 at width 32 (one block a row),
+     * Hugging Face's half-split layout permuted back. stories260K's files (1 MB in F32, 345 KB in q8_0;
+     * GgufDecoderFileTest reads them) are left out: libFuzzer lets inputs grow to the largest seed, and one such input
+     * costs a hundred small ones.
+     */
+    private static void ggufDecoder(Path dir) throws IOException {
+        seed(dir, "tiny-f32.gguf", gguf(tinyDecoder(8, 16, false, false), GgmlType.F32));
+        seed(dir, "tiny-tied-biases-q8_0.gguf", gguf(tinyDecoder(32, 32, true, true), GgmlType.Q8_0));
+    }
+
+    private static byte[] gguf(QuantizedDecoderFile.Source source, GgmlType type) throws IOException {
+        Path file = Files.createTempFile("seed", ".gguf");
+        try {
+            GgufDecoderFile.plan(source, type, false).write(file);
+            return Files.readAllBytes(file);
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    /**
+     * Whole decoders {@link QuantizedDecoderFile} wrote: the tiny decoder quantized with RTN, asymmetric 4-bit groups
+     * of 8 (Hugging Face source, half-split) and symmetric 8-bit per channel (llama2.c source, tied, q/k/v biases).
+     */
+    private static void quantizedDecoder(Path dir) throws IOException {
+        seed(
+                dir,
+                "tiny-rtn-asym4-g8.safetensors",
+                quantizedDecoderFile(
+                        tinyDecoder(8, 16, false, false),
+                        new DecoderQuantizer.Setting(DecoderQuantizer.Method.RTN, 4, 8, false, false),
+                        "rtn"));
+        QuantizedDecoderFile.Source tied = tinyDecoder(8, 16, true, true);
+        seed(
+                dir,
+                "tiny-tied-biases-rtn-sym8-channel.safetensors",
+                quantizedDecoderFile(
+                        new QuantizedDecoderFile.Source(
+                                "tiny.bin",
+                                QuantizedDecoderFile.SourceFormat.LLAMA2C,
+                                withRope(tied.config(), RopeLayout.INTERLEAVED),
+                                tied.tensors()),
+                        new DecoderQuantizer.Setting(DecoderQuantizer.Method.RTN, 8, -1, true, false),
+                        "rtn"));
+        // a quantized tensor that is no linear layer's weight, named shorter than ".weight": once a
+        // StringIndexOutOfBoundsException building the decoder
+        Files.write(
+                dir.resolve("review-quantized-tensor-w.safetensors"),
+                quantizedDecoderFile(
+                        tinyDecoder(8, 16, false, false),
+                        new DecoderQuantizer.Setting(DecoderQuantizer.Method.RTN, 4, 8, false, false),
+                        "rtn",
+                        new RtnQuantizer(LinearScheme.asym(4, 8)).quantize(Gaussian.matrix("w", 3, 4, 8, 1.0))));
+    }
+
+    private static byte[] quantizedDecoderFile(
+            QuantizedDecoderFile.Source source, DecoderQuantizer.Setting setting, String method) throws IOException {
+        return quantizedDecoderFile(source, setting, method, null);
+    }
+
+    /** The file of {@code source} quantized with {@code setting}, and {@code extra} among the weights if not null. */
+    private static byte[] quantizedDecoderFile(
+            QuantizedDecoderFile.Source source, DecoderQuantizer.Setting setting, String method, QuantizedWeight extra)
+            throws IOException {
+        DecoderQuantizer.Result q =
+                new DecoderQuantizer(setting, Pools.ONE).quantize(source.decoder(Pools.ONE), null, null);
+        if (extra != null) {
+            Map<String, QuantizedWeight> weights = new java.util.LinkedHashMap<>(q.weights());
+            weights.put(extra.name(), extra);
+            q = new DecoderQuantizer.Result(q.model(), weights, q.layers(), q.tensors());
+        }
+        Path file = Files.createTempFile("seed", ".safetensors");
+        try {
+            QuantizedDecoderFile.write(file, source, q, method);
+            return Files.readAllBytes(file);
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    private static LlamaConfig withRope(LlamaConfig c, RopeLayout rope) {
+        return new LlamaConfig(
+                c.dim(),
+                c.hiddenDim(),
+                c.layers(),
+                c.heads(),
+                c.kvHeads(),
+                c.headDim(),
+                c.vocabSize(),
+                c.maxSeqLen(),
+                c.ropeTheta(),
+                c.normEps(),
+                rope,
+                c.tiedEmbeddings());
+    }
+
+    /**
+     * A one-layer Hugging Face decoder (half-split rotary layout) of width {@code dim}, MLP width {@code hidden}, two
+     * query heads and one key/value head of {@code dim / 2}, and a vocabulary of 16.
+     */
+    private static QuantizedDecoderFile.Source tinyDecoder(int dim, int hidden, boolean tied, boolean biases) {
+        int vocab = 16;
+        int heads = 2;
+        int headDim = dim / heads;
+        int kv = headDim;
+        LlamaConfig config =
+                new LlamaConfig(dim, hidden, 1, heads, 1, headDim, vocab, 16, 10000, 1e-5, RopeLayout.HALF_SPLIT, tied);
+        Map<String, FloatMatrix> t = new java.util.LinkedHashMap<>();
+        long seed = 20;
+        t.put("model.embed_tokens.weight", Gaussian.matrix("model.embed_tokens.weight", seed++, vocab, dim, 1.0));
+        String p = "model.layers.0.";
+        t.put(p + "input_layernorm.weight", ones(dim).named(p + "input_layernorm.weight"));
+        int[][] shapes = {{dim, dim}, {kv, dim}, {kv, dim}, {dim, dim}, {hidden, dim}, {hidden, dim}, {dim, hidden}};
+        String[] names = {
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj"
+        };
+        for (int i = 0; i < names.length; i++) {
+            String n = p + names[i] + ".weight";
+            t.put(n, Gaussian.matrix(n, seed++, shapes[i][0], shapes[i][1], 0.5));
+            if (biases && i < 3) {
+                String b = p + names[i] + ".bias";
+                t.put(b, Gaussian.matrix(b, seed++, 1, shapes[i][0], 0.1));
+            }
+        }
+        t.put(p + "post_attention_layernorm.weight", ones(dim).named(p + "post_attention_layernorm.weight"));
+        t.put("model.norm.weight", ones(dim).named("model.norm.weight"));
+        if (!tied) {
+            t.put("lm_head.weight", Gaussian.matrix("lm_head.weight", seed, vocab, dim, 1.0));
+        }
+        return new QuantizedDecoderFile.Source("tiny", QuantizedDecoderFile.SourceFormat.HUGGING_FACE, config, t);
     }
 }

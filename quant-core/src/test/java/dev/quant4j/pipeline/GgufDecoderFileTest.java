@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.io.Gguf;
 import dev.quant4j.io.GgufValue;
+import dev.quant4j.io.GgufWriter;
 import dev.quant4j.io.MalformedTensorFileException;
 import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.model.LlamaDecoder;
@@ -190,6 +191,30 @@ class GgufDecoderFileTest {
         assertThatThrownBy(() -> GgufDecoderFile.read(ggml))
                 .isInstanceOf(MalformedTensorFileException.class)
                 .hasMessageContaining("general.architecture");
+    }
+
+    @Test
+    void readingFromBytesIsReadingTheFileAndABlockCountTheTensorsCannotFillIsNamed() throws Exception {
+        Plan plan = GgufDecoderFile.plan(source(), GgmlType.Q8_0, false);
+        Path file = dir.resolve("m.gguf");
+        plan.write(file);
+        byte[] bytes = Files.readAllBytes(file);
+        GgufDecoderFile.Loaded fromFile = GgufDecoderFile.read(file);
+        GgufDecoderFile.Loaded fromBytes = GgufDecoderFile.read(bytes, "m.gguf");
+        assertThat(fromBytes.config()).isEqualTo(fromFile.config());
+        assertThat(fromBytes.decoder(Pools.ONE).logits(TOKENS).toArray())
+                .isEqualTo(fromFile.decoder(Pools.ONE).logits(TOKENS).toArray());
+
+        // a block_count of 2^30 once listed 14 names per block before looking for the first (out of memory)
+        Gguf g = Gguf.parse(bytes, "m.gguf");
+        GgufWriter w = new GgufWriter().putAll(g.metadata()).put("llama.block_count", GgufValue.uint32(1 << 30));
+        for (Gguf.TensorInfo t : g.tensors()) {
+            w.addTensor(t.name(), t.ne(), t.type(), g.readBytes(t.name()));
+        }
+        assertThatThrownBy(() -> GgufDecoderFile.read(w.toBytes(), "big.gguf"))
+                .isInstanceOf(MalformedTensorFileException.class)
+                .hasMessage("big.gguf: llama.block_count is 1073741824, but the file holds 47 tensors (a block has 9,"
+                        + " the model 2 more)");
     }
 
     static Source source() {
