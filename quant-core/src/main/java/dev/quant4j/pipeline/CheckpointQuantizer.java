@@ -267,7 +267,8 @@ public final class CheckpointQuantizer {
             List<SafeTensors.Entry> weights,
             List<SafeTensors.Entry> copies,
             List<SafeTensorsStreamWriter.Spec> specs,
-            Map<String, String> metadata) {
+            Map<String, String> metadata,
+            Map<String, Long> alignedRowsBytes) {
 
         long dataBytes() {
             long n = 0;
@@ -318,7 +319,21 @@ public final class CheckpointQuantizer {
         for (SafeTensors.Entry e : copies) {
             specs.add(new SafeTensorsStreamWriter.Spec(e.name(), e.dtype(), e.shape()));
         }
-        return new FilePlan(shard, layouts, weights, copies, specs, metadata);
+        // the bytes each part of a row-blocked weight takes per rowAlignment rows: a block starting at row r (a
+        // multiple
+        // of the alignment) starts at r / alignment times that in each part
+        Map<String, Long> alignedRowsBytes = new java.util.HashMap<>();
+        for (SafeTensors.Entry e : weights) {
+            int cols = (int) e.shape()[1];
+            int align = method.rowAlignment(cols);
+            if (align > 0) {
+                for (SafeTensorsStreamWriter.Spec part :
+                        method.layout(e.name(), align, cols, false).tensors()) {
+                    alignedRowsBytes.put(part.name(), part.bytes());
+                }
+            }
+        }
+        return new FilePlan(shard, layouts, weights, copies, specs, metadata, alignedRowsBytes);
     }
 
     /** One piece of work: rows [from, to) of weight {@code weight} of the plan, or a byte range of a copy. */
@@ -460,7 +475,12 @@ public final class CheckpointQuantizer {
                 throw new IllegalStateException("tensor '" + e.name() + "': " + method.name() + " gave no '"
                         + spec.name() + "' although its layout has it");
             }
-            out.write(spec.name(), offset(spec.name(), e.name(), task.from(), cols), bytes);
+            long at = task.from() == 0
+                    ? 0
+                    : task.from()
+                            / method.rowAlignment(cols)
+                            * plan.alignedRowsBytes().get(spec.name());
+            out.write(spec.name(), at, bytes);
         }
         if (restored[task.weight()] != null) {
             // measured against the absmax values as stored (double-quantized), as the whole weight dequantizes
@@ -508,23 +528,6 @@ public final class CheckpointQuantizer {
             }
             absmax[first + b] = m;
         }
-    }
-
-    /**
-     * Where the part {@code part} of rows starting at {@code firstRow} begins in its tensor: its size for a weight of
-     * {@code firstRow} rows (every part of a row-blocked weight is laid out row after row, or block after block).
-     */
-    private long offset(String part, String weight, int firstRow, int cols) {
-        if (firstRow == 0) {
-            return 0;
-        }
-        for (SafeTensorsStreamWriter.Spec s :
-                method.layout(weight, firstRow, cols, false).tensors()) {
-            if (s.name().equals(part)) {
-                return s.bytes();
-            }
-        }
-        throw new IllegalStateException("no part '" + part + "'");
     }
 
     private static void writeDoubleQuant(
