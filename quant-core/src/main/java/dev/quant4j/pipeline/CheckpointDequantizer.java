@@ -111,13 +111,9 @@ public final class CheckpointDequantizer {
                             q,
                             QuantizedSafeTensors.IN_OUT.equals(index.get(name).get(QuantizedSafeTensors.SOURCE_LAYOUT)),
                             out);
-                    long read = 0; // the input's bytes of this weight, as the progress total counts them
-                    for (String part : st.names()) {
-                        if (part.startsWith(name + ".q4j_")) {
-                            read += st.entry(part).end() - st.entry(part).begin();
-                        }
-                    }
-                    progress.done(name, read);
+                    // the input's bytes of this weight (its stored parts), as the progress total counts them
+                    progress.done(
+                            name, QuantizedSafeTensors.layout(q, "", false).bytes());
                 } else {
                     String name = copies.get(t - names.size());
                     SafeTensors.Entry e = st.entry(name);
