@@ -96,16 +96,9 @@ final class DecoderOutput {
 
     Integer run() throws IOException {
         String m = cmd.method.toLowerCase(Locale.ROOT);
-        Method method = switch (m) {
-            case "rtn" -> Method.RTN;
-            case "nf4" -> Method.NF4;
-            case "gptq" -> Method.GPTQ;
-            case "awq" -> Method.AWQ;
-            case "awq-block" -> Method.AWQ_BLOCK;
-            default ->
-                throw new IllegalArgumentException("--method " + cmd.method
-                        + ": a whole decoder is quantized with rtn, nf4, gptq, awq or awq-block");
-        };
+        Method method = Method.fromId(m)
+                .orElseThrow(() -> new IllegalArgumentException("--method " + cmd.method
+                        + ": a whole decoder is quantized with rtn, nf4, gptq, awq or awq-block"));
         boolean bin = WeightFiles.extension(cmd.in).equals("bin");
         if (cmd.calib != null) {
             throw new IllegalArgumentException("--calib " + cmd.calib + " holds the activations of one matrix; a whole"

@@ -76,16 +76,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         int[] prompt = parseTokens(tokens);
-        Method m = switch (method.toLowerCase(Locale.ROOT)) {
-            case "rtn" -> Method.RTN;
-            case "nf4" -> Method.NF4;
-            case "gptq" -> Method.GPTQ;
-            case "awq" -> Method.AWQ;
-            case "awq-block" -> Method.AWQ_BLOCK;
-            default ->
-                throw new IllegalArgumentException(
-                        "unknown --method '" + method + "' (expected rtn, nf4, gptq, awq or awq-block)");
-        };
+        Method m = Method.fromId(method)
+                .orElseThrow(() -> new IllegalArgumentException(
+                        "unknown --method '" + method + "' (expected rtn, nf4, gptq, awq or awq-block)"));
         if (steps < 1) {
             throw new IllegalArgumentException("--steps must be at least 1, got " + steps);
         }

@@ -64,7 +64,22 @@ public final class DecoderQuantizer {
          * searched at the attention module's or the MLP's output, folded into the RMSNorm weights and the previous
          * linear; clipping; llm-awq's quantizer on the folded weights (no input scales left).
          */
-        AWQ_BLOCK
+        AWQ_BLOCK;
+
+        /** The method's name on the command line: {@code rtn}, {@code nf4}, {@code gptq}, {@code awq}, {@code awq-block}. */
+        public String id() {
+            return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+        }
+
+        /** The method whose {@link #id()} is {@code id} (any case), or empty. */
+        public static java.util.Optional<Method> fromId(String id) {
+            for (Method m : values()) {
+                if (m.id().equalsIgnoreCase(id)) {
+                    return java.util.Optional.of(m);
+                }
+            }
+            return java.util.Optional.empty();
+        }
     }
 
     /**
