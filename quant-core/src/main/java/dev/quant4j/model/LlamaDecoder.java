@@ -8,10 +8,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.ForkJoinPool;
 
 /**
@@ -361,6 +363,53 @@ public final class LlamaDecoder {
         checkHidden(h);
         int kv = h.rows() * config.kvDim();
         return block(block(index), h, new float[kv], new float[kv], 0, tap);
+    }
+
+    /**
+     * Block {@code index} run on hidden states {@code h [tokens, dim]} of one sequence (positions {@code 0 ... tokens -
+     * 1}) only as far as it must: {@code tap} sees the inputs of the linears named in {@code names}, and the pass
+     * stops before the first linear after the last of them. Calibration that collects one group's inputs at a time
+     * (GPTQ's true-sequential order) runs no more of the block than it reads.
+     *
+     * @throws IllegalArgumentException when a name is not one of the block's linears
+     */
+    public void inputs(int index, FloatMatrix h, Set<String> names, Tap tap) {
+        checkHidden(h);
+        Block b = block(index);
+        Set<String> left = new HashSet<>(names);
+        for (Linear l : b.linears()) {
+            left.remove(l.name());
+        }
+        if (!left.isEmpty()) {
+            throw new IllegalArgumentException(source + ": block " + index + " has no linear named " + left);
+        }
+        Set<String> wanted = new HashSet<>(names);
+        if (wanted.isEmpty()) {
+            return;
+        }
+        int kv = h.rows() * config.kvDim();
+        try {
+            block(b, h, new float[kv], new float[kv], 0, (name, in) -> {
+                if (wanted.remove(name)) {
+                    tap.accept(name, in);
+                }
+                if (wanted.isEmpty()) {
+                    throw Enough.INSTANCE;
+                }
+            });
+        } catch (Enough done) {
+            return;
+        }
+        throw new IllegalStateException(source + ": block " + index + " never ran " + wanted);
+    }
+
+    /** Ends a pass of {@link #inputs} once every input it wants is seen: control flow, no stack trace. */
+    private static final class Enough extends RuntimeException {
+        static final Enough INSTANCE = new Enough();
+
+        private Enough() {
+            super(null, null, false, false);
+        }
     }
 
     /**

@@ -392,8 +392,8 @@ public final class DecoderQuantizer {
     }
 
     /**
-     * Block {@code block} of {@code model} run on every sequence in parallel; for each layer named in {@code names},
-     * its input from each sequence, in sequence order.
+     * Block {@code block} of {@code model} run on every sequence in parallel, each only as far as the layers named in
+     * {@code names} ({@link LlamaDecoder#inputs}); for each of them, its input from each sequence, in sequence order.
      */
     Map<String, FloatMatrix[]> tapped(LlamaDecoder model, int block, List<FloatMatrix> states, Set<String> names) {
         Map<String, FloatMatrix[]> inputs = new LinkedHashMap<>();
@@ -401,12 +401,7 @@ public final class DecoderQuantizer {
             inputs.put(n, new FloatMatrix[states.size()]);
         }
         pool.submit(() -> IntStream.range(0, states.size()).parallel().forEach(i -> {
-                    model.block(block, states.get(i), (name, in) -> {
-                        FloatMatrix[] slot = inputs.get(name);
-                        if (slot != null) {
-                            slot[i] = in;
-                        }
-                    });
+                    model.inputs(block, states.get(i), names, (name, in) -> inputs.get(name)[i] = in);
                 }))
                 .join();
         return inputs;
@@ -450,9 +445,14 @@ public final class DecoderQuantizer {
                 setting.bits(), setting.sym() ? Symmetry.SYM : Symmetry.ASYM, divides ? g : LinearScheme.PER_CHANNEL);
     }
 
+    /**
+     * Records {@code q} as {@code d}'s weight, and for the rest of the block's calibration replaces {@code d} by its
+     * dequantized weight in a dense layer, as AutoGPTQ writes the quantized-dequantized weight back into the
+     * {@code nn.Linear} it then runs: a prefill over many tokens is a dense matrix product.
+     */
     private void put(
             Linear.Dense d, QuantizedWeight q, Map<String, QuantizedWeight> weights, Map<String, Linear> replaced) {
         weights.put(d.name() + ".weight", q);
-        replaced.put(d.name(), Linear.quantized(d.name(), QuantizedLinear.of(q, d.bias(), pool)));
+        replaced.put(d.name(), Linear.dense(d.name(), q.dequantize().named(d.name()), d.bias(), pool));
     }
 }
