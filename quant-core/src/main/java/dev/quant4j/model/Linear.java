@@ -64,6 +64,11 @@ public interface Linear {
     /** FP32: dot products of weight rows with activation rows, in register tiles ({@link QuantKernels#dotMany}). */
     final class Dense implements Linear {
         private static final int ROW_CHUNK = 64;
+        /** From this many tokens on, a blocked matrix product ({@link #gemm}); fewer take row-by-row dot products. */
+        static final int GEMM_TOKENS = 16;
+
+        private static final int GEMM_ROWS = 128;
+        private static final int K_STRIP = 256;
         private final String name;
         private final FloatMatrix weight;
         private final float[] w;
@@ -119,19 +124,61 @@ public interface Linear {
             float[] xs = x.toArray();
             int tokens = x.rows();
             float[] y = new float[tokens * out];
-            Parallel.forEach(pool, (out + ROW_CHUNK - 1) / ROW_CHUNK, ch -> {
-                int r0 = ch * ROW_CHUNK;
-                int m = Math.min(ROW_CHUNK, out - r0);
-                k.dotMany(m, tokens, in, w, r0 * in, in, xs, 0, in, y, r0, 1, out);
-                if (bias != null) {
-                    for (int t = 0; t < tokens; t++) {
-                        for (int o = r0; o < r0 + m; o++) {
-                            y[t * out + o] += bias[o];
+            if (tokens >= GEMM_TOKENS) {
+                gemm(xs, tokens, in, out, y);
+            } else {
+                Parallel.forEach(pool, (out + ROW_CHUNK - 1) / ROW_CHUNK, ch -> {
+                    int r0 = ch * ROW_CHUNK;
+                    int m = Math.min(ROW_CHUNK, out - r0);
+                    k.dotMany(m, tokens, in, w, r0 * in, in, xs, 0, in, y, r0, 1, out);
+                });
+            }
+            if (bias != null) {
+                for (int t = 0; t < tokens; t++) {
+                    for (int o = 0; o < out; o++) {
+                        y[t * out + o] += bias[o];
+                    }
+                }
+            }
+            return FloatMatrix.of(name, tokens, out, y, 0);
+        }
+
+        /**
+         * {@code y = x W^T} for many tokens as a blocked matrix product: {@code Y^T [out, tokens] = W X^T}, the weight
+         * rows in chunks across the pool, the input width in strips of {@link #K_STRIP} so that a strip of {@code X^T}
+         * stays in cache while a chunk's row tiles pass over it ({@link QuantKernels#gemmAcc}).
+         */
+        private void gemm(float[] xs, int tokens, int in, int out, float[] y) {
+            float[] xt = transpose(xs, tokens, in);
+            float[] yt = new float[out * tokens];
+            Parallel.forEach(pool, (out + GEMM_ROWS - 1) / GEMM_ROWS, ch -> {
+                int r0 = ch * GEMM_ROWS;
+                int m = Math.min(GEMM_ROWS, out - r0);
+                for (int k0 = 0; k0 < in; k0 += K_STRIP) {
+                    int kc = Math.min(K_STRIP, in - k0);
+                    k.gemmAcc(m, tokens, kc, w, r0 * in + k0, in, 1, xt, k0 * tokens, tokens, yt, r0 * tokens, tokens);
+                }
+            });
+            float[] back = transpose(yt, out, tokens);
+            System.arraycopy(back, 0, y, 0, back.length);
+        }
+
+        /** The transpose {@code [cols, rows]} of row-major {@code a [rows, cols]}, in cache-sized tiles. */
+        private static float[] transpose(float[] a, int rows, int cols) {
+            float[] t = new float[a.length];
+            int tile = 64;
+            for (int i0 = 0; i0 < rows; i0 += tile) {
+                int i1 = Math.min(rows, i0 + tile);
+                for (int j0 = 0; j0 < cols; j0 += tile) {
+                    int j1 = Math.min(cols, j0 + tile);
+                    for (int i = i0; i < i1; i++) {
+                        for (int j = j0; j < j1; j++) {
+                            t[j * rows + i] = a[i * cols + j];
                         }
                     }
                 }
-            });
-            return FloatMatrix.of(name, tokens, out, y, 0);
+            }
+            return t;
         }
 
         @Override
