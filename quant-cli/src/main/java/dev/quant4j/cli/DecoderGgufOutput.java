@@ -4,6 +4,7 @@ import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.model.RopeLayout;
 import dev.quant4j.pipeline.GgufDecoderFile;
 import dev.quant4j.pipeline.GgufDecoderFile.Stored;
+import dev.quant4j.pipeline.GgufTokenizer;
 import dev.quant4j.pipeline.QuantizedDecoderFile;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -58,6 +59,7 @@ final class DecoderGgufOutput {
                 "--calib-sample",
                 "--calib-text",
                 "--calib-tokens",
+                "--tokenizer",
                 "--seq-len",
                 "--seed",
                 "--threads")) {
@@ -79,7 +81,13 @@ final class DecoderGgufOutput {
         PrintWriter out = cmd.spec.commandLine().getOut();
         PrintWriter err = cmd.spec.commandLine().getErr();
         QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
-        GgufDecoderFile.Plan plan = GgufDecoderFile.plan(source, type, cmd.strict);
+        GgufTokenizer.Converted vocabulary = null;
+        boolean hasTokenizer = Files.isDirectory(cmd.in) && Files.isRegularFile(cmd.in.resolve("tokenizer.json"));
+        if (hasTokenizer) {
+            vocabulary = GgufTokenizer.fromHuggingFace(cmd.in, source.config().vocabSize());
+        }
+        GgufDecoderFile.Plan plan =
+                GgufDecoderFile.plan(source, type, cmd.strict, vocabulary == null ? null : vocabulary.metadata());
         int fallbacks = 0;
         for (Stored s : plan.written().tensors()) {
             StringBuilder line = new StringBuilder(
@@ -103,13 +111,18 @@ final class DecoderGgufOutput {
             err.println("quant: '" + skipped + "' not written: the llama architecture has no such tensor"
                     + (skipped.startsWith("freqs_") ? " (llama.cpp computes the rotary tables)" : ""));
         }
-        err.println(
-                "quant: the vocabulary is a placeholder of " + source.config().vocabSize() + " tokens (<unk>, <s>,"
-                        + " </s>, 256 byte tokens, <tok_N>): quant4j carries no tokenizer into GGUF"
-                        + (Files.isDirectory(cmd.in) && Files.isRegularFile(cmd.in.resolve("tokenizer.json"))
-                                ? " (tokenizer.json is not converted yet)"
-                                : "")
-                        + "; run the model on token ids");
+        if (vocabulary != null && vocabulary.metadata() != null) {
+            err.println(
+                    "quant: the vocabulary is " + cmd.in.resolve("tokenizer.json") + "'s: " + vocabulary.description());
+        } else {
+            err.println("quant: the vocabulary is a placeholder of "
+                    + source.config().vocabSize() + " tokens (<unk>,"
+                    + " <s>, </s>, 256 byte tokens, <tok_N>)"
+                    + (vocabulary != null
+                            ? ": tokenizer.json is not carried into GGUF, " + vocabulary.unsupported()
+                            : ": " + cmd.in + " has no tokenizer.json")
+                    + "; run the model on token ids");
+        }
         plan.write(cmd.out);
         out.printf(
                 Locale.ROOT,
