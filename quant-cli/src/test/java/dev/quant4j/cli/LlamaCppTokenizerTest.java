@@ -62,7 +62,7 @@ class LlamaCppTokenizerTest {
         }
         byte[] bytes = Files.readAllBytes(gguf);
         assertThat(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes)))
-                .isEqualTo(readmeSha256());
+                .isEqualTo(readmeSha256("- SHA-256 of the GGUF file: `"));
 
         Map<String, GgufValue> meta = Gguf.open(gguf).metadata();
         assertThat(meta.get("tokenizer.ggml.model").asString()).isEqualTo("gpt2");
@@ -80,8 +80,56 @@ class LlamaCppTokenizerTest {
         assertThat(meta.get("tokenizer.ggml.bos_token_id").asLong()).isEqualTo(368);
         assertThat(meta.get("tokenizer.ggml.eos_token_id").asLong()).isEqualTo(369);
 
+        compare(hf, "llama-cpp-ids.txt");
+    }
+
+    @Test
+    void llamaCppTokenizesALlama2StyleTokenizerAsTheTokenizersLibrary() throws Exception {
+        Path spm = FIXTURE.resolve("spm");
+        Path hf = TextCalibrationTest.folder(dir, "stories-spm", 512, Files.readString(spm.resolve("tokenizer.json")));
+        Files.copy(spm.resolve("tokenizer_config.json"), hf.resolve("tokenizer_config.json"));
+        Path gguf = dir.resolve("stories-spm-q8_0.gguf");
+        QuantCliTest.Result r = QuantCliTest.run(
+                "quantize",
+                "--model",
+                hf.toString(),
+                "--method",
+                "rtn",
+                "--format",
+                "gguf",
+                "--gguf-type",
+                "q8_0",
+                "--out",
+                gguf.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.err())
+                .contains("quant: the vocabulary is " + hf.resolve("tokenizer.json") + "'s: llama (SentencePiece BPE"
+                        + " with scores), 413 tokens and 99 [PAD] to fill 512 rows, bos 1, eos 2, unk 0, add_bos true");
+        String keep = System.getProperty("quant4j.keepSpmGguf");
+        if (keep != null) {
+            Files.copy(gguf, Path.of(keep), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+        assertThat(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(gguf))))
+                .isEqualTo(readmeSha256("- SHA-256 of the SentencePiece GGUF file: `"));
+
+        Map<String, GgufValue> meta = Gguf.open(gguf).metadata();
+        assertThat(meta.get("tokenizer.ggml.model").asString()).isEqualTo("llama");
+        List<Object> types = meta.get("tokenizer.ggml.token_type").asArray().values();
+        List<Object> scores = meta.get("tokenizer.ggml.scores").asArray().values();
+        assertThat(((Number) types.get(0)).longValue()).isEqualTo(2); // UNKNOWN
+        assertThat(((Number) types.get(1)).longValue()).isEqualTo(3); // CONTROL
+        assertThat(((Number) types.get(3)).longValue()).isEqualTo(6); // BYTE <0x00>
+        // the piece of merge r scores -r: "▁t" (merge 0), "he" (1)
+        assertThat(((Number) scores.get(259)).floatValue()).isEqualTo(0f);
+        assertThat(((Number) scores.get(260)).floatValue()).isEqualTo(-1f);
+        assertThat(meta).doesNotContainKey("tokenizer.ggml.merges");
+        compare(hf, "llama-cpp-spm-ids.txt");
+    }
+
+    /** Hugging Face's ids of each sentence against llama.cpp's, line by line. */
+    static void compare(Path hf, String idsFile) throws Exception {
         List<String> sentences = Files.readAllLines(FIXTURE.resolve("sentences.txt"), StandardCharsets.UTF_8);
-        List<String> llamaCpp = Files.readAllLines(FIXTURE.resolve("llama-cpp-ids.txt"), StandardCharsets.UTF_8);
+        List<String> llamaCpp = Files.readAllLines(FIXTURE.resolve(idsFile), StandardCharsets.UTF_8);
         assertThat(llamaCpp).hasSameSizeAs(sentences).hasSize(7);
         try (TextTokenizer hfTokenizer = TextTokenizer.open(hf.resolve("tokenizer.json"))) {
             for (int i = 0; i < sentences.size(); i++) {
@@ -95,10 +143,10 @@ class LlamaCppTokenizerTest {
         }
     }
 
-    /** The SHA-256 the fixture's README records for the file llama.cpp read. */
-    static String readmeSha256() throws Exception {
+    /** The SHA-256 the fixture's README records for the file llama.cpp read, on the line starting with prefix. */
+    static String readmeSha256(String prefix) throws Exception {
         for (String line : Files.readAllLines(FIXTURE.resolve("README.md"))) {
-            if (line.startsWith("- SHA-256 of the GGUF file: `")) {
+            if (line.startsWith(prefix)) {
                 return line.substring(line.indexOf('`') + 1, line.lastIndexOf('`'));
             }
         }
