@@ -17,7 +17,7 @@ import java.util.Locale;
  * {@code quant quantize --model model.bin|DIR --format gguf --gguf-type T}: a whole decoder (a llama2.c checkpoint, or
  * a Hugging Face Llama, Mistral or Qwen2 folder) as a GGUF model of llama.cpp's {@code llama} architecture, its
  * matrices in one ggml type by ggml's reference quantizers ({@link GgufDecoderFile}): one line per tensor on stdout,
- * each fallback and the vocabulary placeholder on stderr.
+ * each fallback and the vocabulary (the folder's tokenizer, {@link GgufTokenizer}, or a placeholder) on stderr.
  */
 final class DecoderGgufOutput {
 
@@ -120,7 +120,9 @@ final class DecoderGgufOutput {
                     + " <s>, </s>, 256 byte tokens, <tok_N>)"
                     + (vocabulary != null
                             ? ": tokenizer.json is not carried into GGUF, " + vocabulary.unsupported()
-                            : ": " + cmd.in + " has no tokenizer.json")
+                            : Files.isDirectory(cmd.in)
+                                    ? ": " + cmd.in + " has no tokenizer.json"
+                                    : ": a llama2.c checkpoint has no tokenizer.json")
                     + "; run the model on token ids");
         }
         plan.write(cmd.out);

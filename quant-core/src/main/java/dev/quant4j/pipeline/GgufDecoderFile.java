@@ -69,7 +69,8 @@ public final class GgufDecoderFile {
     public static final int QUANTIZATION_VERSION = 2;
 
     /**
-     * What the vocabulary holds. quant4j reads no tokenizer, so the file carries a placeholder that llama.cpp's {@code
+     * What the vocabulary holds without a tokenizer ({@link GgufTokenizer} carries a Hugging Face folder's): a
+     * placeholder that llama.cpp's {@code
      * llama} (SentencePiece) vocabulary loader accepts, one entry per row of the embedding table: {@code
      * tokenizer.ggml.model = "llama"}; {@code tokenizer.ggml.tokens} id 0 {@code <unk>} (type UNKNOWN), 1 {@code <s>}
      * and 2 {@code </s>} (CONTROL), ids 3 to 258 the byte tokens {@code <0x00>} ... {@code <0xFF>} (BYTE), every other
