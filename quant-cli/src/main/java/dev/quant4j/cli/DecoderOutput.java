@@ -197,8 +197,18 @@ final class DecoderOutput {
             throw new IllegalArgumentException("--seed applies to sequences sampled from the model; " + lines.option()
                     + " sequences are cut from the file");
         }
+        // a folder too large for the heap in float32 is read block by block (the user's sequences need no model)
+        boolean streamed = lines != null
+                && !bin
+                && !gptqFormat
+                && method != Method.AWQ_BLOCK
+                && DecoderStreamOutput.chosen(cmd.in);
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
+            if (streamed) {
+                return DecoderStreamOutput.run(
+                        cmd, setting, m, lines, tokenizer, options.seqLen, options.calibSample, pool);
+            }
             long start = System.nanoTime();
             QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
             LlamaDecoder fp32 = source.decoder(pool);
@@ -348,35 +358,39 @@ final class DecoderOutput {
             QuantizedWeight q = result.weights().get(name);
             FloatMatrix w = source.tensors().get(name);
             ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize());
-            String scheme = switch (s.method()) {
-                case GPTQ -> "gptq " + r.scheme() + (s.actOrder() ? " act-order" : "");
-                case AWQ -> "awq " + r.scheme();
-                case AWQ_BLOCK -> "awq-block " + r.scheme();
-                default -> r.scheme();
-            };
-            StringBuilder line = new StringBuilder(String.format(
-                    Locale.ROOT,
-                    "%s [%d x %d] %s: %.3f bits/weight, SQNR %.2f dB",
-                    r.name(),
-                    q.rows(),
-                    q.cols(),
-                    scheme,
-                    q.bitsPerWeight(),
-                    e.sqnrDb()));
-            if (s.method() == Method.GPTQ) {
-                line.append(String.format(
-                        Locale.ROOT,
-                        ", output error ||W X - Q X||^2 GPTQ %.4g, RTN %.4g",
-                        r.gptqError(),
-                        r.rtnError()));
-                if (r.keptRtn()) {
-                    line.append(", kept RTN");
-                    kept++;
-                }
+            out.println(reportLine(s, r, q, e));
+            if (r.keptRtn()) {
+                kept++;
             }
-            out.println(line);
         }
         return kept;
+    }
+
+    /** One layer's line of the report: shape, scheme, bits per weight, SQNR; for GPTQ the output errors. */
+    static String reportLine(Setting s, LayerReport r, QuantizedWeight q, ErrorMetrics e) {
+        String scheme = switch (s.method()) {
+            case GPTQ -> "gptq " + r.scheme() + (s.actOrder() ? " act-order" : "");
+            case AWQ -> "awq " + r.scheme();
+            case AWQ_BLOCK -> "awq-block " + r.scheme();
+            default -> r.scheme();
+        };
+        StringBuilder line = new StringBuilder(String.format(
+                Locale.ROOT,
+                "%s [%d x %d] %s: %.3f bits/weight, SQNR %.2f dB",
+                r.name(),
+                q.rows(),
+                q.cols(),
+                scheme,
+                q.bitsPerWeight(),
+                e.sqnrDb()));
+        if (s.method() == Method.GPTQ) {
+            line.append(String.format(
+                    Locale.ROOT, ", output error ||W X - Q X||^2 GPTQ %.4g, RTN %.4g", r.gptqError(), r.rtnError()));
+            if (r.keptRtn()) {
+                line.append(", kept RTN");
+            }
+        }
+        return line.toString();
     }
 
     private int writeSafeTensors(

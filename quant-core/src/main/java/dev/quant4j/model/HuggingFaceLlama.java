@@ -124,6 +124,15 @@ public final class HuggingFaceLlama {
             return List.copyOf(where.keySet());
         }
 
+        /** The shape of tensor {@code name} as the file stores it. */
+        public long[] shape(String name) {
+            SafeTensors st = where.get(name);
+            if (st == null) {
+                throw new IllegalArgumentException(source + ": no tensor '" + name + "'");
+            }
+            return st.entry(name).shape();
+        }
+
         /** Tensor {@code name} as float32: a matrix {@code [rows, cols]}, or a vector as {@code [1, n]}. */
         public FloatMatrix read(String name) {
             SafeTensors st = where.get(name);

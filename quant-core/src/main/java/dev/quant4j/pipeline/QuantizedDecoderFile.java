@@ -32,7 +32,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ForkJoinPool;
-import java.util.function.IntConsumer;
 
 /**
  * A whole quantized decoder in one quant4j {@code .safetensors} file ({@link QuantizedSafeTensors}): every quantized
@@ -152,7 +151,7 @@ public final class QuantizedDecoderFile {
      * quantized weights are written as the block is done, then every other tensor of the folder, read one at a time.
      * The heap holds one block's FP32 weights, the calibration activations, and the largest pass-through tensor.
      *
-     * @param blocksDone told the number of blocks done after each (may be null)
+     * @param observer given each block's weights and reports once they are written (may be null)
      * @return the layer reports, in forward order
      */
     public static List<DecoderQuantizer.LayerReport> writeStreamed(
@@ -161,7 +160,7 @@ public final class QuantizedDecoderFile {
             DecoderQuantizer quantizer,
             List<int[]> calibration,
             String method,
-            IntConsumer blocksDone)
+            DecoderQuantizer.BlockSink observer)
             throws IOException {
         List<DecoderQuantizer.LayerReport> reports = new ArrayList<>();
         Set<String> quantized = new HashSet<>();
@@ -178,8 +177,8 @@ public final class QuantizedDecoderFile {
                     quantized.add(q.name());
                 }
                 reports.addAll(layers);
-                if (blocksDone != null) {
-                    blocksDone.accept(b + 1);
+                if (observer != null) {
+                    observer.accept(b, weights, layers);
                 }
             });
             for (String name : source.tensorNames()) {

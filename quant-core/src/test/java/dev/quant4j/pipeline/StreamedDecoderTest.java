@@ -106,7 +106,12 @@ class StreamedDecoderTest {
         // one calibration sequence per round of tapped inputs: the rounds must not change a sum
         try (HuggingFaceLlama.Checkpoint files = HuggingFaceLlama.open(model, Pools.TWO)) {
             reports = QuantizedDecoderFile.writeStreamed(
-                    streamed, files, new DecoderQuantizer(setting, Pools.TWO, 1), calibration, method, blocks::add);
+                    streamed,
+                    files,
+                    new DecoderQuantizer(setting, Pools.TWO, 1),
+                    calibration,
+                    method,
+                    (b, w, r) -> blocks.add(b + 1));
         }
         assertThat(Files.mismatch(whole, streamed)).isEqualTo(-1L);
         assertThat(blocks).containsExactly(1, 2, 3, 4, 5);
