@@ -4,6 +4,7 @@ import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.model.RopeLayout;
 import dev.quant4j.pipeline.GgufDecoderFile;
 import dev.quant4j.pipeline.GgufDecoderFile.Stored;
+import dev.quant4j.pipeline.GgufTokenizer;
 import dev.quant4j.pipeline.QuantizedDecoderFile;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -16,7 +17,7 @@ import java.util.Locale;
  * {@code quant quantize --model model.bin|DIR --format gguf --gguf-type T}: a whole decoder (a llama2.c checkpoint, or
  * a Hugging Face Llama, Mistral or Qwen2 folder) as a GGUF model of llama.cpp's {@code llama} architecture, its
  * matrices in one ggml type by ggml's reference quantizers ({@link GgufDecoderFile}): one line per tensor on stdout,
- * each fallback and the vocabulary placeholder on stderr.
+ * each fallback and the vocabulary (the folder's tokenizer, {@link GgufTokenizer}, or a placeholder) on stderr.
  */
 final class DecoderGgufOutput {
 
@@ -58,6 +59,7 @@ final class DecoderGgufOutput {
                 "--calib-sample",
                 "--calib-text",
                 "--calib-tokens",
+                "--tokenizer",
                 "--seq-len",
                 "--seed",
                 "--threads")) {
@@ -79,7 +81,13 @@ final class DecoderGgufOutput {
         PrintWriter out = cmd.spec.commandLine().getOut();
         PrintWriter err = cmd.spec.commandLine().getErr();
         QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
-        GgufDecoderFile.Plan plan = GgufDecoderFile.plan(source, type, cmd.strict);
+        GgufTokenizer.Converted vocabulary = null;
+        boolean hasTokenizer = Files.isDirectory(cmd.in) && Files.isRegularFile(cmd.in.resolve("tokenizer.json"));
+        if (hasTokenizer) {
+            vocabulary = GgufTokenizer.fromHuggingFace(cmd.in, source.config().vocabSize());
+        }
+        GgufDecoderFile.Plan plan =
+                GgufDecoderFile.plan(source, type, cmd.strict, vocabulary == null ? null : vocabulary.metadata());
         int fallbacks = 0;
         for (Stored s : plan.written().tensors()) {
             StringBuilder line = new StringBuilder(
@@ -103,13 +111,20 @@ final class DecoderGgufOutput {
             err.println("quant: '" + skipped + "' not written: the llama architecture has no such tensor"
                     + (skipped.startsWith("freqs_") ? " (llama.cpp computes the rotary tables)" : ""));
         }
-        err.println(
-                "quant: the vocabulary is a placeholder of " + source.config().vocabSize() + " tokens (<unk>, <s>,"
-                        + " </s>, 256 byte tokens, <tok_N>): quant4j carries no tokenizer into GGUF"
-                        + (Files.isDirectory(cmd.in) && Files.isRegularFile(cmd.in.resolve("tokenizer.json"))
-                                ? " (tokenizer.json is not converted yet)"
-                                : "")
-                        + "; run the model on token ids");
+        if (vocabulary != null && vocabulary.metadata() != null) {
+            err.println(
+                    "quant: the vocabulary is " + cmd.in.resolve("tokenizer.json") + "'s: " + vocabulary.description());
+        } else {
+            err.println("quant: the vocabulary is a placeholder of "
+                    + source.config().vocabSize() + " tokens (<unk>,"
+                    + " <s>, </s>, 256 byte tokens, <tok_N>)"
+                    + (vocabulary != null
+                            ? ": tokenizer.json is not carried into GGUF, " + vocabulary.unsupported()
+                            : Files.isDirectory(cmd.in)
+                                    ? ": " + cmd.in + " has no tokenizer.json"
+                                    : ": a llama2.c checkpoint has no tokenizer.json")
+                    + "; run the model on token ids");
+        }
         plan.write(cmd.out);
         out.printf(
                 Locale.ROOT,

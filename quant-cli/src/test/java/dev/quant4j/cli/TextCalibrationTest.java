@@ -83,6 +83,10 @@ class TextCalibrationTest {
      * its tokenizer.json unless null.
      */
     Path folder(String name, int vocab, String tokenizer) throws Exception {
+        return folder(dir, name, vocab, tokenizer);
+    }
+
+    static Path folder(Path dir, String name, int vocab, String tokenizer) throws Exception {
         Path hf = Files.createDirectories(dir.resolve(name));
         Files.writeString(hf.resolve("config.json"), """
                 {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 172,

@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -31,6 +32,13 @@ public final class HuggingFaceVocabulary {
     private final boolean[] added;
     private final List<String[]> merges;
     private final boolean byteFallback;
+    private final boolean ignoreMerges;
+    private final String unkToken;
+    private final List<String> splitPatterns = new ArrayList<>();
+    private Boolean byteLevelUseRegex;
+    private String templateFirst;
+    private String templateLast;
+    private final Map<String, Integer> addedByContent = new HashMap<>();
 
     private HuggingFaceVocabulary(String source, Map<String, Object> json) {
         this.source = source;
@@ -119,6 +127,57 @@ public final class HuggingFaceVocabulary {
             }
         }
         this.byteFallback = Boolean.TRUE.equals(model.get("byte_fallback"));
+        this.ignoreMerges = Boolean.TRUE.equals(model.get("ignore_merges"));
+        this.unkToken = model.get("unk_token") instanceof String u ? u : null;
+        for (int i = 0; i < addedIds.size(); i++) {
+            addedByContent.putIfAbsent(tokens[(int) (long) addedIds.get(i)], (int) (long) addedIds.get(i));
+        }
+        preTokenizers(json.get("pre_tokenizer"), 0);
+        postProcessors(json.get("post_processor"), 0);
+    }
+
+    /** The Split patterns and the ByteLevel step of a pre-tokenizer (a Sequence's in order). */
+    private void preTokenizers(Object p, int depth) {
+        if (!(p instanceof Map<?, ?> m) || depth > 8) {
+            return;
+        }
+        Object type = m.get("type");
+        if ("Sequence".equals(type) && m.get("pretokenizers") instanceof List<?> list) {
+            for (Object e : list) {
+                preTokenizers(e, depth + 1);
+            }
+        } else if ("Split".equals(type)
+                && m.get("pattern") instanceof Map<?, ?> pattern
+                && pattern.get("Regex") instanceof String regex) {
+            splitPatterns.add(regex);
+        } else if ("ByteLevel".equals(type)) {
+            byteLevelUseRegex = !Boolean.FALSE.equals(m.get("use_regex"));
+        }
+    }
+
+    /** The special tokens a TemplateProcessing puts before and after a single sequence. */
+    private void postProcessors(Object p, int depth) {
+        if (!(p instanceof Map<?, ?> m) || depth > 8) {
+            return;
+        }
+        if ("Sequence".equals(m.get("type")) && m.get("processors") instanceof List<?> list) {
+            for (Object e : list) {
+                postProcessors(e, depth + 1);
+            }
+        } else if ("TemplateProcessing".equals(m.get("type"))
+                && m.get("single") instanceof List<?> single
+                && single.size() > 1) {
+            templateFirst = specialTokenId(single.get(0));
+            templateLast = specialTokenId(single.get(single.size() - 1));
+        }
+    }
+
+    private static String specialTokenId(Object piece) {
+        return piece instanceof Map<?, ?> m
+                        && m.get("SpecialToken") instanceof Map<?, ?> t
+                        && t.get("id") instanceof String id
+                ? id
+                : null;
     }
 
     private void put(List<String> byId, Object idValue, String token, String where) {
@@ -200,5 +259,46 @@ public final class HuggingFaceVocabulary {
     /** A BPE model's {@code byte_fallback}: unknown characters become {@code <0xNN>} byte tokens (Llama 2). */
     public boolean byteFallback() {
         return byteFallback;
+    }
+
+    /** A BPE model's {@code ignore_merges}: a word that is a token is taken whole (Llama 3). */
+    public boolean ignoreMerges() {
+        return ignoreMerges;
+    }
+
+    /** The model's {@code unk_token}, or null. */
+    public String unkToken() {
+        return unkToken;
+    }
+
+    /** The regular expressions of the pre-tokenizer's {@code Split} steps, in order. */
+    public List<String> splitPatterns() {
+        return splitPatterns;
+    }
+
+    /** Whether the pre-tokenizer has a {@code ByteLevel} step (GPT-2's byte-to-character map). */
+    public boolean byteLevel() {
+        return byteLevelUseRegex != null;
+    }
+
+    /** The {@code use_regex} of the {@code ByteLevel} pre-tokenizer step (GPT-2's own split), false without one. */
+    public boolean byteLevelUsesRegex() {
+        return Boolean.TRUE.equals(byteLevelUseRegex);
+    }
+
+    /** The special token a {@code TemplateProcessing} post-processor puts first in a single sequence, or null. */
+    public String templateFirst() {
+        return templateFirst;
+    }
+
+    /** The special token a {@code TemplateProcessing} post-processor puts last in a single sequence, or null. */
+    public String templateLast() {
+        return templateLast;
+    }
+
+    /** The id of the first added token whose content is {@code content}, or -1. */
+    public int addedId(String content) {
+        Integer id = addedByContent.get(content);
+        return id == null ? -1 : id;
     }
 }

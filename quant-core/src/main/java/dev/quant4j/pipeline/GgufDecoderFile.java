@@ -38,8 +38,8 @@ import java.util.concurrent.ForkJoinPool;
  * attention.layer_norm_rms_epsilon} (float32), {@code rope.dimension_count} (the head size: every dimension rotates),
  * {@code rope.freq_base} (float32), {@code attention.key_length} and {@code value_length} only when the head size is
  * not {@code embedding_length / head_count}, {@code general.file_type} (llama.cpp's {@code enum llama_ftype} for the
- * requested type, {@link #fileType}), {@code general.quantization_version = 2}, then the vocabulary ({@link
- * #VOCABULARY}).
+ * requested type, {@link #fileType}), {@code general.quantization_version = 2}, then the vocabulary (a Hugging Face folder's tokenizer, {@link
+ * GgufTokenizer}, or the placeholder, {@link #VOCABULARY}).
  *
  * <p>Tensors ({@link #ggufName}): {@code token_embd.weight}; per block {@code blk.N.attn_norm.weight}, {@code
  * attn_q}, {@code attn_k}, {@code attn_v} (each {@code .weight}, and {@code .bias} where the model has one), {@code
@@ -69,7 +69,8 @@ public final class GgufDecoderFile {
     public static final int QUANTIZATION_VERSION = 2;
 
     /**
-     * What the vocabulary holds. quant4j reads no tokenizer, so the file carries a placeholder that llama.cpp's {@code
+     * What the vocabulary holds without a tokenizer ({@link GgufTokenizer} carries a Hugging Face folder's): a
+     * placeholder that llama.cpp's {@code
      * llama} (SentencePiece) vocabulary loader accepts, one entry per row of the embedding table: {@code
      * tokenizer.ggml.model = "llama"}; {@code tokenizer.ggml.tokens} id 0 {@code <unk>} (type UNKNOWN), 1 {@code <s>}
      * and 2 {@code </s>} (CONTROL), ids 3 to 258 the byte tokens {@code <0x00>} ... {@code <0xFF>} (BYTE), every other
@@ -249,6 +250,15 @@ public final class GgufDecoderFile {
      * type and the placeholder vocabulary ({@link #VOCABULARY}).
      */
     public static Map<String, GgufValue> metadata(QuantizedDecoderFile.Source source, GgmlType type) {
+        return metadata(source, type, null);
+    }
+
+    /**
+     * {@link #metadata(QuantizedDecoderFile.Source, GgmlType)} with {@code vocabulary}'s {@code tokenizer.ggml.*} keys
+     * ({@link GgufTokenizer}) in place of the placeholder, unless null.
+     */
+    public static Map<String, GgufValue> metadata(
+            QuantizedDecoderFile.Source source, GgmlType type, Map<String, GgufValue> vocabulary) {
         LlamaConfig c = source.config();
         String a = ARCHITECTURE + ".";
         Map<String, GgufValue> m = new LinkedHashMap<>();
@@ -270,7 +280,7 @@ public final class GgufDecoderFile {
         }
         m.put("general.file_type", GgufValue.uint32(fileType(type)));
         m.put("general.quantization_version", GgufValue.uint32(QUANTIZATION_VERSION));
-        m.putAll(vocabulary(c.vocabSize()));
+        m.putAll(vocabulary == null ? vocabulary(c.vocabSize()) : vocabulary);
         return m;
     }
 
@@ -321,13 +331,22 @@ public final class GgufDecoderFile {
      *     rows are not whole blocks of {@code type}
      */
     public static Plan plan(QuantizedDecoderFile.Source source, GgmlType type, boolean strict) {
+        return plan(source, type, strict, null);
+    }
+
+    /**
+     * {@link #plan(QuantizedDecoderFile.Source, GgmlType, boolean)} with {@code vocabulary}'s {@code tokenizer.ggml.*}
+     * keys ({@link GgufTokenizer#fromHuggingFace}) in place of the placeholder, unless null.
+     */
+    public static Plan plan(
+            QuantizedDecoderFile.Source source, GgmlType type, boolean strict, Map<String, GgufValue> vocabulary) {
         if (!type.quantizable()) {
             throw new IllegalArgumentException("GGUF type " + type + ": quant4j writes " + GgmlType.quantizableNames());
         }
         LlamaConfig c = source.config();
         Map<String, FloatMatrix> tensors = source.tensors();
         boolean halfSplit = c.rope() == RopeLayout.HALF_SPLIT;
-        GgufWriter writer = new GgufWriter().putAll(metadata(source, type));
+        GgufWriter writer = new GgufWriter().putAll(metadata(source, type, vocabulary));
         List<Stored> stored = new ArrayList<>();
         Set<String> used = new LinkedHashSet<>();
         for (String hf : order(c)) {
