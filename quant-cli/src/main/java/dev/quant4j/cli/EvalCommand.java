@@ -121,6 +121,10 @@ final class EvalCommand implements Callable<Integer> {
     static final String ORT_WORDS_ONLY = "FP32 linears, word embeddings int4 g128";
     static final String ORT_WORDS_ONLY_SYM = "FP32 linears, word embeddings int4 g128 sym (no zero-points)";
 
+    /** The 4-bit model of at most 13 MB ({@link OrtModels#compact}), with its own embedding tables. */
+    static final String ORT_COMPACT =
+            "compact: GPTQ int4 g128 act-order mse through quantized embeddings, words int4 g64, positions int8";
+
     @Override
     public Integer call() throws Exception {
         Pattern select = Pattern.compile(settings);
@@ -238,6 +242,31 @@ final class EvalCommand implements Callable<Integer> {
                             "MatMulNBits, int8 activations",
                             OrtModels.export(modelBytes, onnx, q.weights(), words, 4));
                 }
+            }
+            if (select.matcher(ORT_COMPACT).find()) {
+                long t0 = System.nanoTime();
+                OrtModels.Compact c = OrtModels.compact(onnx, fp32, calibIds, pool);
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                EmbeddingEval.Quantized q = c.linears();
+                float[][] e = EmbeddingEval.embed(q.encoder(), texts, progress.task("compact", texts.size()), pool);
+                long tables = 0;
+                for (var t : c.tables().entrySet()) { // the tables' own bytes in place of their float32 ones
+                    tables += t.getValue().storageBytes()
+                            - 4L * t.getValue().rows() * t.getValue().cols();
+                }
+                rows.add(row(
+                        ORT_COMPACT,
+                        q.bitsPerWeight(),
+                        q.linearBytes(),
+                        q.linearBytes() + otherBytes + tables,
+                        reference,
+                        e,
+                        seconds));
+                ort.add(ORT_COMPACT, "MatMulNBits", OrtModels.export(modelBytes, onnx, q.weights(), c.tables(), 0));
+                ort.add(
+                        ORT_COMPACT + ", accuracy_level 4",
+                        "MatMulNBits, int8 activations",
+                        OrtModels.export(modelBytes, onnx, q.weights(), c.tables(), 4));
             }
             if (select.matcher(ORT_LABEL).find()) {
                 byte[] int8Bytes = resource(MODEL_INT8);
@@ -436,9 +465,9 @@ final class EvalCommand implements Callable<Integer> {
             StringBuilder b = new StringBuilder();
             b.append(String.format(
                     Locale.ROOT,
-                    "The exported models in ONNX Runtime %s (`quant quantize --format onnx`; every quantized row also"
-                            + " has its word embeddings RTN int4 g128 as GatherBlockQuantized), against FP32 in ONNX"
-                            + " Runtime on the same sentences%s.%n%n",
+                    "The exported models in ONNX Runtime %s (`quant quantize --format onnx`; every other quantized"
+                            + " row has its word embeddings RTN int4 g128 as GatherBlockQuantized, the compact rows"
+                            + " their own tables), against FP32 in ONNX Runtime on the same sentences%s.%n%n",
                     ai.onnxruntime.OrtEnvironment.getEnvironment().getVersion(),
                     ms == null
                             ? ""

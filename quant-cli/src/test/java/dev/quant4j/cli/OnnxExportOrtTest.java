@@ -359,6 +359,133 @@ class OnnxExportOrtTest {
                 .isLessThan(1e-5);
     }
 
+    /**
+     * The act-order permutation is written as int32 indices: its Gather and the MatMulNBits after it give exactly the
+     * outputs of the same model with the permutation as int64 (built here by hand from the exported initializers).
+     */
+    @Test
+    void actOrderInt32PermutationGivesTheInt64Outputs() throws OrtException {
+        Random rnd = new Random(11);
+        int k = 64;
+        int n = 8;
+        int m = 3;
+        List<Integer> order = new ArrayList<>();
+        for (int c = 0; c < k; c++) {
+            order.add(c);
+        }
+        java.util.Collections.shuffle(order, rnd);
+        int[] gIdx = new int[k];
+        for (int j = 0; j < k; j++) {
+            gIdx[order.get(j)] = j / 16;
+        }
+        QuantizedTensor q = random(rnd, LinearScheme.asym(4, 16), n, k, false, gIdx);
+        byte[] exported = OnnxExport.quantizedModel("t.onnx", matMulModel(new float[k * n], m, k, n), Map.of("W", q));
+        OnnxModel written = OnnxModel.parse("t.onnx", exported);
+        OnnxModel.Initializer perm = written.initializer("W_perm");
+        assertThat(perm.dataType()).isEqualTo(INT32);
+        assertThat(perm.dims()).containsExactly(k);
+        ByteBuffer p32 = ByteBuffer.wrap(perm.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer p64 = ByteBuffer.allocate(8 * k).order(ByteOrder.LITTLE_ENDIAN);
+        for (int c = 0; c < k; c++) {
+            p64.putLong(p32.getInt());
+        }
+        Proto graph = new Proto()
+                .message(
+                        1,
+                        new Proto()
+                                .string(1, "x")
+                                .string(1, "W_perm")
+                                .string(2, "xp")
+                                .string(3, "gather")
+                                .string(4, "Gather")
+                                .message(
+                                        5,
+                                        new Proto()
+                                                .string(1, "axis")
+                                                .intField(3, -1)
+                                                .intField(20, 2)))
+                .message(
+                        1,
+                        new Proto()
+                                .string(1, "xp")
+                                .string(1, "W_Q4")
+                                .string(1, "W_scales")
+                                .string(1, "W_zero_points")
+                                .string(2, "y")
+                                .string(3, "mm")
+                                .string(4, "MatMulNBits")
+                                .message(
+                                        5,
+                                        new Proto()
+                                                .string(1, "K")
+                                                .intField(3, k)
+                                                .intField(20, 2))
+                                .message(
+                                        5,
+                                        new Proto()
+                                                .string(1, "N")
+                                                .intField(3, n)
+                                                .intField(20, 2))
+                                .message(
+                                        5,
+                                        new Proto()
+                                                .string(1, "bits")
+                                                .intField(3, 4)
+                                                .intField(20, 2))
+                                .message(
+                                        5,
+                                        new Proto()
+                                                .string(1, "block_size")
+                                                .intField(3, 16)
+                                                .intField(20, 2))
+                                .string(7, OnnxExport.MS_DOMAIN))
+                .string(2, "g");
+        for (String name : List.of("W_Q4", "W_scales", "W_zero_points")) {
+            OnnxModel.Initializer t = written.initializer(name);
+            Proto tp = new Proto();
+            for (long d : t.dims()) {
+                tp.intField(1, d);
+            }
+            graph.message(5, tp.intField(2, t.dataType()).string(8, name).bytesField(9, t.bytes()));
+        }
+        graph.message(
+                        5,
+                        new Proto()
+                                .intField(1, k)
+                                .intField(2, INT64)
+                                .string(8, "W_perm")
+                                .bytesField(9, p64.array()))
+                .message(11, floatValue("x", m, k))
+                .message(12, floatValue("y", m, n));
+        byte[] int64Model = new Proto()
+                .intField(1, 8)
+                .message(8, new Proto().string(1, "").intField(2, 17))
+                .message(8, new Proto().string(1, OnnxExport.MS_DOMAIN).intField(2, 1))
+                .message(7, graph)
+                .out
+                .toByteArray();
+        float[][] x = new float[m][k];
+        for (float[] row : x) {
+            for (int c = 0; c < k; c++) {
+                row[c] = (float) rnd.nextGaussian();
+            }
+        }
+        float[][] y32 = run(exported, x);
+        float[][] y64 = run(int64Model, x);
+        assertThat(y32).isDeepEqualTo(y64);
+        assertThat(maxError(q)).isLessThan(1e-5);
+    }
+
+    /** The model's output {@code y} for the input {@code x}. */
+    private static float[][] run(byte[] model, float[][] x) throws OrtException {
+        OrtEnvironment env = OrtEnvironment.getEnvironment();
+        try (OrtSession s = env.createSession(model, new OrtSession.SessionOptions());
+                OnnxTensor in = OnnxTensor.createTensor(env, x);
+                OrtSession.Result r = s.run(Map.of("x", in))) {
+            return (float[][]) r.get(0).getValue();
+        }
+    }
+
     @Test
     void awqInputScalesAsAMul() throws OrtException {
         Random rnd = new Random(5);
@@ -456,11 +583,25 @@ class OnnxExportOrtTest {
      */
     @Test
     void gatherBlockQuantizedTable() throws OrtException {
-        gatherBlockQuantizedTable(LinearScheme.asym(4, 16), 4);
-        gatherBlockQuantizedTable(LinearScheme.sym(4, 16), 3);
+        gatherBlockQuantizedTable(LinearScheme.asym(4, 16), 4, INT64);
+        gatherBlockQuantizedTable(LinearScheme.sym(4, 16), 3, INT64);
     }
 
-    private static void gatherBlockQuantizedTable(LinearScheme scheme, int inputs) throws OrtException {
+    /**
+     * The same at 8 bits (one code a byte; zero-points one a byte, left out when all are 128) and with int32 indices,
+     * both of which ONNX Runtime's CPU kernel is registered for.
+     */
+    @Test
+    void gatherBlockQuantizedEightBitsAndInt32Indices() throws OrtException {
+        gatherBlockQuantizedTable(LinearScheme.asym(8, 16), 4, INT64);
+        gatherBlockQuantizedTable(LinearScheme.sym(8, 16), 3, INT32);
+        gatherBlockQuantizedTable(LinearScheme.asym(4, 16), 4, INT32);
+    }
+
+    static final int INT32 = 6;
+    static final int INT64 = 7;
+
+    private static void gatherBlockQuantizedTable(LinearScheme scheme, int inputs, int indexType) throws OrtException {
         int v = 3;
         int h = 48;
         QuantizedTensor q = random(new Random(1), scheme, v, h, scheme.symmetry() == Symmetry.SYM, null);
@@ -472,7 +613,7 @@ class OnnxExportOrtTest {
                                 .message(
                                         1,
                                         new Proto()
-                                                .intField(1, 7)
+                                                .intField(1, indexType)
                                                 .message(2, new Proto().message(1, new Proto().intField(1, 4)))));
         Proto graph = new Proto()
                 .message(
@@ -501,11 +642,26 @@ class OnnxExportOrtTest {
                 .out
                 .toByteArray();
         byte[] exported = OnnxExport.quantizedModel("table", model, Map.of("T", q));
-        assertThat(OnnxModel.parse("table", exported).nodes().get(0).inputs()).hasSize(inputs);
+        OnnxModel written = OnnxModel.parse("table", exported);
+        assertThat(written.nodes().get(0).inputs()).hasSize(inputs);
+        int bits = scheme.bits();
+        OnnxModel.Initializer data = written.initializer("T_Q" + bits);
+        assertThat(data.dataType()).isEqualTo(2); // UINT8
+        assertThat(data.dims()).containsExactly(v, h * bits / 8);
+        assertThat(written.initializer("T_scales").dims()).containsExactly(v, h / 16);
+        if (inputs == 4) {
+            assertThat(written.initializer("T_zero_points").dims()).containsExactly(v, (h / 16 * bits + 7) / 8);
+        }
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         long[] rows = {2, 0, 1, 2};
         try (OrtSession s = env.createSession(exported, new OrtSession.SessionOptions());
-                OnnxTensor in = OnnxTensor.createTensor(env, rows);
+                OnnxTensor in = indexType == INT64
+                        ? OnnxTensor.createTensor(env, rows)
+                        : OnnxTensor.createTensor(
+                                env,
+                                java.util.Arrays.stream(rows)
+                                        .mapToInt(x -> (int) x)
+                                        .toArray());
                 OrtSession.Result r = s.run(Map.of("i", in))) {
             float[][] y = (float[][]) r.get(0).getValue();
             FloatMatrix deq = q.dequantize();

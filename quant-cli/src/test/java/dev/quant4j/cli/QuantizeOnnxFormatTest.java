@@ -111,6 +111,63 @@ class QuantizeOnnxFormatTest {
     }
 
     /**
+     * The position table picked with --include: 8 bits in blocks of 128 becomes an 8-bit GatherBlockQuantized; a group
+     * of 96 (not a power of two) is exit 2 with a message naming the table and the sizes that fit, and no file.
+     */
+    @Test
+    void positionTableFromTheCommandLine() throws Exception {
+        Path in = dir.resolve("model.onnx");
+        Files.write(in, EvalCommand.resource(EvalCommand.MODEL));
+        Path out = dir.resolve("model-p8.onnx");
+        Result r = QuantCliTest.run(
+                "quantize",
+                "--in",
+                in.toString(),
+                "--format",
+                "onnx",
+                "--method",
+                "rtn",
+                "--bits",
+                "8",
+                "--group-size",
+                "128",
+                "--include",
+                "position_embeddings",
+                "--out",
+                out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("(1 quantized as com.microsoft.MatMulNBits and GatherBlockQuantized, 101 unchanged)");
+        OnnxModel after = OnnxModel.read(out);
+        assertThat(after.nodes().stream().filter(n -> n.opType().equals("GatherBlockQuantized")))
+                .singleElement()
+                .satisfies(n -> assertThat(n.inputs().get(0)).isEqualTo("embeddings.position_embeddings.weight_Q8"));
+        assertThat(after.initializer("embeddings.position_embeddings.weight_Q8").dims())
+                .containsExactly(512, 384);
+        Path bad = dir.resolve("model-p96.onnx");
+        r = QuantCliTest.run(
+                "quantize",
+                "--in",
+                in.toString(),
+                "--format",
+                "onnx",
+                "--method",
+                "rtn",
+                "--group-size",
+                "96",
+                "--include",
+                "position_embeddings",
+                "--out",
+                bad.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err())
+                .contains("table 'embeddings.position_embeddings.weight' cannot be written as GatherBlockQuantized:"
+                        + " group size 96")
+                .contains("(--group-size 16 to 128 fit)");
+        assertThat(files()).containsExactly("model-p8.onnx", "model.onnx");
+    }
+
+    /**
      * GPTQ with act-order, AWQ, and RTN --sym at 8 bits, on a small model, each once as ONNX and once as quant4j's
      * .safetensors (every method is deterministic): ONNX Runtime's output equals x times the weights the .safetensors
      * file dequantizes to (AWQ: the effective weights, its 1 / s applied by the Mul).

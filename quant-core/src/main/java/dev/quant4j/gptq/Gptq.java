@@ -359,7 +359,86 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
             maxs[r] = StatisticsKernels.max(mm);
         }
         k.linearParams(mins, maxs, rows, bits, form, scale, 0, zero, 0);
+        if (config.mse()) {
+            for (int r = 0; r < rows; r++) {
+                mseSearch(a, off + r * stride, 1, len, mins[r], maxs[r], bits, form, scale, zero, r);
+            }
+        }
     }
+
+    /**
+     * {@code find_params} with {@code mse=True} (IST-DASLab/gptq {@code quant.py} at commit 0fbb4c89: {@code grid=100,
+     * maxshrink=.8, norm=2.4}) for one row segment {@code x_j = a[off + j * step]}, {@code j < len}, of minimum {@code
+     * min} and maximum {@code max}; {@code scale[r]} and {@code zero[r]} hold the plain min/max parameters on entry and
+     * the best shrunk ones on return:
+     *
+     * <pre>
+     * xmin = min(min, 0), xmax = max(max, 0); sym: xmax = max(|xmin|, xmax), xmin = -xmax where xmin &lt; 0;
+     * both 0: xmin = -1, xmax = 1
+     * for i &lt; maxshrink * grid:  p = 1 - i / grid
+     *     scale1 = (p xmax - p xmin) / maxq;  zero1 = round(-p xmin / scale1)  (sym: the zero-point as it is)
+     *     err = sum_j |scale1 (clamp(round(x_j / scale1) + zero1, 0, maxq) - zero1) - x_j|^norm
+     *     the first strictly smallest err wins
+     * </pre>
+     *
+     * The signed form ({@code --signed}) has no such search in the reference and is left as it is.
+     */
+    static void mseSearch(
+            float[] a,
+            int off,
+            int step,
+            int len,
+            float min,
+            float max,
+            int bits,
+            Symmetry form,
+            float[] scale,
+            float[] zero,
+            int r) {
+        if (form != Symmetry.ASYM && form != Symmetry.SYM) {
+            return;
+        }
+        boolean sym = form == Symmetry.SYM;
+        int maxq = (1 << bits) - 1;
+        float xmin = Math.min(min, 0f);
+        float xmax = Math.max(max, 0f);
+        if (sym) {
+            xmax = Math.max(Math.abs(xmin), xmax);
+            if (xmin < 0) {
+                xmin = -xmax;
+            }
+        }
+        if (xmin == 0f && xmax == 0f) {
+            xmin = -1f;
+            xmax = 1f;
+        }
+        double best = Double.POSITIVE_INFINITY;
+        for (int i = 0; i < (int) (MSE_MAXSHRINK * MSE_GRID); i++) {
+            float p = (float) (1 - (double) i / MSE_GRID);
+            float xmin1 = p * xmin;
+            float xmax1 = p * xmax;
+            float scale1 = (xmax1 - xmin1) / maxq;
+            float zero1 = sym ? zero[r] : (float) Math.rint(-xmin1 / scale1);
+            double err = 0;
+            for (int j = 0; j < len; j++) {
+                float x = a[off + j * step];
+                float q = Math.min(Math.max((float) Math.rint(x / scale1) + zero1, 0f), maxq);
+                err += Math.pow(Math.abs(scale1 * (q - zero1) - x), MSE_NORM);
+            }
+            if (err < best) {
+                best = err;
+                scale[r] = scale1;
+                zero[r] = zero1;
+            }
+        }
+    }
+
+    /** {@code quant.py}'s defaults for the {@code mse} search. */
+    static final int MSE_GRID = 100;
+
+    static final double MSE_MAXSHRINK = 0.8;
+
+    static final double MSE_NORM = 2.4;
 
     /** The column loop for output rows {@code [r0, r0 + s)}, on their own transposed copy of {@code W}. */
     private final class Slice {
@@ -507,6 +586,11 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
                 }
             }
             k.linearParams(mins, maxs, s, bits, form, scale, 0, zero, 0);
+            if (config.mse()) {
+                for (int r = 0; r < s; r++) {
+                    mseSearch(wt, c0 * s + r, s, c1 - c0, mins[r], maxs[r], bits, form, scale, zero, r);
+                }
+            }
         }
     }
 }

@@ -17,9 +17,19 @@ import dev.quant4j.scheme.Symmetry;
  *     group's first column is reached; only meaningful with groups
  * @param percdamp damping added to the diagonal, as a fraction of its mean
  * @param blocksize columns per lazy batch update
+ * @param mse the reference quantizer's {@code mse=True}: each row's or group's range shrunk by the factor (1, 0.99,
+ *     ..., 0.21) that gives the smallest {@code sum |Q(w) - w|^2.4} ({@code quant.py}'s {@code find_params} with
+ *     {@code grid=100, maxshrink=.8, norm=2.4}); off by default, as in the reference
  */
 public record GptqConfig(
-        int bits, int groupSize, boolean sym, boolean actOrder, boolean staticGroups, double percdamp, int blocksize) {
+        int bits,
+        int groupSize,
+        boolean sym,
+        boolean actOrder,
+        boolean staticGroups,
+        double percdamp,
+        int blocksize,
+        boolean mse) {
 
     public GptqConfig {
         new LinearScheme(bits, Symmetry.ASYM, groupSize == -1 ? LinearScheme.PER_CHANNEL : groupSize); // checks bits
@@ -35,33 +45,49 @@ public record GptqConfig(
         }
     }
 
+    /** Without the range search ({@code mse} false). */
+    public GptqConfig(
+            int bits,
+            int groupSize,
+            boolean sym,
+            boolean actOrder,
+            boolean staticGroups,
+            double percdamp,
+            int blocksize) {
+        this(bits, groupSize, sym, actOrder, staticGroups, percdamp, blocksize, false);
+    }
+
     /** The reference's defaults at {@code bits}: per channel, asymmetric, no act-order, damping 0.01, blocks of 128. */
     public static GptqConfig defaults(int bits) {
-        return new GptqConfig(bits, -1, false, false, false, 0.01, 128);
+        return new GptqConfig(bits, -1, false, false, false, 0.01, 128, false);
     }
 
     public GptqConfig withGroupSize(int g) {
-        return new GptqConfig(bits, g, sym, actOrder, staticGroups, percdamp, blocksize);
+        return new GptqConfig(bits, g, sym, actOrder, staticGroups, percdamp, blocksize, mse);
     }
 
     public GptqConfig withSym(boolean s) {
-        return new GptqConfig(bits, groupSize, s, actOrder, staticGroups, percdamp, blocksize);
+        return new GptqConfig(bits, groupSize, s, actOrder, staticGroups, percdamp, blocksize, mse);
     }
 
     public GptqConfig withActOrder(boolean a) {
-        return new GptqConfig(bits, groupSize, sym, a, staticGroups, percdamp, blocksize);
+        return new GptqConfig(bits, groupSize, sym, a, staticGroups, percdamp, blocksize, mse);
     }
 
     public GptqConfig withStaticGroups(boolean s) {
-        return new GptqConfig(bits, groupSize, sym, actOrder, s, percdamp, blocksize);
+        return new GptqConfig(bits, groupSize, sym, actOrder, s, percdamp, blocksize, mse);
     }
 
     public GptqConfig withPercdamp(double p) {
-        return new GptqConfig(bits, groupSize, sym, actOrder, staticGroups, p, blocksize);
+        return new GptqConfig(bits, groupSize, sym, actOrder, staticGroups, p, blocksize, mse);
     }
 
     public GptqConfig withBlocksize(int b) {
-        return new GptqConfig(bits, groupSize, sym, actOrder, staticGroups, percdamp, b);
+        return new GptqConfig(bits, groupSize, sym, actOrder, staticGroups, percdamp, b, mse);
+    }
+
+    public GptqConfig withMse(boolean m) {
+        return new GptqConfig(bits, groupSize, sym, actOrder, staticGroups, percdamp, blocksize, m);
     }
 
     /** The linear scheme of the result: GPTQ's asymmetric or symmetric form at this group size. */

@@ -44,7 +44,7 @@ import java.util.Set;
  * kernel reads it wrongly (in {@code matmul_nbits_impl.cc} the group of the element at offset {@code i} of each run
  * of 8 codes is taken from {@code g_idx[block * block_size + i]}, whatever the run's place in the block), so its
  * results differ from the weights'. The export instead reorders the input features: a {@code Gather} (axis -1) of the
- * activation by {@code perm}, the features sorted by group, and {@code B} with its codes in that order, so that every
+ * activation by {@code perm} (int32 indices), the features sorted by group, and {@code B} with its codes in that order, so that every
  * group is whole blocks. This is exact when every group has the group size's number of features, as GPTQ's act-order
  * groups (without static groups) do; any other {@code g_idx} is refused.
  *
@@ -76,6 +76,9 @@ public final class OnnxExport {
     public static final String MS_DOMAIN = "com.microsoft";
 
     static final int UINT8 = 2;
+
+    /** ONNX {@code TensorProto.DataType} INT32: the act-order permutation's indices. */
+    static final int INT32 = 6;
 
     private OnnxExport() {}
 
@@ -313,12 +316,14 @@ public final class OnnxExport {
 
     /**
      * A {@code Gather(table, indices)} on axis 0 whose table {@code [V, H]} was quantized (as stored: groups along H)
-     * becomes {@code com.microsoft.GatherBlockQuantized(data, indices, scales, zero_points)}: data uint8 {@code [V, H /
-     * 2]} (two codes a byte, the first in the low nibble: quant4j's rows as they are), scales float {@code [V, H /
-     * block]}, zero_points uint8 {@code [V, ceil(H / block / 2)]}, two a byte, the first in the low nibble, each row
-     * starting on a byte (left out when every zero-point is 8, the operator's default for uint8 data at 4 bits);
-     * attributes gather_axis 0, quantize_axis 1, block_size, bits 4 (ONNX Runtime's {@code
-     * gather_block_quantized.cc}). ONNX Runtime 1.23.2 numbers the zero-points over the whole array instead of row
+     * becomes {@code com.microsoft.GatherBlockQuantized(data, indices, scales, zero_points)}: data uint8 {@code [V, H *
+     * bits / 8]} (at 4 bits two codes a byte, the first in the low nibble: quant4j's rows as they are), scales float
+     * {@code [V, H / block]}, zero_points uint8 {@code [V, ceil(H / block * bits / 8)]}, packed as the data, each row
+     * starting on a byte (left out when every zero-point is {@code 2^(bits - 1)}, the operator's default for uint8
+     * data); attributes gather_axis 0, quantize_axis 1 (the last axis: the kernel requires both for uint8 data),
+     * block_size (a power of two >= 16), bits 4 or 8 (ONNX Runtime's {@code
+     * onnxruntime/contrib_ops/cpu/quantization/gather_block_quantized.cc} at commit 09e18a5a, whose CPU kernel is
+     * registered for int32 and int64 indices alike: the Gather's own indices are passed on as they are). ONNX Runtime 1.23.2 numbers the zero-points over the whole array instead of row
      * by row, which gives other values when a row has an odd number of blocks; 1.29.0 reads them row by row. A table
      * with an even number of blocks a row, or without zero-points, reads the same in both.
      */
@@ -340,10 +345,14 @@ public final class OnnxExport {
         if (dims.length != 2 || dims[0] != q.rows() || dims[1] != q.cols()) {
             reason = "its quantization [" + q.rows() + ", " + q.cols() + "] is not of its shape "
                     + java.util.Arrays.toString(dims);
-        } else if (q.scheme().bits() != 4) {
-            reason = q.scheme().bits() + "-bit codes: GatherBlockQuantized is written at 4 bits";
+        } else if (q.scheme().bits() != 4 && q.scheme().bits() != 8) {
+            reason = q.scheme().bits() + "-bit codes: GatherBlockQuantized is written at 4 or 8 bits";
         } else if (g < 16 || Integer.bitCount(g) != 1) {
-            reason = "group size " + g + ": GatherBlockQuantized's block_size is a power of two >= 16";
+            int fits = Integer.lowestOneBit(q.cols());
+            reason = (g > 0 ? "group size " + g : g == LinearScheme.PER_CHANNEL ? "per channel" : "per tensor")
+                    + ": GatherBlockQuantized's block_size is a power of two >= 16, and each row of " + q.cols()
+                    + " values must be whole blocks"
+                    + (fits >= 16 ? " (--group-size 16 to " + fits + " fit)" : "; no such block divides " + q.cols());
         } else if (q.hasGIdx() || q.hasInputScales()) {
             reason = "a g_idx or AWQ input scales";
         } else if (OnnxRewriter.intAttribute(source, model, index, "axis", 0) != 0) {
@@ -355,15 +364,18 @@ public final class OnnxExport {
         }
         int v = q.rows();
         int h = q.cols();
+        int bits = q.scheme().bits();
         int blocks = h / g;
+        int mid = 1 << (bits - 1);
         List<String> names = written.get(w);
         if (names == null) {
             names = new ArrayList<>();
             List<byte[]> out = new ArrayList<>();
-            byte[] data = new byte[v * (h / 2)];
+            int rowBytes = h * bits / 8;
+            byte[] data = new byte[Math.multiplyExact(v, rowBytes)];
             q.packedCodes().get(data);
-            String dName = fresh(used, w + "_Q4");
-            out.add(OnnxRewriter.tensor(dName, UINT8, new long[] {v, h / 2}, data));
+            String dName = fresh(used, w + "_Q" + bits);
+            out.add(OnnxRewriter.tensor(dName, UINT8, new long[] {v, rowBytes}, data));
             names.add(dName);
             ByteBuffer sb = ByteBuffer.allocate(4 * v * blocks).order(ByteOrder.LITTLE_ENDIAN);
             int[] zeros = new int[v * blocks];
@@ -378,21 +390,16 @@ public final class OnnxExport {
             names.add(sName);
             boolean defaultZeros = true;
             for (int z : zeros) {
-                defaultZeros &= z == 8;
+                defaultZeros &= z == mid;
             }
             if (defaultZeros) {
                 names.add("");
             } else {
-                // row by row, as the shape [V, ceil(blocks / 2)] says (ONNX Runtime 1.29.0; see above for 1.23.2)
+                // row by row, as the shape [V, ceil(blocks * bits / 8)] says (ONNX Runtime 1.29.0; see above for
+                // 1.23.2): MatMulNBits' packing of zero-points
                 String zName = fresh(used, w + "_zero_points");
-                int zRow = (blocks + 1) / 2;
-                byte[] zp = new byte[v * zRow];
-                for (int r = 0; r < v; r++) {
-                    for (int b = 0; b < blocks; b++) {
-                        zp[r * zRow + (b >>> 1)] |= (byte) (zeros[r * blocks + b] << ((b & 1) * 4));
-                    }
-                }
-                out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {v, zRow}, zp));
+                int zRow = (blocks * bits + 7) / 8;
+                out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {v, zRow}, packZeros(zeros, v, blocks, bits)));
                 names.add(zName);
             }
             written.put(w, names);
@@ -402,7 +409,7 @@ public final class OnnxExport {
         attrs.put("gather_axis", 0L);
         attrs.put("quantize_axis", 1L);
         attrs.put("block_size", (long) g);
-        attrs.put("bits", 4L);
+        attrs.put("bits", (long) bits);
         edit.replaceNode(
                 index,
                 List.of(OnnxRewriter.node(
@@ -559,11 +566,12 @@ public final class OnnxExport {
         }
         if (q.hasGIdx()) {
             String gName = fresh(used, w + "_perm");
-            ByteBuffer gb = ByteBuffer.allocate(8 * k).order(ByteOrder.LITTLE_ENDIAN);
+            // int32 indices: ONNX's Gather takes int32 or int64 (Tind), and int32 halves the table
+            ByteBuffer gb = ByteBuffer.allocate(4 * k).order(ByteOrder.LITTLE_ENDIAN);
             for (int c : perm) {
-                gb.putLong(c);
+                gb.putInt(c);
             }
-            out.add(OnnxRewriter.tensor(gName, OnnxModel.INT64, new long[] {k}, gb.array()));
+            out.add(OnnxRewriter.tensor(gName, INT32, new long[] {k}, gb.array()));
             names.add(gName);
         } else {
             names.add("");

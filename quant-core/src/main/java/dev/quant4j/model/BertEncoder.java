@@ -208,6 +208,33 @@ public final class BertEncoder {
                 source, hidden, heads, wordEmbeddings, positionEmbeddings, tokenType0, embLnWeight, embLnBias, out);
     }
 
+    /**
+     * This encoder with other word and position embedding tables (for example their quantized values), each of the
+     * shape of the table it replaces; a null keeps that table. The linears and LayerNorms are shared.
+     */
+    public BertEncoder withEmbeddings(FloatMatrix words, FloatMatrix positions) {
+        requireShape(words, wordEmbeddings);
+        requireShape(positions, positionEmbeddings);
+        return new BertEncoder(
+                source,
+                hidden,
+                heads,
+                words == null ? wordEmbeddings : words,
+                positions == null ? positionEmbeddings : positions,
+                tokenType0,
+                embLnWeight,
+                embLnBias,
+                layers);
+    }
+
+    private void requireShape(FloatMatrix replacement, FloatMatrix table) {
+        if (replacement != null && (replacement.rows() != table.rows() || replacement.cols() != table.cols())) {
+            throw new IllegalArgumentException(source + ": table '" + replacement.name() + "' is ["
+                    + replacement.rows() + ", " + replacement.cols() + "], the one it replaces ('" + table.name()
+                    + "') [" + table.rows() + ", " + table.cols() + "]");
+        }
+    }
+
     /** The sentence embedding of token ids ({@code [CLS] ... [SEP]}): mean of the last hidden states, unit length. */
     public float[] embed(int[] ids) {
         return embed(ids, null);

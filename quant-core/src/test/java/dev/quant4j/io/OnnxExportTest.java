@@ -230,11 +230,12 @@ class OnnxExportTest {
                 }
             }
         }
-        ByteBuffer expected = ByteBuffer.allocate(256).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer expected = ByteBuffer.allocate(128).order(ByteOrder.LITTLE_ENDIAN);
         for (int c : perm) {
-            expected.putLong(c);
+            expected.putInt(c);
         }
-        assertThat(out.initializer("W_perm").dataType()).isEqualTo(OnnxModel.INT64);
+        assertThat(out.initializer("W_perm").dataType()).isEqualTo(6); // INT32
+        assertThat(out.initializer("W_perm").dims()).containsExactly(32);
         assertThat(out.initializer("W_perm").bytes()).isEqualTo(expected.array());
         byte[] b = out.initializer("W_Q4").bytes();
         for (int j = 0; j < 16; j++) {
@@ -282,5 +283,105 @@ class OnnxExportTest {
         assertThatThrownBy(() -> OnnxExport.quantizedModel("m.onnx", model(16, 1), Map.of("W", q3)))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("'W' cannot be written as MatMulNBits: 3-bit codes");
+    }
+
+    /** A model Gather(T, ids) -> y with T [v, h] float and int32 ids. */
+    static byte[] gatherModel(int v, int h) {
+        Proto graph = new Proto()
+                .message(
+                        1,
+                        new Proto()
+                                .string(1, "T")
+                                .string(1, "ids")
+                                .string(2, "y")
+                                .string(3, "emb")
+                                .string(4, "Gather"))
+                .message(
+                        5,
+                        new Proto()
+                                .intField(1, v)
+                                .intField(1, h)
+                                .intField(2, 1)
+                                .string(8, "T")
+                                .bytesField(9, new byte[4 * v * h]))
+                .message(11, new Proto().string(1, "ids"))
+                .message(12, new Proto().string(1, "y"));
+        return new Proto()
+                .intField(1, 8)
+                .message(8, new Proto().string(1, "").intField(2, 17))
+                .message(7, graph)
+                .bytes();
+    }
+
+    /**
+     * An 8-bit table [2, 32] in blocks of 16 as GatherBlockQuantized: data one code a byte, scales [2, 2], zero-points
+     * one a byte [2, 2]; attributes bits 8, block_size 16, gather_axis 0, quantize_axis 1; the Gather's indices as
+     * they are.
+     */
+    @Test
+    void eightBitTableAsGatherBlockQuantized() {
+        int v = 2;
+        int h = 32;
+        QuantizedTensor q = tensor(
+                        LinearScheme.asym(8, 16),
+                        v,
+                        h,
+                        new float[] {0.5f, 0.25f, 2f, 4f},
+                        new byte[] {(byte) 128, 3, (byte) 200, 7},
+                        null)
+                .named("T");
+        byte[] bytes = OnnxExport.quantizedModel("m", gatherModel(v, h), Map.of("T", q));
+        OnnxModel out = OnnxModel.parse("out", bytes);
+        assertThat(out.nodes())
+                .containsExactly(new OnnxModel.Node(
+                        "emb",
+                        "GatherBlockQuantized",
+                        List.of("T_Q8", "ids", "T_scales", "T_zero_points"),
+                        List.of("y")));
+        assertThat(OnnxRewriter.intAttribute("out", bytes, 0, "bits", -1)).isEqualTo(8L);
+        assertThat(OnnxRewriter.intAttribute("out", bytes, 0, "block_size", -1)).isEqualTo(16L);
+        assertThat(OnnxRewriter.intAttribute("out", bytes, 0, "gather_axis", -1))
+                .isEqualTo(0L);
+        assertThat(OnnxRewriter.intAttribute("out", bytes, 0, "quantize_axis", -1))
+                .isEqualTo(1L);
+        OnnxModel.Initializer data = out.initializer("T_Q8");
+        assertThat(data.dataType()).isEqualTo(OnnxExport.UINT8);
+        assertThat(data.dims()).containsExactly(v, h);
+        byte[] d = data.bytes();
+        for (int r = 0; r < v; r++) {
+            for (int c = 0; c < h; c++) {
+                assertThat(d[r * h + c] & 0xFF).isEqualTo(code(r, c, 8));
+            }
+        }
+        assertThat(out.initializer("T_scales").dims()).containsExactly(v, 2);
+        assertThat(out.initializer("T_scales").floats()).containsExactly(0.5f, 0.25f, 2f, 4f);
+        assertThat(out.initializer("T_zero_points").dims()).containsExactly(v, 2);
+        assertThat(out.initializer("T_zero_points").bytes()).containsExactly((byte) 128, 3, (byte) 200, 7);
+        assertThat(out.initializers()).doesNotContainKey("T");
+    }
+
+    /** Tables GatherBlockQuantized cannot hold: the message names the table and what would fit. */
+    @Test
+    void tablesGatherBlockQuantizedCannotHoldAreClearErrors() {
+        QuantizedTensor g96 = tensor(LinearScheme.asym(4, 96), 1, 192, new float[] {1, 1}, new byte[] {1, 1}, null)
+                .named("T");
+        assertThatThrownBy(() -> OnnxExport.quantizedModel("m.onnx", gatherModel(1, 192), Map.of("T", g96)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("table 'T' cannot be written as GatherBlockQuantized: group size 96")
+                .hasMessageContaining("each row of 192 values must be whole blocks (--group-size 16 to 64 fit)");
+        QuantizedTensor perChannel = tensor(LinearScheme.asym(4, -1), 1, 40, new float[] {1}, new byte[] {1}, null)
+                .named("T");
+        assertThatThrownBy(() -> OnnxExport.quantizedModel("m.onnx", gatherModel(1, 40), Map.of("T", perChannel)))
+                .hasMessageContaining("per channel")
+                .hasMessageContaining("no such block divides 40");
+        QuantizedTensor b3 = tensor(LinearScheme.asym(3, 16), 1, 16, new float[] {1}, new byte[] {1}, null)
+                .named("T");
+        assertThatThrownBy(() -> OnnxExport.quantizedModel("m.onnx", gatherModel(1, 16), Map.of("T", b3)))
+                .hasMessageContaining("3-bit codes: GatherBlockQuantized is written at 4 or 8 bits");
+        QuantizedTensor wrongShape = tensor(
+                        LinearScheme.asym(4, 16), 2, 16, new float[] {1, 1}, new byte[] {1, 1}, null)
+                .named("T");
+        assertThatThrownBy(() -> OnnxExport.quantizedModel("m.onnx", gatherModel(1, 32), Map.of("T", wrongShape)))
+                .hasMessageContaining("its quantization [2, 16] is not of its shape [1, 32]");
     }
 }

@@ -39,7 +39,20 @@ import java.util.function.IntConsumer;
 public final class EmbeddingEval {
 
     /** One way to quantize a linear layer: a label for the table and what it does to a layer. */
-    public record Setting(String label, Kind kind, int bits, int group, boolean actOrder) {
+    public record Setting(String label, Kind kind, int bits, int group, boolean actOrder, boolean mse) {
+
+        /** Without GPTQ's range search. */
+        public Setting(String label, Kind kind, int bits, int group, boolean actOrder) {
+            this(label, kind, bits, group, actOrder, false);
+        }
+
+        /** This GPTQ setting with the quantizer's range search ({@code mse=True}), its label marked "mse". */
+        public Setting withMse() {
+            if (kind != Kind.GPTQ) {
+                throw new IllegalArgumentException(label + ": the mse range search is GPTQ's");
+            }
+            return new Setting(label + " mse", kind, bits, group, actOrder, true);
+        }
 
         /** RTN asymmetric with {@code group} columns per scale ({@code -1}: per output channel). */
         public static Setting rtn(int bits, int group) {
@@ -187,7 +200,8 @@ public final class EmbeddingEval {
                     QuantizedTensor t = new Gptq(
                                     GptqConfig.defaults(s.bits())
                                             .withGroupSize(s.group())
-                                            .withActOrder(s.actOrder()),
+                                            .withActOrder(s.actOrder())
+                                            .withMse(s.mse()),
                                     pool)
                             .quantize(d.weight(), hessians.get(l.name()))
                             .tensor();

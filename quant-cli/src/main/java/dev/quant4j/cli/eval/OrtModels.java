@@ -4,6 +4,7 @@ import ai.onnxruntime.OrtException;
 import dev.quant4j.io.OnnxExport;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.model.BertEncoder;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.scheme.LinearScheme;
@@ -12,6 +13,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
 
 /**
  * The quantized all-MiniLM-L6-v2 as ONNX Runtime runs it: the weights {@link EmbeddingEval#quantize} found, written by
@@ -22,6 +24,9 @@ public final class OrtModels {
 
     /** The word-embedding table of the BERT export. */
     public static final String WORD_EMBEDDINGS = "embeddings.word_embeddings.weight";
+
+    /** The position-embedding table of the BERT export. */
+    public static final String POSITION_EMBEDDINGS = "embeddings.position_embeddings.weight";
 
     private OrtModels() {}
 
@@ -56,6 +61,20 @@ public final class OrtModels {
             Map<String, ? extends QuantizedWeight> linears,
             QuantizedTensor words,
             int accuracyLevel) {
+        return export(model, onnx, linears, words == null ? Map.of() : Map.of(WORD_EMBEDDINGS, words), accuracyLevel);
+    }
+
+    /**
+     * The model {@code model} with the linears in {@code linears} (by linear name) and the embedding tables in {@code
+     * tables} (by initializer name: {@link #WORD_EMBEDDINGS}, {@link #POSITION_EMBEDDINGS}) replaced by ONNX Runtime's
+     * quantized operators.
+     */
+    public static byte[] export(
+            byte[] model,
+            OnnxModel onnx,
+            Map<String, ? extends QuantizedWeight> linears,
+            Map<String, QuantizedTensor> tables,
+            int accuracyLevel) {
         Map<String, String> names = weightOfLinear(onnx);
         Map<String, QuantizedWeight> weights = new HashMap<>();
         linears.forEach((linear, q) -> {
@@ -65,10 +84,44 @@ public final class OrtModels {
             }
             weights.put(w, q);
         });
-        if (words != null) {
-            weights.put(WORD_EMBEDDINGS, words);
-        }
+        weights.putAll(tables);
         return OnnxExport.quantizedModel("all-minilm-l6-v2.onnx", model, weights, accuracyLevel);
+    }
+
+    /**
+     * The 4-bit model of at most 13 MB (docs/onnx-export.md): the word embeddings RTN int4 in groups of {@link
+     * #COMPACT_WORDS}, the position embeddings RTN int8 in groups of 128 (both GatherBlockQuantized), and every linear
+     * GPTQ int4 g128 with act-order and the range search, calibrated on activations that pass through those quantized
+     * embeddings (so that the first layer's GPTQ sees the inputs the exported model gives it).
+     *
+     * @param linears the quantized linears and the quant4j encoder with the quantized embeddings
+     * @param tables the two tables by initializer name, for {@link #export(byte[], OnnxModel, Map, Map, int)}
+     */
+    public record Compact(EmbeddingEval.Quantized linears, Map<String, QuantizedTensor> tables) {}
+
+    /** The word embeddings' scheme of the compact model. */
+    public static final LinearScheme COMPACT_WORDS = LinearScheme.asym(4, 64);
+
+    /** The position embeddings' scheme of the compact model. */
+    public static final LinearScheme COMPACT_POSITIONS = LinearScheme.asym(8, 128);
+
+    /** The GPTQ setting of the compact model's linears. */
+    public static final EmbeddingEval.Setting COMPACT_LINEARS =
+            EmbeddingEval.Setting.gptq(4, 128, true).withMse();
+
+    /** {@link Compact}: quantizes the tables of {@code onnx}, then GPTQ on {@code calibration} through them. */
+    public static Compact compact(OnnxModel onnx, BertEncoder fp32, List<int[]> calibration, ForkJoinPool pool) {
+        QuantizedTensor words = new RtnQuantizer(COMPACT_WORDS)
+                .quantize(onnx.initializer(WORD_EMBEDDINGS).matrix());
+        QuantizedTensor positions = new RtnQuantizer(COMPACT_POSITIONS)
+                .quantize(onnx.initializer(POSITION_EMBEDDINGS).matrix());
+        BertEncoder tablesQuantized = fp32.withEmbeddings(words.dequantize(), positions.dequantize());
+        EmbeddingEval.Calibration calib = EmbeddingEval.Calibration.collect(tablesQuantized, calibration, false, pool);
+        EmbeddingEval.Quantized q = EmbeddingEval.quantize(tablesQuantized, COMPACT_LINEARS, calib, pool);
+        Map<String, QuantizedTensor> tables = new LinkedHashMap<>();
+        tables.put(WORD_EMBEDDINGS, words);
+        tables.put(POSITION_EMBEDDINGS, positions);
+        return new Compact(q, tables);
     }
 
     /**
