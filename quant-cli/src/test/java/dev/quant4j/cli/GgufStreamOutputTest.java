@@ -144,6 +144,34 @@ class GgufStreamOutputTest {
         assertThat(Files.readAllBytes(out)).isEqualTo(Files.readAllBytes(whole));
     }
 
+    /**
+     * stories260K as the F32 GGUF file llama.cpp ran ({@code quant-core/src/test/resources/llama-cpp/README.md}),
+     * streamed to F32 again: the same bytes, so llama.cpp reads what the stream writes.
+     */
+    @org.junit.jupiter.api.Test
+    void theF32FileLlamaCppRanStreamsToItsOwnBytes() throws Exception {
+        Path f32 = dir.resolve("stories260K-f32.gguf");
+        Result r = QuantCliTest.run(
+                "quantize",
+                "--model",
+                QuantizeDecoderGgufTest.STORIES.toString(),
+                "--method",
+                "rtn",
+                "--format",
+                "gguf",
+                "--gguf-type",
+                "f32",
+                "--out",
+                f32.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        Path out = dir.resolve("streamed.gguf");
+        r = quantize(f32, "f32", out, "2");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(sha256(out))
+                .isEqualTo(sha256(f32))
+                .isEqualTo("d05e06f51c895f6f8e109bb54761abd2d64c5f39bf55838d373fe0d7bbb8adda");
+    }
+
     /** A float GGUF model: F16, F32 and BF16 matrices, a 1-D norm, an integer tensor, metadata of several types. */
     static Path ggufModel(Path dir) throws Exception {
         FloatMatrix q = Gaussian.matrix("q", 5, 8, 256, 0.05);
