@@ -170,8 +170,22 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " every core); the output does not depend on it")
     Integer threads;
 
+    @Option(
+            names = "--max-shard-size",
+            description = "a safetensors checkpoint (rtn, nf4, fp4) written as a folder of shards of at most SIZE"
+                    + " bytes of tensors each, as transformers' save_pretrained(max_shard_size=...) writes them:"
+                    + " model-00001-of-0000N.safetensors and model.safetensors.index.json; SIZE as transformers"
+                    + " reads it: 5GB, 500MB, 100KB (powers of 10), 2GiB, 512MiB (powers of 2), or bytes")
+    String maxShardSize;
+
     @Override
     public Integer call() throws Exception {
+        if (maxShardSize != null && (!format.equalsIgnoreCase("safetensors") || !CheckpointOutput.accepts(in))) {
+            throw new IllegalArgumentException("--max-shard-size applies to a safetensors checkpoint (--in a"
+                    + " .safetensors file, a folder or its index) written as safetensors (--format safetensors) with"
+                    + " rtn, nf4 or fp4; --format " + format.toLowerCase(Locale.ROOT) + " writes "
+                    + (format.equalsIgnoreCase("gguf") ? "one .gguf file" : "its own layout"));
+        }
         if (format.equalsIgnoreCase("gguf") && DecoderGgufOutput.handles(in)) {
             return new DecoderGgufOutput(this, ggufOptions).run();
         }
@@ -316,7 +330,8 @@ final class QuantizeCommand implements Callable<Integer> {
                             pattern,
                             strict,
                             overwrite,
-                            threads == null ? Runtime.getRuntime().availableProcessors() : threads),
+                            threads == null ? Runtime.getRuntime().availableProcessors() : threads,
+                            maxShardSize == null ? 0 : ShardSize.parse(maxShardSize)),
                     spec.commandLine().getOut(),
                     spec.commandLine().getErr());
         }
