@@ -472,8 +472,17 @@ final class QuantizeCommand implements Callable<Integer> {
             for (QuantizedWeight q : quantized) {
                 weights.put(q.name(), q);
             }
-            OnnxExport.write(
-                    out, in.toString(), loaded.onnx().bytes(), weights, accuracyLevel == null ? 0 : accuracyLevel);
+            int level = accuracyLevel == null ? 0 : accuracyLevel;
+            if (loaded.onnx().model().hasExternalData()) {
+                // weights stored outside the input model stay outside the output: model-q.onnx + model-q.onnx.data
+                dev.quant4j.io.OnnxExternalData.write(
+                        out,
+                        in.toString(),
+                        OnnxExport.quantizedModel(in.toString(), loaded.onnx().bytes(), weights, level),
+                        loaded.onnx().model());
+            } else {
+                OnnxExport.write(out, in.toString(), loaded.onnx().bytes(), weights, level);
+            }
         } else {
             QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         }
