@@ -614,7 +614,13 @@ public final class OnnxModel {
         }
         long offset = externalNumber(source, label, entries, "offset", 0);
         long length = externalNumber(source, label, entries, "length", -1);
-        Path rel = Path.of(location);
+        Path rel;
+        try {
+            rel = Path.of(location);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new MalformedTensorFileException(
+                    source + ": " + label + ": external data location '" + location + "' is not a path");
+        }
         boolean up = false;
         for (Path part : rel) {
             up |= part.toString().equals("..");
