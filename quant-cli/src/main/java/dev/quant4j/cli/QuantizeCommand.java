@@ -166,8 +166,8 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(
             names = "--threads",
-            description = "threads quantizing a safetensors checkpoint (rtn, nf4, fp4) or a whole decoder (default:"
-                    + " every core); the output does not depend on it")
+            description = "threads quantizing a safetensors checkpoint (rtn, nf4, fp4), GGUF output or a whole decoder"
+                    + " (default: every core); the output does not depend on it")
     Integer threads;
 
     @Option(
@@ -180,11 +180,20 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (maxShardSize != null && (!format.equalsIgnoreCase("safetensors") || !CheckpointOutput.accepts(in))) {
+        String lower = method.toLowerCase(Locale.ROOT);
+        if (maxShardSize != null
+                && (!format.equalsIgnoreCase("safetensors")
+                        || !CheckpointOutput.accepts(in)
+                        || DecoderOutput.handles(in, method, calib)
+                        || !(lower.equals("rtn") || lower.equals("nf4") || lower.equals("fp4")))) {
             throw new IllegalArgumentException("--max-shard-size applies to a safetensors checkpoint (--in a"
                     + " .safetensors file, a folder or its index) written as safetensors (--format safetensors) with"
-                    + " rtn, nf4 or fp4; --format " + format.toLowerCase(Locale.ROOT) + " writes "
-                    + (format.equalsIgnoreCase("gguf") ? "one .gguf file" : "its own layout"));
+                    + " rtn, nf4 or fp4; "
+                    + (format.equalsIgnoreCase("gguf")
+                            ? "--format gguf writes one .gguf file"
+                            : !format.equalsIgnoreCase("safetensors")
+                                    ? "--format " + format.toLowerCase(Locale.ROOT) + " writes its own layout"
+                                    : "not --method " + lower + " --in " + in));
         }
         if (format.equalsIgnoreCase("gguf") && DecoderGgufOutput.handles(in)) {
             return new DecoderGgufOutput(this, ggufOptions).run();

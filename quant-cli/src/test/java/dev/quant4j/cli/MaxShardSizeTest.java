@@ -110,6 +110,20 @@ class MaxShardSizeTest {
             assertThat(r.code()).as(String.join(" ", args)).isEqualTo(2);
             assertThat(r.err()).contains(messages[i]);
         }
+        r = QuantCliTest.run(
+                "quantize",
+                "--method",
+                "gptq",
+                "--calib",
+                in.toString(),
+                "--in",
+                in.toString(),
+                "--max-shard-size",
+                "1MB",
+                "--out",
+                dir.resolve("m4").toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("with rtn, nf4 or fp4; not --method gptq --in " + in);
         try (Stream<Path> files = Files.list(dir)) {
             assertThat(files.map(p -> p.getFileName().toString()).sorted()).containsExactly("model.safetensors", "q");
         }
