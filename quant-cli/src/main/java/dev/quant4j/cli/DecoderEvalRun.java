@@ -4,13 +4,19 @@ import dev.quant4j.cli.eval.DecoderEval;
 import dev.quant4j.io.AtomicFiles;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.pipeline.DecoderQuantizer.Setting;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.ForkJoinPool;
 import java.util.regex.Pattern;
+import picocli.CommandLine.Option;
 
 /**
  * {@code quant eval --model}: a decoder language model (a llama2.c checkpoint or a Hugging Face Llama, Mistral or Qwen2
@@ -21,7 +27,109 @@ final class DecoderEvalRun {
 
     static final long EVALUATION_SEED = 2;
 
+    /** The user's calibration and held-out sequences, each set from its own file (or sampled when not given). */
+    static final class TextOptions {
+        @Option(
+                names = "--calib-text",
+                description = "with --model: calibration text, one text a line (UTF-8), tokenized with --tokenizer,"
+                        + " concatenated and cut into --seq-len windows (all of them, or the first --calib-sample N)")
+        Path calibText;
+
+        @Option(
+                names = "--calib-tokens",
+                description = "with --model: calibration token ids, one sequence a line; cut as --calib-text")
+        Path calibTokens;
+
+        @Option(
+                names = "--eval-text",
+                description = "with --model: held-out text the models are compared on, cut as --calib-text (all"
+                        + " windows, or the first --eval-sample N); another file than the calibration text")
+        Path evalText;
+
+        @Option(
+                names = "--eval-tokens",
+                description = "with --model: held-out token ids, one sequence a line; cut as --calib-text")
+        Path evalTokens;
+
+        @Option(
+                names = "--tokenizer",
+                description = "with --calib-text or --eval-text: the model's tokenizer.json (default: tokenizer.json in"
+                        + " the --model folder)")
+        Path tokenizer;
+
+        boolean anySet() {
+            return calibText != null
+                    || calibTokens != null
+                    || evalText != null
+                    || evalTokens != null
+                    || tokenizer != null;
+        }
+    }
+
     private DecoderEvalRun() {}
+
+    /**
+     * The tokenizer the text options need, or null; the user's sequences of one set (null: sampled). The same file
+     * for calibration and evaluation is refused: the evaluation sequences must be held out.
+     */
+    private static Read readSequences(EvalCommand c) throws IOException {
+        TextOptions t = c.text;
+        same(t.calibText, t.evalText, "--calib-text", "--eval-text");
+        same(t.calibTokens, t.evalTokens, "--calib-tokens", "--eval-tokens");
+        if (t.calibText == null && t.evalText == null) {
+            if (t.tokenizer != null) {
+                throw new IllegalArgumentException("--tokenizer " + t.tokenizer + " applies with --calib-text or"
+                        + " --eval-text only (token ids need no tokenizer)");
+            }
+            return new Read(
+                    TextSequences.read("calib", null, t.calibTokens, null),
+                    TextSequences.read("eval", null, t.evalTokens, null),
+                    null);
+        }
+        Path file = TextTokenizer.locate(t.tokenizer, c.model);
+        if (file == null) {
+            throw DecoderOutput.noTokenizer(
+                    t.calibText != null ? "--calib-text" : "--eval-text",
+                    c.model,
+                    t.calibText != null ? "--calib-tokens FILE" : "--eval-tokens FILE",
+                    t.calibText != null ? "--calib-sample N" : "--eval-sample N");
+        }
+        try (TextTokenizer tokenizer = TextTokenizer.open(file)) {
+            return new Read(
+                    TextSequences.read("calib", t.calibText, t.calibTokens, tokenizer),
+                    TextSequences.read("eval", t.evalText, t.evalTokens, tokenizer),
+                    tokenizer);
+        }
+    }
+
+    /** The user's sequences of each set (null: sampled) and the tokenizer of the text (closed; null without text). */
+    private record Read(TextSequences.Lines calib, TextSequences.Lines eval, TextTokenizer tokenizer) {}
+
+    private static void same(Path a, Path b, String optionA, String optionB) throws IOException {
+        if (a != null && b != null && Files.exists(a) && Files.exists(b) && Files.isSameFile(a, b)) {
+            throw new IllegalArgumentException(optionA + " and " + optionB + " are the same file (" + a + "): the"
+                    + " evaluation sequences must be held out; split the text into two files");
+        }
+    }
+
+    /** The sequences of one set: cut from the user's file, or sampled from the FP32 model with {@code seed}. */
+    private static TextSequences.Windows sequences(
+            EvalCommand c,
+            TextSequences.Lines lines,
+            LlamaDecoder fp32,
+            String file,
+            String countOption,
+            int count,
+            long seed) {
+        if (lines == null) {
+            return new TextSequences.Windows(
+                    SampledSequences.sample(fp32, file, count, c.seqLen, seed),
+                    String.format(
+                            Locale.ROOT, "%d sequences of %d tokens sampled with seed %d", count, c.seqLen, seed));
+        }
+        Integer n = c.spec.commandLine().getParseResult().hasMatchedOption(countOption) ? count : null;
+        return TextSequences.windows(lines, fp32.config().vocabSize(), file, c.seqLen, n, countOption);
+    }
 
     static int run(EvalCommand c, Pattern select, int threads) throws Exception {
         String file = c.model.getFileName().toString();
@@ -33,8 +141,16 @@ final class DecoderEvalRun {
         PrintWriter err = c.spec.commandLine().getErr();
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
+            // the user's sequences are read (and the text tokenized) before the model
+            Read lines = readSequences(c);
             LlamaDecoder fp32 = LlamaDecoder.read(c.model, pool);
             SampledSequences.requireLength(fp32, file, c.seqLen);
+            if (lines.tokenizer() != null) {
+                String note = lines.tokenizer().requireFits(fp32.config().vocabSize(), file);
+                if (note != null) {
+                    err.println("quant eval: " + note);
+                }
+            }
             List<Setting> chosen = DecoderEval.defaultSettings(c.groupSize).stream()
                     .filter(s -> select.matcher(s.label()).find())
                     .toList();
@@ -42,20 +158,55 @@ final class DecoderEvalRun {
                 throw new IllegalArgumentException("--settings '" + select + "' matches no setting");
             }
             long start = System.nanoTime();
-            err.printf(
-                    Locale.ROOT,
-                    "quant eval: %s, %d layers, dim %d; sampling %d calibration and %d evaluation sequences of %d"
-                            + " tokens%n",
-                    file,
-                    fp32.config().layers(),
-                    fp32.config().dim(),
-                    c.calibSample,
-                    c.evalSample,
-                    c.seqLen);
-            err.flush();
-            List<int[]> calibration =
-                    SampledSequences.sample(fp32, file, c.calibSample, c.seqLen, SampledSequences.CALIBRATION_SEED);
-            List<int[]> evaluation = SampledSequences.sample(fp32, file, c.evalSample, c.seqLen, EVALUATION_SEED);
+            List<int[]> calibration;
+            List<int[]> evaluation;
+            if (lines.calib() == null && lines.eval() == null) {
+                err.printf(
+                        Locale.ROOT,
+                        "quant eval: %s, %d layers, dim %d; sampling %d calibration and %d evaluation sequences of %d"
+                                + " tokens%n",
+                        file,
+                        fp32.config().layers(),
+                        fp32.config().dim(),
+                        c.calibSample,
+                        c.evalSample,
+                        c.seqLen);
+                err.flush();
+                calibration =
+                        SampledSequences.sample(fp32, file, c.calibSample, c.seqLen, SampledSequences.CALIBRATION_SEED);
+                evaluation = SampledSequences.sample(fp32, file, c.evalSample, c.seqLen, EVALUATION_SEED);
+            } else {
+                TextSequences.Windows cal = sequences(
+                        c,
+                        lines.calib(),
+                        fp32,
+                        file,
+                        "--calib-sample",
+                        c.calibSample,
+                        SampledSequences.CALIBRATION_SEED);
+                TextSequences.Windows ev =
+                        sequences(c, lines.eval(), fp32, file, "--eval-sample", c.evalSample, EVALUATION_SEED);
+                err.printf(
+                        Locale.ROOT,
+                        "quant eval: %s, %d layers, dim %d; calibration: %s; evaluation: %s%n",
+                        file,
+                        fp32.config().layers(),
+                        fp32.config().dim(),
+                        cal.description(),
+                        ev.description());
+                calibration = cal.sequences();
+                evaluation = ev.sequences();
+                long shared = sharedSequences(calibration, evaluation);
+                if (shared > 0) {
+                    err.printf(
+                            Locale.ROOT,
+                            "quant eval: warning: %d of the %d evaluation sequences are also calibration sequences:"
+                                    + " not held out%n",
+                            shared,
+                            evaluation.size());
+                }
+                err.flush();
+            }
             List<DecoderEval.Row> rows = DecoderEval.run(fp32, chosen, calibration, evaluation, pool, label -> {
                 err.printf(Locale.ROOT, "quant eval: %s (%.0f s)%n", label, (System.nanoTime() - start) / 1e9);
                 err.flush();
@@ -78,5 +229,16 @@ final class DecoderEvalRun {
         } finally {
             pool.shutdown();
         }
+    }
+
+    /** How many evaluation sequences equal a calibration sequence, token for token. */
+    private static long sharedSequences(List<int[]> calibration, List<int[]> evaluation) {
+        Set<List<Integer>> seen = new HashSet<>();
+        for (int[] s : calibration) {
+            seen.add(Arrays.stream(s).boxed().toList());
+        }
+        return evaluation.stream()
+                .filter(s -> seen.contains(Arrays.stream(s).boxed().toList()))
+                .count();
     }
 }

@@ -56,6 +56,8 @@ final class DecoderGgufOutput {
                 "--include",
                 "--accuracy-level",
                 "--calib-sample",
+                "--calib-text",
+                "--calib-tokens",
                 "--seq-len",
                 "--seed",
                 "--threads")) {

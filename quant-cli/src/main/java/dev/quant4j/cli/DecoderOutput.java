@@ -41,8 +41,28 @@ final class DecoderOutput {
         @Option(
                 names = "--calib-sample",
                 description = "whole decoder, gptq and awq: calibration sequences sampled from the FP32 model"
-                        + " (default 64)")
+                        + " (default 64); with --calib-text or --calib-tokens, the first N windows of the file"
+                        + " (default: every window)")
         Integer calibSample;
+
+        @Option(
+                names = "--calib-text",
+                description = "whole decoder, gptq and awq: calibration text, one text a line (UTF-8), tokenized with"
+                        + " --tokenizer, concatenated and cut into --seq-len windows (all of them, or the first"
+                        + " --calib-sample N)")
+        Path calibText;
+
+        @Option(
+                names = "--calib-tokens",
+                description = "whole decoder, gptq and awq: calibration token ids, one sequence a line, separated by"
+                        + " white space; concatenated and cut as --calib-text")
+        Path calibTokens;
+
+        @Option(
+                names = "--tokenizer",
+                description = "with --calib-text: the model's tokenizer.json (default: tokenizer.json in the --model"
+                        + " folder)")
+        Path tokenizer;
 
         @Option(
                 names = "--seq-len",
@@ -60,7 +80,15 @@ final class DecoderOutput {
         void requireUnset() {
             String set = calibSample != null
                     ? "--calib-sample"
-                    : seqLen != null ? "--seq-len" : seed != null ? "--seed" : null;
+                    : seqLen != null
+                            ? "--seq-len"
+                            : seed != null
+                                    ? "--seed"
+                                    : calibText != null
+                                            ? "--calib-text"
+                                            : calibTokens != null
+                                                    ? "--calib-tokens"
+                                                    : tokenizer != null ? "--tokenizer" : null;
             if (set != null) {
                 throw new IllegalArgumentException(set + " applies to a whole decoder only (--model model.bin, or a"
                         + " Hugging Face folder with --method gptq or awq)");
@@ -102,8 +130,9 @@ final class DecoderOutput {
         boolean bin = WeightFiles.extension(cmd.in).equals("bin");
         if (cmd.calib != null) {
             throw new IllegalArgumentException("--calib " + cmd.calib + " holds the activations of one matrix; a whole"
-                    + " decoder (--model " + cmd.in + ") calibrates on sequences it samples itself"
-                    + " (--calib-sample N --seq-len L --seed S)");
+                    + " decoder (--model " + cmd.in
+                    + ") calibrates on token sequences: --calib-text FILE, --calib-tokens"
+                    + " FILE, or sampled from the model (--calib-sample N --seq-len L --seed S)");
         }
         String format = cmd.format.toLowerCase(Locale.ROOT);
         if (!format.equals("safetensors") && !format.equals("gptq")) {
@@ -121,9 +150,15 @@ final class DecoderOutput {
         refuse(cmd.doubleQuant, "--double-quant", "NF4 on a whole decoder keeps its block absmax values in F32");
         Setting setting = setting(method, m);
         boolean calibrated = method == Method.GPTQ || method == Method.AWQ || method == Method.AWQ_BLOCK;
-        if (!calibrated && (options.calibSample != null || options.seqLen != null || options.seed != null)) {
-            throw new IllegalArgumentException(
-                    "--calib-sample, --seq-len and --seed apply to gptq, awq and awq-block only, not to " + m);
+        if (!calibrated
+                && (options.calibSample != null
+                        || options.seqLen != null
+                        || options.seed != null
+                        || options.calibText != null
+                        || options.calibTokens != null
+                        || options.tokenizer != null)) {
+            throw new IllegalArgumentException("--calib-sample, --calib-text, --calib-tokens, --tokenizer, --seq-len"
+                    + " and --seed apply to gptq, awq and awq-block only, not to " + m);
         }
         boolean gptqFormat = format.equals("gptq");
         if (gptqFormat) {
@@ -148,15 +183,53 @@ final class DecoderOutput {
         }
         PrintWriter out = cmd.spec.commandLine().getOut();
         PrintWriter err = cmd.spec.commandLine().getErr();
+        // the user's sequences are read (and the text tokenized) before the model
+        TextTokenizer tokenizer = calibrated ? openTokenizer(cmd.in, options) : null;
+        TextSequences.Lines lines;
+        try {
+            lines = calibrated ? TextSequences.read("calib", options.calibText, options.calibTokens, tokenizer) : null;
+        } finally {
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+        }
+        if (lines != null && options.seed != null) {
+            throw new IllegalArgumentException("--seed applies to sequences sampled from the model; " + lines.option()
+                    + " sequences are cut from the file");
+        }
+        // a folder too large for the heap in float32 is read block by block (the user's sequences need no model)
+        boolean streamed = lines != null
+                && !bin
+                && !gptqFormat
+                && method != Method.AWQ_BLOCK
+                && DecoderStreamOutput.chosen(cmd.in);
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
+            if (streamed) {
+                return DecoderStreamOutput.run(
+                        cmd, setting, m, lines, tokenizer, options.seqLen, options.calibSample, pool);
+            }
             long start = System.nanoTime();
             QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
             LlamaDecoder fp32 = source.decoder(pool);
             requireSchemeFits(fp32, setting);
             List<int[]> calibration = null;
             String calibText = "";
-            if (calibrated) {
+            if (lines != null) {
+                int vocab = fp32.config().vocabSize();
+                String note = tokenizer == null ? null : tokenizer.requireFits(vocab, source.name());
+                if (note != null) {
+                    err.println("quant: " + note);
+                }
+                int len = options.seqLen == null
+                        ? Math.min(DEFAULT_SEQ_LEN, fp32.config().maxSeqLen())
+                        : options.seqLen;
+                SampledSequences.requireLength(fp32, source.name(), len);
+                TextSequences.Windows w =
+                        TextSequences.windows(lines, vocab, source.name(), len, options.calibSample, "--calib-sample");
+                calibration = w.sequences();
+                calibText = "; calibrating on " + w.description();
+            } else if (calibrated) {
                 int n = options.calibSample == null ? DEFAULT_CALIB_SAMPLE : options.calibSample;
                 if (n < 1) {
                     throw new IllegalArgumentException("--calib-sample " + n + " must be at least 1");
@@ -197,6 +270,32 @@ final class DecoderOutput {
         } finally {
             pool.shutdown();
         }
+    }
+
+    /**
+     * The tokenizer {@code --calib-text} needs ({@code --tokenizer}, or the model folder's {@code tokenizer.json});
+     * null without {@code --calib-text}. Refused: {@code --tokenizer} without text, text without a tokenizer.
+     */
+    static TextTokenizer openTokenizer(Path model, Options options) throws IOException {
+        if (options.calibText == null) {
+            if (options.tokenizer != null) {
+                throw new IllegalArgumentException("--tokenizer " + options.tokenizer + " applies with --calib-text"
+                        + " only (--calib-tokens are ids already)");
+            }
+            return null;
+        }
+        Path file = TextTokenizer.locate(options.tokenizer, model);
+        if (file == null) {
+            throw noTokenizer("--calib-text", model, "--calib-tokens FILE", "--calib-sample N");
+        }
+        return TextTokenizer.open(file);
+    }
+
+    /** The message when text comes without a tokenizer: what to pass instead. */
+    static IllegalArgumentException noTokenizer(String option, Path model, String ids, String sample) {
+        return new IllegalArgumentException(option + " needs the model's tokenizer: pass --tokenizer tokenizer.json ("
+                + model + (Files.isDirectory(model) ? " holds no tokenizer.json" : " is not a Hugging Face folder")
+                + "), or give token ids with " + ids + ", or let the model sample its own sequences with " + sample);
     }
 
     /** The decoder setting the options describe, every option that does not apply refused. */
@@ -259,35 +358,39 @@ final class DecoderOutput {
             QuantizedWeight q = result.weights().get(name);
             FloatMatrix w = source.tensors().get(name);
             ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize());
-            String scheme = switch (s.method()) {
-                case GPTQ -> "gptq " + r.scheme() + (s.actOrder() ? " act-order" : "");
-                case AWQ -> "awq " + r.scheme();
-                case AWQ_BLOCK -> "awq-block " + r.scheme();
-                default -> r.scheme();
-            };
-            StringBuilder line = new StringBuilder(String.format(
-                    Locale.ROOT,
-                    "%s [%d x %d] %s: %.3f bits/weight, SQNR %.2f dB",
-                    r.name(),
-                    q.rows(),
-                    q.cols(),
-                    scheme,
-                    q.bitsPerWeight(),
-                    e.sqnrDb()));
-            if (s.method() == Method.GPTQ) {
-                line.append(String.format(
-                        Locale.ROOT,
-                        ", output error ||W X - Q X||^2 GPTQ %.4g, RTN %.4g",
-                        r.gptqError(),
-                        r.rtnError()));
-                if (r.keptRtn()) {
-                    line.append(", kept RTN");
-                    kept++;
-                }
+            out.println(reportLine(s, r, q, e));
+            if (r.keptRtn()) {
+                kept++;
             }
-            out.println(line);
         }
         return kept;
+    }
+
+    /** One layer's line of the report: shape, scheme, bits per weight, SQNR; for GPTQ the output errors. */
+    static String reportLine(Setting s, LayerReport r, QuantizedWeight q, ErrorMetrics e) {
+        String scheme = switch (s.method()) {
+            case GPTQ -> "gptq " + r.scheme() + (s.actOrder() ? " act-order" : "");
+            case AWQ -> "awq " + r.scheme();
+            case AWQ_BLOCK -> "awq-block " + r.scheme();
+            default -> r.scheme();
+        };
+        StringBuilder line = new StringBuilder(String.format(
+                Locale.ROOT,
+                "%s [%d x %d] %s: %.3f bits/weight, SQNR %.2f dB",
+                r.name(),
+                q.rows(),
+                q.cols(),
+                scheme,
+                q.bitsPerWeight(),
+                e.sqnrDb()));
+        if (s.method() == Method.GPTQ) {
+            line.append(String.format(
+                    Locale.ROOT, ", output error ||W X - Q X||^2 GPTQ %.4g, RTN %.4g", r.gptqError(), r.rtnError()));
+            if (r.keptRtn()) {
+                line.append(", kept RTN");
+            }
+        }
+        return line.toString();
     }
 
     private int writeSafeTensors(

@@ -27,6 +27,7 @@ import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.style.Styler;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -94,8 +95,11 @@ final class EvalCommand implements Callable<Integer> {
     @Option(
             names = "--seq-len",
             defaultValue = "128",
-            description = "with --model: tokens per sampled sequence (default ${DEFAULT-VALUE})")
+            description = "with --model: tokens per calibration and evaluation sequence (default ${DEFAULT-VALUE})")
     int seqLen;
+
+    @Mixin
+    DecoderEvalRun.TextOptions text;
 
     @Option(
             names = "--group-size",
@@ -126,6 +130,10 @@ final class EvalCommand implements Callable<Integer> {
         }
         if (model != null) {
             return DecoderEvalRun.run(this, select, nThreads);
+        }
+        if (text.anySet()) {
+            throw new IllegalArgumentException("--calib-text, --calib-tokens, --eval-text, --eval-tokens and"
+                    + " --tokenizer apply with --model (a decoder) only");
         }
         if (timing < 0) {
             throw new IllegalArgumentException("--timing must be 0 (no timing) or more sentences, got " + timing);

@@ -8,6 +8,7 @@ import dev.quant4j.pipeline.DecoderQuantizer.Setting;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -27,7 +28,9 @@ import picocli.CommandLine.Spec;
 @Command(
         name = "generate",
         mixinStandardHelpOptions = true,
-        description = "Continue token ids with a decoder in FP32 and quantized, side by side.")
+        description =
+                "Continue a prompt (token ids, or text with the model's tokenizer.json) with a decoder in FP32 and"
+                        + " quantized, side by side.")
 final class GenerateCommand implements Callable<Integer> {
 
     @Spec
@@ -39,8 +42,23 @@ final class GenerateCommand implements Callable<Integer> {
             description = "a llama2.c checkpoint (.bin) or a Hugging Face Llama/Mistral/Qwen2 folder")
     Path model;
 
-    @Option(names = "--tokens", defaultValue = "1", description = "the prompt as token ids (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--tokens",
+            defaultValue = "1",
+            description = "the prompt as token ids (default ${DEFAULT-VALUE}, BOS in Llama's vocabularies)")
     String tokens;
+
+    @Option(
+            names = "--prompt",
+            description = "the prompt as text, tokenized with --tokenizer (BOS included where the tokenizer adds it);"
+                    + " both continuations are printed as text too")
+    String prompt;
+
+    @Option(
+            names = "--tokenizer",
+            description = "the model's tokenizer.json, for --prompt and to print text (default: tokenizer.json in the"
+                    + " --model folder)")
+    Path tokenizer;
 
     @Option(names = "--steps", defaultValue = "32", description = "tokens to generate (default ${DEFAULT-VALUE})")
     int steps;
@@ -75,7 +93,34 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        int[] prompt = parseTokens(tokens);
+        if (prompt != null && spec.commandLine().getParseResult().hasMatchedOption("--tokens")) {
+            throw new IllegalArgumentException("--prompt and --tokens are two prompts: give one");
+        }
+        TextTokenizer text = null;
+        if (prompt != null || tokenizer != null) {
+            Path file = TextTokenizer.locate(tokenizer, model);
+            if (file == null) {
+                throw new IllegalArgumentException("--prompt needs the model's tokenizer: pass --tokenizer"
+                        + " tokenizer.json (" + model
+                        + (Files.isDirectory(model) ? " holds no tokenizer.json" : " is not a Hugging Face folder")
+                        + "), or give the prompt as token ids with --tokens");
+            }
+            text = TextTokenizer.open(file);
+        }
+        try {
+            return generate(text);
+        } finally {
+            if (text != null) {
+                text.close();
+            }
+        }
+    }
+
+    private int generate(TextTokenizer text) throws java.io.IOException {
+        int[] prompt = this.prompt != null ? text.encode(this.prompt) : parseTokens(tokens);
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("--prompt '" + this.prompt + "' gives no tokens");
+        }
         Method m = Method.fromId(method)
                 .orElseThrow(() -> new IllegalArgumentException(
                         "unknown --method '" + method + "' (expected rtn, nf4, gptq, awq or awq-block)"));
@@ -96,6 +141,13 @@ final class GenerateCommand implements Callable<Integer> {
             if (total > fp32.config().maxSeqLen()) {
                 throw new IllegalArgumentException(prompt.length + " prompt tokens and --steps " + steps
                         + " exceed the model's " + fp32.config().maxSeqLen() + " positions");
+            }
+            if (text != null) {
+                String note = text.requireFits(
+                        fp32.config().vocabSize(), model.getFileName().toString());
+                if (note != null) {
+                    spec.commandLine().getErr().println("quant: " + note);
+                }
             }
             for (int t : prompt) {
                 if (t < 0 || t >= fp32.config().vocabSize()) {
@@ -118,8 +170,15 @@ final class GenerateCommand implements Callable<Integer> {
                 shared++;
             }
             PrintWriter out = spec.commandLine().getOut();
+            if (text != null) {
+                out.println("prompt: " + ids(prompt));
+            }
             out.println("FP32:  " + ids(a));
             out.println(String.format(Locale.ROOT, "%-6s %s", setting.label() + ":", ids(b)));
+            if (text != null) {
+                out.println("FP32 text:  " + quoted(text.decode(concat(prompt, a))));
+                out.println(setting.label() + " text: " + quoted(text.decode(concat(prompt, b))));
+            }
             out.println(String.format(Locale.ROOT, "the first %d of %d generated tokens agree", shared, steps));
             out.flush();
             return 0;
@@ -171,6 +230,22 @@ final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--tokens: no token ids");
         }
         return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    /** The text in double quotes, its line breaks and tabs escaped so that each model's text stays on one line. */
+    private static String quoted(String s) {
+        return '"'
+                + s.replace("\\", "\\\\")
+                        .replace("\n", "\\n")
+                        .replace("\r", "\\r")
+                        .replace("\t", "\\t")
+                + '"';
     }
 
     private static String ids(int[] a) {

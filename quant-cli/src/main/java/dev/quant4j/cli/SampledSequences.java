@@ -24,12 +24,17 @@ final class SampledSequences {
      * Refuses a sequence length the model cannot take or too short to predict a token; {@code file} names the model.
      */
     static void requireLength(LlamaDecoder model, String file, int seqLen) {
+        requireLength(model.config(), file, seqLen);
+    }
+
+    /** As {@link #requireLength(LlamaDecoder, String, int)}, for a model known by its configuration. */
+    static void requireLength(dev.quant4j.model.LlamaConfig config, String file, int seqLen) {
         if (seqLen < 2) {
             throw new IllegalArgumentException("--seq-len " + seqLen + ": a sequence needs at least 2 tokens");
         }
-        if (seqLen > model.config().maxSeqLen()) {
-            throw new IllegalArgumentException("--seq-len " + seqLen + ": " + file + " takes at most "
-                    + model.config().maxSeqLen() + " tokens");
+        if (seqLen > config.maxSeqLen()) {
+            throw new IllegalArgumentException(
+                    "--seq-len " + seqLen + ": " + file + " takes at most " + config.maxSeqLen() + " tokens");
         }
     }
 

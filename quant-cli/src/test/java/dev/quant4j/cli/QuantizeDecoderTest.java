@@ -304,7 +304,7 @@ class QuantizeDecoderTest {
         String bin = STORIES.toString();
         expectError(
                 "--calib x.npy holds the activations of one matrix; a whole decoder (--model " + bin
-                        + ") calibrates on sequences it samples itself",
+                        + ") calibrates on token sequences: --calib-text FILE, --calib-tokens FILE, or sampled from the model",
                 "quantize",
                 "--model",
                 bin,
@@ -367,7 +367,8 @@ class QuantizeDecoderTest {
                 "--out",
                 out.toString());
         expectError(
-                "--calib-sample, --seq-len and --seed apply to gptq, awq and awq-block only, not to rtn",
+                "--calib-sample, --calib-text, --calib-tokens, --tokenizer, --seq-len and --seed apply to gptq, awq and"
+                        + " awq-block only, not to rtn",
                 "quantize",
                 "--model",
                 bin,

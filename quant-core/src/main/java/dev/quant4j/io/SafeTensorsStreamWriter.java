@@ -192,6 +192,24 @@ public final class SafeTensorsStreamWriter implements AutoCloseable {
         written.addAndGet(length);
     }
 
+    /**
+     * Copies {@code length} bytes of {@code src} from byte {@code srcPosition} to bytes {@code [from, from + length)}
+     * of tensor {@code name}, in the kernel where it can.
+     */
+    public void copyRange(String name, long from, FileChannel src, long srcPosition, long length) throws IOException {
+        long at = position(name, from, length);
+        long done = 0;
+        while (done < length) {
+            long n = channel.transferFrom(src.position(srcPosition + done), at + done, length - done);
+            if (n <= 0) {
+                throw new java.io.EOFException(path + ": the source of tensor '" + name + "' ended after " + done
+                        + " of " + length + " bytes");
+            }
+            done += n;
+        }
+        written.addAndGet(length);
+    }
+
     /** Copies tensor {@code srcName} of {@code src} whole into tensor {@code name} (the same byte count). */
     public void copy(String name, SafeTensors src, String srcName) throws IOException {
         SafeTensors.Entry e = src.entry(srcName);

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
@@ -19,8 +20,8 @@ import java.util.concurrent.ForkJoinPool;
 /**
  * A Hugging Face model folder of the Llama family ({@code LlamaForCausalLM}, {@code MistralForCausalLM}, {@code
  * Qwen2ForCausalLM}): {@code config.json} and the weights in {@code model.safetensors} or in shards listed by {@code
- * model.safetensors.index.json}, F32, F16 or BF16 (converted to float32 on reading). Every tensor is read into
- * memory: a model must fit the heap in float32.
+ * model.safetensors.index.json}, F32, F16 or BF16 (converted to float32 on reading). {@link #read} reads every tensor
+ * into memory (a model must fit the heap in float32); {@link #open} reads one block at a time.
  *
  * <p>The configuration keys and their defaults are transformers' ({@code LlamaConfig}): {@code hidden_size}, {@code
  * intermediate_size}, {@code num_hidden_layers}, {@code num_attention_heads}, {@code num_key_value_heads} (default:
@@ -62,6 +63,137 @@ public final class HuggingFaceLlama {
         }
         LlamaConfig config = config(source + "/" + CONFIG, folder.readString(CONFIG));
         return LlamaDecoder.of(source, config, tensors(folder, source), pool);
+    }
+
+    /**
+     * Opens the folder {@code dir} for reading block by block: {@code config.json} is parsed and every shard's header
+     * checked against the index now; tensors are read (and converted to float32) only when a block or a tensor is
+     * asked for, so a model of any size can be quantized with one block in memory.
+     */
+    public static Checkpoint open(Path dir, ForkJoinPool pool) throws IOException {
+        String source =
+                dir.getFileName() == null ? dir.toString() : dir.getFileName().toString();
+        ModelFolder folder = ModelFolder.of(dir);
+        if (!folder.has(CONFIG)) {
+            throw new MalformedTensorFileException(source + ": no config.json (not a Hugging Face model folder)");
+        }
+        LlamaConfig config = config(source + "/" + CONFIG, folder.readString(CONFIG));
+        if (!folder.has(INDEX) && !folder.has(SINGLE)) {
+            throw new MalformedTensorFileException(source + ": neither " + SINGLE + " nor " + INDEX);
+        }
+        return new Checkpoint(source, config, SafeTensorsCheckpoint.open(dir), pool);
+    }
+
+    /** A Hugging Face Llama-family folder read block by block ({@link #open}). */
+    public static final class Checkpoint implements DecoderBlocks, AutoCloseable {
+
+        private final String source;
+        private final LlamaConfig config;
+        private final SafeTensorsCheckpoint files;
+        private final Map<String, SafeTensors> where = new LinkedHashMap<>();
+        private final ForkJoinPool pool;
+
+        private Checkpoint(String source, LlamaConfig config, SafeTensorsCheckpoint files, ForkJoinPool pool) {
+            this.source = source;
+            this.config = config;
+            this.files = files;
+            this.pool = Objects.requireNonNull(pool, "pool");
+            for (SafeTensorsCheckpoint.Shard shard : files.shards()) {
+                for (String name : shard.file().names()) {
+                    SafeTensors.Entry e = shard.file().entry(name);
+                    // what tensors() reads: float tensors of one dimension with values, or of two
+                    if (e.dtype().isFloat() && (e.shape().length == 2 || (e.shape().length == 1 && e.shape()[0] > 0))) {
+                        where.put(name, shard.file());
+                    }
+                }
+            }
+        }
+
+        @Override
+        public String source() {
+            return source;
+        }
+
+        @Override
+        public LlamaConfig config() {
+            return config;
+        }
+
+        /** The names of the float tensors, in the order {@link HuggingFaceLlama#tensors(Path, String)} lists them. */
+        public List<String> tensorNames() {
+            return List.copyOf(where.keySet());
+        }
+
+        /** The shape of tensor {@code name} as the file stores it. */
+        public long[] shape(String name) {
+            SafeTensors st = where.get(name);
+            if (st == null) {
+                throw new IllegalArgumentException(source + ": no tensor '" + name + "'");
+            }
+            return st.entry(name).shape();
+        }
+
+        /** Tensor {@code name} as float32: a matrix {@code [rows, cols]}, or a vector as {@code [1, n]}. */
+        public FloatMatrix read(String name) {
+            SafeTensors st = where.get(name);
+            if (st == null) {
+                throw new IllegalArgumentException(source + ": no tensor '" + name + "'");
+            }
+            long[] shape = st.entry(name).shape();
+            float[] values = st.readFloats(name);
+            return shape.length == 2
+                    ? FloatMatrix.of(name, (int) shape[0], (int) shape[1], values, 0)
+                    : FloatMatrix.of(name, 1, values.length, values, 0);
+        }
+
+        /** The embedding rows of {@code tokens}, read from the file row by row. */
+        @Override
+        public FloatMatrix embed(int[] tokens) {
+            String name = LlamaDecoder.EMBED_TOKENS;
+            SafeTensors st = where.get(name);
+            int dim = config.dim();
+            if (st == null) {
+                throw new IllegalArgumentException(source + ": no tensor '" + name + "'");
+            }
+            long[] shape = st.entry(name).shape();
+            if (shape.length != 2 || shape[0] != config.vocabSize() || shape[1] != dim) {
+                throw new IllegalArgumentException(source + ": tensor '" + name + "' is "
+                        + java.util.Arrays.toString(shape) + ", the config needs [" + config.vocabSize() + ", " + dim
+                        + "]");
+            }
+            float[] x = new float[Math.multiplyExact(tokens.length, dim)];
+            for (int t = 0; t < tokens.length; t++) {
+                int id = tokens[t];
+                if (id < 0 || id >= config.vocabSize()) {
+                    throw new IllegalArgumentException(
+                            source + ": token " + t + " has id " + id + ", the vocabulary has " + config.vocabSize());
+                }
+                st.readFloats(name, (long) id * dim, dim, x, t * dim);
+            }
+            return FloatMatrix.of("embeddings", tokens.length, dim, x, 0);
+        }
+
+        /** A decoder holding block {@code index} alone ({@link LlamaDecoder#window}), read from the files now. */
+        @Override
+        public LlamaDecoder block(int index) {
+            if (index < 0 || index >= config.layers()) {
+                throw new IllegalArgumentException(
+                        source + ": no block " + index + " (the model has " + config.layers() + ")");
+            }
+            String prefix = "model.layers." + index + ".";
+            Map<String, FloatMatrix> tensors = new LinkedHashMap<>();
+            for (String name : where.keySet()) {
+                if (name.startsWith(prefix)) {
+                    tensors.put(name, read(name));
+                }
+            }
+            return LlamaDecoder.window(source, config, tensors, index, index + 1, pool);
+        }
+
+        @Override
+        public void close() {
+            files.close();
+        }
     }
 
     /** The decoder configuration in {@code config.json}'s text; {@code source} names it in messages. */

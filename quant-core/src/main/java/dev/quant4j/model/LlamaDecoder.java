@@ -7,10 +7,13 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.ForkJoinPool;
 
 /**
@@ -77,7 +80,7 @@ public final class LlamaDecoder {
         this.source = source;
         this.config = config;
         this.embedding = embedding;
-        this.blocks = List.copyOf(blocks);
+        this.blocks = Collections.unmodifiableList(new ArrayList<>(blocks));
         this.finalNorm = finalNorm;
         this.head = head;
         this.pool = pool;
@@ -102,10 +105,46 @@ public final class LlamaDecoder {
         Objects.requireNonNull(config, "config");
         Objects.requireNonNull(pool, "pool");
         Tensors t = new Tensors(source, tensors);
+        FloatMatrix embedding = t.matrix(EMBED_TOKENS, config.vocabSize(), config.dim());
+        List<Block> blocks = blocks(t, config, 0, config.layers(), pool);
+        float[] finalNorm = t.vector(FINAL_NORM, config.dim());
+        FloatMatrix headWeight = config.tiedEmbeddings()
+                ? embedding.named("lm_head")
+                : t.matrix(LM_HEAD, config.vocabSize(), config.dim());
+        Linear head = Linear.dense("lm_head", headWeight.named("lm_head"), null, pool);
+        return new LlamaDecoder(source, config, embedding, blocks, finalNorm, head, pool);
+    }
+
+    /**
+     * A part of a decoder, for pipelines that go block by block through a model too large to hold: blocks {@code from
+     * ... to - 1} from {@code tensors} (named and checked as {@link #of} does), and the token embeddings when {@code
+     * tensors} has them. The other blocks, the final norm and the output head are absent: {@link #block(int,
+     * FloatMatrix, Tap)}, {@link #linears(int)} and the like take the blocks held, {@link #embed} needs the
+     * embeddings, and {@link #forward}, {@link #logits} and {@link #head} are refused.
+     */
+    public static LlamaDecoder window(
+            String source, LlamaConfig config, Map<String, FloatMatrix> tensors, int from, int to, ForkJoinPool pool) {
+        Objects.requireNonNull(config, "config");
+        Objects.requireNonNull(pool, "pool");
+        if (from < 0 || to > config.layers() || from > to) {
+            throw new IllegalArgumentException(
+                    source + ": blocks " + from + " to " + to + " of a model with " + config.layers());
+        }
+        Tensors t = new Tensors(source, tensors);
+        FloatMatrix embedding =
+                tensors.containsKey(EMBED_TOKENS) ? t.matrix(EMBED_TOKENS, config.vocabSize(), config.dim()) : null;
+        List<Block> blocks = new ArrayList<>(Collections.nCopies(config.layers(), (Block) null));
+        List<Block> held = blocks(t, config, from, to, pool);
+        for (int l = from; l < to; l++) {
+            blocks.set(l, held.get(l - from));
+        }
+        return new LlamaDecoder(source, config, embedding, blocks, null, null, pool);
+    }
+
+    private static List<Block> blocks(Tensors t, LlamaConfig config, int from, int to, ForkJoinPool pool) {
         int dim = config.dim();
-        FloatMatrix embedding = t.matrix(EMBED_TOKENS, config.vocabSize(), dim);
         List<Block> blocks = new ArrayList<>();
-        for (int l = 0; l < config.layers(); l++) {
+        for (int l = from; l < to; l++) {
             String p = "model.layers." + l + ".";
             blocks.add(new Block(
                     t.vector(p + "input_layernorm.weight", dim),
@@ -118,11 +157,7 @@ public final class LlamaDecoder {
                     t.linear(p + "mlp.up_proj", config.hiddenDim(), dim, false, pool),
                     t.linear(p + "mlp.down_proj", dim, config.hiddenDim(), false, pool)));
         }
-        float[] finalNorm = t.vector(FINAL_NORM, dim);
-        FloatMatrix headWeight =
-                config.tiedEmbeddings() ? embedding.named("lm_head") : t.matrix(LM_HEAD, config.vocabSize(), dim);
-        Linear head = Linear.dense("lm_head", headWeight.named("lm_head"), null, pool);
-        return new LlamaDecoder(source, config, embedding, blocks, finalNorm, head, pool);
+        return blocks;
     }
 
     /**
@@ -220,7 +255,9 @@ public final class LlamaDecoder {
     public List<Linear> linears() {
         List<Linear> all = new ArrayList<>();
         for (Block b : blocks) {
-            all.addAll(b.linears());
+            if (b != null) {
+                all.addAll(b.linears());
+            }
         }
         return all;
     }
@@ -238,6 +275,10 @@ public final class LlamaDecoder {
         Map<String, Linear> left = new LinkedHashMap<>(replacements);
         List<Block> out = new ArrayList<>();
         for (Block b : blocks) {
+            if (b == null) {
+                out.add(null);
+                continue;
+            }
             out.add(new Block(
                     b.attentionNorm,
                     Replacements.pick(b.q, left),
@@ -282,6 +323,7 @@ public final class LlamaDecoder {
         if (tokens.length == 0) {
             throw new IllegalArgumentException(source + ": no tokens");
         }
+        requireWhole("forward");
         if (cache.length + tokens.length > cache.capacity) {
             throw new IllegalArgumentException(source + ": " + cache.length + " cached tokens and " + tokens.length
                     + " new ones exceed the cache's " + cache.capacity);
@@ -296,6 +338,9 @@ public final class LlamaDecoder {
 
     /** The embeddings {@code [tokens, dim]} of token ids: block 0's input. */
     public FloatMatrix embed(int[] tokens) {
+        if (embedding == null) {
+            throw new IllegalStateException(source + ": this part of the decoder holds no token embeddings");
+        }
         int dim = config.dim();
         float[] x = new float[Math.multiplyExact(tokens.length, dim)];
         for (int t = 0; t < tokens.length; t++) {
@@ -318,6 +363,53 @@ public final class LlamaDecoder {
         checkHidden(h);
         int kv = h.rows() * config.kvDim();
         return block(block(index), h, new float[kv], new float[kv], 0, tap);
+    }
+
+    /**
+     * Block {@code index} run on hidden states {@code h [tokens, dim]} of one sequence (positions {@code 0 ... tokens -
+     * 1}) only as far as it must: {@code tap} sees the inputs of the linears named in {@code names}, and the pass
+     * stops before the first linear after the last of them. Calibration that collects one group's inputs at a time
+     * (GPTQ's true-sequential order) runs no more of the block than it reads.
+     *
+     * @throws IllegalArgumentException when a name is not one of the block's linears
+     */
+    public void inputs(int index, FloatMatrix h, Set<String> names, Tap tap) {
+        checkHidden(h);
+        Block b = block(index);
+        Set<String> left = new HashSet<>(names);
+        for (Linear l : b.linears()) {
+            left.remove(l.name());
+        }
+        if (!left.isEmpty()) {
+            throw new IllegalArgumentException(source + ": block " + index + " has no linear named " + left);
+        }
+        Set<String> wanted = new HashSet<>(names);
+        if (wanted.isEmpty()) {
+            return;
+        }
+        int kv = h.rows() * config.kvDim();
+        try {
+            block(b, h, new float[kv], new float[kv], 0, (name, in) -> {
+                if (wanted.remove(name)) {
+                    tap.accept(name, in);
+                }
+                if (wanted.isEmpty()) {
+                    throw Enough.INSTANCE;
+                }
+            });
+        } catch (Enough done) {
+            return;
+        }
+        throw new IllegalStateException(source + ": block " + index + " never ran " + wanted);
+    }
+
+    /** Ends a pass of {@link #inputs} once every input it wants is seen: control flow, no stack trace. */
+    private static final class Enough extends RuntimeException {
+        static final Enough INSTANCE = new Enough();
+
+        private Enough() {
+            super(null, null, false, false);
+        }
     }
 
     /**
@@ -357,6 +449,9 @@ public final class LlamaDecoder {
      */
     public float[] normWeight(String name) {
         for (int l = 0; l < blocks.size(); l++) {
+            if (blocks.get(l) == null) {
+                continue;
+            }
             if (name.equals(inputLayernorm(l))) {
                 return blocks.get(l).attentionNorm.clone();
             }
@@ -376,6 +471,10 @@ public final class LlamaDecoder {
         List<Block> out = new ArrayList<>();
         for (int l = 0; l < blocks.size(); l++) {
             Block b = blocks.get(l);
+            if (b == null) {
+                out.add(null);
+                continue;
+            }
             float[] attentionNorm = norm(left.remove(inputLayernorm(l)), b.attentionNorm, inputLayernorm(l));
             float[] mlpNorm = norm(left.remove(postAttentionLayernorm(l)), b.mlpNorm, postAttentionLayernorm(l));
             out.add(new Block(attentionNorm, b.q, b.k, b.v, b.o, mlpNorm, b.gate, b.up, b.down));
@@ -407,6 +506,7 @@ public final class LlamaDecoder {
 
     /** The final RMSNorm and the output head: logits {@code [tokens, vocab]} of the last block's output. */
     public FloatMatrix head(FloatMatrix h) {
+        requireWhole("head");
         float[] x = h.toArray();
         rmsNorm(x, h.rows(), finalNorm);
         return head.forward(FloatMatrix.of("final_norm", h.rows(), config.dim(), x, 0));
@@ -428,7 +528,22 @@ public final class LlamaDecoder {
             throw new IllegalArgumentException(
                     source + ": no block " + index + " (the model has " + blocks.size() + ")");
         }
-        return blocks.get(index);
+        Block b = blocks.get(index);
+        if (b == null) {
+            throw new IllegalStateException(source + ": block " + index + " is not held by this part of the decoder");
+        }
+        return b;
+    }
+
+    /** Whether this decoder holds every block, the embeddings, the final norm and the head (not a {@link #window}). */
+    public boolean whole() {
+        return head != null && embedding != null && !blocks.contains(null);
+    }
+
+    private void requireWhole(String what) {
+        if (!whole()) {
+            throw new IllegalStateException(source + ": " + what + " needs the whole decoder, this is a part of it");
+        }
     }
 
     /**

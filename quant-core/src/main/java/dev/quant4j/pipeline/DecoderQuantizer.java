@@ -9,6 +9,7 @@ import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.matmul.QuantizedLinear;
+import dev.quant4j.model.DecoderBlocks;
 import dev.quant4j.model.Linear;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.quant.QuantizedWeight;
@@ -16,6 +17,8 @@ import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -176,134 +179,221 @@ public final class DecoderQuantizer {
     private final Setting setting;
     private final ForkJoinPool pool;
 
+    private final long tapBytes;
+
     public DecoderQuantizer(Setting setting, ForkJoinPool pool) {
+        this(setting, pool, TAP_BYTES);
+    }
+
+    /** As the public constructor, each round of {@link #forEachInput} holding at most {@code tapBytes} of inputs. */
+    DecoderQuantizer(Setting setting, ForkJoinPool pool, long tapBytes) {
         this.setting = Objects.requireNonNull(setting, "setting");
         this.pool = Objects.requireNonNull(pool, "pool");
+        this.tapBytes = tapBytes;
+    }
+
+    /**
+     * What a block-by-block quantization hands over after each block: its quantized weights by tensor name and its
+     * layer reports, in forward order. A streaming writer writes them and lets them go.
+     */
+    @FunctionalInterface
+    public interface BlockSink {
+        void accept(int block, Map<String, QuantizedWeight> weights, List<LayerReport> layers) throws IOException;
     }
 
     /**
      * Quantizes {@code fp32}. {@code calibration} (token sequences, each starting at position 0) is needed by GPTQ
-     * only; {@code blocksDone} (may be null) is told after each block.
+     * and AWQ only; {@code blocksDone} (may be null) is told after each block.
      */
     public Result quantize(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
-        if (setting.method() == Method.GPTQ || setting.method() == Method.AWQ || setting.method() == Method.AWQ_BLOCK) {
-            if (calibration == null || calibration.isEmpty()) {
-                throw new IllegalArgumentException(
-                        fp32.source() + ": " + setting.method() + " needs calibration sequences");
-            }
-            return switch (setting.method()) {
-                case GPTQ -> gptq(fp32, calibration, blocksDone);
-                case AWQ -> awq(fp32, calibration, blocksDone);
-                default -> new BlockAwq(this, setting.bits(), pool).quantize(fp32, calibration, blocksDone);
-            };
+        if (setting.method() == Method.AWQ_BLOCK) {
+            requireCalibration(fp32.source(), calibration);
+            return new BlockAwq(this, setting.bits(), pool).quantize(fp32, calibration, blocksDone);
         }
         Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
-        Map<String, Linear> replaced = new LinkedHashMap<>();
         List<LayerReport> reports = new ArrayList<>();
-        for (int b = 0; b < fp32.config().layers(); b++) {
-            for (Linear l : fp32.linears(b)) {
-                Linear.Dense d = (Linear.Dense) l;
-                LinearScheme scheme = linearScheme(d.inFeatures());
-                FloatMatrix w = weightOf(d);
-                QuantizedWeight q = setting.method() == Method.NF4
-                        ? new BlockwiseQuantizer(CodebookScheme.nf4(setting.groupSize())).quantize(w)
-                        : new RtnQuantizer(scheme, pool).quantize(w);
-                String schemeText = setting.method() == Method.NF4 ? q.scheme().toString() : scheme.toString();
-                put(d, q, weights, replaced);
-                reports.add(new LayerReport(l.name(), schemeText, Double.NaN, Double.NaN, false));
-            }
-            if (blocksDone != null) {
-                blocksDone.accept(b + 1);
-            }
+        try {
+            quantize(DecoderBlocks.of(fp32), calibration, (b, w, r) -> {
+                weights.putAll(w);
+                reports.addAll(r);
+                if (blocksDone != null) {
+                    blocksDone.accept(b + 1);
+                }
+            });
+        } catch (IOException e) {
+            throw new UncheckedIOException(e); // a decoder in memory reads no file
+        }
+        Map<String, Linear> replaced = new LinkedHashMap<>();
+        for (Linear l : fp32.linears()) {
+            Linear.Dense d = (Linear.Dense) l;
+            QuantizedWeight q = weights.get(d.name() + ".weight");
+            replaced.put(d.name(), Linear.quantized(d.name(), QuantizedLinear.of(q, d.bias(), pool)));
         }
         return new Result(fp32.withLinears(replaced), weights, reports);
     }
 
-    private Result gptq(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
-        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+    /**
+     * Quantizes the decoder {@code source} block by block, handing each block's weights to {@code sink} as soon as
+     * they are made: with a source that reads blocks from files ({@link dev.quant4j.model.HuggingFaceLlama#open}),
+     * only one block's FP32 weights, the calibration activations entering it and the Hessian being accumulated are in
+     * memory at a time. The weights are the same, bit for bit, as {@link #quantize(LlamaDecoder, List, IntConsumer)}
+     * makes from the whole decoder. Round-to-nearest, NF4, GPTQ and per-layer AWQ; block-level AWQ changes the norm
+     * weights and needs the whole decoder.
+     */
+    public void quantize(DecoderBlocks source, List<int[]> calibration, BlockSink sink) throws IOException {
+        Objects.requireNonNull(sink, "sink");
+        int layers = source.config().layers();
+        switch (setting.method()) {
+            case RTN, NF4 -> {
+                for (int b = 0; b < layers; b++) {
+                    Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+                    List<LayerReport> reports = new ArrayList<>();
+                    for (Linear l : source.block(b).linears(b)) {
+                        Linear.Dense d = (Linear.Dense) l;
+                        LinearScheme scheme = linearScheme(d.inFeatures());
+                        FloatMatrix w = weightOf(d);
+                        QuantizedWeight q = setting.method() == Method.NF4
+                                ? new BlockwiseQuantizer(CodebookScheme.nf4(setting.groupSize())).quantize(w)
+                                : new RtnQuantizer(scheme, pool).quantize(w);
+                        String schemeText =
+                                setting.method() == Method.NF4 ? q.scheme().toString() : scheme.toString();
+                        weights.put(d.name() + ".weight", q);
+                        reports.add(new LayerReport(l.name(), schemeText, Double.NaN, Double.NaN, false));
+                    }
+                    sink.accept(b, weights, reports);
+                }
+            }
+            case GPTQ, AWQ -> {
+                requireCalibration(source.source(), calibration);
+                List<FloatMatrix> states = new ArrayList<>();
+                long tokens = 0;
+                for (int[] seq : calibration) {
+                    states.add(source.embed(seq));
+                    tokens += seq.length;
+                }
+                for (int b = 0; b < layers; b++) {
+                    Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+                    List<LayerReport> reports = new ArrayList<>();
+                    LlamaDecoder block = source.block(b);
+                    states = setting.method() == Method.GPTQ
+                            ? gptqBlock(block, b, states, weights, reports)
+                            : awqBlock(block, b, states, tokens, weights, reports);
+                    sink.accept(b, weights, reports);
+                }
+            }
+            case AWQ_BLOCK ->
+                throw new IllegalArgumentException(
+                        source.source() + ": " + setting.method().id()
+                                + " changes the norm weights and runs on a whole decoder in memory; use gptq or awq");
+        }
+    }
+
+    private void requireCalibration(String source, List<int[]> calibration) {
+        if (calibration == null || calibration.isEmpty()) {
+            throw new IllegalArgumentException(source + ": " + setting.method() + " needs calibration sequences");
+        }
+    }
+
+    /**
+     * GPTQ on block {@code b} of {@code model}, whose inputs are {@code states}: the block's linears quantized group
+     * after group (true sequential), each group's Hessian from the block with the groups before it quantized. Returns
+     * the next block's inputs, computed with the whole block quantized.
+     */
+    private List<FloatMatrix> gptqBlock(
+            LlamaDecoder model,
+            int b,
+            List<FloatMatrix> states,
+            Map<String, QuantizedWeight> weights,
+            List<LayerReport> reports) {
         Map<String, Linear> replaced = new LinkedHashMap<>();
-        List<LayerReport> reports = new ArrayList<>();
-        List<FloatMatrix> states = new ArrayList<>();
-        for (int[] seq : calibration) {
-            states.add(fp32.embed(seq));
-        }
-        LlamaDecoder current = fp32;
-        for (int b = 0; b < fp32.config().layers(); b++) {
-            List<Linear> linears = fp32.linears(b);
-            for (Set<String> group : TRUE_SEQUENTIAL) {
-                List<Linear> members = linears.stream()
-                        .filter(l -> group.stream().anyMatch(s -> l.name().endsWith("." + s)))
-                        .toList();
-                String first = members.get(0).name();
-                HessianAccumulator h =
-                        new HessianAccumulator(first, members.get(0).inFeatures(), pool);
-                // the group's input for every sequence, computed in parallel, then added in sequence order: the
-                // Hessian's sums run in the same order whatever the thread count
-                for (FloatMatrix in : tapped(current, b, states, Set.of(first)).get(first)) {
-                    h.add(in, 1);
-                }
-                for (Linear l : members) {
-                    Linear.Dense d = (Linear.Dense) l;
-                    LayerReport report = gptqLayer(d, h, weights, replaced);
-                    reports.add(report);
-                }
-                current = fp32.withLinears(replaced);
+        LlamaDecoder current = model;
+        List<Linear> linears = model.linears(b);
+        for (Set<String> group : TRUE_SEQUENTIAL) {
+            List<Linear> members = linears.stream()
+                    .filter(l -> group.stream().anyMatch(s -> l.name().endsWith("." + s)))
+                    .toList();
+            String first = members.get(0).name();
+            HessianAccumulator h = new HessianAccumulator(first, members.get(0).inFeatures(), pool);
+            LlamaDecoder tappedModel = current;
+            forEachInput(tappedModel, b, states, Set.of(first), (name, in) -> h.add(in, 1));
+            for (Linear l : members) {
+                reports.add(gptqLayer((Linear.Dense) l, h, weights, replaced));
             }
-            states = outputs(current, b, states);
-            if (blocksDone != null) {
-                blocksDone.accept(b + 1);
-            }
+            current = model.withLinears(replaced);
         }
-        return new Result(current, weights, reports);
+        return outputs(current, b, states);
     }
 
     /**
      * AWQ as llm-awq gathers its statistics: each block's linears see the activations of the full-precision model
      * (llm-awq scales and clips the FP16 model block by block and quantizes at the end; its scaling leaves the block's
-     * function unchanged). Each layer gets its own scales.
+     * function unchanged). Each layer gets its own scales. Returns the next block's (FP32) inputs.
      */
-    private Result awq(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
-        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
-        Map<String, Linear> replaced = new LinkedHashMap<>();
-        List<LayerReport> reports = new ArrayList<>();
-        List<FloatMatrix> states = new ArrayList<>();
-        long tokens = 0;
-        for (int[] seq : calibration) {
-            states.add(fp32.embed(seq));
-            tokens += seq.length;
+    private List<FloatMatrix> awqBlock(
+            LlamaDecoder model,
+            int b,
+            List<FloatMatrix> states,
+            long tokens,
+            Map<String, QuantizedWeight> weights,
+            List<LayerReport> reports) {
+        Map<String, AwqStatistics> stats = new LinkedHashMap<>();
+        for (Linear l : model.linears(b)) {
+            stats.put(l.name(), new AwqStatistics(l.name(), l.inFeatures(), tokens, pool));
         }
-        for (int b = 0; b < fp32.config().layers(); b++) {
-            Map<String, AwqStatistics> stats = new LinkedHashMap<>();
-            for (Linear l : fp32.linears(b)) {
-                stats.put(l.name(), new AwqStatistics(l.name(), l.inFeatures(), tokens, pool));
+        forEachInput(
+                model, b, states, stats.keySet(), (name, in) -> stats.get(name).add(in));
+        List<FloatMatrix> next = outputs(model, b, states);
+        for (Linear l : model.linears(b)) {
+            Linear.Dense d = (Linear.Dense) l;
+            LinearScheme scheme = linearScheme(d.inFeatures());
+            AwqConfig config = new AwqConfig(setting.bits(), scheme.groupSize(), 20, 0.5, true);
+            QuantizedWeight q = new Awq(config, pool)
+                    .quantize(weightOf(d), stats.get(l.name()))
+                    .tensor();
+            weights.put(d.name() + ".weight", q);
+            reports.add(new LayerReport(l.name(), config.scheme().toString(), Double.NaN, Double.NaN, false));
+        }
+        return next;
+    }
+
+    /** Bytes of layer inputs one round of {@link #forEachInput} holds at most (when a sequence's are fewer). */
+    static final long TAP_BYTES = 256L << 20;
+
+    /**
+     * Block {@code block} of {@code model} run on every sequence, and {@code consumer} given the input of each layer
+     * named in {@code names} for every sequence, sequence after sequence and in the order of {@code names} within a
+     * sequence: so sums over the inputs run in the same order whatever the thread count. Sequences run in parallel
+     * rounds whose tapped inputs take at most {@link #TAP_BYTES} (one sequence at least), so a long calibration set
+     * on a wide model never holds every input at once.
+     */
+    void forEachInput(
+            LlamaDecoder model,
+            int block,
+            List<FloatMatrix> states,
+            Set<String> names,
+            java.util.function.BiConsumer<String, FloatMatrix> consumer) {
+        long perSequence = 0;
+        for (Linear l : model.linears(block)) {
+            if (names.contains(l.name())) {
+                perSequence +=
+                        (long) Float.BYTES * l.inFeatures() * states.get(0).rows();
             }
-            Map<String, FloatMatrix[]> inputs = tapped(fp32, b, states, stats.keySet());
-            for (Map.Entry<String, FloatMatrix[]> e : inputs.entrySet()) {
-                for (FloatMatrix in : e.getValue()) {
-                    stats.get(e.getKey()).add(in);
+        }
+        int round = (int) Math.max(1, Math.min(states.size(), tapBytes / Math.max(1, perSequence)));
+        for (int from = 0; from < states.size(); from += round) {
+            List<FloatMatrix> part = states.subList(from, Math.min(states.size(), from + round));
+            Map<String, FloatMatrix[]> inputs = tapped(model, block, part, names);
+            for (int i = 0; i < part.size(); i++) {
+                for (Map.Entry<String, FloatMatrix[]> e : inputs.entrySet()) {
+                    consumer.accept(e.getKey(), e.getValue()[i]);
                 }
             }
-            states = outputs(fp32, b, states);
-            for (Linear l : fp32.linears(b)) {
-                Linear.Dense d = (Linear.Dense) l;
-                LinearScheme scheme = linearScheme(d.inFeatures());
-                AwqConfig config = new AwqConfig(setting.bits(), scheme.groupSize(), 20, 0.5, true);
-                QuantizedWeight q = new Awq(config, pool)
-                        .quantize(weightOf(d), stats.get(l.name()))
-                        .tensor();
-                put(d, q, weights, replaced);
-                reports.add(new LayerReport(l.name(), config.scheme().toString(), Double.NaN, Double.NaN, false));
-            }
-            if (blocksDone != null) {
-                blocksDone.accept(b + 1);
-            }
         }
-        return new Result(fp32.withLinears(replaced), weights, reports);
     }
 
     /**
-     * Block {@code block} of {@code model} run on every sequence in parallel; for each layer named in {@code names},
-     * its input from each sequence, in sequence order.
+     * Block {@code block} of {@code model} run on every sequence in parallel, each only as far as the layers named in
+     * {@code names} ({@link LlamaDecoder#inputs}); for each of them, its input from each sequence, in sequence order.
      */
     Map<String, FloatMatrix[]> tapped(LlamaDecoder model, int block, List<FloatMatrix> states, Set<String> names) {
         Map<String, FloatMatrix[]> inputs = new LinkedHashMap<>();
@@ -311,12 +401,7 @@ public final class DecoderQuantizer {
             inputs.put(n, new FloatMatrix[states.size()]);
         }
         pool.submit(() -> IntStream.range(0, states.size()).parallel().forEach(i -> {
-                    model.block(block, states.get(i), (name, in) -> {
-                        FloatMatrix[] slot = inputs.get(name);
-                        if (slot != null) {
-                            slot[i] = in;
-                        }
-                    });
+                    model.inputs(block, states.get(i), names, (name, in) -> inputs.get(name)[i] = in);
                 }))
                 .join();
         return inputs;
@@ -360,9 +445,14 @@ public final class DecoderQuantizer {
                 setting.bits(), setting.sym() ? Symmetry.SYM : Symmetry.ASYM, divides ? g : LinearScheme.PER_CHANNEL);
     }
 
+    /**
+     * Records {@code q} as {@code d}'s weight, and for the rest of the block's calibration replaces {@code d} by its
+     * dequantized weight in a dense layer, as AutoGPTQ writes the quantized-dequantized weight back into the
+     * {@code nn.Linear} it then runs: a prefill over many tokens is a dense matrix product.
+     */
     private void put(
             Linear.Dense d, QuantizedWeight q, Map<String, QuantizedWeight> weights, Map<String, Linear> replaced) {
         weights.put(d.name() + ".weight", q);
-        replaced.put(d.name(), Linear.quantized(d.name(), QuantizedLinear.of(q, d.bias(), pool)));
+        replaced.put(d.name(), Linear.dense(d.name(), q.dequantize().named(d.name()), d.bias(), pool));
     }
 }

@@ -7,6 +7,8 @@ import dev.quant4j.io.MalformedTensorFileException;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
 import dev.quant4j.io.SafeTensors;
+import dev.quant4j.io.SafeTensorsSpillWriter;
+import dev.quant4j.io.SafeTensorsStreamWriter;
 import dev.quant4j.matmul.QuantizedLinear;
 import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.Linear;
@@ -23,10 +25,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ForkJoinPool;
 
 /**
@@ -138,6 +142,55 @@ public final class QuantizedDecoderFile {
                 method,
                 other,
                 Map.of(CONFIG_KEY, configJson(source.config(), source.format())));
+    }
+
+    /**
+     * Quantizes the Hugging Face folder {@code source} block by block with {@code quantizer} ({@link
+     * DecoderQuantizer#quantize(dev.quant4j.model.DecoderBlocks, List, DecoderQuantizer.BlockSink)}) and writes the
+     * result atomically to {@code path}, the same bytes {@link #write} writes for the whole decoder: each block's
+     * quantized weights are written as the block is done, then every other tensor of the folder, read one at a time.
+     * The heap holds one block's FP32 weights, the calibration activations, and the largest pass-through tensor.
+     *
+     * @param observer given each block's weights and reports once they are written (may be null)
+     * @return the layer reports, in forward order
+     */
+    public static List<DecoderQuantizer.LayerReport> writeStreamed(
+            Path path,
+            HuggingFaceLlama.Checkpoint source,
+            DecoderQuantizer quantizer,
+            List<int[]> calibration,
+            String method,
+            DecoderQuantizer.BlockSink observer)
+            throws IOException {
+        List<DecoderQuantizer.LayerReport> reports = new ArrayList<>();
+        Set<String> quantized = new HashSet<>();
+        try (SafeTensorsSpillWriter out = SafeTensorsSpillWriter.create(path)) {
+            out.metadata(QuantizedSafeTensors.FORMAT_KEY, QuantizedSafeTensors.FORMAT_VERSION);
+            quantizer.quantize(source, calibration, (b, weights, layers) -> {
+                for (QuantizedWeight q : weights.values()) {
+                    QuantizedSafeTensors.Layout layout = QuantizedSafeTensors.layout(q, method, false);
+                    out.metadata(layout.metadataKey(), layout.metadataJson());
+                    Map<String, byte[]> parts = QuantizedSafeTensors.parts(q);
+                    for (SafeTensorsStreamWriter.Spec spec : layout.tensors()) {
+                        out.add(spec.name(), spec.dtype(), spec.shape(), parts.get(spec.name()));
+                    }
+                    quantized.add(q.name());
+                }
+                reports.addAll(layers);
+                if (observer != null) {
+                    observer.accept(b, weights, layers);
+                }
+            });
+            for (String name : source.tensorNames()) {
+                if (!quantized.contains(name)) {
+                    PassThrough p = f32(source.read(name));
+                    out.add(p.name(), p.dtype(), p.shape(), p.bytes());
+                }
+            }
+            out.metadata(CONFIG_KEY, configJson(source.config(), SourceFormat.HUGGING_FACE));
+            out.finish();
+        }
+        return reports;
     }
 
     /** {@code m} as an F32 tensor under its name, 1-D {@code [n]} when it is {@code [1, n]}. */

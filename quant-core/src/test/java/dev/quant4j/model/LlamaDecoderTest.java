@@ -189,6 +189,56 @@ public class LlamaDecoderTest {
     }
 
     @Test
+    void inputsRunsTheBlockOnlyAsFarAsTheNamedLinears() {
+        FloatMatrix h = decoder.embed(new int[] {1, 2, 3, 4});
+        java.util.Map<String, FloatMatrix> all = new java.util.LinkedHashMap<>();
+        decoder.block(1, h, all::put);
+        for (String wanted : List.of("self_attn.v_proj", "self_attn.o_proj", "mlp.down_proj")) {
+            String name = "model.layers.1." + wanted;
+            List<String> seen = new java.util.ArrayList<>();
+            decoder.inputs(1, h, java.util.Set.of(name), (n, x) -> {
+                seen.add(n);
+                assertThat(x.toArray()).containsExactly(all.get(n).toArray());
+            });
+            assertThat(seen).containsExactly(name);
+        }
+        // the pass stops once every named input is seen: a linear after them never runs
+        java.util.concurrent.atomic.AtomicInteger after = new java.util.concurrent.atomic.AtomicInteger();
+        Linear counting = new Linear() {
+            final Linear up = decoder.linears(1).get(5);
+
+            @Override
+            public String name() {
+                return up.name();
+            }
+
+            @Override
+            public int inFeatures() {
+                return up.inFeatures();
+            }
+
+            @Override
+            public int outFeatures() {
+                return up.outFeatures();
+            }
+
+            @Override
+            public FloatMatrix forward(FloatMatrix x) {
+                after.incrementAndGet();
+                return up.forward(x);
+            }
+        };
+        LlamaDecoder counted = decoder.withLinears(java.util.Map.of(counting.name(), counting));
+        counted.inputs(1, h, java.util.Set.of("model.layers.1.mlp.gate_proj"), (n, x) -> {});
+        assertThat(after.get()).isZero();
+        counted.inputs(1, h, java.util.Set.of("model.layers.1.mlp.down_proj"), (n, x) -> {});
+        assertThat(after.get()).isEqualTo(1);
+        assertThatThrownBy(() -> decoder.inputs(1, h, java.util.Set.of("model.layers.2.mlp.up_proj"), (n, x) -> {}))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("block 1 has no linear named [model.layers.2.mlp.up_proj]");
+    }
+
+    @Test
     void withLinearsReplacesByNameAndChecksShapes() {
         Linear.Dense q0 = (Linear.Dense) decoder.linears().get(0);
         float[] zero = new float[q0.outFeatures() * q0.inFeatures()];

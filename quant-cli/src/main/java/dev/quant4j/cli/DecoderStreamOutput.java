@@ -1,0 +1,172 @@
+package dev.quant4j.cli;
+
+import dev.quant4j.model.HuggingFaceLlama;
+import dev.quant4j.model.LlamaConfig;
+import dev.quant4j.pipeline.DecoderQuantizer;
+import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
+import dev.quant4j.pipeline.DecoderQuantizer.Method;
+import dev.quant4j.pipeline.DecoderQuantizer.Setting;
+import dev.quant4j.pipeline.QuantizedDecoderFile;
+import dev.quant4j.quant.ErrorMetrics;
+import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.quant.QuantizedWeight;
+import dev.quant4j.scheme.LinearScheme;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ForkJoinPool;
+
+/**
+ * {@code quant quantize --model DIR} for a Hugging Face folder too large to hold in float32, calibrated on the user's
+ * sequences ({@code --calib-text} or {@code --calib-tokens}): the folder is read one block at a time ({@link
+ * HuggingFaceLlama#open}) and written as it goes ({@link QuantizedDecoderFile#writeStreamed}), the file the in-memory
+ * path writes. Chosen when the folder's weights in float32 would take more than half the heap; the property {@code
+ * -Dquant4j.decoder.stream=always|never} overrides the choice.
+ */
+final class DecoderStreamOutput {
+
+    static final String PROPERTY = "quant4j.decoder.stream";
+
+    private DecoderStreamOutput() {}
+
+    /** Whether the folder {@code dir} is quantized block by block: its float32 weights would fill half the heap. */
+    static boolean chosen(Path dir) throws IOException {
+        String forced = System.getProperty(PROPERTY, "auto");
+        return switch (forced) {
+            case "always" -> true;
+            case "never" -> false;
+            case "auto" -> fp32Bytes(dir) > Runtime.getRuntime().maxMemory() / 2;
+            default ->
+                throw new IllegalArgumentException(
+                        "-D" + PROPERTY + "=" + forced + ": always, never or auto (the default)");
+        };
+    }
+
+    private static long fp32Bytes(Path dir) throws IOException {
+        try (HuggingFaceLlama.Checkpoint files = HuggingFaceLlama.open(dir, ForkJoinPool.commonPool())) {
+            return fp32Bytes(files);
+        }
+    }
+
+    private static long fp32Bytes(HuggingFaceLlama.Checkpoint files) {
+        long n = 0;
+        for (String name : files.tensorNames()) {
+            long e = 4;
+            for (long d : files.shape(name)) {
+                e *= d;
+            }
+            n += e;
+        }
+        return n;
+    }
+
+    /**
+     * Quantizes and writes; {@code lines} are the user's calibration ids, {@code tokenizer} the one that made them (or
+     * null for ids), {@code seqLen} and {@code count} the options (or null).
+     */
+    static int run(
+            QuantizeCommand cmd,
+            Setting setting,
+            String method,
+            TextSequences.Lines lines,
+            TextTokenizer tokenizer,
+            Integer seqLen,
+            Integer count,
+            ForkJoinPool pool)
+            throws IOException {
+        PrintWriter out = cmd.spec.commandLine().getOut();
+        PrintWriter err = cmd.spec.commandLine().getErr();
+        long start = System.nanoTime();
+        try (HuggingFaceLlama.Checkpoint files = HuggingFaceLlama.open(cmd.in, pool)) {
+            LlamaConfig c = files.config();
+            requireSchemeFits(cmd, c, setting);
+            if (tokenizer != null) {
+                String note = tokenizer.requireFits(c.vocabSize(), files.source());
+                if (note != null) {
+                    err.println("quant: " + note);
+                }
+            }
+            int len = seqLen == null ? Math.min(DecoderOutput.DEFAULT_SEQ_LEN, c.maxSeqLen()) : seqLen;
+            SampledSequences.requireLength(c, files.source(), len);
+            TextSequences.Windows windows =
+                    TextSequences.windows(lines, c.vocabSize(), files.source(), len, count, "--calib-sample");
+            err.printf(
+                    Locale.ROOT,
+                    "quant: %s, %d layers, dim %d, %.2f GB as float32, read block by block: %s; calibrating on %s%n",
+                    files.source(),
+                    c.layers(),
+                    c.dim(),
+                    fp32Bytes(files) / 1e9,
+                    setting.label(),
+                    windows.description());
+            err.flush();
+            int[] keptRtn = {0};
+            int[] perChannel = {0};
+            long[] stored = {0, 0};
+            List<LayerReport> reports = QuantizedDecoderFile.writeStreamed(
+                    cmd.out,
+                    files,
+                    new DecoderQuantizer(setting, pool),
+                    windows.sequences(),
+                    method,
+                    (b, weights, layers) -> {
+                        for (LayerReport r : layers) {
+                            QuantizedWeight q = weights.get(r.name() + ".weight");
+                            // the FP32 weight read again: the quantizer let it go with the block
+                            ErrorMetrics e = ErrorMetrics.compare(files.read(q.name()), q.dequantize());
+                            out.println(DecoderOutput.reportLine(setting, r, q, e));
+                            keptRtn[0] += r.keptRtn() ? 1 : 0;
+                            if (q instanceof QuantizedTensor t
+                                    && t.scheme().groupSize() == LinearScheme.PER_CHANNEL
+                                    && setting.groupSize() != LinearScheme.PER_CHANNEL) {
+                                perChannel[0]++;
+                            }
+                            stored[0] += q.storageBytes();
+                            stored[1] += (long) q.rows() * q.cols();
+                        }
+                        out.flush();
+                        double elapsed = (System.nanoTime() - start) / 1e9;
+                        err.printf(
+                                Locale.ROOT,
+                                "quant: block %d/%d done (%.1f s, about %.0f s left)%n",
+                                b + 1,
+                                c.layers(),
+                                elapsed,
+                                elapsed / (b + 1) * (c.layers() - b - 1));
+                        err.flush();
+                    });
+            out.printf(
+                    Locale.ROOT,
+                    "wrote %s (%d linear layers quantized%s%s, %.3f bits/weight; %d tensors F32; %d bytes, FP32 %d"
+                            + " bytes; %.1f s)%n",
+                    cmd.out,
+                    reports.size(),
+                    keptRtn[0] > 0 ? ", " + keptRtn[0] + " of them kept RTN" : "",
+                    perChannel[0] > 0
+                            ? ", " + perChannel[0] + " per channel (the group size does not divide their input)"
+                            : "",
+                    8.0 * stored[0] / stored[1],
+                    files.tensorNames().size() - reports.size(),
+                    Files.size(cmd.out),
+                    fp32Bytes(files),
+                    (System.nanoTime() - start) / 1e9);
+            return Quant.OK;
+        }
+    }
+
+    private static void requireSchemeFits(QuantizeCommand cmd, LlamaConfig c, Setting s) {
+        if (!cmd.strict || s.method() == Method.NF4 || s.groupSize() == LinearScheme.PER_CHANNEL) {
+            return;
+        }
+        for (int in : new int[] {c.dim(), c.qDim(), c.hiddenDim()}) {
+            if (in % s.groupSize() != 0) {
+                throw new IllegalArgumentException("a layer with " + in + " input features: group size "
+                        + s.groupSize() + " does not divide it (--strict; without it the layer is quantized per"
+                        + " channel)");
+            }
+        }
+    }
+}
