@@ -5,7 +5,8 @@
 #
 # Writes the checkpoint (random BF16, Llama-2-7B's shapes in the Hub's two shards) with the bench module's
 # SyntheticCheckpoint if WORK_DIR/s7b does not exist, then times `cat` of the input (page cache warm), RTN g128 on two
-# threads and one, NF4, dequantize of the NF4 output to BF16, and, when this user may drop the page cache
+# threads and one, NF4, dequantize of the NF4 output to BF16, GGUF q8_0 and q4_0 output (each after a warm `cat`),
+# and, when this user may drop the page cache
 # (/proc/sys/vm/drop_caches), `cat` and RTN again from a cold cache. Every quant command runs with -Xmx1g. Run it
 # alone on the machine (flock /tmp/bench.lock scripts/measure-7b.sh), and note the load average it prints.
 set -euo pipefail
@@ -40,6 +41,12 @@ rm -rf "$work/q"; run "quantize nf4, 2 threads" "${q[@]}" quantize --in "$in" --
 echo "cat of the nf4 output, warm: $(secs cat "$work"/q/model-*.safetensors) s"
 rm -rf "$work/d"; run "dequantize nf4 to bf16, 2 threads" "${q[@]}" dequantize --in "$work/q" --out "$work/d" --dtype bf16 --threads 2
 rm -rf "$work/d" "$work/q"
+for t in q8_0 q4_0; do
+    echo "cat, page cache warm: $(secs cat "${shards[@]}") s"
+    run "quantize --format gguf --gguf-type $t, 2 threads" "${q[@]}" quantize --in "$in/model.safetensors.index.json" \
+        --format gguf --gguf-type "$t" --method rtn --threads 2 --out "$work/q.gguf"
+    rm -f "$work/q.gguf"
+done
 if [ -w /proc/sys/vm/drop_caches ]; then
     drop
     echo "cat, page cache dropped: $(secs cat "${shards[@]}") s"

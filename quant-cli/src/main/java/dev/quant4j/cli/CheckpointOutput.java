@@ -32,7 +32,8 @@ final class CheckpointOutput {
             Pattern include,
             boolean strict,
             boolean overwrite,
-            int threads) {}
+            int threads,
+            long maxShardSize) {}
 
     private CheckpointOutput() {}
 
@@ -45,14 +46,19 @@ final class CheckpointOutput {
     static int run(Request r, PrintWriter out, PrintWriter err) throws IOException {
         long start = System.nanoTime();
         try (SafeTensorsCheckpoint in = SafeTensorsCheckpoint.open(r.in())) {
-            boolean folder = in.folder() != null;
+            boolean folder = in.folder() != null || r.maxShardSize() > 0;
             if (folder) {
                 if (WeightFiles.extension(r.out()).equals("safetensors")) {
-                    throw new IllegalArgumentException("--in " + r.in() + " is a folder of shards, so --out is a"
-                            + " folder too (the same shard names and a new index), not " + r.out());
+                    throw new IllegalArgumentException(
+                            r.maxShardSize() > 0
+                                    ? "--max-shard-size writes a folder of shards and its index: --out is a folder, not "
+                                            + r.out()
+                                    : "--in " + r.in()
+                                            + " is a folder of shards, so --out is a folder too (the same shard"
+                                            + " names and a new index), not " + r.out());
                 }
                 Path abs = r.out().toAbsolutePath();
-                if (abs.startsWith(in.folder().toAbsolutePath())) {
+                if (in.folder() != null && abs.startsWith(in.folder().toAbsolutePath())) {
                     throw new IllegalArgumentException(
                             "--out " + r.out() + " is inside the input folder " + in.folder());
                 }
@@ -92,7 +98,8 @@ final class CheckpointOutput {
             ForkJoinPool pool = new ForkJoinPool(r.threads());
             CheckpointQuantizer.Summary s;
             try {
-                s = new CheckpointQuantizer(method, selector, pool).quantize(in, r.out(), r.overwrite(), progress);
+                s = new CheckpointQuantizer(method, selector, pool)
+                        .quantize(in, r.out(), r.overwrite(), r.maxShardSize(), progress);
             } finally {
                 pool.shutdown();
                 progress.finish();

@@ -7,25 +7,17 @@ import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.DType;
 import dev.quant4j.io.Gguf;
 import dev.quant4j.io.GgufValue;
-import dev.quant4j.io.GgufWriter;
 import dev.quant4j.io.Npy;
-import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
 import dev.quant4j.pipeline.GgufDecoderFile;
-import dev.quant4j.quant.ErrorMetrics;
+import dev.quant4j.pipeline.GgufQuantizer;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintWriter;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ForkJoinPool;
-import java.util.function.Supplier;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 import java.util.stream.Collectors;
@@ -76,21 +68,8 @@ final class GgufOutput {
         this.options = options;
     }
 
-    /**
-     * A tensor of the output: quantized from {@code weight} ({@code [rows, cols]}, read when it is written), or kept as
-     * {@code keptType} with the bytes {@code kept} writes.
-     */
-    @SuppressWarnings("ArrayRecordComponent") // never compared
-    private record Item(
-            String name,
-            long[] ne,
-            int rows,
-            int cols,
-            Supplier<FloatMatrix> weight,
-            GgmlType keptType,
-            GgufWriter.TensorData kept) {}
-
     Integer run() throws IOException {
+        long start = System.nanoTime();
         String m = cmd.method.toLowerCase(Locale.ROOT);
         boolean gptq = m.equals("gptq");
         if (!m.equals("rtn") && !gptq) {
@@ -145,6 +124,9 @@ final class GgufOutput {
                         "--gguf-type " + options.ggufType + ": quant4j quantizes to " + GgmlType.quantizableNames());
             }
         }
+        if (cmd.threads != null && cmd.threads < 1) {
+            throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
+        }
         WeightFiles.requireWritable(cmd.out, "gguf");
         WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--in", cmd.in);
         WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--calib", cmd.calib);
@@ -159,187 +141,119 @@ final class GgufOutput {
         }
         this.type = type;
         this.gptq = gptq;
-        List<Item> items = new ArrayList<>();
-        Map<String, GgufValue> metadata = new LinkedHashMap<>();
-        List<String> notices = new ArrayList<>();
-        if (WeightFiles.extension(cmd.in).equals("gguf")) {
-            WeightFiles.requireReadable(cmd.in);
-            // the tensors stay mapped while the output is written: one weight in memory at a time
-            try (Gguf g = Gguf.open(cmd.in)) {
-                metadata.putAll(g.metadata());
-                for (Gguf.TensorInfo t : g.tensors()) {
-                    boolean isFloat = t.type() == GgmlType.F32 || t.type() == GgmlType.F16 || t.type() == GgmlType.BF16;
-                    boolean matrix = t.ne().length >= 2 && isFloat;
-                    boolean pick = include != null
-                            ? include.matcher(t.name()).find()
-                            : matrix && t.name().endsWith("weight");
-                    if (pick && !matrix) {
-                        if (include == null || (t.type().quantizable() && !isFloat)) {
-                            notices.add("kept '" + t.name() + "' as " + t.type() + ": already quantized");
-                            pick = false;
-                        } else {
-                            throw new IllegalArgumentException(cmd.in + ": tensor '" + t.name() + "' matched by"
-                                    + " --include is not a float tensor of two or more dimensions (" + t.type()
-                                    + " ne" + Arrays.toString(t.ne()) + ")");
-                        }
-                    }
-                    if (pick) {
-                        if (t.rows() > Integer.MAX_VALUE || t.elements() > Integer.MAX_VALUE - 8) {
-                            throw new IllegalArgumentException(cmd.in + ": tensor '" + t.name() + "' has "
-                                    + t.elements() + " values, more than quant4j quantizes at once");
-                        }
-                        int rows = (int) t.rows();
-                        int cols = (int) t.rowLength();
-                        checkRow(t.name(), rows, cols, type);
-                        items.add(new Item(
-                                t.name(),
-                                t.ne(),
-                                rows,
-                                cols,
-                                () -> FloatMatrix.of(t.name(), rows, cols, g.readFloats(t.name()), 0),
-                                null,
-                                null));
-                    } else {
-                        items.add(new Item(
-                                t.name(), t.ne(), 0, 0, null, t.type(), out -> copy(g.segment(t.name()), out)));
-                    }
-                }
-                return emit(items, metadata, notices);
+        GgufInputs inputs = new GgufInputs(type, include);
+        try (inputs) {
+            String ext = WeightFiles.extension(cmd.in);
+            if (ext.equals("gguf")) {
+                WeightFiles.requireReadable(cmd.in);
+                inputs.gguf(cmd.in);
+            } else if (CheckpointOutput.accepts(cmd.in)) {
+                inputs.safetensors(cmd.in);
+            } else {
+                inputs.loaded(cmd.in);
             }
+            return emit(inputs, start);
         }
-        WeightFiles.Loaded loaded = WeightFiles.load(cmd.in, include, (name, shape) -> {
-            checkRow(name, shape[0], shape[1], type);
-            return null;
-        });
-        for (FloatMatrix w : loaded.tensors()) {
-            items.add(new Item(w.name(), new long[] {w.cols(), w.rows()}, w.rows(), w.cols(), () -> w, null, null));
-        }
-        for (PassThrough p : loaded.other()) {
-            items.add(new Item(
-                    p.name(),
-                    ne(p.name(), p.shape()),
-                    0,
-                    0,
-                    null,
-                    ggmlType(p.name(), p.dtype()),
-                    out -> out.write(p.bytes())));
-        }
-        return emit(items, metadata, notices);
     }
 
     private GgmlType type;
     private boolean gptq;
 
     /** Writes the output: metadata, then each tensor, the selected ones quantized as they are written. */
-    private Integer emit(List<Item> items, Map<String, GgufValue> metadata, List<String> notices) throws IOException {
+    private Integer emit(GgufInputs inputs, long start) throws IOException {
         PrintWriter pw = cmd.spec.commandLine().getOut();
         PrintWriter err = cmd.spec.commandLine().getErr();
-        HessianAccumulator hessian = null;
+        GgufQuantizer.Method method = GgufQuantizer.Method.rtn(type);
         if (gptq) {
             FloatMatrix x =
                     Npy.readMatrix(cmd.calib).named(cmd.calib.getFileName().toString());
-            for (Item it : items) {
-                if (it.weight() != null && it.cols() != x.cols()) {
+            for (GgufQuantizer.Item it : inputs.items) {
+                if (it.reader() != null && it.cols() != x.cols()) {
                     throw new IllegalArgumentException(
                             "--calib " + cmd.calib + " has " + x.cols() + " columns, tensor '"
                                     + it.name() + "' [" + it.rows() + ", " + it.cols() + "] has " + it.cols()
                                     + " input features");
                 }
             }
-            hessian = new HessianAccumulator(cmd.in.getFileName().toString(), x.cols());
+            HessianAccumulator hessian =
+                    new HessianAccumulator(cmd.in.getFileName().toString(), x.cols());
             hessian.add(x);
+            method = GgufQuantizer.Method.whole(type, "gptq", w -> gptq(w, hessian));
         }
+        Map<String, GgufValue> metadata = inputs.metadata;
         metadata.put("general.quantization_version", GgufValue.uint32(QUANTIZATION_VERSION));
         metadata.put("general.file_type", GgufValue.uint32(fileType(type)));
-        GgufWriter writer = new GgufWriter().putAll(metadata);
-        int quantized = 0;
-        final HessianAccumulator h = hessian;
-        for (Item it : items) {
-            if (it.weight() == null) {
-                writer.addTensor(it.name(), it.ne(), it.keptType(), it.kept());
-            } else {
-                writer.addTensor(
-                        it.name(),
-                        it.ne(),
-                        type,
-                        out -> out.write(quantize(it.weight().get(), h, pw)));
-                quantized++;
-            }
+        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
+        ProgressLine progress = new ProgressLine(err, inputs.bytesIn(), System.console() != null);
+        // GPTQ runs its own parallel loops: one weight at a time
+        ForkJoinPool pool = new ForkJoinPool(gptq ? 1 : threads);
+        GgufQuantizer.Summary s;
+        try {
+            s = new GgufQuantizer(method, pool).write(metadata, inputs.items, cmd.out, progress);
+        } finally {
+            pool.shutdown();
+            progress.finish();
         }
-        for (String n : notices) {
+        for (GgufQuantizer.WeightReport w : s.weights()) {
+            pw.printf(
+                    Locale.ROOT,
+                    "%s [%d x %d] %s%s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s%n",
+                    w.name(),
+                    w.rows(),
+                    w.cols(),
+                    type,
+                    gptq ? " gptq" : "",
+                    w.bitsPerWeight(),
+                    w.error().mse(),
+                    w.error().sqnrDb(),
+                    w.note());
+        }
+        for (String n : inputs.notices) {
             err.println("quant: " + n);
         }
-        writer.write(cmd.out);
         pw.printf(
                 Locale.ROOT,
                 "wrote %s (%d quantized as %s, %d unchanged, %d metadata keys)%n",
                 cmd.out,
-                quantized,
+                s.weights().size(),
                 type,
-                items.size() - quantized,
+                s.kept(),
                 metadata.size());
+        pw.printf(
+                Locale.ROOT,
+                "%s: %s of tensors in, %s out, %.1f s on %d thread%s%n",
+                cmd.out,
+                ProgressLine.bytes(s.bytesIn()),
+                ProgressLine.bytes(s.bytesOut()),
+                (System.nanoTime() - start) * 1e-9,
+                gptq ? 1 : threads,
+                !gptq && threads > 1 ? "s" : "");
         return Quant.OK;
     }
 
-    /** One weight in {@code type}, by ggml's reference quantizer or GPTQ; prints its error line. */
-    private byte[] quantize(FloatMatrix w, HessianAccumulator hessian, PrintWriter pw) {
-        byte[] q;
-        String extra = "";
-        try {
-            if (gptq) {
-                GgmlGptq.Result g = GgmlGptq.quantize(
-                        type, w, hessian, cmd.damp == null ? 0.01 : cmd.damp, ForkJoinPool.commonPool());
-                q = g.data();
-                FloatMatrix rtn = FloatMatrix.of(
-                        w.name(),
-                        w.rows(),
-                        w.cols(),
-                        GgmlQuants.dequantize(
-                                type, GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols()), w.rows(), w.cols()),
-                        0);
-                double signal = hessian.outputError(w, FloatMatrix.zeros(w.name(), w.rows(), w.cols()));
-                extra = String.format(
-                        Locale.ROOT,
-                        ", GPTQ relative output error %s (RTN %s)%s",
-                        relative(
-                                hessian.outputError(
-                                        w, FloatMatrix.of(w.name(), w.rows(), w.cols(), g.dequantized(), 0)),
-                                signal),
-                        relative(hessian.outputError(w, rtn), signal),
-                        g.deadColumns() > 0
-                                ? ", " + g.deadColumns() + " of " + w.cols() + " input features never activated"
-                                : "");
-            } else {
-                q = GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols());
-            }
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("tensor '" + w.name() + "': " + e.getMessage(), e);
-        }
-        FloatMatrix back =
-                FloatMatrix.of(w.name(), w.rows(), w.cols(), GgmlQuants.dequantize(type, q, w.rows(), w.cols()), 0);
-        ErrorMetrics e = ErrorMetrics.compare(w, back);
-        pw.printf(
-                Locale.ROOT,
-                "%s [%d x %d] %s%s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s%n",
+    /** One weight quantized by GPTQ into the type, with its output error against RTN's as the report's note. */
+    private GgufQuantizer.Whole gptq(FloatMatrix w, HessianAccumulator hessian) {
+        GgmlGptq.Result g =
+                GgmlGptq.quantize(type, w, hessian, cmd.damp == null ? 0.01 : cmd.damp, ForkJoinPool.commonPool());
+        FloatMatrix rtn = FloatMatrix.of(
                 w.name(),
                 w.rows(),
                 w.cols(),
-                type,
-                gptq ? " gptq" : "",
-                8.0 * q.length / ((double) w.rows() * w.cols()),
-                e.mse(),
-                e.sqnrDb(),
-                extra);
-        return q;
-    }
-
-    /** Copies a mapped tensor to {@code out} in chunks (tensors may be larger than an array). */
-    private static void copy(MemorySegment seg, OutputStream out) throws IOException {
-        long size = seg.byteSize();
-        for (long off = 0; off < size; off += 1 << 20) {
-            long n = Math.min(1 << 20, size - off);
-            out.write(seg.asSlice(off, n).toArray(ValueLayout.JAVA_BYTE));
-        }
+                GgmlQuants.dequantize(
+                        type, GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols()), w.rows(), w.cols()),
+                0);
+        double signal = hessian.outputError(w, FloatMatrix.zeros(w.name(), w.rows(), w.cols()));
+        String note = String.format(
+                Locale.ROOT,
+                ", GPTQ relative output error %s (RTN %s)%s",
+                relative(
+                        hessian.outputError(w, FloatMatrix.of(w.name(), w.rows(), w.cols(), g.dequantized(), 0)),
+                        signal),
+                relative(hessian.outputError(w, rtn), signal),
+                g.deadColumns() > 0
+                        ? ", " + g.deadColumns() + " of " + w.cols() + " input features never activated"
+                        : "");
+        return new GgufQuantizer.Whole(g.data(), note);
     }
 
     private boolean isSym() {
@@ -366,7 +280,7 @@ final class GgufOutput {
     }
 
     /** A row of {@code cols} values must be whole blocks of {@code type}; the error names the types that fit. */
-    static void checkRow(String name, int rows, int cols, GgmlType type) {
+    static void checkRow(String name, long rows, int cols, GgmlType type) {
         if (cols % type.blockSize() != 0) {
             String fit = GgmlType.quantizableTypes().stream()
                     .filter(t -> cols % t.blockSize() == 0)
@@ -379,7 +293,7 @@ final class GgufOutput {
     }
 
     /** A row-major shape as GGUF extents, fastest first. */
-    private static long[] ne(String name, long[] shape) {
+    static long[] ne(String name, long[] shape) {
         if (shape.length > Gguf.MAX_DIMS) {
             throw new IllegalArgumentException("tensor '" + name + "' has " + shape.length + " dimensions "
                     + Arrays.toString(shape) + "; GGUF holds at most " + Gguf.MAX_DIMS);
@@ -395,7 +309,7 @@ final class GgufOutput {
     }
 
     /** The GGUF type of a tensor kept as it is. */
-    private static GgmlType ggmlType(String name, DType dtype) {
+    static GgmlType ggmlType(String name, DType dtype) {
         return switch (dtype) {
             case F32 -> GgmlType.F32;
             case F16 -> GgmlType.F16;

@@ -166,12 +166,35 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(
             names = "--threads",
-            description = "threads quantizing a safetensors checkpoint (rtn, nf4, fp4) or a whole decoder (default:"
-                    + " every core); the output does not depend on it")
+            description = "threads quantizing a safetensors checkpoint (rtn, nf4, fp4), GGUF output or a whole decoder"
+                    + " (default: every core); the output does not depend on it")
     Integer threads;
+
+    @Option(
+            names = "--max-shard-size",
+            description = "a safetensors checkpoint (rtn, nf4, fp4) written as a folder of shards of at most SIZE"
+                    + " bytes of tensors each, as transformers' save_pretrained(max_shard_size=...) writes them:"
+                    + " model-00001-of-0000N.safetensors and model.safetensors.index.json; SIZE as transformers"
+                    + " reads it: 5GB, 500MB, 100KB (powers of 10), 2GiB, 512MiB (powers of 2), or bytes")
+    String maxShardSize;
 
     @Override
     public Integer call() throws Exception {
+        String lower = method.toLowerCase(Locale.ROOT);
+        if (maxShardSize != null
+                && (!format.equalsIgnoreCase("safetensors")
+                        || !CheckpointOutput.accepts(in)
+                        || DecoderOutput.handles(in, method, calib)
+                        || !(lower.equals("rtn") || lower.equals("nf4") || lower.equals("fp4")))) {
+            throw new IllegalArgumentException("--max-shard-size applies to a safetensors checkpoint (--in a"
+                    + " .safetensors file, a folder or its index) written as safetensors (--format safetensors) with"
+                    + " rtn, nf4 or fp4; "
+                    + (format.equalsIgnoreCase("gguf")
+                            ? "--format gguf writes one .gguf file"
+                            : !format.equalsIgnoreCase("safetensors")
+                                    ? "--format " + format.toLowerCase(Locale.ROOT) + " writes its own layout"
+                                    : "not --method " + lower + " --in " + in));
+        }
         if (format.equalsIgnoreCase("gguf") && DecoderGgufOutput.handles(in)) {
             return new DecoderGgufOutput(this, ggufOptions).run();
         }
@@ -316,7 +339,8 @@ final class QuantizeCommand implements Callable<Integer> {
                             pattern,
                             strict,
                             overwrite,
-                            threads == null ? Runtime.getRuntime().availableProcessors() : threads),
+                            threads == null ? Runtime.getRuntime().availableProcessors() : threads,
+                            maxShardSize == null ? 0 : ShardSize.parse(maxShardSize)),
                     spec.commandLine().getOut(),
                     spec.commandLine().getErr());
         }
@@ -457,8 +481,17 @@ final class QuantizeCommand implements Callable<Integer> {
             for (QuantizedWeight q : quantized) {
                 weights.put(q.name(), q);
             }
-            OnnxExport.write(
-                    out, in.toString(), loaded.onnx().bytes(), weights, accuracyLevel == null ? 0 : accuracyLevel);
+            int level = accuracyLevel == null ? 0 : accuracyLevel;
+            if (loaded.onnx().model().hasExternalData()) {
+                // weights stored outside the input model stay outside the output: model-q.onnx + model-q.onnx.data
+                dev.quant4j.io.OnnxExternalData.write(
+                        out,
+                        in.toString(),
+                        OnnxExport.quantizedModel(in.toString(), loaded.onnx().bytes(), weights, level),
+                        loaded.onnx().model());
+            } else {
+                OnnxExport.write(out, in.toString(), loaded.onnx().bytes(), weights, level);
+            }
         } else {
             QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         }

@@ -182,7 +182,8 @@ final class WeightFiles {
     private static Loaded loadOnnx(Path in, Pattern include, BiFunction<String, int[], String> unsupported)
             throws IOException {
         byte[] bytes = OnnxModel.readBytes(in);
-        OnnxModel model = OnnxModel.parse(in.toString(), bytes);
+        OnnxModel model =
+                OnnxModel.parse(in.toString(), bytes, in.toAbsolutePath().getParent());
         Set<String> matmulWeights = new HashSet<>(model.matMulWeights().values());
         List<FloatMatrix> selected = new ArrayList<>();
         Set<String> transposed = new LinkedHashSet<>();

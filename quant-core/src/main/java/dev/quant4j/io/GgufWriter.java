@@ -97,7 +97,8 @@ public final class GgufWriter {
         return this;
     }
 
-    private static long bytes(String name, long[] ne, GgmlType type) {
+    /** The bytes of a tensor's data; checks its name, extents and row length. */
+    static long bytes(String name, long[] ne, GgmlType type) {
         if (name.getBytes(StandardCharsets.UTF_8).length >= MAX_NAME_BYTES) {
             throw new IllegalArgumentException("tensor name '" + name + "' is " + MAX_NAME_BYTES
                     + " bytes or longer; ggml reads names of at most " + (MAX_NAME_BYTES - 1));
@@ -146,6 +147,34 @@ public final class GgufWriter {
     public void writeTo(OutputStream sink) throws IOException {
         Counting out = new Counting(sink);
         int alignment = alignment();
+        writeHeader(out, alignment);
+        for (Tensor t : tensors) {
+            long before = out.count;
+            t.data().writeTo(out);
+            if (out.count - before != t.bytes()) {
+                throw new IllegalStateException("tensor '" + t.name() + "': wrote " + (out.count - before)
+                        + " bytes, its shape and type need " + t.bytes());
+            }
+            out.pad(alignment);
+        }
+        out.flush();
+    }
+
+    /**
+     * The file up to its data section: the header, the metadata, the tensor infos and the padding to the alignment
+     * (the data section starts at its length).
+     */
+    byte[] header() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try {
+            writeHeader(new Counting(bytes), alignment());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return bytes.toByteArray();
+    }
+
+    private void writeHeader(Counting out, int alignment) throws IOException {
         out.write("GGUF".getBytes(StandardCharsets.US_ASCII));
         out.u32(3);
         out.u64(tensors.size());
@@ -168,15 +197,6 @@ public final class GgufWriter {
             offset += Gguf.pad(t.bytes(), alignment);
         }
         out.pad(alignment);
-        for (Tensor t : tensors) {
-            long before = out.count;
-            t.data().writeTo(out);
-            if (out.count - before != t.bytes()) {
-                throw new IllegalStateException("tensor '" + t.name() + "': wrote " + (out.count - before)
-                        + " bytes, its shape and type need " + t.bytes());
-            }
-            out.pad(alignment);
-        }
         out.flush();
     }
 

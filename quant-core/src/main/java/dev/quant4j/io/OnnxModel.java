@@ -2,10 +2,13 @@ package dev.quant4j.io;
 
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -27,8 +30,12 @@ import java.util.Map;
  *
  * <p>Clear errors ({@link MalformedTensorFileException}, naming the file, the message or tensor, and the byte offset)
  * for: truncated or malformed protobuf, a negative or overflowing dimension, a FLOAT tensor whose data does not hold
- * exactly its element count, duplicate initializer names, tensors stored outside the file (external data) or in
- * segments, and reading the floats of a tensor of another type.
+ * exactly its element count, duplicate initializer names, tensors stored in segments, and reading the floats of a
+ * tensor of another type.
+ *
+ * <p>Tensors stored outside the file ({@code data_location} = EXTERNAL, {@code external_data} entries {@code location},
+ * {@code offset}, {@code length}: {@link External}) are read from the model's folder when their values are asked for,
+ * each with a positional read of its own range; their locations and ranges are checked when the model is parsed.
  *
  * <p>Every initializer of a type safetensors can hold keeps its values as little-endian bytes ({@link
  * Initializer#bytes()}, {@link Initializer#dtype()}), from {@code raw_data} or from the typed fields {@code int32_data}
@@ -112,9 +119,18 @@ public final class OnnxModel {
         private final float[] floats;
         /** Little-endian values of a non-FLOAT tensor with a safetensors dtype, else null. */
         private final byte[] bytes;
+        /** Where the values are when they are stored outside the model file, else null. */
+        private final External external;
 
         Initializer(
-                String source, String name, long[] dims, long elements, int dataType, float[] floats, byte[] bytes) {
+                String source,
+                String name,
+                long[] dims,
+                long elements,
+                int dataType,
+                float[] floats,
+                byte[] bytes,
+                External external) {
             this.source = source;
             this.name = name;
             this.dims = dims;
@@ -122,6 +138,12 @@ public final class OnnxModel {
             this.dataType = dataType;
             this.floats = floats;
             this.bytes = bytes;
+            this.external = external;
+        }
+
+        /** Where the values are stored outside the model file ({@code data_location = EXTERNAL}), or null. */
+        public External external() {
+            return external;
         }
 
         public String name() {
@@ -153,6 +175,9 @@ public final class OnnxModel {
          * @throws MalformedTensorFileException for a type safetensors cannot hold, naming the tensor and the type
          */
         public byte[] bytes() {
+            if (external != null && dtype() != null) {
+                return external.read(source, name);
+            }
             if (dataType == FLOAT) {
                 ByteBuffer b = ByteBuffer.allocate(4 * floats.length).order(ByteOrder.LITTLE_ENDIAN);
                 b.asFloatBuffer().put(floats);
@@ -167,7 +192,7 @@ public final class OnnxModel {
 
         /** A copy of the values of a FLOAT tensor, row-major. */
         public float[] floats() {
-            return requireFloat().clone();
+            return external != null ? requireFloat() : requireFloat().clone();
         }
 
         /** A 2-D FLOAT tensor as a matrix {@code [dims[0], dims[1]]} (ONNX MatMul weights are {@code [in, out]}). */
@@ -177,7 +202,7 @@ public final class OnnxModel {
                 throw new MalformedTensorFileException(
                         source + ": initializer '" + name + "' has shape " + Arrays.toString(dims) + ", not 2-D");
             }
-            return FloatMatrix.of(name, (int) dims[0], (int) dims[1], f.clone(), 0);
+            return FloatMatrix.of(name, (int) dims[0], (int) dims[1], external != null ? f : f.clone(), 0);
         }
 
         private float[] requireFloat() {
@@ -185,12 +210,59 @@ public final class OnnxModel {
                 throw new MalformedTensorFileException(source + ": initializer '" + name + "' has ONNX data type "
                         + typeName(dataType) + ", not FLOAT");
             }
+            if (external != null) {
+                float[] f = new float[(int) elements];
+                ByteBuffer.wrap(external.read(source, name))
+                        .order(ByteOrder.LITTLE_ENDIAN)
+                        .asFloatBuffer()
+                        .get(f);
+                return f;
+            }
             return floats;
         }
 
         @Override
         public String toString() {
             return "Initializer[" + name + ", " + Arrays.toString(dims) + ", type " + dataType + "]";
+        }
+    }
+
+    /**
+     * A tensor's values outside the model file, as ONNX's {@code docs/ExternalData.md} describes them (commit {@code
+     * 22b3d42c}): {@code external_data} entries {@code location} (a path relative to the model's folder, required),
+     * {@code offset} (default 0) and {@code length} (default: to the end of the file). {@code file} is the location
+     * resolved in the model's folder and checked (inside the folder, the range inside the file, the length the tensor's),
+     * or null when the model was parsed from bytes without its folder.
+     */
+    public record External(String location, long offset, long length, Path file) {
+
+        /** The tensor's bytes, read at their offset (a positional read of that range alone). */
+        byte[] read(String source, String name) {
+            if (file == null) {
+                throw new MalformedTensorFileException(source + ": initializer '" + name + "' keeps its data in"
+                        + " external file '" + location + "'; read the model from its file so that its folder is"
+                        + " known");
+            }
+            if (length > Integer.MAX_VALUE - 8) {
+                throw new MalformedTensorFileException(source + ": initializer '" + name + "' has " + length
+                        + " bytes in '" + location + "', more than a Java array holds");
+            }
+            ByteBuffer bb = ByteBuffer.allocate((int) length);
+            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+                long at = offset;
+                while (bb.hasRemaining()) {
+                    int n = ch.read(bb, at);
+                    if (n < 0) {
+                        throw new MalformedTensorFileException(source + ": initializer '" + name + "': '" + location
+                                + "' ends at byte " + at + ", before its " + length + " bytes from " + offset);
+                    }
+                    at += n;
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(
+                        source + ": reading initializer '" + name + "' from '" + location + "'", e);
+            }
+            return bb.array();
         }
     }
 
@@ -213,9 +285,22 @@ public final class OnnxModel {
         this.outputs = List.copyOf(outputs);
     }
 
-    /** Reads a {@code .onnx} file (the whole file; ONNX keeps protobufs under 2 GB and larger weights outside). */
+    /**
+     * Reads a {@code .onnx} file (the whole protobuf; ONNX keeps it under 2 GB and larger weights outside): tensors
+     * stored as external data are found in the file's folder and read when their values are asked for.
+     */
     public static OnnxModel read(Path file) throws IOException {
-        return parse(file.toString(), readBytes(file));
+        return parse(file.toString(), readBytes(file), file.toAbsolutePath().getParent());
+    }
+
+    /** Whether some initializer keeps its values outside the model file. */
+    public boolean hasExternalData() {
+        for (Initializer t : initializers.values()) {
+            if (t.external() != null) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The bytes of a {@code .onnx} file, refused when larger than a protobuf can be (2 GB). */
@@ -227,8 +312,23 @@ public final class OnnxModel {
         return Files.readAllBytes(file);
     }
 
-    /** Parses a serialized {@code ModelProto}; {@code source} names it in messages. */
+    /**
+     * Parses a serialized {@code ModelProto}; {@code source} names it in messages. Tensors stored as external data are
+     * listed, with their shapes, but their values cannot be read (use {@link #parse(String, byte[], Path)}).
+     */
     public static OnnxModel parse(String source, byte[] bytes) {
+        return parse(source, bytes, null);
+    }
+
+    /**
+     * Parses a serialized {@code ModelProto} whose external data files are in {@code folder} (the model file's folder).
+     * Each external tensor's location and range are checked here; its values are read when asked for.
+     *
+     * @throws MalformedTensorFileException for a location that is absolute, names a parent folder or leads outside
+     *     {@code folder} (a link included), a file that is missing, an offset or length that is not a non-negative
+     *     integer or reaches past the file, or a length that is not the tensor's size; each naming the initializer
+     */
+    public static OnnxModel parse(String source, byte[] bytes, Path folder) {
         ProtoReader model = new ProtoReader(source, "ModelProto", bytes, 0, bytes.length);
         ProtoReader graph = null;
         while (model.hasMore()) {
@@ -263,7 +363,7 @@ public final class OnnxModel {
             switch (field) {
                 case 1 -> nodes.add(node(m));
                 case 5 -> {
-                    Initializer t = tensor(source, m);
+                    Initializer t = tensor(source, m, folder);
                     if (inits.put(t.name(), t) != null) {
                         throw new MalformedTensorFileException(
                                 source + ": two initializers named '" + t.name() + "' (second at byte " + at + ")");
@@ -313,7 +413,7 @@ public final class OnnxModel {
         return name;
     }
 
-    private static Initializer tensor(String source, ProtoReader m) {
+    private static Initializer tensor(String source, ProtoReader m, Path folder) {
         List<Long> dims = new ArrayList<>();
         int dataType = 0;
         String name = null;
@@ -325,6 +425,7 @@ public final class OnnxModel {
         long[] intData = null;
         int intCount = 0;
         boolean external = false;
+        Map<String, String> externalData = new LinkedHashMap<>();
         while (m.hasMore()) {
             long key = m.readKey();
             int field = (int) (key >>> 3);
@@ -406,8 +507,21 @@ public final class OnnxModel {
                     m.skipBytes(rawLength);
                 }
                 case 13 -> {
-                    external = true;
-                    m.skip(wire);
+                    ProtoReader e = requireWire(m, wire, ProtoReader.LEN, "external_data")
+                            .nested("StringStringEntryProto", m.readLength());
+                    String k = "";
+                    String v = "";
+                    while (e.hasMore()) {
+                        long ek = e.readKey();
+                        if (ek == (1 << 3 | ProtoReader.LEN)) {
+                            k = e.readString();
+                        } else if (ek == (2 << 3 | ProtoReader.LEN)) {
+                            v = e.readString();
+                        } else {
+                            e.skip((int) (ek & 7));
+                        }
+                    }
+                    externalData.put(k, v);
                 }
                 case 14 ->
                     external |= requireWire(m, wire, ProtoReader.VARINT, "data_location")
@@ -421,10 +535,6 @@ public final class OnnxModel {
             throw new MalformedTensorFileException(
                     source + ": an initializer without a name, ending at byte " + m.position());
         }
-        if (external) {
-            throw new MalformedTensorFileException(source + ": " + label
-                    + " keeps its data in an external file: not supported (save the model with its weights inside)");
-        }
         long[] d = new long[dims.size()];
         long elements = 1;
         for (int i = 0; i < d.length; i++) {
@@ -433,6 +543,12 @@ public final class OnnxModel {
                 throw new MalformedTensorFileException(source + ": " + label + " has dimension " + i + " = " + d[i]);
             }
             elements = multiplyChecked(source, label, elements, d[i]);
+        }
+        if (external) {
+            DType dtype = dataType >= 0 && dataType < DTYPES.length ? DTYPES[dataType] : null;
+            long need = dtype == null ? -1 : elements * dtype.bytes();
+            External ext = external(source, label, externalData, need, folder);
+            return new Initializer(source, name, d, elements, dataType, null, null, ext);
         }
         float[] floats = null;
         if (dataType == FLOAT) {
@@ -483,7 +599,93 @@ public final class OnnxModel {
                 bytes = b.array();
             }
         }
-        return new Initializer(source, name, d, elements, dataType, floats, bytes);
+        return new Initializer(source, name, d, elements, dataType, floats, bytes, null);
+    }
+
+    /**
+     * The external data of a tensor ({@code need} bytes, or -1 when its type has no fixed width), checked against
+     * {@code folder} when it is known.
+     */
+    private static External external(String source, String label, Map<String, String> entries, long need, Path folder) {
+        String location = entries.get("location");
+        if (location == null || location.isEmpty()) {
+            throw new MalformedTensorFileException(
+                    source + ": " + label + " is stored as external data without a" + " location");
+        }
+        long offset = externalNumber(source, label, entries, "offset", 0);
+        long length = externalNumber(source, label, entries, "length", -1);
+        Path rel;
+        try {
+            rel = Path.of(location);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new MalformedTensorFileException(
+                    source + ": " + label + ": external data location '" + location + "' is not a path");
+        }
+        boolean up = false;
+        for (Path part : rel) {
+            up |= part.toString().equals("..");
+        }
+        if (rel.isAbsolute() || up || location.startsWith("/") || location.contains("\\")) {
+            throw new MalformedTensorFileException(source + ": " + label + ": external data location '" + location
+                    + "' is not a path inside the model's folder (ONNX forbids absolute paths and '..')");
+        }
+        if (folder == null) {
+            return new External(location, offset, length, null);
+        }
+        Path file = folder.resolve(rel).normalize();
+        long size;
+        try {
+            Path real = file.toRealPath();
+            if (!real.startsWith(folder.toRealPath())) {
+                throw new MalformedTensorFileException(source + ": " + label + ": external data location '" + location
+                        + "' leads outside the model's folder (to " + real + ")");
+            }
+            if (!Files.isRegularFile(real)) {
+                throw new MalformedTensorFileException(
+                        source + ": " + label + ": external data '" + location + "' is not a file");
+            }
+            size = Files.size(real);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new MalformedTensorFileException(
+                    source + ": " + label + ": external data file '" + location + "' does not exist in " + folder);
+        } catch (IOException e) {
+            throw new MalformedTensorFileException(
+                    source + ": " + label + ": external data file '" + location + "': " + e.getMessage());
+        }
+        if (offset > size) {
+            throw new MalformedTensorFileException(source + ": " + label + ": offset " + offset + " is past the end"
+                    + " of '" + location + "' (" + size + " bytes)");
+        }
+        if (length < 0) {
+            length = size - offset;
+        }
+        if (length > size - offset) {
+            throw new MalformedTensorFileException(source + ": " + label + ": bytes [" + offset + ", "
+                    + (offset + length) + ") reach past the end of '" + location + "' (" + size + " bytes)");
+        }
+        if (need >= 0 && length != need) {
+            throw new MalformedTensorFileException(source + ": " + label + " needs " + need + " bytes, its external"
+                    + " data in '" + location + "' has " + length);
+        }
+        return new External(location, offset, length, file);
+    }
+
+    private static long externalNumber(
+            String source, String label, Map<String, String> entries, String key, long dflt) {
+        String v = entries.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            long n = Long.parseLong(v);
+            if (n < 0) {
+                throw new NumberFormatException();
+            }
+            return n;
+        } catch (NumberFormatException e) {
+            throw new MalformedTensorFileException(
+                    source + ": " + label + ": external data " + key + " '" + v + "' is not a non-negative integer");
+        }
     }
 
     private static ProtoReader requireWire(ProtoReader m, int wire, int expected, String field) {

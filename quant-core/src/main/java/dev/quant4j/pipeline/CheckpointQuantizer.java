@@ -201,18 +201,31 @@ public final class CheckpointQuantizer {
 
     /**
      * Quantizes {@code in} into {@code out}: a file when {@code in} is one file, otherwise a folder (replaced only when
-     * {@code replace}). Every tensor is chosen, and every output header planned, before anything is written.
+     * {@code replace}) with the input's shard names. Every tensor is chosen, and every output header planned, before
+     * anything is written.
      *
      * @throws IllegalArgumentException when the selector refuses a tensor, or nothing is selected
      */
     public Summary quantize(SafeTensorsCheckpoint in, Path out, boolean replace, Progress progress) throws IOException {
-        List<FilePlan> plans = new ArrayList<>();
+        return quantize(in, out, replace, 0, progress);
+    }
+
+    /**
+     * As {@link #quantize(SafeTensorsCheckpoint, Path, boolean, Progress)}; with a positive {@code maxShardSize},
+     * {@code out} is a folder whose shards hold at most that many bytes of tensor data each, filled as Hugging Face
+     * fills them ({@link #shards}), whatever the input's shards.
+     */
+    public Summary quantize(SafeTensorsCheckpoint in, Path out, boolean replace, long maxShardSize, Progress progress)
+            throws IOException {
+        List<List<Unit>> perInput = new ArrayList<>();
         List<Kept> kept = new ArrayList<>();
         int quantized = 0;
         for (SafeTensorsCheckpoint.Shard shard : in.shards()) {
-            FilePlan plan = plan(shard, kept);
-            quantized += plan.weights.size();
-            plans.add(plan);
+            List<Unit> units = units(shard, kept);
+            for (Unit u : units) {
+                quantized += u.layout() != null ? 1 : 0;
+            }
+            perInput.add(units);
         }
         if (quantized == 0) {
             throw new IllegalArgumentException(
@@ -224,11 +237,32 @@ public final class CheckpointQuantizer {
                                             + kept.get(0).reason()
                                             + (kept.size() > 1 ? ", and " + (kept.size() - 1) + " more" : "")));
         }
+        List<FilePlan> plans = new ArrayList<>();
+        boolean indexed;
+        if (maxShardSize > 0) {
+            List<Unit> all = new ArrayList<>();
+            perInput.forEach(all::addAll);
+            List<Long> sizes = all.stream().map(Unit::bytes).toList();
+            List<List<Integer>> groups = shards(sizes, maxShardSize);
+            for (int g = 0; g < groups.size(); g++) {
+                List<Unit> units = new ArrayList<>();
+                for (int i : groups.get(g)) {
+                    units.add(all.get(i));
+                }
+                plans.add(assemble(shardName(g, groups.size()), units));
+            }
+            indexed = groups.size() > 1;
+        } else {
+            for (int i = 0; i < perInput.size(); i++) {
+                plans.add(assemble(in.shards().get(i).fileName(), perInput.get(i)));
+            }
+            indexed = in.indexed();
+        }
         List<WeightReport> reports = new ArrayList<>();
         long[] bytesOut = {0};
         int[] copied = {0};
         List<String> files = new ArrayList<>();
-        if (in.folder() == null) {
+        if (in.folder() == null && maxShardSize <= 0) {
             FilePlan plan = plans.get(0);
             AtomicFiles.writeFile(out, tmp -> write(plan, tmp, reports, progress));
             bytesOut[0] = Files.size(out);
@@ -240,32 +274,88 @@ public final class CheckpointQuantizer {
                 Map<String, String> weightMap = new LinkedHashMap<>();
                 long total = 0;
                 for (FilePlan plan : plans) {
-                    Path file = tmp.resolve(plan.shard.fileName());
+                    Path file = tmp.resolve(plan.fileName);
                     write(plan, file, reports, progress);
                     total += plan.dataBytes();
                     bytesOut[0] += Files.size(file);
                     copied[0] += plan.copies.size();
-                    files.add(plan.shard.fileName());
+                    files.add(plan.fileName);
                     for (SafeTensorsStreamWriter.Spec s : plan.specs) {
-                        weightMap.put(s.name(), plan.shard.fileName());
+                        weightMap.put(s.name(), plan.fileName);
                     }
                 }
-                if (in.indexed()) {
+                if (indexed) {
                     SafeTensorsCheckpoint.writeIndex(tmp, total, weightMap);
                     files.add(SafeTensorsCheckpoint.INDEX);
                 }
-                copyOtherFiles(source, tmp, in, files);
+                if (source != null) {
+                    copyOtherFiles(source, tmp, in, files);
+                }
             });
         }
         return new Summary(reports, kept, copied[0], in.dataBytes(), bytesOut[0], files);
     }
 
-    /** The output of one input file: the weights to quantize with their layouts, and the tensors to copy. */
+    /**
+     * Splits items of {@code sizes} bytes, in order, into shards of at most {@code maxShardSize} bytes as
+     * huggingface_hub's {@code split_state_dict_into_shards_factory} does ({@code src/huggingface_hub/serialization/
+     * _base.py}, commit {@code 122aa5cc}): items fill the current shard until the next would tip it over the limit,
+     * which then starts a new one; an item larger than the limit goes alone into a shard of its own, placed in the
+     * list when it is met, while the current shard stays open. Returns each shard's item indices.
+     */
+    static List<List<Integer>> shards(List<Long> sizes, long maxShardSize) {
+        List<List<Integer>> shards = new ArrayList<>();
+        List<Integer> current = new ArrayList<>();
+        long currentSize = 0;
+        for (int i = 0; i < sizes.size(); i++) {
+            long size = sizes.get(i);
+            if (size > maxShardSize) {
+                shards.add(List.of(i));
+                continue;
+            }
+            if (currentSize + size > maxShardSize) {
+                shards.add(current);
+                current = new ArrayList<>();
+                currentSize = 0;
+            }
+            current.add(i);
+            currentSize += size;
+        }
+        if (!current.isEmpty()) {
+            shards.add(current);
+        }
+        return shards;
+    }
+
+    /**
+     * The name of shard {@code index} (from 0) of {@code count}: {@code model.safetensors} alone, otherwise {@code
+     * model-00001-of-00003.safetensors} ... (huggingface_hub's {@code FILENAME_PATTERN} with the suffix {@code
+     * -{idx+1:05d}-of-{n:05d}}).
+     */
+    static String shardName(int index, int count) {
+        return count == 1
+                ? SafeTensorsCheckpoint.SINGLE
+                : String.format(java.util.Locale.ROOT, "model-%05d-of-%05d.safetensors", index + 1, count);
+    }
+
+    /**
+     * A tensor of the input as the output holds it: a weight with its quantized layout (all its parts stay in one
+     * file, the unit a shard is filled with), or a tensor copied (layout null).
+     */
+    private record Unit(SafeTensors file, SafeTensors.Entry entry, QuantizedSafeTensors.Layout layout) {
+        long bytes() {
+            return layout != null ? layout.bytes() : entry.end() - entry.begin();
+        }
+    }
+
+    /** The output of one file: the weights to quantize with their layouts, and the tensors to copy. */
     private record FilePlan(
-            SafeTensorsCheckpoint.Shard shard,
+            String fileName,
             List<QuantizedSafeTensors.Layout> layouts,
             List<SafeTensors.Entry> weights,
+            List<SafeTensors> weightFiles,
             List<SafeTensors.Entry> copies,
+            List<SafeTensors> copyFiles,
             List<SafeTensorsStreamWriter.Spec> specs,
             Map<String, String> metadata,
             Map<String, Long> alignedRowsBytes) {
@@ -279,10 +369,10 @@ public final class CheckpointQuantizer {
         }
     }
 
-    private FilePlan plan(SafeTensorsCheckpoint.Shard shard, List<Kept> kept) {
-        List<QuantizedSafeTensors.Layout> layouts = new ArrayList<>();
-        List<SafeTensors.Entry> weights = new ArrayList<>();
-        List<SafeTensors.Entry> copies = new ArrayList<>();
+    /** The tensors of one input file as the output holds them, the weights first, each group in file order. */
+    private List<Unit> units(SafeTensorsCheckpoint.Shard shard, List<Kept> kept) {
+        List<Unit> weights = new ArrayList<>();
+        List<Unit> copies = new ArrayList<>();
         SafeTensors st = shard.file();
         String format = st.metadata().get(QuantizedSafeTensors.FORMAT_KEY);
         if (format != null) {
@@ -300,13 +390,33 @@ public final class CheckpointQuantizer {
                 if (shape[0] > Integer.MAX_VALUE || shape[1] > Integer.MAX_VALUE) {
                     throw new IllegalArgumentException("tensor '" + e.name() + "' " + e + " has a dimension past 2^31");
                 }
-                layouts.add(method.layout(e.name(), (int) shape[0], (int) shape[1], false));
-                weights.add(e);
+                weights.add(new Unit(st, e, method.layout(e.name(), (int) shape[0], (int) shape[1], false)));
             } else {
                 if (c.keptReason() != null) {
                     kept.add(new Kept(e.name(), c.keptReason()));
                 }
-                copies.add(e);
+                copies.add(new Unit(st, e, null));
+            }
+        }
+        weights.addAll(copies);
+        return weights;
+    }
+
+    /** The plan of one output file holding {@code units}: the weights' parts in order, then the copies. */
+    private FilePlan assemble(String fileName, List<Unit> units) {
+        List<QuantizedSafeTensors.Layout> layouts = new ArrayList<>();
+        List<SafeTensors.Entry> weights = new ArrayList<>();
+        List<SafeTensors> weightFiles = new ArrayList<>();
+        List<SafeTensors.Entry> copies = new ArrayList<>();
+        List<SafeTensors> copyFiles = new ArrayList<>();
+        for (Unit u : units) {
+            if (u.layout() != null) {
+                layouts.add(u.layout());
+                weights.add(u.entry());
+                weightFiles.add(u.file());
+            } else {
+                copies.add(u.entry());
+                copyFiles.add(u.file());
             }
         }
         List<SafeTensorsStreamWriter.Spec> specs = new ArrayList<>();
@@ -320,8 +430,7 @@ public final class CheckpointQuantizer {
             specs.add(new SafeTensorsStreamWriter.Spec(e.name(), e.dtype(), e.shape()));
         }
         // the bytes each part of a row-blocked weight takes per rowAlignment rows: a block starting at row r (a
-        // multiple
-        // of the alignment) starts at r / alignment times that in each part
+        // multiple of the alignment) starts at r / alignment times that in each part
         Map<String, Long> alignedRowsBytes = new java.util.HashMap<>();
         for (SafeTensors.Entry e : weights) {
             int cols = (int) e.shape()[1];
@@ -333,7 +442,8 @@ public final class CheckpointQuantizer {
                 }
             }
         }
-        return new FilePlan(shard, layouts, weights, copies, specs, metadata, alignedRowsBytes);
+        return new FilePlan(
+                fileName, layouts, weights, weightFiles, copies, copyFiles, specs, metadata, alignedRowsBytes);
     }
 
     /** One piece of work: rows [from, to) of weight {@code weight} of the plan, or a byte range of a copy. */
@@ -362,7 +472,6 @@ public final class CheckpointQuantizer {
                 tasks.add(new Task(-1, 0, 0, i, b, Math.min(size, b + COPY_BYTES)));
             }
         }
-        SafeTensors st = plan.shard.file();
         // double quantization compresses each weight's block absmax values together: they are found first (a pass
         // that only reads), so that each block's error is measured against the absmax values as stored
         DoubleQuant[] doubleQuant = new DoubleQuant[plan.weights.size()];
@@ -380,7 +489,7 @@ public final class CheckpointQuantizer {
                 }
             }
             runAll(first, (t, scratch) -> {
-                blockAbsmax(t, plan, st, cs.blockSize(), absmax[t.weight()], scratch);
+                blockAbsmax(t, plan, cs.blockSize(), absmax[t.weight()], scratch);
                 return null;
             });
             for (int i = 0; i < absmax.length; i++) {
@@ -391,7 +500,7 @@ public final class CheckpointQuantizer {
         ErrorMetrics.Accumulator[] sums;
         try (SafeTensorsStreamWriter out = SafeTensorsStreamWriter.create(file, plan.specs, plan.metadata)) {
             // per block: the error sums, merged per weight in block order below
-            sums = runAll(tasks, (t, scratch) -> run(t, plan, st, out, restored, scratch, progress));
+            sums = runAll(tasks, (t, scratch) -> run(t, plan, out, restored, scratch, progress));
             for (int i = 0; i < plan.weights.size(); i++) {
                 if (doubleQuant[i] != null) {
                     writeDoubleQuant(plan.layouts.get(i), doubleQuant[i], out);
@@ -437,7 +546,6 @@ public final class CheckpointQuantizer {
     private ErrorMetrics.Accumulator run(
             Task task,
             FilePlan plan,
-            SafeTensors st,
             SafeTensorsStreamWriter out,
             float[][] restored,
             Scratch scratch,
@@ -446,7 +554,7 @@ public final class CheckpointQuantizer {
         if (task.weight() < 0) {
             SafeTensors.Entry e = plan.copies.get(task.copy());
             long length = task.copyTo() - task.copyFrom();
-            out.copyRange(e.name(), task.copyFrom(), st, e.name(), length);
+            out.copyRange(e.name(), task.copyFrom(), plan.copyFiles.get(task.copy()), e.name(), length);
             progress.done(e.name(), length);
             return null;
         }
@@ -461,7 +569,7 @@ public final class CheckpointQuantizer {
         float[] values = task.from() == 0 && task.to() == e.shape()[0] && method.rowAlignment(cols) == 0
                 ? new float[(int) n]
                 : scratch.values((int) n);
-        st.readFloats(e.name(), (long) task.from() * cols, (int) n, values, 0);
+        plan.weightFiles.get(task.weight()).readFloats(e.name(), (long) task.from() * cols, (int) n, values, 0);
         FloatMatrix w = FloatMatrix.of(e.name(), rows, cols, values, 0);
         QuantizedWeight q = method.quantize(w);
         QuantizedSafeTensors.Layout layout = plan.layouts.get(task.weight());
@@ -514,12 +622,12 @@ public final class CheckpointQuantizer {
     }
 
     /** The absmax of each codebook block of the task's rows, into {@code absmax} at the rows' first block. */
-    private static void blockAbsmax(Task task, FilePlan plan, SafeTensors st, int bs, float[] absmax, Scratch s) {
+    private static void blockAbsmax(Task task, FilePlan plan, int bs, float[] absmax, Scratch s) {
         SafeTensors.Entry e = plan.weights.get(task.weight());
         int cols = (int) e.shape()[1];
         int n = (task.to() - task.from()) * cols;
         float[] x = s.values(n);
-        st.readFloats(e.name(), (long) task.from() * cols, n, x, 0);
+        plan.weightFiles.get(task.weight()).readFloats(e.name(), (long) task.from() * cols, n, x, 0);
         int first = (int) ((long) task.from() * cols / bs);
         for (int b = 0; b * bs < n; b++) {
             float m = 0f;

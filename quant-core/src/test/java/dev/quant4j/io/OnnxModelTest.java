@@ -195,7 +195,7 @@ class OnnxModelTest {
                 .isEqualTo("bad.onnx: initializer 'Huge' has more than 2^31 elements");
         assertThat(error(graphWith(
                         new Proto().intField(1, 2).intField(2, 1).string(8, "E").intField(14, 1))))
-                .contains("initializer 'E' keeps its data in an external file");
+                .isEqualTo("bad.onnx: initializer 'E' is stored as external data without a location");
         assertThat(error(graphWith(new Proto().intField(2, 1).string(8, "S").bytesField(3, new byte[0]))))
                 .contains("tensor 'S' stored in segments");
         assertThat(error(graphWith(

@@ -1,0 +1,317 @@
+package dev.quant4j.pipeline;
+
+import dev.quant4j.ggml.GgmlQuants;
+import dev.quant4j.ggml.GgmlType;
+import dev.quant4j.io.AtomicFiles;
+import dev.quant4j.io.GgufStreamWriter;
+import dev.quant4j.io.GgufValue;
+import dev.quant4j.quant.ErrorMetrics;
+import dev.quant4j.tensor.FloatMatrix;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ForkJoinPool;
+import java.util.function.Function;
+
+/**
+ * Writes a GGUF file whose weights are quantized to one ggml type, as a stream, from inputs of any size: the file's
+ * header (metadata, tensor infos, aligned 64-bit offsets) is planned from the tensors' extents and the type before any
+ * data ({@link GgufStreamWriter}), then each weight is read a block of whole rows at a time (about a quarter of a
+ * million values), quantized row by row with ggml's reference quantizers ({@link GgmlQuants#quantizeRow}) and written at
+ * its place; tensors kept as they are go straight from the input to the output.
+ *
+ * <p>The blocks are quantized on every thread of the pool, taken in file order ({@link OrderedTasks}). A ggml row is
+ * never split and rows are quantized independently, so the file is byte for byte the one {@link
+ * dev.quant4j.io.GgufWriter} writes from {@link GgmlQuants#quantize} of each whole weight, whatever the number of
+ * threads; each block's error sums are added in block order, so the figures do not depend on it either. The heap holds a
+ * few row blocks per thread (their float32 values, codes and dequantized values), whatever the size of a tensor or of
+ * the input; only a {@link Method#whole} method (GPTQ) holds one whole weight per thread.
+ *
+ * <p>The file appears whole or not at all ({@link AtomicFiles}).
+ */
+public final class GgufQuantizer {
+
+    /** Reads rows {@code [first, first + count)} of a weight {@code [rows, cols]} as float32 into {@code dst[0..)}. */
+    @FunctionalInterface
+    public interface Rows {
+        void read(long first, int count, float[] dst) throws IOException;
+    }
+
+    /** Writes bytes {@code [from, from + length)} of a kept tensor into the output at tensor {@code index}, byte from. */
+    @FunctionalInterface
+    public interface Copy {
+        void copy(long from, long length, GgufStreamWriter out, int index) throws IOException;
+    }
+
+    /**
+     * A tensor of the output: a weight {@code [rows, cols]} to quantize (GGUF extents {@code [cols, rows]}), read by
+     * {@code rows} and {@code inputBytes} bytes large in the input (for progress); or a tensor kept as {@code keptType}
+     * whose bytes {@code copy} writes.
+     */
+    public record Item(
+            String name, long[] ne, long rows, int cols, Rows reader, long inputBytes, GgmlType keptType, Copy copy) {
+
+        public Item {
+            Objects.requireNonNull(name, "name");
+            ne = ne.clone();
+        }
+
+        /** A weight {@code [rows, cols]} to quantize. */
+        public static Item weight(String name, long rows, int cols, long inputBytes, Rows reader) {
+            return new Item(
+                    name, new long[] {cols, rows}, rows, cols, Objects.requireNonNull(reader), inputBytes, null, null);
+        }
+
+        /** A weight stored with more than two GGUF extents, rows being the product of all but {@code ne[0]}. */
+        public static Item weight(String name, long[] ne, long inputBytes, Rows reader) {
+            long rows = 1;
+            for (int i = 1; i < ne.length; i++) {
+                rows = Math.multiplyExact(rows, ne[i]);
+            }
+            return new Item(
+                    name, ne, rows, Math.toIntExact(ne[0]), Objects.requireNonNull(reader), inputBytes, null, null);
+        }
+
+        /** A tensor kept as {@code type}. */
+        public static Item kept(String name, long[] ne, GgmlType type, Copy copy) {
+            return new Item(name, ne, 0, 0, null, 0, Objects.requireNonNull(type), Objects.requireNonNull(copy));
+        }
+
+        @Override
+        public long[] ne() {
+            return ne.clone();
+        }
+
+        boolean quantized() {
+            return reader != null;
+        }
+    }
+
+    /** What a whole-weight method made of one weight: its bytes in the type, and a note for its report line. */
+    @SuppressWarnings("ArrayRecordComponent") // handed over once
+    public record Whole(byte[] data, String note) {}
+
+    /** How the weights are quantized: ggml's reference quantizer of a type, or a method that needs each weight whole. */
+    public record Method(GgmlType type, String label, Function<FloatMatrix, Whole> whole) {
+
+        public Method {
+            Objects.requireNonNull(type, "type");
+            if (!type.quantizable()) {
+                throw new IllegalArgumentException(
+                        "quant4j does not quantize to ggml type " + type + "; it does " + GgmlType.quantizableNames());
+            }
+        }
+
+        /** ggml's reference quantizer ({@code quantize_row_*_ref}) of {@code type}, in row blocks. */
+        public static Method rtn(GgmlType type) {
+            return new Method(type, "", null);
+        }
+
+        /** {@code quantize} gets each weight whole and returns its bytes in {@code type}; {@code label} tags its line. */
+        public static Method whole(GgmlType type, String label, Function<FloatMatrix, Whole> quantize) {
+            return new Method(type, label, Objects.requireNonNull(quantize, "quantize"));
+        }
+    }
+
+    /** One quantized weight: its shape, bits per weight as stored, error, and the method's note (or empty). */
+    public record WeightReport(
+            String name, long rows, int cols, double bitsPerWeight, ErrorMetrics error, String note) {}
+
+    /** What was written: the weights' reports in file order, the tensors kept, the bytes in and out. */
+    public record Summary(List<WeightReport> weights, int kept, long bytesIn, long bytesOut) {}
+
+    private final Method method;
+    private final ForkJoinPool pool;
+    private final int blockElements;
+
+    /** Quantizes with {@code method} on every thread of {@code pool}. */
+    public GgufQuantizer(Method method, ForkJoinPool pool) {
+        this(method, pool, CheckpointQuantizer.BLOCK_ELEMENTS);
+    }
+
+    /** As the public constructor, with row blocks of about {@code blockElements} values (tests use small ones). */
+    GgufQuantizer(Method method, ForkJoinPool pool, int blockElements) {
+        this.method = Objects.requireNonNull(method, "method");
+        this.pool = Objects.requireNonNull(pool, "pool");
+        if (blockElements <= 0) {
+            throw new IllegalArgumentException("blockElements " + blockElements + " must be positive");
+        }
+        this.blockElements = blockElements;
+    }
+
+    /**
+     * Writes {@code out} atomically: {@code metadata} in order, then {@code items} in order, the weights quantized.
+     *
+     * @throws IllegalArgumentException for a weight whose rows are not whole blocks of the type (naming it), a NaN or
+     *     infinite value (naming the tensor, row and column), or what {@link GgufStreamWriter} refuses
+     */
+    public Summary write(
+            Map<String, GgufValue> metadata, List<Item> items, Path out, CheckpointQuantizer.Progress progress)
+            throws IOException {
+        GgmlType type = method.type();
+        List<GgufStreamWriter.Spec> specs = new ArrayList<>();
+        List<Task> tasks = new ArrayList<>();
+        long bytesIn = 0;
+        int kept = 0;
+        for (int i = 0; i < items.size(); i++) {
+            Item it = items.get(i);
+            if (!it.quantized()) {
+                specs.add(new GgufStreamWriter.Spec(it.name(), it.ne, it.keptType()));
+                long size = specs.get(i).bytes();
+                for (long b = 0; b == 0 || b < size; b += COPY_BYTES) {
+                    tasks.add(new Task(i, b, Math.min(size, b + COPY_BYTES)));
+                }
+                bytesIn += size;
+                kept++;
+                continue;
+            }
+            if (it.rows() <= 0 || it.cols() <= 0) {
+                throw new IllegalArgumentException(
+                        "tensor '" + it.name() + "' [" + it.rows() + ", " + it.cols() + "] is empty");
+            }
+            if (it.cols() % type.blockSize() != 0) {
+                throw new IllegalArgumentException("tensor '" + it.name() + "' [" + it.rows() + ", " + it.cols()
+                        + "]: its rows of " + it.cols() + " values are not a multiple of the " + type
+                        + " block size " + type.blockSize());
+            }
+            specs.add(new GgufStreamWriter.Spec(it.name(), it.ne, type));
+            bytesIn += it.inputBytes();
+            long perBlock = method.whole() != null ? it.rows() : Math.max(1, blockElements / it.cols());
+            for (long r = 0; r == 0 || r < it.rows(); r += perBlock) {
+                tasks.add(new Task(i, r, Math.min(it.rows(), r + perBlock)));
+            }
+        }
+        long[] bytesOut = {0};
+        List<Result> results = new ArrayList<>();
+        AtomicFiles.writeFile(out, tmp -> {
+            try (GgufStreamWriter w = GgufStreamWriter.create(tmp, metadata, specs)) {
+                results.addAll(OrderedTasks.run(
+                        pool, tasks.size(), Scratch::new, (t, s) -> run(tasks.get(t), items, w, s, progress)));
+                w.finish();
+            }
+            bytesOut[0] = Files.size(tmp);
+        });
+        List<WeightReport> reports = new ArrayList<>();
+        ErrorMetrics.Accumulator acc = null;
+        String note = "";
+        for (int t = 0; t < tasks.size(); t++) {
+            Task task = tasks.get(t);
+            Item it = items.get(task.item());
+            if (!it.quantized()) {
+                continue;
+            }
+            Result r = results.get(t);
+            acc = task.from() == 0 ? r.error() : acc.merge(r.error());
+            note = r.note() != null ? r.note() : note;
+            if (task.to() == it.rows()) {
+                double bpw = 8.0 * specs.get(task.item()).bytes() / ((double) it.rows() * it.cols());
+                reports.add(new WeightReport(it.name(), it.rows(), it.cols(), bpw, acc.result(), note));
+                note = "";
+            }
+        }
+        return new Summary(reports, kept, bytesIn, bytesOut[0]);
+    }
+
+    /** Bytes per task when copying a kept tensor. */
+    private static final long COPY_BYTES = 64L << 20;
+
+    /** Rows {@code [from, to)} of item {@code item}, or its bytes {@code [from, to)} when it is kept. */
+    private record Task(int item, long from, long to) {}
+
+    private record Result(ErrorMetrics.Accumulator error, String note) {}
+
+    /** Per-thread buffers, grown on demand. */
+    private static final class Scratch {
+        float[] values = new float[0];
+        float[] back = new float[0];
+        byte[] codes = new byte[0];
+    }
+
+    private Result run(Task task, List<Item> items, GgufStreamWriter out, Scratch s, CheckpointQuantizer.Progress p)
+            throws IOException {
+        Item it = items.get(task.item());
+        if (!it.quantized()) {
+            it.copy().copy(task.from(), task.to() - task.from(), out, task.item());
+            p.done(it.name(), task.to() - task.from());
+            return null;
+        }
+        GgmlType type = method.type();
+        int cols = it.cols();
+        long count = task.to() - task.from();
+        long n = count * cols;
+        long rowSize = type.rowSize(cols);
+        if (n > Integer.MAX_VALUE - 8 || count * rowSize > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("tensor '" + it.name() + "' [" + it.rows() + ", " + cols + "] must be"
+                    + " quantized whole by " + method.label() + " and has " + n + " values, more than an array holds");
+        }
+        int rows = (int) count;
+        float[] x = method.whole() != null ? new float[(int) n] : values(s, (int) n);
+        it.reader().read(task.from(), rows, x);
+        String note = null;
+        byte[] q;
+        int qLength = (int) (rows * rowSize);
+        if (method.whole() != null) {
+            Whole whole;
+            try {
+                whole = method.whole().apply(FloatMatrix.of(it.name(), rows, cols, x, 0));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("tensor '" + it.name() + "': " + e.getMessage(), e);
+            }
+            q = whole.data();
+            note = whole.note();
+            if (q.length != qLength) {
+                throw new IllegalStateException("tensor '" + it.name() + "': " + method.label() + " gave " + q.length
+                        + " bytes, " + type + " needs " + qLength);
+            }
+        } else {
+            if (type.blockSize() > 1) {
+                for (int i = 0; i < n; i++) {
+                    if (!Float.isFinite(x[i])) {
+                        throw new IllegalArgumentException("tensor '" + it.name() + "': value " + x[i] + " at row "
+                                + (task.from() + i / cols) + ", column " + i % cols + " cannot be quantized to "
+                                + type);
+                    }
+                }
+            }
+            if (s.codes.length < qLength) {
+                s.codes = new byte[qLength];
+            }
+            q = s.codes;
+            for (int r = 0; r < rows; r++) {
+                GgmlQuants.quantizeRow(type, x, r * cols, q, (int) (r * rowSize), cols);
+            }
+        }
+        out.write(task.item(), task.from() * rowSize, ByteBuffer.wrap(q, 0, qLength));
+        if (s.back.length < n) {
+            s.back = new float[(int) n];
+        }
+        for (int r = 0; r < rows; r++) {
+            GgmlQuants.dequantizeRow(type, q, (int) (r * rowSize), s.back, r * cols, cols);
+        }
+        ErrorMetrics.Accumulator acc = new ErrorMetrics.Accumulator()
+                .add(FloatMatrix.of(it.name(), rows, cols, x, 0), FloatMatrix.of(it.name(), rows, cols, s.back, 0));
+        // the block's share of the weight's input bytes, so that the shares add up to them exactly
+        p.done(
+                it.name(),
+                share(it.inputBytes(), task.to(), it.rows()) - share(it.inputBytes(), task.from(), it.rows()));
+        return new Result(acc, note);
+    }
+
+    private static long share(long bytes, long row, long rows) {
+        return Math.multiplyHigh(bytes, row) == 0 && bytes * row >= 0
+                ? bytes * row / rows
+                : (long) ((double) bytes * row / rows);
+    }
+
+    private static float[] values(Scratch s, int n) {
+        if (s.values.length < n) {
+            s.values = new float[n];
+        }
+        return s.values;
+    }
+}
