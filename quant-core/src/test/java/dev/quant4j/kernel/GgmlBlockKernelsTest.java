@@ -249,6 +249,68 @@ class GgmlBlockKernelsTest {
     }
 
     /**
+     * {@code roundf} at its edges, with {@code d = 1} (127 in the block) so the values are q8_0's quotients: halves
+     * away from zero, and {@code 0.5 - 2^-25}, whose sum with 0.5 rounds up to 1 in float, to zero. The 4-bit types
+     * get the same values scaled onto their grids.
+     */
+    @Test
+    void roundsLikeRoundf() {
+        float[] edges = {
+            0.49999997f,
+            0.5f,
+            Math.nextUp(0.5f),
+            1.4999999f,
+            1.5f,
+            2.5f,
+            3.5f,
+            126.5f,
+            Math.nextDown(126.5f),
+            0x1p-149f,
+            0.0f,
+            -0.0f,
+            7.5f,
+            8.5f,
+            15.5f,
+            Math.nextDown(7.5f),
+            Math.nextUp(7.5f),
+            0.25f,
+            0.75f
+        };
+        int n = 32 * 2 * edges.length;
+        float[] x = new float[n];
+        for (int i = 0; i < edges.length; i++) {
+            for (int s = 0; s < 2; s++) {
+                int o = 32 * (2 * i + s);
+                for (int j = 0; j < 32; j++) {
+                    float e = edges[(i + j) % edges.length];
+                    x[o + j] = (j % 2 == s ? -e : e);
+                }
+                x[o + 31] = s == 0 ? 127f : -127f;
+                x[o + 30] = s == 0 ? -8f : 8f;
+            }
+        }
+        for (Type t : List.of(Type.Q8_0, Type.Q4_0, Type.Q4_1, Type.Q5_0, Type.Q5_1)) {
+            byte[] expected = new byte[n / 32 * t.size];
+            byte[] actual = new byte[n / 32 * t.size];
+            t.quantize(REF, x, 0, expected, 0, n);
+            t.quantize(VEC, x, 0, actual, 0, n);
+            assertThat(actual).as("%s", t).isEqualTo(expected);
+        }
+        // the reference's own q8_0 codes of 0.49999997 and 0.5 (d = 1): 0 and 1
+        byte[] q = new byte[34];
+        float[] block = new float[32];
+        block[0] = 0.49999997f;
+        block[1] = 0.5f;
+        block[2] = -0.5f;
+        block[3] = -1.5f;
+        block[31] = 127f;
+        for (GgmlBlockKernels k : List.of(REF, VEC)) {
+            k.quantizeQ8_0(block, 0, q, 0, 32);
+            assertThat(new byte[] {q[2], q[3], q[4], q[5], q[33]}).as(k.name()).containsExactly(0, 1, -1, -2, 127);
+        }
+    }
+
+    /**
      * FP16 scales of every sign and exponent (NaN, infinities, subnormals, signed zeros) with several mantissas, as
      * each scale field of each type.
      */
