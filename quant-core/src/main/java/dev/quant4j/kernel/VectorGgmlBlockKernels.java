@@ -56,6 +56,7 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     private static final int QK = 32;
 
     private static final int BL = B.length();
+    private static final VectorMask<Integer> ALL_INTS = I.maskAll(true);
     private static final int FL = F.length();
 
     @Override
@@ -68,19 +69,27 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     @Override
     public void dequantizeQ8_0(byte[] x, int xOff, float[] y, int yOff, int k) {
         final int nb = k / QK;
-        for (int i = 0; i < nb; i++) {
+        final int nv = vectorBlocks(x.length, xOff, nb, 34);
+        for (int i = 0; i < nv; i++) {
             final int b = xOff + i * 34;
             final FloatVector d = FloatVector.broadcast(F, getFp16(x, b));
             final int o = yOff + i * QK;
-            for (int j = 0; j < QK; j += BL) {
-                ByteVector q = ByteVector.fromArray(B, x, b + 2 + j);
-                for (int p = 0; p < BYTE_PARTS; p++) {
-                    ((FloatVector) q.convertShape(VectorOperators.B2F, F, p))
-                            .mul(d)
-                            .intoArray(y, o + j + p * FL);
-                }
+            for (int j = 0; j < QK; j += FL) {
+                ((FloatVector) ByteVector.fromArray(B, x, b + 2 + j).convertShape(VectorOperators.B2F, F, 0))
+                        .mul(d)
+                        .intoArray(y, o + j);
             }
         }
+        ScalarGgmlBlockKernels.dequantize_row_q8_0(x, xOff + nv * 34, y, yOff + nv * QK, (nb - nv) * QK);
+    }
+
+    /**
+     * The blocks of {@code size} bytes from {@code xOff} whose byte loads stay in the array. A step reads {@code
+     * B.length()} bytes for {@code L} values: at 128 bits 8 for 4, so a block's last step reads 4 bytes past it, and
+     * the row's last block is left to the scalar loop when they are past the array's end.
+     */
+    private static int vectorBlocks(int length, int xOff, int nb, int size) {
+        return nb > 0 && (long) xOff + (long) nb * size + (BL - FL) > length ? nb - 1 : nb;
     }
 
     @Override
@@ -113,13 +122,14 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
         final boolean fifthBit = qsAt > 4;
         final byte off = (byte) offset;
         final int nb = k / QK;
-        for (int i = 0; i < nb; i++) {
+        final int nv = vectorBlocks(x.length, xOff, nb, size);
+        for (int i = 0; i < nv; i++) {
             final int b = xOff + i * size;
             final FloatVector d = FloatVector.broadcast(F, getFp16(x, b));
             final FloatVector m = FloatVector.broadcast(F, withMin ? getFp16(x, b + 2) : 0f);
             final int qh = fifthBit ? getInt(x, b + qsAt - 4) : 0;
             final int o = yOff + i * QK;
-            for (int j = 0; j < QK / 2; j += BL) {
+            for (int j = 0; j < QK / 2; j += FL) {
                 ByteVector q = ByteVector.fromArray(B, x, b + qsAt + j);
                 ByteVector x0 = q.and((byte) 0x0F);
                 ByteVector x1 = q.lanewise(VectorOperators.LSHR, 4);
@@ -128,20 +138,25 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
                     x0 = x0.or(ByteVector.zero(B).blend((byte) 0x10, VectorMask.fromLong(B, qh >>> j)));
                     x1 = x1.or(ByteVector.zero(B).blend((byte) 0x10, VectorMask.fromLong(B, qh >>> (j + 16))));
                 }
-                x0 = x0.sub(off);
-                x1 = x1.sub(off);
-                for (int p = 0; p < BYTE_PARTS; p++) {
-                    FloatVector f0 = (FloatVector) x0.convertShape(VectorOperators.B2F, F, p);
-                    FloatVector f1 = (FloatVector) x1.convertShape(VectorOperators.B2F, F, p);
-                    if (withMin) {
-                        f0.mul(d).add(m).intoArray(y, o + j + p * FL);
-                        f1.mul(d).add(m).intoArray(y, o + QK / 2 + j + p * FL);
-                    } else {
-                        f0.mul(d).intoArray(y, o + j + p * FL);
-                        f1.mul(d).intoArray(y, o + QK / 2 + j + p * FL);
-                    }
+                FloatVector f0 = (FloatVector) x0.sub(off).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector f1 = (FloatVector) x1.sub(off).convertShape(VectorOperators.B2F, F, 0);
+                if (withMin) {
+                    f0.mul(d).add(m).intoArray(y, o + j);
+                    f1.mul(d).add(m).intoArray(y, o + QK / 2 + j);
+                } else {
+                    f0.mul(d).intoArray(y, o + j);
+                    f1.mul(d).intoArray(y, o + QK / 2 + j);
                 }
             }
+        }
+        int rest = (nb - nv) * QK;
+        int xr = xOff + nv * size;
+        int yr = yOff + nv * QK;
+        switch (size) {
+            case 18 -> ScalarGgmlBlockKernels.dequantize_row_q4_0(x, xr, y, yr, rest);
+            case 20 -> ScalarGgmlBlockKernels.dequantize_row_q4_1(x, xr, y, yr, rest);
+            case 22 -> ScalarGgmlBlockKernels.dequantize_row_q5_0(x, xr, y, yr, rest);
+            default -> ScalarGgmlBlockKernels.dequantize_row_q5_1(x, xr, y, yr, rest);
         }
     }
 
@@ -164,7 +179,8 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     private static void dequantizeK4(byte[] x, int xOff, float[] y, int yOff, int k, boolean fifthBit) {
         final int size = fifthBit ? 176 : 144;
         final int nb = k / 256;
-        for (int i = 0; i < nb; i++) {
+        final int nv = vectorBlocks(x.length, xOff, nb, size);
+        for (int i = 0; i < nv; i++) {
             final int b = xOff + i * size;
             final int sc = b + 4;
             final int qh = b + 16;
@@ -179,7 +195,7 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
                 scm = GgmlBlockKernels.scaleMinK4(2 * c + 1, x, sc);
                 final FloatVector d2 = FloatVector.broadcast(F, d * (scm & 0xFF));
                 final FloatVector m2 = FloatVector.broadcast(F, min * (scm >>> 8));
-                for (int l = 0; l < 32; l += BL) {
+                for (int l = 0; l < 32; l += FL) {
                     ByteVector qs = ByteVector.fromArray(B, x, q + l);
                     ByteVector x0 = qs.and((byte) 0x0F);
                     ByteVector x1 = qs.lanewise(VectorOperators.LSHR, 4);
@@ -192,16 +208,21 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
                                 .and((byte) 1)
                                 .lanewise(VectorOperators.LSHL, 4));
                     }
-                    for (int p = 0; p < BYTE_PARTS; p++) {
-                        FloatVector f0 = (FloatVector) x0.convertShape(VectorOperators.B2F, F, p);
-                        FloatVector f1 = (FloatVector) x1.convertShape(VectorOperators.B2F, F, p);
-                        d1.mul(f0).sub(m1).intoArray(y, o + l + p * FL);
-                        d2.mul(f1).sub(m2).intoArray(y, o + 32 + l + p * FL);
-                    }
+                    FloatVector f0 = (FloatVector) x0.convertShape(VectorOperators.B2F, F, 0);
+                    FloatVector f1 = (FloatVector) x1.convertShape(VectorOperators.B2F, F, 0);
+                    d1.mul(f0).sub(m1).intoArray(y, o + l);
+                    d2.mul(f1).sub(m2).intoArray(y, o + 32 + l);
                 }
                 q += 32;
                 o += 64;
             }
+        }
+        int xr = xOff + nv * size;
+        int yr = yOff + nv * 256;
+        if (fifthBit) {
+            ScalarGgmlBlockKernels.dequantize_row_q5_K(x, xr, y, yr, (nb - nv) * 256);
+        } else {
+            ScalarGgmlBlockKernels.dequantize_row_q4_K(x, xr, y, yr, (nb - nv) * 256);
         }
     }
 
@@ -221,7 +242,7 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
                 final int qh = b + 128 + 32 * n;
                 final int sc = b + 192 + 8 * n;
                 final int o = yOff + i * 256 + 128 * n;
-                for (int l = 0; l < 32; l += BL) {
+                for (int l = 0; l < 32; l += FL) {
                     final int is = l / 16;
                     // ggml's d * sc * q: (d * sc) first, then times q
                     final FloatVector s1 = FloatVector.broadcast(F, d * x[sc + is]);
@@ -247,17 +268,15 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
                     ByteVector q4 = c.lanewise(VectorOperators.LSHR, 4)
                             .or(h.lanewise(VectorOperators.LSHR, 6).lanewise(VectorOperators.LSHL, 4))
                             .sub((byte) 32);
-                    for (int p = 0; p < BYTE_PARTS; p++) {
-                        final int at = o + l + p * FL;
-                        s1.mul((FloatVector) q1.convertShape(VectorOperators.B2F, F, p))
-                                .intoArray(y, at);
-                        s2.mul((FloatVector) q2.convertShape(VectorOperators.B2F, F, p))
-                                .intoArray(y, at + 32);
-                        s3.mul((FloatVector) q3.convertShape(VectorOperators.B2F, F, p))
-                                .intoArray(y, at + 64);
-                        s4.mul((FloatVector) q4.convertShape(VectorOperators.B2F, F, p))
-                                .intoArray(y, at + 96);
-                    }
+                    final int at = o + l;
+                    s1.mul((FloatVector) q1.convertShape(VectorOperators.B2F, F, 0))
+                            .intoArray(y, at);
+                    s2.mul((FloatVector) q2.convertShape(VectorOperators.B2F, F, 0))
+                            .intoArray(y, at + 32);
+                    s3.mul((FloatVector) q3.convertShape(VectorOperators.B2F, F, 0))
+                            .intoArray(y, at + 64);
+                    s4.mul((FloatVector) q4.convertShape(VectorOperators.B2F, F, 0))
+                            .intoArray(y, at + 96);
                 }
             }
         }
@@ -277,14 +296,18 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
             putFp16(y, b, d);
             final FloatVector idv = FloatVector.broadcast(F, id);
             for (int j = 0; j < QK; j += BL) {
-                ByteVector q = ByteVector.zero(B);
-                for (int p = 0; p < BYTE_PARTS; p++) {
-                    FloatVector v = FloatVector.fromArray(F, x, o + j + p * FL).mul(idv);
-                    // roundf(v): v + copysign(0.5 - 2^-25, v), truncated
-                    FloatVector half =
-                            v.reinterpretAsInts().and(SIGN).or(ROUND_HALF_BITS).reinterpretAsFloats();
-                    IntVector r = (IntVector) v.add(half).convert(VectorOperators.F2I, 0);
-                    q = ((ByteVector) r.convertShape(VectorOperators.I2B, B, -p)).or(q);
+                // roundf(v): v + copysign(0.5 - 2^-25, v), truncated
+                FloatVector v = FloatVector.fromArray(F, x, o + j).mul(idv);
+                FloatVector half =
+                        v.reinterpretAsInts().and(SIGN).or(ROUND_HALF_BITS).reinterpretAsFloats();
+                IntVector r = (IntVector) v.add(half).convert(VectorOperators.F2I, 0);
+                ByteVector q = (ByteVector) r.convertShape(VectorOperators.I2B, B, 0);
+                if (BYTE_PARTS == 2) {
+                    FloatVector w = FloatVector.fromArray(F, x, o + j + FL).mul(idv);
+                    FloatVector whalf =
+                            w.reinterpretAsInts().and(SIGN).or(ROUND_HALF_BITS).reinterpretAsFloats();
+                    IntVector t = (IntVector) w.add(whalf).convert(VectorOperators.F2I, 0);
+                    q = ((ByteVector) t.convertShape(VectorOperators.I2B, B, -1)).or(q);
                 }
                 q.intoArray(y, b + 2 + j);
             }
@@ -307,7 +330,7 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
             final float d = max / -8;
             final float id = d != 0 ? 1.0f / d : 0.0f;
             putFp16(y, b, d);
-            codes4(x, o, y, b + 2, id, 0f, 8.5f, (byte) 15);
+            codes(x, o, y, b + 2, id, 0f, 8.5f, (byte) 15, false, false);
         }
     }
 
@@ -325,7 +348,7 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
             final float id = d != 0 ? 1.0f / d : 0.0f;
             putFp16(y, b, d);
             putFp16(y, b + 2, min);
-            codes4(x, o, y, b + 4, id, min, 0.5f, (byte) 15);
+            codes(x, o, y, b + 4, id, min, 0.5f, (byte) 15, true, false);
         }
     }
 
@@ -344,7 +367,7 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
             final float d = max / -16;
             final float id = d != 0 ? 1.0f / d : 0.0f;
             putFp16(y, b, d);
-            putInt(y, b + 2, codes5(x, o, y, b + 6, id, 0f, 16.5f, (byte) 31));
+            putInt(y, b + 2, codes(x, o, y, b + 6, id, 0f, 16.5f, (byte) 31, false, true));
         }
     }
 
@@ -363,7 +386,7 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
             putFp16(y, b, d);
             putFp16(y, b + 2, min);
             // (int) (x0 + 0.5f) & 0xFF: no clamp, the low byte
-            putInt(y, b + 4, codes5(x, o, y, b + 8, id, min, 0.5f, Byte.MAX_VALUE));
+            putInt(y, b + 4, codes(x, o, y, b + 8, id, min, 0.5f, Byte.MAX_VALUE, true, true));
         }
     }
 
@@ -376,7 +399,8 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
         for (int j = 0; j < QK; j += FL) {
             m = FloatVector.fromArray(F, x, o + j).reinterpretAsInts().and(ABS).max(m);
         }
-        return m.reduceLanes(VectorOperators.MAX);
+        // a fresh vector, not the loop variable, is the receiver (VectorShapes)
+        return IntVector.zero(I).blend(m, ALL_INTS).reduceLanes(VectorOperators.MAX);
     }
 
     /**
@@ -445,68 +469,63 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     }
 
     /**
-     * q4_0 and q4_1's codes: {@code xi = MIN(max, (int8_t) ((v - min) * id + add))} for element {@code j} in the low
-     * nibble of byte {@code j}, element {@code j + 16} in its high nibble, 16 bytes to {@code y[q]}.
+     * The codes of q4_0, q4_1, q5_0 and q5_1: {@code xi = MIN(max, (int8_t) ((v - min) * id + add))} (without {@code
+     * - min} unless {@code withMin}), element {@code j}'s low nibble in the low nibble of byte {@code j}, element {@code
+     * j + 16}'s in its high nibble, 16 bytes to {@code y[q]}; returns {@code qh}, bit 4 of element {@code j}'s code at
+     * bit {@code j}, when {@code fifthBit}.
      */
-    private static void codes4(float[] x, int o, byte[] y, int q, float id, float min, float add, byte max) {
-        final FloatVector idv = FloatVector.broadcast(F, id);
-        final FloatVector minv = FloatVector.broadcast(F, min);
-        final FloatVector addv = FloatVector.broadcast(F, add);
-        for (int j = 0; j < QK / 2; j += BL) {
-            ByteVector c0 = ByteVector.zero(B);
-            ByteVector c1 = ByteVector.zero(B);
-            for (int p = 0; p < BYTE_PARTS; p++) {
-                IntVector r0 = (IntVector) FloatVector.fromArray(F, x, o + j + p * FL)
-                        .sub(minv)
-                        .mul(idv)
-                        .add(addv)
-                        .convert(VectorOperators.F2I, 0);
-                IntVector r1 = (IntVector) FloatVector.fromArray(F, x, o + QK / 2 + j + p * FL)
-                        .sub(minv)
-                        .mul(idv)
-                        .add(addv)
-                        .convert(VectorOperators.F2I, 0);
-                c0 = ((ByteVector) r0.convertShape(VectorOperators.I2B, B, -p)).or(c0);
-                c1 = ((ByteVector) r1.convertShape(VectorOperators.I2B, B, -p)).or(c1);
-            }
-            c0 = c0.min(max);
-            c1 = c1.min(max);
-            c1.lanewise(VectorOperators.LSHL, 4).or(c0).intoArray(y, q + j);
-        }
-    }
-
-    /**
-     * q5_0 and q5_1's codes (as {@link #codes4}, clamped to {@code max}, whose low nibbles go to {@code y[q]}); returns
-     * {@code qh}, bit 4 of element {@code j}'s code at bit {@code j}.
-     */
-    private static int codes5(float[] x, int o, byte[] y, int q, float id, float min, float add, byte max) {
+    private static int codes(
+            float[] x,
+            int o,
+            byte[] y,
+            int q,
+            float id,
+            float min,
+            float add,
+            byte max,
+            boolean withMin,
+            boolean fifthBit) {
         final FloatVector idv = FloatVector.broadcast(F, id);
         final FloatVector minv = FloatVector.broadcast(F, min);
         final FloatVector addv = FloatVector.broadcast(F, add);
         int qh = 0;
         for (int j = 0; j < QK / 2; j += BL) {
-            ByteVector c0 = ByteVector.zero(B);
-            ByteVector c1 = ByteVector.zero(B);
-            for (int p = 0; p < BYTE_PARTS; p++) {
-                IntVector r0 = (IntVector) FloatVector.fromArray(F, x, o + j + p * FL)
-                        .sub(minv)
-                        .mul(idv)
-                        .add(addv)
-                        .convert(VectorOperators.F2I, 0);
-                IntVector r1 = (IntVector) FloatVector.fromArray(F, x, o + QK / 2 + j + p * FL)
-                        .sub(minv)
-                        .mul(idv)
-                        .add(addv)
-                        .convert(VectorOperators.F2I, 0);
-                c0 = ((ByteVector) r0.convertShape(VectorOperators.I2B, B, -p)).or(c0);
-                c1 = ((ByteVector) r1.convertShape(VectorOperators.I2B, B, -p)).or(c1);
+            // a store of codes is one float vector (512, 256 bits) or two (128 bits: parts 0 and -1 of the bytes)
+            FloatVector v0 = FloatVector.fromArray(F, x, o + j);
+            FloatVector v1 = FloatVector.fromArray(F, x, o + QK / 2 + j);
+            if (withMin) {
+                v0 = v0.sub(minv);
+                v1 = v1.sub(minv);
+            }
+            IntVector r0 = (IntVector) v0.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+            IntVector r1 = (IntVector) v1.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+            ByteVector c0 = (ByteVector) r0.convertShape(VectorOperators.I2B, B, 0);
+            ByteVector c1 = (ByteVector) r1.convertShape(VectorOperators.I2B, B, 0);
+            if (BYTE_PARTS == 2) {
+                FloatVector w0 = FloatVector.fromArray(F, x, o + j + FL);
+                FloatVector w1 = FloatVector.fromArray(F, x, o + QK / 2 + j + FL);
+                if (withMin) {
+                    w0 = w0.sub(minv);
+                    w1 = w1.sub(minv);
+                }
+                IntVector s0 = (IntVector) w0.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+                IntVector s1 = (IntVector) w1.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+                c0 = ((ByteVector) s0.convertShape(VectorOperators.I2B, B, -1)).or(c0);
+                c1 = ((ByteVector) s1.convertShape(VectorOperators.I2B, B, -1)).or(c1);
             }
             c0 = c0.min(max);
             c1 = c1.min(max);
-            long h0 = c0.and((byte) 0x10).compare(VectorOperators.NE, (byte) 0).toLong();
-            long h1 = c1.and((byte) 0x10).compare(VectorOperators.NE, (byte) 0).toLong();
-            qh |= (int) (h0 << j) | (int) (h1 << (j + 16));
-            c1.lanewise(VectorOperators.LSHL, 4).or(c0.and((byte) 0x0F)).intoArray(y, q + j);
+            if (fifthBit) {
+                long h0 = c0.and((byte) 0x10)
+                        .compare(VectorOperators.NE, (byte) 0)
+                        .toLong();
+                long h1 = c1.and((byte) 0x10)
+                        .compare(VectorOperators.NE, (byte) 0)
+                        .toLong();
+                qh |= (int) (h0 << j) | (int) (h1 << (j + 16));
+                c0 = c0.and((byte) 0x0F);
+            }
+            c1.lanewise(VectorOperators.LSHL, 4).or(c0).intoArray(y, q + j);
         }
         return qh;
     }
