@@ -36,20 +36,24 @@ class BenchmarksSmokeTest {
 
     @Test
     void ggmlQuantsBenchmarkMethodsRun() {
-        for (String type : new String[] {"q4_0", "q8_0"}) {
-            GgmlQuantsBenchmark b = new GgmlQuantsBenchmark();
-            b.type = type;
-            b.size = 4096;
-            b.setUp();
-            LinearRtnBenchmark.Bytes bytes = new LinearRtnBenchmark.Bytes();
-            byte[] q = b.quantizeReference(bytes).clone();
-            assertThat(q)
-                    .isEqualTo(
-                            dev.quant4j.ggml.GgmlQuants.quantize(dev.quant4j.ggml.GgmlType.byName(type), b.x, 1, 4096));
-            assertThat(b.dequantize(bytes))
-                    .containsExactly(
-                            dev.quant4j.ggml.GgmlQuants.dequantize(dev.quant4j.ggml.GgmlType.byName(type), q, 1, 4096));
-            assertThat(bytes.floatBytes).isEqualTo(2L * 4096 * 4);
+        for (String type : new String[] {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q5_K", "q6_K"}) {
+            for (String kernels : new String[] {"scalar", "vector"}) {
+                if (kernels.equals("vector")
+                        && dev.quant4j.kernel.Kernels.ggml() == dev.quant4j.kernel.Kernels.ggmlScalar()) {
+                    continue;
+                }
+                GgmlQuantsBenchmark b = new GgmlQuantsBenchmark();
+                b.type = type;
+                b.size = 4096;
+                b.kernels = kernels;
+                b.setUp();
+                LinearRtnBenchmark.Bytes bytes = new LinearRtnBenchmark.Bytes();
+                dev.quant4j.ggml.GgmlType t = dev.quant4j.ggml.GgmlType.byName(type);
+                byte[] q = b.quantize(bytes).clone();
+                assertThat(q).as(type).isEqualTo(dev.quant4j.ggml.GgmlQuants.quantize(t, b.x, 1, 4096));
+                assertThat(b.dequantize(bytes)).containsExactly(dev.quant4j.ggml.GgmlQuants.dequantize(t, q, 1, 4096));
+                assertThat(bytes.floatBytes).isEqualTo(2L * 4096 * 4);
+            }
         }
     }
 

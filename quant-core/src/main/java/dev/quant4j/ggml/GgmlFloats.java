@@ -1,5 +1,7 @@
 package dev.quant4j.ggml;
 
+import dev.quant4j.kernel.GgmlBlockKernels;
+
 /**
  * ggml's float storage types and the little-endian byte access the block types share: {@code f32}, {@code f16}
  * ({@code GGML_FP32_TO_FP16}, {@code GGML_FP16_TO_FP32}) and {@code bf16} ({@code GGML_FP32_TO_BF16}), as ggml's
@@ -16,10 +18,7 @@ public final class GgmlFloats {
 
     /** {@code GGML_FP32_TO_FP16}: float32 to FP16 bits, round to nearest even. */
     public static short fp32ToFp16(float f) {
-        if (Float.isNaN(f)) {
-            return (short) (((Float.floatToRawIntBits(f) >>> 16) & 0x8000) | 0x7E00);
-        }
-        return Float.floatToFloat16(f);
+        return GgmlBlockKernels.fp32ToFp16(f);
     }
 
     /** {@code GGML_FP16_TO_FP32}: exact. */

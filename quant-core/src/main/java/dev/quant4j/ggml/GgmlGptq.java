@@ -1,6 +1,7 @@
 package dev.quant4j.ggml;
 
 import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.kernel.GgmlBlockKernels;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.linalg.Cholesky;
 import dev.quant4j.tensor.FloatMatrix;
@@ -14,7 +15,7 @@ import java.util.stream.IntStream;
  * --asym}) or {@code q8_0} ({@code --bits 8 --sym}).
  *
  * <p>Each block's parameters are ggml's ({@code d = max / -8}, {@code d = (max - min) / 15, m = min}, {@code d = amax /
- * 127}; {@link LegacyQuants}) rounded to FP16 <em>before</em> the block is quantized, so the codes are chosen for, and
+ * 127}; the quantizers of {@link GgmlBlockKernels}) rounded to FP16 <em>before</em> the block is quantized, so the codes are chosen for, and
  * the error feedback uses, exactly the values the file stores: {@code D = fp16(d)}, codes {@code clamp(floor(x / D +
  * 8.5), 0, 15)}, {@code clamp(floor((x - M) / D + 0.5), 0, 15)} or {@code clamp(roundf(x / D), -128, 127)}. The result
  * dequantizes, by ggml's own {@code dequantize_row_*}, to the matrix GPTQ's error feedback assumed ({@link
@@ -217,7 +218,7 @@ public final class GgmlGptq {
                 yield q * d + m;
             }
             default -> {
-                int q = Math.max(-128, Math.min(127, (int) LegacyQuants.roundf(x * id)));
+                int q = Math.max(-128, Math.min(127, (int) roundf(x * id)));
                 code[j] = q;
                 yield q * d;
             }
@@ -239,5 +240,10 @@ public final class GgmlGptq {
                 }
             }
         }
+    }
+
+    /** C's {@code roundf}: to nearest, halves away from zero. */
+    static float roundf(float x) {
+        return (float) Math.copySign(Math.floor(Math.abs((double) x) + 0.5), x);
     }
 }

@@ -1,18 +1,24 @@
 package dev.quant4j.ggml;
 
+import dev.quant4j.kernel.GgmlBlockKernels;
+import dev.quant4j.kernel.Kernels;
 import java.util.stream.IntStream;
 
 /**
  * Quantizes float32 rows to ggml's block types and back, byte for byte as ggml's reference code does
  * ({@code ggml_quantize_chunk} without an importance matrix, which calls {@code quantize_row_*_ref}; and the
- * {@code to_float} of ggml's type traits). The per-family code, written after ggml's {@code src/ggml-quants.c}, is in
- * {@link LegacyQuants} (q4_0, q4_1, q5_0, q5_1, q8_0), {@link KQuants} (q4_K, q5_K, q6_K) and {@link GgmlFloats} (f32,
- * f16, bf16).
+ * {@code to_float} of ggml's type traits). The code, written after ggml's {@code src/ggml-quants.c}: the kernels of
+ * {@link GgmlBlockKernels} (every dequantizer of a block type and the quantizers of q4_0, q4_1, q5_0, q5_1 and q8_0;
+ * the Vector API ones where {@link Kernels} chooses them, byte-identical to the scalar reference), {@link KQuants} (the
+ * q4_K, q5_K and q6_K quantizers) and {@link GgmlFloats} (f32, f16, bf16).
  *
  * <p>A matrix {@code [rows, n_per_row]} is stored row after row; a row of {@code n_per_row} values takes {@link
  * GgmlType#rowSize} bytes. Rows are independent, so {@link #quantize} runs them in parallel with the same result.
  */
 public final class GgmlQuants {
+
+    /** The block kernels of this JVM: a constant, so each call below is statically bound once compiled. */
+    private static final GgmlBlockKernels BLOCKS = Kernels.ggml();
 
     private GgmlQuants() {}
 
@@ -74,11 +80,11 @@ public final class GgmlQuants {
             case F32 -> GgmlFloats.quantizeRowF32(x, xOff, y, yOff, k);
             case F16 -> GgmlFloats.quantizeRowF16(x, xOff, y, yOff, k);
             case BF16 -> GgmlFloats.quantizeRowBf16(x, xOff, y, yOff, k);
-            case Q4_0 -> LegacyQuants.quantize_row_q4_0_ref(x, xOff, y, yOff, k);
-            case Q4_1 -> LegacyQuants.quantize_row_q4_1_ref(x, xOff, y, yOff, k);
-            case Q5_0 -> LegacyQuants.quantize_row_q5_0_ref(x, xOff, y, yOff, k);
-            case Q5_1 -> LegacyQuants.quantize_row_q5_1_ref(x, xOff, y, yOff, k);
-            case Q8_0 -> LegacyQuants.quantize_row_q8_0_ref(x, xOff, y, yOff, k);
+            case Q4_0 -> BLOCKS.quantizeQ4_0(x, xOff, y, yOff, k);
+            case Q4_1 -> BLOCKS.quantizeQ4_1(x, xOff, y, yOff, k);
+            case Q5_0 -> BLOCKS.quantizeQ5_0(x, xOff, y, yOff, k);
+            case Q5_1 -> BLOCKS.quantizeQ5_1(x, xOff, y, yOff, k);
+            case Q8_0 -> BLOCKS.quantizeQ8_0(x, xOff, y, yOff, k);
             case Q4_K -> KQuants.quantize_row_q4_K_ref(x, xOff, y, yOff, k);
             case Q5_K -> KQuants.quantize_row_q5_K_ref(x, xOff, y, yOff, k);
             case Q6_K -> KQuants.quantize_row_q6_K_ref(x, xOff, y, yOff, k);
@@ -92,14 +98,14 @@ public final class GgmlQuants {
             case F32 -> GgmlFloats.dequantizeRowF32(x, xOff, y, yOff, k);
             case F16 -> GgmlFloats.dequantizeRowF16(x, xOff, y, yOff, k);
             case BF16 -> GgmlFloats.dequantizeRowBf16(x, xOff, y, yOff, k);
-            case Q4_0 -> LegacyQuants.dequantize_row_q4_0(x, xOff, y, yOff, k);
-            case Q4_1 -> LegacyQuants.dequantize_row_q4_1(x, xOff, y, yOff, k);
-            case Q5_0 -> LegacyQuants.dequantize_row_q5_0(x, xOff, y, yOff, k);
-            case Q5_1 -> LegacyQuants.dequantize_row_q5_1(x, xOff, y, yOff, k);
-            case Q8_0 -> LegacyQuants.dequantize_row_q8_0(x, xOff, y, yOff, k);
-            case Q4_K -> KQuants.dequantize_row_q4_K(x, xOff, y, yOff, k);
-            case Q5_K -> KQuants.dequantize_row_q5_K(x, xOff, y, yOff, k);
-            case Q6_K -> KQuants.dequantize_row_q6_K(x, xOff, y, yOff, k);
+            case Q4_0 -> BLOCKS.dequantizeQ4_0(x, xOff, y, yOff, k);
+            case Q4_1 -> BLOCKS.dequantizeQ4_1(x, xOff, y, yOff, k);
+            case Q5_0 -> BLOCKS.dequantizeQ5_0(x, xOff, y, yOff, k);
+            case Q5_1 -> BLOCKS.dequantizeQ5_1(x, xOff, y, yOff, k);
+            case Q8_0 -> BLOCKS.dequantizeQ8_0(x, xOff, y, yOff, k);
+            case Q4_K -> BLOCKS.dequantizeQ4_K(x, xOff, y, yOff, k);
+            case Q5_K -> BLOCKS.dequantizeQ5_K(x, xOff, y, yOff, k);
+            case Q6_K -> BLOCKS.dequantizeQ6_K(x, xOff, y, yOff, k);
             default -> throw unsupported(type);
         }
     }

@@ -3,15 +3,17 @@ package dev.quant4j.ggml;
 import static dev.quant4j.ggml.GgmlFloats.getFp16;
 import static dev.quant4j.ggml.GgmlFloats.putFp16;
 
+import dev.quant4j.kernel.GgmlBlockKernels;
 import java.util.Arrays;
 
 /**
  * ggml's K-quants {@code q4_K}, {@code q5_K} and {@code q6_K}: super-blocks of {@code QK_K = 256} values whose
  * sub-block scales are themselves quantized. The reference quantizers {@code quantize_row_q*_K_ref} with their scale
- * searches ({@code make_qkx2_quants}, {@code make_qx_quants}, {@code nearest_int}) and the dequantizers
- * {@code dequantize_row_q*_K} of ggml's {@code src/ggml-quants.c} at commit
+ * searches ({@code make_qkx2_quants}, {@code make_qx_quants}, {@code nearest_int}) of ggml's {@code
+ * src/ggml-quants.c} at commit
  * {@code d99724f2b141fed9e1a9f402213506c081433465}, statement for statement and with its variable names, so that the
- * bytes are ggml's ({@code GgmlQuantsTest} checks them against ggml's output).
+ * bytes are ggml's ({@code GgmlQuantsTest} checks them against ggml's output). The dequantizers are kernels ({@link
+ * GgmlBlockKernels}).
  *
  * <p>Blocks ({@code src/ggml-common.h}; FP16 little-endian):
  *
@@ -207,16 +209,7 @@ final class KQuants {
 
     /** {@code get_scale_min_k4}: the 6-bit scale and min of sub-block {@code j}, as {@code sc | m << 8}. */
     static int get_scale_min_k4(int j, byte[] q, int qOff) {
-        int d;
-        int m;
-        if (j < 4) {
-            d = q[qOff + j] & 63;
-            m = q[qOff + j + 4] & 63;
-        } else {
-            d = (q[qOff + j + 4] & 0xF) | (((q[qOff + j - 4] & 0xFF) >>> 6) << 4);
-            m = ((q[qOff + j + 4] & 0xFF) >>> 4) | (((q[qOff + j] & 0xFF) >>> 6) << 4);
-        }
-        return d | m << 8;
+        return GgmlBlockKernels.scaleMinK4(j, q, qOff);
     }
 
     /** The scale search and 6-bit scale packing q4_K and q5_K share; fills {@code L} and the block head. */
@@ -386,87 +379,6 @@ final class KQuants {
                 qh += 32;
             }
             xOff += QK_K;
-        }
-    }
-
-    static void dequantize_row_q4_K(byte[] x, int xOff, float[] y, int yOff, int k) {
-        final int nb = k / QK_K;
-        for (int i = 0; i < nb; i++) {
-            final int b = xOff + i * 144;
-            int q = b + 4 + K_SCALE_SIZE;
-            final float d = getFp16(x, b);
-            final float min = getFp16(x, b + 2);
-            int is = 0;
-            for (int j = 0; j < QK_K; j += 64) {
-                int scm = get_scale_min_k4(is + 0, x, b + 4);
-                final float d1 = d * (scm & 0xFF);
-                final float m1 = min * (scm >>> 8);
-                scm = get_scale_min_k4(is + 1, x, b + 4);
-                final float d2 = d * (scm & 0xFF);
-                final float m2 = min * (scm >>> 8);
-                for (int l = 0; l < 32; ++l) y[yOff++] = d1 * (x[q + l] & 0xF) - m1;
-                for (int l = 0; l < 32; ++l) y[yOff++] = d2 * ((x[q + l] & 0xFF) >>> 4) - m2;
-                q += 32;
-                is += 2;
-            }
-        }
-    }
-
-    static void dequantize_row_q5_K(byte[] x, int xOff, float[] y, int yOff, int k) {
-        final int nb = k / QK_K;
-        for (int i = 0; i < nb; i++) {
-            final int b = xOff + i * 176;
-            final int qh = b + 4 + K_SCALE_SIZE;
-            int ql = qh + QK_K / 8;
-            final float d = getFp16(x, b);
-            final float min = getFp16(x, b + 2);
-            int is = 0;
-            int u1 = 1, u2 = 2;
-            for (int j = 0; j < QK_K; j += 64) {
-                int scm = get_scale_min_k4(is + 0, x, b + 4);
-                final float d1 = d * (scm & 0xFF);
-                final float m1 = min * (scm >>> 8);
-                scm = get_scale_min_k4(is + 1, x, b + 4);
-                final float d2 = d * (scm & 0xFF);
-                final float m2 = min * (scm >>> 8);
-                for (int l = 0; l < 32; ++l)
-                    y[yOff++] = d1 * ((x[ql + l] & 0xF) + ((x[qh + l] & u1) != 0 ? 16 : 0)) - m1;
-                for (int l = 0; l < 32; ++l)
-                    y[yOff++] = d2 * (((x[ql + l] & 0xFF) >>> 4) + ((x[qh + l] & u2) != 0 ? 16 : 0)) - m2;
-                ql += 32;
-                is += 2;
-                u1 <<= 2;
-                u2 <<= 2;
-            }
-        }
-    }
-
-    static void dequantize_row_q6_K(byte[] x, int xOff, float[] y, int yOff, int k) {
-        final int nb = k / QK_K;
-        for (int i = 0; i < nb; i++) {
-            final int b = xOff + i * 210;
-            final float d = getFp16(x, b + 208);
-            int ql = b;
-            int qh = b + 128;
-            int sc = b + 192;
-            for (int n = 0; n < QK_K; n += 128) {
-                for (int l = 0; l < 32; ++l) {
-                    int is = l / 16;
-                    final int h = x[qh + l] & 0xFF;
-                    final int q1 = (byte) ((x[ql + l + 0] & 0xF) | (((h >>> 0) & 3) << 4)) - 32;
-                    final int q2 = (byte) ((x[ql + l + 32] & 0xF) | (((h >>> 2) & 3) << 4)) - 32;
-                    final int q3 = (byte) (((x[ql + l + 0] & 0xFF) >>> 4) | (((h >>> 4) & 3) << 4)) - 32;
-                    final int q4 = (byte) (((x[ql + l + 32] & 0xFF) >>> 4) | (((h >>> 6) & 3) << 4)) - 32;
-                    y[yOff + l + 0] = d * x[sc + is + 0] * q1;
-                    y[yOff + l + 32] = d * x[sc + is + 2] * q2;
-                    y[yOff + l + 64] = d * x[sc + is + 4] * q3;
-                    y[yOff + l + 96] = d * x[sc + is + 6] * q4;
-                }
-                yOff += 128;
-                ql += 64;
-                qh += 32;
-                sc += 8;
-            }
         }
     }
 }

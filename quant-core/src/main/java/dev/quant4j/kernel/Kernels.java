@@ -31,6 +31,19 @@ public final class Kernels {
         return Holder.SCALAR;
     }
 
+    /**
+     * The kernels of ggml's block types this JVM uses: the vector ones whenever {@link #get()} is vector, of the same
+     * width, else the scalar reference.
+     */
+    public static GgmlBlockKernels ggml() {
+        return Holder.GGML;
+    }
+
+    /** The scalar reference kernels of ggml's block types. */
+    public static GgmlBlockKernels ggmlScalar() {
+        return Holder.GGML_SCALAR;
+    }
+
     /** Whether the Vector API module is present in this JVM. */
     public static boolean vectorModulePresent() {
         return ModuleLayer.boot().findModule(VECTOR_MODULE).isPresent();
@@ -78,5 +91,7 @@ public final class Kernels {
     private static final class Holder {
         static final QuantKernels SCALAR = new ScalarKernelSet();
         static final QuantKernels INSTANCE = choose();
+        static final GgmlBlockKernels GGML_SCALAR = new ScalarGgmlBlockKernels();
+        static final GgmlBlockKernels GGML = INSTANCE == SCALAR ? GGML_SCALAR : VectorFactory.createGgml();
     }
 }

@@ -42,4 +42,9 @@ final class VectorFactory {
         }
         return new VectorKernelSet();
     }
+
+    /** The vector kernels of ggml's block types, at {@link #BITS} (at least 128: called once {@link #create} was not null). */
+    static GgmlBlockKernels createGgml() {
+        return new VectorGgmlBlockKernels();
+    }
 }

@@ -1,13 +1,10 @@
-package dev.quant4j.ggml;
-
-import static dev.quant4j.ggml.GgmlFloats.getFp16;
-import static dev.quant4j.ggml.GgmlFloats.putFp16;
+package dev.quant4j.kernel;
 
 /**
- * ggml's 32-value block types {@code q4_0}, {@code q4_1}, {@code q5_0}, {@code q5_1} and {@code q8_0}: the reference
- * quantizers {@code quantize_row_*_ref} and the dequantizers {@code dequantize_row_*} of ggml's
- * {@code src/ggml-quants.c} at commit {@code d99724f2b141fed9e1a9f402213506c081433465}, statement for statement and with
- * its variable names, so that the bytes are ggml's (checked against ggml's own output in {@code GgmlQuantsTest}).
+ * The reference {@link GgmlBlockKernels}, and the fallback: ggml's {@code quantize_row_q*_ref} and {@code
+ * dequantize_row_q*} of {@code src/ggml-quants.c} at commit {@code d99724f2b141fed9e1a9f402213506c081433465}, statement
+ * for statement and with its variable names (checked against files ggml wrote in {@code GgmlQuantsTest} and {@code
+ * GgmlBlockKernelsTest}). The vector kernels call these loops for the blocks they leave to scalar code.
  *
  * <p>Blocks ({@code src/ggml-common.h}; {@code d}, {@code m} FP16, little-endian):
  *
@@ -17,20 +14,96 @@ import static dev.quant4j.ggml.GgmlFloats.putFp16;
  * q5_0  22 bytes: d, qh[4], qs[16]     x = d * (q - 16);  bit 4 of element j is bit j of the 32-bit qh
  * q5_1  24 bytes: d, m, qh[4], qs[16]  x = d * q + m
  * q8_0  34 bytes: d, qs[32] (int8)     x = d * q
+ * q4_K 144 bytes: d, dmin, scales[12], qs[128]   8 sub-blocks of 32: x = d*sc*q - dmin*m, 6-bit sc and m packed
+ *                                                by get_scale_min_k4; 64 values per 32 bytes of qs (low, high nibble)
+ * q5_K 176 bytes: d, dmin, scales[12], qh[32], qs[128]   as q4_K with a fifth bit in qh
+ * q6_K 210 bytes: ql[128], qh[64], scales[16] (int8), d  16 sub-blocks of 16: x = d*sc*(q - 32)
  * </pre>
  *
  * <p>C semantics kept on purpose: float to int conversions truncate ({@code (int8_t)(x0 + 8.5f)}); {@code roundf}
- * rounds half away from zero; a zero block gets {@code d = max / -8 = -0.0}, stored as FP16 {@code 0x8000}.
+ * rounds half away from zero; a zero block gets {@code d = max / -8 = -0.0}, stored as FP16 {@code 0x8000}. NaN is
+ * never the largest magnitude nor an extreme of q4_0..q5_1 (ggml's comparisons are false for it); q8_0's {@code
+ * MAX(amax, fabsf(v))} keeps it.
  */
-final class LegacyQuants {
+final class ScalarGgmlBlockKernels implements GgmlBlockKernels {
 
     static final int QK4_0 = 32;
     static final int QK4_1 = 32;
     static final int QK5_0 = 32;
     static final int QK5_1 = 32;
     static final int QK8_0 = 32;
+    static final int QK_K = 256;
+    static final int K_SCALE_SIZE = 12;
 
-    private LegacyQuants() {}
+    @Override
+    public String name() {
+        return "scalar";
+    }
+
+    @Override
+    public void quantizeQ4_0(float[] x, int xOff, byte[] y, int yOff, int k) {
+        quantize_row_q4_0_ref(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void quantizeQ4_1(float[] x, int xOff, byte[] y, int yOff, int k) {
+        quantize_row_q4_1_ref(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void quantizeQ5_0(float[] x, int xOff, byte[] y, int yOff, int k) {
+        quantize_row_q5_0_ref(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void quantizeQ5_1(float[] x, int xOff, byte[] y, int yOff, int k) {
+        quantize_row_q5_1_ref(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void quantizeQ8_0(float[] x, int xOff, byte[] y, int yOff, int k) {
+        quantize_row_q8_0_ref(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void dequantizeQ4_0(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantize_row_q4_0(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void dequantizeQ4_1(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantize_row_q4_1(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void dequantizeQ5_0(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantize_row_q5_0(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void dequantizeQ5_1(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantize_row_q5_1(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void dequantizeQ8_0(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantize_row_q8_0(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void dequantizeQ4_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantize_row_q4_K(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void dequantizeQ5_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantize_row_q5_K(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void dequantizeQ6_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantize_row_q6_K(x, xOff, y, yOff, k);
+    }
 
     /** C's {@code roundf}: to nearest, halves away from zero. */
     static float roundf(float x) {
@@ -256,14 +329,105 @@ final class LegacyQuants {
         }
     }
 
-    private static void putInt(byte[] y, int off, int v) {
+    static void dequantize_row_q4_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        final int nb = k / QK_K;
+        for (int i = 0; i < nb; i++) {
+            final int b = xOff + i * 144;
+            int q = b + 4 + K_SCALE_SIZE;
+            final float d = getFp16(x, b);
+            final float min = getFp16(x, b + 2);
+            int is = 0;
+            for (int j = 0; j < QK_K; j += 64) {
+                int scm = GgmlBlockKernels.scaleMinK4(is + 0, x, b + 4);
+                final float d1 = d * (scm & 0xFF);
+                final float m1 = min * (scm >>> 8);
+                scm = GgmlBlockKernels.scaleMinK4(is + 1, x, b + 4);
+                final float d2 = d * (scm & 0xFF);
+                final float m2 = min * (scm >>> 8);
+                for (int l = 0; l < 32; ++l) y[yOff++] = d1 * (x[q + l] & 0xF) - m1;
+                for (int l = 0; l < 32; ++l) y[yOff++] = d2 * ((x[q + l] & 0xFF) >>> 4) - m2;
+                q += 32;
+                is += 2;
+            }
+        }
+    }
+
+    static void dequantize_row_q5_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        final int nb = k / QK_K;
+        for (int i = 0; i < nb; i++) {
+            final int b = xOff + i * 176;
+            final int qh = b + 4 + K_SCALE_SIZE;
+            int ql = qh + QK_K / 8;
+            final float d = getFp16(x, b);
+            final float min = getFp16(x, b + 2);
+            int is = 0;
+            int u1 = 1, u2 = 2;
+            for (int j = 0; j < QK_K; j += 64) {
+                int scm = GgmlBlockKernels.scaleMinK4(is + 0, x, b + 4);
+                final float d1 = d * (scm & 0xFF);
+                final float m1 = min * (scm >>> 8);
+                scm = GgmlBlockKernels.scaleMinK4(is + 1, x, b + 4);
+                final float d2 = d * (scm & 0xFF);
+                final float m2 = min * (scm >>> 8);
+                for (int l = 0; l < 32; ++l)
+                    y[yOff++] = d1 * ((x[ql + l] & 0xF) + ((x[qh + l] & u1) != 0 ? 16 : 0)) - m1;
+                for (int l = 0; l < 32; ++l)
+                    y[yOff++] = d2 * (((x[ql + l] & 0xFF) >>> 4) + ((x[qh + l] & u2) != 0 ? 16 : 0)) - m2;
+                ql += 32;
+                is += 2;
+                u1 <<= 2;
+                u2 <<= 2;
+            }
+        }
+    }
+
+    static void dequantize_row_q6_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        final int nb = k / QK_K;
+        for (int i = 0; i < nb; i++) {
+            final int b = xOff + i * 210;
+            final float d = getFp16(x, b + 208);
+            int ql = b;
+            int qh = b + 128;
+            int sc = b + 192;
+            for (int n = 0; n < QK_K; n += 128) {
+                for (int l = 0; l < 32; ++l) {
+                    int is = l / 16;
+                    final int h = x[qh + l] & 0xFF;
+                    final int q1 = (byte) ((x[ql + l + 0] & 0xF) | (((h >>> 0) & 3) << 4)) - 32;
+                    final int q2 = (byte) ((x[ql + l + 32] & 0xF) | (((h >>> 2) & 3) << 4)) - 32;
+                    final int q3 = (byte) (((x[ql + l + 0] & 0xFF) >>> 4) | (((h >>> 4) & 3) << 4)) - 32;
+                    final int q4 = (byte) (((x[ql + l + 32] & 0xFF) >>> 4) | (((h >>> 6) & 3) << 4)) - 32;
+                    y[yOff + l + 0] = d * x[sc + is + 0] * q1;
+                    y[yOff + l + 32] = d * x[sc + is + 2] * q2;
+                    y[yOff + l + 64] = d * x[sc + is + 4] * q3;
+                    y[yOff + l + 96] = d * x[sc + is + 6] * q4;
+                }
+                yOff += 128;
+                ql += 64;
+                qh += 32;
+                sc += 8;
+            }
+        }
+    }
+
+    private static void putFp16(byte[] y, int off, float v) {
+        short h = GgmlBlockKernels.fp32ToFp16(v);
+        y[off] = (byte) h;
+        y[off + 1] = (byte) (h >> 8);
+    }
+
+    static float getFp16(byte[] x, int off) {
+        return Float.float16ToFloat((short) ((x[off] & 0xFF) | (x[off + 1] << 8)));
+    }
+
+    static void putInt(byte[] y, int off, int v) {
         y[off] = (byte) v;
         y[off + 1] = (byte) (v >> 8);
         y[off + 2] = (byte) (v >> 16);
         y[off + 3] = (byte) (v >> 24);
     }
 
-    private static int getInt(byte[] x, int off) {
+    static int getInt(byte[] x, int off) {
         return (x[off] & 0xFF) | (x[off + 1] & 0xFF) << 8 | (x[off + 2] & 0xFF) << 16 | (x[off + 3] & 0xFF) << 24;
     }
 }

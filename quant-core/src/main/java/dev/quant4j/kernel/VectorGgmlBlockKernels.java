@@ -1,0 +1,538 @@
+package dev.quant4j.kernel;
+
+import static dev.quant4j.kernel.ScalarGgmlBlockKernels.getFp16;
+import static dev.quant4j.kernel.ScalarGgmlBlockKernels.getInt;
+import static dev.quant4j.kernel.ScalarGgmlBlockKernels.putInt;
+import static dev.quant4j.kernel.VectorShapes.B;
+import static dev.quant4j.kernel.VectorShapes.BYTE_PARTS;
+import static dev.quant4j.kernel.VectorShapes.F;
+import static dev.quant4j.kernel.VectorShapes.I;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * {@link GgmlBlockKernels} with the Vector API: the bytes and float bits of {@link ScalarGgmlBlockKernels} for every
+ * input. A block of 32 values is {@code 32 / L} float vectors; its codes are {@code B.length()} bytes per store (16 at
+ * 512 bits, 8 at 256 and 128, where two float vectors make one byte vector).
+ *
+ * <p>Dequantizing is data movement: bytes widened to float lanes ({@code B2F}: exact), masked and shifted in byte lanes
+ * first, then the multiply (and add) of the reference, in its order and without fusing, so every float is the
+ * reference's. Quantizing follows the reference's float operations one for one; what it does differently:
+ *
+ * <ul>
+ *   <li>Extremes in the integer domain. {@code amax} is the signed integer maximum of the bits {@code |x|} (ordered as
+ *       the floats are). For q8_0 ({@code MAX(amax, fabsf(v))}) a NaN, whose bits are the largest, comes out as
+ *       ggml's does; q4_0 and q5_0 never take a NaN ({@code amax < fabsf(v)} is false for it), so a block whose
+ *       maximum bits are those of an infinity or a NaN is left to the scalar loop. The value of the largest magnitude
+ *       that q4_0 and q5_0 need with its sign is the first one in the block with those bits (ggml's strict {@code <}
+ *       keeps the first of equal magnitudes, of either sign): a lane compare and {@code firstTrue}.
+ *   <li>q4_1 and q5_1's minimum and maximum by compare-and-blend (a NaN lane never replaces a value, as ggml's {@code
+ *       v < min} is false for it), reduced across lanes as integers ({@code b ^ (b >> 31 >>> 1)} orders the bits as the
+ *       floats). Only a zero minimum or maximum can differ from ggml's in its bits: ggml keeps the first zero of the
+ *       block, whichever its sign, and so does a scalar scan for that case.
+ *   <li>{@code roundf} without a rounding instruction: {@code (int) (v + copysign(0.5 - 2^-25, v))} truncates to
+ *       {@code roundf(v)} for every float {@code v} (0.5 itself would round {@code 0.5 - 2^-25} up to 1), infinities
+ *       and NaN included, as Java's saturating conversion does for the reference's {@code (int) roundf(v)}.
+ *   <li>{@code (int8_t)}: the vector {@code F2I} then {@code I2B} are Java's {@code (byte) (int)} (truncation,
+ *       saturation, NaN to 0, then the low byte), ggml's conversions on the values it produces.
+ * </ul>
+ *
+ * <p>The scale {@code d} and its FP16 bits are scalar, once per block ({@link Float#floatToFloat16} and {@link
+ * Float#float16ToFloat} are single instructions where the CPU has them).
+ */
+final class VectorGgmlBlockKernels implements GgmlBlockKernels {
+
+    private static final int SIGN = 0x80000000;
+    private static final int ABS = 0x7FFFFFFF;
+    private static final int INF_BITS = 0x7F800000;
+    /** {@code 0.5 - 2^-25}, the float below 0.5: {@code (int) (|v| + ROUND_HALF)} is {@code floor(|v| + 0.5)}. */
+    private static final int ROUND_HALF_BITS = Float.floatToRawIntBits(0.49999997f);
+
+    /** Values per block of the 32-value types, and the bytes a store of codes writes. */
+    private static final int QK = 32;
+
+    private static final int BL = B.length();
+    private static final VectorMask<Integer> ALL_INTS = I.maskAll(true);
+    private static final int FL = F.length();
+
+    @Override
+    public String name() {
+        return "vector-" + VectorFactory.BITS;
+    }
+
+    // ---------------------------------------------------------------- dequantize
+
+    @Override
+    public void dequantizeQ8_0(byte[] x, int xOff, float[] y, int yOff, int k) {
+        final int nb = k / QK;
+        final int nv = vectorBlocks(x.length, xOff, nb, 34);
+        for (int i = 0; i < nv; i++) {
+            final int b = xOff + i * 34;
+            final FloatVector d = FloatVector.broadcast(F, getFp16(x, b));
+            final int o = yOff + i * QK;
+            for (int j = 0; j < QK; j += FL) {
+                ((FloatVector) ByteVector.fromArray(B, x, b + 2 + j).convertShape(VectorOperators.B2F, F, 0))
+                        .mul(d)
+                        .intoArray(y, o + j);
+            }
+        }
+        ScalarGgmlBlockKernels.dequantize_row_q8_0(x, xOff + nv * 34, y, yOff + nv * QK, (nb - nv) * QK);
+    }
+
+    /**
+     * The blocks of {@code size} bytes from {@code xOff} whose byte loads stay in the array. A step reads {@code
+     * B.length()} bytes for {@code L} values: at 128 bits 8 for 4, so a block's last step reads 4 bytes past it, and
+     * the row's last block is left to the scalar loop when they are past the array's end.
+     */
+    private static int vectorBlocks(int length, int xOff, int nb, int size) {
+        return nb > 0 && (long) xOff + (long) nb * size + (BL - FL) > length ? nb - 1 : nb;
+    }
+
+    @Override
+    public void dequantizeQ4_0(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantizeNibbles(x, xOff, y, yOff, k, 18, 2, false, 8);
+    }
+
+    @Override
+    public void dequantizeQ4_1(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantizeNibbles(x, xOff, y, yOff, k, 20, 4, true, 0);
+    }
+
+    @Override
+    public void dequantizeQ5_0(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantizeNibbles(x, xOff, y, yOff, k, 22, 6, false, 16);
+    }
+
+    @Override
+    public void dequantizeQ5_1(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantizeNibbles(x, xOff, y, yOff, k, 24, 8, true, 0);
+    }
+
+    /**
+     * q4_0, q4_1, q5_0, q5_1: blocks of {@code size} bytes, {@code qs[16]} at {@code qsAt}, the minimum {@code m} after
+     * {@code d} when {@code withMin}, the 32 fifth bits {@code qh} just before {@code qs} when {@code qsAt > 4}; code
+     * {@code q} stands for {@code (q - offset) * d} or {@code q * d + m}.
+     */
+    private static void dequantizeNibbles(
+            byte[] x, int xOff, float[] y, int yOff, int k, int size, int qsAt, boolean withMin, int offset) {
+        final boolean fifthBit = qsAt > 4;
+        final byte off = (byte) offset;
+        final int nb = k / QK;
+        final int nv = vectorBlocks(x.length, xOff, nb, size);
+        for (int i = 0; i < nv; i++) {
+            final int b = xOff + i * size;
+            final FloatVector d = FloatVector.broadcast(F, getFp16(x, b));
+            final FloatVector m = FloatVector.broadcast(F, withMin ? getFp16(x, b + 2) : 0f);
+            final int qh = fifthBit ? getInt(x, b + qsAt - 4) : 0;
+            final int o = yOff + i * QK;
+            for (int j = 0; j < QK / 2; j += FL) {
+                ByteVector q = ByteVector.fromArray(B, x, b + qsAt + j);
+                ByteVector x0 = q.and((byte) 0x0F);
+                ByteVector x1 = q.lanewise(VectorOperators.LSHR, 4);
+                if (fifthBit) {
+                    // bit 4 of element j + l is bit j + l of qh, of element j + l + 16 bit j + l + 16
+                    x0 = x0.or(ByteVector.zero(B).blend((byte) 0x10, VectorMask.fromLong(B, qh >>> j)));
+                    x1 = x1.or(ByteVector.zero(B).blend((byte) 0x10, VectorMask.fromLong(B, qh >>> (j + 16))));
+                }
+                FloatVector f0 = (FloatVector) x0.sub(off).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector f1 = (FloatVector) x1.sub(off).convertShape(VectorOperators.B2F, F, 0);
+                if (withMin) {
+                    f0.mul(d).add(m).intoArray(y, o + j);
+                    f1.mul(d).add(m).intoArray(y, o + QK / 2 + j);
+                } else {
+                    f0.mul(d).intoArray(y, o + j);
+                    f1.mul(d).intoArray(y, o + QK / 2 + j);
+                }
+            }
+        }
+        int rest = (nb - nv) * QK;
+        int xr = xOff + nv * size;
+        int yr = yOff + nv * QK;
+        switch (size) {
+            case 18 -> ScalarGgmlBlockKernels.dequantize_row_q4_0(x, xr, y, yr, rest);
+            case 20 -> ScalarGgmlBlockKernels.dequantize_row_q4_1(x, xr, y, yr, rest);
+            case 22 -> ScalarGgmlBlockKernels.dequantize_row_q5_0(x, xr, y, yr, rest);
+            default -> ScalarGgmlBlockKernels.dequantize_row_q5_1(x, xr, y, yr, rest);
+        }
+    }
+
+    @Override
+    public void dequantizeQ4_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantizeK4(x, xOff, y, yOff, k, false);
+    }
+
+    @Override
+    public void dequantizeQ5_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        dequantizeK4(x, xOff, y, yOff, k, true);
+    }
+
+    /**
+     * q4_K (144 bytes: d, dmin, scales[12], qs[128]) and q5_K (176: d, dmin, scales[12], qh[32], qs[128]): per 64
+     * values, 32 bytes of {@code qs} whose low nibbles are the first 32 values ({@code d1 * q - m1}), high nibbles the
+     * next 32 ({@code d2 * q - m2}); q5_K adds 16 where bit {@code 2c} (low) or {@code 2c + 1} (high) of {@code qh[l]}
+     * is set, {@code c} the 64-value chunk.
+     */
+    private static void dequantizeK4(byte[] x, int xOff, float[] y, int yOff, int k, boolean fifthBit) {
+        final int size = fifthBit ? 176 : 144;
+        final int nb = k / 256;
+        final int nv = vectorBlocks(x.length, xOff, nb, size);
+        for (int i = 0; i < nv; i++) {
+            final int b = xOff + i * size;
+            final int sc = b + 4;
+            final int qh = b + 16;
+            int q = b + (fifthBit ? 48 : 16);
+            final float d = getFp16(x, b);
+            final float min = getFp16(x, b + 2);
+            int o = yOff + i * 256;
+            for (int c = 0; c < 4; c++) {
+                int scm = GgmlBlockKernels.scaleMinK4(2 * c, x, sc);
+                final FloatVector d1 = FloatVector.broadcast(F, d * (scm & 0xFF));
+                final FloatVector m1 = FloatVector.broadcast(F, min * (scm >>> 8));
+                scm = GgmlBlockKernels.scaleMinK4(2 * c + 1, x, sc);
+                final FloatVector d2 = FloatVector.broadcast(F, d * (scm & 0xFF));
+                final FloatVector m2 = FloatVector.broadcast(F, min * (scm >>> 8));
+                for (int l = 0; l < 32; l += FL) {
+                    ByteVector qs = ByteVector.fromArray(B, x, q + l);
+                    ByteVector x0 = qs.and((byte) 0x0F);
+                    ByteVector x1 = qs.lanewise(VectorOperators.LSHR, 4);
+                    if (fifthBit) {
+                        ByteVector h = ByteVector.fromArray(B, x, qh + l);
+                        x0 = x0.or(h.lanewise(VectorOperators.LSHR, 2 * c)
+                                .and((byte) 1)
+                                .lanewise(VectorOperators.LSHL, 4));
+                        x1 = x1.or(h.lanewise(VectorOperators.LSHR, 2 * c + 1)
+                                .and((byte) 1)
+                                .lanewise(VectorOperators.LSHL, 4));
+                    }
+                    FloatVector f0 = (FloatVector) x0.convertShape(VectorOperators.B2F, F, 0);
+                    FloatVector f1 = (FloatVector) x1.convertShape(VectorOperators.B2F, F, 0);
+                    d1.mul(f0).sub(m1).intoArray(y, o + l);
+                    d2.mul(f1).sub(m2).intoArray(y, o + 32 + l);
+                }
+                q += 32;
+                o += 64;
+            }
+        }
+        int xr = xOff + nv * size;
+        int yr = yOff + nv * 256;
+        if (fifthBit) {
+            ScalarGgmlBlockKernels.dequantize_row_q5_K(x, xr, y, yr, (nb - nv) * 256);
+        } else {
+            ScalarGgmlBlockKernels.dequantize_row_q4_K(x, xr, y, yr, (nb - nv) * 256);
+        }
+    }
+
+    /**
+     * q6_K (210 bytes: ql[128], qh[64], scales[16], d): per 128 values, {@code ql[l]} and {@code ql[l + 32]} hold the
+     * low nibbles of values {@code l, l + 64} and {@code l + 32, l + 96}, {@code qh[l]} their two high bits; value
+     * {@code l} is {@code d * scales[l / 16] * (q - 32)}.
+     */
+    @Override
+    public void dequantizeQ6_K(byte[] x, int xOff, float[] y, int yOff, int k) {
+        final int nb = k / 256;
+        for (int i = 0; i < nb; i++) {
+            final int b = xOff + i * 210;
+            final float d = getFp16(x, b + 208);
+            for (int n = 0; n < 2; n++) {
+                final int ql = b + 64 * n;
+                final int qh = b + 128 + 32 * n;
+                final int sc = b + 192 + 8 * n;
+                final int o = yOff + i * 256 + 128 * n;
+                for (int l = 0; l < 32; l += FL) {
+                    final int is = l / 16;
+                    // ggml's d * sc * q: (d * sc) first, then times q
+                    final FloatVector s1 = FloatVector.broadcast(F, d * x[sc + is]);
+                    final FloatVector s2 = FloatVector.broadcast(F, d * x[sc + is + 2]);
+                    final FloatVector s3 = FloatVector.broadcast(F, d * x[sc + is + 4]);
+                    final FloatVector s4 = FloatVector.broadcast(F, d * x[sc + is + 6]);
+                    ByteVector a = ByteVector.fromArray(B, x, ql + l);
+                    ByteVector c = ByteVector.fromArray(B, x, ql + l + 32);
+                    ByteVector h = ByteVector.fromArray(B, x, qh + l);
+                    ByteVector q1 = a.and((byte) 0x0F)
+                            .or(h.and((byte) 3).lanewise(VectorOperators.LSHL, 4))
+                            .sub((byte) 32);
+                    ByteVector q2 = c.and((byte) 0x0F)
+                            .or(h.lanewise(VectorOperators.LSHR, 2)
+                                    .and((byte) 3)
+                                    .lanewise(VectorOperators.LSHL, 4))
+                            .sub((byte) 32);
+                    ByteVector q3 = a.lanewise(VectorOperators.LSHR, 4)
+                            .or(h.lanewise(VectorOperators.LSHR, 4)
+                                    .and((byte) 3)
+                                    .lanewise(VectorOperators.LSHL, 4))
+                            .sub((byte) 32);
+                    ByteVector q4 = c.lanewise(VectorOperators.LSHR, 4)
+                            .or(h.lanewise(VectorOperators.LSHR, 6).lanewise(VectorOperators.LSHL, 4))
+                            .sub((byte) 32);
+                    final int at = o + l;
+                    s1.mul((FloatVector) q1.convertShape(VectorOperators.B2F, F, 0))
+                            .intoArray(y, at);
+                    s2.mul((FloatVector) q2.convertShape(VectorOperators.B2F, F, 0))
+                            .intoArray(y, at + 32);
+                    s3.mul((FloatVector) q3.convertShape(VectorOperators.B2F, F, 0))
+                            .intoArray(y, at + 64);
+                    s4.mul((FloatVector) q4.convertShape(VectorOperators.B2F, F, 0))
+                            .intoArray(y, at + 96);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- quantize
+
+    @Override
+    public void quantizeQ8_0(float[] x, int xOff, byte[] y, int yOff, int k) {
+        final int nb = k / QK;
+        for (int i = 0; i < nb; i++) {
+            final int o = xOff + i * QK;
+            final int b = yOff + i * 34;
+            final float amax = Float.intBitsToFloat(absMaxBits(x, o));
+            final float d = amax / ((1 << 7) - 1);
+            final float id = d != 0 ? 1.0f / d : 0.0f;
+            putFp16(y, b, d);
+            final FloatVector idv = FloatVector.broadcast(F, id);
+            for (int j = 0; j < QK; j += BL) {
+                // roundf(v): v + copysign(0.5 - 2^-25, v), truncated
+                FloatVector v = FloatVector.fromArray(F, x, o + j).mul(idv);
+                FloatVector half =
+                        v.reinterpretAsInts().and(SIGN).or(ROUND_HALF_BITS).reinterpretAsFloats();
+                IntVector r = (IntVector) v.add(half).convert(VectorOperators.F2I, 0);
+                ByteVector q = (ByteVector) r.convertShape(VectorOperators.I2B, B, 0);
+                if (BYTE_PARTS == 2) {
+                    FloatVector w = FloatVector.fromArray(F, x, o + j + FL).mul(idv);
+                    FloatVector whalf =
+                            w.reinterpretAsInts().and(SIGN).or(ROUND_HALF_BITS).reinterpretAsFloats();
+                    IntVector t = (IntVector) w.add(whalf).convert(VectorOperators.F2I, 0);
+                    q = ((ByteVector) t.convertShape(VectorOperators.I2B, B, -1)).or(q);
+                }
+                q.intoArray(y, b + 2 + j);
+            }
+        }
+    }
+
+    @Override
+    public void quantizeQ4_0(float[] x, int xOff, byte[] y, int yOff, int k) {
+        final int nb = k / QK;
+        for (int i = 0; i < nb; i++) {
+            final int o = xOff + i * QK;
+            final int b = yOff + i * 18;
+            final int amaxBits = absMaxBits(x, o);
+            if (amaxBits >= INF_BITS) {
+                // an infinity or a NaN: ggml's comparisons decide
+                ScalarGgmlBlockKernels.quantize_row_q4_0_ref(x, o, y, b, QK);
+                continue;
+            }
+            final float max = firstWithAbsBits(x, o, amaxBits);
+            final float d = max / -8;
+            final float id = d != 0 ? 1.0f / d : 0.0f;
+            putFp16(y, b, d);
+            codes(x, o, y, b + 2, id, 0f, 8.5f, (byte) 15, false, false);
+        }
+    }
+
+    @Override
+    public void quantizeQ4_1(float[] x, int xOff, byte[] y, int yOff, int k) {
+        final int nb = k / QK;
+        final float[] mm = new float[2];
+        for (int i = 0; i < nb; i++) {
+            final int o = xOff + i * QK;
+            final int b = yOff + i * 20;
+            minMax(x, o, mm);
+            final float min = mm[0];
+            final float max = mm[1];
+            final float d = (max - min) / ((1 << 4) - 1);
+            final float id = d != 0 ? 1.0f / d : 0.0f;
+            putFp16(y, b, d);
+            putFp16(y, b + 2, min);
+            codes(x, o, y, b + 4, id, min, 0.5f, (byte) 15, true, false);
+        }
+    }
+
+    @Override
+    public void quantizeQ5_0(float[] x, int xOff, byte[] y, int yOff, int k) {
+        final int nb = k / QK;
+        for (int i = 0; i < nb; i++) {
+            final int o = xOff + i * QK;
+            final int b = yOff + i * 22;
+            final int amaxBits = absMaxBits(x, o);
+            if (amaxBits >= INF_BITS) {
+                ScalarGgmlBlockKernels.quantize_row_q5_0_ref(x, o, y, b, QK);
+                continue;
+            }
+            final float max = firstWithAbsBits(x, o, amaxBits);
+            final float d = max / -16;
+            final float id = d != 0 ? 1.0f / d : 0.0f;
+            putFp16(y, b, d);
+            putInt(y, b + 2, codes(x, o, y, b + 6, id, 0f, 16.5f, (byte) 31, false, true));
+        }
+    }
+
+    @Override
+    public void quantizeQ5_1(float[] x, int xOff, byte[] y, int yOff, int k) {
+        final int nb = k / QK;
+        final float[] mm = new float[2];
+        for (int i = 0; i < nb; i++) {
+            final int o = xOff + i * QK;
+            final int b = yOff + i * 24;
+            minMax(x, o, mm);
+            final float min = mm[0];
+            final float max = mm[1];
+            final float d = (max - min) / ((1 << 5) - 1);
+            final float id = d != 0 ? 1.0f / d : 0.0f;
+            putFp16(y, b, d);
+            putFp16(y, b + 2, min);
+            // (int) (x0 + 0.5f) & 0xFF: no clamp, the low byte
+            putInt(y, b + 4, codes(x, o, y, b + 8, id, min, 0.5f, Byte.MAX_VALUE, true, true));
+        }
+    }
+
+    /**
+     * The largest bits of {@code |x|} over the block at {@code x[o]}, as a signed integer: the bits of the largest
+     * magnitude (those of a NaN when there is one).
+     */
+    private static int absMaxBits(float[] x, int o) {
+        IntVector m = IntVector.zero(I);
+        for (int j = 0; j < QK; j += FL) {
+            m = FloatVector.fromArray(F, x, o + j).reinterpretAsInts().and(ABS).max(m);
+        }
+        // a fresh vector, not the loop variable, is the receiver (VectorShapes)
+        return IntVector.zero(I).blend(m, ALL_INTS).reduceLanes(VectorOperators.MAX);
+    }
+
+    /**
+     * The first value of the block whose magnitude has the bits {@code absBits} (finite), or {@code 0.0f} when they
+     * are those of zero: ggml's {@code if (amax < fabsf(v)) { amax = fabsf(v); max = v; }} from {@code amax = max =
+     * 0}.
+     */
+    private static float firstWithAbsBits(float[] x, int o, int absBits) {
+        if (absBits == 0) {
+            return 0.0f;
+        }
+        for (int j = 0; j < QK; j += FL) {
+            VectorMask<Integer> hit = FloatVector.fromArray(F, x, o + j)
+                    .reinterpretAsInts()
+                    .and(ABS)
+                    .compare(VectorOperators.EQ, absBits);
+            if (hit.anyTrue()) {
+                return x[o + j + hit.firstTrue()];
+            }
+        }
+        throw new AssertionError("no value of magnitude bits " + Integer.toHexString(absBits));
+    }
+
+    /**
+     * ggml's {@code min} and {@code max} of the block ({@code if (v < min) min = v; if (v > max) max = v;} from {@code
+     * FLT_MAX} and {@code -FLT_MAX}) into {@code mm[0]} and {@code mm[1]}, bit for bit.
+     */
+    private static void minMax(float[] x, int o, float[] mm) {
+        FloatVector mn = FloatVector.broadcast(F, Float.MAX_VALUE);
+        FloatVector mx = FloatVector.broadcast(F, -Float.MAX_VALUE);
+        for (int j = 0; j < QK; j += FL) {
+            FloatVector v = FloatVector.fromArray(F, x, o + j);
+            // keep the old value unless v is smaller (larger): never a NaN
+            mn = v.blend(mn, v.compare(VectorOperators.LT, mn).not());
+            mx = v.blend(mx, v.compare(VectorOperators.GT, mx).not());
+        }
+        // as integers ordered as the floats (-0 < +0): b ^ (b >> 31 >>> 1), its own inverse
+        IntVector bn = FloatVector.zero(F).blend(mn, VectorShapes.ALL_LANES).reinterpretAsInts();
+        IntVector bx = FloatVector.zero(F).blend(mx, VectorShapes.ALL_LANES).reinterpretAsInts();
+        int sn = bn.lanewise(VectorOperators.ASHR, 31)
+                .lanewise(VectorOperators.LSHR, 1)
+                .lanewise(VectorOperators.XOR, bn)
+                .reduceLanes(VectorOperators.MIN);
+        int sx = bx.lanewise(VectorOperators.ASHR, 31)
+                .lanewise(VectorOperators.LSHR, 1)
+                .lanewise(VectorOperators.XOR, bx)
+                .reduceLanes(VectorOperators.MAX);
+        float min = Float.intBitsToFloat(sn ^ ((sn >> 31) >>> 1));
+        float max = Float.intBitsToFloat(sx ^ ((sx >> 31) >>> 1));
+        if (min == 0 || max == 0) {
+            // a zero extreme is ggml's first zero of the block, +0 or -0
+            for (int j = 0; j < QK; j++) {
+                if (x[o + j] == 0) {
+                    if (min == 0) {
+                        min = x[o + j];
+                    }
+                    if (max == 0) {
+                        max = x[o + j];
+                    }
+                    break;
+                }
+            }
+        }
+        mm[0] = min;
+        mm[1] = max;
+    }
+
+    /**
+     * The codes of q4_0, q4_1, q5_0 and q5_1: {@code xi = MIN(max, (int8_t) ((v - min) * id + add))} (without {@code
+     * - min} unless {@code withMin}), element {@code j}'s low nibble in the low nibble of byte {@code j}, element {@code
+     * j + 16}'s in its high nibble, 16 bytes to {@code y[q]}; returns {@code qh}, bit 4 of element {@code j}'s code at
+     * bit {@code j}, when {@code fifthBit}.
+     */
+    private static int codes(
+            float[] x,
+            int o,
+            byte[] y,
+            int q,
+            float id,
+            float min,
+            float add,
+            byte max,
+            boolean withMin,
+            boolean fifthBit) {
+        final FloatVector idv = FloatVector.broadcast(F, id);
+        final FloatVector minv = FloatVector.broadcast(F, min);
+        final FloatVector addv = FloatVector.broadcast(F, add);
+        int qh = 0;
+        for (int j = 0; j < QK / 2; j += BL) {
+            // a store of codes is one float vector (512, 256 bits) or two (128 bits: parts 0 and -1 of the bytes)
+            FloatVector v0 = FloatVector.fromArray(F, x, o + j);
+            FloatVector v1 = FloatVector.fromArray(F, x, o + QK / 2 + j);
+            if (withMin) {
+                v0 = v0.sub(minv);
+                v1 = v1.sub(minv);
+            }
+            IntVector r0 = (IntVector) v0.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+            IntVector r1 = (IntVector) v1.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+            ByteVector c0 = (ByteVector) r0.convertShape(VectorOperators.I2B, B, 0);
+            ByteVector c1 = (ByteVector) r1.convertShape(VectorOperators.I2B, B, 0);
+            if (BYTE_PARTS == 2) {
+                FloatVector w0 = FloatVector.fromArray(F, x, o + j + FL);
+                FloatVector w1 = FloatVector.fromArray(F, x, o + QK / 2 + j + FL);
+                if (withMin) {
+                    w0 = w0.sub(minv);
+                    w1 = w1.sub(minv);
+                }
+                IntVector s0 = (IntVector) w0.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+                IntVector s1 = (IntVector) w1.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+                c0 = ((ByteVector) s0.convertShape(VectorOperators.I2B, B, -1)).or(c0);
+                c1 = ((ByteVector) s1.convertShape(VectorOperators.I2B, B, -1)).or(c1);
+            }
+            c0 = c0.min(max);
+            c1 = c1.min(max);
+            if (fifthBit) {
+                long h0 = c0.and((byte) 0x10)
+                        .compare(VectorOperators.NE, (byte) 0)
+                        .toLong();
+                long h1 = c1.and((byte) 0x10)
+                        .compare(VectorOperators.NE, (byte) 0)
+                        .toLong();
+                qh |= (int) (h0 << j) | (int) (h1 << (j + 16));
+                c0 = c0.and((byte) 0x0F);
+            }
+            c1.lanewise(VectorOperators.LSHL, 4).or(c0).intoArray(y, q + j);
+        }
+        return qh;
+    }
+
+    private static void putFp16(byte[] y, int off, float v) {
+        short h = GgmlBlockKernels.fp32ToFp16(v);
+        y[off] = (byte) h;
+        y[off + 1] = (byte) (h >> 8);
+    }
+}
