@@ -222,6 +222,28 @@ class BenchmarksSmokeTest {
     }
 
     @Test
+    void prefillBenchmarkMethodsRunAndCountTheirFlops() {
+        PrefillBenchmark.Product p = new PrefillBenchmark.Product();
+        p.tokens = 20;
+        p.shape = "24x40";
+        p.setUp();
+        try {
+            PrefillBenchmark b = new PrefillBenchmark();
+            PrefillBenchmark.Flops f = new PrefillBenchmark.Flops();
+            assertThat(b.denseForward(p, f).rows()).isEqualTo(20);
+            assertThat(f.flops).isEqualTo(2L * 20 * 24 * 40);
+            f.reset();
+            // every chain converges to 1: c' = 0.999 c + 0.001
+            assertThat(b.peakFma(f))
+                    .isCloseTo(12f * PrefillBenchmark.F.length(), org.assertj.core.data.Offset.offset(1e-2f));
+            assertThat(f.flops)
+                    .isEqualTo(2L * PrefillBenchmark.F.length() * PrefillBenchmark.CHAINS * PrefillBenchmark.FMA_STEPS);
+        } finally {
+            p.tearDown();
+        }
+    }
+
+    @Test
     void gemvBenchmarkMethodsRunAndAgree() {
         GemvBenchmark b = new GemvBenchmark();
         b.shape = "96x512"; // Jlama's int8 kernel fails below 512 columns (reads past its Q8 block scales)
