@@ -100,9 +100,7 @@ public final class HuggingFaceLlama {
             this.pool = Objects.requireNonNull(pool, "pool");
             for (SafeTensorsCheckpoint.Shard shard : files.shards()) {
                 for (String name : shard.file().names()) {
-                    SafeTensors.Entry e = shard.file().entry(name);
-                    // what tensors() reads: float tensors of one dimension with values, or of two
-                    if (e.dtype().isFloat() && (e.shape().length == 2 || (e.shape().length == 1 && e.shape()[0] > 0))) {
+                    if (readable(shard.file().entry(name))) {
                         where.put(name, shard.file());
                     }
                 }
@@ -126,35 +124,28 @@ public final class HuggingFaceLlama {
 
         /** The shape of tensor {@code name} as the file stores it. */
         public long[] shape(String name) {
-            SafeTensors st = where.get(name);
-            if (st == null) {
-                throw new IllegalArgumentException(source + ": no tensor '" + name + "'");
-            }
-            return st.entry(name).shape();
+            return file(name).entry(name).shape();
         }
 
         /** Tensor {@code name} as float32: a matrix {@code [rows, cols]}, or a vector as {@code [1, n]}. */
         public FloatMatrix read(String name) {
+            return matrix(file(name), name);
+        }
+
+        private SafeTensors file(String name) {
             SafeTensors st = where.get(name);
             if (st == null) {
                 throw new IllegalArgumentException(source + ": no tensor '" + name + "'");
             }
-            long[] shape = st.entry(name).shape();
-            float[] values = st.readFloats(name);
-            return shape.length == 2
-                    ? FloatMatrix.of(name, (int) shape[0], (int) shape[1], values, 0)
-                    : FloatMatrix.of(name, 1, values.length, values, 0);
+            return st;
         }
 
         /** The embedding rows of {@code tokens}, read from the file row by row. */
         @Override
         public FloatMatrix embed(int[] tokens) {
             String name = LlamaDecoder.EMBED_TOKENS;
-            SafeTensors st = where.get(name);
+            SafeTensors st = file(name);
             int dim = config.dim();
-            if (st == null) {
-                throw new IllegalArgumentException(source + ": no tensor '" + name + "'");
-            }
             long[] shape = st.entry(name).shape();
             if (shape.length != 2 || shape[0] != config.vocabSize() || shape[1] != dim) {
                 throw new IllegalArgumentException(source + ": tensor '" + name + "' is "
@@ -194,6 +185,21 @@ public final class HuggingFaceLlama {
         public void close() {
             files.close();
         }
+    }
+
+    /** Whether a tensor is one the decoder may read: float, of two dimensions, or of one with values. */
+    private static boolean readable(SafeTensors.Entry e) {
+        long[] shape = e.shape();
+        return e.dtype().isFloat() && (shape.length == 2 || (shape.length == 1 && shape[0] > 0));
+    }
+
+    /** Tensor {@code name} of {@code st} as float32: a matrix {@code [rows, cols]}, or a vector as {@code [1, n]}. */
+    private static FloatMatrix matrix(SafeTensors st, String name) {
+        long[] shape = st.entry(name).shape();
+        float[] values = st.readFloats(name);
+        return shape.length == 2
+                ? FloatMatrix.of(name, (int) shape[0], (int) shape[1], values, 0)
+                : FloatMatrix.of(name, 1, values.length, values, 0);
     }
 
     /** The decoder configuration in {@code config.json}'s text; {@code source} names it in messages. */
@@ -313,16 +319,8 @@ public final class HuggingFaceLlama {
                     if (!seen.add(name)) {
                         throw new MalformedTensorFileException(source + ": tensor '" + name + "' is in two shards");
                     }
-                    SafeTensors.Entry e = st.entry(name);
-                    if (!e.dtype().isFloat()) {
-                        continue; // e.g. stored position ids: not read
-                    }
-                    long[] shape = e.shape();
-                    float[] values = st.readFloats(name);
-                    if (shape.length == 2) {
-                        out.put(name, FloatMatrix.of(name, (int) shape[0], (int) shape[1], values, 0));
-                    } else if (shape.length == 1 && values.length > 0) {
-                        out.put(name, FloatMatrix.of(name, 1, values.length, values, 0));
+                    if (readable(st.entry(name))) { // not, e.g., stored position ids
+                        out.put(name, matrix(st, name));
                     }
                 }
             }
