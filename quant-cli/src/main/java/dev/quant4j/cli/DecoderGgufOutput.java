@@ -54,6 +54,7 @@ final class DecoderGgufOutput {
                 "--act-order",
                 "--damp",
                 "--static-groups",
+                "--mse",
                 "--include",
                 "--accuracy-level",
                 "--calib-sample",

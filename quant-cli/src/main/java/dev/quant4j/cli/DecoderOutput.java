@@ -307,6 +307,9 @@ final class DecoderOutput {
         if (cmd.actOrder && method != Method.GPTQ) {
             throw new IllegalArgumentException("--act-order applies to gptq only, not to " + m);
         }
+        if (cmd.mse && method != Method.GPTQ) {
+            throw new IllegalArgumentException("--mse applies to gptq only, not to " + m);
+        }
         if (method == Method.NF4) {
             if (cmd.spec.commandLine().getParseResult().hasMatchedOption("--group-size")) {
                 throw new IllegalArgumentException("--group-size applies to rtn, gptq and awq only, not to nf4 (its"
@@ -331,7 +334,7 @@ final class DecoderOutput {
             throw new IllegalArgumentException("awq: --sym is not an AWQ form (llm-awq's min/max, with zero-points)");
         }
         new LinearScheme(cmd.bits, sym ? Symmetry.SYM : Symmetry.ASYM, cmd.groupSize); // checks the bits
-        return new Setting(method, cmd.bits, cmd.groupSize, sym, cmd.actOrder);
+        return new Setting(method, cmd.bits, cmd.groupSize, sym, cmd.actOrder, cmd.mse);
     }
 
     /** With {@code --strict}, a layer the group size does not divide is an error instead of per channel. */
@@ -369,7 +372,7 @@ final class DecoderOutput {
     /** One layer's line of the report: shape, scheme, bits per weight, SQNR; for GPTQ the output errors. */
     static String reportLine(Setting s, LayerReport r, QuantizedWeight q, ErrorMetrics e) {
         String scheme = switch (s.method()) {
-            case GPTQ -> "gptq " + r.scheme() + (s.actOrder() ? " act-order" : "");
+            case GPTQ -> "gptq " + r.scheme() + (s.actOrder() ? " act-order" : "") + (s.mse() ? " mse" : "");
             case AWQ -> "awq " + r.scheme();
             case AWQ_BLOCK -> "awq-block " + r.scheme();
             default -> r.scheme();

@@ -78,7 +78,7 @@ final class GgufOutput {
                     + " q4_0, q4_1, q8_0 (--method gptq)");
         }
         List<String> notForThisMethod = gptq
-                ? List.of("--signed", "--block-size", "--double-quant", "--act-order", "--static-groups")
+                ? List.of("--signed", "--block-size", "--double-quant", "--act-order", "--static-groups", "--mse")
                 : List.of(
                         "--bits",
                         "--group-size",
@@ -90,7 +90,8 @@ final class GgufOutput {
                         "--calib",
                         "--act-order",
                         "--damp",
-                        "--static-groups");
+                        "--static-groups",
+                        "--mse");
         for (String option : notForThisMethod) {
             if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
                 throw new IllegalArgumentException(option + " does not apply to --format gguf --method " + m

@@ -165,6 +165,12 @@ final class QuantizeCommand implements Callable<Integer> {
     boolean staticGroups;
 
     @Option(
+            names = "--mse",
+            description = "GPTQ: each group's range shrunk to the factor (1, 0.99, ..., 0.21) that minimises its"
+                    + " rounding error, the reference quantizer's mse=True")
+    boolean mse;
+
+    @Option(
             names = "--threads",
             description = "threads quantizing a safetensors checkpoint (rtn, nf4, fp4), GGUF output or a whole decoder"
                     + " (default: every core); the output does not depend on it")
@@ -227,6 +233,7 @@ final class QuantizeCommand implements Callable<Integer> {
             rejectIfSet(actOrder, "--act-order", "gptq", m);
             rejectIfSet(damp != null, "--damp", "gptq", m);
             rejectIfSet(staticGroups, "--static-groups", "gptq", m);
+            rejectIfSet(mse, "--mse", "gptq", m);
         }
         CodebookScheme codebookScheme = null;
         LinearScheme linearScheme = null;
@@ -308,6 +315,7 @@ final class QuantizeCommand implements Callable<Integer> {
                     .withSym(linearScheme.symmetry() == Symmetry.SYM)
                     .withActOrder(actOrder)
                     .withStaticGroups(staticGroups)
+                    .withMse(mse)
                     .withPercdamp(damp == null ? 0.01 : damp);
         }
         if (format.equalsIgnoreCase("gptq")) {
@@ -436,7 +444,8 @@ final class QuantizeCommand implements Callable<Integer> {
                 quantized.add(q);
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
-                scheme = "gptq " + linearScheme + (actOrder ? " act-order" : "") + (staticGroups ? " static" : "");
+                scheme = "gptq " + linearScheme + (actOrder ? " act-order" : "") + (staticGroups ? " static" : "")
+                        + (mse ? " mse" : "");
                 int dead = result.diagnostics().deadColumns();
                 if (dead > 0) {
                     layersWithDeadFeatures++;

@@ -156,11 +156,12 @@ class QuantCliTest {
                 "--group-size",
                 "64",
                 "--act-order",
+                "--mse",
                 "--damp",
                 "0.02");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out())
-                .contains("w [16 x 256] gptq linear 4-bit asym g64 act-order")
+                .contains("w [16 x 256] gptq linear 4-bit asym g64 act-order mse")
                 .contains("GPTQ relative output error ||(W - Q) X|| / ||W X|| ")
                 .contains("damping 0.02");
         try (SafeTensors st = SafeTensors.open(q)) {
@@ -172,10 +173,19 @@ class QuantCliTest {
         assertThat(r.code()).as(r.err()).isZero();
         HessianAccumulator h = new HessianAccumulator("x", 256);
         h.add(x);
-        GptqConfig config =
-                GptqConfig.defaults(4).withGroupSize(64).withActOrder(true).withPercdamp(0.02);
+        GptqConfig config = GptqConfig.defaults(4)
+                .withGroupSize(64)
+                .withActOrder(true)
+                .withMse(true)
+                .withPercdamp(0.02);
         float[] expected = new Gptq(config).quantize(w, h).tensor().dequantize().toArray();
         assertThat(Npy.readMatrix(back).toArray()).containsExactly(expected);
+        float[] plain = new Gptq(config.withMse(false))
+                .quantize(w, h)
+                .tensor()
+                .dequantize()
+                .toArray();
+        assertThat(expected).isNotEqualTo(plain); // the range search changed some group's range
     }
 
     @Test

@@ -252,6 +252,7 @@ class QuantizeDecoderTest {
                 "32",
                 "--sym",
                 "--act-order",
+                "--mse",
                 "--calib-sample",
                 "8",
                 "--seq-len",
@@ -281,7 +282,7 @@ class QuantizeDecoderTest {
 
         LlamaDecoder hfModel = LlamaDecoder.read(hf, POOL);
         List<int[]> calibration = TokenSampler.sample(hfModel, 8, 32, 1, 1.0, 1);
-        DecoderQuantizer.Result api = new DecoderQuantizer(new Setting(Method.GPTQ, 4, 32, true, true), POOL)
+        DecoderQuantizer.Result api = new DecoderQuantizer(new Setting(Method.GPTQ, 4, 32, true, true, true), POOL)
                 .quantize(hfModel, calibration, null);
         Map<String, QuantizedWeight> weights = back.content().weights();
         assertThat(weights).hasSize(20);
@@ -302,6 +303,16 @@ class QuantizeDecoderTest {
     void badInputIsNamed() throws Exception {
         Path out = dir.resolve("q.safetensors");
         String bin = STORIES.toString();
+        expectError(
+                "--mse applies to gptq only, not to awq",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "awq",
+                "--mse",
+                "--out",
+                out.toString());
         expectError(
                 "--calib x.npy holds the activations of one matrix; a whole decoder (--model " + bin
                         + ") calibrates on token sequences: --calib-text FILE, --calib-tokens FILE, or sampled from the model",

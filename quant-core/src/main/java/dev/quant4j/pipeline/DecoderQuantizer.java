@@ -91,8 +91,10 @@ public final class DecoderQuantizer {
      * @param groupSize columns per scale, or {@link LinearScheme#PER_CHANNEL}; for NF4 the block size
      * @param sym symmetric (GPTQ's {@code sym=True}) instead of asymmetric; linear methods only
      * @param actOrder GPTQ's {@code desc_act}
+     * @param mse GPTQ's range search ({@link GptqConfig#mse()}: each group's range shrunk to the factor that
+     *     minimises its rounding error), not on by default in the reference, as here
      */
-    public record Setting(Method method, int bits, int groupSize, boolean sym, boolean actOrder) {
+    public record Setting(Method method, int bits, int groupSize, boolean sym, boolean actOrder, boolean mse) {
         public Setting {
             Objects.requireNonNull(method, "method");
             if (method == Method.NF4 && bits != 4) {
@@ -101,6 +103,19 @@ public final class DecoderQuantizer {
             if ((method == Method.AWQ || method == Method.AWQ_BLOCK) && (sym || actOrder)) {
                 throw new IllegalArgumentException("AWQ is asymmetric (zero point) and has no act-order");
             }
+            if (mse && method != Method.GPTQ) {
+                throw new IllegalArgumentException("the range search (mse) is GPTQ's, not " + method.id() + "'s");
+            }
+        }
+
+        /** Without the range search. */
+        public Setting(Method method, int bits, int groupSize, boolean sym, boolean actOrder) {
+            this(method, bits, groupSize, sym, actOrder, false);
+        }
+
+        /** This GPTQ setting with the range search on or off. */
+        public Setting withMse(boolean on) {
+            return new Setting(method, bits, groupSize, sym, actOrder, on);
         }
 
         /** A short label, e.g. {@code GPTQ int4 g32}. */
@@ -109,7 +124,8 @@ public final class DecoderQuantizer {
             return switch (method) {
                 case NF4 -> "NF4 block " + groupSize;
                 case RTN -> "RTN int" + bits + g + (sym ? " sym" : "");
-                case GPTQ -> "GPTQ int" + bits + g + (sym ? " sym" : "") + (actOrder ? " act-order" : "");
+                case GPTQ ->
+                    "GPTQ int" + bits + g + (sym ? " sym" : "") + (actOrder ? " act-order" : "") + (mse ? " mse" : "");
                 case AWQ -> "AWQ int" + bits + g;
                 case AWQ_BLOCK -> "AWQ block int" + bits + g;
             };
@@ -420,8 +436,9 @@ public final class DecoderQuantizer {
     private LayerReport gptqLayer(
             Linear.Dense d, HessianAccumulator h, Map<String, QuantizedWeight> weights, Map<String, Linear> replaced) {
         LinearScheme scheme = linearScheme(d.inFeatures());
-        GptqConfig config =
-                new GptqConfig(setting.bits(), scheme.groupSize(), setting.sym(), setting.actOrder(), false, 0.01, 128);
+        GptqConfig config = new GptqConfig(
+                        setting.bits(), scheme.groupSize(), setting.sym(), setting.actOrder(), false, 0.01, 128)
+                .withMse(setting.mse());
         FloatMatrix w = weightOf(d);
         QuantizedWeight g = new Gptq(config, pool).quantize(w, h).tensor();
         QuantizedWeight r = new RtnQuantizer(scheme, pool).quantize(w);

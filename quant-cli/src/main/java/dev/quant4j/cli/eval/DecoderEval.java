@@ -37,10 +37,13 @@ public final class DecoderEval {
                 new Setting(Method.NF4, 4, Math.max(32, group), false, false),
                 new Setting(Method.GPTQ, 4, group, false, false),
                 new Setting(Method.GPTQ, 4, group, false, true),
+                new Setting(Method.GPTQ, 4, group, false, false, true),
+                new Setting(Method.GPTQ, 4, group, false, true, true),
                 new Setting(Method.AWQ, 4, group, false, false),
                 new Setting(Method.AWQ_BLOCK, 4, group, false, false),
                 new Setting(Method.RTN, 3, group, false, false),
-                new Setting(Method.GPTQ, 3, group, false, true));
+                new Setting(Method.GPTQ, 3, group, false, true),
+                new Setting(Method.GPTQ, 3, group, false, true, true));
     }
 
     /**
