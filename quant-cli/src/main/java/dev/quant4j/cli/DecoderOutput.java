@@ -2,7 +2,7 @@ package dev.quant4j.cli;
 
 import dev.quant4j.io.GptqCheckpoint;
 import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
-import dev.quant4j.model.Linear;
+import dev.quant4j.model.LlamaConfig;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.pipeline.DecoderQuantizer;
 import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
@@ -21,8 +21,10 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.Stream;
 import picocli.CommandLine.Option;
@@ -212,7 +214,7 @@ final class DecoderOutput {
             long start = System.nanoTime();
             QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
             LlamaDecoder fp32 = source.decoder(pool);
-            requireSchemeFits(fp32, setting);
+            requireSchemeFits(cmd, fp32.config(), setting);
             List<int[]> calibration = null;
             String calibText = "";
             if (lines != null) {
@@ -337,17 +339,31 @@ final class DecoderOutput {
         return new Setting(method, cmd.bits, cmd.groupSize, sym, cmd.actOrder, cmd.mse);
     }
 
-    /** With {@code --strict}, a layer the group size does not divide is an error instead of per channel. */
-    private void requireSchemeFits(LlamaDecoder fp32, Setting s) {
+    /**
+     * With {@code --strict}, a layer whose input width the group size does not divide is an error naming it (block 0's,
+     * every block having the same widths) instead of being quantized per channel. Widths come from the configuration
+     * alone, so that the streamed path checks before reading any weight.
+     */
+    static void requireSchemeFits(QuantizeCommand cmd, LlamaConfig c, Setting s) {
         if (!cmd.strict || s.method() == Method.NF4 || s.groupSize() == LinearScheme.PER_CHANNEL) {
             return;
         }
-        for (Linear l : fp32.linears()) {
-            if (l.inFeatures() % s.groupSize() != 0) {
-                throw new IllegalArgumentException("layer '" + l.name() + "' [" + l.outFeatures() + ", "
-                        + l.inFeatures() + "]: group size " + s.groupSize() + " does not divide its "
-                        + l.inFeatures() + " input features (--strict; without it the layer is quantized per"
-                        + " channel)");
+        // [out, in] of a block's linears, in LlamaDecoder's order
+        Map<String, int[]> shapes = new LinkedHashMap<>();
+        shapes.put("self_attn.q_proj", new int[] {c.qDim(), c.dim()});
+        shapes.put("self_attn.k_proj", new int[] {c.kvDim(), c.dim()});
+        shapes.put("self_attn.v_proj", new int[] {c.kvDim(), c.dim()});
+        shapes.put("self_attn.o_proj", new int[] {c.dim(), c.qDim()});
+        shapes.put("mlp.gate_proj", new int[] {c.hiddenDim(), c.dim()});
+        shapes.put("mlp.up_proj", new int[] {c.hiddenDim(), c.dim()});
+        shapes.put("mlp.down_proj", new int[] {c.dim(), c.hiddenDim()});
+        for (Map.Entry<String, int[]> e : shapes.entrySet()) {
+            int out = e.getValue()[0];
+            int in = e.getValue()[1];
+            if (in % s.groupSize() != 0) {
+                throw new IllegalArgumentException("layer 'model.layers.0." + e.getKey() + "' [" + out + ", " + in
+                        + "]: group size " + s.groupSize() + " does not divide its " + in + " input features"
+                        + " (--strict; without it the layer is quantized per channel)");
             }
         }
     }

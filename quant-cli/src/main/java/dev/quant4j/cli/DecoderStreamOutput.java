@@ -4,7 +4,6 @@ import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.LlamaConfig;
 import dev.quant4j.pipeline.DecoderQuantizer;
 import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
-import dev.quant4j.pipeline.DecoderQuantizer.Method;
 import dev.quant4j.pipeline.DecoderQuantizer.Setting;
 import dev.quant4j.pipeline.QuantizedDecoderFile;
 import dev.quant4j.quant.ErrorMetrics;
@@ -82,7 +81,7 @@ final class DecoderStreamOutput {
         long start = System.nanoTime();
         try (HuggingFaceLlama.Checkpoint files = HuggingFaceLlama.open(cmd.in, pool)) {
             LlamaConfig c = files.config();
-            requireSchemeFits(cmd, c, setting);
+            DecoderOutput.requireSchemeFits(cmd, c, setting);
             if (tokenizer != null) {
                 String note = tokenizer.requireFits(c.vocabSize(), files.source());
                 if (note != null) {
@@ -154,19 +153,6 @@ final class DecoderStreamOutput {
                     fp32Bytes(files),
                     (System.nanoTime() - start) / 1e9);
             return Quant.OK;
-        }
-    }
-
-    private static void requireSchemeFits(QuantizeCommand cmd, LlamaConfig c, Setting s) {
-        if (!cmd.strict || s.method() == Method.NF4 || s.groupSize() == LinearScheme.PER_CHANNEL) {
-            return;
-        }
-        for (int in : new int[] {c.dim(), c.qDim(), c.hiddenDim()}) {
-            if (in % s.groupSize() != 0) {
-                throw new IllegalArgumentException("a layer with " + in + " input features: group size "
-                        + s.groupSize() + " does not divide it (--strict; without it the layer is quantized per"
-                        + " channel)");
-            }
         }
     }
 }

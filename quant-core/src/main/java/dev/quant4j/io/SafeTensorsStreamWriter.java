@@ -246,7 +246,6 @@ public final class SafeTensorsStreamWriter implements AutoCloseable {
             throw new IllegalStateException(
                     path + ": " + written.get() + " bytes of data written, the header" + " promises " + dataBytes);
         }
-        channel.force(false);
     }
 
     @Override
