@@ -213,7 +213,7 @@ final class EvalCommand implements Callable<Integer> {
                     .toList();
             EmbeddingEval.Calibration stats = null;
             if (chosen.stream()
-                    .anyMatch(s -> s.kind() == EmbeddingEval.Kind.GPTQ || s.kind() == EmbeddingEval.Kind.AWQ)) {
+                    .anyMatch(s -> s.kind() != EmbeddingEval.Kind.RTN && s.kind() != EmbeddingEval.Kind.NF4)) {
                 boolean awq = chosen.stream().anyMatch(s -> s.kind() == EmbeddingEval.Kind.AWQ);
                 if (awq) {
                     err.println("AWQ calibration: " + calibIds.size() + " WordNet sentences through the FP32 model");

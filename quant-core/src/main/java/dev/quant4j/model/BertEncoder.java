@@ -331,13 +331,56 @@ public final class BertEncoder {
         return layer(layers.get(index), h, tap);
     }
 
-    private FloatMatrix layer(Layer l, FloatMatrix h, Tap tap) {
+    /**
+     * Layer {@code index}'s self-attention module on {@code h [tokens, hidden]}: query, key, value, softmax attention
+     * and the output dense layer, before the residual and LayerNorm (HuggingFace's {@code BertSelfAttention} then
+     * {@code BertSelfOutput.dense}); what a search over the attention's weights compares.
+     */
+    public FloatMatrix selfAttention(int index, FloatMatrix h) {
+        return selfAttention(checked(index, h, hidden), h, null);
+    }
+
+    /**
+     * Layer {@code index}'s feed-forward module on {@code attended [tokens, hidden]} (the attention LayerNorm's
+     * output): intermediate dense, GELU and output dense, before the residual and LayerNorm.
+     */
+    public FloatMatrix feedForward(int index, FloatMatrix attended) {
+        return feedForward(checked(index, attended, hidden), attended, null);
+    }
+
+    private Layer checked(int index, FloatMatrix x, int cols) {
+        if (index < 0 || index >= layers.size()) {
+            throw new IllegalArgumentException(
+                    source + ": no layer " + index + " (the model has " + layers.size() + ")");
+        }
+        if (x.cols() != cols) {
+            throw new IllegalArgumentException(
+                    source + ": input '" + x.name() + "' has " + x.cols() + " columns, needs " + cols);
+        }
+        return layers.get(index);
+    }
+
+    private FloatMatrix selfAttention(Layer l, FloatMatrix h, Tap tap) {
         int n = h.rows();
         FloatMatrix q = run(l.query, h, tap);
         FloatMatrix k = run(l.key, h, tap);
         FloatMatrix v = run(l.value, h, tap);
         float[] ctx = attention(q.toArray(), k.toArray(), v.toArray(), n);
-        FloatMatrix a = run(l.attentionOutput, FloatMatrix.of("context", n, hidden, ctx, 0), tap);
+        return run(l.attentionOutput, FloatMatrix.of("context", n, hidden, ctx, 0), tap);
+    }
+
+    private FloatMatrix feedForward(Layer l, FloatMatrix attended, Tap tap) {
+        int n = attended.rows();
+        float[] mid = run(l.intermediate, attended, tap).toArray();
+        for (int i = 0; i < mid.length; i++) {
+            mid[i] = gelu(mid[i]);
+        }
+        return run(l.output, FloatMatrix.of("gelu", n, mid.length / n, mid, 0), tap);
+    }
+
+    private FloatMatrix layer(Layer l, FloatMatrix h, Tap tap) {
+        int n = h.rows();
+        FloatMatrix a = selfAttention(l, h, tap);
         float[] x1 = a.toArray();
         float[] hs = h.toArray();
         for (int i = 0; i < x1.length; i++) {
@@ -345,11 +388,7 @@ public final class BertEncoder {
         }
         layerNorm(x1, n, l.ln1Weight, l.ln1Bias);
         FloatMatrix attended = FloatMatrix.of("attended", n, hidden, x1, 0);
-        float[] mid = run(l.intermediate, attended, tap).toArray();
-        for (int i = 0; i < mid.length; i++) {
-            mid[i] = gelu(mid[i]);
-        }
-        FloatMatrix f = run(l.output, FloatMatrix.of("gelu", n, mid.length / n, mid, 0), tap);
+        FloatMatrix f = feedForward(l, attended, tap);
         float[] x2 = f.toArray();
         for (int i = 0; i < x2.length; i++) {
             x2[i] += x1[i];

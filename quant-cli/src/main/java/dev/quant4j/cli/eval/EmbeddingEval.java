@@ -11,6 +11,7 @@ import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.matmul.QuantizedLinear;
 import dev.quant4j.model.BertEncoder;
 import dev.quant4j.model.Linear;
+import dev.quant4j.pipeline.BertBlockAwq;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
@@ -77,13 +78,19 @@ public final class EmbeddingEval {
         public static Setting awq(int bits, int group) {
             return new Setting("AWQ int" + bits + " g" + group, Kind.AWQ, bits, group, false);
         }
+
+        /** Block-level AWQ ({@link dev.quant4j.pipeline.BertBlockAwq}): q/k/v share scales, searched per module. */
+        public static Setting awqBlock(int bits, int group) {
+            return new Setting("AWQ block int" + bits + " g" + group, Kind.AWQ_BLOCK, bits, group, false);
+        }
     }
 
     public enum Kind {
         RTN,
         NF4,
         GPTQ,
-        AWQ
+        AWQ,
+        AWQ_BLOCK
     }
 
     /** The default settings of {@code quant eval}, in table order (docs/real-model.md). */
@@ -95,6 +102,7 @@ public final class EmbeddingEval {
                 Setting.gptq(4, 128, false),
                 Setting.gptq(4, 128, true),
                 Setting.awq(4, 128),
+                Setting.awqBlock(4, 128),
                 Setting.rtn(3, 128),
                 Setting.gptq(3, 128, false),
                 Setting.gptq(3, 128, true));
@@ -151,6 +159,9 @@ public final class EmbeddingEval {
 
     /** Every linear of {@code fp32} quantized with {@code s}. */
     public static Quantized quantize(BertEncoder fp32, Setting s, Calibration calib, ForkJoinPool pool) {
+        if (s.kind() == Kind.AWQ_BLOCK) {
+            return awqBlock(fp32, s, calib, pool);
+        }
         Map<String, Linear> out = new HashMap<>();
         Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
         Map<String, HessianAccumulator> hessians = new HashMap<>();
@@ -222,6 +233,19 @@ public final class EmbeddingEval {
             params += (long) l.inFeatures() * l.outFeatures();
         }
         return new Quantized(fp32.withLinears(out), bytes, params, weights);
+    }
+
+    /** Block-level AWQ over the calibration sentences, as {@link BertBlockAwq} runs it. */
+    private static Quantized awqBlock(BertEncoder fp32, Setting s, Calibration calib, ForkJoinPool pool) {
+        BertBlockAwq.Result r = new BertBlockAwq(AwqConfig.defaults(s.bits()).withGroupSize(s.group()), pool)
+                .quantize(fp32, calib.sentences, null);
+        long bytes = 0;
+        long params = 0;
+        for (QuantizedTensor t : r.weights().values()) {
+            bytes += t.storageBytes();
+            params += (long) t.rows() * t.cols();
+        }
+        return new Quantized(r.encoder(), bytes, params, new LinkedHashMap<>(r.weights()));
     }
 
     /**
