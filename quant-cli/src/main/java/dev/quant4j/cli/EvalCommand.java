@@ -208,7 +208,11 @@ final class EvalCommand implements Callable<Integer> {
                                 OrtModels.wordEmbeddings(onnx, LinearScheme.sym(4, 128)),
                                 0));
             }
-            List<EmbeddingEval.Setting> chosen = EmbeddingEval.defaultSettings().stream()
+            List<EmbeddingEval.Setting> chosen = java.util.stream.Stream.concat(
+                            EmbeddingEval.defaultSettings().stream(),
+                            spec.commandLine().getParseResult().hasMatchedOption("--settings")
+                                    ? EmbeddingEval.extraSettings().stream()
+                                    : java.util.stream.Stream.empty())
                     .filter(s -> select.matcher(s.label()).find())
                     .toList();
             EmbeddingEval.Calibration stats = null;

@@ -102,10 +102,17 @@ public final class EmbeddingEval {
                 Setting.gptq(4, 128, false),
                 Setting.gptq(4, 128, true),
                 Setting.awq(4, 128),
-                Setting.awqBlock(4, 128),
                 Setting.rtn(3, 128),
                 Setting.gptq(3, 128, false),
                 Setting.gptq(3, 128, true));
+    }
+
+    /**
+     * Settings {@code quant eval} runs only when {@code --settings} is given and matches them: block-level AWQ runs its
+     * modules on every calibration token for each candidate, hours on the full calibration set (docs/awq.md).
+     */
+    public static List<Setting> extraSettings() {
+        return List.of(Setting.awqBlock(4, 128));
     }
 
     /**
