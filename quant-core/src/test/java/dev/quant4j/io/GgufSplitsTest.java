@@ -298,6 +298,57 @@ class GgufSplitsTest {
         }
     }
 
+    /**
+     * Seeded damage to one split's keys, tensors or presence: opening any split either reads the model (then every
+     * tensor it lists has its original bytes) or fails with a {@link MalformedTensorFileException}, never otherwise.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.MethodSource("seeds")
+    void damagedSplitsAreReadCorrectlyOrRefusedCleanly(long seed) throws Exception {
+        SplittableRandom r = new SplittableRandom(seed);
+        List<Path> files = three();
+        Path whole = dir.resolve("whole.gguf");
+        model(5).write(whole);
+        try (Gguf g = Gguf.open(whole)) {
+            int victim = r.nextInt(3);
+            List<String> names = new ArrayList<>();
+            try (Gguf part = Gguf.openFile(files.get(victim))) {
+                part.tensors().forEach(t -> names.add(t.name()));
+            }
+            Map<String, GgufValue> m = new LinkedHashMap<>(victim == 0 ? g.metadata() : Map.of());
+            m.putAll(keys(victim, 3, 7));
+            String key = List.of(GgufSplits.NO, GgufSplits.COUNT, GgufSplits.TENSORS_COUNT, "general.architecture")
+                    .get(r.nextInt(4));
+            switch (r.nextInt(6)) {
+                case 0 -> m.remove(key);
+                case 1 -> m.put(key, GgufValue.uint32(r.nextInt(5)));
+                case 2 -> m.put(key, GgufValue.of(GgufValueType.UINT16, r.nextInt(5)));
+                case 3 -> names.add("t" + r.nextInt(7));
+                case 4 -> names.remove(0);
+                default -> Files.delete(files.get(victim));
+            }
+            if (Files.exists(files.get(victim))) {
+                rewrite(files.get(victim), m, g, names.stream().distinct().toArray(String[]::new));
+            }
+            for (Path f : files) {
+                if (!Files.exists(f)) {
+                    continue;
+                }
+                try (Gguf model = Gguf.open(f)) {
+                    for (Gguf.TensorInfo t : model.tensors()) {
+                        assertThat(model.readBytes(t.name())).isEqualTo(g.readBytes(t.name()));
+                    }
+                } catch (MalformedTensorFileException e) {
+                    assertThat(e.getMessage()).isNotBlank();
+                }
+            }
+        }
+    }
+
+    static Stream<Long> seeds() {
+        return Stream.iterate(1L, x -> x + 1).limit(60);
+    }
+
     @Test
     void aFailedSplitWriteLeavesNoFile() throws Exception {
         GgufWriter w = model(2);
