@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Writes an ONNX model with its initializers' values in an external data file beside it, as ONNX's {@code
@@ -32,8 +33,12 @@ public final class OnnxExternalData {
 
     private OnnxExternalData() {}
 
-    /** Where one tensor's bytes come from: a range of the model's bytes, or a range of an input data file. */
-    private record Move(byte[] model, int from, OnnxModel.External input, long length, long offset) {}
+    /**
+     * Where one tensor's bytes come from: a range of the model's bytes, a range of an input data file, or a tensor
+     * made when written.
+     */
+    private record Move(
+            byte[] model, int from, OnnxModel.External input, OnnxRewriter.Lazy made, long length, long offset) {}
 
     /**
      * Writes {@code model} (a serialized ModelProto) to {@code out} and its large initializers to {@code out} plus
@@ -45,16 +50,28 @@ public final class OnnxExternalData {
      *     hold
      */
     public static void write(Path out, String source, byte[] model, OnnxModel input) throws IOException {
+        write(out, source, model, input, Map.of());
+    }
+
+    /**
+     * {@link #write(Path, String, byte[], OnnxModel)} for a model some of whose initializers are {@code made}: their
+     * TensorProtos in {@code model} are {@link OnnxRewriter.Lazy#header()}s, and their values are made and written
+     * to the data file one tensor at a time.
+     */
+    static void write(Path out, String source, byte[] model, OnnxModel input, Map<String, OnnxRewriter.Lazy> made)
+            throws IOException {
         String dataName = out.getFileName().toString() + ".data";
         List<Move> moves = new ArrayList<>();
-        byte[] rewritten = rewriteModel(source, model, input, dataName, moves);
+        byte[] rewritten = rewriteModel(source, model, input, made, dataName, moves);
         Path data = out.resolveSibling(dataName);
         AtomicFiles.writeFile(data, tmp -> {
             try (FileChannel ch = FileChannel.open(
                     tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 for (Move m : moves) {
                     if (m.input() == null) {
-                        ByteBuffer bb = ByteBuffer.wrap(m.model(), m.from(), (int) m.length());
+                        ByteBuffer bb = m.made() != null
+                                ? ByteBuffer.wrap(m.made().bytes())
+                                : ByteBuffer.wrap(m.model(), m.from(), (int) m.length());
                         long at = m.offset();
                         while (bb.hasRemaining()) {
                             at += ch.write(bb, at);
@@ -80,7 +97,12 @@ public final class OnnxExternalData {
     }
 
     private static byte[] rewriteModel(
-            String source, byte[] bytes, OnnxModel input, String dataName, List<Move> moves) {
+            String source,
+            byte[] bytes,
+            OnnxModel input,
+            Map<String, OnnxRewriter.Lazy> made,
+            String dataName,
+            List<Move> moves) {
         ProtoReader model = new ProtoReader(source, "ModelProto", bytes, 0, bytes.length);
         ProtoWriter out = new ProtoWriter(Math.min(bytes.length, 1 << 24));
         long[] end = {0};
@@ -100,6 +122,7 @@ public final class OnnxExternalData {
                                         source,
                                         graph.nested("TensorProto", graph.readLength()),
                                         input,
+                                        made,
                                         dataName,
                                         moves,
                                         end));
@@ -119,7 +142,13 @@ public final class OnnxExternalData {
 
     /** One initializer, its values moved to the data file when large enough or already external. */
     private static ProtoWriter tensor(
-            String source, ProtoReader t, OnnxModel input, String dataName, List<Move> moves, long[] end) {
+            String source,
+            ProtoReader t,
+            OnnxModel input,
+            Map<String, OnnxRewriter.Lazy> made,
+            String dataName,
+            List<Move> moves,
+            long[] end) {
         byte[] bytes = t.bytes();
         ProtoWriter kept = new ProtoWriter();
         String name = "";
@@ -153,15 +182,17 @@ public final class OnnxExternalData {
         }
         Move move;
         long offset = (end[0] + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
-        if (external) {
+        if (external && made.containsKey(name)) {
+            move = new Move(null, 0, null, made.get(name), made.get(name).length(), offset);
+        } else if (external) {
             OnnxModel.Initializer in = input.initializers().get(name);
             if (in == null || in.external() == null || in.external().file() == null) {
                 throw new MalformedTensorFileException(source + ": initializer '" + name + "' refers to external data"
                         + " that the input model does not hold");
             }
-            move = new Move(null, 0, in.external(), in.external().length(), offset);
+            move = new Move(null, 0, in.external(), null, in.external().length(), offset);
         } else if (rawFrom >= 0 && rawLength >= SIZE_THRESHOLD) {
-            move = new Move(bytes, rawFrom, null, rawLength, offset);
+            move = new Move(bytes, rawFrom, null, null, rawLength, offset);
         } else {
             if (rawFrom >= 0) {
                 ProtoWriter raw = new ProtoWriter();
