@@ -147,7 +147,7 @@ public final class OnnxExport {
             long limit)
             throws IOException {
         String source = input.source();
-        OnnxRewriter.Edit edit = edit(source, model, input, weights, accuracyLevel);
+        OnnxRewriter.Edit edit = edit(source, model, input, weights, accuracyLevel, Set.of());
         byte[] graph = OnnxRewriter.rewrite(source, model, edit, true);
         Map<String, OnnxRewriter.Lazy> lazy = edit.lazyTensors();
         if (!input.hasExternalData() && singleFileBound(graph.length, lazy.values()) <= limit) {
@@ -186,8 +186,26 @@ public final class OnnxExport {
      */
     public static byte[] quantizedModel(
             String source, byte[] model, Map<String, ? extends QuantizedWeight> weights, int accuracyLevel) {
+        return quantizedModel(source, model, weights, accuracyLevel, Set.of());
+    }
+
+    /**
+     * {@link #quantizedModel(String, byte[], Map, int)} with the scales of the tables {@code float16Tables} (names of
+     * tables in {@code weights} that become GatherBlockQuantized) written as float16, each scale rounded to the
+     * nearest float16: GatherBlockQuantized then gives float16 rows, which a {@code Cast} to float32 follows (the
+     * node {@code <gather>_cast}; the GatherBlockQuantized output is {@code <output>_float16}). Half the bytes of the
+     * table's scales; a table whose scales are float16 values already (rounded beforehand) reads the same values.
+     */
+    public static byte[] quantizedModel(
+            String source,
+            byte[] model,
+            Map<String, ? extends QuantizedWeight> weights,
+            int accuracyLevel,
+            Set<String> float16Tables) {
         return OnnxRewriter.rewrite(
-                source, model, edit(source, model, OnnxModel.parse(source, model), weights, accuracyLevel));
+                source,
+                model,
+                edit(source, model, OnnxModel.parse(source, model), weights, accuracyLevel, float16Tables));
     }
 
     /** The changes that replace {@code weights} in {@code model} (parsed as {@code m}); see {@link #write}. */
@@ -196,7 +214,8 @@ public final class OnnxExport {
             byte[] model,
             OnnxModel m,
             Map<String, ? extends QuantizedWeight> weights,
-            int accuracyLevel) {
+            int accuracyLevel,
+            Set<String> float16Tables) {
         if (accuracyLevel < 0 || accuracyLevel > 4) {
             throw new IllegalArgumentException("accuracy_level " + accuracyLevel + ": MatMulNBits takes 0 to 4");
         }
@@ -229,7 +248,7 @@ public final class OnnxExport {
                     && n.inputs().size() == 2
                     && weights.get(n.inputs().get(0)) instanceof QuantizedTensor gq) {
                 String w = n.inputs().get(0);
-                gatherBlockQuantized(source, model, m, i, n, w, gq, used, edit, written, tensors);
+                gatherBlockQuantized(source, model, m, i, n, w, gq, used, edit, written, tensors, float16Tables);
                 replacedReads.merge(w, 1, Integer::sum);
                 continue;
             }
@@ -370,6 +389,12 @@ public final class OnnxExport {
                 edit.dropInput(w); // listed as a graph input before IR 4
             }
         }
+        for (String t : float16Tables) {
+            if (!(weights.get(t) instanceof QuantizedTensor) || !written.containsKey(t)) {
+                throw new IllegalArgumentException(source + ": float16 scales for '" + t + "', which is not a quantized"
+                        + " table written as GatherBlockQuantized");
+            }
+        }
         for (String w : weights.keySet()) {
             if (!written.containsKey(w)) {
                 throw new IllegalArgumentException(
@@ -404,7 +429,8 @@ public final class OnnxExport {
             Set<String> used,
             OnnxRewriter.Edit edit,
             Map<String, List<String>> written,
-            Map<String, List<OnnxRewriter.Added>> tensors) {
+            Map<String, List<OnnxRewriter.Added>> tensors,
+            Set<String> float16Tables) {
         long[] dims = m.initializer(w).dims();
         int g = q.scheme().groupSize();
         String reason = null;
@@ -433,6 +459,7 @@ public final class OnnxExport {
         int bits = q.scheme().bits();
         int blocks = h / g;
         int mid = 1 << (bits - 1);
+        boolean half = float16Tables.contains(w);
         List<String> names = written.get(w);
         if (names == null) {
             names = new ArrayList<>();
@@ -447,13 +474,24 @@ public final class OnnxExport {
             }));
             names.add(dName);
             String sName = fresh(used, w + "_scales");
-            out.add(new OnnxRewriter.Lazy(sName, OnnxModel.FLOAT, new long[] {v, blocks}, 4L * v * blocks, () -> {
-                ByteBuffer sb = ByteBuffer.allocate(4 * v * blocks).order(ByteOrder.LITTLE_ENDIAN);
-                for (int i = 0; i < v * blocks; i++) {
-                    sb.putFloat(q.scale(i));
-                }
-                return sb.array();
-            }));
+            int scaleBytes = half ? 2 : 4;
+            out.add(new OnnxRewriter.Lazy(
+                    sName,
+                    half ? FLOAT16 : OnnxModel.FLOAT,
+                    new long[] {v, blocks},
+                    (long) scaleBytes * v * blocks,
+                    () -> {
+                        ByteBuffer sb =
+                                ByteBuffer.allocate(scaleBytes * v * blocks).order(ByteOrder.LITTLE_ENDIAN);
+                        for (int i = 0; i < v * blocks; i++) {
+                            if (half) {
+                                sb.putShort(Float.floatToFloat16(q.scale(i)));
+                            } else {
+                                sb.putFloat(q.scale(i));
+                            }
+                        }
+                        return sb.array();
+                    }));
             names.add(sName);
             boolean defaultZeros = true;
             for (int i = 0; i < v * blocks && defaultZeros; i++) {
@@ -483,18 +521,33 @@ public final class OnnxExport {
         attrs.put("quantize_axis", 1L);
         attrs.put("block_size", (long) g);
         attrs.put("bits", (long) bits);
-        edit.replaceNode(
-                index,
-                List.of(OnnxRewriter.node(
+        List<String> outputs = n.outputs();
+        List<byte[]> replacement = new ArrayList<>();
+        if (half) { // float16 rows, cast to the float32 the Gather gave
+            outputs = List.of(fresh(used, n.outputs().get(0) + "_float16"));
+            replacement.add(null);
+            replacement.add(OnnxRewriter.node(
+                    fresh(used, n.name() + "_cast"), "Cast", "", outputs, n.outputs(), Map.of("to", (long)
+                            OnnxModel.FLOAT)));
+        } else {
+            replacement.add(null);
+        }
+        replacement.set(
+                0,
+                OnnxRewriter.node(
                         n.name(),
                         "GatherBlockQuantized",
                         MS_DOMAIN,
                         names.get(2).isEmpty()
                                 ? List.of(names.get(0), n.inputs().get(1), names.get(1))
                                 : List.of(names.get(0), n.inputs().get(1), names.get(1), names.get(2)),
-                        n.outputs(),
-                        attrs)));
+                        outputs,
+                        attrs));
+        edit.replaceNode(index, replacement);
     }
+
+    /** ONNX {@code TensorProto.DataType} FLOAT16: a table's scales when they are all float16 values. */
+    static final int FLOAT16 = 10;
 
     /**
      * The index of the node {@code Add(y, b)} or {@code Add(b, y)} that alone reads the MatMul {@code n}'s output

@@ -136,7 +136,8 @@ class OnnxStreamedExportTest {
     void singleFileBoundIsAnUpperBoundWithinAFewBytesATensor() {
         for (int level : new int[] {0, 4}) {
             byte[] single = OnnxExport.quantizedModel("all-minilm-l6-v2.onnx", model, weights, level);
-            OnnxRewriter.Edit edit = OnnxExport.edit("all-minilm-l6-v2.onnx", model, input, weights, level);
+            OnnxRewriter.Edit edit =
+                    OnnxExport.edit("all-minilm-l6-v2.onnx", model, input, weights, level, java.util.Set.of());
             byte[] headers = OnnxRewriter.rewrite("all-minilm-l6-v2.onnx", model, edit, true);
             var lazy = edit.lazyTensors().values();
             long bound = OnnxExport.singleFileBound(headers.length, lazy);
