@@ -18,10 +18,14 @@ import java.util.Map;
  * a multiple of {@value #ALIGNMENT} bytes (the page size the document recommends, so that a runtime may map them).
  * Smaller initializers stay inside the model. Initializers that the model being written still keeps in the input's
  * external data (copied unchanged from it) are copied from the input's data file in the kernel, never through the heap.
+ * Initializers of subgraphs (attributes {@code g} and {@code graphs} of any node, at any depth: {@code If}, {@code
+ * Loop}, {@code Scan}) are written the same way, an external one found by its own entries, since a subgraph may reuse
+ * a name of the main graph.
  *
  * <p>Followed: onnx/onnx {@code onnx/onnx.proto}: {@code ModelProto.graph} = 7, {@code GraphProto.initializer} = 5,
  * {@code TensorProto.name} = 8, {@code raw_data} = 9, {@code external_data} = 13 ({@code StringStringEntryProto.key} =
- * 1, {@code value} = 2), {@code data_location} = 14 ({@code EXTERNAL} = 1). Every other field is copied byte for byte.
+ * 1, {@code value} = 2), {@code data_location} = 14 ({@code EXTERNAL} = 1); {@code GraphProto.node} = 1, {@code NodeProto.attribute} = 5,
+ * {@code AttributeProto.g} = 6, {@code graphs} = 11. Every other field is copied byte for byte.
  */
 public final class OnnxExternalData {
 
@@ -111,27 +115,7 @@ public final class OnnxExternalData {
             long key = model.readKey();
             if (key == (7 << 3 | ProtoReader.LEN)) {
                 ProtoReader graph = model.nested("GraphProto", model.readLength());
-                ProtoWriter g = new ProtoWriter();
-                while (graph.hasMore()) {
-                    int at = graph.position();
-                    long k = graph.readKey();
-                    if (k == (5 << 3 | ProtoReader.LEN)) {
-                        g.writeMessage(
-                                5,
-                                tensor(
-                                        source,
-                                        graph.nested("TensorProto", graph.readLength()),
-                                        input,
-                                        made,
-                                        dataName,
-                                        moves,
-                                        end));
-                    } else {
-                        graph.skip((int) (k & 7));
-                        g.writeRaw(bytes, at, graph.position() - at);
-                    }
-                }
-                out.writeMessage(7, g);
+                out.writeMessage(7, graph(source, graph, false, input, made, dataName, moves, end));
             } else {
                 model.skip((int) (key & 7));
                 out.writeRaw(bytes, start, model.position() - start);
@@ -140,16 +124,76 @@ public final class OnnxExternalData {
         return out.toByteArray();
     }
 
+    /**
+     * A graph with its initializers' values moved ({@link #tensor}), the graphs of its nodes' attributes ({@code If}'s
+     * branches, {@code Loop}'s and {@code Scan}'s bodies) too; everything else as it is.
+     */
+    private static ProtoWriter graph(
+            String source,
+            ProtoReader graph,
+            boolean subgraph,
+            OnnxModel input,
+            Map<String, OnnxRewriter.Lazy> made,
+            String dataName,
+            List<Move> moves,
+            long[] end) {
+        byte[] bytes = graph.bytes();
+        ProtoWriter g = new ProtoWriter();
+        while (graph.hasMore()) {
+            int at = graph.position();
+            long k = graph.readKey();
+            if (k == (5 << 3 | ProtoReader.LEN)) {
+                ProtoReader t = graph.nested("TensorProto", graph.readLength());
+                g.writeMessage(5, tensor(source, t, subgraph, input, made, dataName, moves, end));
+            } else if (k == (1 << 3 | ProtoReader.LEN)) {
+                // NodeProto.attribute = 5; AttributeProto.g = 6, graphs = 11
+                ProtoReader node = graph.nested("NodeProto", graph.readLength());
+                ProtoWriter n = new ProtoWriter();
+                while (node.hasMore()) {
+                    int nAt = node.position();
+                    long nk = node.readKey();
+                    if (nk != (5 << 3 | ProtoReader.LEN)) {
+                        node.skip((int) (nk & 7));
+                        n.writeRaw(bytes, nAt, node.position() - nAt);
+                        continue;
+                    }
+                    ProtoReader attr = node.nested("AttributeProto", node.readLength());
+                    ProtoWriter a = new ProtoWriter();
+                    while (attr.hasMore()) {
+                        int aAt = attr.position();
+                        long ak = attr.readKey();
+                        if (ak == (6 << 3 | ProtoReader.LEN) || ak == (11 << 3 | ProtoReader.LEN)) {
+                            ProtoReader sub = attr.nested("GraphProto", attr.readLength());
+                            a.writeMessage(
+                                    (int) (ak >>> 3), graph(source, sub, true, input, made, dataName, moves, end));
+                        } else {
+                            attr.skip((int) (ak & 7));
+                            a.writeRaw(bytes, aAt, attr.position() - aAt);
+                        }
+                    }
+                    n.writeMessage(5, a);
+                }
+                g.writeMessage(1, n);
+            } else {
+                graph.skip((int) (k & 7));
+                g.writeRaw(bytes, at, graph.position() - at);
+            }
+        }
+        return g;
+    }
+
     /** One initializer, its values moved to the data file when large enough or already external. */
     private static ProtoWriter tensor(
             String source,
             ProtoReader t,
+            boolean subgraph,
             OnnxModel input,
             Map<String, OnnxRewriter.Lazy> made,
             String dataName,
             List<Move> moves,
             long[] end) {
         byte[] bytes = t.bytes();
+        int from = t.position();
         ProtoWriter kept = new ProtoWriter();
         String name = "";
         int rawFrom = -1;
@@ -182,7 +226,16 @@ public final class OnnxExternalData {
         }
         Move move;
         long offset = (end[0] + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
-        if (external && made.containsKey(name)) {
+        if (external && subgraph) {
+            // a subgraph's names may repeat the main graph's: its own entries say where its values are
+            OnnxModel.Initializer in =
+                    input.subgraphTensor(new ProtoReader(source, "TensorProto", bytes, from, t.position()));
+            if (in.external().file() == null) {
+                throw new MalformedTensorFileException(source + ": subgraph initializer '" + name + "' refers to"
+                        + " external data, and the model's folder is not known");
+            }
+            move = new Move(null, 0, in.external(), null, in.external().length(), offset);
+        } else if (external && made.containsKey(name)) {
             move = new Move(null, 0, null, made.get(name), made.get(name).length(), offset);
         } else if (external) {
             OnnxModel.Initializer in = input.initializers().get(name);
