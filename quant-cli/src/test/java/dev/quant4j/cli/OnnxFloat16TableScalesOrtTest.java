@@ -82,6 +82,12 @@ class OnnxFloat16TableScalesOrtTest {
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("'U'")
                 .hasMessageContaining("GatherBlockQuantized");
+        // a MatMul weight is no table: its scales stay float32, so asking for float16 is an error too
+        QuantizedTensor w = OnnxExportOrtTest.random(new Random(7), LinearScheme.asym(4, 16), 2, 32, false, null);
+        byte[] matMul = OnnxExportOrtTest.matMulModel(new float[32 * 2], 1, 32, 2);
+        assertThatThrownBy(() -> OnnxExport.quantizedModel("mm", matMul, Map.of("W", w), 0, Set.of("W")))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("'W'");
     }
 
     /** {@code y = Gather(T, i)}, T float [v, h], i int64 [4]. */

@@ -235,6 +235,7 @@ public final class OnnxExport {
         Map<String, List<String>> written = new LinkedHashMap<>(); // weight -> names of B, scales, zero_points, perm
         Map<String, List<OnnxRewriter.Added>> tensors = new LinkedHashMap<>();
         Map<String, Integer> replacedReads = new LinkedHashMap<>();
+        Set<String> tables = new HashSet<>(); // written as GatherBlockQuantized
         List<OnnxModel.Node> nodes = m.nodes();
         Map<String, List<Integer>> consumers = new LinkedHashMap<>();
         for (int i = 0; i < nodes.size(); i++) {
@@ -249,6 +250,7 @@ public final class OnnxExport {
                     && weights.get(n.inputs().get(0)) instanceof QuantizedTensor gq) {
                 String w = n.inputs().get(0);
                 gatherBlockQuantized(source, model, m, i, n, w, gq, used, edit, written, tensors, float16Tables);
+                tables.add(w);
                 replacedReads.merge(w, 1, Integer::sum);
                 continue;
             }
@@ -390,7 +392,7 @@ public final class OnnxExport {
             }
         }
         for (String t : float16Tables) {
-            if (!(weights.get(t) instanceof QuantizedTensor) || !written.containsKey(t)) {
+            if (!tables.contains(t)) {
                 throw new IllegalArgumentException(source + ": float16 scales for '" + t + "', which is not a quantized"
                         + " table written as GatherBlockQuantized");
             }
