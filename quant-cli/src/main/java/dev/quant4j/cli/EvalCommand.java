@@ -123,7 +123,8 @@ final class EvalCommand implements Callable<Integer> {
 
     /** The 4-bit model of at most 13 MB ({@link OrtModels#compact}), with its own embedding tables. */
     static final String ORT_COMPACT =
-            "compact: GPTQ int4 g128 act-order mse through quantized embeddings, words int4 g64, positions int8";
+            "compact: GPTQ int4 g64 act-order mse true-sequential through quantized embeddings, words int4 g64"
+                    + " float16 scales, positions int8";
 
     @Override
     public Integer call() throws Exception {
@@ -262,11 +263,11 @@ final class EvalCommand implements Callable<Integer> {
                         reference,
                         e,
                         seconds));
-                ort.add(ORT_COMPACT, "MatMulNBits", OrtModels.export(modelBytes, onnx, q.weights(), c.tables(), 0));
+                ort.add(ORT_COMPACT, "MatMulNBits", c.export(modelBytes, onnx, 0));
                 ort.add(
                         ORT_COMPACT + ", accuracy_level 4",
                         "MatMulNBits, int8 activations",
-                        OrtModels.export(modelBytes, onnx, q.weights(), c.tables(), 4));
+                        c.export(modelBytes, onnx, 4));
             }
             if (select.matcher(ORT_LABEL).find()) {
                 byte[] int8Bytes = resource(MODEL_INT8);

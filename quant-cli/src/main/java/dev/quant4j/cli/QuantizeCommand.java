@@ -493,16 +493,9 @@ final class QuantizeCommand implements Callable<Integer> {
                 weights.put(q.name(), q);
             }
             int level = accuracyLevel == null ? 0 : accuracyLevel;
-            if (loaded.onnx().model().hasExternalData()) {
-                // weights stored outside the input model stay outside the output: model-q.onnx + model-q.onnx.data
-                dev.quant4j.io.OnnxExternalData.write(
-                        out,
-                        in.toString(),
-                        OnnxExport.quantizedModel(in.toString(), loaded.onnx().bytes(), weights, level),
-                        loaded.onnx().model());
-            } else {
-                OnnxExport.write(out, in.toString(), loaded.onnx().bytes(), weights, level);
-            }
+            // model-q.onnx alone, or with model-q.onnx.data when the input has external data or the single file
+            // would pass protobuf's 2 GB
+            OnnxExport.write(out, loaded.onnx().model(), loaded.onnx().bytes(), weights, level);
         } else {
             QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         }
