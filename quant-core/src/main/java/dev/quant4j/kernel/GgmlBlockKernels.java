@@ -56,6 +56,24 @@ public interface GgmlBlockKernels {
     void dequantizeQ6_K(byte[] x, int xOff, float[] y, int yOff, int k);
 
     /**
+     * The scale search of q6_K: {@code quantize_row_q6_K_ref}'s {@code make_qx_quants(16, 32, x + 16 * ib, L + 16 *
+     * ib, 1, NULL)} for each of the 16 sub-blocks {@code ib} of the super-block at {@code x[xOff]}: codes {@code l +
+     * 32} (0 in an all-zero sub-block) to {@code L[lOff + 16 * ib + i]}, each sub-block's scale to {@code scales[sOff +
+     * ib]}. Values finite.
+     */
+    void makeQxQuantsQ6_K(float[] x, int xOff, byte[] L, int lOff, float[] scales, int sOff);
+
+    /**
+     * ggml's {@code nearest_int}: round to nearest, ties to even, by adding {@code 1.5 * 2^23} and reading the
+     * mantissa; valid for {@code |fval| <= 4194303}.
+     */
+    static int nearestInt(float fval) {
+        float val = fval + 12582912.f;
+        int i = Float.floatToRawIntBits(val);
+        return (i & 0x007fffff) - 0x00400000;
+    }
+
+    /**
      * {@code get_scale_min_k4} of q4_K and q5_K: the 6-bit scale and minimum of sub-block {@code j} (0..7) from the
      * 12 bytes at {@code q[qOff]}, as {@code sc | m << 8}.
      */

@@ -39,7 +39,10 @@ import jdk.incubator.vector.VectorOperators;
  *       {@code roundf(v)} for every float {@code v} (0.5 itself would round {@code 0.5 - 2^-25} up to 1), infinities
  *       and NaN included, as Java's saturating conversion does for the reference's {@code (int) roundf(v)}.
  *   <li>{@code (int8_t)}: the vector {@code F2I} then {@code I2B} are Java's {@code (byte) (int)} (truncation,
- *       saturation, NaN to 0, then the low byte), ggml's conversions on the values it produces.
+ *       saturation, NaN to 0, then the low byte), ggml's conversions on the values it produces. Where {@code 1 / d}
+ *       is finite no 4- or 5-bit code needs the narrowing ({@link #inBytes}): clamp and packing in int lanes.
+ *   <li>Blocks go {@code L} at a time (one per float lane) through the extremes: a transposed reduction gives the
+ *       {@code L} maxima (minima) in one vector, per-thread arrays ({@code KernelScratch}) hold them for the codes.
  * </ul>
  *
  * <p>The scale {@code d} and its FP16 bits are scalar, once per block ({@link Float#floatToFloat16} and {@link
@@ -284,6 +287,11 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     }
 
     // ---------------------------------------------------------------- quantize
+
+    @Override
+    public void makeQxQuantsQ6_K(float[] x, int xOff, byte[] L, int lOff, float[] scales, int sOff) {
+        VectorGgmlKQuants.makeQxQuantsQ6_K(x, xOff, L, lOff, scales, sOff);
+    }
 
     @Override
     public void quantizeQ8_0(float[] x, int xOff, byte[] y, int yOff, int k) {

@@ -361,6 +361,56 @@ class GgmlBlockKernelsTest {
     }
 
     /**
+     * q6_K's scale search ({@code make_qx_quants} of 16 sub-blocks of 16) against the reference: codes and scales
+     * identical in their bits, on the hard values made finite (the quantizers take finite values only), with all-zero
+     * sub-blocks, sub-blocks below {@code GROUP_MAX_EPS}, a lone non-zero value, and values on the code grid.
+     */
+    @ParameterizedTest(name = "seed {0}")
+    @ValueSource(longs = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+    void searchesQ6_KScalesAsTheReference(long seed) {
+        int supers = 4;
+        float[] x = hardValues(supers * 256 + 16, seed);
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int i = 0; i < x.length; i++) {
+            if (!Float.isFinite(x[i])) {
+                x[i] = 0f;
+            }
+        }
+        for (int sb = 0; sb < supers * 16; sb++) {
+            int o = 16 * sb;
+            switch (r.nextInt(8)) {
+                case 0 -> Arrays.fill(x, o, o + 16, 0f);
+                case 1 -> {
+                    for (int i = 0; i < 16; i++) {
+                        x[o + i] = (float) r.nextGaussian() * 1e-16f;
+                    }
+                }
+                case 2 -> {
+                    Arrays.fill(x, o, o + 16, 0f);
+                    x[o + r.nextInt(16)] = (float) r.nextGaussian();
+                }
+                case 3 -> {
+                    for (int i = 0; i < 16; i++) {
+                        x[o + i] = r.nextInt(-64, 64) / 2f;
+                    }
+                }
+                default -> {}
+            }
+        }
+        int xOff = (int) seed % 16;
+        for (int s = 0; s < supers; s++) {
+            byte[] lExpected = new byte[256 + 3];
+            byte[] lActual = new byte[256 + 3];
+            float[] sExpected = new float[16 + 2];
+            float[] sActual = new float[16 + 2];
+            REF.makeQxQuantsQ6_K(x, xOff + 256 * s, lExpected, 3, sExpected, 2);
+            VEC.makeQxQuantsQ6_K(x, xOff + 256 * s, lActual, 3, sActual, 2);
+            assertThat(lActual).as("codes of super-block %d", s).isEqualTo(lExpected);
+            assertSameBits("scales of super-block " + s, sActual, sExpected);
+        }
+    }
+
+    /**
      * FP16 scales of every sign and exponent (NaN, infinities, subnormals, signed zeros) with several mantissas, as
      * each scale field of each type.
      */
