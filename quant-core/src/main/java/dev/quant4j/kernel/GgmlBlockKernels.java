@@ -3,7 +3,7 @@ package dev.quant4j.kernel;
 /**
  * ggml's block types ({@code src/ggml-quants.c} of ggml at commit {@code d99724f2b141fed9e1a9f402213506c081433465}):
  * the reference quantizers {@code quantize_row_*_ref} of the 32-value types and the dequantizers {@code
- * dequantize_row_*} of the 32-value types and of q4_K, q5_K and q6_K. Every implementation gives the bytes and the
+ * dequantize_row_*} of the 32-value types and of q4_K, q5_K and q6_K, and q6_K's scale search. Every implementation gives the bytes and the
  * float bits of the scalar reference ({@code ScalarGgmlBlockKernels}, which reads like ggml's C), for every input,
  * NaN and infinities included.
  *
