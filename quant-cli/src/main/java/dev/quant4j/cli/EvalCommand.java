@@ -66,7 +66,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(
             names = "--settings",
             defaultValue = ".*",
-            description = "regular expression: which settings to run, by label (default: all)")
+            description = "regular expression: which settings to run, by label (default: all; with --quantized, none)")
     String settings;
 
     @Option(names = "--threads", description = "threads (default: available processors)")

@@ -360,6 +360,9 @@ class DecoderGgufEvalTest {
                 "--quantized",
                 dir.resolve("q.npy").toString());
         assertThat(r.err()).contains("--quantized " + dir.resolve("q.npy") + ": expected a GGUF llama model (.gguf)");
+        r = QuantCliTest.run("eval", "--quantized", q8.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).isEqualTo("quant: --quantized applies with --model (a decoder) only\n");
     }
 
     @Test
