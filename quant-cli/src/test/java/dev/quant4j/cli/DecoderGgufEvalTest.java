@@ -204,6 +204,69 @@ class DecoderGgufEvalTest {
         assertThat(json.get(2).replace(file, setting)).isEqualTo(json.get(1).replace("},", "}"));
     }
 
+    @Test
+    void aGgufVocabularyIsNotRunItsTokenizerJsonIs() throws Exception {
+        Path fixture = LlamaCppTokenizerTest.FIXTURE;
+        Path hf = TextCalibrationTest.folder(
+                dir, "stories-bpe", 512, Files.readString(fixture.resolve("tokenizer.json")));
+        Files.copy(fixture.resolve("tokenizer_config.json"), hf.resolve("tokenizer_config.json"));
+        Path gguf = dir.resolve("stories-bpe-f32.gguf");
+        QuantCliTest.Result r = QuantCliTest.run(
+                "quantize",
+                "--model",
+                hf.toString(),
+                "--method",
+                "rtn",
+                "--format",
+                "gguf",
+                "--gguf-type",
+                "f32",
+                "--out",
+                gguf.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        r = QuantCliTest.run("generate", "--model", gguf.toString(), "--prompt", "Once upon a time", "--steps", "8");
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err())
+                .isEqualTo("quant: --prompt needs the model's tokenizer: pass --tokenizer tokenizer.json (" + gguf
+                        + " carries its vocabulary as tokenizer.ggml.* keys (gpt2, 512 tokens), which quant4j does not"
+                        + " run: it runs the tokenizer.json they came from), or give the prompt as token ids with"
+                        + " --tokens\n");
+        // with the tokenizer.json, the GGUF model continues the prompt as the folder it was written from
+        QuantCliTest.Result folder = QuantCliTest.run(
+                "generate",
+                "--model",
+                hf.toString(),
+                "--prompt",
+                "Once upon a time",
+                "--steps",
+                "8",
+                "--method",
+                "rtn",
+                "--bits",
+                "8");
+        assertThat(folder.code()).as(folder.err()).isZero();
+        r = QuantCliTest.run(
+                "generate",
+                "--model",
+                gguf.toString(),
+                "--tokenizer",
+                hf.resolve("tokenizer.json").toString(),
+                "--prompt",
+                "Once upon a time",
+                "--steps",
+                "8",
+                "--method",
+                "rtn",
+                "--bits",
+                "8");
+        assertThat(r.code()).as(r.err()).isZero();
+        List<String> lines = r.out().lines().toList();
+        List<String> expected = folder.out().lines().toList();
+        assertThat(lines.get(0)).startsWith("prompt: ").isEqualTo(expected.get(0));
+        assertThat(lines.get(1)).startsWith("FP32:  ").isEqualTo(expected.get(1));
+        assertThat(lines.get(3)).startsWith("FP32 text:  \"").isEqualTo(expected.get(3));
+    }
+
     /** Greedy continuation through the KV cache, as {@code quant generate} runs a model. */
     private static int[] greedy(LlamaDecoder model, int[] prompt, int steps) {
         LlamaDecoder.KvCache cache = model.newCache(prompt.length + steps);
