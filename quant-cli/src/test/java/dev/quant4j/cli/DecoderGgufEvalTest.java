@@ -436,11 +436,12 @@ class DecoderGgufEvalTest {
                 row("GPTQ int4 g32", "gptq", 5.0, 1.7),
                 row("GPTQ int4 g32 act-order", "gptq", 5.27, 1.6),
                 row("GPTQ int3 g32 act-order", "gptq", 4.28, 3.6),
+                row("GPTQ int4 g32 act-order mse", "gptq", 5.27, 1.5),
                 row("m-q4_0.gguf", "gguf", 4.5, 1.9),
                 row("m-f32.gguf", "gguf", 32, 0));
         var chart = DecoderEval.chart(rows, "m.bin");
         assertThat(chart.getSeriesCollection().stream().map(org.knowm.xchart.XYSeries::getName))
-                .containsExactly("RTN", "GPTQ", "GPTQ act-order", "m-q4_0.gguf");
+                .containsExactly("RTN", "GPTQ", "GPTQ act-order", "GPTQ act-order mse", "m-q4_0.gguf");
         var rtn = chart.getSeries("RTN");
         assertThat(rtn.getXData()).containsExactly(5.0, 8.53); // in order of bits
         assertThat(rtn.getYData()).containsExactly(2.2, 0.02);

@@ -214,7 +214,7 @@ public final class DecoderEval {
 
     /**
      * KL divergence to FP32 (mean per token, log scale) against bits per weight: one series per method ({@code RTN},
-     * {@code GPTQ act-order}, ...; a file is a series of its own, named after it), its points joined in order of bits.
+     * {@code GPTQ act-order}, {@code GPTQ act-order mse}, ...; a file is a series of its own, named after it), its points joined in order of bits.
      * A row whose KL divergence is not positive (the FP32 model itself, read back from a file) has no place on a log
      * scale and is left out, the title says how many.
      */
@@ -255,7 +255,7 @@ public final class DecoderEval {
         return chart;
     }
 
-    /** The series a row belongs to: its method (sym and act-order apart), or a file's own name. */
+    /** The series a row belongs to: its method (sym, act-order and mse apart), or a file's own name. */
     static String seriesName(Row r) {
         String method = switch (r.method()) {
             case "rtn" -> "RTN";
@@ -269,7 +269,10 @@ public final class DecoderEval {
             return r.label();
         }
         String l = r.label();
-        return method + (l.contains(" sym") ? " sym" : "") + (l.endsWith(" act-order") ? " act-order" : "");
+        return method
+                + (l.contains(" sym") ? " sym" : "")
+                + (l.contains(" act-order") ? " act-order" : "")
+                + (l.endsWith(" mse") ? " mse" : "");
     }
 
     /** {@code v} as a JSON string literal (a file name may hold quotes or backslashes). */
