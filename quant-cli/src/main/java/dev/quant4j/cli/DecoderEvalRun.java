@@ -19,9 +19,11 @@ import java.util.regex.Pattern;
 import picocli.CommandLine.Option;
 
 /**
- * {@code quant eval --model}: a decoder language model (a llama2.c checkpoint or a Hugging Face Llama, Mistral or Qwen2
- * folder) quantized with each setting and compared with its FP32 self on sequences it sampled (calibration seed 1,
- * evaluation seed 2, temperature 1, each starting with token 1, BOS in Llama's vocabularies). Writes {@code decoder-eval.md} and {@code eval.json} into {@code --out}.
+ * {@code quant eval --model}: a decoder language model (a llama2.c checkpoint, a Hugging Face Llama, Mistral or Qwen2
+ * folder, or a GGUF {@code llama} file) quantized with each setting, and each {@code --quantized} file, compared with
+ * the model on sequences it sampled (calibration seed 1, evaluation seed 2, temperature 1, each starting with token 1,
+ * BOS in Llama's vocabularies) or the user's. With {@code --quantized}, the settings run only when {@code --settings}
+ * is given. Writes {@code decoder-eval.md}, {@code eval.json} and {@code eval.png} into {@code --out}.
  */
 final class DecoderEvalRun {
 
@@ -141,21 +143,33 @@ final class DecoderEvalRun {
         PrintWriter err = c.spec.commandLine().getErr();
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
+            boolean settingsGiven = c.spec.commandLine().getParseResult().hasMatchedOption("--settings");
+            List<Setting> chosen = DecoderEval.defaultSettings(c.groupSize).stream()
+                    .filter(s -> select.matcher(s.label()).find())
+                    .filter(s -> c.quantized.isEmpty() || settingsGiven)
+                    .toList();
+            if (chosen.isEmpty() && c.quantized.isEmpty()) {
+                throw new IllegalArgumentException("--settings '" + select + "' matches no setting");
+            }
+            if (chosen.isEmpty()) {
+                requireNoCalibration(c, settingsGiven);
+            }
             // the user's sequences are read (and the text tokenized) before the model
             Read lines = readSequences(c);
-            LlamaDecoder fp32 = LlamaDecoder.read(c.model, pool);
+            LlamaDecoder fp32 = DecoderFiles.readModel(c.model, pool, err, "quant eval");
             SampledSequences.requireLength(fp32, file, c.seqLen);
+            List<DecoderEval.Candidate> files = new java.util.ArrayList<>();
+            for (Path q : c.quantized) {
+                DecoderEval.Candidate candidate = DecoderFiles.readQuantized(q, fp32, file, pool);
+                SampledSequences.requireLength(
+                        candidate.model(), candidate.row().label(), c.seqLen);
+                files.add(candidate);
+            }
             if (lines.tokenizer() != null) {
                 String note = lines.tokenizer().requireFits(fp32.config().vocabSize(), file);
                 if (note != null) {
                     err.println("quant eval: " + note);
                 }
-            }
-            List<Setting> chosen = DecoderEval.defaultSettings(c.groupSize).stream()
-                    .filter(s -> select.matcher(s.label()).find())
-                    .toList();
-            if (chosen.isEmpty()) {
-                throw new IllegalArgumentException("--settings '" + select + "' matches no setting");
             }
             long start = System.nanoTime();
             List<int[]> calibration;
@@ -163,27 +177,30 @@ final class DecoderEvalRun {
             if (lines.calib() == null && lines.eval() == null) {
                 err.printf(
                         Locale.ROOT,
-                        "quant eval: %s, %d layers, dim %d; sampling %d calibration and %d evaluation sequences of %d"
-                                + " tokens%n",
+                        "quant eval: %s, %d layers, dim %d; sampling %s%d evaluation sequences of %d tokens%n",
                         file,
                         fp32.config().layers(),
                         fp32.config().dim(),
-                        c.calibSample,
+                        chosen.isEmpty() ? "" : c.calibSample + " calibration and ",
                         c.evalSample,
                         c.seqLen);
                 err.flush();
-                calibration =
-                        SampledSequences.sample(fp32, file, c.calibSample, c.seqLen, SampledSequences.CALIBRATION_SEED);
+                calibration = chosen.isEmpty()
+                        ? List.of()
+                        : SampledSequences.sample(
+                                fp32, file, c.calibSample, c.seqLen, SampledSequences.CALIBRATION_SEED);
                 evaluation = SampledSequences.sample(fp32, file, c.evalSample, c.seqLen, EVALUATION_SEED);
             } else {
-                TextSequences.Windows cal = sequences(
-                        c,
-                        lines.calib(),
-                        fp32,
-                        file,
-                        "--calib-sample",
-                        c.calibSample,
-                        SampledSequences.CALIBRATION_SEED);
+                TextSequences.Windows cal = chosen.isEmpty()
+                        ? new TextSequences.Windows(List.of(), "none (no setting runs)")
+                        : sequences(
+                                c,
+                                lines.calib(),
+                                fp32,
+                                file,
+                                "--calib-sample",
+                                c.calibSample,
+                                SampledSequences.CALIBRATION_SEED);
                 TextSequences.Windows ev =
                         sequences(c, lines.eval(), fp32, file, "--eval-sample", c.evalSample, EVALUATION_SEED);
                 err.printf(
@@ -207,7 +224,7 @@ final class DecoderEvalRun {
                 }
                 err.flush();
             }
-            List<DecoderEval.Row> rows = DecoderEval.run(fp32, chosen, calibration, evaluation, pool, label -> {
+            List<DecoderEval.Row> rows = DecoderEval.run(fp32, chosen, calibration, evaluation, files, pool, label -> {
                 err.printf(Locale.ROOT, "quant eval: %s (%.0f s)%n", label, (System.nanoTime() - start) / 1e9);
                 err.flush();
             });
@@ -219,15 +236,34 @@ final class DecoderEvalRun {
                     c.outDir.resolve("decoder-eval.md"), o -> o.write(table.getBytes(StandardCharsets.UTF_8)));
             String json = DecoderEval.json(rows);
             AtomicFiles.write(c.outDir.resolve("eval.json"), o -> o.write(json.getBytes(StandardCharsets.UTF_8)));
+            ReportCommand.writePng(DecoderEval.chart(rows, file), c.outDir.resolve("eval.png"));
             err.printf(
                     Locale.ROOT,
-                    "quant eval: wrote %s and %s (%.0f s)%n",
+                    "quant eval: wrote %s, %s and %s (%.0f s)%n",
                     c.outDir.resolve("decoder-eval.md"),
                     c.outDir.resolve("eval.json"),
+                    c.outDir.resolve("eval.png"),
                     (System.nanoTime() - start) / 1e9);
             return 0;
         } finally {
             pool.shutdown();
+        }
+    }
+
+    /**
+     * With {@code --quantized} and no setting to run, nothing is calibrated: the calibration options are refused
+     * rather than ignored.
+     */
+    private static void requireNoCalibration(EvalCommand c, boolean settingsGiven) {
+        var parsed = c.spec.commandLine().getParseResult();
+        for (String option : List.of("--calib-text", "--calib-tokens", "--calib-sample")) {
+            if (parsed.hasMatchedOption(option)) {
+                throw new IllegalArgumentException(option + ": no setting runs, so nothing is calibrated"
+                        + (settingsGiven
+                                ? " (--settings matches none)"
+                                : " (--quantized alone measures the files; add --settings REGEX to quantize here"
+                                        + " too)"));
+            }
         }
     }
 

@@ -4,6 +4,7 @@ import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.model.RopeLayout;
 import dev.quant4j.pipeline.GgufDecoderFile;
 import dev.quant4j.pipeline.GgufDecoderFile.Stored;
+import dev.quant4j.pipeline.GgufQuantizer;
 import dev.quant4j.pipeline.GgufTokenizer;
 import dev.quant4j.pipeline.QuantizedDecoderFile;
 import java.io.IOException;
@@ -126,18 +127,30 @@ final class DecoderGgufOutput {
                                     : ": a llama2.c checkpoint has no tokenizer.json")
                     + "; run the model on token ids");
         }
-        plan.write(cmd.out);
+        GgufQuantizer.Split split = options.split(cmd.maxShardSize);
+        List<Path> files =
+                split == null ? List.of(cmd.out) : plan.writeSplit(cmd.out, split.maxBytes(), split.maxTensors());
+        if (split == null) {
+            plan.write(cmd.out);
+        }
+        long bytes = 0;
+        for (Path f : files) {
+            bytes += Files.size(f);
+        }
         out.printf(
                 Locale.ROOT,
                 "wrote %s (llama, %d tensors, matrices %s%s%s; %d bytes)%n",
-                cmd.out,
+                files.size() == 1
+                        ? cmd.out
+                        : files.size() + " splits " + files.get(0).getFileName() + " ... "
+                                + files.get(files.size() - 1).getFileName(),
                 plan.written().tensors().size(),
                 type,
                 fallbacks > 0 ? ", " + fallbacks + " of them in a fallback type" : "",
                 source.config().rope() == RopeLayout.HALF_SPLIT
                         ? "; q/k rows permuted back to the interleaved rotary layout"
                         : "",
-                Files.size(cmd.out));
+                bytes);
         return Quant.OK;
     }
 

@@ -296,8 +296,8 @@ final class DecoderOutput {
     /** The message when text comes without a tokenizer: what to pass instead. */
     static IllegalArgumentException noTokenizer(String option, Path model, String ids, String sample) {
         return new IllegalArgumentException(option + " needs the model's tokenizer: pass --tokenizer tokenizer.json ("
-                + model + (Files.isDirectory(model) ? " holds no tokenizer.json" : " is not a Hugging Face folder")
-                + "), or give token ids with " + ids + ", or let the model sample its own sequences with " + sample);
+                + DecoderFiles.noTokenizerReason(model) + "), or give token ids with " + ids
+                + ", or let the model sample its own sequences with " + sample);
     }
 
     /** The decoder setting the options describe, every option that does not apply refused. */

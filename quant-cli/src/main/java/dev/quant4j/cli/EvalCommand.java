@@ -66,7 +66,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(
             names = "--settings",
             defaultValue = ".*",
-            description = "regular expression: which settings to run, by label (default: all)")
+            description = "regular expression: which settings to run, by label (default: all; with --quantized, none)")
     String settings;
 
     @Option(names = "--threads", description = "threads (default: available processors)")
@@ -75,10 +75,17 @@ final class EvalCommand implements Callable<Integer> {
     @Option(
             names = "--model",
             description =
-                    "a decoder language model (llama2.c .bin or Hugging Face Llama/Mistral/Qwen2 folder) to evaluate"
-                            + " instead: next-token KL divergence to"
+                    "a decoder language model (llama2.c .bin, Hugging Face Llama/Mistral/Qwen2 folder or GGUF llama"
+                            + " .gguf) to evaluate instead: next-token KL divergence to"
                             + " FP32, top-1 agreement, perplexity")
     Path model;
+
+    @Option(
+            names = "--quantized",
+            description = "with --model: a quantized model of it to measure as a row of its own (GGUF .gguf, or a"
+                    + " quant4j .safetensors from quant quantize --model); repeatable; the settings then run only"
+                    + " with --settings")
+    List<Path> quantized = new ArrayList<>();
 
     @Option(
             names = "--calib-sample",
@@ -123,7 +130,8 @@ final class EvalCommand implements Callable<Integer> {
 
     /** The 4-bit model of at most 13 MB ({@link OrtModels#compact}), with its own embedding tables. */
     static final String ORT_COMPACT =
-            "compact: GPTQ int4 g128 act-order mse through quantized embeddings, words int4 g64, positions int8";
+            "compact: GPTQ int4 g64 act-order mse true-sequential through quantized embeddings, words int4 g64"
+                    + " float16 scales, positions int8";
 
     @Override
     public Integer call() throws Exception {
@@ -134,6 +142,9 @@ final class EvalCommand implements Callable<Integer> {
         }
         if (model != null) {
             return DecoderEvalRun.run(this, select, nThreads);
+        }
+        if (!quantized.isEmpty()) {
+            throw new IllegalArgumentException("--quantized applies with --model (a decoder) only");
         }
         if (text.anySet()) {
             throw new IllegalArgumentException("--calib-text, --calib-tokens, --eval-text, --eval-tokens and"
@@ -266,11 +277,11 @@ final class EvalCommand implements Callable<Integer> {
                         reference,
                         e,
                         seconds));
-                ort.add(ORT_COMPACT, "MatMulNBits", OrtModels.export(modelBytes, onnx, q.weights(), c.tables(), 0));
+                ort.add(ORT_COMPACT, "MatMulNBits", c.export(modelBytes, onnx, 0));
                 ort.add(
                         ORT_COMPACT + ", accuracy_level 4",
                         "MatMulNBits, int8 activations",
-                        OrtModels.export(modelBytes, onnx, q.weights(), c.tables(), 4));
+                        c.export(modelBytes, onnx, 4));
             }
             if (select.matcher(ORT_LABEL).find()) {
                 byte[] int8Bytes = resource(MODEL_INT8);

@@ -1,5 +1,6 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.cli.eval.DecoderEval;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.model.TokenSampler;
 import dev.quant4j.pipeline.DecoderQuantizer;
@@ -8,7 +9,6 @@ import dev.quant4j.pipeline.DecoderQuantizer.Setting;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -39,8 +39,15 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(
             names = "--model",
             required = true,
-            description = "a llama2.c checkpoint (.bin) or a Hugging Face Llama/Mistral/Qwen2 folder")
+            description = "a llama2.c checkpoint (.bin), a Hugging Face Llama/Mistral/Qwen2 folder or a GGUF llama"
+                    + " model (.gguf)")
     Path model;
+
+    @Option(
+            names = "--quantized",
+            description = "the quantized model to run beside --model instead of quantizing it here: a GGUF llama"
+                    + " model (.gguf) or a quant4j .safetensors from quant quantize --model")
+    Path quantized;
 
     @Option(
             names = "--tokens",
@@ -101,8 +108,7 @@ final class GenerateCommand implements Callable<Integer> {
             Path file = TextTokenizer.locate(tokenizer, model);
             if (file == null) {
                 throw new IllegalArgumentException("--prompt needs the model's tokenizer: pass --tokenizer"
-                        + " tokenizer.json (" + model
-                        + (Files.isDirectory(model) ? " holds no tokenizer.json" : " is not a Hugging Face folder")
+                        + " tokenizer.json (" + DecoderFiles.noTokenizerReason(model)
                         + "), or give the prompt as token ids with --tokens");
             }
             text = TextTokenizer.open(file);
@@ -121,6 +127,14 @@ final class GenerateCommand implements Callable<Integer> {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("--prompt '" + this.prompt + "' gives no tokens");
         }
+        if (quantized != null) {
+            for (String option : List.of("--method", "--bits", "--group-size")) {
+                if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
+                    throw new IllegalArgumentException(option + " applies when the model is quantized here, not"
+                            + " with --quantized " + quantized + " (already quantized)");
+                }
+            }
+        }
         Method m = Method.fromId(method)
                 .orElseThrow(() -> new IllegalArgumentException(
                         "unknown --method '" + method + "' (expected rtn, nf4, gptq, awq or awq-block)"));
@@ -136,11 +150,19 @@ final class GenerateCommand implements Callable<Integer> {
         }
         ForkJoinPool pool = new ForkJoinPool(nThreads);
         try {
-            LlamaDecoder fp32 = LlamaDecoder.read(model, pool);
+            PrintWriter err = spec.commandLine().getErr();
+            LlamaDecoder fp32 = DecoderFiles.readModel(model, pool, err, "quant");
+            String modelName = model.getFileName() == null
+                    ? model.toString()
+                    : model.getFileName().toString();
+            DecoderEval.Candidate file =
+                    quantized == null ? null : DecoderFiles.readQuantized(quantized, fp32, modelName, pool);
             int total = prompt.length + steps;
-            if (total > fp32.config().maxSeqLen()) {
-                throw new IllegalArgumentException(prompt.length + " prompt tokens and --steps " + steps
-                        + " exceed the model's " + fp32.config().maxSeqLen() + " positions");
+            for (LlamaDecoder d : file == null ? List.of(fp32) : List.of(fp32, file.model())) {
+                if (total > d.config().maxSeqLen()) {
+                    throw new IllegalArgumentException(prompt.length + " prompt tokens and --steps " + steps
+                            + " exceed the " + d.config().maxSeqLen() + " positions of " + d.source());
+                }
             }
             if (text != null) {
                 String note = text.requireFits(
@@ -155,16 +177,25 @@ final class GenerateCommand implements Callable<Integer> {
                             + fp32.config().vocabSize());
                 }
             }
-            Setting setting = new Setting(
-                    m, bits, groupSize == -1 ? LinearScheme.PER_CHANNEL : groupSize, false, m == Method.GPTQ);
-            List<int[]> calibration = m == Method.GPTQ || m == Method.AWQ || m == Method.AWQ_BLOCK
-                    ? TokenSampler.sample(fp32, 32, Math.min(128, fp32.config().maxSeqLen()), prompt[0], 1.0, 1)
-                    : null;
-            LlamaDecoder quantized = new DecoderQuantizer(setting, pool)
-                    .quantize(fp32, calibration, null)
-                    .model();
+            String label;
+            LlamaDecoder second;
+            if (file != null) {
+                label = file.row().label();
+                second = file.model();
+            } else {
+                Setting setting = new Setting(
+                        m, bits, groupSize == -1 ? LinearScheme.PER_CHANNEL : groupSize, false, m == Method.GPTQ);
+                List<int[]> calibration = m == Method.GPTQ || m == Method.AWQ || m == Method.AWQ_BLOCK
+                        ? TokenSampler.sample(
+                                fp32, 32, Math.min(128, fp32.config().maxSeqLen()), prompt[0], 1.0, 1)
+                        : null;
+                label = setting.label();
+                second = new DecoderQuantizer(setting, pool)
+                        .quantize(fp32, calibration, null)
+                        .model();
+            }
             int[] a = continueTokens(fp32, prompt, steps);
-            int[] b = continueTokens(quantized, prompt, steps);
+            int[] b = continueTokens(second, prompt, steps);
             int shared = 0;
             while (shared < steps && a[shared] == b[shared]) {
                 shared++;
@@ -174,10 +205,10 @@ final class GenerateCommand implements Callable<Integer> {
                 out.println("prompt: " + ids(prompt));
             }
             out.println("FP32:  " + ids(a));
-            out.println(String.format(Locale.ROOT, "%-6s %s", setting.label() + ":", ids(b)));
+            out.println(String.format(Locale.ROOT, "%-6s %s", label + ":", ids(b)));
             if (text != null) {
                 out.println("FP32 text:  " + quoted(text.decode(concat(prompt, a))));
-                out.println(setting.label() + " text: " + quoted(text.decode(concat(prompt, b))));
+                out.println(label + " text: " + quoted(text.decode(concat(prompt, b))));
             }
             out.println(String.format(Locale.ROOT, "the first %d of %d generated tokens agree", shared, steps));
             out.flush();

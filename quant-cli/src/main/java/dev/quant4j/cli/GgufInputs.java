@@ -3,6 +3,7 @@ package dev.quant4j.cli;
 import dev.quant4j.ggml.GgmlQuants;
 import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.io.Gguf;
+import dev.quant4j.io.GgufSplits;
 import dev.quant4j.io.GgufValue;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
@@ -32,6 +33,9 @@ final class GgufInputs implements AutoCloseable {
     final Map<String, GgufValue> metadata = new LinkedHashMap<>();
     final List<Item> items = new ArrayList<>();
     final List<String> notices = new ArrayList<>();
+    /** The files of a GGUF input (every split of a split model); empty for other inputs. */
+    final List<Path> files = new ArrayList<>();
+
     private final GgmlType type;
     private final Pattern include;
     private final List<AutoCloseable> open = new ArrayList<>();
@@ -53,13 +57,19 @@ final class GgufInputs implements AutoCloseable {
     }
 
     /**
-     * A GGUF file: every F32, F16 or BF16 tensor of two or more dimensions whose name ends in {@code weight} (or those
+     * A GGUF file, or a model split into several ({@link Gguf#open}): every F32, F16 or BF16 tensor of two or more dimensions whose name ends in {@code weight} (or those
      * {@code --include} matches) is quantized, every other tensor and every metadata key kept in place.
      */
     void gguf(Path in) throws IOException {
         Gguf g = Gguf.open(in);
         open.add(g);
-        metadata.putAll(g.metadata());
+        if (g.splitFiles().isEmpty()) {
+            files.add(in);
+        } else {
+            g.splitFiles().forEach(f -> files.add(Path.of(f)));
+        }
+        // the split keys describe the input's files, not the model: the output gets its own
+        metadata.putAll(GgufSplits.withoutSplitKeys(g.metadata()));
         for (Gguf.TensorInfo t : g.tensors()) {
             boolean isFloat = t.type() == GgmlType.F32 || t.type() == GgmlType.F16 || t.type() == GgmlType.BF16;
             boolean matrix = t.ne().length >= 2 && isFloat;

@@ -6,6 +6,7 @@ import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.DType;
 import dev.quant4j.io.Gguf;
+import dev.quant4j.io.GgufSplits;
 import dev.quant4j.io.GgufValue;
 import dev.quant4j.io.Npy;
 import dev.quant4j.pipeline.GgufDecoderFile;
@@ -13,6 +14,8 @@ import dev.quant4j.pipeline.GgufQuantizer;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -48,12 +51,36 @@ final class GgufOutput {
                         + " --group-size 32: --bits 4 --sym gives q4_0, --bits 4 --asym q4_1, --bits 8 --sym q8_0")
         String ggufType;
 
-        /** Refuses {@code --gguf-type} with another format. */
+        @Option(
+                names = "--split-max-tensors",
+                description = "--format gguf: --out NAME.gguf split into NAME-00001-of-0000N.gguf ... of at most N"
+                        + " tensors each, as llama.cpp's gguf-split --split-max-tensors splits a model (with"
+                        + " --max-shard-size, both limits apply)")
+        Integer splitMaxTensors;
+
+        /** Refuses {@code --gguf-type} and {@code --split-max-tensors} with another format. */
         void requireUnset(String format) {
             if (ggufType != null) {
                 throw new IllegalArgumentException(
                         "--gguf-type applies to --format gguf only, not to --format " + format);
             }
+            if (splitMaxTensors != null) {
+                throw new IllegalArgumentException(
+                        "--split-max-tensors applies to --format gguf only, not to --format " + format);
+            }
+        }
+
+        /** The split {@code --max-shard-size} and {@code --split-max-tensors} ask for, or null for one file. */
+        GgufQuantizer.Split split(String maxShardSize) {
+            if (maxShardSize == null && splitMaxTensors == null) {
+                return null;
+            }
+            if (splitMaxTensors != null && splitMaxTensors < 1) {
+                throw new IllegalArgumentException("--split-max-tensors " + splitMaxTensors + " must be at least 1");
+            }
+            return new GgufQuantizer.Split(
+                    maxShardSize == null ? 0 : ShardSize.parseGguf(maxShardSize),
+                    splitMaxTensors == null ? 0 : splitMaxTensors);
         }
     }
 
@@ -129,7 +156,7 @@ final class GgufOutput {
             throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
         }
         WeightFiles.requireWritable(cmd.out, "gguf");
-        WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--in", cmd.in);
+        this.split = options.split(cmd.maxShardSize);
         WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--calib", cmd.calib);
         Pattern include = null;
         if (cmd.include != null) {
@@ -153,12 +180,39 @@ final class GgufOutput {
             } else {
                 inputs.loaded(cmd.in);
             }
+            for (Path in : inputs.files.isEmpty() ? List.of(cmd.in) : inputs.files) {
+                requireNotOverwritten(in);
+            }
             return emit(inputs, start);
         }
     }
 
     private GgmlType type;
     private boolean gptq;
+    private GgufQuantizer.Split split;
+
+    /**
+     * Refuses, unless {@code --overwrite}, an output that would replace the input file {@code in}: {@code --out}
+     * itself, or with a split, any {@code NAME-NNNNN-of-NNNNN.gguf} beside it.
+     */
+    private void requireNotOverwritten(Path in) throws IOException {
+        WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--in", in);
+        if (split == null || cmd.overwrite || !Files.exists(in)) {
+            return;
+        }
+        Path prefix = GgufSplits.prefix(cmd.out).toAbsolutePath().normalize();
+        Path file = in.toRealPath();
+        Path dir = prefix.getParent();
+        if (dir != null
+                && Files.isDirectory(dir)
+                && Files.isSameFile(dir, file.getParent())
+                && file.getFileName()
+                        .toString()
+                        .matches(Pattern.quote(prefix.getFileName().toString()) + "-\\d{5}-of-\\d{5}\\.gguf")) {
+            throw new IllegalArgumentException("--out " + cmd.out + " would be split into files named as the input "
+                    + in + "; write to another name (or pass --overwrite to replace the input)");
+        }
+    }
 
     /** Writes the output: metadata, then each tensor, the selected ones quantized as they are written. */
     private Integer emit(GgufInputs inputs, long start) throws IOException {
@@ -190,7 +244,7 @@ final class GgufOutput {
         ForkJoinPool pool = new ForkJoinPool(gptq ? 1 : threads);
         GgufQuantizer.Summary s;
         try {
-            s = new GgufQuantizer(method, pool).write(metadata, inputs.items, cmd.out, progress);
+            s = new GgufQuantizer(method, pool).write(metadata, inputs.items, cmd.out, split, progress);
         } finally {
             pool.shutdown();
             progress.finish();
@@ -215,7 +269,10 @@ final class GgufOutput {
         pw.printf(
                 Locale.ROOT,
                 "wrote %s (%d quantized as %s, %d unchanged, %d metadata keys)%n",
-                cmd.out,
+                s.files().size() == 1
+                        ? cmd.out
+                        : s.files().size() + " splits " + s.files().get(0).getFileName() + " ... "
+                                + s.files().get(s.files().size() - 1).getFileName(),
                 s.weights().size(),
                 type,
                 s.kept(),

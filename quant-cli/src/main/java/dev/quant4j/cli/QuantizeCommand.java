@@ -181,25 +181,27 @@ final class QuantizeCommand implements Callable<Integer> {
             description = "a safetensors checkpoint (rtn, nf4, fp4) written as a folder of shards of at most SIZE"
                     + " bytes of tensors each, as transformers' save_pretrained(max_shard_size=...) writes them:"
                     + " model-00001-of-0000N.safetensors and model.safetensors.index.json; SIZE as transformers"
-                    + " reads it: 5GB, 500MB, 100KB (powers of 10), 2GiB, 512MiB (powers of 2), or bytes")
+                    + " reads it: 5GB, 500MB, 100KB (powers of 10), 2GiB, 512MiB (powers of 2), or bytes. With"
+                    + " --format gguf (any input): --out NAME.gguf split as llama.cpp's gguf-split --split-max-size splits a model,"
+                    + " into NAME-00001-of-0000N.gguf ... (SIZE also as gguf-split reads it: 4G, 500M)")
     String maxShardSize;
 
     @Override
     public Integer call() throws Exception {
         String lower = method.toLowerCase(Locale.ROOT);
+        boolean ggufSplit = format.equalsIgnoreCase("gguf");
         if (maxShardSize != null
+                && !ggufSplit
                 && (!format.equalsIgnoreCase("safetensors")
                         || !CheckpointOutput.accepts(in)
                         || DecoderOutput.handles(in, method, calib)
                         || !(lower.equals("rtn") || lower.equals("nf4") || lower.equals("fp4")))) {
             throw new IllegalArgumentException("--max-shard-size applies to a safetensors checkpoint (--in a"
                     + " .safetensors file, a folder or its index) written as safetensors (--format safetensors) with"
-                    + " rtn, nf4 or fp4; "
-                    + (format.equalsIgnoreCase("gguf")
-                            ? "--format gguf writes one .gguf file"
-                            : !format.equalsIgnoreCase("safetensors")
-                                    ? "--format " + format.toLowerCase(Locale.ROOT) + " writes its own layout"
-                                    : "not --method " + lower + " --in " + in));
+                    + " rtn, nf4 or fp4, and to --format gguf (split as llama.cpp's gguf-split splits a model); "
+                    + (!format.equalsIgnoreCase("safetensors")
+                            ? "--format " + format.toLowerCase(Locale.ROOT) + " writes its own layout"
+                            : "not --method " + lower + " --in " + in));
         }
         if (format.equalsIgnoreCase("gguf") && DecoderGgufOutput.handles(in)) {
             return new DecoderGgufOutput(this, ggufOptions).run();
@@ -491,16 +493,9 @@ final class QuantizeCommand implements Callable<Integer> {
                 weights.put(q.name(), q);
             }
             int level = accuracyLevel == null ? 0 : accuracyLevel;
-            if (loaded.onnx().model().hasExternalData()) {
-                // weights stored outside the input model stay outside the output: model-q.onnx + model-q.onnx.data
-                dev.quant4j.io.OnnxExternalData.write(
-                        out,
-                        in.toString(),
-                        OnnxExport.quantizedModel(in.toString(), loaded.onnx().bytes(), weights, level),
-                        loaded.onnx().model());
-            } else {
-                OnnxExport.write(out, in.toString(), loaded.onnx().bytes(), weights, level);
-            }
+            // model-q.onnx alone, or with model-q.onnx.data when the input has external data or the single file
+            // would pass protobuf's 2 GB
+            OnnxExport.write(out, loaded.onnx().model(), loaded.onnx().bytes(), weights, level);
         } else {
             QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         }

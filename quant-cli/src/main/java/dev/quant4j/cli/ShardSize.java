@@ -47,6 +47,27 @@ final class ShardSize {
         return size;
     }
 
+    /**
+     * A split size for GGUF output: what {@link #parse} reads, or a number of megabytes or gigabytes as llama.cpp's
+     * {@code gguf-split --split-max-size} reads it ({@code split_str_to_n_bytes}: digits then {@code M} or {@code G},
+     * powers of 10).
+     */
+    static long parseGguf(String text) {
+        if (text.length() > 1 && (text.endsWith("M") || text.endsWith("G"))) {
+            try {
+                long n = digits(text, 1);
+                if (n > 0) {
+                    return Math.multiplyExact(n, text.endsWith("M") ? 1_000_000L : 1_000_000_000L);
+                }
+            } catch (NumberFormatException | ArithmeticException e) {
+                // fall through to the message naming every form
+            }
+            throw new IllegalArgumentException("--max-shard-size '" + text + "' is not a size: digits and a unit (5GB,"
+                    + " 500MB, 2GiB, 512MiB; or 4G, 500M as gguf-split takes it), or bytes");
+        }
+        return parse(text);
+    }
+
     private static long digits(String text, int unitLength) {
         String d = text.substring(0, text.length() - unitLength);
         if (d.isEmpty() || !d.chars().allMatch(c -> c >= '0' && c <= '9')) {

@@ -60,9 +60,14 @@ class DecoderEvalCommandTest {
     @Test
     void badModelOptionsAreNamed() throws Exception {
         QuantCliTest.Result r =
-                QuantCliTest.run("eval", "--model", dir.resolve("m.gguf").toString());
+                QuantCliTest.run("eval", "--model", dir.resolve("m.onnx").toString());
         assertThat(r.code()).isEqualTo(2);
-        assertThat(r.err()).contains("expected a llama2.c checkpoint (.bin) or a Hugging Face model folder");
+        assertThat(r.err())
+                .contains("expected a llama2.c checkpoint (.bin), a GGUF llama model (.gguf) or a Hugging Face model"
+                        + " folder");
+        r = QuantCliTest.run("eval", "--model", dir.resolve("m.gguf").toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).isEqualTo("quant: no such file: " + dir.resolve("m.gguf") + "\n");
         r = QuantCliTest.run("eval", "--model", STORIES.toString(), "--seq-len", "600", "--out", dir.toString());
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("--seq-len 600: stories260K.bin takes at most 512 tokens");

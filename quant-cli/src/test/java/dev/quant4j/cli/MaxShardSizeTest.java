@@ -47,6 +47,21 @@ class MaxShardSizeTest {
                 .hasMessageStartingWith("--max-shard-size '" + text + "' is not a size");
     }
 
+    /** GGUF output also takes gguf-split's {@code --split-max-size} forms: digits then M or G, powers of 10. */
+    @ParameterizedTest
+    @CsvSource({"4G, 4000000000", "500M, 500000000", "1M, 1000000", "100KB, 100000", "2GiB, 2147483648", "77, 77"})
+    void ggufSizesAlsoReadAsGgufSplitReadsThem(String text, long bytes) {
+        assertThat(ShardSize.parseGguf(text)).isEqualTo(bytes);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"M", "0M", "-1G", "5.5G", "1 G", "4g0", "99999999999999999999G"})
+    void ggufSizesRefuseAnythingElse(String text) {
+        assertThatThrownBy(() -> ShardSize.parseGguf(text))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("--max-shard-size '" + text + "' is not a size");
+    }
+
     @Test
     void aFileBecomesAShardedFolderAndMisuseIsRefused() throws Exception {
         SafeTensorsWriter w = new SafeTensorsWriter();
@@ -81,14 +96,7 @@ class MaxShardSizeTest {
             assertThat(c.shards()).hasSize(2); // 9,472 bytes a weight: two fit in 20,000
         }
         String[][] misuse = {
-            {
-                "--format",
-                "gguf",
-                "--gguf-type",
-                "q4_0",
-                "--out",
-                dir.resolve("m.gguf").toString()
-            },
+            {"--format", "onnx", "--out", dir.resolve("m.onnx").toString()},
             {"--out", dir.resolve("m2.safetensors").toString()},
             {"--max-shard-size", "5 GB", "--out", dir.resolve("m3").toString()},
         };
@@ -123,7 +131,9 @@ class MaxShardSizeTest {
                 "--out",
                 dir.resolve("m4").toString());
         assertThat(r.code()).isEqualTo(2);
-        assertThat(r.err()).contains("with rtn, nf4 or fp4; not --method gptq --in " + in);
+        assertThat(r.err())
+                .contains("and to --format gguf (split as llama.cpp's gguf-split splits a model); not"
+                        + " --method gptq --in " + in);
         try (Stream<Path> files = Files.list(dir)) {
             assertThat(files.map(p -> p.getFileName().toString()).sorted()).containsExactly("model.safetensors", "q");
         }

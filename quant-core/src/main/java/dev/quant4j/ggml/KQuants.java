@@ -4,6 +4,7 @@ import static dev.quant4j.ggml.GgmlFloats.getFp16;
 import static dev.quant4j.ggml.GgmlFloats.putFp16;
 
 import dev.quant4j.kernel.GgmlBlockKernels;
+import dev.quant4j.kernel.Kernels;
 import java.util.Arrays;
 
 /**
@@ -35,85 +36,12 @@ final class KQuants {
 
     private KQuants() {}
 
-    /** Round to nearest (ties to even) by the float trick of ggml; valid for {@code |fval| <= 4194303}. */
+    /** The block kernels of this JVM (q6_K's scale search). */
+    private static final GgmlBlockKernels BLOCKS = Kernels.ggml();
+
+    /** {@code nearest_int}: {@link GgmlBlockKernels#nearestInt}. */
     static int nearest_int(float fval) {
-        float val = fval + 12582912.f;
-        int i = Float.floatToRawIntBits(val);
-        return (i & 0x007fffff) - 0x00400000;
-    }
-
-    /** {@code make_qx_quants} without importance weights ({@code qw == NULL}); {@code L} gets {@code l + nmax}. */
-    static float make_qx_quants(int n, int nmax, float[] x, int xOff, byte[] L, int lOff, int rmse_type) {
-        float max = 0;
-        float amax = 0;
-        for (int i = 0; i < n; ++i) {
-            float ax = Math.abs(x[xOff + i]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[xOff + i];
-            }
-        }
-        if (amax < GROUP_MAX_EPS) { // all zero
-            for (int i = 0; i < n; ++i) {
-                L[lOff + i] = 0;
-            }
-            return 0.f;
-        }
-        float iscale = -nmax / max;
-        if (rmse_type == 0) {
-            for (int i = 0; i < n; ++i) {
-                int l = nearest_int(iscale * x[xOff + i]);
-                L[lOff + i] = (byte) (nmax + Math.max(-nmax, Math.min(nmax - 1, l)));
-            }
-            return 1 / iscale;
-        }
-        boolean return_early = false;
-        if (rmse_type < 0) {
-            rmse_type = -rmse_type;
-            return_early = true;
-        }
-        float sumlx = 0;
-        float suml2 = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = nearest_int(iscale * x[xOff + i]);
-            l = Math.max(-nmax, Math.min(nmax - 1, l));
-            L[lOff + i] = (byte) (l + nmax);
-            float w = weight(x[xOff + i], rmse_type);
-            sumlx += w * x[xOff + i] * l;
-            suml2 += w * l * l;
-        }
-        float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
-        if (return_early) return suml2 > 0 ? 0.5f * (scale + 1 / iscale) : 1 / iscale;
-        float best = scale * sumlx;
-        for (int is = -9; is <= 9; ++is) {
-            if (is == 0) {
-                continue;
-            }
-            iscale = -(nmax + 0.1f * is) / max;
-            sumlx = suml2 = 0;
-            for (int i = 0; i < n; ++i) {
-                int l = nearest_int(iscale * x[xOff + i]);
-                l = Math.max(-nmax, Math.min(nmax - 1, l));
-                float w = weight(x[xOff + i], rmse_type);
-                sumlx += w * x[xOff + i] * l;
-                suml2 += w * l * l;
-            }
-            if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-                for (int i = 0; i < n; ++i) {
-                    int l = nearest_int(iscale * x[xOff + i]);
-                    L[lOff + i] = (byte) (nmax + Math.max(-nmax, Math.min(nmax - 1, l)));
-                }
-                scale = sumlx / suml2;
-                best = scale * sumlx;
-            }
-        }
-        return scale;
-    }
-
-    private static float weight(float x, int rmse_type) {
-        return rmse_type == 1
-                ? x * x
-                : rmse_type == 2 ? 1 : rmse_type == 3 ? Math.abs(x) : (float) Math.sqrt(Math.abs(x));
+        return GgmlBlockKernels.nearestInt(fval);
     }
 
     /**
@@ -329,9 +257,10 @@ final class KQuants {
             final int dOff = b + 208; // y[i].d
             float max_scale = 0;
             float max_abs_scale = 0;
+            // make_qx_quants(16, 32, x + 16*ib, L + 16*ib, 1, NULL) of every sub-block: a kernel
+            BLOCKS.makeQxQuantsQ6_K(x, xOff, L, 0, scales, 0);
             for (int ib = 0; ib < QK_K / 16; ++ib) {
-                final float scale = make_qx_quants(16, 32, x, xOff + 16 * ib, L, 16 * ib, 1);
-                scales[ib] = scale;
+                final float scale = scales[ib];
                 final float abs_scale = Math.abs(scale);
                 if (abs_scale > max_abs_scale) {
                     max_abs_scale = abs_scale;

@@ -9,6 +9,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -42,6 +44,45 @@ public final class AtomicFiles {
      */
     public static void writeFile(Path path, PathContent content) throws IOException {
         write(path, null, content);
+    }
+
+    /** What writes several files into the temporary paths it is given, one per target, in the targets' order. */
+    @FunctionalInterface
+    public interface PathsContent {
+        void writeTo(List<Path> tmp) throws IOException;
+    }
+
+    /**
+     * Writes several files of one folder as a set: {@code content} writes a temporary file per target ({@code
+     * .NAME.PID.RANDOM.tmp} beside it), and only when it has written them all are they moved over their targets, the
+     * first target last (the file a reader opens first, as llama.cpp opens a split model by its first file). A failure
+     * before the moves leaves none of them; the moves themselves are one atomic rename per file.
+     */
+    public static void writeFiles(List<Path> paths, PathsContent content) throws IOException {
+        List<Path> targets = new ArrayList<>();
+        List<Path> tmps = new ArrayList<>();
+        boolean done = false;
+        try {
+            for (Path p : paths) {
+                Path abs = p.toAbsolutePath();
+                String prefix = "." + abs.getFileName() + ".";
+                removeStaleTemporaries(abs.getParent(), prefix);
+                targets.add(abs);
+                tmps.add(Files.createTempFile(
+                        abs.getParent(), prefix + ProcessHandle.current().pid() + ".", ".tmp"));
+            }
+            content.writeTo(List.copyOf(tmps));
+            for (int i = tmps.size() - 1; i >= 0; i--) {
+                moveIntoPlace(tmps.get(i), targets.get(i));
+            }
+            done = true;
+        } finally {
+            if (!done) {
+                for (Path t : tmps) {
+                    Files.deleteIfExists(t);
+                }
+            }
+        }
     }
 
     /**
@@ -128,24 +169,29 @@ public final class AtomicFiles {
             } else {
                 pathContent.writeTo(tmp);
             }
-            // createTempFile makes the file private (0600); give it the permissions a plain new file gets
-            if (Files.getFileStore(tmp).supportsFileAttributeView(PosixFileAttributeView.class)) {
-                Files.setPosixFilePermissions(
-                        tmp,
-                        Files.exists(abs)
-                                ? Files.getPosixFilePermissions(abs)
-                                : PosixFilePermissions.fromString("rw-r--r--"));
-            }
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-            }
+            moveIntoPlace(tmp, abs);
             done = true;
         } finally {
             if (!done) {
                 Files.deleteIfExists(tmp);
             }
+        }
+    }
+
+    /** Moves a finished temporary file over {@code abs}, with the permissions a plain new file (or {@code abs}) has. */
+    private static void moveIntoPlace(Path tmp, Path abs) throws IOException {
+        // createTempFile makes the file private (0600); give it the permissions a plain new file gets
+        if (Files.getFileStore(tmp).supportsFileAttributeView(PosixFileAttributeView.class)) {
+            Files.setPosixFilePermissions(
+                    tmp,
+                    Files.exists(abs)
+                            ? Files.getPosixFilePermissions(abs)
+                            : PosixFilePermissions.fromString("rw-r--r--"));
+        }
+        try {
+            Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
         }
     }
 

@@ -117,6 +117,10 @@ public final class Gguf implements AutoCloseable {
     private final MemorySegment data;
     private final Map<String, GgufValue> metadata;
     private final Map<String, TensorInfo> tensors;
+    /** The files of a split model in order, or empty for one file. */
+    private final List<Gguf> splits;
+    /** The split each tensor is in (a split model only). */
+    private final Map<String, Gguf> splitOf;
 
     private Gguf(
             String source,
@@ -135,11 +139,62 @@ public final class Gguf implements AutoCloseable {
         this.data = data;
         this.metadata = metadata;
         this.tensors = tensors;
+        this.splits = List.of();
+        this.splitOf = Map.of();
     }
 
-    /** Opens and validates {@code path}; close it to unmap. */
-    @SuppressWarnings("MustBeClosedChecker") // the arena is owned, and closed, by the returned Gguf
+    /** A split model: {@code splits} in order, the first's metadata without the split keys, every split's tensors. */
+    private Gguf(
+            List<Gguf> splits,
+            Map<String, GgufValue> metadata,
+            Map<String, TensorInfo> tensors,
+            Map<String, Gguf> splitOf) {
+        Gguf first = splits.get(0);
+        this.source = first.source;
+        this.arena = null;
+        this.version = first.version;
+        this.alignment = first.alignment;
+        this.dataOffset = first.dataOffset;
+        this.data = null;
+        this.metadata = Collections.unmodifiableMap(metadata);
+        this.tensors = Collections.unmodifiableMap(tensors);
+        this.splits = List.copyOf(splits);
+        this.splitOf = Map.copyOf(splitOf);
+    }
+
+    /**
+     * Opens and validates {@code path}; close it to unmap. A file of a split model ({@code split.count} above 1, named
+     * {@code PREFIX-NNNNN-of-NNNNN.gguf}, {@link GgufSplits}), the first or any other, opens the whole model: every
+     * split is opened and validated, and this object holds the first split's metadata without the split keys and
+     * every split's tensors in order (each tensor's {@link TensorInfo#offset()} is in its own split's data section).
+     *
+     * @throws MalformedTensorFileException also for a split model whose files do not fit together: a missing split, a
+     *     file name that does not match its {@code split.no} and {@code split.count}, a split whose {@code split.no},
+     *     {@code split.count} or metadata disagree with the first's, a tensor in two splits, a tensor count other than
+     *     {@code split.tensors.count}
+     */
     public static Gguf open(Path path) throws IOException {
+        Gguf file = openFile(path);
+        try {
+            return GgufSplitReader.open(file, path);
+        } catch (IOException | RuntimeException | Error e) {
+            file.close();
+            throw e;
+        }
+    }
+
+    /** Assembles a split model from its opened files (validated by {@link GgufSplitReader}). */
+    static Gguf ofSplits(
+            List<Gguf> splits,
+            Map<String, GgufValue> metadata,
+            Map<String, TensorInfo> tensors,
+            Map<String, Gguf> splitOf) {
+        return new Gguf(splits, metadata, tensors, splitOf);
+    }
+
+    /** Opens and validates the one file {@code path}, without following its split keys to other files. */
+    @SuppressWarnings("MustBeClosedChecker") // the arena is owned, and closed, by the returned Gguf
+    public static Gguf openFile(Path path) throws IOException {
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
@@ -161,17 +216,33 @@ public final class Gguf implements AutoCloseable {
         return bytes.length >= 4 && bytes[0] == 'G' && bytes[1] == 'G' && bytes[2] == 'U' && bytes[3] == 'F';
     }
 
-    /** The file's format version (2 or 3). */
+    /** The file's name (a split model: the first split's). */
+    public String source() {
+        return source;
+    }
+
+    /** The files of a split model, in order; empty for a model in one file. */
+    public List<String> splitFiles() {
+        return splits.stream().map(g -> g.source).toList();
+    }
+
+    /** The split (from 0) holding tensor {@code name}; 0 for a model in one file. */
+    public int splitOf(String name) {
+        tensor(name);
+        return splits.isEmpty() ? 0 : splits.indexOf(splitOf.get(name));
+    }
+
+    /** The file's format version (2 or 3; a split model: the first split's). */
     public int version() {
         return version;
     }
 
-    /** The alignment of the data section and of every tensor in it. */
+    /** The alignment of the data section and of every tensor in it (a split model: the first split's). */
     public int alignment() {
         return alignment;
     }
 
-    /** Where the data section starts in the file. */
+    /** Where the data section starts in the file (a split model: in the first split). */
     public long dataOffset() {
         return dataOffset;
     }
@@ -198,7 +269,7 @@ public final class Gguf implements AutoCloseable {
     /** A tensor's data, a view of the mapped file valid until {@link #close()}. */
     public MemorySegment segment(String name) {
         TensorInfo t = tensor(name);
-        return data.asSlice(t.offset(), t.bytes());
+        return (splits.isEmpty() ? data : splitOf.get(name).data).asSlice(t.offset(), t.bytes());
     }
 
     /** A copy of a tensor's data (at most 2 GB). */
@@ -233,6 +304,9 @@ public final class Gguf implements AutoCloseable {
     public void close() {
         if (arena != null) {
             arena.close();
+        }
+        for (Gguf split : splits) {
+            split.close();
         }
     }
 

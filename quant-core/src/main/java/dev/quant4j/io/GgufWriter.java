@@ -1,11 +1,13 @@
 package dev.quant4j.io;
 
 import dev.quant4j.ggml.GgmlType;
+import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -130,6 +132,42 @@ public final class GgufWriter {
     /** Writes the file atomically. */
     public void write(Path path) throws IOException {
         AtomicFiles.write(path, this::writeTo);
+    }
+
+    /**
+     * Writes the file split into several as llama.cpp's {@code gguf-split} splits a model ({@link GgufSplits}): {@code
+     * out} {@code NAME.gguf} becomes {@code NAME-00001-of-0000N.gguf} ..., the first with every metadata key, each
+     * file with the split keys, each tensor's bytes as in the single file. The files are written under temporary names
+     * and moved into place when all are complete ({@link AtomicFiles#writeFiles}). When every tensor fits in one file,
+     * it is {@code out}, without split keys.
+     *
+     * @param maxBytes at most this many bytes of tensor data per file (0: no limit)
+     * @param maxTensors at most this many tensors per file (0: no limit)
+     * @return the files written, in order
+     */
+    public List<Path> writeSplit(Path out, long maxBytes, int maxTensors) throws IOException {
+        int[] plan = GgufSplits.plan(tensors.stream().mapToLong(Tensor::bytes).toArray(), maxBytes, maxTensors);
+        int n = plan.length == 0 ? 1 : plan[plan.length - 1] + 1;
+        if (n == 1) {
+            write(out);
+            return List.of(out);
+        }
+        List<GgufWriter> parts = new ArrayList<>();
+        for (int s = 0; s < n; s++) {
+            parts.add(new GgufWriter().putAll(GgufSplits.metadata(metadata, s, n, tensors.size())));
+        }
+        for (int i = 0; i < plan.length; i++) {
+            parts.get(plan[i]).add(tensors.get(i));
+        }
+        List<Path> files = GgufSplits.paths(GgufSplits.prefix(out), n);
+        AtomicFiles.writeFiles(files, tmps -> {
+            for (int s = 0; s < n; s++) {
+                try (OutputStream o = new BufferedOutputStream(Files.newOutputStream(tmps.get(s)), 1 << 20)) {
+                    parts.get(s).writeTo(o);
+                }
+            }
+        });
+        return files;
     }
 
     /** The file's bytes. */

@@ -113,8 +113,64 @@ public final class OnnxExport {
     public static void write(
             Path out, String source, byte[] model, Map<String, ? extends QuantizedWeight> weights, int accuracyLevel)
             throws IOException {
-        byte[] bytes = quantizedModel(source, model, weights, accuracyLevel);
-        AtomicFiles.write(out, o -> o.write(bytes));
+        write(out, OnnxModel.parse(source, model), model, weights, accuracyLevel);
+    }
+
+    /**
+     * The largest single-file model written: protobuf refuses a message over {@code 2^31 - 1} bytes (ONNX's checker
+     * says "exceeds 2GB"), and a Java array holds a few bytes fewer.
+     */
+    static final long SINGLE_FILE_LIMIT = Integer.MAX_VALUE - 8;
+
+    /**
+     * Writes the quantized model {@code out} (see {@link #quantizedModel(String, byte[], Map, int)}) from the model
+     * {@code model} (the bytes of the {@code .onnx} file), parsed as {@code input} (with its folder when it has
+     * external data: {@link OnnxModel#read}). The output is one file when the input has no external data and the
+     * single file would be at most {@value #SINGLE_FILE_LIMIT} bytes (protobuf's 2 GB); otherwise it is {@code out}
+     * and {@code out.data} ({@link OnnxExternalData}), the new tensors' values made and written one tensor at a time,
+     * the input's external tensors copied file to file, so that the heap holds the graph and one tensor's values
+     * at most, whatever the size of the model.
+     */
+    public static void write(
+            Path out, OnnxModel input, byte[] model, Map<String, ? extends QuantizedWeight> weights, int accuracyLevel)
+            throws IOException {
+        write(out, input, model, weights, accuracyLevel, SINGLE_FILE_LIMIT);
+    }
+
+    /** {@link #write(Path, OnnxModel, byte[], Map, int)} with the single-file limit {@code limit} (for tests). */
+    static void write(
+            Path out,
+            OnnxModel input,
+            byte[] model,
+            Map<String, ? extends QuantizedWeight> weights,
+            int accuracyLevel,
+            long limit)
+            throws IOException {
+        String source = input.source();
+        OnnxRewriter.Edit edit = edit(source, model, input, weights, accuracyLevel, Set.of());
+        byte[] graph = OnnxRewriter.rewrite(source, model, edit, true);
+        Map<String, OnnxRewriter.Lazy> lazy = edit.lazyTensors();
+        if (!input.hasExternalData() && singleFileBound(graph.length, lazy.values()) <= limit) {
+            byte[] bytes = OnnxRewriter.rewrite(source, model, edit);
+            AtomicFiles.write(out, o -> o.write(bytes));
+        } else {
+            OnnxExternalData.write(out, source, graph, input, lazy);
+        }
+    }
+
+    /**
+     * At least the size of the single-file form of a model whose external-data form, with the values of {@code lazy}
+     * left out, is {@code headers} bytes: each tensor inline adds its values, a key and a length (at most 6 bytes
+     * under 2^35), and drops its 2-byte {@code data_location}; its own length and the graph's may take 5 bytes more.
+     */
+    static long singleFileBound(long headers, Iterable<OnnxRewriter.Lazy> lazy) {
+        long size = headers + 5;
+        for (OnnxRewriter.Lazy l : lazy) {
+            if (l.length() >= OnnxExternalData.SIZE_THRESHOLD) {
+                size += l.length() + 6 + 5;
+            }
+        }
+        return size;
     }
 
     /** The model with the weights replaced; see {@link #write}. */
@@ -130,10 +186,39 @@ public final class OnnxExport {
      */
     public static byte[] quantizedModel(
             String source, byte[] model, Map<String, ? extends QuantizedWeight> weights, int accuracyLevel) {
+        return quantizedModel(source, model, weights, accuracyLevel, Set.of());
+    }
+
+    /**
+     * {@link #quantizedModel(String, byte[], Map, int)} with the scales of the tables {@code float16Tables} (names of
+     * tables in {@code weights} that become GatherBlockQuantized) written as float16, each scale rounded to the
+     * nearest float16: GatherBlockQuantized then gives float16 rows, which a {@code Cast} to float32 follows (the
+     * node {@code <gather>_cast}; the GatherBlockQuantized output is {@code <output>_float16}). Half the bytes of the
+     * table's scales; a table whose scales are float16 values already (rounded beforehand) reads the same values.
+     */
+    public static byte[] quantizedModel(
+            String source,
+            byte[] model,
+            Map<String, ? extends QuantizedWeight> weights,
+            int accuracyLevel,
+            Set<String> float16Tables) {
+        return OnnxRewriter.rewrite(
+                source,
+                model,
+                edit(source, model, OnnxModel.parse(source, model), weights, accuracyLevel, float16Tables));
+    }
+
+    /** The changes that replace {@code weights} in {@code model} (parsed as {@code m}); see {@link #write}. */
+    static OnnxRewriter.Edit edit(
+            String source,
+            byte[] model,
+            OnnxModel m,
+            Map<String, ? extends QuantizedWeight> weights,
+            int accuracyLevel,
+            Set<String> float16Tables) {
         if (accuracyLevel < 0 || accuracyLevel > 4) {
             throw new IllegalArgumentException("accuracy_level " + accuracyLevel + ": MatMulNBits takes 0 to 4");
         }
-        OnnxModel m = OnnxModel.parse(source, model);
         Set<String> used = new HashSet<>(m.initializers().keySet());
         Map<String, Integer> readers = new LinkedHashMap<>();
         for (OnnxModel.Node n : m.nodes()) {
@@ -148,8 +233,9 @@ public final class OnnxExport {
         used.addAll(m.outputs());
         OnnxRewriter.Edit edit = new OnnxRewriter.Edit();
         Map<String, List<String>> written = new LinkedHashMap<>(); // weight -> names of B, scales, zero_points, perm
-        Map<String, List<byte[]>> tensors = new LinkedHashMap<>();
+        Map<String, List<OnnxRewriter.Added>> tensors = new LinkedHashMap<>();
         Map<String, Integer> replacedReads = new LinkedHashMap<>();
+        Set<String> tables = new HashSet<>(); // written as GatherBlockQuantized
         List<OnnxModel.Node> nodes = m.nodes();
         Map<String, List<Integer>> consumers = new LinkedHashMap<>();
         for (int i = 0; i < nodes.size(); i++) {
@@ -163,7 +249,8 @@ public final class OnnxExport {
                     && n.inputs().size() == 2
                     && weights.get(n.inputs().get(0)) instanceof QuantizedTensor gq) {
                 String w = n.inputs().get(0);
-                gatherBlockQuantized(source, model, m, i, n, w, gq, used, edit, written, tensors);
+                gatherBlockQuantized(source, model, m, i, n, w, gq, used, edit, written, tensors, float16Tables);
+                tables.add(w);
                 replacedReads.merge(w, 1, Integer::sum);
                 continue;
             }
@@ -185,7 +272,7 @@ public final class OnnxExport {
                 List<String> names = written.get(w);
                 if (names == null) {
                     names = new ArrayList<>();
-                    List<byte[]> encoded = new ArrayList<>();
+                    List<OnnxRewriter.Added> encoded = new ArrayList<>();
                     encodeBnb4(ct, w, used, names, encoded);
                     written.put(w, names);
                     tensors.put(w, encoded);
@@ -221,7 +308,7 @@ public final class OnnxExport {
             List<String> names = written.get(w);
             if (names == null) {
                 names = new ArrayList<>();
-                List<byte[]> encoded = new ArrayList<>();
+                List<OnnxRewriter.Added> encoded = new ArrayList<>();
                 encode(q, w, used, names, encoded);
                 written.put(w, names);
                 tensors.put(w, encoded);
@@ -293,15 +380,21 @@ public final class OnnxExport {
             edit.replaceNode(i, replacement);
             replacedReads.merge(w, 1, Integer::sum);
         }
-        for (Map.Entry<String, List<byte[]>> e : tensors.entrySet()) {
+        for (Map.Entry<String, List<OnnxRewriter.Added>> e : tensors.entrySet()) {
             String w = e.getKey();
             boolean stillRead = readers.getOrDefault(w, 0) > replacedReads.getOrDefault(w, 0)
                     || m.outputs().contains(w);
             if (stillRead) {
                 e.getValue().forEach(edit::addInitializer);
             } else {
-                edit.replaceInitializer(w, e.getValue());
+                edit.replaceInitializerWith(w, e.getValue());
                 edit.dropInput(w); // listed as a graph input before IR 4
+            }
+        }
+        for (String t : float16Tables) {
+            if (!tables.contains(t)) {
+                throw new IllegalArgumentException(source + ": float16 scales for '" + t + "', which is not a quantized"
+                        + " table written as GatherBlockQuantized");
             }
         }
         for (String w : weights.keySet()) {
@@ -311,7 +404,7 @@ public final class OnnxExport {
             }
         }
         edit.requireOpset(MS_DOMAIN, 1);
-        return OnnxRewriter.rewrite(source, model, edit);
+        return edit;
     }
 
     /**
@@ -338,7 +431,8 @@ public final class OnnxExport {
             Set<String> used,
             OnnxRewriter.Edit edit,
             Map<String, List<String>> written,
-            Map<String, List<byte[]>> tensors) {
+            Map<String, List<OnnxRewriter.Added>> tensors,
+            Set<String> float16Tables) {
         long[] dims = m.initializer(w).dims();
         int g = q.scheme().groupSize();
         String reason = null;
@@ -367,30 +461,43 @@ public final class OnnxExport {
         int bits = q.scheme().bits();
         int blocks = h / g;
         int mid = 1 << (bits - 1);
+        boolean half = float16Tables.contains(w);
         List<String> names = written.get(w);
         if (names == null) {
             names = new ArrayList<>();
-            List<byte[]> out = new ArrayList<>();
+            List<OnnxRewriter.Added> out = new ArrayList<>();
             int rowBytes = h * bits / 8;
-            byte[] data = new byte[Math.multiplyExact(v, rowBytes)];
-            q.packedCodes().get(data);
             String dName = fresh(used, w + "_Q" + bits);
-            out.add(OnnxRewriter.tensor(dName, UINT8, new long[] {v, rowBytes}, data));
+            long dLength = (long) v * rowBytes;
+            out.add(new OnnxRewriter.Lazy(dName, UINT8, new long[] {v, rowBytes}, dLength, () -> {
+                byte[] data = new byte[Math.toIntExact(dLength)];
+                q.packedCodes().get(data);
+                return data;
+            }));
             names.add(dName);
-            ByteBuffer sb = ByteBuffer.allocate(4 * v * blocks).order(ByteOrder.LITTLE_ENDIAN);
-            int[] zeros = new int[v * blocks];
-            for (int r = 0; r < v; r++) {
-                for (int b = 0; b < blocks; b++) {
-                    sb.putFloat(q.scale(r * blocks + b));
-                    zeros[r * blocks + b] = q.zero(r * blocks + b);
-                }
-            }
             String sName = fresh(used, w + "_scales");
-            out.add(OnnxRewriter.tensor(sName, OnnxModel.FLOAT, new long[] {v, blocks}, sb.array()));
+            int scaleBytes = half ? 2 : 4;
+            out.add(new OnnxRewriter.Lazy(
+                    sName,
+                    half ? FLOAT16 : OnnxModel.FLOAT,
+                    new long[] {v, blocks},
+                    (long) scaleBytes * v * blocks,
+                    () -> {
+                        ByteBuffer sb =
+                                ByteBuffer.allocate(scaleBytes * v * blocks).order(ByteOrder.LITTLE_ENDIAN);
+                        for (int i = 0; i < v * blocks; i++) {
+                            if (half) {
+                                sb.putShort(Float.floatToFloat16(q.scale(i)));
+                            } else {
+                                sb.putFloat(q.scale(i));
+                            }
+                        }
+                        return sb.array();
+                    }));
             names.add(sName);
             boolean defaultZeros = true;
-            for (int z : zeros) {
-                defaultZeros &= z == mid;
+            for (int i = 0; i < v * blocks && defaultZeros; i++) {
+                defaultZeros = q.zero(i) == mid;
             }
             if (defaultZeros) {
                 names.add("");
@@ -399,7 +506,13 @@ public final class OnnxExport {
                 // 1.23.2): MatMulNBits' packing of zero-points
                 String zName = fresh(used, w + "_zero_points");
                 int zRow = (blocks * bits + 7) / 8;
-                out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {v, zRow}, packZeros(zeros, v, blocks, bits)));
+                out.add(new OnnxRewriter.Lazy(zName, UINT8, new long[] {v, zRow}, (long) v * zRow, () -> {
+                    int[] zeros = new int[v * blocks];
+                    for (int i = 0; i < zeros.length; i++) {
+                        zeros[i] = q.zero(i);
+                    }
+                    return packZeros(zeros, v, blocks, bits);
+                }));
                 names.add(zName);
             }
             written.put(w, names);
@@ -410,18 +523,33 @@ public final class OnnxExport {
         attrs.put("quantize_axis", 1L);
         attrs.put("block_size", (long) g);
         attrs.put("bits", (long) bits);
-        edit.replaceNode(
-                index,
-                List.of(OnnxRewriter.node(
+        List<String> outputs = n.outputs();
+        List<byte[]> replacement = new ArrayList<>();
+        if (half) { // float16 rows, cast to the float32 the Gather gave
+            outputs = List.of(fresh(used, n.outputs().get(0) + "_float16"));
+            replacement.add(null);
+            replacement.add(OnnxRewriter.node(
+                    fresh(used, n.name() + "_cast"), "Cast", "", outputs, n.outputs(), Map.of("to", (long)
+                            OnnxModel.FLOAT)));
+        } else {
+            replacement.add(null);
+        }
+        replacement.set(
+                0,
+                OnnxRewriter.node(
                         n.name(),
                         "GatherBlockQuantized",
                         MS_DOMAIN,
                         names.get(2).isEmpty()
                                 ? List.of(names.get(0), n.inputs().get(1), names.get(1))
                                 : List.of(names.get(0), n.inputs().get(1), names.get(1), names.get(2)),
-                        n.outputs(),
-                        attrs)));
+                        outputs,
+                        attrs));
+        edit.replaceNode(index, replacement);
     }
+
+    /** ONNX {@code TensorProto.DataType} FLOAT16: a table's scales when they are all float16 values. */
+    static final int FLOAT16 = 10;
 
     /**
      * The index of the node {@code Add(y, b)} or {@code Add(b, y)} that alone reads the MatMul {@code n}'s output
@@ -475,23 +603,29 @@ public final class OnnxExport {
      * MatMulBnb4's B (quant4j's packed codes as they are: the same order) and absmax, one per block of at most 256,
      * repeating a larger block's.
      */
-    private static void encodeBnb4(CodebookTensor t, String w, Set<String> used, List<String> names, List<byte[]> out) {
+    private static void encodeBnb4(
+            CodebookTensor t, String w, Set<String> used, List<String> names, List<OnnxRewriter.Added> out) {
         long numel = (long) t.rows() * t.cols();
-        byte[] b = new byte[(int) ((numel + 1) / 2)];
-        t.packedCodes().get(b);
+        long bLength = (numel + 1) / 2;
         int block = t.scheme().blockSize();
         int ortBlock = Math.min(MAX_BLOCK, block);
-        float[] absmax = t.absmax();
-        int count = (int) ((numel + ortBlock - 1) / ortBlock);
-        ByteBuffer ab = ByteBuffer.allocate(4 * count).order(ByteOrder.LITTLE_ENDIAN);
-        for (int j = 0; j < count; j++) {
-            ab.putFloat(absmax[(int) ((long) j * ortBlock / block)]);
-        }
+        int count = Math.toIntExact((numel + ortBlock - 1) / ortBlock);
         String bName = fresh(used, w + "_Bnb4");
-        out.add(OnnxRewriter.tensor(bName, UINT8, new long[] {b.length}, b));
+        out.add(new OnnxRewriter.Lazy(bName, UINT8, new long[] {bLength}, bLength, () -> {
+            byte[] b = new byte[Math.toIntExact(bLength)];
+            t.packedCodes().get(b);
+            return b;
+        }));
         names.add(bName);
         String aName = fresh(used, w + "_absmax");
-        out.add(OnnxRewriter.tensor(aName, OnnxModel.FLOAT, new long[] {count}, ab.array()));
+        out.add(new OnnxRewriter.Lazy(aName, OnnxModel.FLOAT, new long[] {count}, 4L * count, () -> {
+            float[] absmax = t.absmax();
+            ByteBuffer ab = ByteBuffer.allocate(4 * count).order(ByteOrder.LITTLE_ENDIAN);
+            for (int j = 0; j < count; j++) {
+                ab.putFloat(absmax[(int) ((long) j * ortBlock / block)]);
+            }
+            return ab.array();
+        }));
         names.add(aName);
     }
 
@@ -523,8 +657,12 @@ public final class OnnxExport {
         return perm;
     }
 
-    /** B, scales, zero_points (or "") and perm (or "") of {@code q}: their names into {@code names}. */
-    private static void encode(QuantizedTensor q, String w, Set<String> used, List<String> names, List<byte[]> out) {
+    /**
+     * B, scales, zero_points (or "") and perm (or "") of {@code q}: their names into {@code names}, the tensors (made
+     * when written) into {@code out}.
+     */
+    private static void encode(
+            QuantizedTensor q, String w, Set<String> used, List<String> names, List<OnnxRewriter.Added> out) {
         int n = q.rows();
         int k = q.cols();
         int bits = q.scheme().bits();
@@ -532,46 +670,61 @@ public final class OnnxExport {
         int kBlocks = (k + blockSize - 1) / blockSize;
         int blob = blockSize * bits / 8;
         int[] perm = q.hasGIdx() ? permutation(q) : null;
-        byte[] b = packB(q, blockSize, perm);
-        float[] scales = new float[n * kBlocks];
-        int[] zeros = new int[n * kBlocks];
-        boolean defaultZeros = true;
         int mid = 1 << (bits - 1);
         boolean perTensor = q.scheme().groupSize() == LinearScheme.PER_TENSOR;
         int groupCols = q.scheme().groupSize() > 0 ? q.scheme().groupSize() : k;
         int groupsPerRow = q.scheme().groupsPerRow(k);
-        for (int r = 0; r < n; r++) {
+        // the group of row r's block g
+        java.util.function.IntBinaryOperator group =
+                (r, g) -> perTensor ? 0 : r * groupsPerRow + g * blockSize / groupCols;
+        boolean defaultZeros = true;
+        for (int r = 0; r < n && defaultZeros; r++) {
             for (int g = 0; g < kBlocks; g++) {
-                int gi = perTensor ? 0 : r * groupsPerRow + g * blockSize / groupCols;
-                scales[r * kBlocks + g] = q.scale(gi);
-                zeros[r * kBlocks + g] = q.zero(gi);
-                defaultZeros &= q.zero(gi) == mid;
+                defaultZeros &= q.zero(group.applyAsInt(r, g)) == mid;
             }
         }
+        long rowOut = (long) kBlocks * blob;
         String bName = fresh(used, w + "_Q" + bits);
-        out.add(OnnxRewriter.tensor(bName, UINT8, new long[] {n, kBlocks, blob}, b));
+        out.add(new OnnxRewriter.Lazy(
+                bName, UINT8, new long[] {n, kBlocks, blob}, n * rowOut, () -> packB(q, blockSize, perm)));
         names.add(bName);
         String sName = fresh(used, w + "_scales");
-        ByteBuffer sb = ByteBuffer.allocate(4 * scales.length).order(ByteOrder.LITTLE_ENDIAN);
-        sb.asFloatBuffer().put(scales);
-        out.add(OnnxRewriter.tensor(sName, OnnxModel.FLOAT, new long[] {n, kBlocks}, sb.array()));
+        out.add(new OnnxRewriter.Lazy(sName, OnnxModel.FLOAT, new long[] {n, kBlocks}, 4L * n * kBlocks, () -> {
+            ByteBuffer sb = ByteBuffer.allocate(4 * n * kBlocks).order(ByteOrder.LITTLE_ENDIAN);
+            for (int r = 0; r < n; r++) {
+                for (int g = 0; g < kBlocks; g++) {
+                    sb.putFloat(q.scale(group.applyAsInt(r, g)));
+                }
+            }
+            return sb.array();
+        }));
         names.add(sName);
         if (defaultZeros) {
             names.add("");
         } else {
             String zName = fresh(used, w + "_zero_points");
             int zRow = (kBlocks * bits + 7) / 8;
-            out.add(OnnxRewriter.tensor(zName, UINT8, new long[] {n, zRow}, packZeros(zeros, n, kBlocks, bits)));
+            out.add(new OnnxRewriter.Lazy(zName, UINT8, new long[] {n, zRow}, (long) n * zRow, () -> {
+                int[] zeros = new int[n * kBlocks];
+                for (int r = 0; r < n; r++) {
+                    for (int g = 0; g < kBlocks; g++) {
+                        zeros[r * kBlocks + g] = q.zero(group.applyAsInt(r, g));
+                    }
+                }
+                return packZeros(zeros, n, kBlocks, bits);
+            }));
             names.add(zName);
         }
-        if (q.hasGIdx()) {
+        if (perm != null) {
             String gName = fresh(used, w + "_perm");
             // int32 indices: ONNX's Gather takes int32 or int64 (Tind), and int32 halves the table
-            ByteBuffer gb = ByteBuffer.allocate(4 * k).order(ByteOrder.LITTLE_ENDIAN);
-            for (int c : perm) {
-                gb.putInt(c);
-            }
-            out.add(OnnxRewriter.tensor(gName, INT32, new long[] {k}, gb.array()));
+            out.add(new OnnxRewriter.Lazy(gName, INT32, new long[] {k}, 4L * k, () -> {
+                ByteBuffer gb = ByteBuffer.allocate(4 * k).order(ByteOrder.LITTLE_ENDIAN);
+                for (int c : perm) {
+                    gb.putInt(c);
+                }
+                return gb.array();
+            }));
             names.add(gName);
         } else {
             names.add("");

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Writes an ONNX model with its initializers' values in an external data file beside it, as ONNX's {@code
@@ -17,10 +18,14 @@ import java.util.List;
  * a multiple of {@value #ALIGNMENT} bytes (the page size the document recommends, so that a runtime may map them).
  * Smaller initializers stay inside the model. Initializers that the model being written still keeps in the input's
  * external data (copied unchanged from it) are copied from the input's data file in the kernel, never through the heap.
+ * Initializers of subgraphs (attributes {@code g} and {@code graphs} of any node, at any depth: {@code If}, {@code
+ * Loop}, {@code Scan}) are written the same way, an external one found by its own entries, since a subgraph may reuse
+ * a name of the main graph.
  *
  * <p>Followed: onnx/onnx {@code onnx/onnx.proto}: {@code ModelProto.graph} = 7, {@code GraphProto.initializer} = 5,
  * {@code TensorProto.name} = 8, {@code raw_data} = 9, {@code external_data} = 13 ({@code StringStringEntryProto.key} =
- * 1, {@code value} = 2), {@code data_location} = 14 ({@code EXTERNAL} = 1). Every other field is copied byte for byte.
+ * 1, {@code value} = 2), {@code data_location} = 14 ({@code EXTERNAL} = 1); {@code GraphProto.node} = 1, {@code NodeProto.attribute} = 5,
+ * {@code AttributeProto.g} = 6, {@code graphs} = 11. Every other field is copied byte for byte.
  */
 public final class OnnxExternalData {
 
@@ -32,8 +37,12 @@ public final class OnnxExternalData {
 
     private OnnxExternalData() {}
 
-    /** Where one tensor's bytes come from: a range of the model's bytes, or a range of an input data file. */
-    private record Move(byte[] model, int from, OnnxModel.External input, long length, long offset) {}
+    /**
+     * Where one tensor's bytes come from: a range of the model's bytes, a range of an input data file, or a tensor
+     * made when written.
+     */
+    private record Move(
+            byte[] model, int from, OnnxModel.External input, OnnxRewriter.Lazy made, long length, long offset) {}
 
     /**
      * Writes {@code model} (a serialized ModelProto) to {@code out} and its large initializers to {@code out} plus
@@ -45,16 +54,28 @@ public final class OnnxExternalData {
      *     hold
      */
     public static void write(Path out, String source, byte[] model, OnnxModel input) throws IOException {
+        write(out, source, model, input, Map.of());
+    }
+
+    /**
+     * {@link #write(Path, String, byte[], OnnxModel)} for a model some of whose initializers are {@code made}: their
+     * TensorProtos in {@code model} are {@link OnnxRewriter.Lazy#header()}s, and their values are made and written
+     * to the data file one tensor at a time.
+     */
+    static void write(Path out, String source, byte[] model, OnnxModel input, Map<String, OnnxRewriter.Lazy> made)
+            throws IOException {
         String dataName = out.getFileName().toString() + ".data";
         List<Move> moves = new ArrayList<>();
-        byte[] rewritten = rewriteModel(source, model, input, dataName, moves);
+        byte[] rewritten = rewriteModel(source, model, input, made, dataName, moves);
         Path data = out.resolveSibling(dataName);
         AtomicFiles.writeFile(data, tmp -> {
             try (FileChannel ch = FileChannel.open(
                     tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 for (Move m : moves) {
                     if (m.input() == null) {
-                        ByteBuffer bb = ByteBuffer.wrap(m.model(), m.from(), (int) m.length());
+                        ByteBuffer bb = m.made() != null
+                                ? ByteBuffer.wrap(m.made().bytes())
+                                : ByteBuffer.wrap(m.model(), m.from(), (int) m.length());
                         long at = m.offset();
                         while (bb.hasRemaining()) {
                             at += ch.write(bb, at);
@@ -80,7 +101,12 @@ public final class OnnxExternalData {
     }
 
     private static byte[] rewriteModel(
-            String source, byte[] bytes, OnnxModel input, String dataName, List<Move> moves) {
+            String source,
+            byte[] bytes,
+            OnnxModel input,
+            Map<String, OnnxRewriter.Lazy> made,
+            String dataName,
+            List<Move> moves) {
         ProtoReader model = new ProtoReader(source, "ModelProto", bytes, 0, bytes.length);
         ProtoWriter out = new ProtoWriter(Math.min(bytes.length, 1 << 24));
         long[] end = {0};
@@ -89,26 +115,7 @@ public final class OnnxExternalData {
             long key = model.readKey();
             if (key == (7 << 3 | ProtoReader.LEN)) {
                 ProtoReader graph = model.nested("GraphProto", model.readLength());
-                ProtoWriter g = new ProtoWriter();
-                while (graph.hasMore()) {
-                    int at = graph.position();
-                    long k = graph.readKey();
-                    if (k == (5 << 3 | ProtoReader.LEN)) {
-                        g.writeMessage(
-                                5,
-                                tensor(
-                                        source,
-                                        graph.nested("TensorProto", graph.readLength()),
-                                        input,
-                                        dataName,
-                                        moves,
-                                        end));
-                    } else {
-                        graph.skip((int) (k & 7));
-                        g.writeRaw(bytes, at, graph.position() - at);
-                    }
-                }
-                out.writeMessage(7, g);
+                out.writeMessage(7, graph(source, graph, false, input, made, dataName, moves, end));
             } else {
                 model.skip((int) (key & 7));
                 out.writeRaw(bytes, start, model.position() - start);
@@ -117,10 +124,76 @@ public final class OnnxExternalData {
         return out.toByteArray();
     }
 
+    /**
+     * A graph with its initializers' values moved ({@link #tensor}), the graphs of its nodes' attributes ({@code If}'s
+     * branches, {@code Loop}'s and {@code Scan}'s bodies) too; everything else as it is.
+     */
+    private static ProtoWriter graph(
+            String source,
+            ProtoReader graph,
+            boolean subgraph,
+            OnnxModel input,
+            Map<String, OnnxRewriter.Lazy> made,
+            String dataName,
+            List<Move> moves,
+            long[] end) {
+        byte[] bytes = graph.bytes();
+        ProtoWriter g = new ProtoWriter();
+        while (graph.hasMore()) {
+            int at = graph.position();
+            long k = graph.readKey();
+            if (k == (5 << 3 | ProtoReader.LEN)) {
+                ProtoReader t = graph.nested("TensorProto", graph.readLength());
+                g.writeMessage(5, tensor(source, t, subgraph, input, made, dataName, moves, end));
+            } else if (k == (1 << 3 | ProtoReader.LEN)) {
+                // NodeProto.attribute = 5; AttributeProto.g = 6, graphs = 11
+                ProtoReader node = graph.nested("NodeProto", graph.readLength());
+                ProtoWriter n = new ProtoWriter();
+                while (node.hasMore()) {
+                    int nAt = node.position();
+                    long nk = node.readKey();
+                    if (nk != (5 << 3 | ProtoReader.LEN)) {
+                        node.skip((int) (nk & 7));
+                        n.writeRaw(bytes, nAt, node.position() - nAt);
+                        continue;
+                    }
+                    ProtoReader attr = node.nested("AttributeProto", node.readLength());
+                    ProtoWriter a = new ProtoWriter();
+                    while (attr.hasMore()) {
+                        int aAt = attr.position();
+                        long ak = attr.readKey();
+                        if (ak == (6 << 3 | ProtoReader.LEN) || ak == (11 << 3 | ProtoReader.LEN)) {
+                            ProtoReader sub = attr.nested("GraphProto", attr.readLength());
+                            a.writeMessage(
+                                    (int) (ak >>> 3), graph(source, sub, true, input, made, dataName, moves, end));
+                        } else {
+                            attr.skip((int) (ak & 7));
+                            a.writeRaw(bytes, aAt, attr.position() - aAt);
+                        }
+                    }
+                    n.writeMessage(5, a);
+                }
+                g.writeMessage(1, n);
+            } else {
+                graph.skip((int) (k & 7));
+                g.writeRaw(bytes, at, graph.position() - at);
+            }
+        }
+        return g;
+    }
+
     /** One initializer, its values moved to the data file when large enough or already external. */
     private static ProtoWriter tensor(
-            String source, ProtoReader t, OnnxModel input, String dataName, List<Move> moves, long[] end) {
+            String source,
+            ProtoReader t,
+            boolean subgraph,
+            OnnxModel input,
+            Map<String, OnnxRewriter.Lazy> made,
+            String dataName,
+            List<Move> moves,
+            long[] end) {
         byte[] bytes = t.bytes();
+        int from = t.position();
         ProtoWriter kept = new ProtoWriter();
         String name = "";
         int rawFrom = -1;
@@ -153,15 +226,26 @@ public final class OnnxExternalData {
         }
         Move move;
         long offset = (end[0] + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
-        if (external) {
+        if (external && subgraph) {
+            // a subgraph's names may repeat the main graph's: its own entries say where its values are
+            OnnxModel.Initializer in =
+                    input.subgraphTensor(new ProtoReader(source, "TensorProto", bytes, from, t.position()));
+            if (in.external().file() == null) {
+                throw new MalformedTensorFileException(source + ": subgraph initializer '" + name + "' refers to"
+                        + " external data, and the model's folder is not known");
+            }
+            move = new Move(null, 0, in.external(), null, in.external().length(), offset);
+        } else if (external && made.containsKey(name)) {
+            move = new Move(null, 0, null, made.get(name), made.get(name).length(), offset);
+        } else if (external) {
             OnnxModel.Initializer in = input.initializers().get(name);
             if (in == null || in.external() == null || in.external().file() == null) {
                 throw new MalformedTensorFileException(source + ": initializer '" + name + "' refers to external data"
                         + " that the input model does not hold");
             }
-            move = new Move(null, 0, in.external(), in.external().length(), offset);
+            move = new Move(null, 0, in.external(), null, in.external().length(), offset);
         } else if (rawFrom >= 0 && rawLength >= SIZE_THRESHOLD) {
-            move = new Move(bytes, rawFrom, null, rawLength, offset);
+            move = new Move(bytes, rawFrom, null, null, rawLength, offset);
         } else {
             if (rawFrom >= 0) {
                 ProtoWriter raw = new ProtoWriter();

@@ -267,6 +267,7 @@ public final class OnnxModel {
     }
 
     private final String source;
+    private final Path folder;
     private final List<Node> nodes;
     private final Map<String, Initializer> initializers;
     private final List<String> inputs;
@@ -274,11 +275,13 @@ public final class OnnxModel {
 
     private OnnxModel(
             String source,
+            Path folder,
             List<Node> nodes,
             Map<String, Initializer> initializers,
             List<String> inputs,
             List<String> outputs) {
         this.source = source;
+        this.folder = folder;
         this.nodes = List.copyOf(nodes);
         this.initializers = Collections.unmodifiableMap(initializers);
         this.inputs = List.copyOf(inputs);
@@ -373,7 +376,15 @@ public final class OnnxModel {
                 default -> outputs.add(valueName(m));
             }
         }
-        return new OnnxModel(source, nodes, inits, inputs, outputs);
+        return new OnnxModel(source, folder, nodes, inits, inputs, outputs);
+    }
+
+    /**
+     * The TensorProto {@code m} (an initializer of a subgraph: an {@code If}, {@code Loop} or {@code Scan} attribute),
+     * its external data checked against this model's folder as a top-level initializer's is.
+     */
+    Initializer subgraphTensor(ProtoReader m) {
+        return tensor(source, m, folder);
     }
 
     private static Node node(ProtoReader m) {

@@ -6,6 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 
 /**
  * Re-emits a serialized ONNX {@code ModelProto} with chosen changes, keeping the original bytes of every field it does
@@ -26,11 +27,47 @@ import java.util.Set;
  */
 final class OnnxRewriter {
 
+    /** A new initializer: already encoded, or {@link Lazy}. */
+    sealed interface Added permits Encoded, Lazy {}
+
+    /** An encoded TensorProto, written as it is. */
+    record Encoded(byte[] tensor) implements Added {}
+
+    /**
+     * A tensor whose values ({@code length} bytes, little-endian, row-major) are made only when it is written, so that
+     * a writer holds one tensor's values at a time. Inside the model it is {@link #tensor(String, int, long[], byte[])}
+     * of those values; written with external data, it is {@link #header()} and its values go to the data file.
+     */
+    record Lazy(String name, int dataType, long[] dims, long length, Supplier<byte[]> values) implements Added {
+
+        /** The values, checked to be {@code length} bytes. */
+        byte[] bytes() {
+            byte[] b = values.get();
+            if (b.length != length) {
+                throw new IllegalStateException(
+                        "tensor '" + name + "': " + b.length + " bytes made, " + length + " announced");
+            }
+            return b;
+        }
+
+        /** The TensorProto without its values: dims, data_type, name, then {@code data_location = EXTERNAL}. */
+        ProtoWriter header() {
+            ProtoWriter t = new ProtoWriter();
+            if (dims.length > 0) {
+                t.writePackedInt64(1, dims);
+            }
+            t.writeInt64(2, dataType);
+            t.writeString(8, name);
+            t.writeInt64(14, 1);
+            return t;
+        }
+    }
+
     /** The changes to make; an empty edit changes nothing. */
     static final class Edit {
         final Map<Integer, List<byte[]>> nodes = new LinkedHashMap<>();
-        final Map<String, List<byte[]>> initializers = new LinkedHashMap<>();
-        final List<byte[]> addedInitializers = new ArrayList<>();
+        final Map<String, List<Added>> initializers = new LinkedHashMap<>();
+        final List<Added> addedInitializers = new ArrayList<>();
         final Set<String> droppedInputs = new HashSet<>();
         final Map<String, Long> opsets = new LinkedHashMap<>();
 
@@ -42,11 +79,21 @@ final class OnnxRewriter {
 
         /** Initializer {@code name} becomes {@code replacement} (encoded TensorProtos; none removes it). */
         Edit replaceInitializer(String name, List<byte[]> replacement) {
+            return replaceInitializerWith(
+                    name, replacement.stream().<Added>map(Encoded::new).toList());
+        }
+
+        /** Initializer {@code name} becomes {@code replacement} (none removes it). */
+        Edit replaceInitializerWith(String name, List<? extends Added> replacement) {
             initializers.put(name, List.copyOf(replacement));
             return this;
         }
 
         Edit addInitializer(byte[] tensor) {
+            return addInitializer(new Encoded(tensor));
+        }
+
+        Edit addInitializer(Added tensor) {
             addedInitializers.add(tensor);
             return this;
         }
@@ -61,12 +108,34 @@ final class OnnxRewriter {
             opsets.put(domain, version);
             return this;
         }
+
+        /** The {@link Lazy} tensors of this edit by name. */
+        Map<String, Lazy> lazyTensors() {
+            Map<String, Lazy> out = new LinkedHashMap<>();
+            List<Added> all = new ArrayList<>(addedInitializers);
+            initializers.values().forEach(all::addAll);
+            for (Added a : all) {
+                if (a instanceof Lazy l) {
+                    out.put(l.name(), l);
+                }
+            }
+            return out;
+        }
     }
 
     private OnnxRewriter() {}
 
     /** The model {@code bytes} with {@code edit} made; {@code source} names it in messages. */
     static byte[] rewrite(String source, byte[] bytes, Edit edit) {
+        return rewrite(source, bytes, edit, false);
+    }
+
+    /**
+     * {@link #rewrite(String, byte[], Edit)}; with {@code external}, each {@link Lazy} tensor of at least {@link
+     * OnnxExternalData#SIZE_THRESHOLD} bytes is written as its {@link Lazy#header()} only (its values are not made),
+     * for {@link OnnxExternalData} to place in the data file.
+     */
+    static byte[] rewrite(String source, byte[] bytes, Edit edit, boolean external) {
         ProtoReader model = new ProtoReader(source, "ModelProto", bytes, 0, bytes.length);
         ProtoWriter out = new ProtoWriter(bytes.length + 1024);
         Set<String> imported = new HashSet<>();
@@ -112,7 +181,7 @@ final class OnnxRewriter {
                 graphSeen = true;
                 int length = model.readLength();
                 int body = model.position();
-                ProtoWriter graph = rewriteGraph(source, model.nested("GraphProto", length), edit);
+                ProtoWriter graph = rewriteGraph(source, model.nested("GraphProto", length), edit, external);
                 if (graph.contentEquals(bytes, body, body + length)) {
                     // unchanged: the field as it was, its key and length too (a writer may encode them in more bytes)
                     out.writeRaw(bytes, start, model.position() - start);
@@ -136,11 +205,11 @@ final class OnnxRewriter {
         return out.toByteArray();
     }
 
-    private static ProtoWriter rewriteGraph(String source, ProtoReader graph, Edit edit) {
+    private static ProtoWriter rewriteGraph(String source, ProtoReader graph, Edit edit, boolean external) {
         byte[] bytes = graph.bytes();
         ProtoWriter out = new ProtoWriter(graph.hasMore() ? bytes.length / 2 : 16);
         Set<String> droppedInputs = new HashSet<>(edit.droppedInputs);
-        for (Map.Entry<String, List<byte[]>> e : edit.initializers.entrySet()) {
+        for (Map.Entry<String, List<Added>> e : edit.initializers.entrySet()) {
             if (e.getValue().isEmpty()) {
                 droppedInputs.add(e.getKey());
             }
@@ -181,10 +250,10 @@ final class OnnxRewriter {
             } else if (wire == ProtoReader.LEN && (field == 5 || field == 11)) {
                 String name = field == 5 ? tensorName(source, bytes, start, end) : valueName(source, bytes, start, end);
                 if (field == 5) {
-                    List<byte[]> replacement = edit.initializers.get(name);
+                    List<Added> replacement = edit.initializers.get(name);
                     if (replacement != null) {
-                        for (byte[] t : replacement) {
-                            out.writeBytes(5, t);
+                        for (Added t : replacement) {
+                            writeTensor(out, t, external);
                         }
                         initializersLeft.remove(name);
                         copy = false;
@@ -197,14 +266,14 @@ final class OnnxRewriter {
                 out.writeRaw(bytes, start, end - start);
             }
             if (end == lastInitializerEnd || (lastInitializerEnd < 0 && !g.hasMore())) {
-                for (byte[] t : edit.addedInitializers) {
-                    out.writeBytes(5, t);
+                for (Added t : edit.addedInitializers) {
+                    writeTensor(out, t, external);
                 }
             }
         }
         if (lastInitializerEnd < 0 && from == limit) {
-            for (byte[] t : edit.addedInitializers) {
-                out.writeBytes(5, t);
+            for (Added t : edit.addedInitializers) {
+                writeTensor(out, t, external);
             }
         }
         if (!nodesLeft.isEmpty()) {
@@ -215,6 +284,20 @@ final class OnnxRewriter {
             throw new IllegalArgumentException(source + ": no initializer named " + initializersLeft);
         }
         return out;
+    }
+
+    /** {@code t} as a graph's initializer (field 5): its header alone when external and large enough. */
+    private static void writeTensor(ProtoWriter graph, Added t, boolean external) {
+        switch (t) {
+            case Encoded e -> graph.writeBytes(5, e.tensor());
+            case Lazy l -> {
+                if (external && l.length() >= OnnxExternalData.SIZE_THRESHOLD) {
+                    graph.writeMessage(5, l.header());
+                } else {
+                    graph.writeBytes(5, tensor(l.name(), l.dataType(), l.dims(), l.bytes()));
+                }
+            }
+        }
     }
 
     /** The name (field 8) of the TensorProto field spanning {@code [start, end)}, key included. */

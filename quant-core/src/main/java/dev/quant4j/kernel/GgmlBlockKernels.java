@@ -3,7 +3,7 @@ package dev.quant4j.kernel;
 /**
  * ggml's block types ({@code src/ggml-quants.c} of ggml at commit {@code d99724f2b141fed9e1a9f402213506c081433465}):
  * the reference quantizers {@code quantize_row_*_ref} of the 32-value types and the dequantizers {@code
- * dequantize_row_*} of the 32-value types and of q4_K, q5_K and q6_K. Every implementation gives the bytes and the
+ * dequantize_row_*} of the 32-value types and of q4_K, q5_K and q6_K, and q6_K's scale search. Every implementation gives the bytes and the
  * float bits of the scalar reference ({@code ScalarGgmlBlockKernels}, which reads like ggml's C), for every input,
  * NaN and infinities included.
  *
@@ -54,6 +54,24 @@ public interface GgmlBlockKernels {
 
     /** {@code dequantize_row_q6_K}: 210-byte super-blocks of 256 values. */
     void dequantizeQ6_K(byte[] x, int xOff, float[] y, int yOff, int k);
+
+    /**
+     * The scale search of q6_K: {@code quantize_row_q6_K_ref}'s {@code make_qx_quants(16, 32, x + 16 * ib, L + 16 *
+     * ib, 1, NULL)} for each of the 16 sub-blocks {@code ib} of the super-block at {@code x[xOff]}: codes {@code l +
+     * 32} (0 in an all-zero sub-block) to {@code L[lOff + 16 * ib + i]}, each sub-block's scale to {@code scales[sOff +
+     * ib]}. Values finite.
+     */
+    void makeQxQuantsQ6_K(float[] x, int xOff, byte[] L, int lOff, float[] scales, int sOff);
+
+    /**
+     * ggml's {@code nearest_int}: round to nearest, ties to even, by adding {@code 1.5 * 2^23} and reading the
+     * mantissa; valid for {@code |fval| <= 4194303}.
+     */
+    static int nearestInt(float fval) {
+        float val = fval + 12582912.f;
+        int i = Float.floatToRawIntBits(val);
+        return (i & 0x007fffff) - 0x00400000;
+    }
 
     /**
      * {@code get_scale_min_k4} of q4_K and q5_K: the 6-bit scale and minimum of sub-block {@code j} (0..7) from the

@@ -20,6 +20,9 @@ package dev.quant4j.kernel;
  * q6_K 210 bytes: ql[128], qh[64], scales[16] (int8), d  16 sub-blocks of 16: x = d*sc*(q - 32)
  * </pre>
  *
+ * <p>{@code make_qx_quants} is the scale search of q6_K (ggml's {@code quantize_row_q6_K_ref}, whose other steps are
+ * in {@code dev.quant4j.ggml.KQuants}).
+ *
  * <p>C semantics kept on purpose: float to int conversions truncate ({@code (int8_t)(x0 + 8.5f)}); {@code roundf}
  * rounds half away from zero; a zero block gets {@code d = max / -8 = -0.0}, stored as FP16 {@code 0x8000}. NaN is
  * never the largest magnitude nor an extreme of q4_0..q5_1 (ggml's comparisons are false for it); q8_0's {@code
@@ -408,6 +411,90 @@ final class ScalarGgmlBlockKernels implements GgmlBlockKernels {
                 sc += 8;
             }
         }
+    }
+
+    @Override
+    public void makeQxQuantsQ6_K(float[] x, int xOff, byte[] L, int lOff, float[] scales, int sOff) {
+        for (int ib = 0; ib < QK_K / 16; ++ib) {
+            scales[sOff + ib] = make_qx_quants(16, 32, x, xOff + 16 * ib, L, lOff + 16 * ib, 1);
+        }
+    }
+
+    /** {@code GROUP_MAX_EPS} of {@code ggml-quants.c}. */
+    static final float GROUP_MAX_EPS = 1e-15f;
+
+    /** {@code make_qx_quants} without importance weights ({@code qw == NULL}); {@code L} gets {@code l + nmax}. */
+    static float make_qx_quants(int n, int nmax, float[] x, int xOff, byte[] L, int lOff, int rmse_type) {
+        float max = 0;
+        float amax = 0;
+        for (int i = 0; i < n; ++i) {
+            float ax = Math.abs(x[xOff + i]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[xOff + i];
+            }
+        }
+        if (amax < GROUP_MAX_EPS) { // all zero
+            for (int i = 0; i < n; ++i) {
+                L[lOff + i] = 0;
+            }
+            return 0.f;
+        }
+        float iscale = -nmax / max;
+        if (rmse_type == 0) {
+            for (int i = 0; i < n; ++i) {
+                int l = GgmlBlockKernels.nearestInt(iscale * x[xOff + i]);
+                L[lOff + i] = (byte) (nmax + Math.max(-nmax, Math.min(nmax - 1, l)));
+            }
+            return 1 / iscale;
+        }
+        boolean return_early = false;
+        if (rmse_type < 0) {
+            rmse_type = -rmse_type;
+            return_early = true;
+        }
+        float sumlx = 0;
+        float suml2 = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = GgmlBlockKernels.nearestInt(iscale * x[xOff + i]);
+            l = Math.max(-nmax, Math.min(nmax - 1, l));
+            L[lOff + i] = (byte) (l + nmax);
+            float w = weight(x[xOff + i], rmse_type);
+            sumlx += w * x[xOff + i] * l;
+            suml2 += w * l * l;
+        }
+        float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+        if (return_early) return suml2 > 0 ? 0.5f * (scale + 1 / iscale) : 1 / iscale;
+        float best = scale * sumlx;
+        for (int is = -9; is <= 9; ++is) {
+            if (is == 0) {
+                continue;
+            }
+            iscale = -(nmax + 0.1f * is) / max;
+            sumlx = suml2 = 0;
+            for (int i = 0; i < n; ++i) {
+                int l = GgmlBlockKernels.nearestInt(iscale * x[xOff + i]);
+                l = Math.max(-nmax, Math.min(nmax - 1, l));
+                float w = weight(x[xOff + i], rmse_type);
+                sumlx += w * x[xOff + i] * l;
+                suml2 += w * l * l;
+            }
+            if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+                for (int i = 0; i < n; ++i) {
+                    int l = GgmlBlockKernels.nearestInt(iscale * x[xOff + i]);
+                    L[lOff + i] = (byte) (nmax + Math.max(-nmax, Math.min(nmax - 1, l)));
+                }
+                scale = sumlx / suml2;
+                best = scale * sumlx;
+            }
+        }
+        return scale;
+    }
+
+    private static float weight(float x, int rmse_type) {
+        return rmse_type == 1
+                ? x * x
+                : rmse_type == 2 ? 1 : rmse_type == 3 ? Math.abs(x) : (float) Math.sqrt(Math.abs(x));
     }
 
     private static void putFp16(byte[] y, int off, float v) {

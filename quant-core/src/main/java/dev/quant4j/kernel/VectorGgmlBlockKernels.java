@@ -6,6 +6,7 @@ import static dev.quant4j.kernel.ScalarGgmlBlockKernels.putInt;
 import static dev.quant4j.kernel.VectorShapes.B;
 import static dev.quant4j.kernel.VectorShapes.BYTE_PARTS;
 import static dev.quant4j.kernel.VectorShapes.F;
+import static dev.quant4j.kernel.VectorShapes.HALVES;
 import static dev.quant4j.kernel.VectorShapes.I;
 
 import jdk.incubator.vector.ByteVector;
@@ -38,7 +39,10 @@ import jdk.incubator.vector.VectorOperators;
  *       {@code roundf(v)} for every float {@code v} (0.5 itself would round {@code 0.5 - 2^-25} up to 1), infinities
  *       and NaN included, as Java's saturating conversion does for the reference's {@code (int) roundf(v)}.
  *   <li>{@code (int8_t)}: the vector {@code F2I} then {@code I2B} are Java's {@code (byte) (int)} (truncation,
- *       saturation, NaN to 0, then the low byte), ggml's conversions on the values it produces.
+ *       saturation, NaN to 0, then the low byte), ggml's conversions on the values it produces. Where {@code 1 / d}
+ *       is finite no 4- or 5-bit code needs the narrowing ({@link #inBytes}): clamp and packing in int lanes.
+ *   <li>Blocks go {@code L} at a time (one per float lane) through the extremes: a transposed reduction gives the
+ *       {@code L} maxima (minima) in one vector, per-thread arrays ({@code KernelScratch}) hold them for the codes.
  * </ul>
  *
  * <p>The scale {@code d} and its FP16 bits are scalar, once per block ({@link Float#floatToFloat16} and {@link
@@ -56,7 +60,6 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     private static final int QK = 32;
 
     private static final int BL = B.length();
-    private static final VectorMask<Integer> ALL_INTS = I.maskAll(true);
     private static final int FL = F.length();
 
     @Override
@@ -196,20 +199,21 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
                 final FloatVector d2 = FloatVector.broadcast(F, d * (scm & 0xFF));
                 final FloatVector m2 = FloatVector.broadcast(F, min * (scm >>> 8));
                 for (int l = 0; l < 32; l += FL) {
-                    ByteVector qs = ByteVector.fromArray(B, x, q + l);
-                    ByteVector x0 = qs.and((byte) 0x0F);
-                    ByteVector x1 = qs.lanewise(VectorOperators.LSHR, 4);
+                    // nibbles in int lanes (native shifts; x86 has none for bytes), exact as floats
+                    IntVector qs =
+                            (IntVector) ByteVector.fromArray(B, x, q + l).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector x0 = qs.and(0x0F);
+                    IntVector x1 = qs.lanewise(VectorOperators.LSHR, 4).and(0x0F);
                     if (fifthBit) {
-                        ByteVector h = ByteVector.fromArray(B, x, qh + l);
-                        x0 = x0.or(h.lanewise(VectorOperators.LSHR, 2 * c)
-                                .and((byte) 1)
-                                .lanewise(VectorOperators.LSHL, 4));
-                        x1 = x1.or(h.lanewise(VectorOperators.LSHR, 2 * c + 1)
-                                .and((byte) 1)
-                                .lanewise(VectorOperators.LSHL, 4));
+                        // bits 2c and 2c + 1 of qh[l] to bit 4 of the low and the high value
+                        IntVector h = ((IntVector)
+                                        ByteVector.fromArray(B, x, qh + l).convertShape(VectorOperators.B2I, I, 0))
+                                .lanewise(VectorOperators.LSHR, 2 * c);
+                        x0 = h.lanewise(VectorOperators.LSHL, 4).and(0x10).or(x0);
+                        x1 = h.lanewise(VectorOperators.LSHL, 3).and(0x10).or(x1);
                     }
-                    FloatVector f0 = (FloatVector) x0.convertShape(VectorOperators.B2F, F, 0);
-                    FloatVector f1 = (FloatVector) x1.convertShape(VectorOperators.B2F, F, 0);
+                    FloatVector f0 = (FloatVector) x0.convert(VectorOperators.I2F, 0);
+                    FloatVector f1 = (FloatVector) x1.convert(VectorOperators.I2F, 0);
                     d1.mul(f0).sub(m1).intoArray(y, o + l);
                     d2.mul(f1).sub(m2).intoArray(y, o + 32 + l);
                 }
@@ -285,122 +289,296 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     // ---------------------------------------------------------------- quantize
 
     @Override
+    public void makeQxQuantsQ6_K(float[] x, int xOff, byte[] L, int lOff, float[] scales, int sOff) {
+        VectorGgmlKQuants.makeQxQuantsQ6_K(x, xOff, L, lOff, scales, sOff);
+    }
+
+    @Override
     public void quantizeQ8_0(float[] x, int xOff, byte[] y, int yOff, int k) {
         final int nb = k / QK;
-        for (int i = 0; i < nb; i++) {
-            final int o = xOff + i * QK;
-            final int b = yOff + i * 34;
-            final float amax = Float.intBitsToFloat(absMaxBits(x, o));
-            final float d = amax / ((1 << 7) - 1);
-            final float id = d != 0 ? 1.0f / d : 0.0f;
-            putFp16(y, b, d);
-            final FloatVector idv = FloatVector.broadcast(F, id);
-            for (int j = 0; j < QK; j += BL) {
-                // roundf(v): v + copysign(0.5 - 2^-25, v), truncated
-                FloatVector v = FloatVector.fromArray(F, x, o + j).mul(idv);
-                FloatVector half =
-                        v.reinterpretAsInts().and(SIGN).or(ROUND_HALF_BITS).reinterpretAsFloats();
-                IntVector r = (IntVector) v.add(half).convert(VectorOperators.F2I, 0);
-                ByteVector q = (ByteVector) r.convertShape(VectorOperators.I2B, B, 0);
-                if (BYTE_PARTS == 2) {
-                    FloatVector w = FloatVector.fromArray(F, x, o + j + FL).mul(idv);
-                    FloatVector whalf =
-                            w.reinterpretAsInts().and(SIGN).or(ROUND_HALF_BITS).reinterpretAsFloats();
-                    IntVector t = (IntVector) w.add(whalf).convert(VectorOperators.F2I, 0);
-                    q = ((ByteVector) t.convertShape(VectorOperators.I2B, B, -1)).or(q);
+        final int[] amax = KernelScratch.get(FL).withLaneStats(FL * FL / 2).signedMax;
+        for (int i0 = 0; i0 < nb; i0 += FL) {
+            final int count = Math.min(FL, nb - i0);
+            batchAbsMaxBits(x, xOff + i0 * QK, count, amax);
+            for (int i = i0; i < i0 + count; i++) {
+                final int o = xOff + i * QK;
+                final int b = yOff + i * 34;
+                final float d = Float.intBitsToFloat(amax[i - i0]) / ((1 << 7) - 1);
+                final float id = d != 0 ? 1.0f / d : 0.0f;
+                putFp16(y, b, d);
+                final FloatVector idv = FloatVector.broadcast(F, id);
+                for (int j = 0; j < QK; j += BL) {
+                    // roundf(v): v + copysign(0.5 - 2^-25, v), truncated
+                    FloatVector v = FloatVector.fromArray(F, x, o + j).mul(idv);
+                    FloatVector half =
+                            v.reinterpretAsInts().and(SIGN).or(ROUND_HALF_BITS).reinterpretAsFloats();
+                    IntVector r = (IntVector) v.add(half).convert(VectorOperators.F2I, 0);
+                    ByteVector q = (ByteVector) r.convertShape(VectorOperators.I2B, B, 0);
+                    if (BYTE_PARTS == 2) {
+                        FloatVector w = FloatVector.fromArray(F, x, o + j + FL).mul(idv);
+                        FloatVector whalf = w.reinterpretAsInts()
+                                .and(SIGN)
+                                .or(ROUND_HALF_BITS)
+                                .reinterpretAsFloats();
+                        IntVector t = (IntVector) w.add(whalf).convert(VectorOperators.F2I, 0);
+                        q = ((ByteVector) t.convertShape(VectorOperators.I2B, B, -1)).or(q);
+                    }
+                    q.intoArray(y, b + 2 + j);
                 }
-                q.intoArray(y, b + 2 + j);
             }
         }
     }
 
     @Override
     public void quantizeQ4_0(float[] x, int xOff, byte[] y, int yOff, int k) {
+        quantizeSigned(x, xOff, y, yOff, k, false);
+    }
+
+    @Override
+    public void quantizeQ5_0(float[] x, int xOff, byte[] y, int yOff, int k) {
+        quantizeSigned(x, xOff, y, yOff, k, true);
+    }
+
+    /**
+     * q4_0 ({@code d = max / -8}) and q5_0 ({@code d = max / -16}), {@code max} the first value of the largest
+     * magnitude; a block whose largest magnitude bits are those of an infinity or a NaN goes to the scalar loop.
+     */
+    private static void quantizeSigned(float[] x, int xOff, byte[] y, int yOff, int k, boolean five) {
         final int nb = k / QK;
-        for (int i = 0; i < nb; i++) {
-            final int o = xOff + i * QK;
-            final int b = yOff + i * 18;
-            final int amaxBits = absMaxBits(x, o);
-            if (amaxBits >= INF_BITS) {
-                // an infinity or a NaN: ggml's comparisons decide
-                ScalarGgmlBlockKernels.quantize_row_q4_0_ref(x, o, y, b, QK);
-                continue;
+        final int size = five ? 22 : 18;
+        final KernelScratch s = KernelScratch.get(FL).withLaneStats(FL * FL / 2);
+        final int[] amax = s.signedMax;
+        for (int i0 = 0; i0 < nb; i0 += FL) {
+            final int count = Math.min(FL, nb - i0);
+            batchAbsMaxBits(x, xOff + i0 * QK, count, amax);
+            for (int i = i0; i < i0 + count; i++) {
+                final int o = xOff + i * QK;
+                final int b = yOff + i * size;
+                final int amaxBits = amax[i - i0];
+                if (amaxBits >= INF_BITS) {
+                    // an infinity or a NaN: ggml's comparisons decide
+                    if (five) {
+                        ScalarGgmlBlockKernels.quantize_row_q5_0_ref(x, o, y, b, QK);
+                    } else {
+                        ScalarGgmlBlockKernels.quantize_row_q4_0_ref(x, o, y, b, QK);
+                    }
+                    continue;
+                }
+                final float max = firstWithAbsBits(x, o, amaxBits);
+                if (five) {
+                    final float d = max / -16;
+                    final float id = d != 0 ? 1.0f / d : 0.0f;
+                    putFp16(y, b, d);
+                    putInt(
+                            y,
+                            b + 2,
+                            inBytes(id)
+                                    ? fiveBitCodes(x, o, y, b + 6, id, 0f, 16.5f, false)
+                                    : codes(x, o, y, b + 6, id, 0f, 16.5f, (byte) 31, false, true));
+                } else {
+                    final float d = max / -8;
+                    final float id = d != 0 ? 1.0f / d : 0.0f;
+                    putFp16(y, b, d);
+                    if (inBytes(id)) {
+                        fourBitCodes(x, o, y, b + 2, id, 0f, 8.5f, false);
+                    } else {
+                        codes(x, o, y, b + 2, id, 0f, 8.5f, (byte) 15, false, false);
+                    }
+                }
             }
-            final float max = firstWithAbsBits(x, o, amaxBits);
-            final float d = max / -8;
-            final float id = d != 0 ? 1.0f / d : 0.0f;
-            putFp16(y, b, d);
-            codes(x, o, y, b + 2, id, 0f, 8.5f, (byte) 15, false, false);
         }
     }
 
     @Override
     public void quantizeQ4_1(float[] x, int xOff, byte[] y, int yOff, int k) {
-        final int nb = k / QK;
-        final float[] mm = new float[2];
-        for (int i = 0; i < nb; i++) {
-            final int o = xOff + i * QK;
-            final int b = yOff + i * 20;
-            minMax(x, o, mm);
-            final float min = mm[0];
-            final float max = mm[1];
-            final float d = (max - min) / ((1 << 4) - 1);
-            final float id = d != 0 ? 1.0f / d : 0.0f;
-            putFp16(y, b, d);
-            putFp16(y, b + 2, min);
-            codes(x, o, y, b + 4, id, min, 0.5f, (byte) 15, true, false);
-        }
-    }
-
-    @Override
-    public void quantizeQ5_0(float[] x, int xOff, byte[] y, int yOff, int k) {
-        final int nb = k / QK;
-        for (int i = 0; i < nb; i++) {
-            final int o = xOff + i * QK;
-            final int b = yOff + i * 22;
-            final int amaxBits = absMaxBits(x, o);
-            if (amaxBits >= INF_BITS) {
-                ScalarGgmlBlockKernels.quantize_row_q5_0_ref(x, o, y, b, QK);
-                continue;
-            }
-            final float max = firstWithAbsBits(x, o, amaxBits);
-            final float d = max / -16;
-            final float id = d != 0 ? 1.0f / d : 0.0f;
-            putFp16(y, b, d);
-            putInt(y, b + 2, codes(x, o, y, b + 6, id, 0f, 16.5f, (byte) 31, false, true));
-        }
+        quantizeWithMin(x, xOff, y, yOff, k, false);
     }
 
     @Override
     public void quantizeQ5_1(float[] x, int xOff, byte[] y, int yOff, int k) {
+        quantizeWithMin(x, xOff, y, yOff, k, true);
+    }
+
+    /** q4_1 ({@code d = (max - min) / 15}) and q5_1 ({@code d = (max - min) / 31}), {@code m = min}. */
+    private static void quantizeWithMin(float[] x, int xOff, byte[] y, int yOff, int k, boolean five) {
         final int nb = k / QK;
-        final float[] mm = new float[2];
-        for (int i = 0; i < nb; i++) {
-            final int o = xOff + i * QK;
-            final int b = yOff + i * 24;
-            minMax(x, o, mm);
-            final float min = mm[0];
-            final float max = mm[1];
-            final float d = (max - min) / ((1 << 5) - 1);
-            final float id = d != 0 ? 1.0f / d : 0.0f;
-            putFp16(y, b, d);
-            putFp16(y, b + 2, min);
-            // (int) (x0 + 0.5f) & 0xFF: no clamp, the low byte
-            putInt(y, b + 4, codes(x, o, y, b + 8, id, min, 0.5f, Byte.MAX_VALUE, true, true));
+        final int size = five ? 24 : 20;
+        final KernelScratch s = KernelScratch.get(FL).withLaneStats(FL * FL / 2).withCodeParams(FL);
+        final float[] mins = s.mins;
+        final float[] maxs = s.maxs;
+        final float[] ids = s.invs;
+        final float[] ds = s.negs;
+        for (int i0 = 0; i0 < nb; i0 += FL) {
+            final int count = Math.min(FL, nb - i0);
+            batchMinMax(x, xOff + i0 * QK, count, s.signedMax, s.unsignedMax, mins, maxs);
+            FloatVector min = FloatVector.fromArray(F, mins, 0);
+            FloatVector max = FloatVector.fromArray(F, maxs, 0);
+            FloatVector d = max.sub(min).div((float) ((five ? 1 << 5 : 1 << 4) - 1));
+            FloatVector id = FloatVector.broadcast(F, 1.0f).div(d).blend(0.0f, d.compare(VectorOperators.EQ, 0));
+            d.intoArray(ds, 0);
+            id.intoArray(ids, 0);
+            for (int i = i0; i < i0 + count; i++) {
+                final int o = xOff + i * QK;
+                final int b = yOff + i * size;
+                final float m = mins[i - i0];
+                putFp16(y, b, ds[i - i0]);
+                putFp16(y, b + 2, m);
+                final float idi = ids[i - i0];
+                if (five) {
+                    // (int) (x0 + 0.5f) & 0xFF: no clamp, the low byte
+                    putInt(
+                            y,
+                            b + 4,
+                            inBytes(idi)
+                                    ? fiveBitCodes(x, o, y, b + 8, idi, m, 0.5f, true)
+                                    : codes(x, o, y, b + 8, idi, m, 0.5f, Byte.MAX_VALUE, true, true));
+                } else {
+                    if (inBytes(idi)) {
+                        fourBitCodes(x, o, y, b + 4, idi, m, 0.5f, true);
+                    } else {
+                        codes(x, o, y, b + 4, idi, m, 0.5f, (byte) 15, true, false);
+                    }
+                }
+            }
         }
     }
 
     /**
-     * The largest bits of {@code |x|} over the block at {@code x[o]}, as a signed integer: the bits of the largest
-     * magnitude (those of a NaN when there is one).
+     * The largest bits of {@code |x|} of each of {@code count <= L} blocks from {@code x[o]}, as signed integers (the
+     * bits of the largest magnitude, those of a NaN when there is one), into {@code amax[0 .. count)}: a transposed
+     * reduction ({@link VectorShapes#HALVES}), {@code L - 1} combinations of two {@code selectFrom} and a maximum for
+     * the batch instead of a cross-lane reduction per block. Uses {@code amax[0 .. L * L / 2)}.
      */
-    private static int absMaxBits(float[] x, int o) {
-        IntVector m = IntVector.zero(I);
-        for (int j = 0; j < QK; j += FL) {
-            m = FloatVector.fromArray(F, x, o + j).reinterpretAsInts().and(ABS).max(m);
+    private static void batchAbsMaxBits(float[] x, int o, int count, int[] amax) {
+        IntVector left = IntVector.fromArray(I, HALVES, 0);
+        IntVector right = IntVector.fromArray(I, HALVES, FL);
+        for (int p = 0; p < FL / 2; p++) {
+            final int a = 2 * p;
+            // a missing block is a copy of its pair's first (ignored), or of block 0 when both are missing
+            final int oa = o + (a < count ? a : 0) * QK;
+            final int oc = a + 1 < count ? oa + QK : oa;
+            IntVector ma = FloatVector.fromArray(F, x, oa).reinterpretAsInts().and(ABS);
+            IntVector mc = FloatVector.fromArray(F, x, oc).reinterpretAsInts().and(ABS);
+            for (int j = FL; j < QK; j += FL) {
+                ma = FloatVector.fromArray(F, x, oa + j)
+                        .reinterpretAsInts()
+                        .and(ABS)
+                        .max(ma);
+                mc = FloatVector.fromArray(F, x, oc + j)
+                        .reinterpretAsInts()
+                        .and(ABS)
+                        .max(mc);
+            }
+            left.selectFrom(ma, mc).max(right.selectFrom(ma, mc)).intoArray(amax, p * FL);
         }
-        // a fresh vector, not the loop variable, is the receiver (VectorShapes)
-        return IntVector.zero(I).blend(m, ALL_INTS).reduceLanes(VectorOperators.MAX);
+        for (int level = 1, n = FL / 2; n > 1; level++, n >>= 1) {
+            IntVector l = IntVector.fromArray(I, HALVES, level * 2 * FL);
+            IntVector r = IntVector.fromArray(I, HALVES, level * 2 * FL + FL);
+            for (int p = 0; p < n / 2; p++) {
+                IntVector s0 = IntVector.fromArray(I, amax, 2 * p * FL);
+                IntVector s1 = IntVector.fromArray(I, amax, 2 * p * FL + FL);
+                l.selectFrom(s0, s1).max(r.selectFrom(s0, s1)).intoArray(amax, p * FL);
+            }
+        }
+    }
+
+    /**
+     * ggml's {@code min} and {@code max} of each of {@code count <= L} blocks from {@code x[o]} ({@code if (v < min)
+     * min = v; if (v > max) max = v;} from {@code FLT_MAX} and {@code -FLT_MAX}) into {@code mins} and {@code maxs[0
+     * .. count)}, bit for bit: per block, compare-and-blend lane-wise (a NaN lane never replaces a value, as ggml's
+     * {@code v < min} is false for it); then a transposed reduction of the lanes as integers ordered as the floats
+     * ({@code b ^ (b >> 31 >>> 1)}, its own inverse; -0 below +0) in {@code sn} and {@code sx[0 .. L * L / 2)}. Only
+     * a zero extreme can differ from ggml's in its bits: ggml keeps the block's first zero, whichever its sign, and so
+     * does a scalar scan for that case.
+     */
+    private static void batchMinMax(float[] x, int o, int count, int[] sn, int[] sx, float[] mins, float[] maxs) {
+        IntVector left = IntVector.fromArray(I, HALVES, 0);
+        IntVector right = IntVector.fromArray(I, HALVES, FL);
+        for (int p = 0; p < FL / 2; p++) {
+            final int a = 2 * p;
+            final int oa = o + (a < count ? a : 0) * QK;
+            final int oc = a + 1 < count ? oa + QK : oa;
+            FloatVector na = FloatVector.broadcast(F, Float.MAX_VALUE);
+            FloatVector xa = FloatVector.broadcast(F, -Float.MAX_VALUE);
+            FloatVector nc = FloatVector.broadcast(F, Float.MAX_VALUE);
+            FloatVector xc = FloatVector.broadcast(F, -Float.MAX_VALUE);
+            for (int j = 0; j < QK; j += FL) {
+                // keep the old value unless v is smaller (larger): never a NaN
+                FloatVector va = FloatVector.fromArray(F, x, oa + j);
+                na = va.blend(na, va.compare(VectorOperators.LT, na).not());
+                xa = va.blend(xa, va.compare(VectorOperators.GT, xa).not());
+                FloatVector vc = FloatVector.fromArray(F, x, oc + j);
+                nc = vc.blend(nc, vc.compare(VectorOperators.LT, nc).not());
+                xc = vc.blend(xc, vc.compare(VectorOperators.GT, xc).not());
+            }
+            IntVector ina =
+                    FloatVector.zero(F).blend(na, VectorShapes.ALL_LANES).reinterpretAsInts();
+            IntVector ixa =
+                    FloatVector.zero(F).blend(xa, VectorShapes.ALL_LANES).reinterpretAsInts();
+            IntVector inc =
+                    FloatVector.zero(F).blend(nc, VectorShapes.ALL_LANES).reinterpretAsInts();
+            IntVector ixc =
+                    FloatVector.zero(F).blend(xc, VectorShapes.ALL_LANES).reinterpretAsInts();
+            ina = ina.lanewise(VectorOperators.ASHR, 31)
+                    .lanewise(VectorOperators.LSHR, 1)
+                    .lanewise(VectorOperators.XOR, ina);
+            ixa = ixa.lanewise(VectorOperators.ASHR, 31)
+                    .lanewise(VectorOperators.LSHR, 1)
+                    .lanewise(VectorOperators.XOR, ixa);
+            inc = inc.lanewise(VectorOperators.ASHR, 31)
+                    .lanewise(VectorOperators.LSHR, 1)
+                    .lanewise(VectorOperators.XOR, inc);
+            ixc = ixc.lanewise(VectorOperators.ASHR, 31)
+                    .lanewise(VectorOperators.LSHR, 1)
+                    .lanewise(VectorOperators.XOR, ixc);
+            left.selectFrom(ina, inc).min(right.selectFrom(ina, inc)).intoArray(sn, p * FL);
+            left.selectFrom(ixa, ixc).max(right.selectFrom(ixa, ixc)).intoArray(sx, p * FL);
+        }
+        for (int level = 1, n = FL / 2; n > 1; level++, n >>= 1) {
+            IntVector l = IntVector.fromArray(I, HALVES, level * 2 * FL);
+            IntVector r = IntVector.fromArray(I, HALVES, level * 2 * FL + FL);
+            for (int p = 0; p < n / 2; p++) {
+                IntVector n0 = IntVector.fromArray(I, sn, 2 * p * FL);
+                IntVector n1 = IntVector.fromArray(I, sn, 2 * p * FL + FL);
+                l.selectFrom(n0, n1).min(r.selectFrom(n0, n1)).intoArray(sn, p * FL);
+                IntVector x0 = IntVector.fromArray(I, sx, 2 * p * FL);
+                IntVector x1 = IntVector.fromArray(I, sx, 2 * p * FL + FL);
+                l.selectFrom(x0, x1).max(r.selectFrom(x0, x1)).intoArray(sx, p * FL);
+            }
+        }
+        IntVector bn = IntVector.fromArray(I, sn, 0);
+        IntVector bx = IntVector.fromArray(I, sx, 0);
+        FloatVector min = bn.lanewise(VectorOperators.ASHR, 31)
+                .lanewise(VectorOperators.LSHR, 1)
+                .lanewise(VectorOperators.XOR, bn)
+                .reinterpretAsFloats();
+        FloatVector max = bx.lanewise(VectorOperators.ASHR, 31)
+                .lanewise(VectorOperators.LSHR, 1)
+                .lanewise(VectorOperators.XOR, bx)
+                .reinterpretAsFloats();
+        min.intoArray(mins, 0);
+        max.intoArray(maxs, 0);
+        if (min.compare(VectorOperators.EQ, 0)
+                .or(max.compare(VectorOperators.EQ, 0))
+                .anyTrue()) {
+            for (int i = 0; i < count; i++) {
+                if (mins[i] == 0 || maxs[i] == 0) {
+                    // a zero extreme is ggml's first zero of the block, +0 or -0
+                    for (int j = 0; j < QK; j++) {
+                        final float v = x[o + i * QK + j];
+                        if (v == 0) {
+                            if (mins[i] == 0) {
+                                mins[i] = v;
+                            }
+                            if (maxs[i] == 0) {
+                                maxs[i] = v;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /**
@@ -425,47 +603,73 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     }
 
     /**
-     * ggml's {@code min} and {@code max} of the block ({@code if (v < min) min = v; if (v > max) max = v;} from {@code
-     * FLT_MAX} and {@code -FLT_MAX}) into {@code mm[0]} and {@code mm[1]}, bit for bit.
+     * Whether every code of a block quantized with {@code id} is {@code (int) v} itself, no saturation and {@code
+     * (int8_t)} changing nothing, so the clamp and the packing can stay in int lanes: when {@code id} is finite. Then
+     * {@code d} is 0 ({@code id = 0}: codes {@code (int) add}, or 0 from a NaN) or at least {@code 2^-128}, where its
+     * rounding error is at most {@code 2^-22} of it; {@code |x| <= |max|} (q4_0, q5_0) and {@code 0 <= x - min <= max
+     * - min} (q4_1, q5_1) bound {@code |x * id|} by {@code 8}, {@code 16}, {@code 15} or {@code 31} times {@code 1 +
+     * 2^-20}: codes in {@code [0, 32]}. At 128 bits a store of codes is two float vectors: {@link #codes}.
      */
-    private static void minMax(float[] x, int o, float[] mm) {
-        FloatVector mn = FloatVector.broadcast(F, Float.MAX_VALUE);
-        FloatVector mx = FloatVector.broadcast(F, -Float.MAX_VALUE);
-        for (int j = 0; j < QK; j += FL) {
-            FloatVector v = FloatVector.fromArray(F, x, o + j);
-            // keep the old value unless v is smaller (larger): never a NaN
-            mn = v.blend(mn, v.compare(VectorOperators.LT, mn).not());
-            mx = v.blend(mx, v.compare(VectorOperators.GT, mx).not());
-        }
-        // as integers ordered as the floats (-0 < +0): b ^ (b >> 31 >>> 1), its own inverse
-        IntVector bn = FloatVector.zero(F).blend(mn, VectorShapes.ALL_LANES).reinterpretAsInts();
-        IntVector bx = FloatVector.zero(F).blend(mx, VectorShapes.ALL_LANES).reinterpretAsInts();
-        int sn = bn.lanewise(VectorOperators.ASHR, 31)
-                .lanewise(VectorOperators.LSHR, 1)
-                .lanewise(VectorOperators.XOR, bn)
-                .reduceLanes(VectorOperators.MIN);
-        int sx = bx.lanewise(VectorOperators.ASHR, 31)
-                .lanewise(VectorOperators.LSHR, 1)
-                .lanewise(VectorOperators.XOR, bx)
-                .reduceLanes(VectorOperators.MAX);
-        float min = Float.intBitsToFloat(sn ^ ((sn >> 31) >>> 1));
-        float max = Float.intBitsToFloat(sx ^ ((sx >> 31) >>> 1));
-        if (min == 0 || max == 0) {
-            // a zero extreme is ggml's first zero of the block, +0 or -0
-            for (int j = 0; j < QK; j++) {
-                if (x[o + j] == 0) {
-                    if (min == 0) {
-                        min = x[o + j];
-                    }
-                    if (max == 0) {
-                        max = x[o + j];
-                    }
-                    break;
-                }
+    private static boolean inBytes(float id) {
+        return BYTE_PARTS == 1 && Float.isFinite(id);
+    }
+
+    /**
+     * q4_0 and q4_1's codes when {@link #inBytes}: {@code MIN(15, (int) ((v - min) * id + add))} (no {@code - min}
+     * unless {@code withMin}), element {@code j} low and {@code j + 16} high in byte {@code j}. Small, so that C2
+     * inlines it (a call per block measured 1.5 to 2 times slower).
+     */
+    private static void fourBitCodes(
+            float[] x, int o, byte[] y, int q, float id, float min, float add, boolean withMin) {
+        final FloatVector idv = FloatVector.broadcast(F, id);
+        final FloatVector minv = FloatVector.broadcast(F, min);
+        final FloatVector addv = FloatVector.broadcast(F, add);
+        for (int j = 0; j < QK / 2; j += FL) {
+            FloatVector v0 = FloatVector.fromArray(F, x, o + j);
+            FloatVector v1 = FloatVector.fromArray(F, x, o + QK / 2 + j);
+            if (withMin) {
+                v0 = v0.sub(minv);
+                v1 = v1.sub(minv);
             }
+            IntVector r0 = (IntVector) v0.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+            IntVector r1 = (IntVector) v1.mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+            ((ByteVector) r1.min(15)
+                            .lanewise(VectorOperators.LSHL, 4)
+                            .or(r0.min(15))
+                            .convertShape(VectorOperators.I2B, B, 0))
+                    .intoArray(y, q + j);
         }
-        mm[0] = min;
-        mm[1] = max;
+    }
+
+    /**
+     * q5_0 ({@code MIN(31, (int) (v * id + 16.5f))}) and q5_1's ({@code (int) ((v - min) * id + 0.5f)}, no clamp)
+     * codes when {@link #inBytes}: the low nibbles as {@link #fourBitCodes}, returns {@code qh}.
+     */
+    private static int fiveBitCodes(
+            float[] x, int o, byte[] y, int q, float id, float min, float add, boolean withMin) {
+        final FloatVector idv = FloatVector.broadcast(F, id);
+        final FloatVector minv = FloatVector.broadcast(F, min);
+        final FloatVector addv = FloatVector.broadcast(F, add);
+        int qh = 0;
+        for (int j = 0; j < QK / 2; j += FL) {
+            FloatVector v0 = FloatVector.fromArray(F, x, o + j);
+            FloatVector v1 = FloatVector.fromArray(F, x, o + QK / 2 + j);
+            IntVector r0;
+            IntVector r1;
+            if (withMin) {
+                r0 = (IntVector) v0.sub(minv).mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+                r1 = (IntVector) v1.sub(minv).mul(idv).add(addv).convert(VectorOperators.F2I, 0);
+            } else {
+                r0 = ((IntVector) v0.mul(idv).add(addv).convert(VectorOperators.F2I, 0)).min(31);
+                r1 = ((IntVector) v1.mul(idv).add(addv).convert(VectorOperators.F2I, 0)).min(31);
+            }
+            long h0 = r0.and(0x10).compare(VectorOperators.NE, 0).toLong();
+            long h1 = r1.and(0x10).compare(VectorOperators.NE, 0).toLong();
+            qh |= (int) (h0 << j) | (int) (h1 << (j + QK / 2));
+            ((ByteVector) r1.lanewise(VectorOperators.LSHL, 4).or(r0.and(0x0F)).convertShape(VectorOperators.I2B, B, 0))
+                    .intoArray(y, q + j);
+        }
+        return qh;
     }
 
     /**

@@ -207,8 +207,16 @@ public final class HuggingFaceVocabulary {
     }
 
     /** Parses the text of a {@code tokenizer.json}; {@code source} names it in messages. */
-    @SuppressWarnings("unchecked")
     public static HuggingFaceVocabulary parse(String source, String json) {
+        return new HuggingFaceVocabulary(source, root(source, json));
+    }
+
+    /**
+     * The top-level object of a {@code tokenizer.json}'s text, malformed JSON or another top-level value refused
+     * naming {@code source}.
+     */
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> root(String source, String json) {
         Object root;
         try {
             root = Json.parse(json);
@@ -218,7 +226,7 @@ public final class HuggingFaceVocabulary {
         if (!(root instanceof Map<?, ?>)) {
             throw new MalformedTensorFileException(source + ": not a JSON object");
         }
-        return new HuggingFaceVocabulary(source, (Map<String, Object>) root);
+        return (Map<String, Object>) root;
     }
 
     /** The file this vocabulary was read from, as given. */

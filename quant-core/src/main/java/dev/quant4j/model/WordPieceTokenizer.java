@@ -1,6 +1,5 @@
 package dev.quant4j.model;
 
-import dev.quant4j.internal.Json;
 import dev.quant4j.io.MalformedTensorFileException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -108,18 +107,8 @@ public final class WordPieceTokenizer {
     }
 
     /** Parses the text of a {@code tokenizer.json}; {@code source} names it in messages. */
-    @SuppressWarnings("unchecked")
     public static WordPieceTokenizer parse(String source, String json) {
-        Object root;
-        try {
-            root = Json.parse(json);
-        } catch (IllegalArgumentException e) {
-            throw new MalformedTensorFileException(source + ": " + e.getMessage(), e);
-        }
-        if (!(root instanceof Map<?, ?>)) {
-            throw new MalformedTensorFileException(source + ": not a JSON object");
-        }
-        return new WordPieceTokenizer(source, (Map<String, Object>) root);
+        return new WordPieceTokenizer(source, HuggingFaceVocabulary.root(source, json));
     }
 
     /** The largest number of ids {@link #encode} returns (the file's truncation length, [CLS] and [SEP] included). */

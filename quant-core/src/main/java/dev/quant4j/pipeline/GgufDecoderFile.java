@@ -404,6 +404,11 @@ public final class GgufDecoderFile {
         public void write(Path path) throws IOException {
             writer.write(path);
         }
+
+        /** Writes the file split as llama.cpp's {@code gguf-split} splits a model ({@link GgufWriter#writeSplit}). */
+        public List<Path> writeSplit(Path path, long maxBytes, int maxTensors) throws IOException {
+            return writer.writeSplit(path, maxBytes, maxTensors);
+        }
     }
 
     private static byte[] f32(FloatMatrix m) {

@@ -3,6 +3,7 @@ package dev.quant4j.pipeline;
 import dev.quant4j.ggml.GgmlQuants;
 import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.io.AtomicFiles;
+import dev.quant4j.io.GgufSplits;
 import dev.quant4j.io.GgufStreamWriter;
 import dev.quant4j.io.GgufValue;
 import dev.quant4j.quant.ErrorMetrics;
@@ -32,7 +33,8 @@ import java.util.function.Function;
  * few row blocks per thread (their float32 values, codes and dequantized values), whatever the size of a tensor or of
  * the input; only a {@link Method#whole} method (GPTQ) holds one whole weight per thread.
  *
- * <p>The file appears whole or not at all ({@link AtomicFiles}).
+ * <p>The file appears whole or not at all ({@link AtomicFiles}); a model split into several files ({@link Split}) is
+ * written the same way, every file planned before any data and moved into place only when all are complete.
  */
 public final class GgufQuantizer {
 
@@ -122,8 +124,23 @@ public final class GgufQuantizer {
     public record WeightReport(
             String name, long rows, int cols, double bitsPerWeight, ErrorMetrics error, String note) {}
 
-    /** What was written: the weights' reports in file order, the tensors kept, the bytes in and out. */
-    public record Summary(List<WeightReport> weights, int kept, long bytesIn, long bytesOut) {}
+    /** What was written: the weights' reports in file order, the tensors kept, the bytes in and out, the files. */
+    public record Summary(List<WeightReport> weights, int kept, long bytesIn, long bytesOut, List<Path> files) {}
+
+    /**
+     * How the output is split into several files, as llama.cpp's {@code gguf-split} splits a model ({@link
+     * GgufSplits#plan}): at most {@code maxBytes} bytes of tensor data per file and at most {@code maxTensors} tensors
+     * (0: no limit).
+     */
+    public record Split(long maxBytes, int maxTensors) {
+
+        public Split {
+            if (maxBytes < 0 || maxTensors < 0 || (maxBytes == 0 && maxTensors == 0)) {
+                throw new IllegalArgumentException("a split needs a positive byte or tensor limit, got " + maxBytes
+                        + " bytes, " + maxTensors + " tensors");
+            }
+        }
+    }
 
     private final Method method;
     private final ForkJoinPool pool;
@@ -152,6 +169,23 @@ public final class GgufQuantizer {
      */
     public Summary write(
             Map<String, GgufValue> metadata, List<Item> items, Path out, CheckpointQuantizer.Progress progress)
+            throws IOException {
+        return write(metadata, items, out, null, progress);
+    }
+
+    /**
+     * As {@link #write(Map, List, Path, CheckpointQuantizer.Progress)}, split into several files when {@code split} is
+     * not null and the tensors do not fit in one: {@code out} {@code NAME.gguf} becomes {@code NAME-00001-of-0000N.gguf}
+     * ... ({@link GgufSplits}), the first with {@code metadata} and every file with the split keys; each tensor's bytes
+     * are those of the single file. Every file is written under a temporary name, and all are moved into place only
+     * when all are complete, the first last. When everything fits in one file it is {@code out}, without split keys.
+     */
+    public Summary write(
+            Map<String, GgufValue> metadata,
+            List<Item> items,
+            Path out,
+            Split split,
+            CheckpointQuantizer.Progress progress)
             throws IOException {
         GgmlType type = method.type();
         List<GgufStreamWriter.Spec> specs = new ArrayList<>();
@@ -186,15 +220,48 @@ public final class GgufQuantizer {
                 tasks.add(new Task(i, r, Math.min(it.rows(), r + perBlock)));
             }
         }
+        long[] sizes = specs.stream().mapToLong(GgufStreamWriter.Spec::bytes).toArray();
+        int[] splitOf =
+                split == null ? new int[specs.size()] : GgufSplits.plan(sizes, split.maxBytes(), split.maxTensors());
+        int n = splitOf.length == 0 ? 1 : splitOf[splitOf.length - 1] + 1;
+        List<List<GgufStreamWriter.Spec>> perSplit = new ArrayList<>();
+        for (int s = 0; s < n; s++) {
+            perSplit.add(new ArrayList<>());
+        }
+        int[] local = new int[specs.size()];
+        for (int i = 0; i < specs.size(); i++) {
+            local[i] = perSplit.get(splitOf[i]).size();
+            perSplit.get(splitOf[i]).add(specs.get(i));
+        }
+        List<Path> files = n == 1 ? List.of(out) : GgufSplits.paths(GgufSplits.prefix(out), n);
         long[] bytesOut = {0};
         List<Result> results = new ArrayList<>();
-        AtomicFiles.writeFile(out, tmp -> {
-            try (GgufStreamWriter w = GgufStreamWriter.create(tmp, metadata, specs)) {
-                results.addAll(OrderedTasks.run(
-                        pool, tasks.size(), Scratch::new, (t, s) -> run(tasks.get(t), items, w, s, progress)));
-                w.finish();
+        AtomicFiles.writeFiles(files, tmps -> {
+            GgufStreamWriter[] w = new GgufStreamWriter[n];
+            try {
+                for (int s = 0; s < n; s++) {
+                    w[s] = GgufStreamWriter.create(
+                            tmps.get(s),
+                            n == 1 ? metadata : GgufSplits.metadata(metadata, s, n, specs.size()),
+                            perSplit.get(s));
+                }
+                results.addAll(OrderedTasks.run(pool, tasks.size(), Scratch::new, (t, s) -> {
+                    Task task = tasks.get(t);
+                    return run(task, items, w[splitOf[task.item()]], local[task.item()], s, progress);
+                }));
+                for (GgufStreamWriter writer : w) {
+                    writer.finish();
+                }
+            } finally {
+                for (GgufStreamWriter writer : w) {
+                    if (writer != null) {
+                        writer.close();
+                    }
+                }
             }
-            bytesOut[0] = Files.size(tmp);
+            for (Path tmp : tmps) {
+                bytesOut[0] += Files.size(tmp);
+            }
         });
         List<WeightReport> reports = new ArrayList<>();
         ErrorMetrics.Accumulator acc = null;
@@ -214,7 +281,7 @@ public final class GgufQuantizer {
                 note = "";
             }
         }
-        return new Summary(reports, kept, bytesIn, bytesOut[0]);
+        return new Summary(reports, kept, bytesIn, bytesOut[0], files);
     }
 
     /** Bytes per task when copying a kept tensor. */
@@ -232,11 +299,13 @@ public final class GgufQuantizer {
         byte[] codes = new byte[0];
     }
 
-    private Result run(Task task, List<Item> items, GgufStreamWriter out, Scratch s, CheckpointQuantizer.Progress p)
+    /** Runs {@code task}, whose item is tensor {@code index} of the file {@code out}. */
+    private Result run(
+            Task task, List<Item> items, GgufStreamWriter out, int index, Scratch s, CheckpointQuantizer.Progress p)
             throws IOException {
         Item it = items.get(task.item());
         if (!it.quantized()) {
-            it.copy().copy(task.from(), task.to() - task.from(), out, task.item());
+            it.copy().copy(task.from(), task.to() - task.from(), out, index);
             p.done(it.name(), task.to() - task.from());
             return null;
         }
@@ -286,7 +355,7 @@ public final class GgufQuantizer {
                 GgmlQuants.quantizeRow(type, x, r * cols, q, (int) (r * rowSize), cols);
             }
         }
-        out.write(task.item(), task.from() * rowSize, ByteBuffer.wrap(q, 0, qLength));
+        out.write(index, task.from() * rowSize, ByteBuffer.wrap(q, 0, qLength));
         if (s.back.length < n) {
             s.back = new float[(int) n];
         }

@@ -18,6 +18,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The ggml block kernels of this JVM ({@link Kernels#ggml()}: vector at the preferred width, or at the width the
@@ -307,6 +308,105 @@ class GgmlBlockKernelsTest {
         for (GgmlBlockKernels k : List.of(REF, VEC)) {
             k.quantizeQ8_0(block, 0, q, 0, 32);
             assertThat(new byte[] {q[2], q[3], q[4], q[5], q[33]}).as(k.name()).containsExactly(0, 1, -1, -2, 127);
+        }
+    }
+
+    /**
+     * The vector quantizers treat blocks in batches of one block per float lane: a special block at every position of
+     * a batch (and in the partial batch that ends the row) among Gaussian ones, of each kind: a NaN, an infinity, all
+     * zeros, signed zeros beside one-signed values (a zero extreme), the largest magnitude twice with the negative one
+     * first, q8_0's ties at .5 (d = 1).
+     */
+    @ParameterizedTest(name = "kind {0}")
+    @ValueSource(ints = {0, 1, 2, 3, 4, 5})
+    void specialBlocksAtEveryPositionOfABatch(int kind) {
+        int nb = 16 * 2 + 5;
+        for (int at = 0; at < 16; at++) {
+            SplittableRandom r = new SplittableRandom(31L * kind + at);
+            float[] x = new float[nb * 32];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) r.nextGaussian();
+            }
+            for (int b : new int[] {at, at + 16, nb - 1 - at % 5}) {
+                int o = 32 * b;
+                switch (kind) {
+                    case 0 -> x[o + r.nextInt(32)] = Float.NaN;
+                    case 1 -> x[o + r.nextInt(32)] = Float.POSITIVE_INFINITY;
+                    case 2 -> Arrays.fill(x, o, o + 32, 0.0f);
+                    case 3 -> {
+                        for (int j = 0; j < 32; j++) {
+                            x[o + j] = j % 3 == 1 ? (j % 2 == 0 ? 0.0f : -0.0f) : -Math.abs(x[o + j]);
+                        }
+                    }
+                    case 4 -> {
+                        x[o + 3] = -9f;
+                        x[o + 20] = 9f;
+                    }
+                    default -> {
+                        for (int j = 0; j < 32; j++) {
+                            x[o + j] = r.nextInt(-126, 127) + 0.5f;
+                        }
+                        x[o + 7] = -127f;
+                    }
+                }
+            }
+            for (Type t : List.of(Type.Q4_0, Type.Q4_1, Type.Q5_0, Type.Q5_1, Type.Q8_0)) {
+                byte[] expected = new byte[nb * t.size];
+                byte[] actual = new byte[nb * t.size];
+                t.quantize(REF, x, 0, expected, 0, nb * 32);
+                t.quantize(VEC, x, 0, actual, 0, nb * 32);
+                assertThat(actual).as("%s, kind %d at %d", t, kind, at).isEqualTo(expected);
+            }
+        }
+    }
+
+    /**
+     * q6_K's scale search ({@code make_qx_quants} of 16 sub-blocks of 16) against the reference: codes and scales
+     * identical in their bits, on the hard values made finite (the quantizers take finite values only), with all-zero
+     * sub-blocks, sub-blocks below {@code GROUP_MAX_EPS}, a lone non-zero value, and values on the code grid.
+     */
+    @ParameterizedTest(name = "seed {0}")
+    @ValueSource(longs = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+    void searchesQ6_KScalesAsTheReference(long seed) {
+        int supers = 4;
+        float[] x = hardValues(supers * 256 + 16, seed);
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int i = 0; i < x.length; i++) {
+            if (!Float.isFinite(x[i])) {
+                x[i] = 0f;
+            }
+        }
+        for (int sb = 0; sb < supers * 16; sb++) {
+            int o = 16 * sb;
+            switch (r.nextInt(8)) {
+                case 0 -> Arrays.fill(x, o, o + 16, 0f);
+                case 1 -> {
+                    for (int i = 0; i < 16; i++) {
+                        x[o + i] = (float) r.nextGaussian() * 1e-16f;
+                    }
+                }
+                case 2 -> {
+                    Arrays.fill(x, o, o + 16, 0f);
+                    x[o + r.nextInt(16)] = (float) r.nextGaussian();
+                }
+                case 3 -> {
+                    for (int i = 0; i < 16; i++) {
+                        x[o + i] = r.nextInt(-64, 64) / 2f;
+                    }
+                }
+                default -> {}
+            }
+        }
+        int xOff = (int) seed % 16;
+        for (int s = 0; s < supers; s++) {
+            byte[] lExpected = new byte[256 + 3];
+            byte[] lActual = new byte[256 + 3];
+            float[] sExpected = new float[16 + 2];
+            float[] sActual = new float[16 + 2];
+            REF.makeQxQuantsQ6_K(x, xOff + 256 * s, lExpected, 3, sExpected, 2);
+            VEC.makeQxQuantsQ6_K(x, xOff + 256 * s, lActual, 3, sActual, 2);
+            assertThat(lActual).as("codes of super-block %d", s).isEqualTo(lExpected);
+            assertSameBits("scales of super-block " + s, sActual, sExpected);
         }
     }
 

@@ -161,4 +161,63 @@ class KernelAllocationTest {
                 .as("dotNibbles2x8")
                 .isZero();
     }
+
+    /**
+     * The vector kernels of ggml's block types, each quantizer and dequantizer on one row of 4,096 values (the
+     * quantizers' per-batch work arrays are per thread).
+     */
+    @Test
+    void hotGgmlKernelsDoNotAllocate() {
+        GgmlBlockKernels k = Kernels.ggml();
+        assertThat(k.name()).startsWith("vector-");
+        int n = 4096;
+        SplittableRandom r = new SplittableRandom(11);
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        byte[] q = new byte[n / 32 * 34];
+        float[] y = new float[n];
+        assertThat(steadyBytesPerCall(() -> k.quantizeQ4_0(x, 0, q, 0, n)))
+                .as("quantizeQ4_0")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.quantizeQ4_1(x, 0, q, 0, n)))
+                .as("quantizeQ4_1")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.quantizeQ5_0(x, 0, q, 0, n)))
+                .as("quantizeQ5_0")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.quantizeQ5_1(x, 0, q, 0, n)))
+                .as("quantizeQ5_1")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.quantizeQ8_0(x, 0, q, 0, n)))
+                .as("quantizeQ8_0")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.dequantizeQ4_0(q, 0, y, 0, n)))
+                .as("dequantizeQ4_0")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.dequantizeQ4_1(q, 0, y, 0, n)))
+                .as("dequantizeQ4_1")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.dequantizeQ5_0(q, 0, y, 0, n)))
+                .as("dequantizeQ5_0")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.dequantizeQ5_1(q, 0, y, 0, n)))
+                .as("dequantizeQ5_1")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.dequantizeQ8_0(q, 0, y, 0, n)))
+                .as("dequantizeQ8_0")
+                .isZero();
+        byte[] kq = new byte[n / 256 * 210];
+        r.nextBytes(kq);
+        assertThat(steadyBytesPerCall(() -> k.dequantizeQ4_K(kq, 0, y, 0, n)))
+                .as("dequantizeQ4_K")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.dequantizeQ5_K(kq, 0, y, 0, n)))
+                .as("dequantizeQ5_K")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.dequantizeQ6_K(kq, 0, y, 0, n)))
+                .as("dequantizeQ6_K")
+                .isZero();
+    }
 }

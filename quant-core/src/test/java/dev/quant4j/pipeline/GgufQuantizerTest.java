@@ -123,6 +123,75 @@ class GgufQuantizerTest {
                 (first, count, dst) -> System.arraycopy(w.array(), w.rowOffset((int) first), dst, 0, count * w.cols()));
     }
 
+    /**
+     * Split output: the files {@link GgufWriter#writeSplit} writes for the same tensors, byte for byte, on any thread
+     * count: the first split with the metadata (and its alignment of 64), the others aligned to 32.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"0, 1, 4", "0, 3, 2", "1600, 0, 3", "3000, 0, 2", "8000, 0, 1"})
+    void splitFilesAreTheInMemoryWritersOnAnyThreadCount(long maxBytes, int maxTensors, int splits) throws Exception {
+        GgmlType type = GgmlType.Q4_K;
+        FloatMatrix a = Gaussian.matrix("a.weight", 11, 5, 512, 0.1);
+        FloatMatrix b = Gaussian.matrix("b.weight", 12, 9, 256, 0.1);
+        float[] norm = Gaussian.samples(13, 64, 1.0);
+        byte[] normBytes = GgmlQuants.quantize(GgmlType.F32, norm, 1, 64);
+        Map<String, GgufValue> meta = new LinkedHashMap<>();
+        meta.put("general.architecture", GgufValue.string("llama"));
+        meta.put("general.alignment", GgufValue.uint32(64));
+        GgufWriter single = new GgufWriter()
+                .putAll(meta)
+                .addTensor("norm", new long[] {64}, GgmlType.F32, normBytes)
+                .addTensor(a.name(), new long[] {512, 5}, type, GgmlQuants.quantize(type, a.toArray(), 5, 512))
+                .addTensor("norm2", new long[] {64}, GgmlType.F32, normBytes)
+                .addTensor(b.name(), new long[] {256, 9}, type, GgmlQuants.quantize(type, b.toArray(), 9, 256));
+        Path expectedDir = Files.createDirectory(dir.resolve("expected"));
+        List<Path> expected = single.writeSplit(expectedDir.resolve("m.gguf"), maxBytes, maxTensors);
+        assertThat(expected).hasSize(splits);
+        GgufQuantizer.Copy copyNorm =
+                (from, length, out, i) -> out.write(i, from, ByteBuffer.wrap(normBytes, (int) from, (int) length));
+        List<GgufQuantizer.Item> items = List.of(
+                GgufQuantizer.Item.kept("norm", new long[] {64}, GgmlType.F32, copyNorm),
+                weight(a),
+                GgufQuantizer.Item.kept("norm2", new long[] {64}, GgmlType.F32, copyNorm),
+                weight(b));
+        for (ForkJoinPool pool : List.of(Pools.ONE, Pools.TWO, EIGHT)) {
+            Path out = Files.createDirectory(dir.resolve("out-" + pool.getParallelism()))
+                    .resolve("m.gguf");
+            GgufQuantizer.Summary s = new GgufQuantizer(GgufQuantizer.Method.rtn(type), pool, 700)
+                    .write(meta, items, out, new GgufQuantizer.Split(maxBytes, maxTensors), (t, n) -> {});
+            assertThat(s.files()).hasSize(splits);
+            long total = 0;
+            for (int i = 0; i < splits; i++) {
+                assertThat(s.files().get(i).getFileName())
+                        .isEqualTo(expected.get(i).getFileName());
+                assertThat(Files.readAllBytes(s.files().get(i))).isEqualTo(Files.readAllBytes(expected.get(i)));
+                total += Files.size(s.files().get(i));
+            }
+            assertThat(s.bytesOut()).isEqualTo(total);
+            try (Stream<Path> files = Files.list(out.getParent())) {
+                assertThat(files.toList()).containsExactlyInAnyOrderElementsOf(s.files());
+            }
+        }
+    }
+
+    @Test
+    void aNanInTheLastSplitLeavesNoSplit() throws Exception {
+        FloatMatrix a = Gaussian.matrix("a", 3, 8, 64, 0.1);
+        FloatMatrix b = Gaussian.matrix("b", 4, 8, 64, 0.1);
+        b.array()[b.rowOffset(7) + 63] = Float.NaN;
+        assertThatThrownBy(() -> new GgufQuantizer(GgufQuantizer.Method.rtn(GgmlType.Q8_0), Pools.TWO, 64)
+                        .write(
+                                Map.of(),
+                                List.of(weight(a), weight(b)),
+                                dir.resolve("w.gguf"),
+                                new GgufQuantizer.Split(0, 1),
+                                (t, n) -> {}))
+                .hasMessage("tensor 'b': value NaN at row 7, column 63 cannot be quantized to q8_0");
+        try (Stream<Path> files = Files.list(dir)) {
+            assertThat(files).isEmpty();
+        }
+    }
+
     @Test
     void aNanIsRefusedByTensorRowAndColumnAndNothingIsLeft() throws Exception {
         FloatMatrix a = Gaussian.matrix("w", 3, 40, 64, 0.1);

@@ -169,6 +169,40 @@ public final class EmbeddingEval {
         if (s.kind() == Kind.AWQ_BLOCK) {
             return awqBlock(fp32, s, calib, pool);
         }
+        return quantize(fp32, linear -> s, false, calib, pool);
+    }
+
+    /**
+     * The stage of a BERT layer's linear in GPTQ's true-sequential order (AutoGPTQ's {@code true_sequential}, whose
+     * {@code inside_layer_modules} for BERT-like blocks list the attention's query, key and value, then its output,
+     * then the feed-forward input, then its output): 0 to 3.
+     */
+    public static int stage(String linear) {
+        if (linear.endsWith(".attention.output.dense")) {
+            return 1;
+        }
+        if (linear.endsWith(".intermediate.dense")) {
+            return 2;
+        }
+        if (linear.endsWith(".output.dense")) {
+            return 3;
+        }
+        return 0;
+    }
+
+    /**
+     * Every linear of {@code fp32} quantized with the setting {@code settingOf} gives for its name (all GPTQ, or none);
+     * with {@code sequential} (GPTQ only), a layer's linears are quantized in {@link #stage} order, each stage's
+     * Hessians taken from the layer with the earlier stages already quantized, instead of all six from the
+     * full-precision layer.
+     */
+    public static Quantized quantize(
+            BertEncoder fp32,
+            java.util.function.Function<String, Setting> settingOf,
+            boolean sequential,
+            Calibration calib,
+            ForkJoinPool pool) {
+        Setting s = settingOf.apply(fp32.linears().get(0).name());
         Map<String, Linear> out = new HashMap<>();
         Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
         Map<String, HessianAccumulator> hessians = new HashMap<>();
@@ -199,8 +233,26 @@ public final class EmbeddingEval {
                             .join();
                 }
                 hessians = layerHessians(fp32, linears.subList(i, i + perLayer), layer, states, pool);
+            } else if (s.kind() == Kind.GPTQ
+                    && sequential
+                    && stage(l.name()) != stage(linears.get(i - 1).name())) {
+                // this stage's inputs from the layer with the stages before it quantized
+                int stage = stage(l.name());
+                List<Linear> next = new ArrayList<>();
+                for (int j = i; j < i - i % perLayer + perLayer; j++) {
+                    if (stage(linears.get(j).name()) == stage) {
+                        next.add(linears.get(j));
+                    }
+                }
+                hessians = layerHessians(fp32.withLinears(out), next, i / perLayer, states, pool);
             }
             QuantizedLinear q;
+            Setting own = settingOf.apply(l.name());
+            if (own.kind() != s.kind()) {
+                throw new IllegalArgumentException(
+                        l.name() + ": " + own.label() + " and " + s.label() + " mix methods");
+            }
+            s = own;
             QuantizedWeight w;
             switch (s.kind()) {
                 case RTN -> {
@@ -266,7 +318,12 @@ public final class EmbeddingEval {
             h.put(l.name(), new HessianAccumulator(l.name(), l.inFeatures(), pool));
         }
         for (FloatMatrix x : states) {
-            fp32.layer(layer, x, (name, in) -> h.get(name).add(in));
+            fp32.layer(layer, x, (name, in) -> {
+                HessianAccumulator acc = h.get(name);
+                if (acc != null) {
+                    acc.add(in);
+                }
+            });
         }
         return h;
     }

@@ -8,11 +8,13 @@ import dev.quant4j.model.BertEncoder;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.tensor.FloatMatrix;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ForkJoinPool;
 
 /**
@@ -75,6 +77,17 @@ public final class OrtModels {
             Map<String, ? extends QuantizedWeight> linears,
             Map<String, QuantizedTensor> tables,
             int accuracyLevel) {
+        return export(model, onnx, linears, tables, accuracyLevel, Set.of());
+    }
+
+    /** {@link #export(byte[], OnnxModel, Map, Map, int)}, the tables {@code float16Tables} with float16 scales. */
+    public static byte[] export(
+            byte[] model,
+            OnnxModel onnx,
+            Map<String, ? extends QuantizedWeight> linears,
+            Map<String, QuantizedTensor> tables,
+            int accuracyLevel,
+            Set<String> float16Tables) {
         Map<String, String> names = weightOfLinear(onnx);
         Map<String, QuantizedWeight> weights = new HashMap<>();
         linears.forEach((linear, q) -> {
@@ -85,21 +98,30 @@ public final class OrtModels {
             weights.put(w, q);
         });
         weights.putAll(tables);
-        return OnnxExport.quantizedModel("all-minilm-l6-v2.onnx", model, weights, accuracyLevel);
+        return OnnxExport.quantizedModel("all-minilm-l6-v2.onnx", model, weights, accuracyLevel, float16Tables);
     }
 
     /**
      * The 4-bit model of at most 13 MB (docs/onnx-export.md): the word embeddings RTN int4 in groups of {@link
-     * #COMPACT_WORDS}, the position embeddings RTN int8 in groups of 128 (both GatherBlockQuantized), and every linear
-     * GPTQ int4 g128 with act-order and the range search, calibrated on activations that pass through those quantized
-     * embeddings (so that the first layer's GPTQ sees the inputs the exported model gives it).
+     * #COMPACT_WORDS} with float16 scales, the position embeddings RTN int8 in groups of 128 (both
+     * GatherBlockQuantized), and every linear GPTQ int4 {@link #COMPACT_LINEARS} with act-order and the range search,
+     * a layer's linears quantized in true-sequential order ({@link EmbeddingEval#quantize(BertEncoder,
+     * java.util.function.Function, boolean, EmbeddingEval.Calibration, ForkJoinPool)}), calibrated on activations that
+     * pass through those quantized embeddings (so that the first layer's GPTQ sees the inputs the exported model gives
+     * it).
      *
      * @param linears the quantized linears and the quant4j encoder with the quantized embeddings
-     * @param tables the two tables by initializer name, for {@link #export(byte[], OnnxModel, Map, Map, int)}
+     * @param tables the two tables by initializer name
      */
-    public record Compact(EmbeddingEval.Quantized linears, Map<String, QuantizedTensor> tables) {}
+    public record Compact(EmbeddingEval.Quantized linears, Map<String, QuantizedTensor> tables) {
 
-    /** The word embeddings' scheme of the compact model. */
+        /** The exported model: {@link #export(byte[], OnnxModel, Map, Map, int)}, the word table's scales float16. */
+        public byte[] export(byte[] model, OnnxModel onnx, int accuracyLevel) {
+            return OrtModels.export(model, onnx, linears.weights(), tables, accuracyLevel, Set.of(WORD_EMBEDDINGS));
+        }
+    }
+
+    /** The word embeddings' scheme of the compact model (its scales rounded to float16). */
     public static final LinearScheme COMPACT_WORDS = LinearScheme.asym(4, 64);
 
     /** The position embeddings' scheme of the compact model. */
@@ -107,17 +129,41 @@ public final class OrtModels {
 
     /** The GPTQ setting of the compact model's linears. */
     public static final EmbeddingEval.Setting COMPACT_LINEARS =
-            EmbeddingEval.Setting.gptq(4, 128, true).withMse();
+            EmbeddingEval.Setting.gptq(4, 64, true).withMse();
+
+    /**
+     * {@code q} with each scale rounded to the nearest float16 (the codes and zero-points as they are), so that
+     * float16 scales in the exported model hold it exactly.
+     */
+    public static QuantizedTensor float16Scales(QuantizedTensor q) {
+        float[] scales = q.scales();
+        for (int i = 0; i < scales.length; i++) {
+            scales[i] = Float.float16ToFloat(Float.floatToFloat16(scales[i]));
+        }
+        byte[] packed = new byte[q.packedCodes().remaining()];
+        q.packedCodes().get(packed);
+        return new QuantizedTensor(q.name(), q.scheme(), q.rows(), q.cols(), q.packOrder(), packed, scales, q.zeros());
+    }
+
+    /** {@code m} with every value rounded to the nearest float16: the rows a float16 GatherBlockQuantized gives. */
+    static FloatMatrix float16(FloatMatrix m) {
+        float[] v = m.toArray();
+        for (int i = 0; i < v.length; i++) {
+            v[i] = Float.float16ToFloat(Float.floatToFloat16(v[i]));
+        }
+        return FloatMatrix.of(m.name(), m.rows(), m.cols(), v, 0);
+    }
 
     /** {@link Compact}: quantizes the tables of {@code onnx}, then GPTQ on {@code calibration} through them. */
     public static Compact compact(OnnxModel onnx, BertEncoder fp32, List<int[]> calibration, ForkJoinPool pool) {
-        QuantizedTensor words = new RtnQuantizer(COMPACT_WORDS)
-                .quantize(onnx.initializer(WORD_EMBEDDINGS).matrix());
+        QuantizedTensor words = float16Scales(new RtnQuantizer(COMPACT_WORDS)
+                .quantize(onnx.initializer(WORD_EMBEDDINGS).matrix()));
         QuantizedTensor positions = new RtnQuantizer(COMPACT_POSITIONS)
                 .quantize(onnx.initializer(POSITION_EMBEDDINGS).matrix());
-        BertEncoder tablesQuantized = fp32.withEmbeddings(words.dequantize(), positions.dequantize());
+        BertEncoder tablesQuantized = fp32.withEmbeddings(float16(words.dequantize()), positions.dequantize());
         EmbeddingEval.Calibration calib = EmbeddingEval.Calibration.collect(tablesQuantized, calibration, false, pool);
-        EmbeddingEval.Quantized q = EmbeddingEval.quantize(tablesQuantized, COMPACT_LINEARS, calib, pool);
+        EmbeddingEval.Quantized q =
+                EmbeddingEval.quantize(tablesQuantized, linear -> COMPACT_LINEARS, true, calib, pool);
         Map<String, QuantizedTensor> tables = new LinkedHashMap<>();
         tables.put(WORD_EMBEDDINGS, words);
         tables.put(POSITION_EMBEDDINGS, positions);
