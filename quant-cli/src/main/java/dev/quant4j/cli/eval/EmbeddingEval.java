@@ -278,6 +278,10 @@ public final class EmbeddingEval {
                     q = QuantizedLinear.of(t, d.bias(), pool);
                     w = t;
                 }
+                case AWQ_BLOCK ->
+                    throw new IllegalArgumentException("layer '" + l.name()
+                            + "': AWQ block settings are searched per encoder layer (BertBlockAwq),"
+                            + " not linear by linear");
                 default -> {
                     QuantizedTensor t = new Awq(AwqConfig.defaults(s.bits()).withGroupSize(s.group()), pool)
                             .quantize(d.weight(), calib.awq.get(l.name()))
