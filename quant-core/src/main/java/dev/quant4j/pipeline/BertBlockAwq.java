@@ -15,7 +15,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ForkJoinPool;
-import java.util.function.Function;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
@@ -199,8 +198,8 @@ public final class BertBlockAwq {
         List<Linear.Dense> qkv = List.of(fc.get(QUERY), fc.get(KEY), fc.get(VALUE));
         FloatMatrix[] attnIn = inputFeat.get(fc.get(QUERY).name());
         scalesList.add(autoGetScale(qkv, attnIn, ws -> {
-            BertEncoder m = fp32.withLinears(dense(qkv, ws));
-            return forEach(attnIn, x -> m.selfAttention(b, x));
+            BertEncoder m = fp32.withLinears(BlockAwq.dense(qkv, ws, pool));
+            return BlockAwq.forEach(attnIn, x -> m.selfAttention(b, x), pool);
         }));
         // attention output: v -> o, on its own input
         scalesList.add(autoGetScale(
@@ -211,8 +210,8 @@ public final class BertBlockAwq {
         List<Linear.Dense> fc1 = List.of(fc.get(INTERMEDIATE));
         FloatMatrix[] ffnIn = inputFeat.get(fc.get(INTERMEDIATE).name());
         scalesList.add(autoGetScale(fc1, ffnIn, ws -> {
-            BertEncoder m = fp32.withLinears(dense(fc1, ws));
-            return forEach(ffnIn, x -> m.feedForward(b, x));
+            BertEncoder m = fp32.withLinears(BlockAwq.dense(fc1, ws, pool));
+            return BlockAwq.forEach(ffnIn, x -> m.feedForward(b, x), pool);
         }));
         // feed-forward output: GELU -> output.dense, on its own input
         scalesList.add(autoGetScale(
@@ -230,29 +229,12 @@ public final class BertBlockAwq {
             Linear.Dense d = layers.get(0);
             block = ws -> {
                 Linear l = Linear.dense(d.name(), ws.get(0), d.bias(), pool);
-                return forEach(inp, l::forward);
+                return BlockAwq.forEach(inp, l::forward, pool);
             };
         }
         List<FloatMatrix> w = layers.stream().map(Linear.Dense::weight).toList();
         AutoScale.Search s =
                 AutoScale.searchModuleScale(block, w, AutoScale.getActScale(List.of(inp)), config.scheme(), pool);
         return new Scale(layers.stream().map(Linear.Dense::name).toList(), s.scales(), s.ratio(), s.history());
-    }
-
-    private Map<String, Linear> dense(List<Linear.Dense> layers, List<FloatMatrix> ws) {
-        Map<String, Linear> m = new LinkedHashMap<>();
-        for (int i = 0; i < layers.size(); i++) {
-            Linear.Dense d = layers.get(i);
-            m.put(d.name(), Linear.dense(d.name(), ws.get(i), d.bias(), pool));
-        }
-        return m;
-    }
-
-    /** {@code f} run on every input in parallel, the outputs in input order. */
-    private List<FloatMatrix> forEach(FloatMatrix[] inputs, Function<FloatMatrix, FloatMatrix> f) {
-        FloatMatrix[] out = new FloatMatrix[inputs.length];
-        pool.submit(() -> IntStream.range(0, inputs.length).parallel().forEach(i -> out[i] = f.apply(inputs[i])))
-                .join();
-        return List.of(out);
     }
 }

@@ -170,8 +170,8 @@ final class BlockAwq {
         List<Linear.Dense> qkv = List.of(fc.get(Q), fc.get(K), fc.get(V));
         FloatMatrix[] attnIn = inputFeat.get(p + Q);
         scalesList.add(autoGetScale(LlamaDecoder.inputLayernorm(b), true, qkv, attnIn, ws -> {
-            LlamaDecoder m = fp32.withLinears(dense(qkv, ws));
-            return forEach(attnIn, x -> m.selfAttention(b, x));
+            LlamaDecoder m = fp32.withLinears(dense(qkv, ws, pool));
+            return forEach(attnIn, x -> m.selfAttention(b, x), pool);
         }));
         Linear.Dense v = fc.get(V);
         Linear.Dense o = fc.get(O);
@@ -181,8 +181,8 @@ final class BlockAwq {
         List<Linear.Dense> gateUp = List.of(fc.get(GATE), fc.get(UP));
         FloatMatrix[] mlpIn = inputFeat.get(p + GATE);
         scalesList.add(autoGetScale(LlamaDecoder.postAttentionLayernorm(b), true, gateUp, mlpIn, ws -> {
-            LlamaDecoder m = fp32.withLinears(dense(gateUp, ws));
-            return forEach(mlpIn, x -> m.mlp(b, x));
+            LlamaDecoder m = fp32.withLinears(dense(gateUp, ws, pool));
+            return forEach(mlpIn, x -> m.mlp(b, x), pool);
         }));
         scalesList.add(autoGetScale(fc.get(UP).name(), false, List.of(fc.get(DOWN)), inputFeat.get(p + DOWN), null));
         return scalesList;
@@ -261,7 +261,7 @@ final class BlockAwq {
             Linear.Dense d = layers.get(0);
             block = ws -> {
                 Linear l = Linear.dense(d.name(), ws.get(0), d.bias(), pool);
-                return forEach(inp, l::forward);
+                return forEach(inp, l::forward, pool);
             };
         }
         List<FloatMatrix> w = layers.stream().map(Linear.Dense::weight).toList();
@@ -277,7 +277,8 @@ final class BlockAwq {
         return module.substring(i + 1);
     }
 
-    private Map<String, Linear> dense(List<Linear.Dense> layers, List<FloatMatrix> ws) {
+    /** Each of {@code layers} as a dense layer of the matching weight of {@code ws}, its bias kept, by module name. */
+    static Map<String, Linear> dense(List<Linear.Dense> layers, List<FloatMatrix> ws, ForkJoinPool pool) {
         Map<String, Linear> m = new LinkedHashMap<>();
         for (int i = 0; i < layers.size(); i++) {
             Linear.Dense d = layers.get(i);
@@ -287,7 +288,7 @@ final class BlockAwq {
     }
 
     /** {@code f} run on every input in parallel, the outputs in input order. */
-    private List<FloatMatrix> forEach(FloatMatrix[] inputs, Function<FloatMatrix, FloatMatrix> f) {
+    static List<FloatMatrix> forEach(FloatMatrix[] inputs, Function<FloatMatrix, FloatMatrix> f, ForkJoinPool pool) {
         FloatMatrix[] out = new FloatMatrix[inputs.length];
         pool.submit(() -> IntStream.range(0, inputs.length).parallel().forEach(i -> out[i] = f.apply(inputs[i])))
                 .join();
