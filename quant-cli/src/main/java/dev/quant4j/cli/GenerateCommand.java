@@ -67,10 +67,7 @@ final class GenerateCommand implements Callable<Integer> {
                     + " --model folder)")
     Path tokenizer;
 
-    @Option(
-            names = {"--max-tokens", "--steps"},
-            defaultValue = "32",
-            description = "tokens to generate (default ${DEFAULT-VALUE})")
+    @Option(names = "--max-tokens", defaultValue = "32", description = "tokens to generate (default ${DEFAULT-VALUE})")
     int steps;
 
     @Option(

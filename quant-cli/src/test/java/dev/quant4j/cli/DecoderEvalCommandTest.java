@@ -81,7 +81,7 @@ class DecoderEvalCommandTest {
                 STORIES.toString(),
                 "--tokens",
                 "1 306",
-                "--steps",
+                "--max-tokens",
                 "12",
                 "--method",
                 "rtn",
@@ -105,11 +105,12 @@ class DecoderEvalCommandTest {
     }
 
     @Test
-    void generateTakesTheContractsNamesMaxTokensAndGreedy() throws Exception {
+    void greedyIsTemperatureZero() throws Exception {
         List<String> common = List.of(
                 "generate", "--model", STORIES.toString(), "--tokens", "1 306", "--method", "rtn", "--bits", "8");
         List<String> a = new java.util.ArrayList<>(common);
-        a.addAll(List.of("--steps", "6"));
+        a.addAll(List.of("--max-tokens", "6"));
+        // --temperature 0 is the default: --greedy says it
         List<String> b = new java.util.ArrayList<>(common);
         b.addAll(List.of("--max-tokens", "6", "--greedy"));
         QuantCliTest.Result ra = QuantCliTest.run(a.toArray(String[]::new));
