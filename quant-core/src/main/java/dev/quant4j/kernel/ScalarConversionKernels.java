@@ -22,4 +22,16 @@ final class ScalarConversionKernels implements ConversionKernels {
             dst[dstOff + i] = Float.intBitsToFloat(src.get(LE_SHORT, offset + 2L * i) << 16);
         }
     }
+
+    @Override
+    public void floatToBf16(float[] src, int srcOff, int n, MemorySegment dst, long offset) {
+        floatToBf16Loop(src, srcOff, 0, n, dst, offset);
+    }
+
+    /** {@link #floatToBf16} for {@code i} in {@code [from, n)}: the vector kernel's scalar tail. */
+    static void floatToBf16Loop(float[] src, int srcOff, int from, int n, MemorySegment dst, long offset) {
+        for (int i = from; i < n; i++) {
+            dst.set(LE_SHORT, offset + 2L * i, ConversionKernels.floatToBf16(src[srcOff + i]));
+        }
+    }
 }

@@ -31,6 +31,11 @@ final class VectorKernelSet implements QuantKernels {
         CONVERSION.bf16ToFloat(src, offset, n, dst, dstOff);
     }
 
+    @Override
+    public void floatToBf16(float[] src, int srcOff, int n, MemorySegment dst, long offset) {
+        CONVERSION.floatToBf16(src, srcOff, n, dst, offset);
+    }
+
     // StatisticsKernels
 
     @Override

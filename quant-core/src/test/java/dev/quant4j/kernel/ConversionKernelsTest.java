@@ -96,4 +96,66 @@ class ConversionKernelsTest {
             assertThat(Float.floatToRawIntBits(got[i])).isEqualTo((w[i] & 0xFFFF) << 16);
         }
     }
+
+    /** Floats from seed: random bits, with ties, roundings past the largest BF16 and every special class among them. */
+    private static float[] floats(int n, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] special = {
+            0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0xFF812345, 0x7FBFFFFF,
+            0x00000001, 0x807FFFFF, 0x3F808000, 0x3F818000, 0x3F808001, 0xBF80FFFF, 0x7F7FFFFF, 0x7F7F8000,
+            0xFF7F7FFF, 0x3F7FFFFF
+        };
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = Float.intBitsToFloat(i % 3 == 0 ? special[(i / 3) % special.length] : r.nextInt());
+        }
+        return x;
+    }
+
+    @ParameterizedTest(name = "n={0}")
+    @ValueSource(ints = {0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 33, 64, 65, 129, 1000, 4099})
+    void floatToBf16EqualsTheReferenceBitForBit(int n) {
+        float[] x = floats(n + 2, 31L + n);
+        for (int skew : new int[] {0, 1, 6}) {
+            byte[] got = new byte[skew + 2 * n + 2];
+            byte[] ref = new byte[got.length];
+            got[got.length - 1] = 9;
+            ref[ref.length - 1] = 9;
+            Kernels.get().floatToBf16(x, 1, n, MemorySegment.ofArray(got), skew);
+            Kernels.scalar().floatToBf16(x, 1, n, MemorySegment.ofArray(ref), skew);
+            assertThat(got).as("%s n=%d skew=%d", Kernels.get().name(), n, skew).isEqualTo(ref);
+            MemorySegment seg = MemorySegment.ofArray(got);
+            for (int i = 0; i < n; i++) {
+                assertThat(seg.get(LE_SHORT, skew + 2L * i)).isEqualTo(ConversionKernels.floatToBf16(x[1 + i]));
+            }
+            assertThat(got[got.length - 1]).as("past the range").isEqualTo((byte) 9);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment out = arena.allocate(got.length);
+                Kernels.get().floatToBf16(x, 1, n, out, skew);
+                assertThat(out.asSlice(0, got.length - 1).toArray(ValueLayout.JAVA_BYTE))
+                        .isEqualTo(java.util.Arrays.copyOf(ref, ref.length - 1));
+            }
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void floatToBf16RoundsAsTheDefinitionSays() {
+        // ties to even, the quiet bit of a signalling NaN, overflow to infinity, signed zero, subnormals
+        assertThat(ConversionKernels.floatToBf16(Float.intBitsToFloat(0x3F808000)))
+                .isEqualTo((short) 0x3F80);
+        assertThat(ConversionKernels.floatToBf16(Float.intBitsToFloat(0x3F818000)))
+                .isEqualTo((short) 0x3F82);
+        assertThat(ConversionKernels.floatToBf16(Float.intBitsToFloat(0x3F808001)))
+                .isEqualTo((short) 0x3F81);
+        assertThat(ConversionKernels.floatToBf16(Float.intBitsToFloat(0x7F800001)))
+                .isEqualTo((short) 0x7FC0);
+        assertThat(ConversionKernels.floatToBf16(Float.intBitsToFloat(0xFF812345)))
+                .isEqualTo((short) 0xFFC1);
+        assertThat(ConversionKernels.floatToBf16(Float.MAX_VALUE)).isEqualTo((short) 0x7F80);
+        assertThat(ConversionKernels.floatToBf16(-0f)).isEqualTo((short) 0x8000);
+        assertThat(ConversionKernels.floatToBf16(Float.MIN_VALUE)).isEqualTo((short) 0x0000);
+        // a subnormal tie above an odd BF16 goes up to the even one
+        assertThat(ConversionKernels.floatToBf16(Float.intBitsToFloat(0x00018000)))
+                .isEqualTo((short) 0x0002);
+    }
 }
