@@ -237,13 +237,13 @@ final class DecoderGgufOutput {
                                 + files.get(files.size() - 1).getFileName(),
                 plan.written().tensors().size(),
                 type,
+                fallbacks > 0 ? ", " + fallbacks + " of them in a fallback type" : "",
                 gptqResult == null
                         ? ""
                         : String.format(
                                 Locale.ROOT,
-                                ", block linears by GPTQ (%d of them kept ggml's reference blocks)",
+                                "; block linears by GPTQ, %d kept ggml's reference blocks",
                                 gptqResult.keptRtn()),
-                fallbacks > 0 ? ", " + fallbacks + " of them in a fallback type" : "",
                 source.config().rope() == RopeLayout.HALF_SPLIT
                         ? "; q/k rows permuted back to the interleaved rotary layout"
                         : "",
