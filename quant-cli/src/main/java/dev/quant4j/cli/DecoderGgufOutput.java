@@ -3,6 +3,7 @@ package dev.quant4j.cli;
 import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.model.RopeLayout;
+import dev.quant4j.pipeline.DecoderQuantizer;
 import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
 import dev.quant4j.pipeline.GgufDecoderFile;
 import dev.quant4j.pipeline.GgufDecoderFile.Stored;
@@ -50,22 +51,15 @@ final class DecoderGgufOutput {
         long start = System.nanoTime();
         String m = cmd.method.toLowerCase(Locale.ROOT);
         boolean gptq = m.equals("gptq");
-        if (!m.equals("rtn") && !gptq) {
+        boolean awq = m.equals("awq-block");
+        if (!m.equals("rtn") && !gptq && !awq) {
             throw new IllegalArgumentException("--format gguf --model " + cmd.in + ": --method " + cmd.method
-                    + " is not available; a whole decoder is written with ggml's reference quantizers (--method rtn)"
-                    + " or with GPTQ into q4_0, q4_1 or q8_0 (--method gptq --group-size 32)");
+                    + " is not available; a whole decoder is written with ggml's reference quantizers (--method rtn),"
+                    + " with GPTQ into q4_0, q4_1 or q8_0 (--method gptq --group-size 32), or after AWQ's scales and"
+                    + " clipping (--method awq-block)");
         }
-        List<String> refused = gptq
+        List<String> refused = awq
                 ? List.of(
-                        "--signed",
-                        "--block-size",
-                        "--double-quant",
-                        "--act-order",
-                        "--static-groups",
-                        "--mse",
-                        "--include",
-                        "--accuracy-level")
-                : List.of(
                         "--bits",
                         "--group-size",
                         "--asym",
@@ -73,36 +67,76 @@ final class DecoderGgufOutput {
                         "--signed",
                         "--block-size",
                         "--double-quant",
-                        "--calib",
                         "--act-order",
                         "--damp",
                         "--static-groups",
                         "--mse",
                         "--include",
-                        "--accuracy-level",
-                        "--calib-sample",
-                        "--calib-text",
-                        "--calib-tokens",
-                        "--tokenizer",
-                        "--seq-len",
-                        "--seed",
-                        "--threads");
+                        "--accuracy-level")
+                : gptq
+                        ? List.of(
+                                "--signed",
+                                "--block-size",
+                                "--double-quant",
+                                "--act-order",
+                                "--static-groups",
+                                "--mse",
+                                "--include",
+                                "--accuracy-level")
+                        : List.of(
+                                "--bits",
+                                "--group-size",
+                                "--asym",
+                                "--sym",
+                                "--signed",
+                                "--block-size",
+                                "--double-quant",
+                                "--calib",
+                                "--act-order",
+                                "--damp",
+                                "--static-groups",
+                                "--mse",
+                                "--include",
+                                "--accuracy-level",
+                                "--calib-sample",
+                                "--calib-text",
+                                "--calib-tokens",
+                                "--tokenizer",
+                                "--seq-len",
+                                "--seed",
+                                "--threads");
         for (String option : refused) {
             if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
                 throw new IllegalArgumentException(option + " does not apply to --format gguf --model --method " + m
                         + (gptq
                                 ? ": ggml's blocks are 32 columns in order, each with its own FP16 scale, and every"
                                         + " block linear is quantized"
-                                : ": the --gguf-type fixes the bits and the blocks of every matrix"));
+                                : ": the --gguf-type fixes the bits and the blocks of every matrix"
+                                        + (awq ? ", and AWQ's searches quantize as ggml does" : "")));
             }
         }
         GgmlType type;
-        if (gptq) {
+        if (gptq || awq) {
             if (cmd.calib != null) {
                 throw new IllegalArgumentException("--calib " + cmd.calib + " holds the activations of one matrix; a"
                         + " whole decoder (--model " + cmd.in + ") calibrates on token sequences: --calib-text FILE,"
                         + " --calib-tokens FILE, or sampled from the model (--calib-sample N --seq-len L --seed S)");
             }
+            if (cmd.threads != null && cmd.threads < 1) {
+                throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
+            }
+        }
+        if (awq) {
+            if (options.ggufType == null) {
+                throw new IllegalArgumentException(
+                        "--method awq-block --format gguf needs --gguf-type q4_0, q4_1, q5_0, q5_1 or q8_0");
+            }
+            type = GgmlType.byName(options.ggufType);
+            if (!DecoderQuantizer.AWQ_GGUF_TYPES.contains(type)) {
+                throw new IllegalArgumentException("--gguf-type " + options.ggufType + ": AWQ's searches run for"
+                        + " ggml's 32-value blocks, q4_0, q4_1, q5_0, q5_1 or q8_0");
+            }
+        } else if (gptq) {
             type = GgufDecoderGptq.type(cmd.bits, cmd.groupSize, cmd.symmetry != null && cmd.symmetry.sym);
             if (options.ggufType != null && GgmlType.byName(options.ggufType) != type) {
                 throw new IllegalArgumentException("--gguf-type " + options.ggufType + " does not match GPTQ's --bits "
@@ -112,9 +146,6 @@ final class DecoderGgufOutput {
             if (cmd.damp != null && !(cmd.damp > 0 && Double.isFinite(cmd.damp))) {
                 throw new IllegalArgumentException("--damp " + cmd.damp + " must be a positive fraction of the mean"
                         + " Hessian diagonal (for example 0.01)");
-            }
-            if (cmd.threads != null && cmd.threads < 1) {
-                throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
             }
         } else {
             if (options.ggufType == null) {
@@ -132,10 +163,11 @@ final class DecoderGgufOutput {
         PrintWriter err = cmd.spec.commandLine().getErr();
         DecoderOutput.Options calibOptions = cmd.decoderOptions;
         // the user's sequences are read (and the text tokenized) before the model
-        TextTokenizer tokenizer = gptq ? DecoderOutput.openTokenizer(cmd.in, calibOptions) : null;
+        boolean calibrated = gptq || awq;
+        TextTokenizer tokenizer = calibrated ? DecoderOutput.openTokenizer(cmd.in, calibOptions) : null;
         TextSequences.Lines lines;
         try {
-            lines = gptq
+            lines = calibrated
                     ? TextSequences.read("calib", calibOptions.calibText, calibOptions.calibTokens, tokenizer)
                     : null;
         } finally {
@@ -148,8 +180,11 @@ final class DecoderGgufOutput {
                     + " sequences are cut from the file");
         }
         QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
-        if (gptq && cmd.strict) {
+        if (calibrated && cmd.strict) {
             requireWholeBlocks(source, type);
+        }
+        if (awq) {
+            source = source.with(awq(source, type, lines, tokenizer, err, start));
         }
         GgufTokenizer.Converted vocabulary = null;
         boolean hasTokenizer = Files.isDirectory(cmd.in) && Files.isRegularFile(cmd.in.resolve("tokenizer.json"));
@@ -239,7 +274,7 @@ final class DecoderGgufOutput {
                 type,
                 fallbacks > 0 ? ", " + fallbacks + " of them in a fallback type" : "",
                 gptqResult == null
-                        ? ""
+                        ? awq ? "; block linears and norms after AWQ's scales and clipping, searched for " + type : ""
                         : String.format(
                                 Locale.ROOT,
                                 "; block linears by GPTQ, %d kept ggml's reference blocks",
@@ -301,6 +336,50 @@ final class DecoderGgufOutput {
                 }
             }
             return result;
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    /**
+     * llm-awq's block-level scales and clipping on the FP32 model, every search quantizing as ggml's reference
+     * quantizer of {@code type} does ({@link DecoderQuantizer#awqFolded(LlamaDecoder, List, GgmlType,
+     * java.util.function.IntConsumer)}): the folded linears, norms and biases by tensor name.
+     */
+    private Map<String, FloatMatrix> awq(
+            QuantizedDecoderFile.Source source,
+            GgmlType type,
+            TextSequences.Lines lines,
+            TextTokenizer tokenizer,
+            PrintWriter err,
+            long start) {
+        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
+        ForkJoinPool pool = new ForkJoinPool(threads);
+        try {
+            LlamaDecoder fp32 = source.decoder(pool);
+            DecoderCalibration calibration =
+                    DecoderCalibration.of(cmd.decoderOptions, lines, tokenizer, fp32, source.name(), err, start);
+            err.printf(
+                    Locale.ROOT,
+                    "quant: %s, %d layers, dim %d: AWQ's block scales and clipping searched for %s; %s%n",
+                    source.name(),
+                    fp32.config().layers(),
+                    fp32.config().dim(),
+                    type,
+                    calibration.description());
+            err.flush();
+            int layers = fp32.config().layers();
+            return new DecoderQuantizer(
+                            new DecoderQuantizer.Setting(DecoderQuantizer.Method.AWQ_BLOCK, 4, 32, false, false), pool)
+                    .awqFolded(fp32, calibration.sequences(), type, b -> {
+                        err.printf(
+                                Locale.ROOT,
+                                "quant: block %d/%d done (%.1f s)%n",
+                                b,
+                                layers,
+                                (System.nanoTime() - start) / 1e9);
+                        err.flush();
+                    });
         } finally {
             pool.shutdown();
         }

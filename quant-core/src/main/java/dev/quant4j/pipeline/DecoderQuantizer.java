@@ -185,6 +185,14 @@ public final class DecoderQuantizer {
         }
     }
 
+    /** The ggml types {@link #awqFolded} searches for. */
+    public static final Set<dev.quant4j.ggml.GgmlType> AWQ_GGUF_TYPES = Set.of(
+            dev.quant4j.ggml.GgmlType.Q4_0,
+            dev.quant4j.ggml.GgmlType.Q4_1,
+            dev.quant4j.ggml.GgmlType.Q5_0,
+            dev.quant4j.ggml.GgmlType.Q5_1,
+            dev.quant4j.ggml.GgmlType.Q8_0);
+
     /** The groups of linears that share an input, in forward order, by the suffix of their module name. */
     static final List<Set<String>> TRUE_SEQUENTIAL = List.of(
             Set.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
@@ -215,6 +223,32 @@ public final class DecoderQuantizer {
     @FunctionalInterface
     public interface BlockSink {
         void accept(int block, Map<String, QuantizedWeight> weights, List<LayerReport> layers) throws IOException;
+    }
+
+    /**
+     * For {@link Method#AWQ_BLOCK} into ggml's {@code type}: llm-awq's block scales and clipping ({@link BlockAwq})
+     * searched on {@code calibration} and applied to {@code fp32}, nothing quantized, with the scale search's {@code
+     * Q(W * s) / s} and the clipping search's {@code Q(clamp(W))} ggml's reference quantizer of the type each linear is
+     * stored in ({@link GgufDecoderFile#storedType}), the clipping per ggml block (a whole row in a fallback type).
+     * Returns every tensor they changed, by tensor name: each linear's weight (scaled and clipped), the RMSNorm weights
+     * the scales were folded into, biases a scale divided; {@link GgufDecoderFile#plan} quantizes the model with these
+     * tensors. (llm-awq's own quantizer in the searches is another function than ggml's blocks: scales and clipping
+     * searched for it made stories260K worse than ggml's quantizer alone.)
+     *
+     * @throws IllegalArgumentException for a type other than q4_0, q4_1, q5_0, q5_1 and q8_0
+     */
+    public Map<String, FloatMatrix> awqFolded(
+            LlamaDecoder fp32, List<int[]> calibration, dev.quant4j.ggml.GgmlType type, IntConsumer blocksDone) {
+        if (!AWQ_GGUF_TYPES.contains(type)) {
+            throw new IllegalArgumentException("AWQ into GGUF searches for ggml's 32-value blocks: q4_0, q4_1, q5_0,"
+                    + " q5_1 or q8_0, not " + type);
+        }
+        if (setting.method() != Method.AWQ_BLOCK) {
+            throw new IllegalStateException(
+                    "awqFolded is AWQ_BLOCK's, not " + setting.method().id() + "'s");
+        }
+        requireCalibration(fp32.source(), calibration);
+        return new BlockAwq(this, setting.bits(), pool, type).fold(fp32, calibration, blocksDone);
     }
 
     /**
