@@ -289,6 +289,16 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     // ---------------------------------------------------------------- quantize
 
     @Override
+    public void quantizeQ4_K(float[] x, int xOff, byte[] y, int yOff, int k) {
+        VectorGgmlKQuants.quantizeK(x, xOff, y, yOff, k, false);
+    }
+
+    @Override
+    public void quantizeQ5_K(float[] x, int xOff, byte[] y, int yOff, int k) {
+        VectorGgmlKQuants.quantizeK(x, xOff, y, yOff, k, true);
+    }
+
+    @Override
     public void makeQxQuantsQ6_K(float[] x, int xOff, byte[] L, int lOff, float[] scales, int sOff) {
         VectorGgmlKQuants.makeQxQuantsQ6_K(x, xOff, L, lOff, scales, sOff);
     }
