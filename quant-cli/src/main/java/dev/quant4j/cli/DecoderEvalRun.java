@@ -23,7 +23,7 @@ import picocli.CommandLine.Option;
  * folder, or a GGUF {@code llama} file) quantized with each setting, and each {@code --quantized} file, compared with
  * the model on sequences it sampled (calibration seed 1, evaluation seed 2, temperature 1, each starting with token 1,
  * BOS in Llama's vocabularies) or the user's. With {@code --quantized}, the settings run only when {@code --settings}
- * is given. Writes {@code decoder-eval.md}, {@code eval.json} and {@code eval.png} into {@code --out}.
+ * is given. Writes {@code eval.md}, {@code eval.json} and {@code eval.png} into {@code --out}.
  */
 final class DecoderEvalRun {
 
@@ -232,15 +232,14 @@ final class DecoderEvalRun {
             out.print(table);
             out.flush();
             Files.createDirectories(c.outDir);
-            AtomicFiles.write(
-                    c.outDir.resolve("decoder-eval.md"), o -> o.write(table.getBytes(StandardCharsets.UTF_8)));
+            AtomicFiles.write(c.outDir.resolve("eval.md"), o -> o.write(table.getBytes(StandardCharsets.UTF_8)));
             String json = DecoderEval.json(rows);
             AtomicFiles.write(c.outDir.resolve("eval.json"), o -> o.write(json.getBytes(StandardCharsets.UTF_8)));
             ReportCommand.writePng(DecoderEval.chart(rows, file), c.outDir.resolve("eval.png"));
             err.printf(
                     Locale.ROOT,
                     "quant eval: wrote %s, %s and %s (%.0f s)%n",
-                    c.outDir.resolve("decoder-eval.md"),
+                    c.outDir.resolve("eval.md"),
                     c.outDir.resolve("eval.json"),
                     c.outDir.resolve("eval.png"),
                     (System.nanoTime() - start) / 1e9);

@@ -1,24 +1,35 @@
 package dev.quant4j.cli;
 
 import dev.quant4j.ggml.GgmlType;
+import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.model.RopeLayout;
+import dev.quant4j.pipeline.DecoderQuantizer;
+import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
 import dev.quant4j.pipeline.GgufDecoderFile;
 import dev.quant4j.pipeline.GgufDecoderFile.Stored;
+import dev.quant4j.pipeline.GgufDecoderGptq;
 import dev.quant4j.pipeline.GgufQuantizer;
 import dev.quant4j.pipeline.GgufTokenizer;
 import dev.quant4j.pipeline.QuantizedDecoderFile;
+import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
 
 /**
  * {@code quant quantize --model model.bin|DIR --format gguf --gguf-type T}: a whole decoder (a llama2.c checkpoint, or
  * a Hugging Face Llama, Mistral or Qwen2 folder) as a GGUF model of llama.cpp's {@code llama} architecture, its
  * matrices in one ggml type by ggml's reference quantizers ({@link GgufDecoderFile}): one line per tensor on stdout,
- * each fallback and the vocabulary (the folder's tokenizer, {@link GgufTokenizer}, or a placeholder) on stderr.
+ * each fallback and the vocabulary (the folder's tokenizer, {@link GgufTokenizer}, or a placeholder) on stderr. With
+ * {@code --method gptq --group-size 32} ({@code --bits 4 --sym} q4_0, {@code --bits 4 --asym} q4_1, {@code --bits 8
+ * --sym} q8_0) the block linears are GPTQ's blocks ({@link GgufDecoderGptq}), calibrated as {@code --format
+ * safetensors} calibrates ({@link DecoderCalibration}); the embeddings and output head stay ggml's reference blocks.
  */
 final class DecoderGgufOutput {
 
@@ -37,59 +48,165 @@ final class DecoderGgufOutput {
     }
 
     Integer run() throws IOException {
+        long start = System.nanoTime();
         String m = cmd.method.toLowerCase(Locale.ROOT);
-        if (!m.equals("rtn")) {
+        boolean gptq = m.equals("gptq");
+        boolean awq = m.equals("awq-block");
+        if (!m.equals("rtn") && !gptq && !awq) {
             throw new IllegalArgumentException("--format gguf --model " + cmd.in + ": --method " + cmd.method
-                    + " is not available; a whole decoder is written with ggml's reference quantizers (--method"
-                    + " rtn; GPTQ into q4_0, q4_1 or q8_0 works on one matrix: --in W.npy --calib X.npy)");
+                    + " is not available; a whole decoder is written with ggml's reference quantizers (--method rtn),"
+                    + " with GPTQ into q4_0, q4_1 or q8_0 (--method gptq --group-size 32), or after AWQ's scales and"
+                    + " clipping (--method awq-block)");
         }
-        for (String option : List.of(
-                "--bits",
-                "--group-size",
-                "--asym",
-                "--sym",
-                "--signed",
-                "--block-size",
-                "--double-quant",
-                "--calib",
-                "--act-order",
-                "--damp",
-                "--static-groups",
-                "--mse",
-                "--include",
-                "--accuracy-level",
-                "--calib-sample",
-                "--calib-text",
-                "--calib-tokens",
-                "--tokenizer",
-                "--seq-len",
-                "--seed",
-                "--threads")) {
+        List<String> refused = awq
+                ? List.of(
+                        "--bits",
+                        "--group-size",
+                        "--asym",
+                        "--sym",
+                        "--signed",
+                        "--block-size",
+                        "--double-quant",
+                        "--act-order",
+                        "--damp",
+                        "--static-groups",
+                        "--mse",
+                        "--include",
+                        "--accuracy-level")
+                : gptq
+                        ? List.of(
+                                "--signed",
+                                "--block-size",
+                                "--double-quant",
+                                "--act-order",
+                                "--static-groups",
+                                "--mse",
+                                "--include",
+                                "--accuracy-level")
+                        : List.of(
+                                "--bits",
+                                "--group-size",
+                                "--asym",
+                                "--sym",
+                                "--signed",
+                                "--block-size",
+                                "--double-quant",
+                                "--calib",
+                                "--act-order",
+                                "--damp",
+                                "--static-groups",
+                                "--mse",
+                                "--include",
+                                "--accuracy-level",
+                                "--calib-sample",
+                                "--calib-text",
+                                "--calib-tokens",
+                                "--tokenizer",
+                                "--seq-len",
+                                "--seed",
+                                "--threads");
+        for (String option : refused) {
             if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
-                throw new IllegalArgumentException(option + " does not apply to --format gguf --model: the --gguf-type"
-                        + " fixes the bits and the blocks of every matrix");
+                throw new IllegalArgumentException(option + " does not apply to --format gguf --model --method " + m
+                        + (gptq
+                                ? ": ggml's blocks are 32 columns in order, each with its own FP16 scale, and every"
+                                        + " block linear is quantized"
+                                : ": the --gguf-type fixes the bits and the blocks of every matrix"
+                                        + (awq ? ", and AWQ's searches quantize as ggml does" : "")));
             }
         }
-        if (options.ggufType == null) {
-            throw new IllegalArgumentException("--format gguf needs --gguf-type " + GgmlType.quantizableNames());
+        GgmlType type;
+        if (gptq || awq) {
+            if (cmd.calib != null) {
+                throw new IllegalArgumentException("--calib " + cmd.calib + " holds the activations of one matrix; a"
+                        + " whole decoder (--model " + cmd.in + ") calibrates on token sequences: --calib-text FILE,"
+                        + " --calib-tokens FILE, or sampled from the model (--calib-sample N --seq-len L --seed S)");
+            }
+            if (cmd.threads != null && cmd.threads < 1) {
+                throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
+            }
         }
-        GgmlType type = GgmlType.byName(options.ggufType);
-        if (!type.quantizable()) {
-            throw new IllegalArgumentException(
-                    "--gguf-type " + options.ggufType + ": quant4j quantizes to " + GgmlType.quantizableNames());
+        if (awq) {
+            if (options.ggufType == null) {
+                throw new IllegalArgumentException(
+                        "--method awq-block --format gguf needs --gguf-type q4_0, q4_1, q5_0, q5_1 or q8_0");
+            }
+            type = GgmlType.byName(options.ggufType);
+            if (!DecoderQuantizer.AWQ_GGUF_TYPES.contains(type)) {
+                throw new IllegalArgumentException("--gguf-type " + options.ggufType + ": AWQ's searches run for"
+                        + " ggml's 32-value blocks, q4_0, q4_1, q5_0, q5_1 or q8_0");
+            }
+        } else if (gptq) {
+            type = GgufDecoderGptq.type(cmd.bits, cmd.groupSize, cmd.symmetry != null && cmd.symmetry.sym);
+            if (options.ggufType != null && GgmlType.byName(options.ggufType) != type) {
+                throw new IllegalArgumentException("--gguf-type " + options.ggufType + " does not match GPTQ's --bits "
+                        + cmd.bits + " --group-size " + cmd.groupSize
+                        + (cmd.symmetry != null && cmd.symmetry.sym ? " --sym" : " --asym") + ", which write " + type);
+            }
+            if (cmd.damp != null && !(cmd.damp > 0 && Double.isFinite(cmd.damp))) {
+                throw new IllegalArgumentException("--damp " + cmd.damp + " must be a positive fraction of the mean"
+                        + " Hessian diagonal (for example 0.01)");
+            }
+        } else {
+            if (options.ggufType == null) {
+                throw new IllegalArgumentException("--format gguf needs --gguf-type " + GgmlType.quantizableNames());
+            }
+            type = GgmlType.byName(options.ggufType);
+            if (!type.quantizable()) {
+                throw new IllegalArgumentException(
+                        "--gguf-type " + options.ggufType + ": quant4j quantizes to " + GgmlType.quantizableNames());
+            }
         }
         WeightFiles.requireWritable(cmd.out, "gguf");
         WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--model", cmd.in);
         PrintWriter out = cmd.spec.commandLine().getOut();
         PrintWriter err = cmd.spec.commandLine().getErr();
+        DecoderOutput.Options calibOptions = cmd.decoderOptions;
+        // the user's sequences are read (and the text tokenized) before the model
+        boolean calibrated = gptq || awq;
+        TextTokenizer tokenizer = calibrated ? DecoderOutput.openTokenizer(cmd.in, calibOptions) : null;
+        TextSequences.Lines lines;
+        try {
+            lines = calibrated
+                    ? TextSequences.read("calib", calibOptions.calibText, calibOptions.calibTokens, tokenizer)
+                    : null;
+        } finally {
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+        }
+        if (lines != null && calibOptions.seed != null) {
+            throw new IllegalArgumentException("--seed applies to sequences sampled from the model; " + lines.option()
+                    + " sequences are cut from the file");
+        }
         QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
+        if (calibrated && cmd.strict) {
+            requireWholeBlocks(source, type);
+        }
+        if (awq) {
+            source = source.with(awq(source, type, lines, tokenizer, err, start));
+        }
         GgufTokenizer.Converted vocabulary = null;
         boolean hasTokenizer = Files.isDirectory(cmd.in) && Files.isRegularFile(cmd.in.resolve("tokenizer.json"));
         if (hasTokenizer) {
             vocabulary = GgufTokenizer.fromHuggingFace(cmd.in, source.config().vocabSize());
         }
-        GgufDecoderFile.Plan plan =
-                GgufDecoderFile.plan(source, type, cmd.strict, vocabulary == null ? null : vocabulary.metadata());
+        GgufDecoderGptq.Result gptqResult = null;
+        if (gptq) {
+            gptqResult = gptq(source, type, lines, tokenizer, err, start);
+        }
+        GgufDecoderFile.Plan plan = GgufDecoderFile.plan(
+                source,
+                type,
+                cmd.strict,
+                vocabulary == null ? null : vocabulary.metadata(),
+                gptqResult == null ? Map.of() : gptqResult.linears());
+        Map<String, LayerReport> reports = new LinkedHashMap<>();
+        if (gptqResult != null) {
+            for (LayerReport r : gptqResult.layers()) {
+                reports.put(r.name() + ".weight", r);
+            }
+        }
         int fallbacks = 0;
         for (Stored s : plan.written().tensors()) {
             StringBuilder line = new StringBuilder(
@@ -101,6 +218,15 @@ final class DecoderGgufOutput {
                         8.0 * s.type().rowSize(s.ne()[0]) / s.ne()[0],
                         s.error().mse(),
                         s.error().sqnrDb()));
+            }
+            LayerReport r = reports.get(s.source());
+            if (r != null && !Double.isNaN(r.gptqError())) {
+                line.append(String.format(
+                        Locale.ROOT,
+                        ", gptq, output error ||W X - Q X||^2 GPTQ %.4g, RTN %.4g%s",
+                        r.gptqError(),
+                        r.rtnError(),
+                        r.keptRtn() ? ", kept RTN" : ""));
             }
             out.println(line);
             if (s.fallback() != null) {
@@ -139,7 +265,7 @@ final class DecoderGgufOutput {
         }
         out.printf(
                 Locale.ROOT,
-                "wrote %s (llama, %d tensors, matrices %s%s%s; %d bytes)%n",
+                "wrote %s (llama, %d tensors, matrices %s%s%s%s; %d bytes)%n",
                 files.size() == 1
                         ? cmd.out
                         : files.size() + " splits " + files.get(0).getFileName() + " ... "
@@ -147,11 +273,132 @@ final class DecoderGgufOutput {
                 plan.written().tensors().size(),
                 type,
                 fallbacks > 0 ? ", " + fallbacks + " of them in a fallback type" : "",
+                gptqResult == null
+                        ? awq ? "; block linears and norms after AWQ's scales and clipping, searched for " + type : ""
+                        : String.format(
+                                Locale.ROOT,
+                                "; block linears by GPTQ, %d kept ggml's reference blocks",
+                                gptqResult.keptRtn()),
                 source.config().rope() == RopeLayout.HALF_SPLIT
                         ? "; q/k rows permuted back to the interleaved rotary layout"
                         : "",
                 bytes);
         return Quant.OK;
+    }
+
+    /**
+     * GPTQ of every block linear into {@code type} ({@link GgufDecoderGptq}) on the calibration sequences, the
+     * progress on {@code err}.
+     */
+    private GgufDecoderGptq.Result gptq(
+            QuantizedDecoderFile.Source source,
+            GgmlType type,
+            TextSequences.Lines lines,
+            TextTokenizer tokenizer,
+            PrintWriter err,
+            long start) {
+        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
+        ForkJoinPool pool = new ForkJoinPool(threads);
+        try {
+            LlamaDecoder fp32 = source.decoder(pool);
+            DecoderCalibration calibration =
+                    DecoderCalibration.of(cmd.decoderOptions, lines, tokenizer, fp32, source.name(), err, start);
+            double damp = cmd.damp == null ? 0.01 : cmd.damp;
+            err.printf(
+                    Locale.ROOT,
+                    "quant: %s, %d layers, dim %d: GPTQ into %s (damping %s); %s%n",
+                    source.name(),
+                    fp32.config().layers(),
+                    fp32.config().dim(),
+                    type,
+                    damp,
+                    calibration.description());
+            err.flush();
+            int layers = fp32.config().layers();
+            GgufDecoderGptq.Result result = new GgufDecoderGptq(type, damp, pool)
+                    .quantize(fp32, calibration.sequences(), b -> {
+                        err.printf(
+                                Locale.ROOT,
+                                "quant: block %d/%d done (%.1f s)%n",
+                                b,
+                                layers,
+                                (System.nanoTime() - start) / 1e9);
+                        err.flush();
+                    });
+            for (LayerReport r : result.layers()) {
+                if (r.keptRtn()) {
+                    err.println("quant: '" + r.name() + ".weight' kept ggml's reference " + type + " blocks: GPTQ's"
+                            + String.format(
+                                    Locale.ROOT,
+                                    " output error %.4g on the calibration activations exceeds their %.4g",
+                                    r.gptqError(),
+                                    r.rtnError()));
+                }
+            }
+            return result;
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    /**
+     * llm-awq's block-level scales and clipping on the FP32 model, every search quantizing as ggml's reference
+     * quantizer of {@code type} does ({@link DecoderQuantizer#awqFolded(LlamaDecoder, List, GgmlType,
+     * java.util.function.IntConsumer)}): the folded linears, norms and biases by tensor name.
+     */
+    private Map<String, FloatMatrix> awq(
+            QuantizedDecoderFile.Source source,
+            GgmlType type,
+            TextSequences.Lines lines,
+            TextTokenizer tokenizer,
+            PrintWriter err,
+            long start) {
+        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
+        ForkJoinPool pool = new ForkJoinPool(threads);
+        try {
+            LlamaDecoder fp32 = source.decoder(pool);
+            DecoderCalibration calibration =
+                    DecoderCalibration.of(cmd.decoderOptions, lines, tokenizer, fp32, source.name(), err, start);
+            err.printf(
+                    Locale.ROOT,
+                    "quant: %s, %d layers, dim %d: AWQ's block scales and clipping searched for %s; %s%n",
+                    source.name(),
+                    fp32.config().layers(),
+                    fp32.config().dim(),
+                    type,
+                    calibration.description());
+            err.flush();
+            int layers = fp32.config().layers();
+            return new DecoderQuantizer(
+                            new DecoderQuantizer.Setting(DecoderQuantizer.Method.AWQ_BLOCK, 4, 32, false, false), pool)
+                    .awqFolded(fp32, calibration.sequences(), type, b -> {
+                        err.printf(
+                                Locale.ROOT,
+                                "quant: block %d/%d done (%.1f s)%n",
+                                b,
+                                layers,
+                                (System.nanoTime() - start) / 1e9);
+                        err.flush();
+                    });
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    /**
+     * With {@code --strict}, a block linear whose rows are not whole blocks of {@code type} is an error before any
+     * calibration (the RTN path finds it while writing).
+     */
+    private static void requireWholeBlocks(QuantizedDecoderFile.Source source, GgmlType type) {
+        for (FloatMatrix t : source.tensors().values()) {
+            String g = GgufDecoderFile.ggufName(t.name());
+            if (g != null && t.rows() > 1 && t.cols() % type.blockSize() != 0) {
+                throw new IllegalArgumentException("tensor '" + t.name() + "' [" + t.rows() + ", " + t.cols()
+                        + "]: its rows of " + t.cols() + " values are not whole " + type + " blocks of "
+                        + type.blockSize() + " (strict: no fallback to "
+                        + GgufDecoderFile.storedType(type, t.cols()) + ")");
+            }
+        }
     }
 
     private static String ne(long[] ne) {

@@ -217,34 +217,11 @@ final class DecoderOutput {
             requireSchemeFits(cmd, fp32.config(), setting);
             List<int[]> calibration = null;
             String calibText = "";
-            if (lines != null) {
-                int vocab = fp32.config().vocabSize();
-                String note = tokenizer == null ? null : tokenizer.requireFits(vocab, source.name());
-                if (note != null) {
-                    err.println("quant: " + note);
-                }
-                int len = options.seqLen == null
-                        ? Math.min(DEFAULT_SEQ_LEN, fp32.config().maxSeqLen())
-                        : options.seqLen;
-                SampledSequences.requireLength(fp32, source.name(), len);
-                TextSequences.Windows w =
-                        TextSequences.windows(lines, vocab, source.name(), len, options.calibSample, "--calib-sample");
-                calibration = w.sequences();
-                calibText = "; calibrating on " + w.description();
-            } else if (calibrated) {
-                int n = options.calibSample == null ? DEFAULT_CALIB_SAMPLE : options.calibSample;
-                if (n < 1) {
-                    throw new IllegalArgumentException("--calib-sample " + n + " must be at least 1");
-                }
-                int len = options.seqLen == null
-                        ? Math.min(DEFAULT_SEQ_LEN, fp32.config().maxSeqLen())
-                        : options.seqLen;
-                long seed = options.seed == null ? SampledSequences.CALIBRATION_SEED : options.seed;
-                SampledSequences.requireLength(fp32, source.name(), len);
-                calibText = String.format(
-                        Locale.ROOT, "; calibrating on %d sequences of %d tokens sampled with seed %d", n, len, seed);
-                calibration = SampledSequences.sample(fp32, source.name(), n, len, seed);
-                calibText += String.format(Locale.ROOT, " (%.1f s)", (System.nanoTime() - start) / 1e9);
+            if (calibrated) {
+                DecoderCalibration c =
+                        DecoderCalibration.of(options, lines, tokenizer, fp32, source.name(), err, start);
+                calibration = c.sequences();
+                calibText = "; " + c.description();
             }
             err.printf(
                     Locale.ROOT,

@@ -67,7 +67,7 @@ final class GenerateCommand implements Callable<Integer> {
                     + " --model folder)")
     Path tokenizer;
 
-    @Option(names = "--steps", defaultValue = "32", description = "tokens to generate (default ${DEFAULT-VALUE})")
+    @Option(names = "--max-tokens", defaultValue = "32", description = "tokens to generate (default ${DEFAULT-VALUE})")
     int steps;
 
     @Option(
@@ -75,6 +75,9 @@ final class GenerateCommand implements Callable<Integer> {
             defaultValue = "0",
             description = "0 for greedy (the default), else sampling at this temperature")
     double temperature;
+
+    @Option(names = "--greedy", description = "always the most likely token: --temperature 0, the default")
+    boolean greedy;
 
     @Option(names = "--seed", defaultValue = "42", description = "sampling seed (default ${DEFAULT-VALUE})")
     long seed;
@@ -139,7 +142,11 @@ final class GenerateCommand implements Callable<Integer> {
                 .orElseThrow(() -> new IllegalArgumentException(
                         "unknown --method '" + method + "' (expected rtn, nf4, gptq, awq or awq-block)"));
         if (steps < 1) {
-            throw new IllegalArgumentException("--steps must be at least 1, got " + steps);
+            throw new IllegalArgumentException("--max-tokens must be at least 1, got " + steps);
+        }
+        if (greedy && temperature != 0) {
+            throw new IllegalArgumentException(
+                    "--greedy and --temperature " + temperature + " disagree: --greedy is" + " --temperature 0");
         }
         if (!(temperature >= 0) || Double.isInfinite(temperature)) {
             throw new IllegalArgumentException("--temperature must be 0 or positive, got " + temperature);
@@ -160,7 +167,7 @@ final class GenerateCommand implements Callable<Integer> {
             int total = prompt.length + steps;
             for (LlamaDecoder d : file == null ? List.of(fp32) : List.of(fp32, file.model())) {
                 if (total > d.config().maxSeqLen()) {
-                    throw new IllegalArgumentException(prompt.length + " prompt tokens and --steps " + steps
+                    throw new IllegalArgumentException(prompt.length + " prompt tokens and --max-tokens " + steps
                             + " exceed the " + d.config().maxSeqLen() + " positions of " + d.source());
                 }
             }

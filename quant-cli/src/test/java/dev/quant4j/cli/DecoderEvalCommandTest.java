@@ -35,7 +35,7 @@ class DecoderEvalCommandTest {
                 "--out",
                 out.toString());
         assertThat(r.code()).as(r.err()).isZero();
-        String table = Files.readString(out.resolve("decoder-eval.md"));
+        String table = Files.readString(out.resolve("eval.md"));
         assertThat(table).isEqualTo(r.out());
         List<String> rows = table.lines()
                 .filter(l -> l.startsWith("| ") && !l.startsWith("| setting"))
@@ -81,7 +81,7 @@ class DecoderEvalCommandTest {
                 STORIES.toString(),
                 "--tokens",
                 "1 306",
-                "--steps",
+                "--max-tokens",
                 "12",
                 "--method",
                 "rtn",
@@ -102,5 +102,28 @@ class DecoderEvalCommandTest {
         assertThat(r.err()).contains("--tokens: 'x' is not a token id");
         r = QuantCliTest.run("generate", "--model", STORIES.toString(), "--tokens", "1 600");
         assertThat(r.err()).contains("--tokens: id 600 is outside the vocabulary of 512");
+    }
+
+    @Test
+    void greedyIsTemperatureZero() throws Exception {
+        List<String> common = List.of(
+                "generate", "--model", STORIES.toString(), "--tokens", "1 306", "--method", "rtn", "--bits", "8");
+        List<String> a = new java.util.ArrayList<>(common);
+        a.addAll(List.of("--max-tokens", "6"));
+        // --temperature 0 is the default: --greedy says it
+        List<String> b = new java.util.ArrayList<>(common);
+        b.addAll(List.of("--max-tokens", "6", "--greedy"));
+        QuantCliTest.Result ra = QuantCliTest.run(a.toArray(String[]::new));
+        QuantCliTest.Result rb = QuantCliTest.run(b.toArray(String[]::new));
+        assertThat(rb.code()).as(rb.err()).isZero();
+        assertThat(rb.out()).isEqualTo(ra.out());
+        assertThat(rb.out().lines().findFirst().orElseThrow().substring(7).split(" "))
+                .hasSize(6);
+        b.addAll(List.of("--temperature", "0.8"));
+        QuantCliTest.Result rc = QuantCliTest.run(b.toArray(String[]::new));
+        assertThat(rc.code()).isEqualTo(2);
+        assertThat(rc.err()).contains("--greedy and --temperature 0.8 disagree");
+        rc = QuantCliTest.run("generate", "--model", STORIES.toString(), "--max-tokens", "0");
+        assertThat(rc.err()).contains("--max-tokens must be at least 1, got 0");
     }
 }

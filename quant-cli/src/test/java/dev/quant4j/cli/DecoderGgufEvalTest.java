@@ -224,7 +224,8 @@ class DecoderGgufEvalTest {
                 "--out",
                 gguf.toString());
         assertThat(r.code()).as(r.err()).isZero();
-        r = QuantCliTest.run("generate", "--model", gguf.toString(), "--prompt", "Once upon a time", "--steps", "8");
+        r = QuantCliTest.run(
+                "generate", "--model", gguf.toString(), "--prompt", "Once upon a time", "--max-tokens", "8");
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err())
                 .isEqualTo("quant: --prompt needs the model's tokenizer: pass --tokenizer tokenizer.json (" + gguf
@@ -238,7 +239,7 @@ class DecoderGgufEvalTest {
                 hf.toString(),
                 "--prompt",
                 "Once upon a time",
-                "--steps",
+                "--max-tokens",
                 "8",
                 "--method",
                 "rtn",
@@ -253,7 +254,7 @@ class DecoderGgufEvalTest {
                 hf.resolve("tokenizer.json").toString(),
                 "--prompt",
                 "Once upon a time",
-                "--steps",
+                "--max-tokens",
                 "8",
                 "--method",
                 "rtn",
@@ -301,7 +302,7 @@ class DecoderGgufEvalTest {
                 q8.toString(),
                 "--tokens",
                 "1 306",
-                "--steps",
+                "--max-tokens",
                 "24");
         assertThat(r.code()).as(r.err()).isZero();
         List<String> lines = r.out().lines().toList();
@@ -325,7 +326,7 @@ class DecoderGgufEvalTest {
                 q8.toString(),
                 "--tokens",
                 "1 306",
-                "--steps",
+                "--max-tokens",
                 "24");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out().lines().toList()).isEqualTo(lines);

@@ -71,9 +71,21 @@ class QuantizeDecoderGgufTest {
             "--out",
             out.toString()
         };
+        QuantCliTest.Result awq = QuantCliTest.run(concat(base, "--method", "awq"));
+        assertThat(awq.code()).isEqualTo(2);
+        assertThat(awq.err())
+                .contains("--method awq is not available")
+                .contains("--method rtn")
+                .contains("--method gptq");
+        // gptq's default --group-size 128 has no ggml type
         QuantCliTest.Result gptq = QuantCliTest.run(concat(base, "--method", "gptq"));
         assertThat(gptq.code()).isEqualTo(2);
-        assertThat(gptq.err()).contains("--method gptq is not available").contains("--method rtn");
+        assertThat(gptq.err())
+                .contains("--group-size 128 --asym has no ggml type")
+                .contains("q4_0 (--bits 4");
+        QuantCliTest.Result calib = QuantCliTest.run(concat(base, "--method", "rtn", "--calib-sample", "4"));
+        assertThat(calib.code()).isEqualTo(2);
+        assertThat(calib.err()).contains("--calib-sample does not apply to --format gguf --model --method rtn");
         QuantCliTest.Result group = QuantCliTest.run(concat(base, "--method", "rtn", "--group-size", "64"));
         assertThat(group.code()).isEqualTo(2);
         assertThat(group.err()).contains("--group-size does not apply to --format gguf --model");

@@ -339,7 +339,7 @@ class TextCalibrationTest {
                 hf.toString(),
                 "--prompt",
                 "The cat sat",
-                "--steps",
+                "--max-tokens",
                 "10",
                 "--method",
                 "rtn",
@@ -449,7 +449,7 @@ class TextCalibrationTest {
                 out.toString());
         Path padded = folder("padded", VOCAB + 8, tokenizerJson(WORDS.size()));
         QuantCliTest.Result r = QuantCliTest.run(
-                "generate", "--model", padded.toString(), "--prompt", "a dog", "--steps", "2", "--method", "rtn");
+                "generate", "--model", padded.toString(), "--prompt", "a dog", "--max-tokens", "2", "--method", "rtn");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.err())
                 .contains("quant: " + padded.resolve("tokenizer.json") + " has 32 tokens, padded 40 embedding rows (a"

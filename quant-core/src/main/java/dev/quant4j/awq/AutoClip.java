@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ForkJoinPool;
+import java.util.function.Supplier;
+import java.util.stream.IntStream;
 
 /**
  * AWQ's clipping search on one linear layer of a block, as mit-han-lab/llm-awq's {@code auto_clip_layer} and {@code
@@ -89,6 +91,107 @@ public final class AutoClip {
         float[] maxVal = new float[w.rows() * (w.cols() / groupSize)];
         new Awq(config, pool).clip(clipped, sample, scales, groupSize, maxVal);
         return new Clipped(clipped, maxVal);
+    }
+
+    /** A quantize-dequantize of one block of values: {@code out} gets what {@code in} stands for once stored. */
+    @FunctionalInterface
+    public interface BlockQuantizer {
+        void apply(float[] in, float[] out);
+    }
+
+    /**
+     * {@code auto_clip_layer} and {@code apply_clip} as {@link #autoClipLayer(FloatMatrix, FloatMatrix, float[],
+     * AwqConfig, ForkJoinPool)}, with {@code quantizer} (one block of {@code groupSize} values at a time, ggml's
+     * reference quantizer of a block type for example; one instance per thread) in place of llm-awq's min/max
+     * quantizer: per output row and group, among {@code m = max|w| * (1 - i / nGrid)} for {@code i < maxShrink *
+     * nGrid}, the first with the smallest {@code mean over tokens of (x . (w - Q(clamp(w, -m, m))))^2}, in double.
+     */
+    public static Clipped autoClipLayer(
+            FloatMatrix w,
+            FloatMatrix sample,
+            float[] s,
+            int groupSize,
+            double maxShrink,
+            int nGrid,
+            Supplier<BlockQuantizer> quantizer,
+            ForkJoinPool pool) {
+        if (sample.cols() != w.cols() || w.cols() % groupSize != 0) {
+            throw new IllegalArgumentException("weight '" + w.name() + "' [" + w.rows() + ", " + w.cols() + "], sample"
+                    + " of " + sample.cols() + " columns, groups of " + groupSize);
+        }
+        float[] scales = s == null ? ones(w.cols()) : s;
+        w.requireFinite();
+        int rows = w.rows();
+        int cols = w.cols();
+        int gpr = cols / groupSize;
+        int tokens = sample.rows();
+        double[] xs = new double[tokens * cols];
+        for (int t = 0; t < tokens; t++) {
+            for (int c = 0; c < cols; c++) {
+                xs[t * cols + c] = sample.get(t, c) / scales[c];
+            }
+        }
+        // the Gram matrix of every group over the sampled tokens: mean (x . d)^2 = d^T S d / tokens
+        double[][] gram = new double[gpr][groupSize * groupSize];
+        for (int g = 0; g < gpr; g++) {
+            for (int t = 0; t < tokens; t++) {
+                int o = t * cols + g * groupSize;
+                for (int i = 0; i < groupSize; i++) {
+                    for (int j = 0; j < groupSize; j++) {
+                        gram[g][i * groupSize + j] += xs[o + i] * xs[o + j];
+                    }
+                }
+            }
+        }
+        float[] out = w.toArray();
+        float[] maxVal = new float[rows * gpr];
+        int steps = (int) (maxShrink * nGrid);
+        pool.submit(() -> IntStream.range(0, rows).parallel().forEach(r -> {
+                    BlockQuantizer q = quantizer.get();
+                    float[] wg = new float[groupSize];
+                    float[] clamped = new float[groupSize];
+                    float[] back = new float[groupSize];
+                    double[] d = new double[groupSize];
+                    for (int g = 0; g < gpr; g++) {
+                        int off = r * cols + g * groupSize;
+                        System.arraycopy(out, off, wg, 0, groupSize);
+                        float orgMax = 0;
+                        for (float v : wg) {
+                            orgMax = Math.max(orgMax, Math.abs(v));
+                        }
+                        float best = orgMax;
+                        double minErr = 1e9;
+                        for (int i = 0; i < steps; i++) {
+                            float m = orgMax * (float) (1 - i * 1.0 / nGrid);
+                            for (int j = 0; j < groupSize; j++) {
+                                clamped[j] = Math.min(Math.max(wg[j], -m), m);
+                            }
+                            q.apply(clamped, back);
+                            for (int j = 0; j < groupSize; j++) {
+                                d[j] = (double) wg[j] - back[j];
+                            }
+                            double quad = 0;
+                            for (int a = 0; a < groupSize; a++) {
+                                double row = 0;
+                                for (int b = 0; b < groupSize; b++) {
+                                    row += gram[g][a * groupSize + b] * d[b];
+                                }
+                                quad += row * d[a];
+                            }
+                            double err = quad / tokens;
+                            if (err < minErr) {
+                                minErr = err;
+                                best = m;
+                            }
+                        }
+                        maxVal[r * gpr + g] = best;
+                        for (int j = 0; j < groupSize; j++) {
+                            out[off + j] = Math.min(Math.max(wg[j], -best), best);
+                        }
+                    }
+                }))
+                .join();
+        return new Clipped(FloatMatrix.of(w.name(), rows, cols, out, 0), maxVal);
     }
 
     private static float[] ones(int n) {

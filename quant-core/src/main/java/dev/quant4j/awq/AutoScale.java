@@ -123,6 +123,35 @@ public final class AutoScale {
             }
         }
         RtnQuantizer wQuantize = new RtnQuantizer(scheme, pool);
+        // Q(W * s) / s: the tensor with s as its input scales stands for exactly that
+        return searchModuleScale(
+                block,
+                linears2scale,
+                xMax,
+                (w, scales) -> wQuantize
+                        .quantize(Awq.scale(w, scales))
+                        .withInputScales(scales)
+                        .dequantize()
+                        .named(w.name()));
+    }
+
+    /**
+     * {@link #searchModuleScale(Module, List, float[], LinearScheme, ForkJoinPool)} with another quantizer: {@code
+     * candidate} gives, for a weight {@code W} and scales {@code s}, the weight the block runs with, {@code Q(W * s) /
+     * s} (ggml's block types, for example).
+     */
+    public static Search searchModuleScale(
+            Module block,
+            List<FloatMatrix> linears2scale,
+            float[] xMax,
+            java.util.function.BiFunction<FloatMatrix, float[], FloatMatrix> candidateOf) {
+        Objects.requireNonNull(block, "block");
+        for (FloatMatrix w : linears2scale) {
+            if (w.cols() != xMax.length) {
+                throw new IllegalArgumentException(
+                        "weight '" + w.name() + "' has " + w.cols() + " input features, " + "x_max has " + xMax.length);
+            }
+        }
         List<FloatMatrix> orgOut = block.forward(linears2scale);
         double[] history = new double[N_GRID];
         double bestError = Double.POSITIVE_INFINITY;
@@ -133,12 +162,7 @@ public final class AutoScale {
             float[] scales = Awq.scales(xMax, ratio);
             List<FloatMatrix> candidate = new ArrayList<>();
             for (FloatMatrix w : linears2scale) {
-                // Q(W * s) / s: the tensor with s as its input scales stands for exactly that
-                candidate.add(wQuantize
-                        .quantize(Awq.scale(w, scales))
-                        .withInputScales(scales)
-                        .dequantize()
-                        .named(w.name()));
+                candidate.add(candidateOf.apply(w, scales));
             }
             double loss = meanSquaredError(orgOut, block.forward(candidate));
             history[i] = loss;

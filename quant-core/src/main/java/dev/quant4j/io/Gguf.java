@@ -36,8 +36,8 @@ import java.util.Map;
  * <p>Rejected with a {@link MalformedTensorFileException} naming the field: a wrong magic, an unsupported version (1, or
  * a big-endian file), counts and lengths that run past the end of the file, unknown value or tensor types, a
  * non-boolean byte in a bool, duplicate keys or tensor names, more than 4 dimensions, negative or overflowing extents,
- * a row length the type's block size does not divide, an alignment that is not a power of two or not a {@code
- * uint32}, and tensor data that is misaligned, out of range or overlapping. Nothing is allocated in proportion to a
+ * a row length the type's block size does not divide, an alignment that is not a power of two, not a {@code uint32}
+ * or above {@link #MAX_ALIGNMENT}, and tensor data that is misaligned, out of range or overlapping. Nothing is allocated in proportion to a
  * count before the count is checked against the bytes left in the file. quant4j is more lenient than ggml in one way:
  * ggml also requires the tensors to be stored in header order without gaps, and refuses nested arrays and tensor names
  * of 64 bytes or more; quant4j reads those files.
@@ -49,6 +49,12 @@ public final class Gguf implements AutoCloseable {
 
     /** ggml's {@code GGUF_DEFAULT_ALIGNMENT}. */
     public static final int DEFAULT_ALIGNMENT = 32;
+
+    /**
+     * The largest {@code general.alignment} read, 1 MiB: ggml writes 32, and larger values serve only page or
+     * allocation-granularity alignment (4 KiB to 64 KiB).
+     */
+    public static final int MAX_ALIGNMENT = 1 << 20;
 
     /** ggml's {@code GGML_MAX_DIMS}. */
     public static final int MAX_DIMS = 4;
@@ -412,8 +418,13 @@ public final class Gguf implements AutoCloseable {
                     throw bad("metadata '" + GgufWriter.ALIGNMENT_KEY + "' is " + al.type() + ", must be UINT32");
                 }
                 long a = al.asLong();
-                if (a == 0 || (a & (a - 1)) != 0 || a > 1 << 30) {
+                if (a == 0 || (a & (a - 1)) != 0) {
                     throw bad("metadata '" + GgufWriter.ALIGNMENT_KEY + "' = " + a + " is not a power of two");
+                }
+                if (a > MAX_ALIGNMENT) {
+                    throw bad("metadata '" + GgufWriter.ALIGNMENT_KEY + "' = " + a + " exceeds " + MAX_ALIGNMENT
+                            + ", the largest alignment quant4j reads (writing such a file again would pad every"
+                            + " tensor with up to that many zeros)");
                 }
                 alignment = (int) a;
             }

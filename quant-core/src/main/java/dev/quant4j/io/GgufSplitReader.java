@@ -21,8 +21,19 @@ final class GgufSplitReader {
 
     private GgufSplitReader() {}
 
+    /** The other splits of a model, by the path its name gives each: opened, or null when there is no such file. */
+    @FunctionalInterface
+    interface Splits {
+        Gguf open(Path path) throws IOException;
+    }
+
     /** {@code file} itself when it is not part of a split model, else the whole model (closing {@code file} with it). */
     static Gguf open(Gguf file, Path path) throws IOException {
+        return open(file, path, p -> Files.isRegularFile(p) ? Gguf.openFile(p) : null);
+    }
+
+    /** As {@link #open(Gguf, Path)}, with the other splits from {@code others} (files held in memory, when fuzzed). */
+    static Gguf open(Gguf file, Path path, Splits others) throws IOException {
         Long count = u16(file, GgufSplits.COUNT);
         if (count == null || count <= 1) {
             return file;
@@ -52,10 +63,10 @@ final class GgufSplitReader {
                     continue;
                 }
                 Path p = paths.get(i);
-                if (!Files.isRegularFile(p)) {
+                Gguf split = others.open(p);
+                if (split == null) {
                     throw bad(file.source() + ": split " + (i + 1) + " of " + count + ", " + p + ", is missing");
                 }
-                Gguf split = Gguf.openFile(p);
                 splits.add(split);
                 Long itsCount = u16(split, GgufSplits.COUNT);
                 if (itsCount == null || !itsCount.equals(count)) {

@@ -1,6 +1,7 @@
 package dev.quant4j.io;
 
 import dev.quant4j.internal.Json;
+import dev.quant4j.kernel.Kernels;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -380,34 +381,27 @@ public final class SafeTensors implements AutoCloseable {
         }
     }
 
-    /** Per thread: 16-bit values copied out of a segment, for conversion loops over an array. */
+    /** Per thread: F16 values copied out of a segment, for a conversion loop over an array. */
     private static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[1 << 16]);
-
-    private static final ThreadLocal<int[]> BITS = ThreadLocal.withInitial(() -> new int[1 << 16]);
 
     private static void convert(MemorySegment seg, DType dtype, int count, float[] dst, int off) {
         if (dtype == DType.F32) {
             MemorySegment.copy(seg, LE_FLOAT, 0, dst, off, count);
             return;
         }
-        // in pieces through an array: a plain loop over arrays is one the JIT compiles well
+        if (dtype == DType.BF16) {
+            // straight from the segment, a vector of values at a time (kernel.ConversionKernels)
+            Kernels.get().bf16ToFloat(seg, 0, count, dst, off);
+            return;
+        }
+        // F16, in pieces through an array: a plain loop over arrays is one the JIT compiles well (and vectorizes)
         short[] h = HALVES.get();
         for (int done = 0; done < count; done += h.length) {
             int n = Math.min(h.length, count - done);
             MemorySegment.copy(seg, LE_SHORT, 2L * done, h, 0, n);
             int o = off + done;
-            if (dtype == DType.F16) {
-                for (int i = 0; i < n; i++) {
-                    dst[o + i] = Float.float16ToFloat(h[i]);
-                }
-            } else {
-                // a BF16 value is the upper half of its float32: shift into an int array (a loop the JIT
-                // vectorizes), then copy those bits into the floats
-                int[] bits = BITS.get();
-                for (int i = 0; i < n; i++) {
-                    bits[i] = h[i] << 16;
-                }
-                MemorySegment.copy(MemorySegment.ofArray(bits), ValueLayout.JAVA_FLOAT, 0, dst, o, n);
+            for (int i = 0; i < n; i++) {
+                dst[o + i] = Float.float16ToFloat(h[i]);
             }
         }
     }

@@ -3,6 +3,7 @@
 package dev.quant4j.kernel;
 
 import dev.quant4j.scheme.Symmetry;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The vector kernels of every family behind {@link QuantKernels}: each method forwards to its family, held in a
@@ -16,10 +17,23 @@ final class VectorKernelSet implements QuantKernels {
     private static final VectorCodebookKernels CODEBOOK = new VectorCodebookKernels();
     private static final VectorPackedProductKernels PRODUCTS = new VectorPackedProductKernels();
     private static final VectorBlasKernels BLAS = new VectorBlasKernels();
+    private static final VectorConversionKernels CONVERSION = new VectorConversionKernels();
 
     @Override
     public String name() {
         return "vector-" + VectorFactory.BITS;
+    }
+
+    // ConversionKernels
+
+    @Override
+    public void bf16ToFloat(MemorySegment src, long offset, int n, float[] dst, int dstOff) {
+        CONVERSION.bf16ToFloat(src, offset, n, dst, dstOff);
+    }
+
+    @Override
+    public void floatToBf16(float[] src, int srcOff, int n, MemorySegment dst, long offset) {
+        CONVERSION.floatToBf16(src, srcOff, n, dst, offset);
     }
 
     // StatisticsKernels

@@ -3,6 +3,8 @@ package dev.quant4j.pipeline;
 import dev.quant4j.awq.AutoClip;
 import dev.quant4j.awq.AutoScale;
 import dev.quant4j.awq.AwqConfig;
+import dev.quant4j.ggml.GgmlQuants;
+import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.matmul.QuantizedLinear;
 import dev.quant4j.model.Linear;
@@ -87,10 +89,38 @@ final class BlockAwq {
     private final int bits;
     private final ForkJoinPool pool;
 
+    /** The ggml type the searches quantize to ({@link GgufDecoderFile#storedType} per layer), or null for llm-awq's. */
+    private final GgmlType ggml;
+
     BlockAwq(DecoderQuantizer quantizer, int bits, ForkJoinPool pool) {
+        this(quantizer, bits, pool, null);
+    }
+
+    BlockAwq(DecoderQuantizer quantizer, int bits, ForkJoinPool pool, GgmlType ggml) {
         this.quantizer = quantizer;
         this.bits = bits;
         this.pool = pool;
+        this.ggml = ggml;
+    }
+
+    /** {@code Q(W * s) / s} with ggml's reference quantizer of the type a {@code W.cols()}-wide matrix is stored in. */
+    private FloatMatrix ggmlCandidate(FloatMatrix w, float[] s) {
+        GgmlType t = GgufDecoderFile.storedType(ggml, w.cols());
+        int rows = w.rows();
+        int cols = w.cols();
+        float[] ws = w.toArray();
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                ws[r * cols + c] *= s[c];
+            }
+        }
+        float[] back = GgmlQuants.dequantize(t, GgmlQuants.quantize(t, ws, rows, cols), rows, cols);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                back[r * cols + c] /= s[c];
+            }
+        }
+        return FloatMatrix.of(w.name(), rows, cols, back, 0);
     }
 
     DecoderQuantizer.Result quantize(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
@@ -99,17 +129,8 @@ final class BlockAwq {
         Map<String, float[]> norms = new LinkedHashMap<>();
         Map<String, FloatMatrix> folded = new LinkedHashMap<>();
         List<DecoderQuantizer.LayerReport> reports = new ArrayList<>();
-        List<FloatMatrix> inps = new ArrayList<>();
-        for (int[] seq : calibration) {
-            inps.add(fp32.embed(seq));
-        }
-        for (int b = 0; b < fp32.config().layers(); b++) {
-            List<Linear> linears = fp32.linears(b);
-            List<String> names = linears.stream().map(Linear::name).toList();
-            Map<String, FloatMatrix[]> inputFeat = quantizer.tapped(fp32, b, inps, new LinkedHashSet<>(names));
-            inps = quantizer.outputs(fp32, b, inps);
-            FoldedBlock block = scaleAndClip(fp32, b, inputFeat);
-            for (Linear l : linears) {
+        eachBlock(fp32, calibration, blocksDone, (block, b) -> {
+            for (Linear l : fp32.linears(b)) {
                 FloatMatrix w = block.weights().get(l.name());
                 AwqConfig config = config(l.inFeatures());
                 QuantizedWeight q = new RtnQuantizer(config.scheme(), pool).quantize(w.named(l.name() + ".weight"));
@@ -131,12 +152,56 @@ final class BlockAwq {
                 norms.put(e.getKey(), e.getValue());
                 folded.put(e.getKey(), FloatMatrix.of(e.getKey(), 1, e.getValue().length, e.getValue(), 0));
             }
+        });
+        LlamaDecoder model = fp32.withLinears(replaced).withNormWeights(norms);
+        return new DecoderQuantizer.Result(model, weights, reports, folded);
+    }
+
+    /**
+     * The scales and clipping of every block applied to the FP32 model, unquantized: each linear's weight as it would be
+     * quantized, the folded norm weights and the biases scaling changed, by tensor name ({@code
+     * model.layers.0.self_attn.q_proj.weight}, {@code model.layers.0.input_layernorm.weight}, ...), for a quantizer of
+     * another format (ggml's block types) to take from there.
+     */
+    Map<String, FloatMatrix> fold(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
+        Map<String, FloatMatrix> folded = new LinkedHashMap<>();
+        eachBlock(fp32, calibration, blocksDone, (block, b) -> {
+            for (Linear l : fp32.linears(b)) {
+                folded.put(l.name() + ".weight", block.weights().get(l.name()).named(l.name() + ".weight"));
+                float[] bias = block.biases().get(l.name());
+                if (bias != null && !Arrays.equals(bias, ((Linear.Dense) l).bias())) {
+                    folded.put(l.name() + ".bias", FloatMatrix.of(l.name() + ".bias", 1, bias.length, bias, 0));
+                }
+            }
+            for (Map.Entry<String, float[]> e : block.norms().entrySet()) {
+                folded.put(e.getKey(), FloatMatrix.of(e.getKey(), 1, e.getValue().length, e.getValue(), 0));
+            }
+        });
+        return folded;
+    }
+
+    /**
+     * {@code run_awq}'s loop: block by block, every linear's input on the FP32 model's activations, then the block's
+     * scales and clipping ({@link #scaleAndClip}) handed to {@code sink}.
+     */
+    private void eachBlock(
+            LlamaDecoder fp32,
+            List<int[]> calibration,
+            IntConsumer blocksDone,
+            java.util.function.ObjIntConsumer<FoldedBlock> sink) {
+        List<FloatMatrix> inps = new ArrayList<>();
+        for (int[] seq : calibration) {
+            inps.add(fp32.embed(seq));
+        }
+        for (int b = 0; b < fp32.config().layers(); b++) {
+            List<String> names = fp32.linears(b).stream().map(Linear::name).toList();
+            Map<String, FloatMatrix[]> inputFeat = quantizer.tapped(fp32, b, inps, new LinkedHashSet<>(names));
+            inps = quantizer.outputs(fp32, b, inps);
+            sink.accept(scaleAndClip(fp32, b, inputFeat), b);
             if (blocksDone != null) {
                 blocksDone.accept(b + 1);
             }
         }
-        LlamaDecoder model = fp32.withLinears(replaced).withNormWeights(norms);
-        return new DecoderQuantizer.Result(model, weights, reports, folded);
     }
 
     /** llm-awq's quantizer ({@code pseudo_quantize_tensor}, zero point) at the setting's group for a layer this wide. */
@@ -238,6 +303,29 @@ final class BlockAwq {
             }
             FloatMatrix w = e.getValue();
             FloatMatrix sample = AutoClip.sampleTokens(name, List.of(inputFeat.get(name)));
+            if (ggml != null) {
+                // ggml's blocks of 32 (a fallback type of a row that is not whole blocks: the row)
+                GgmlType t = GgufDecoderFile.storedType(ggml, w.cols());
+                int group = t.blockSize() == 1 ? w.cols() : t.blockSize();
+                FloatMatrix clipped = AutoClip.autoClipLayer(
+                                w,
+                                sample,
+                                scaled.inputScales().get(name),
+                                group,
+                                0.5,
+                                AutoScale.N_GRID,
+                                () -> (in, out) -> System.arraycopy(
+                                        GgmlQuants.dequantize(
+                                                t, GgmlQuants.quantize(t, in, 1, in.length), 1, in.length),
+                                        0,
+                                        out,
+                                        0,
+                                        in.length),
+                                pool)
+                        .weight();
+                weights.put(name, clipped);
+                continue;
+            }
             weights.put(
                     name,
                     AutoClip.autoClipLayer(w, sample, scaled.inputScales().get(name), config(w.cols()), pool)
@@ -266,8 +354,14 @@ final class BlockAwq {
         }
         List<FloatMatrix> w = layers.stream().map(Linear.Dense::weight).toList();
         int in = layers.get(0).inFeatures();
-        AutoScale.Search s = AutoScale.searchModuleScale(
-                block, w, AutoScale.getActScale(List.of(inp)), config(in).scheme(), pool);
+        AutoScale.Search s = ggml != null
+                ? AutoScale.searchModuleScale(block, w, AutoScale.getActScale(List.of(inp)), this::ggmlCandidate)
+                : AutoScale.searchModuleScale(
+                        block,
+                        w,
+                        AutoScale.getActScale(List.of(inp)),
+                        config(in).scheme(),
+                        pool);
         return new Scale(
                 prevOp, prevIsNorm, layers.stream().map(Linear.Dense::name).toList(), s.scales(), s.ratio());
     }

@@ -6,11 +6,13 @@ import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.io.SafeTensors;
 import dev.quant4j.io.SafeTensorsCheckpoint;
 import dev.quant4j.io.SafeTensorsStreamWriter;
+import dev.quant4j.kernel.Kernels;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.tensor.HalfFloats;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
@@ -134,11 +136,13 @@ public final class CheckpointDequantizer {
         int cols = q.cols();
         if (transposed) {
             float[] t = q.dequantize().transpose().toArray();
-            out.write(q.name(), 0, encode(t, t.length));
+            out.write(q.name(), 0, encode(t, t.length, ByteBuffer.allocate(dtype.bytes() * t.length)));
             return;
         }
         int perBlock = Math.max(1, BLOCK_ELEMENTS / cols);
         float[] buf = new float[Math.toIntExact((long) Math.min(perBlock, rows) * cols)];
+        // direct: the channel writes it as it is (a heap buffer is copied into a direct one on every write)
+        ByteBuffer encoded = ByteBuffer.allocateDirect(dtype.bytes() * buf.length);
         byte[] scratch = new byte[cols];
         for (int r = 0; r < rows; r += perBlock) {
             int n = Math.min(perBlock, rows - r);
@@ -150,26 +154,26 @@ public final class CheckpointDequantizer {
                 }
                 case CodebookTensor c -> c.dequantizeRange((long) r * cols, n * cols, buf, 0);
             }
-            out.write(q.name(), (long) r * cols * dtype.bytes(), encode(buf, n * cols));
+            out.write(q.name(), (long) r * cols * dtype.bytes(), encode(buf, n * cols, encoded));
         }
     }
 
-    private ByteBuffer encode(float[] v, int n) {
-        ByteBuffer b = ByteBuffer.allocate(dtype.bytes() * n).order(ByteOrder.LITTLE_ENDIAN);
+    /** {@code v[0, n)} in the output dtype, little-endian, at the start of {@code into}; returns it, limited to them. */
+    private ByteBuffer encode(float[] v, int n, ByteBuffer into) {
+        ByteBuffer b = into.clear().limit(dtype.bytes() * n).order(ByteOrder.LITTLE_ENDIAN);
         if (dtype == DType.F32) {
             b.asFloatBuffer().put(v, 0, n);
             return b;
         }
-        // into an array first, then one bulk copy (a put per value costs a bounds check and an order swap each)
+        if (dtype == DType.BF16) {
+            // a vector of values at a time, straight into the buffer (kernel.ConversionKernels)
+            Kernels.get().floatToBf16(v, 0, n, MemorySegment.ofBuffer(b), 0);
+            return b;
+        }
+        // F16 into an array first, then one bulk copy (a put per value costs a bounds check and an order swap each)
         short[] h = new short[n];
-        if (dtype == DType.F16) {
-            for (int i = 0; i < n; i++) {
-                h[i] = HalfFloats.floatToFp16(v[i]);
-            }
-        } else {
-            for (int i = 0; i < n; i++) {
-                h[i] = HalfFloats.floatToBf16(v[i]);
-            }
+        for (int i = 0; i < n; i++) {
+            h[i] = HalfFloats.floatToFp16(v[i]);
         }
         b.asShortBuffer().put(h);
         return b;

@@ -185,6 +185,14 @@ public final class DecoderQuantizer {
         }
     }
 
+    /** The ggml types {@link #awqFolded} searches for. */
+    public static final Set<dev.quant4j.ggml.GgmlType> AWQ_GGUF_TYPES = Set.of(
+            dev.quant4j.ggml.GgmlType.Q4_0,
+            dev.quant4j.ggml.GgmlType.Q4_1,
+            dev.quant4j.ggml.GgmlType.Q5_0,
+            dev.quant4j.ggml.GgmlType.Q5_1,
+            dev.quant4j.ggml.GgmlType.Q8_0);
+
     /** The groups of linears that share an input, in forward order, by the suffix of their module name. */
     static final List<Set<String>> TRUE_SEQUENTIAL = List.of(
             Set.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
@@ -215,6 +223,32 @@ public final class DecoderQuantizer {
     @FunctionalInterface
     public interface BlockSink {
         void accept(int block, Map<String, QuantizedWeight> weights, List<LayerReport> layers) throws IOException;
+    }
+
+    /**
+     * For {@link Method#AWQ_BLOCK} into ggml's {@code type}: llm-awq's block scales and clipping ({@link BlockAwq})
+     * searched on {@code calibration} and applied to {@code fp32}, nothing quantized, with the scale search's {@code
+     * Q(W * s) / s} and the clipping search's {@code Q(clamp(W))} ggml's reference quantizer of the type each linear is
+     * stored in ({@link GgufDecoderFile#storedType}), the clipping per ggml block (a whole row in a fallback type).
+     * Returns every tensor they changed, by tensor name: each linear's weight (scaled and clipped), the RMSNorm weights
+     * the scales were folded into, biases a scale divided; {@link GgufDecoderFile#plan} quantizes the model with these
+     * tensors. (llm-awq's own quantizer in the searches is another function than ggml's blocks: scales and clipping
+     * searched for it made stories260K worse than ggml's quantizer alone.)
+     *
+     * @throws IllegalArgumentException for a type other than q4_0, q4_1, q5_0, q5_1 and q8_0
+     */
+    public Map<String, FloatMatrix> awqFolded(
+            LlamaDecoder fp32, List<int[]> calibration, dev.quant4j.ggml.GgmlType type, IntConsumer blocksDone) {
+        if (!AWQ_GGUF_TYPES.contains(type)) {
+            throw new IllegalArgumentException("AWQ into GGUF searches for ggml's 32-value blocks: q4_0, q4_1, q5_0,"
+                    + " q5_1 or q8_0, not " + type);
+        }
+        if (setting.method() != Method.AWQ_BLOCK) {
+            throw new IllegalStateException(
+                    "awqFolded is AWQ_BLOCK's, not " + setting.method().id() + "'s");
+        }
+        requireCalibration(fp32.source(), calibration);
+        return new BlockAwq(this, setting.bits(), pool, type).fold(fp32, calibration, blocksDone);
     }
 
     /**
@@ -279,7 +313,8 @@ public final class DecoderQuantizer {
                     sink.accept(b, weights, reports);
                 }
             }
-            case GPTQ, AWQ -> {
+            case GPTQ -> gptq(source, calibration, this::gptqLayer, sink::accept);
+            case AWQ -> {
                 requireCalibration(source.source(), calibration);
                 List<FloatMatrix> states = new ArrayList<>();
                 long tokens = 0;
@@ -290,10 +325,7 @@ public final class DecoderQuantizer {
                 for (int b = 0; b < layers; b++) {
                     Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
                     List<LayerReport> reports = new ArrayList<>();
-                    LlamaDecoder block = source.block(b);
-                    states = setting.method() == Method.GPTQ
-                            ? gptqBlock(block, b, states, weights, reports)
-                            : awqBlock(block, b, states, tokens, weights, reports);
+                    states = awqBlock(source.block(b), b, states, tokens, weights, reports);
                     sink.accept(b, weights, reports);
                 }
             }
@@ -311,15 +343,78 @@ public final class DecoderQuantizer {
     }
 
     /**
+     * How GPTQ's block loop quantizes one linear layer, given the Hessian of the layer's calibration inputs (collected
+     * with the groups before it quantized): the form the layer is stored in, the weight the rest of the calibration
+     * runs it with (the values the stored form stands for), and its report. quant4j's own linear form is one ({@link
+     * Method#GPTQ}); ggml's blocks are another ({@link GgufDecoderGptq}).
+     *
+     * @param <T> the stored form
+     */
+    @FunctionalInterface
+    public interface LayerQuantizer<T> {
+        Quantized<T> quantize(Linear.Dense layer, HessianAccumulator hessian);
+    }
+
+    /**
+     * One layer as a {@link LayerQuantizer} made it.
+     *
+     * @param stored what is written
+     * @param dequantized the values {@code stored} stands for, {@code [out, in]} as the layer's weight
+     * @param report what happened
+     */
+    public record Quantized<T>(T stored, FloatMatrix dequantized, LayerReport report) {
+        public Quantized {
+            Objects.requireNonNull(stored, "stored");
+            Objects.requireNonNull(dequantized, "dequantized");
+            Objects.requireNonNull(report, "report");
+        }
+    }
+
+    /**
+     * What {@link #gptq} hands over after each block: its layers' stored forms by tensor name and their reports, in
+     * forward order.
+     */
+    @FunctionalInterface
+    public interface Sink<T> {
+        void accept(int block, Map<String, T> stored, List<LayerReport> layers) throws IOException;
+    }
+
+    /**
+     * GPTQ's block loop on {@code source} with each layer quantized by {@code layers}: the calibration sequences'
+     * embeddings are block 0's input; in each block the layers that share an input are quantized group after group
+     * (true sequential), each group's Hessian from a forward pass of the block with the groups before it quantized
+     * (replaced by their {@link Quantized#dequantized()} weights); the block's output with all its layers quantized is
+     * the next block's input. {@link Method#GPTQ} runs this loop with quant4j's GPTQ and RTN; the results depend
+     * neither on the thread count nor on the rounds {@link #forEachInput} takes.
+     */
+    public <T> void gptq(DecoderBlocks source, List<int[]> calibration, LayerQuantizer<T> layers, Sink<T> sink)
+            throws IOException {
+        Objects.requireNonNull(layers, "layers");
+        Objects.requireNonNull(sink, "sink");
+        requireCalibration(source.source(), calibration);
+        List<FloatMatrix> states = new ArrayList<>();
+        for (int[] seq : calibration) {
+            states.add(source.embed(seq));
+        }
+        for (int b = 0; b < source.config().layers(); b++) {
+            Map<String, T> stored = new LinkedHashMap<>();
+            List<LayerReport> reports = new ArrayList<>();
+            states = gptqBlock(source.block(b), b, states, layers, stored, reports);
+            sink.accept(b, stored, reports);
+        }
+    }
+
+    /**
      * GPTQ on block {@code b} of {@code model}, whose inputs are {@code states}: the block's linears quantized group
      * after group (true sequential), each group's Hessian from the block with the groups before it quantized. Returns
      * the next block's inputs, computed with the whole block quantized.
      */
-    private List<FloatMatrix> gptqBlock(
+    private <T> List<FloatMatrix> gptqBlock(
             LlamaDecoder model,
             int b,
             List<FloatMatrix> states,
-            Map<String, QuantizedWeight> weights,
+            LayerQuantizer<T> layers,
+            Map<String, T> stored,
             List<LayerReport> reports) {
         Map<String, Linear> replaced = new LinkedHashMap<>();
         LlamaDecoder current = model;
@@ -333,7 +428,13 @@ public final class DecoderQuantizer {
             LlamaDecoder tappedModel = current;
             forEachInput(tappedModel, b, states, Set.of(first), (name, in) -> h.add(in, 1));
             for (Linear l : members) {
-                reports.add(gptqLayer((Linear.Dense) l, h, weights, replaced));
+                Linear.Dense d = (Linear.Dense) l;
+                Quantized<T> q = layers.quantize(d, h);
+                stored.put(d.name() + ".weight", q.stored());
+                reports.add(q.report());
+                // as AutoGPTQ writes the quantized-dequantized weight back into the nn.Linear it then runs: a
+                // prefill over many tokens is a dense matrix product
+                replaced.put(d.name(), Linear.dense(d.name(), q.dequantized().named(d.name()), d.bias(), pool));
             }
             current = model.withLinears(replaced);
         }
@@ -433,8 +534,8 @@ public final class DecoderQuantizer {
         return new ArrayList<>(List.of(next));
     }
 
-    private LayerReport gptqLayer(
-            Linear.Dense d, HessianAccumulator h, Map<String, QuantizedWeight> weights, Map<String, Linear> replaced) {
+    /** quant4j's GPTQ of one layer, or its RTN weight when that has the lower output error. */
+    private Quantized<QuantizedWeight> gptqLayer(Linear.Dense d, HessianAccumulator h) {
         LinearScheme scheme = linearScheme(d.inFeatures());
         GptqConfig config = new GptqConfig(
                         setting.bits(), scheme.groupSize(), setting.sym(), setting.actOrder(), false, 0.01, 128)
@@ -442,11 +543,15 @@ public final class DecoderQuantizer {
         FloatMatrix w = weightOf(d);
         QuantizedWeight g = new Gptq(config, pool).quantize(w, h).tensor();
         QuantizedWeight r = new RtnQuantizer(scheme, pool).quantize(w);
-        double gErr = h.outputError(w, g.dequantize());
-        double rErr = h.outputError(w, r.dequantize());
+        FloatMatrix gBack = g.dequantize();
+        FloatMatrix rBack = r.dequantize();
+        double gErr = h.outputError(w, gBack);
+        double rErr = h.outputError(w, rBack);
         boolean keepRtn = rErr < gErr;
-        put(d, keepRtn ? r : g, weights, replaced);
-        return new LayerReport(d.name(), scheme.toString(), gErr, rErr, keepRtn);
+        return new Quantized<>(
+                keepRtn ? r : g,
+                keepRtn ? rBack : gBack,
+                new LayerReport(d.name(), scheme.toString(), gErr, rErr, keepRtn));
     }
 
     /** A layer's FP32 weight named after its tensor ({@code model.layers.0.self_attn.q_proj.weight}). */
@@ -460,16 +565,5 @@ public final class DecoderQuantizer {
         boolean divides = g == LinearScheme.PER_CHANNEL || (g > 0 && in % g == 0);
         return new LinearScheme(
                 setting.bits(), setting.sym() ? Symmetry.SYM : Symmetry.ASYM, divides ? g : LinearScheme.PER_CHANNEL);
-    }
-
-    /**
-     * Records {@code q} as {@code d}'s weight, and for the rest of the block's calibration replaces {@code d} by its
-     * dequantized weight in a dense layer, as AutoGPTQ writes the quantized-dequantized weight back into the
-     * {@code nn.Linear} it then runs: a prefill over many tokens is a dense matrix product.
-     */
-    private void put(
-            Linear.Dense d, QuantizedWeight q, Map<String, QuantizedWeight> weights, Map<String, Linear> replaced) {
-        weights.put(d.name() + ".weight", q);
-        replaced.put(d.name(), Linear.dense(d.name(), q.dequantize().named(d.name()), d.bias(), pool));
     }
 }

@@ -109,6 +109,26 @@ public final class GgufDecoderFile {
         }
     }
 
+    /**
+     * A matrix {@code [rows, cols]} already in a ggml type, {@code rows} rows of {@code type.rowSize(cols)} bytes in
+     * the source model's row order, given to {@link #plan(QuantizedDecoderFile.Source, GgmlType, boolean, Map, Map)}
+     * to be written as it is (GPTQ's blocks, {@link GgufDecoderGptq}).
+     */
+    public record Blocks(GgmlType type, int rows, int cols, byte[] data) {
+        public Blocks {
+            java.util.Objects.requireNonNull(type, "type");
+            java.util.Objects.requireNonNull(data, "data");
+            if (rows < 1 || cols < 1 || cols % type.blockSize() != 0) {
+                throw new IllegalArgumentException(
+                        "[" + rows + ", " + cols + "] is not a matrix of whole " + type + " blocks");
+            }
+            if (data.length != rows * type.rowSize(cols)) {
+                throw new IllegalArgumentException(type + " [" + rows + ", " + cols + "] takes "
+                        + rows * type.rowSize(cols) + " bytes, not " + data.length);
+            }
+        }
+    }
+
     private GgufDecoderFile() {}
 
     /**
@@ -208,6 +228,30 @@ public final class GgufDecoderFile {
             }
         }
         return FloatMatrix.of(w.name(), w.rows(), w.cols(), out, 0);
+    }
+
+    /**
+     * {@link #toInterleaved(FloatMatrix, int, int)} on a matrix stored as {@code data}, rows of {@code rowBytes}
+     * bytes (a row of ggml blocks moves as a whole).
+     */
+    static byte[] toInterleaved(byte[] data, int rowBytes, int heads, int d) {
+        int rows = data.length / rowBytes;
+        if (rows != heads * d || data.length % rowBytes != 0) {
+            throw new IllegalArgumentException(
+                    data.length + " bytes in rows of " + rowBytes + " are not " + heads + " heads of " + d + " rows");
+        }
+        byte[] out = new byte[data.length];
+        int half = d / 2;
+        for (int h = 0; h < heads; h++) {
+            for (int j = 0; j < half; j++) {
+                for (int s = 0; s < 2; s++) {
+                    int to = h * d + 2 * j + s;
+                    int from = h * d + s * half + j;
+                    System.arraycopy(data, from * rowBytes, out, to * rowBytes, rowBytes);
+                }
+            }
+        }
+        return out;
     }
 
     /**
@@ -340,6 +384,24 @@ public final class GgufDecoderFile {
      */
     public static Plan plan(
             QuantizedDecoderFile.Source source, GgmlType type, boolean strict, Map<String, GgufValue> vocabulary) {
+        return plan(source, type, strict, vocabulary, Map.of());
+    }
+
+    /**
+     * {@link #plan(QuantizedDecoderFile.Source, GgmlType, boolean, Map)} with the matrices of {@code given} (by
+     * Hugging Face name) written as they are instead of quantized here: a {@code q_proj} or {@code k_proj} of a Hugging
+     * Face model has its rows permuted back to the interleaved layout ({@link #toInterleaved}) as whole rows of
+     * blocks. A given matrix in another type than {@code type} is a fallback ({@link Stored#fallback()}).
+     *
+     * @throws IllegalArgumentException as the other plans, for a given matrix whose shape is not the source's, and
+     *     for a name in {@code given} the file has no matrix for
+     */
+    public static Plan plan(
+            QuantizedDecoderFile.Source source,
+            GgmlType type,
+            boolean strict,
+            Map<String, GgufValue> vocabulary,
+            Map<String, Blocks> given) {
         if (!type.quantizable()) {
             throw new IllegalArgumentException("GGUF type " + type + ": quant4j writes " + GgmlType.quantizableNames());
         }
@@ -382,11 +444,37 @@ public final class GgufDecoderFile {
                 }
             }
             long[] ne = {w.cols(), w.rows()};
-            byte[] data = GgmlQuants.quantize(as, w.toArray(), w.rows(), w.cols());
+            Blocks b = given.get(hf);
+            byte[] data;
+            if (b == null) {
+                data = GgmlQuants.quantize(as, w.toArray(), w.rows(), w.cols());
+            } else {
+                if (b.rows() != w.rows() || b.cols() != w.cols()) {
+                    throw new IllegalArgumentException("tensor '" + hf + "': given [" + b.rows() + ", " + b.cols()
+                            + "], the model's is [" + w.rows() + ", " + w.cols() + "]");
+                }
+                as = b.type();
+                fallback = as == type
+                        ? null
+                        : "its rows of " + w.cols() + " values are not whole " + type + " blocks of "
+                                + type.blockSize();
+                data = b.data();
+                if (halfSplit && hf.contains("self_attn.q_proj.")) {
+                    data = toInterleaved(data, (int) as.rowSize(b.cols()), c.heads(), c.headDim());
+                } else if (halfSplit && hf.contains("self_attn.k_proj.")) {
+                    data = toInterleaved(data, (int) as.rowSize(b.cols()), c.kvHeads(), c.headDim());
+                }
+            }
             FloatMatrix back = FloatMatrix.of(
                     w.name(), w.rows(), w.cols(), GgmlQuants.dequantize(as, data, w.rows(), w.cols()), 0);
             writer.addTensor(name, ne, as, data);
             stored.add(new Stored(name, hf, ne, as, fallback, ErrorMetrics.compare(w, back)));
+        }
+        for (String n : given.keySet()) {
+            if (!used.contains(n) || ggufName(n) == null || tensors.get(n).rows() == 1) {
+                throw new IllegalArgumentException(
+                        source.name() + ": no matrix '" + n + "' to write the given blocks" + " of");
+            }
         }
         List<String> skipped = new ArrayList<>();
         for (String n : tensors.keySet()) {

@@ -84,6 +84,26 @@ public final class QuantizedDecoderFile {
         public LlamaDecoder decoder(ForkJoinPool pool) {
             return LlamaDecoder.of(name, config, tensors, pool);
         }
+
+        /**
+         * These tensors with {@code replaced} in place of those of the same names (AWQ's folded weights, for example).
+         *
+         * @throws IllegalArgumentException for a name this source does not have, or another shape
+         */
+        public Source with(Map<String, FloatMatrix> replaced) {
+            Map<String, FloatMatrix> t = new LinkedHashMap<>(tensors);
+            for (Map.Entry<String, FloatMatrix> e : replaced.entrySet()) {
+                FloatMatrix old = t.get(e.getKey());
+                FloatMatrix now = e.getValue();
+                if (old == null || old.rows() != now.rows() || old.cols() != now.cols()) {
+                    throw new IllegalArgumentException(name + ": tensor '" + e.getKey() + "' "
+                            + (old == null ? "is not in the model" : "is [" + old.rows() + ", " + old.cols() + "]")
+                            + ", its replacement [" + now.rows() + ", " + now.cols() + "]");
+                }
+                t.put(e.getKey(), now);
+            }
+            return new Source(name, format, config, t);
+        }
     }
 
     /** The names a llama2.c checkpoint's two rotary tables pass through under. */

@@ -1,5 +1,7 @@
 package dev.quant4j.tensor;
 
+import dev.quant4j.kernel.ConversionKernels;
+
 /**
  * Conversions between float32 and the bit patterns of IEEE half precision (FP16) and bfloat16 (BF16). To float32 both
  * are exact; from float32 both round to nearest even, as PyTorch's {@code tensor.to(torch.bfloat16)} and {@code
@@ -24,12 +26,7 @@ public final class HalfFloats {
      * sign, infinities stay infinite, and values that round past the largest BF16 become infinite.
      */
     public static short floatToBf16(float value) {
-        int bits = Float.floatToRawIntBits(value);
-        if (Float.isNaN(value)) {
-            return (short) ((bits >>> 16) | 0x0040);
-        }
-        int rounded = bits + 0x7FFF + ((bits >>> 16) & 1);
-        return (short) (rounded >>> 16);
+        return ConversionKernels.floatToBf16(value); // one definition, shared with the array kernels
     }
 
     /** BF16 bits (the upper half of a float32) to float32. */

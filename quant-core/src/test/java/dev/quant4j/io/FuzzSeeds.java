@@ -55,6 +55,46 @@ public final class FuzzSeeds {
         huggingFaceLlama(RESOURCES.resolve("model/HuggingFaceLlamaFuzzTestInputs/fuzz"));
         ggufDecoder(RESOURCES.resolve("pipeline/GgufDecoderFileFuzzTestInputs/fuzz"));
         quantizedDecoder(RESOURCES.resolve("pipeline/QuantizedDecoderFileFuzzTestInputs/fuzz"));
+        ggufSplit(RESOURCES.resolve("io/GgufSplitFuzzTestInputs/fuzz"));
+    }
+
+    /**
+     * Split GGUF models {@link GgufWriter#writeSplit} wrote, packed as {@code GgufSplitFuzzTest} unpacks them: three
+     * small tensors (F32, F16, q8_0) with metadata of several kinds in two splits and in three, and the same model as
+     * one file (no split keys).
+     */
+    private static void ggufSplit(Path dir) throws IOException {
+        for (int perFile : new int[] {2, 1, 0}) {
+            GgufWriter w = new GgufWriter()
+                    .put("general.architecture", GgufValue.string("llama"))
+                    .put("general.name", GgufValue.string("split seed"))
+                    .put("llama.block_count", GgufValue.uint32(1))
+                    .put("tokenizer.ggml.scores", GgufValue.array(GgufValueType.FLOAT32, List.of(0.5f, -1f)));
+            w.addTensor("a.weight", new long[] {8, 2}, GgmlType.F32, new byte[64]);
+            byte[] h = new byte[32];
+            h[1] = 0x3C;
+            w.addTensor("b.weight", new long[] {16}, GgmlType.F16, h);
+            byte[] q = new byte[34];
+            q[0] = 0x00;
+            q[1] = 0x3C;
+            q[2] = 5;
+            w.addTensor("c.weight", new long[] {32}, GgmlType.Q8_0, q);
+            Path tmp = Files.createTempDirectory("split");
+            try {
+                List<Path> paths = w.writeSplit(tmp.resolve("m.gguf"), 0, perFile);
+                java.util.Map<String, byte[]> files = new java.util.LinkedHashMap<>();
+                for (Path p : paths) {
+                    String name = paths.size() == 1
+                            ? "m-00001-of-00002.gguf"
+                            : p.getFileName().toString();
+                    files.put(name, Files.readAllBytes(p));
+                    Files.delete(p);
+                }
+                seed(dir, paths.size() + "-files", FuzzFolder.pack(files, GgufSplitFuzzTest.NAMES));
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+        }
     }
 
     private static void seed(Path dir, String name, byte[] bytes) throws IOException {

@@ -147,6 +147,10 @@ class GgufMalformedTest {
                         raw(r -> r.header(0, 1).str("general.alignment").u32(4).u32(48)),
                         "'general.alignment' = 48 is not a power of two"),
                 Arguments.of(
+                        "alignment past the largest read",
+                        raw(r -> r.header(0, 1).str("general.alignment").u32(4).u32(1 << 21)),
+                        "'general.alignment' = 2097152 exceeds 1048576, the largest alignment quant4j reads"),
+                Arguments.of(
                         "five dimensions",
                         raw(r -> r.header(1, 0)
                                 .tensor("w", new long[] {1, 1, 1, 1, 1}, 0, 0)

@@ -134,6 +134,12 @@ class KernelAllocationTest {
         assertThat(steadyBytesPerCall(() -> k.quantize(x, 0, n, 0.01f, 8f, 0, 15, codes, 0)))
                 .as("quantize")
                 .isZero();
+        java.lang.foreign.MemorySegment halves =
+                java.lang.foreign.Arena.ofAuto().allocate(2L * n);
+        float[] widened = new float[n];
+        assertThat(steadyBytesPerCall(() -> k.bf16ToFloat(halves, 0, n, widened, 0)))
+                .as("bf16ToFloat")
+                .isZero();
         assertThat(steadyBytesPerCall(() -> packedMinMax += k.minMax(x, 0, n)))
                 .as("minMax")
                 .isZero();
