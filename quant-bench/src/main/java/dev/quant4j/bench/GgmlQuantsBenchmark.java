@@ -22,9 +22,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * ggml's block types in quant4j, one thread, one row of {@code size} values, as ggml's {@code test-quantize-perf} times
  * them (its sizes: 4,096 values, L1-resident; 655,360, L3-resident): the kernels of {@link GgmlBlockKernels}, the
  * scalar reference ({@code kernels=scalar}, ggml's {@code quantize_row_q*_ref} and {@code dequantize_row_q*} in Java)
- * or the Vector API ones of this JVM ({@code kernels=vector}), byte-identical to it. The K-quants' quantizers go
- * through {@link GgmlQuants#quantizeRow} whatever {@code kernels} says: q6_K's scale search is then this JVM's kernel
- * (the scalar one with {@code -Dquant4j.vector=false}), q4_K's and q5_K's are scalar. The {@code floatBytes}
+ * or the Vector API ones of this JVM ({@code kernels=vector}), byte-identical to it. q6_K's quantizer goes
+ * through {@link GgmlQuants#quantizeRow} whatever {@code kernels} says: its scale search is then this JVM's kernel (the
+ * scalar one with {@code -Dquant4j.vector=false}). The {@code floatBytes}
  * secondary result is float32 bytes per second, which test-quantize-perf prints as "float32 throughput".
  */
 @BenchmarkMode(Mode.Throughput)
@@ -74,6 +74,8 @@ public class GgmlQuantsBenchmark {
             case Q5_0 -> k.quantizeQ5_0(x, 0, q, 0, size);
             case Q5_1 -> k.quantizeQ5_1(x, 0, q, 0, size);
             case Q8_0 -> k.quantizeQ8_0(x, 0, q, 0, size);
+            case Q4_K -> k.quantizeQ4_K(x, 0, q, 0, size);
+            case Q5_K -> k.quantizeQ5_K(x, 0, q, 0, size);
             default -> GgmlQuants.quantizeRow(t, x, 0, q, 0, size);
         }
         return q;

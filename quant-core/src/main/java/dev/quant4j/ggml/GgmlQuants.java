@@ -8,9 +8,9 @@ import java.util.stream.IntStream;
  * Quantizes float32 rows to ggml's block types and back, byte for byte as ggml's reference code does
  * ({@code ggml_quantize_chunk} without an importance matrix, which calls {@code quantize_row_*_ref}; and the
  * {@code to_float} of ggml's type traits). The code, written after ggml's {@code src/ggml-quants.c}: the kernels of
- * {@link GgmlBlockKernels} (every dequantizer of a block type and the quantizers of q4_0, q4_1, q5_0, q5_1 and q8_0;
- * the Vector API ones where {@link Kernels} chooses them, byte-identical to the scalar reference), {@link KQuants} (the
- * q4_K, q5_K and q6_K quantizers) and {@link GgmlFloats} (f32, f16, bf16).
+ * {@link GgmlBlockKernels} (every dequantizer of a block type and the quantizers of q4_0, q4_1, q5_0, q5_1, q8_0,
+ * q4_K and q5_K; the Vector API ones where {@link Kernels} chooses them, byte-identical to the scalar reference),
+ * {@link KQuants} (the q6_K quantizer) and {@link GgmlFloats} (f32, f16, bf16).
  *
  * <p>A matrix {@code [rows, n_per_row]} is stored row after row; a row of {@code n_per_row} values takes {@link
  * GgmlType#rowSize} bytes. Rows are independent, so {@link #quantize} runs them in parallel with the same result.
@@ -85,8 +85,8 @@ public final class GgmlQuants {
             case Q5_0 -> BLOCKS.quantizeQ5_0(x, xOff, y, yOff, k);
             case Q5_1 -> BLOCKS.quantizeQ5_1(x, xOff, y, yOff, k);
             case Q8_0 -> BLOCKS.quantizeQ8_0(x, xOff, y, yOff, k);
-            case Q4_K -> KQuants.quantize_row_q4_K_ref(x, xOff, y, yOff, k);
-            case Q5_K -> KQuants.quantize_row_q5_K_ref(x, xOff, y, yOff, k);
+            case Q4_K -> BLOCKS.quantizeQ4_K(x, xOff, y, yOff, k);
+            case Q5_K -> BLOCKS.quantizeQ5_K(x, xOff, y, yOff, k);
             case Q6_K -> KQuants.quantize_row_q6_K_ref(x, xOff, y, yOff, k);
             default -> throw unsupported(type);
         }

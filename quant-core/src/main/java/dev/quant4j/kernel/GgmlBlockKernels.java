@@ -2,10 +2,11 @@ package dev.quant4j.kernel;
 
 /**
  * ggml's block types ({@code src/ggml-quants.c} of ggml at commit {@code d99724f2b141fed9e1a9f402213506c081433465}):
- * the reference quantizers {@code quantize_row_*_ref} of the 32-value types and the dequantizers {@code
- * dequantize_row_*} of the 32-value types and of q4_K, q5_K and q6_K, and q6_K's scale search. Every implementation gives the bytes and the
- * float bits of the scalar reference ({@code ScalarGgmlBlockKernels}, which reads like ggml's C), for every input,
- * NaN and infinities included.
+ * the reference quantizers {@code quantize_row_*_ref} of the 32-value types, of q4_K and of q5_K, the dequantizers
+ * {@code dequantize_row_*} of the 32-value types and of q4_K, q5_K and q6_K, and q6_K's scale search. Every
+ * implementation gives the bytes and the float bits of the scalar reference ({@code ScalarGgmlBlockKernels} and
+ * {@code ScalarGgmlKQuants}, which read like ggml's C), for every input, NaN and infinities included (the K-quants'
+ * quantizers: for finite values).
  *
  * <p>A row is {@code k} values, a multiple of the block size (32, or 256 for the K-quants), from {@code x[xOff]} to
  * {@code y[yOff]}; blocks are stored one after the other ({@code dev.quant4j.ggml.GgmlType} gives their sizes).
@@ -30,6 +31,18 @@ public interface GgmlBlockKernels {
 
     /** {@code quantize_row_q8_0_ref}: 34-byte blocks, {@code d = amax / 127}, codes {@code roundf(x / d)}. */
     void quantizeQ8_0(float[] x, int xOff, byte[] y, int yOff, int k);
+
+    /**
+     * {@code quantize_row_q4_K_ref}: 144-byte super-blocks of 256 values, each sub-block of 32 with the scale and
+     * minimum of {@code make_qkx2_quants(32, 15, ..., -1, 0.1, 20, false)}. Values finite.
+     */
+    void quantizeQ4_K(float[] x, int xOff, byte[] y, int yOff, int k);
+
+    /**
+     * {@code quantize_row_q5_K_ref}: 176-byte super-blocks of 256 values, {@code make_qkx2_quants(32, 31, ..., -0.5,
+     * 0.1, 15, false)} per sub-block of 32. Values finite.
+     */
+    void quantizeQ5_K(float[] x, int xOff, byte[] y, int yOff, int k);
 
     /** {@code dequantize_row_q4_0}. */
     void dequantizeQ4_0(byte[] x, int xOff, float[] y, int yOff, int k);

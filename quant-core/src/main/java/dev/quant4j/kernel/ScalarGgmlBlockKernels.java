@@ -69,6 +69,16 @@ final class ScalarGgmlBlockKernels implements GgmlBlockKernels {
     }
 
     @Override
+    public void quantizeQ4_K(float[] x, int xOff, byte[] y, int yOff, int k) {
+        ScalarGgmlKQuants.quantize_row_q4_K_ref(x, xOff, y, yOff, k);
+    }
+
+    @Override
+    public void quantizeQ5_K(float[] x, int xOff, byte[] y, int yOff, int k) {
+        ScalarGgmlKQuants.quantize_row_q5_K_ref(x, xOff, y, yOff, k);
+    }
+
+    @Override
     public void dequantizeQ4_0(byte[] x, int xOff, float[] y, int yOff, int k) {
         dequantize_row_q4_0(x, xOff, y, yOff, k);
     }

@@ -9,6 +9,9 @@ import static dev.quant4j.kernel.VectorShapes.F;
 import static dev.quant4j.kernel.VectorShapes.HALVES;
 import static dev.quant4j.kernel.VectorShapes.I;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -177,37 +180,50 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
      * q4_K (144 bytes: d, dmin, scales[12], qs[128]) and q5_K (176: d, dmin, scales[12], qh[32], qs[128]): per 64
      * values, 32 bytes of {@code qs} whose low nibbles are the first 32 values ({@code d1 * q - m1}), high nibbles the
      * next 32 ({@code d2 * q - m2}); q5_K adds 16 where bit {@code 2c} (low) or {@code 2c + 1} (high) of {@code qh[l]}
-     * is set, {@code c} the 64-value chunk.
+     * is set, {@code c} the 64-value chunk. The 8 scales and minimums of {@code get_scale_min_k4} are decoded four
+     * bytes at a time ({@link #scalesMinsK4}) and multiplied by {@code d} and {@code dmin} in lanes, once per block.
      */
     private static void dequantizeK4(byte[] x, int xOff, float[] y, int yOff, int k, boolean fifthBit) {
         final int size = fifthBit ? 176 : 144;
         final int nb = k / 256;
         final int nv = vectorBlocks(x.length, xOff, nb, size);
+        final byte[] sm = KernelScratch.stepCodes(16 + BL);
+        final float[] dm = KernelScratch.lanes(16);
         for (int i = 0; i < nv; i++) {
             final int b = xOff + i * size;
-            final int sc = b + 4;
             final int qh = b + 16;
             int q = b + (fifthBit ? 48 : 16);
             final float d = getFp16(x, b);
             final float min = getFp16(x, b + 2);
+            scalesMinsK4(x, b + 4, sm);
+            // dm[j] = d * sc_j, dm[8 + j] = min * m_j: the reference's d1, m1, d2, m2
+            if (FL == 16) {
+                ((FloatVector) ByteVector.fromArray(B, sm, 0).convertShape(VectorOperators.B2F, F, 0))
+                        .mul(FloatVector.broadcast(F, d).blend(min, MINS_16))
+                        .intoArray(dm, 0);
+            } else {
+                for (int p = 0; p < 16; p += FL) {
+                    ((FloatVector) ByteVector.fromArray(B, sm, p).convertShape(VectorOperators.B2F, F, 0))
+                            .mul(p < 8 ? d : min)
+                            .intoArray(dm, p);
+                }
+            }
             int o = yOff + i * 256;
             for (int c = 0; c < 4; c++) {
-                int scm = GgmlBlockKernels.scaleMinK4(2 * c, x, sc);
-                final FloatVector d1 = FloatVector.broadcast(F, d * (scm & 0xFF));
-                final FloatVector m1 = FloatVector.broadcast(F, min * (scm >>> 8));
-                scm = GgmlBlockKernels.scaleMinK4(2 * c + 1, x, sc);
-                final FloatVector d2 = FloatVector.broadcast(F, d * (scm & 0xFF));
-                final FloatVector m2 = FloatVector.broadcast(F, min * (scm >>> 8));
+                final FloatVector d1 = FloatVector.broadcast(F, dm[2 * c]);
+                final FloatVector m1 = FloatVector.broadcast(F, dm[8 + 2 * c]);
+                final FloatVector d2 = FloatVector.broadcast(F, dm[2 * c + 1]);
+                final FloatVector m2 = FloatVector.broadcast(F, dm[9 + 2 * c]);
                 for (int l = 0; l < 32; l += FL) {
                     // nibbles in int lanes (native shifts; x86 has none for bytes), exact as floats
-                    IntVector qs =
-                            (IntVector) ByteVector.fromArray(B, x, q + l).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector qs = (IntVector)
+                            ByteVector.fromArray(B, x, q + l).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
                     IntVector x0 = qs.and(0x0F);
-                    IntVector x1 = qs.lanewise(VectorOperators.LSHR, 4).and(0x0F);
+                    IntVector x1 = qs.lanewise(VectorOperators.LSHR, 4);
                     if (fifthBit) {
                         // bits 2c and 2c + 1 of qh[l] to bit 4 of the low and the high value
-                        IntVector h = ((IntVector)
-                                        ByteVector.fromArray(B, x, qh + l).convertShape(VectorOperators.B2I, I, 0))
+                        IntVector h = ((IntVector) ByteVector.fromArray(B, x, qh + l)
+                                        .convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0))
                                 .lanewise(VectorOperators.LSHR, 2 * c);
                         x0 = h.lanewise(VectorOperators.LSHL, 4).and(0x10).or(x0);
                         x1 = h.lanewise(VectorOperators.LSHL, 3).and(0x10).or(x1);
@@ -228,6 +244,31 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
         } else {
             ScalarGgmlBlockKernels.dequantize_row_q4_K(x, xr, y, yr, (nb - nv) * 256);
         }
+    }
+
+    /** Lanes 8 to 15 of a 16-lane float vector (the minimums of {@link #scalesMinsK4}); unused at other widths. */
+    private static final VectorMask<Float> MINS_16 = VectorMask.fromLong(F, 0xFF00L & ((1L << FL) - 1));
+
+    private static final VarHandle INT_LE = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle LONG_LE =
+            MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
+    /**
+     * {@code get_scale_min_k4} of the 8 sub-blocks from the 12 bytes {@code q[qOff]}: scale {@code j} to {@code
+     * sm[j]}, minimum {@code j} to {@code sm[8 + j]}, four bytes per int. For {@code j < 4}: {@code q[j] & 63} and
+     * {@code q[j + 4] & 63}; for {@code j = 4 + t}: {@code (q[8 + t] & 0xF) | (q[t] >> 6) << 4} and {@code (q[8 + t]
+     * >> 4) | (q[4 + t] >> 6) << 4} ({@code (v >>> 2) & 0x30} is {@code (v >> 6) << 4} in each byte).
+     */
+    private static void scalesMinsK4(byte[] q, int qOff, byte[] sm) {
+        final int a = (int) INT_LE.get(q, qOff);
+        final int b = (int) INT_LE.get(q, qOff + 4);
+        final int c = (int) INT_LE.get(q, qOff + 8);
+        final int sc0 = a & 0x3F3F3F3F;
+        final int sc1 = (c & 0x0F0F0F0F) | ((a >>> 2) & 0x30303030);
+        final int m0 = b & 0x3F3F3F3F;
+        final int m1 = ((c >>> 4) & 0x0F0F0F0F) | ((b >>> 2) & 0x30303030);
+        LONG_LE.set(sm, 0, (sc0 & 0xFFFFFFFFL) | (long) sc1 << 32);
+        LONG_LE.set(sm, 8, (m0 & 0xFFFFFFFFL) | (long) m1 << 32);
     }
 
     /**
@@ -287,6 +328,16 @@ final class VectorGgmlBlockKernels implements GgmlBlockKernels {
     }
 
     // ---------------------------------------------------------------- quantize
+
+    @Override
+    public void quantizeQ4_K(float[] x, int xOff, byte[] y, int yOff, int k) {
+        VectorGgmlKQuants.quantizeK(x, xOff, y, yOff, k, false);
+    }
+
+    @Override
+    public void quantizeQ5_K(float[] x, int xOff, byte[] y, int yOff, int k) {
+        VectorGgmlKQuants.quantizeK(x, xOff, y, yOff, k, true);
+    }
 
     @Override
     public void makeQxQuantsQ6_K(float[] x, int xOff, byte[] L, int lOff, float[] scales, int sOff) {

@@ -50,8 +50,9 @@ class GgmlBlockKernelsTest {
             this.size = size;
         }
 
+        /** Whether the kernels quantize to it (q6_K's quantizer is {@code KQuants}, its search a kernel). */
         boolean quantizable() {
-            return qk == 32;
+            return this != Q6_K;
         }
 
         String fixture() {
@@ -65,6 +66,8 @@ class GgmlBlockKernelsTest {
                 case Q5_0 -> k.quantizeQ5_0(x, xOff, y, yOff, n);
                 case Q5_1 -> k.quantizeQ5_1(x, xOff, y, yOff, n);
                 case Q8_0 -> k.quantizeQ8_0(x, xOff, y, yOff, n);
+                case Q4_K -> k.quantizeQ4_K(x, xOff, y, yOff, n);
+                case Q5_K -> k.quantizeQ5_K(x, xOff, y, yOff, n);
                 default -> throw new IllegalArgumentException(name());
             }
         }
@@ -209,6 +212,9 @@ class GgmlBlockKernelsTest {
         }
         int n = nb * t.qk;
         float[] x = hardValues(n + 64, seed);
+        if (t.qk == 256) {
+            finite(x); // the K-quants' quantizers take finite values
+        }
         int xOff = (int) (seed * 7) % 32;
         int yOff = (int) seed;
         byte[] expected = new byte[yOff + nb * t.size + 5];
@@ -220,7 +226,7 @@ class GgmlBlockKernelsTest {
             assertThat(Arrays.copyOfRange(actual, at, at + t.size))
                     .as(
                             "%s block %d of %s",
-                            t, b, Arrays.toString(Arrays.copyOfRange(x, xOff + 32 * b, xOff + 32 * b + 32)))
+                            t, b, Arrays.toString(Arrays.copyOfRange(x, xOff + t.qk * b, xOff + t.qk * b + t.qk)))
                     .isEqualTo(Arrays.copyOfRange(expected, at, at + t.size));
         }
         assertThat(actual).isEqualTo(expected);
@@ -360,6 +366,122 @@ class GgmlBlockKernelsTest {
         }
     }
 
+    static void finite(float[] x) {
+        for (int i = 0; i < x.length; i++) {
+            if (!Float.isFinite(x[i])) {
+                x[i] = 0f;
+            }
+        }
+    }
+
+    static Stream<Arguments> kQuantsSeeds() {
+        List<Arguments> args = new ArrayList<>();
+        for (Type t : List.of(Type.Q4_K, Type.Q5_K)) {
+            for (long seed = 1; seed <= 12; seed++) {
+                args.add(Arguments.of(t, seed));
+            }
+        }
+        return args.stream();
+    }
+
+    /**
+     * Rows of q4_K and q5_K super-blocks (1 to 9, so both halves of a 16-lane batch and a partial batch), each of a
+     * kind {@code make_qkx2_quants} treats specially: Gaussian, heavy outliers, all zero, constant, tiny and subnormal,
+     * large magnitude (sums of squares overflow), a single non-zero value, negative only, positive only, values on the
+     * code grid, or sub-blocks of the 32-value types' hard kinds made finite; and within a super-block single
+     * sub-blocks zeroed, constant or scaled far below the others (their 6-bit scale rounds to 0, keeping the search's
+     * codes). Vector and reference bytes identical.
+     */
+    @ParameterizedTest(name = "{0} seed {1}")
+    @MethodSource("kQuantsSeeds")
+    void quantizesKQuantsAsTheReference(Type t, long seed) {
+        SplittableRandom r = new SplittableRandom(seed * 1009);
+        int nb = 1 + (int) (seed % 9);
+        int xOff = r.nextInt(40);
+        float[] x = new float[xOff + nb * 256 + 7];
+        float[] hard = hardValues(nb * 256, seed);
+        finite(hard);
+        for (int b = 0; b < nb; b++) {
+            int o = xOff + 256 * b;
+            float scale = (float) Math.pow(10, r.nextInt(-6, 7));
+            for (int i = 0; i < 256; i++) {
+                x[o + i] = (float) r.nextGaussian() * scale;
+            }
+            switch (r.nextInt(11)) {
+                case 0 -> { // heavy outliers
+                    for (int k = 0; k < 4; k++) {
+                        x[o + r.nextInt(256)] *= 1000f * (r.nextBoolean() ? 1 : -1);
+                    }
+                }
+                case 1 -> Arrays.fill(x, o, o + 256, 0f);
+                case 2 -> Arrays.fill(x, o, o + 256, (float) r.nextGaussian());
+                case 3 -> { // tiny and subnormal
+                    for (int i = 0; i < 256; i++) {
+                        x[o + i] = r.nextBoolean()
+                                ? Float.intBitsToFloat(r.nextInt(1, 0x00800000)) * (r.nextBoolean() ? 1 : -1)
+                                : (float) r.nextGaussian() * 1e-30f;
+                    }
+                }
+                case 4 -> { // large magnitude: x * x and the sums overflow
+                    for (int i = 0; i < 256; i++) {
+                        x[o + i] = (float) r.nextGaussian() * (r.nextBoolean() ? 1e20f : 1e37f);
+                    }
+                }
+                case 5 -> {
+                    Arrays.fill(x, o, o + 256, 0f);
+                    x[o + r.nextInt(256)] = (float) r.nextGaussian() * scale;
+                }
+                case 6 -> {
+                    for (int i = 0; i < 256; i++) {
+                        x[o + i] = -Math.abs(x[o + i]);
+                    }
+                }
+                case 7 -> {
+                    for (int i = 0; i < 256; i++) {
+                        x[o + i] = Math.abs(x[o + i]);
+                    }
+                }
+                case 8 -> { // the code grid: integers times a power of two, ties of the first step
+                    for (int i = 0; i < 256; i++) {
+                        x[o + i] = r.nextInt(-31, 32) * 0.125f + (r.nextBoolean() ? 0.0625f : 0f);
+                    }
+                }
+                case 9 -> System.arraycopy(hard, 256 * b, x, o, 256);
+                default -> {}
+            }
+            for (int sb = 0; sb < 8; sb++) {
+                int so = o + 32 * sb;
+                switch (r.nextInt(12)) {
+                    case 0 -> Arrays.fill(x, so, so + 32, 0f);
+                    case 1 -> Arrays.fill(x, so, so + 32, x[so]);
+                    case 2 -> {
+                        for (int i = 0; i < 32; i++) {
+                            x[so + i] *= 1e-4f;
+                        }
+                    }
+                    case 3 -> {
+                        for (int i = 0; i < 32; i++) {
+                            x[so + i] = -Math.abs(x[so + i]) - 1f;
+                        }
+                    }
+                    default -> {}
+                }
+            }
+        }
+        int yOff = r.nextInt(9);
+        byte[] expected = new byte[yOff + nb * t.size + 5];
+        byte[] actual = expected.clone();
+        t.quantize(REF, x, xOff, expected, yOff, nb * 256);
+        t.quantize(VEC, x, xOff, actual, yOff, nb * 256);
+        for (int b = 0; b < nb; b++) {
+            int at = yOff + b * t.size;
+            assertThat(Arrays.copyOfRange(actual, at, at + t.size))
+                    .as("%s super-block %d of %d", t, b, nb)
+                    .isEqualTo(Arrays.copyOfRange(expected, at, at + t.size));
+        }
+        assertThat(actual).isEqualTo(expected);
+    }
+
     /**
      * q6_K's scale search ({@code make_qx_quants} of 16 sub-blocks of 16) against the reference: codes and scales
      * identical in their bits, on the hard values made finite (the quantizers take finite values only), with all-zero
@@ -441,7 +563,7 @@ class GgmlBlockKernelsTest {
     @ParameterizedTest
     @EnumSource(
             value = Type.class,
-            names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"})
+            names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K"})
     void quantizesToGgmlsBytes(Type t) {
         float[] input = floats(fixture("input.f32"));
         byte[] expected = fixture(t.fixture() + ".bin");

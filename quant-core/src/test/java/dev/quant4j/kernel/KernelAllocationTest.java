@@ -199,6 +199,12 @@ class KernelAllocationTest {
         assertThat(steadyBytesPerCall(() -> k.quantizeQ8_0(x, 0, q, 0, n)))
                 .as("quantizeQ8_0")
                 .isZero();
+        assertThat(steadyBytesPerCall(() -> k.quantizeQ4_K(x, 0, q, 0, n)))
+                .as("quantizeQ4_K")
+                .isZero();
+        assertThat(steadyBytesPerCall(() -> k.quantizeQ5_K(x, 0, q, 0, n)))
+                .as("quantizeQ5_K")
+                .isZero();
         assertThat(steadyBytesPerCall(() -> k.dequantizeQ4_0(q, 0, y, 0, n)))
                 .as("dequantizeQ4_0")
                 .isZero();
