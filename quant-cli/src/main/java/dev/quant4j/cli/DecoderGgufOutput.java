@@ -164,21 +164,9 @@ final class DecoderGgufOutput {
         DecoderOutput.Options calibOptions = cmd.decoderOptions;
         // the user's sequences are read (and the text tokenized) before the model
         boolean calibrated = gptq || awq;
-        TextTokenizer tokenizer = calibrated ? DecoderOutput.openTokenizer(cmd.in, calibOptions) : null;
-        TextSequences.Lines lines;
-        try {
-            lines = calibrated
-                    ? TextSequences.read("calib", calibOptions.calibText, calibOptions.calibTokens, tokenizer)
-                    : null;
-        } finally {
-            if (tokenizer != null) {
-                tokenizer.close();
-            }
-        }
-        if (lines != null && calibOptions.seed != null) {
-            throw new IllegalArgumentException("--seed applies to sequences sampled from the model; " + lines.option()
-                    + " sequences are cut from the file");
-        }
+        DecoderOutput.UserSequences user = DecoderOutput.UserSequences.read(cmd.in, calibOptions, calibrated);
+        TextTokenizer tokenizer = user.tokenizer();
+        TextSequences.Lines lines = user.lines();
         QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
         if (calibrated && cmd.strict) {
             requireWholeBlocks(source, type);
@@ -316,15 +304,7 @@ final class DecoderGgufOutput {
             err.flush();
             int layers = fp32.config().layers();
             GgufDecoderGptq.Result result = new GgufDecoderGptq(type, damp, pool)
-                    .quantize(fp32, calibration.sequences(), b -> {
-                        err.printf(
-                                Locale.ROOT,
-                                "quant: block %d/%d done (%.1f s)%n",
-                                b,
-                                layers,
-                                (System.nanoTime() - start) / 1e9);
-                        err.flush();
-                    });
+                    .quantize(fp32, calibration.sequences(), DecoderOutput.blockProgress(err, layers, start));
             for (LayerReport r : result.layers()) {
                 if (r.keptRtn()) {
                     err.println("quant: '" + r.name() + ".weight' kept ggml's reference " + type + " blocks: GPTQ's"
@@ -371,15 +351,7 @@ final class DecoderGgufOutput {
             int layers = fp32.config().layers();
             return new DecoderQuantizer(
                             new DecoderQuantizer.Setting(DecoderQuantizer.Method.AWQ_BLOCK, 4, 32, false, false), pool)
-                    .awqFolded(fp32, calibration.sequences(), type, b -> {
-                        err.printf(
-                                Locale.ROOT,
-                                "quant: block %d/%d done (%.1f s)%n",
-                                b,
-                                layers,
-                                (System.nanoTime() - start) / 1e9);
-                        err.flush();
-                    });
+                    .awqFolded(fp32, calibration.sequences(), type, DecoderOutput.blockProgress(err, layers, start));
         } finally {
             pool.shutdown();
         }

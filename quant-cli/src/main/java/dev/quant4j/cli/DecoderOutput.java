@@ -186,19 +186,9 @@ final class DecoderOutput {
         PrintWriter out = cmd.spec.commandLine().getOut();
         PrintWriter err = cmd.spec.commandLine().getErr();
         // the user's sequences are read (and the text tokenized) before the model
-        TextTokenizer tokenizer = calibrated ? openTokenizer(cmd.in, options) : null;
-        TextSequences.Lines lines;
-        try {
-            lines = calibrated ? TextSequences.read("calib", options.calibText, options.calibTokens, tokenizer) : null;
-        } finally {
-            if (tokenizer != null) {
-                tokenizer.close();
-            }
-        }
-        if (lines != null && options.seed != null) {
-            throw new IllegalArgumentException("--seed applies to sequences sampled from the model; " + lines.option()
-                    + " sequences are cut from the file");
-        }
+        UserSequences user = UserSequences.read(cmd.in, options, calibrated);
+        TextTokenizer tokenizer = user.tokenizer();
+        TextSequences.Lines lines = user.lines();
         // a folder too large for the heap in float32 is read block by block (the user's sequences need no model)
         boolean streamed = lines != null
                 && !bin
@@ -233,15 +223,8 @@ final class DecoderOutput {
                     calibText);
             err.flush();
             int layers = fp32.config().layers();
-            DecoderQuantizer.Result result = new DecoderQuantizer(setting, pool).quantize(fp32, calibration, b -> {
-                err.printf(
-                        Locale.ROOT,
-                        "quant: block %d/%d done (%.1f s)%n",
-                        b,
-                        layers,
-                        (System.nanoTime() - start) / 1e9);
-                err.flush();
-            });
+            DecoderQuantizer.Result result =
+                    new DecoderQuantizer(setting, pool).quantize(fp32, calibration, blockProgress(err, layers, start));
             int keptRtn = report(out, source, setting, result);
             return gptqFormat
                     ? writeGptq(out, err, source, result, keptRtn)
@@ -249,6 +232,41 @@ final class DecoderOutput {
         } finally {
             pool.shutdown();
         }
+    }
+
+    /**
+     * The calibration sequences the user gave ({@code --calib-text} or {@code --calib-tokens}), read (and the text
+     * tokenized, the tokenizer closed again) before the model, with the tokenizer for its vocabulary check; both null
+     * when not {@code calibrated} or when the sequences are to be sampled from the model.
+     */
+    record UserSequences(TextTokenizer tokenizer, TextSequences.Lines lines) {
+
+        static UserSequences read(Path model, Options options, boolean calibrated) throws IOException {
+            TextTokenizer tokenizer = calibrated ? openTokenizer(model, options) : null;
+            TextSequences.Lines lines;
+            try {
+                lines = calibrated
+                        ? TextSequences.read("calib", options.calibText, options.calibTokens, tokenizer)
+                        : null;
+            } finally {
+                if (tokenizer != null) {
+                    tokenizer.close();
+                }
+            }
+            if (lines != null && options.seed != null) {
+                throw new IllegalArgumentException("--seed applies to sequences sampled from the model; "
+                        + lines.option() + " sequences are cut from the file");
+            }
+            return new UserSequences(tokenizer, lines);
+        }
+    }
+
+    /** One line on {@code err} as each of the {@code layers} blocks is done, with the time since {@code start}. */
+    static java.util.function.IntConsumer blockProgress(PrintWriter err, int layers, long start) {
+        return b -> {
+            err.printf(Locale.ROOT, "quant: block %d/%d done (%.1f s)%n", b, layers, (System.nanoTime() - start) / 1e9);
+            err.flush();
+        };
     }
 
     /**
