@@ -99,6 +99,12 @@ final class GgufOutput {
         long start = System.nanoTime();
         String m = cmd.method.toLowerCase(Locale.ROOT);
         boolean gptq = m.equals("gptq");
+        if (m.startsWith("awq")) {
+            throw new IllegalArgumentException("--format gguf: --method " + cmd.method + " needs a whole decoder"
+                    + " (--model M --method awq-block --gguf-type q4_0|q4_1|q5_0|q5_1|q8_0): AWQ's per-input-channel"
+                    + " scales are folded into the norm before each matrix, and GGUF has no place for them on a"
+                    + " matrix alone");
+        }
         if (!m.equals("rtn") && !gptq) {
             throw new IllegalArgumentException("--format gguf: --method " + cmd.method
                     + " is not available; GGUF output uses ggml's reference quantizers (--method rtn) or GPTQ into"

@@ -231,6 +231,7 @@ class QuantizeGgufFormatTest {
                 out
             },
             {"--format", "gguf", "--gguf-type", "q4_0", "--method", "nf4", "--in", in.toString(), "--out", out},
+            {"--format", "gguf", "--gguf-type", "q4_0", "--method", "awq", "--in", in.toString(), "--out", out},
             {"--format", "gguf", "--gguf-type", "iq2_xs", "--method", "rtn", "--in", in.toString(), "--out", out},
             {
                 "--format",
@@ -259,6 +260,7 @@ class QuantizeGgufFormatTest {
             "--format gguf needs --gguf-type q4_0|q4_1|q5_0|q5_1|q8_0|q4_k|q5_k|q6_k|f16|bf16|f32",
             "--bits does not apply to --format gguf --method rtn",
             "--method nf4 is not available",
+            "--method awq needs a whole decoder (--model M --method awq-block --gguf-type q4_0|q4_1|q5_0|q5_1|q8_0)",
             "quant4j quantizes to q4_0|",
             "must end in .gguf",
             "--gguf-type applies to --format gguf only",
