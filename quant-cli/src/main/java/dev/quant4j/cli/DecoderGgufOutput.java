@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ForkJoinPool;
+import java.util.function.IntConsumer;
 
 /**
  * {@code quant quantize --model model.bin|DIR --format gguf --gguf-type T}: a whole decoder (a llama2.c checkpoint, or
@@ -285,46 +286,33 @@ final class DecoderGgufOutput {
             TextTokenizer tokenizer,
             PrintWriter err,
             long start) {
-        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
-        ForkJoinPool pool = new ForkJoinPool(threads);
-        try {
-            LlamaDecoder fp32 = source.decoder(pool);
-            DecoderCalibration calibration =
-                    DecoderCalibration.of(cmd.decoderOptions, lines, tokenizer, fp32, source.name(), err, start);
-            double damp = cmd.damp == null ? 0.01 : cmd.damp;
-            err.printf(
-                    Locale.ROOT,
-                    "quant: %s, %d layers, dim %d: GPTQ into %s (damping %s); %s%n",
-                    source.name(),
-                    fp32.config().layers(),
-                    fp32.config().dim(),
-                    type,
-                    damp,
-                    calibration.description());
-            err.flush();
-            int layers = fp32.config().layers();
-            GgufDecoderGptq.Result result = new GgufDecoderGptq(type, damp, pool)
-                    .quantize(fp32, calibration.sequences(), DecoderOutput.blockProgress(err, layers, start));
-            for (LayerReport r : result.layers()) {
-                if (r.keptRtn()) {
-                    err.println("quant: '" + r.name() + ".weight' kept ggml's reference " + type + " blocks: GPTQ's"
-                            + String.format(
-                                    Locale.ROOT,
-                                    " output error %.4g on the calibration activations exceeds their %.4g",
-                                    r.gptqError(),
-                                    r.rtnError()));
-                }
+        double damp = cmd.damp == null ? 0.01 : cmd.damp;
+        GgufDecoderGptq.Result result = calibrated(
+                source,
+                lines,
+                tokenizer,
+                err,
+                start,
+                "GPTQ into " + type + " (damping " + damp + ")",
+                (fp32, sequences, pool, progress) ->
+                        new GgufDecoderGptq(type, damp, pool).quantize(fp32, sequences, progress));
+        for (LayerReport r : result.layers()) {
+            if (r.keptRtn()) {
+                err.println("quant: '" + r.name() + ".weight' kept ggml's reference " + type + " blocks: GPTQ's"
+                        + String.format(
+                                Locale.ROOT,
+                                " output error %.4g on the calibration activations exceeds their %.4g",
+                                r.gptqError(),
+                                r.rtnError()));
             }
-            return result;
-        } finally {
-            pool.shutdown();
         }
+        return result;
     }
 
     /**
      * llm-awq's block-level scales and clipping on the FP32 model, every search quantizing as ggml's reference
      * quantizer of {@code type} does ({@link DecoderQuantizer#awqFolded(LlamaDecoder, List, GgmlType,
-     * java.util.function.IntConsumer)}): the folded linears, norms and biases by tensor name.
+     * IntConsumer)}): the folded linears, norms and biases by tensor name.
      */
     private Map<String, FloatMatrix> awq(
             QuantizedDecoderFile.Source source,
@@ -333,6 +321,37 @@ final class DecoderGgufOutput {
             TextTokenizer tokenizer,
             PrintWriter err,
             long start) {
+        return calibrated(
+                source,
+                lines,
+                tokenizer,
+                err,
+                start,
+                "AWQ's block scales and clipping searched for " + type,
+                (fp32, sequences, pool, progress) -> new DecoderQuantizer(
+                                new DecoderQuantizer.Setting(DecoderQuantizer.Method.AWQ_BLOCK, 4, 32, false, false),
+                                pool)
+                        .awqFolded(fp32, sequences, type, progress));
+    }
+
+    /** A calibrated search over the FP32 model's blocks: its result from the sequences, on the pool. */
+    @FunctionalInterface
+    private interface CalibratedRun<T> {
+        T run(LlamaDecoder fp32, List<int[]> sequences, ForkJoinPool pool, IntConsumer progress);
+    }
+
+    /**
+     * {@code run} on the FP32 model and its calibration sequences, on a pool of {@code --threads} threads: first one
+     * line on {@code err} saying the model and {@code what}, then one line as each block is done.
+     */
+    private <T> T calibrated(
+            QuantizedDecoderFile.Source source,
+            TextSequences.Lines lines,
+            TextTokenizer tokenizer,
+            PrintWriter err,
+            long start,
+            String what,
+            CalibratedRun<T> run) {
         int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
@@ -341,17 +360,18 @@ final class DecoderGgufOutput {
                     DecoderCalibration.of(cmd.decoderOptions, lines, tokenizer, fp32, source.name(), err, start);
             err.printf(
                     Locale.ROOT,
-                    "quant: %s, %d layers, dim %d: AWQ's block scales and clipping searched for %s; %s%n",
+                    "quant: %s, %d layers, dim %d: %s; %s%n",
                     source.name(),
                     fp32.config().layers(),
                     fp32.config().dim(),
-                    type,
+                    what,
                     calibration.description());
             err.flush();
-            int layers = fp32.config().layers();
-            return new DecoderQuantizer(
-                            new DecoderQuantizer.Setting(DecoderQuantizer.Method.AWQ_BLOCK, 4, 32, false, false), pool)
-                    .awqFolded(fp32, calibration.sequences(), type, DecoderOutput.blockProgress(err, layers, start));
+            return run.run(
+                    fp32,
+                    calibration.sequences(),
+                    pool,
+                    DecoderOutput.blockProgress(err, fp32.config().layers(), start));
         } finally {
             pool.shutdown();
         }
