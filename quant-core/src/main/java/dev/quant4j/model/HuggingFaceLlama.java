@@ -127,9 +127,29 @@ public final class HuggingFaceLlama {
             return file(name).entry(name).shape();
         }
 
+        /** The bytes tensor {@code name} takes in its file. */
+        public long bytes(String name) {
+            SafeTensors.Entry e = file(name).entry(name);
+            return e.end() - e.begin();
+        }
+
         /** Tensor {@code name} as float32: a matrix {@code [rows, cols]}, or a vector as {@code [1, n]}. */
         public FloatMatrix read(String name) {
             return matrix(file(name), name);
+        }
+
+        /**
+         * Rows {@code [first, first + count)} of the matrix {@code name} as float32 into {@code dst} from {@code off},
+         * read from the file now.
+         */
+        public void readRows(String name, long first, int count, float[] dst, int off) {
+            SafeTensors st = file(name);
+            long[] shape = st.entry(name).shape();
+            if (shape.length != 2 || first < 0 || count < 0 || first + count > shape[0]) {
+                throw new IllegalArgumentException(source + ": tensor '" + name + "' "
+                        + java.util.Arrays.toString(shape) + " has no rows [" + first + ", " + (first + count) + ")");
+            }
+            st.readFloats(name, first * shape[1], Math.toIntExact(count * shape[1]), dst, off);
         }
 
         private SafeTensors file(String name) {

@@ -52,21 +52,41 @@ public final class GgufQuantizer {
 
     /**
      * A tensor of the output: a weight {@code [rows, cols]} to quantize (GGUF extents {@code [cols, rows]}), read by
-     * {@code rows} and {@code inputBytes} bytes large in the input (for progress); or a tensor kept as {@code keptType}
-     * whose bytes {@code copy} writes.
+     * {@code rows} and {@code inputBytes} bytes large in the input (for progress), into {@code type} (null: the
+     * method's); or a tensor kept as {@code keptType} whose bytes {@code copy} writes.
      */
     public record Item(
-            String name, long[] ne, long rows, int cols, Rows reader, long inputBytes, GgmlType keptType, Copy copy) {
+            String name,
+            long[] ne,
+            long rows,
+            int cols,
+            Rows reader,
+            long inputBytes,
+            GgmlType type,
+            GgmlType keptType,
+            Copy copy) {
 
         public Item {
             Objects.requireNonNull(name, "name");
             ne = ne.clone();
+            if (type != null && !type.quantizable()) {
+                throw new IllegalArgumentException("tensor '" + name + "': quant4j does not quantize to ggml type "
+                        + type + "; it does " + GgmlType.quantizableNames());
+            }
         }
 
         /** A weight {@code [rows, cols]} to quantize. */
         public static Item weight(String name, long rows, int cols, long inputBytes, Rows reader) {
             return new Item(
-                    name, new long[] {cols, rows}, rows, cols, Objects.requireNonNull(reader), inputBytes, null, null);
+                    name,
+                    new long[] {cols, rows},
+                    rows,
+                    cols,
+                    Objects.requireNonNull(reader),
+                    inputBytes,
+                    null,
+                    null,
+                    null);
         }
 
         /** A weight stored with more than two GGUF extents, rows being the product of all but {@code ne[0]}. */
@@ -76,12 +96,31 @@ public final class GgufQuantizer {
                 rows = Math.multiplyExact(rows, ne[i]);
             }
             return new Item(
-                    name, ne, rows, Math.toIntExact(ne[0]), Objects.requireNonNull(reader), inputBytes, null, null);
+                    name,
+                    ne,
+                    rows,
+                    Math.toIntExact(ne[0]),
+                    Objects.requireNonNull(reader),
+                    inputBytes,
+                    null,
+                    null,
+                    null);
         }
 
         /** A tensor kept as {@code type}. */
         public static Item kept(String name, long[] ne, GgmlType type, Copy copy) {
-            return new Item(name, ne, 0, 0, null, 0, Objects.requireNonNull(type), Objects.requireNonNull(copy));
+            return new Item(name, ne, 0, 0, null, 0, null, Objects.requireNonNull(type), Objects.requireNonNull(copy));
+        }
+
+        /**
+         * This weight quantized into {@code type} by ggml's reference quantizer instead of the method's (a fallback,
+         * for example F16 for rows that are not whole blocks of the method's type).
+         */
+        public Item as(GgmlType type) {
+            if (reader == null) {
+                throw new IllegalStateException("tensor '" + name + "' is kept, not quantized");
+            }
+            return new Item(name, ne, rows, cols, reader, inputBytes, Objects.requireNonNull(type), null, null);
         }
 
         @Override
@@ -187,7 +226,6 @@ public final class GgufQuantizer {
             Split split,
             CheckpointQuantizer.Progress progress)
             throws IOException {
-        GgmlType type = method.type();
         List<GgufStreamWriter.Spec> specs = new ArrayList<>();
         List<Task> tasks = new ArrayList<>();
         long bytesIn = 0;
@@ -208,14 +246,15 @@ public final class GgufQuantizer {
                 throw new IllegalArgumentException(
                         "tensor '" + it.name() + "' [" + it.rows() + ", " + it.cols() + "] is empty");
             }
-            if (it.cols() % type.blockSize() != 0) {
+            GgmlType as = typeOf(it);
+            if (it.cols() % as.blockSize() != 0) {
                 throw new IllegalArgumentException("tensor '" + it.name() + "' [" + it.rows() + ", " + it.cols()
-                        + "]: its rows of " + it.cols() + " values are not a multiple of the " + type
-                        + " block size " + type.blockSize());
+                        + "]: its rows of " + it.cols() + " values are not a multiple of the " + as
+                        + " block size " + as.blockSize());
             }
-            specs.add(new GgufStreamWriter.Spec(it.name(), it.ne, type));
+            specs.add(new GgufStreamWriter.Spec(it.name(), it.ne, as));
             bytesIn += it.inputBytes();
-            long perBlock = method.whole() != null ? it.rows() : Math.max(1, blockElements / it.cols());
+            long perBlock = whole(it) ? it.rows() : Math.max(1, blockElements / it.cols());
             for (long r = 0; r == 0 || r < it.rows(); r += perBlock) {
                 tasks.add(new Task(i, r, Math.min(it.rows(), r + perBlock)));
             }
@@ -309,7 +348,8 @@ public final class GgufQuantizer {
             p.done(it.name(), task.to() - task.from());
             return null;
         }
-        GgmlType type = method.type();
+        GgmlType type = typeOf(it);
+        boolean whole = whole(it);
         int cols = it.cols();
         long count = task.to() - task.from();
         long n = count * cols;
@@ -319,20 +359,20 @@ public final class GgufQuantizer {
                     + " quantized whole by " + method.label() + " and has " + n + " values, more than an array holds");
         }
         int rows = (int) count;
-        float[] x = method.whole() != null ? new float[(int) n] : values(s, (int) n);
+        float[] x = whole ? new float[(int) n] : values(s, (int) n);
         it.reader().read(task.from(), rows, x);
         String note = null;
         byte[] q;
         int qLength = (int) (rows * rowSize);
-        if (method.whole() != null) {
-            Whole whole;
+        if (whole) {
+            Whole made;
             try {
-                whole = method.whole().apply(FloatMatrix.of(it.name(), rows, cols, x, 0));
+                made = method.whole().apply(FloatMatrix.of(it.name(), rows, cols, x, 0));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("tensor '" + it.name() + "': " + e.getMessage(), e);
             }
-            q = whole.data();
-            note = whole.note();
+            q = made.data();
+            note = made.note();
             if (q.length != qLength) {
                 throw new IllegalStateException("tensor '" + it.name() + "': " + method.label() + " gave " + q.length
                         + " bytes, " + type + " needs " + qLength);
@@ -369,6 +409,16 @@ public final class GgufQuantizer {
                 it.name(),
                 share(it.inputBytes(), task.to(), it.rows()) - share(it.inputBytes(), task.from(), it.rows()));
         return new Result(acc, note);
+    }
+
+    /** The type weight {@code it} is stored in: its own, or the method's. */
+    private GgmlType typeOf(Item it) {
+        return it.type() != null ? it.type() : method.type();
+    }
+
+    /** Whether weight {@code it} goes whole to the method (a weight in another type takes the reference quantizer). */
+    private boolean whole(Item it) {
+        return method.whole() != null && typeOf(it) == method.type();
     }
 
     private static long share(long bytes, long row, long rows) {

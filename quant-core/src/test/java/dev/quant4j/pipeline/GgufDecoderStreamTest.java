@@ -1,0 +1,188 @@
+package dev.quant4j.pipeline;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.quant4j.ggml.GgmlType;
+import dev.quant4j.io.SafeTensorsWriter;
+import dev.quant4j.model.HuggingFaceLlama;
+import dev.quant4j.pipeline.GgufDecoderFile.Stored;
+import dev.quant4j.tensor.FloatMatrix;
+import dev.quant4j.testing.Pools;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ForkJoinPool;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * A Hugging Face folder streamed into GGUF ({@link GgufDecoderStream}) is the file {@link GgufDecoderFile#plan} writes
+ * from the model in memory, byte for byte: stories260K as a sharded BF16 folder (half-split q/k rows, the 172-wide
+ * MLP rows that fall back), and as one F32 file with q/k/v biases.
+ */
+class GgufDecoderStreamTest {
+
+    @TempDir
+    static Path dir;
+
+    static Path bf16;
+    static Path withBias;
+
+    @BeforeAll
+    static void folders() throws Exception {
+        bf16 = dir.resolve("bf16");
+        Files.createDirectories(bf16);
+        List<Map.Entry<String, FloatMatrix>> all = HuggingFaceLlamaFixture.tensors();
+        int half = all.size() / 2;
+        StreamedDecoderTest.writeBf16(bf16.resolve("model-00001-of-00002.safetensors"), all.subList(0, half));
+        StreamedDecoderTest.writeBf16(bf16.resolve("model-00002-of-00002.safetensors"), all.subList(half, all.size()));
+        StringBuilder index = new StringBuilder("{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+        for (int i = 0; i < all.size(); i++) {
+            index.append(i == 0 ? "" : ", ")
+                    .append('"')
+                    .append(all.get(i).getKey())
+                    .append("\": \"model-0000")
+                    .append(i < half ? 1 : 2)
+                    .append("-of-00002.safetensors\"");
+        }
+        Files.writeString(
+                bf16.resolve("model.safetensors.index.json"), index.append("}}").toString());
+        Files.writeString(bf16.resolve("config.json"), HuggingFaceLlamaFixture.CONFIG);
+
+        withBias = dir.resolve("bias");
+        Files.createDirectories(withBias);
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        Random r = new Random(11);
+        for (Map.Entry<String, FloatMatrix> e : all) {
+            FloatMatrix m = e.getValue();
+            w.addF32(e.getKey(), m.rows() == 1 ? new long[] {m.cols()} : new long[] {m.rows(), m.cols()}, m.toArray());
+            if (e.getKey().endsWith("_proj.weight")
+                    && e.getKey().contains("self_attn.")
+                    && !e.getKey().contains("o_proj")) {
+                float[] b = new float[m.rows()];
+                for (int i = 0; i < b.length; i++) {
+                    b[i] = (float) r.nextGaussian();
+                }
+                w.addF32(e.getKey().replace(".weight", ".bias"), new long[] {b.length}, b);
+            }
+        }
+        w.addF32("model.layers.0.self_attn.rotary_emb.inv_freq", new long[] {4}, new float[] {1, 2, 3, 4});
+        w.write(withBias.resolve("model.safetensors"));
+        Files.writeString(withBias.resolve("config.json"), HuggingFaceLlamaFixture.CONFIG);
+    }
+
+    static Stream<Arguments> cases() {
+        List<Arguments> out = new ArrayList<>();
+        for (String folder : List.of("bf16", "bias")) {
+            for (GgmlType t : List.of(GgmlType.F32, GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q6_K)) {
+                out.add(Arguments.of(folder, t));
+            }
+        }
+        return out.stream();
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("cases")
+    void theStreamIsTheFileThePlanWritesAndItsFiguresAgree(String folder, GgmlType type) throws Exception {
+        Path in = folder.equals("bf16") ? bf16 : withBias;
+        Path expected = dir.resolve(folder + "-" + type + "-plan.gguf");
+        GgufDecoderFile.Plan inMemory = GgufDecoderFile.plan(QuantizedDecoderFile.readSource(in), type, false, null);
+        inMemory.write(expected);
+        byte[] want = Files.readAllBytes(expected);
+        for (int threads : new int[] {1, 3}) {
+            // blocks of one to a few rows, so that permuted matrices are read across heads
+            for (int blockElements : new int[] {64, 1 << 18}) {
+                Path got = dir.resolve(folder + "-" + type + "-" + threads + "-" + blockElements + ".gguf");
+                ForkJoinPool pool = new ForkJoinPool(threads);
+                try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(in, pool)) {
+                    GgufDecoderStream.Plan plan = GgufDecoderStream.plan(model, type, false, null);
+                    GgufQuantizer.Summary summary = new GgufQuantizer(
+                                    GgufQuantizer.Method.rtn(type), pool, blockElements)
+                            .write(plan.metadata(), plan.items(), got, null, (name, bytes) -> {});
+                    assertThat(Files.readAllBytes(got))
+                            .as("threads %d, blocks of %d", threads, blockElements)
+                            .isEqualTo(want);
+                    assertThat(plan.skipped()).isEqualTo(inMemory.written().skipped());
+                    List<Stored> stored = plan.stored(summary);
+                    List<Stored> planned = inMemory.written().tensors();
+                    assertThat(stored).hasSameSizeAs(planned);
+                    for (int i = 0; i < stored.size(); i++) {
+                        Stored s = stored.get(i);
+                        Stored p = planned.get(i);
+                        assertThat(List.of(s.name(), s.source(), s.type()))
+                                .isEqualTo(List.of(p.name(), p.source(), p.type()));
+                        assertThat(s.ne()).isEqualTo(p.ne());
+                        assertThat(s.fallback()).isEqualTo(p.fallback());
+                        if (p.error() == null) {
+                            assertThat(s.error()).isNull();
+                        } else {
+                            // the same sums, added per block instead of per weight
+                            assertThat(s.error().mse()).isCloseTo(p.error().mse(), withRelative(1e-9));
+                            assertThat(s.error().sqnrDb()).isCloseTo(p.error().sqnrDb(), withAbsolute(1e-9));
+                            assertThat(s.error().maxAbs()).isEqualTo(p.error().maxAbs());
+                        }
+                    }
+                } finally {
+                    pool.shutdown();
+                }
+                Files.delete(got);
+            }
+        }
+    }
+
+    @Test
+    void strictRefusesTheFallbackAsThePlanDoes() throws Exception {
+        try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(bf16, Pools.TWO)) {
+            String planned = null;
+            try {
+                GgufDecoderFile.plan(QuantizedDecoderFile.readSource(bf16), GgmlType.Q4_0, true, null);
+            } catch (IllegalArgumentException e) {
+                planned = e.getMessage();
+            }
+            assertThat(planned).contains("172");
+            assertThatThrownBy(() -> GgufDecoderStream.plan(model, GgmlType.Q4_0, true, null))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage(planned);
+        }
+    }
+
+    @Test
+    void aTensorTheArchitectureNeedsIsNamedBeforeAnyWork() throws Exception {
+        Path broken = dir.resolve("broken");
+        Files.createDirectories(broken);
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        for (Map.Entry<String, FloatMatrix> e : HuggingFaceLlamaFixture.tensors()) {
+            if (!e.getKey().equals("model.layers.3.mlp.up_proj.weight")) {
+                FloatMatrix m = e.getValue();
+                w.addF32(
+                        e.getKey(),
+                        m.rows() == 1 ? new long[] {m.cols()} : new long[] {m.rows(), m.cols()},
+                        m.toArray());
+            }
+        }
+        w.write(broken.resolve("model.safetensors"));
+        Files.writeString(broken.resolve("config.json"), HuggingFaceLlamaFixture.CONFIG);
+        try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(broken, Pools.TWO)) {
+            assertThatThrownBy(() -> GgufDecoderStream.plan(model, GgmlType.Q8_0, false, null))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("broken: no tensor 'model.layers.3.mlp.up_proj.weight'");
+        }
+    }
+
+    private static org.assertj.core.data.Percentage withRelative(double fraction) {
+        return org.assertj.core.data.Percentage.withPercentage(100 * fraction);
+    }
+
+    private static org.assertj.core.data.Offset<Double> withAbsolute(double d) {
+        return org.assertj.core.data.Offset.offset(d);
+    }
+}
