@@ -1,6 +1,8 @@
 package dev.quant4j.cli;
 
 import dev.quant4j.ggml.GgmlType;
+import dev.quant4j.model.HuggingFaceLlama;
+import dev.quant4j.model.LlamaConfig;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.model.RopeLayout;
 import dev.quant4j.pipeline.DecoderQuantizer;
@@ -8,6 +10,7 @@ import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
 import dev.quant4j.pipeline.GgufDecoderFile;
 import dev.quant4j.pipeline.GgufDecoderFile.Stored;
 import dev.quant4j.pipeline.GgufDecoderGptq;
+import dev.quant4j.pipeline.GgufDecoderStream;
 import dev.quant4j.pipeline.GgufQuantizer;
 import dev.quant4j.pipeline.GgufTokenizer;
 import dev.quant4j.pipeline.QuantizedDecoderFile;
@@ -104,8 +107,7 @@ final class DecoderGgufOutput {
                                 "--calib-tokens",
                                 "--tokenizer",
                                 "--seq-len",
-                                "--seed",
-                                "--threads");
+                                "--seed");
         for (String option : refused) {
             if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
                 throw new IllegalArgumentException(option + " does not apply to --format gguf --model --method " + m
@@ -168,36 +170,24 @@ final class DecoderGgufOutput {
         DecoderOutput.UserSequences user = DecoderOutput.UserSequences.read(cmd.in, calibOptions, calibrated);
         TextTokenizer tokenizer = user.tokenizer();
         TextSequences.Lines lines = user.lines();
-        QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
-        if (calibrated && cmd.strict) {
-            requireWholeBlocks(source, type);
+        if (!calibrated
+                && !Files.isDirectory(cmd.in)
+                && cmd.spec.commandLine().getParseResult().hasMatchedOption("--threads")) {
+            throw new IllegalArgumentException("--threads does not apply to a llama2.c checkpoint with --format gguf"
+                    + " --method rtn: it is quantized in memory, one tensor after another (a Hugging Face folder is"
+                    + " streamed on --threads threads)");
         }
-        if (awq) {
-            source = source.with(awq(source, type, lines, tokenizer, err, start));
-        }
-        GgufTokenizer.Converted vocabulary = null;
-        boolean hasTokenizer = Files.isDirectory(cmd.in) && Files.isRegularFile(cmd.in.resolve("tokenizer.json"));
-        if (hasTokenizer) {
-            vocabulary = GgufTokenizer.fromHuggingFace(cmd.in, source.config().vocabSize());
-        }
-        GgufDecoderGptq.Result gptqResult = null;
-        if (gptq) {
-            gptqResult = gptq(source, type, lines, tokenizer, err, start);
-        }
-        GgufDecoderFile.Plan plan = GgufDecoderFile.plan(
-                source,
-                type,
-                cmd.strict,
-                vocabulary == null ? null : vocabulary.metadata(),
-                gptqResult == null ? Map.of() : gptqResult.linears());
+        Written written = calibrated || !Files.isDirectory(cmd.in)
+                ? inMemory(type, gptq, awq, lines, tokenizer, err, start)
+                : streamed(type, err);
         Map<String, LayerReport> reports = new LinkedHashMap<>();
-        if (gptqResult != null) {
-            for (LayerReport r : gptqResult.layers()) {
+        if (written.gptq() != null) {
+            for (LayerReport r : written.gptq().layers()) {
                 reports.put(r.name() + ".weight", r);
             }
         }
         int fallbacks = 0;
-        for (Stored s : plan.written().tensors()) {
+        for (Stored s : written.tensors()) {
             StringBuilder line = new StringBuilder(
                     String.format(Locale.ROOT, "%s (%s) %s %s", s.name(), s.source(), ne(s.ne()), s.type()));
             if (s.error() != null) {
@@ -224,16 +214,17 @@ final class DecoderGgufOutput {
                         + " (as llama.cpp's quantize falls back)");
             }
         }
-        for (String skipped : plan.written().skipped()) {
+        for (String skipped : written.skipped()) {
             err.println("quant: '" + skipped + "' not written: the llama architecture has no such tensor"
                     + (skipped.startsWith("freqs_") ? " (llama.cpp computes the rotary tables)" : ""));
         }
+        GgufTokenizer.Converted vocabulary = written.vocabulary();
         if (vocabulary != null && vocabulary.metadata() != null) {
             err.println(
                     "quant: the vocabulary is " + cmd.in.resolve("tokenizer.json") + "'s: " + vocabulary.description());
         } else {
             err.println("quant: the vocabulary is a placeholder of "
-                    + source.config().vocabSize() + " tokens (<unk>,"
+                    + written.config().vocabSize() + " tokens (<unk>,"
                     + " <s>, </s>, 256 byte tokens, <tok_N>)"
                     + (vocabulary != null
                             ? ": tokenizer.json is not carried into GGUF, " + vocabulary.unsupported()
@@ -242,16 +233,12 @@ final class DecoderGgufOutput {
                                     : ": a llama2.c checkpoint has no tokenizer.json")
                     + "; run the model on token ids");
         }
-        GgufQuantizer.Split split = options.split(cmd.maxShardSize);
-        List<Path> files =
-                split == null ? List.of(cmd.out) : plan.writeSplit(cmd.out, split.maxBytes(), split.maxTensors());
-        if (split == null) {
-            plan.write(cmd.out);
-        }
+        List<Path> files = written.files();
         long bytes = 0;
         for (Path f : files) {
             bytes += Files.size(f);
         }
+        GgufDecoderGptq.Result gptqResult = written.gptq();
         out.printf(
                 Locale.ROOT,
                 "wrote %s (llama, %d tensors, matrices %s%s%s%s; %d bytes)%n",
@@ -259,7 +246,7 @@ final class DecoderGgufOutput {
                         ? cmd.out
                         : files.size() + " splits " + files.get(0).getFileName() + " ... "
                                 + files.get(files.size() - 1).getFileName(),
-                plan.written().tensors().size(),
+                written.tensors().size(),
                 type,
                 fallbacks > 0 ? ", " + fallbacks + " of them in a fallback type" : "",
                 gptqResult == null
@@ -268,11 +255,103 @@ final class DecoderGgufOutput {
                                 Locale.ROOT,
                                 "; block linears by GPTQ, %d kept ggml's reference blocks",
                                 gptqResult.keptRtn()),
-                source.config().rope() == RopeLayout.HALF_SPLIT
+                written.config().rope() == RopeLayout.HALF_SPLIT
                         ? "; q/k rows permuted back to the interleaved rotary layout"
                         : "",
                 bytes);
         return Quant.OK;
+    }
+
+    /**
+     * What was written: every tensor as stored, the source's tensors left out, the files, the vocabulary converted from
+     * the folder's tokenizer (or null), the model's configuration and GPTQ's result (or null).
+     */
+    private record Written(
+            List<Stored> tensors,
+            List<String> skipped,
+            List<Path> files,
+            GgufTokenizer.Converted vocabulary,
+            LlamaConfig config,
+            GgufDecoderGptq.Result gptq) {}
+
+    /** The vocabulary of the folder's {@code tokenizer.json}, or null (no tokenizer, or a llama2.c checkpoint). */
+    private GgufTokenizer.Converted vocabulary(LlamaConfig config) throws IOException {
+        boolean hasTokenizer = Files.isDirectory(cmd.in) && Files.isRegularFile(cmd.in.resolve("tokenizer.json"));
+        return hasTokenizer ? GgufTokenizer.fromHuggingFace(cmd.in, config.vocabSize()) : null;
+    }
+
+    /**
+     * The model read whole into memory (a llama2.c checkpoint, or any calibrated method), quantized and written by
+     * {@link GgufDecoderFile#plan}.
+     */
+    private Written inMemory(
+            GgmlType type,
+            boolean gptq,
+            boolean awq,
+            TextSequences.Lines lines,
+            TextTokenizer tokenizer,
+            PrintWriter err,
+            long start)
+            throws IOException {
+        QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);
+        if ((gptq || awq) && cmd.strict) {
+            requireWholeBlocks(source, type);
+        }
+        if (awq) {
+            source = source.with(awq(source, type, lines, tokenizer, err, start));
+        }
+        GgufTokenizer.Converted vocabulary = vocabulary(source.config());
+        GgufDecoderGptq.Result gptqResult = null;
+        if (gptq) {
+            gptqResult = gptq(source, type, lines, tokenizer, err, start);
+        }
+        GgufDecoderFile.Plan plan = GgufDecoderFile.plan(
+                source,
+                type,
+                cmd.strict,
+                vocabulary == null ? null : vocabulary.metadata(),
+                gptqResult == null ? Map.of() : gptqResult.linears());
+        GgufQuantizer.Split split = options.split(cmd.maxShardSize);
+        List<Path> files =
+                split == null ? List.of(cmd.out) : plan.writeSplit(cmd.out, split.maxBytes(), split.maxTensors());
+        if (split == null) {
+            plan.write(cmd.out);
+        }
+        return new Written(
+                plan.written().tensors(), plan.written().skipped(), files, vocabulary, source.config(), gptqResult);
+    }
+
+    /**
+     * A Hugging Face folder with ggml's reference quantizers, streamed ({@link GgufDecoderStream}): the file the
+     * in-memory plan writes, read a few row blocks at a time on {@code --threads} threads, with progress on {@code
+     * err}.
+     */
+    private Written streamed(GgmlType type, PrintWriter err) throws IOException {
+        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
+        if (threads < 1) {
+            throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
+        }
+        ForkJoinPool pool = new ForkJoinPool(threads);
+        try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(cmd.in, pool)) {
+            GgufTokenizer.Converted vocabulary = vocabulary(model.config());
+            GgufDecoderStream.Plan plan =
+                    GgufDecoderStream.plan(model, type, cmd.strict, vocabulary == null ? null : vocabulary.metadata());
+            long total = 0;
+            for (GgufQuantizer.Item it : plan.items()) {
+                total += it.reader() != null ? it.inputBytes() : 0;
+            }
+            ProgressLine progress = new ProgressLine(err, total, System.console() != null);
+            GgufQuantizer.Summary summary;
+            try {
+                summary = new GgufQuantizer(GgufQuantizer.Method.rtn(type), pool)
+                        .write(plan.metadata(), plan.items(), cmd.out, options.split(cmd.maxShardSize), progress);
+            } finally {
+                progress.finish();
+            }
+            return new Written(plan.stored(summary), plan.skipped(), summary.files(), vocabulary, model.config(), null);
+        } finally {
+            pool.shutdown();
+        }
     }
 
     /**

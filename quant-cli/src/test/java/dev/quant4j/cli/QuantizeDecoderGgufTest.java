@@ -57,6 +57,58 @@ class QuantizeDecoderGgufTest {
         }
     }
 
+    /**
+     * A Hugging Face folder is streamed on --threads threads (the heap holds a few row blocks): the bytes and the report
+     * of the model read whole.
+     */
+    @Test
+    void aFolderIsStreamedIntoTheFileOfTheModelReadWhole() throws Exception {
+        Path hf = TextCalibrationTest.folder(dir, "hf", 512, null);
+        Path out = dir.resolve("hf-q4_k.gguf");
+        QuantCliTest.Result r = QuantCliTest.run(
+                "quantize",
+                "--model",
+                hf.toString(),
+                "--method",
+                "rtn",
+                "--format",
+                "gguf",
+                "--gguf-type",
+                "q4_k",
+                "--threads",
+                "2",
+                "--out",
+                out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        GgufDecoderFile.Plan plan = GgufDecoderFile.plan(QuantizedDecoderFile.readSource(hf), GgmlType.Q4_K, false);
+        assertThat(Files.readAllBytes(out)).isEqualTo(plan.writer().toBytes());
+        for (GgufDecoderFile.Stored s : plan.written().tensors()) {
+            assertThat(r.out()).contains(s.name() + " (" + s.source() + ") ");
+        }
+        assertThat(r.out())
+                .contains("blk.0.attn_q.weight (model.layers.0.self_attn.q_proj.weight) [64 x 64] q5_0")
+                .contains("wrote " + out + " (llama, 47 tensors, matrices q4_K, 36 of them in a fallback type;");
+        assertThat(r.err())
+                .contains("quant: 'blk.0.ffn_down.weight' written as f16, not q4_K")
+                .contains(hf + " has no tokenizer.json");
+        // without --threads (one per core): the same file
+        Path again = dir.resolve("again.gguf");
+        QuantCliTest.Result r2 = QuantCliTest.run(
+                "quantize",
+                "--model",
+                hf.toString(),
+                "--method",
+                "rtn",
+                "--format",
+                "gguf",
+                "--gguf-type",
+                "q4_k",
+                "--out",
+                again.toString());
+        assertThat(r2.code()).as(r2.err()).isZero();
+        assertThat(Files.readAllBytes(again)).isEqualTo(Files.readAllBytes(out));
+    }
+
     @Test
     void refusesWhatDoesNotApply() {
         Path out = dir.resolve("x.gguf");
@@ -92,6 +144,9 @@ class QuantizeDecoderGgufTest {
         QuantCliTest.Result strict = QuantCliTest.run(concat(base, "--method", "rtn", "--strict"));
         assertThat(strict.code()).isEqualTo(2);
         assertThat(strict.err()).contains("model.layers.0.mlp.down_proj.weight").contains("strict");
+        QuantCliTest.Result threads = QuantCliTest.run(concat(base, "--method", "rtn", "--threads", "2"));
+        assertThat(threads.code()).isEqualTo(2);
+        assertThat(threads.err()).contains("--threads does not apply to a llama2.c checkpoint");
         QuantCliTest.Result noType = QuantCliTest.run(
                 "quantize",
                 "--model",
