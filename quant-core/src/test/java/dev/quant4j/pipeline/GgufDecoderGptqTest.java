@@ -172,16 +172,17 @@ class GgufDecoderGptqTest {
      * type too, as in the RTN file) to the FP32 model, on 8 held-out sequences, with GPTQ calibrated on 8.
      */
     @ParameterizedTest
-    @CsvSource({"q4_0, 0.92", "q4_1, 0.92"})
-    void gptqBeatsGgmlsReferenceQuantizerIntoTheSameType(String typeName, double bound) {
+    @CsvSource({"q4_0, COLUMNS, 0.92", "q4_1, COLUMNS, 0.92", "q4_1, ACT_ORDER, 0.92"})
+    void gptqBeatsGgmlsReferenceQuantizerIntoTheSameType(String typeName, GgmlGptq.Order order, double bound) {
         GgmlType type = GgmlType.byName(typeName);
         NextTokenMetrics.Summary rtn =
                 kl(GgufDecoderFile.plan(source, type, false).writer().toBytes());
-        NextTokenMetrics.Summary gptq = kl(gptqFile(type, calibration));
+        NextTokenMetrics.Summary gptq = kl(gptqFile(type, order, calibration));
         System.out.printf(
                 Locale.ROOT,
-                "stories260K %s: ggml's reference KL %.4f, GPTQ KL %.4f (%.3fx)%n",
+                "stories260K %s %s: ggml's reference KL %.4f, GPTQ KL %.4f (%.3fx)%n",
                 type,
+                order,
                 rtn.klMean(),
                 gptq.klMean(),
                 gptq.klMean() / rtn.klMean());
