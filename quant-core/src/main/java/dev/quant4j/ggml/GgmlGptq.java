@@ -77,7 +77,8 @@ public final class GgmlGptq {
     private GgmlGptq() {}
 
     /**
-     * GPTQ of {@code w} {@code [rows, cols]} into {@code type} with the Hessian of {@code hessian}.
+     * GPTQ of {@code w} {@code [rows, cols]} into {@code type} with the Hessian of {@code hessian}, columns in order
+     * ({@link Order#COLUMNS}).
      *
      * @param percdamp damping as a fraction of the mean Hessian diagonal (gptq.py's default 0.01); raised tenfold up
      *     to twice when {@code H} is not positive definite
