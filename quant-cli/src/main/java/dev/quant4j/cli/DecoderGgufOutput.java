@@ -1,5 +1,6 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.ggml.GgmlGptq;
 import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.LlamaConfig;
@@ -34,6 +35,8 @@ import java.util.function.IntConsumer;
  * {@code --method gptq --group-size 32} ({@code --bits 4 --sym} q4_0, {@code --bits 4 --asym} q4_1, {@code --bits 8
  * --sym} q8_0) the block linears are GPTQ's blocks ({@link GgufDecoderGptq}), calibrated as {@code --format
  * safetensors} calibrates ({@link DecoderCalibration}); the embeddings and output head stay ggml's reference blocks.
+ * {@code --act-order} quantizes each linear's columns by descending Hessian diagonal with every block's parameters fixed
+ * up front ({@link GgmlGptq.Order#ACT_ORDER}); {@code --static-groups} alone fixes them and keeps the column order.
  */
 final class DecoderGgufOutput {
 
@@ -79,14 +82,7 @@ final class DecoderGgufOutput {
                         "--accuracy-level")
                 : gptq
                         ? List.of(
-                                "--signed",
-                                "--block-size",
-                                "--double-quant",
-                                "--act-order",
-                                "--static-groups",
-                                "--mse",
-                                "--include",
-                                "--accuracy-level")
+                                "--signed", "--block-size", "--double-quant", "--mse", "--include", "--accuracy-level")
                         : List.of(
                                 "--bits",
                                 "--group-size",
@@ -112,8 +108,8 @@ final class DecoderGgufOutput {
             if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
                 throw new IllegalArgumentException(option + " does not apply to --format gguf --model --method " + m
                         + (gptq
-                                ? ": ggml's blocks are 32 columns in order, each with its own FP16 scale, and every"
-                                        + " block linear is quantized"
+                                ? ": ggml's blocks are 32 columns, each with its own FP16 scale, and every block"
+                                        + " linear is quantized"
                                 : ": the --gguf-type fixes the bits and the blocks of every matrix"
                                         + (awq ? ", and AWQ's searches quantize as ggml does" : "")));
             }
@@ -366,15 +362,16 @@ final class DecoderGgufOutput {
             PrintWriter err,
             long start) {
         double damp = cmd.damp == null ? 0.01 : cmd.damp;
+        GgmlGptq.Order order = GgufOutput.gptqOrder(cmd);
         GgufDecoderGptq.Result result = calibrated(
                 source,
                 lines,
                 tokenizer,
                 err,
                 start,
-                "GPTQ into " + type + " (damping " + damp + ")",
+                "GPTQ" + GgufOutput.describe(order) + " into " + type + " (damping " + damp + ")",
                 (fp32, sequences, pool, progress) ->
-                        new GgufDecoderGptq(type, damp, pool).quantize(fp32, sequences, progress));
+                        new GgufDecoderGptq(type, damp, order, pool).quantize(fp32, sequences, progress));
         for (LayerReport r : result.layers()) {
             if (r.keptRtn()) {
                 err.println("quant: '" + r.name() + ".weight' kept ggml's reference " + type + " blocks: GPTQ's"

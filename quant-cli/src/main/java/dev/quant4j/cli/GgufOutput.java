@@ -30,7 +30,7 @@ import picocli.CommandLine.Option;
  * {@code quant quantize --format gguf}: writes a GGUF file whose selected weights are in one of ggml's block types,
  * quantized byte for byte as ggml's reference quantizers do ({@link GgmlQuants}), or with GPTQ into q4_0, q4_1 or q8_0
  * ({@link GgmlGptq}: {@code --method gptq --group-size 32}, {@code --bits 4 --sym}, {@code --bits 4 --asym}, {@code
- * --bits 8 --sym}).
+ * --bits 8 --sym}; {@code --act-order} with static groups, or {@code --static-groups} alone).
  *
  * <p>Inputs: a {@code .npy} matrix {@code [out, in]}, the 2-D weights of a {@code .safetensors} file or of an ONNX
  * model's MatMul nodes (as {@code quant quantize} picks them for the other formats), or a GGUF file. A weight {@code
@@ -111,7 +111,7 @@ final class GgufOutput {
                     + " q4_0, q4_1, q8_0 (--method gptq)");
         }
         List<String> notForThisMethod = gptq
-                ? List.of("--signed", "--block-size", "--double-quant", "--act-order", "--static-groups", "--mse")
+                ? List.of("--signed", "--block-size", "--double-quant", "--mse")
                 : List.of(
                         "--bits",
                         "--group-size",
@@ -129,7 +129,7 @@ final class GgufOutput {
             if (cmd.spec.commandLine().getParseResult().hasMatchedOption(option)) {
                 throw new IllegalArgumentException(option + " does not apply to --format gguf --method " + m
                         + (gptq
-                                ? ": ggml's blocks are 32 columns in order with FP16 scales"
+                                ? ": ggml's blocks are 32 columns with FP16 scales"
                                 : ": the --gguf-type fixes the bits and the blocks"));
             }
         }
@@ -297,8 +297,9 @@ final class GgufOutput {
 
     /** One weight quantized by GPTQ into the type, with its output error against RTN's as the report's note. */
     private GgufQuantizer.Whole gptq(FloatMatrix w, HessianAccumulator hessian) {
-        GgmlGptq.Result g =
-                GgmlGptq.quantize(type, w, hessian, cmd.damp == null ? 0.01 : cmd.damp, ForkJoinPool.commonPool());
+        GgmlGptq.Order order = gptqOrder(cmd);
+        GgmlGptq.Result g = GgmlGptq.quantize(
+                type, w, hessian, cmd.damp == null ? 0.01 : cmd.damp, order, ForkJoinPool.commonPool());
         FloatMatrix rtn = FloatMatrix.of(
                 w.name(),
                 w.rows(),
@@ -309,7 +310,8 @@ final class GgufOutput {
         double signal = hessian.outputError(w, FloatMatrix.zeros(w.name(), w.rows(), w.cols()));
         String note = String.format(
                 Locale.ROOT,
-                ", GPTQ relative output error %s (RTN %s)%s",
+                ", GPTQ%s relative output error %s (RTN %s)%s",
+                describe(order),
                 relative(
                         hessian.outputError(w, FloatMatrix.of(w.name(), w.rows(), w.cols(), g.dequantized(), 0)),
                         signal),
@@ -318,6 +320,25 @@ final class GgufOutput {
                         ? ", " + g.deadColumns() + " of " + w.cols() + " input features never activated"
                         : "");
         return new GgufQuantizer.Whole(g.data(), note);
+    }
+
+    /**
+     * The column order of {@code --act-order} and {@code --static-groups} in ggml's blocks: act-order is always with
+     * static groups, since a block is 32 consecutive original columns with one scale.
+     */
+    static GgmlGptq.Order gptqOrder(QuantizeCommand cmd) {
+        return cmd.actOrder
+                ? GgmlGptq.Order.ACT_ORDER
+                : cmd.staticGroups ? GgmlGptq.Order.STATIC_GROUPS : GgmlGptq.Order.COLUMNS;
+    }
+
+    /** " act-order (static groups)", " static groups" or nothing, for the messages. */
+    static String describe(GgmlGptq.Order order) {
+        return switch (order) {
+            case ACT_ORDER -> " act-order (static groups)";
+            case STATIC_GROUPS -> " static groups";
+            case COLUMNS -> "";
+        };
     }
 
     private boolean isSym() {

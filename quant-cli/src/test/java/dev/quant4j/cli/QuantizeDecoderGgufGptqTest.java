@@ -2,6 +2,7 @@ package dev.quant4j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.quant4j.ggml.GgmlGptq;
 import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.io.Gguf;
 import dev.quant4j.model.LlamaDecoder;
@@ -94,6 +95,74 @@ class QuantizeDecoderGgufGptqTest {
         }
     }
 
+    /**
+     * {@code --act-order}: every linear's columns by descending Hessian diagonal, each block's parameters fixed up front
+     * (static groups); the API's bytes, and a file quant4j's GGUF reader runs like any other.
+     */
+    @Test
+    void actOrderWritesTheApisFileWhichQuant4jRuns() throws Exception {
+        Path out = dir.resolve("stories-gptq-act-q4_0.gguf");
+        QuantCliTest.Result r = QuantCliTest.run(
+                "quantize",
+                "--model",
+                STORIES.toString(),
+                "--format",
+                "gguf",
+                "--method",
+                "gptq",
+                "--bits",
+                "4",
+                "--group-size",
+                "32",
+                "--sym",
+                "--act-order",
+                "--calib-sample",
+                "2",
+                "--seq-len",
+                "32",
+                "--seed",
+                "3",
+                "--threads",
+                "2",
+                "--out",
+                out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.err())
+                .contains("quant: stories260K.bin, 5 layers, dim 64: GPTQ act-order (static groups) into q4_0"
+                        + " (damping 0.01); calibrating on 2 sequences of 32 tokens sampled with seed 3");
+        assertThat(r.out()).contains("matrices q4_0, 5 of them in a fallback type; block linears by GPTQ");
+        QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(STORIES);
+        ForkJoinPool pool = new ForkJoinPool(2);
+        try {
+            LlamaDecoder fp32 = source.decoder(pool);
+            List<int[]> sequences = TokenSampler.sample(fp32, 2, 32, 1, 1.0, 3);
+            GgufDecoderGptq.Result api = new GgufDecoderGptq(GgmlType.Q4_0, 0.01, GgmlGptq.Order.ACT_ORDER, pool)
+                    .quantize(fp32, sequences, null);
+            byte[] expected = GgufDecoderFile.plan(source, GgmlType.Q4_0, false, null, api.linears())
+                    .writer()
+                    .toBytes();
+            assertThat(Files.readAllBytes(out)).isEqualTo(expected);
+            // quant4j's reader runs the file: the dequantized act-order blocks, next to the FP32 model's logits
+            LlamaDecoder read = GgufDecoderFile.read(out).decoder(pool);
+            int[] tokens = sequences.get(0);
+            float[] logits = read.logits(tokens).toArray();
+            assertThat(logits).hasSize(tokens.length * fp32.config().vocabSize());
+            for (float v : logits) {
+                assertThat(v).isFinite();
+            }
+            assertThat(logits).isNotEqualTo(fp32.logits(tokens).toArray());
+        } finally {
+            pool.shutdown();
+        }
+        try (Gguf g = Gguf.open(out)) {
+            assertThat(g.metadata().get("general.file_type").asLong()).isEqualTo(2); // MOSTLY_Q4_0
+            assertThat(g.tensors().stream()
+                            .filter(t -> t.type() == GgmlType.Q4_0)
+                            .count())
+                    .isEqualTo(31);
+        }
+    }
+
     @Test
     void refusesWhatGptqsBlocksCannotTake() {
         Path out = dir.resolve("x.gguf");
@@ -109,10 +178,9 @@ class QuantizeDecoderGgufGptqTest {
                 concat(base, "--bits", "4", "--group-size", "32", "--sym", "--gguf-type", "q4_1"),
                 "--gguf-type q4_1 does not match GPTQ's --bits 4 --group-size 32 --sym, which write q4_0");
         assertRefused(
-                concat(base, "--group-size", "32", "--act-order"),
-                "--act-order does not apply to --format gguf --model --method gptq: ggml's blocks are 32 columns in"
-                        + " order");
-        assertRefused(concat(base, "--group-size", "32", "--mse"), "--mse does not apply");
+                concat(base, "--group-size", "32", "--mse"),
+                "--mse does not apply to --format gguf --model --method gptq: ggml's blocks are 32 columns, each with"
+                        + " its own FP16 scale");
         assertRefused(concat(base, "--group-size", "32", "--signed"), "--signed does not apply");
         assertRefused(concat(base, "--group-size", "32", "--damp", "0"), "--damp 0.0 must be a positive fraction");
         assertRefused(

@@ -3,8 +3,10 @@ package dev.quant4j.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.quant4j.cli.QuantCliTest.Result;
+import dev.quant4j.ggml.GgmlGptq;
 import dev.quant4j.ggml.GgmlQuants;
 import dev.quant4j.ggml.GgmlType;
+import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.io.DType;
 import dev.quant4j.io.Gguf;
 import dev.quant4j.io.GgufValue;
@@ -19,10 +21,12 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code quant quantize --format gguf} through the command line: exit codes, messages and the files written. */
@@ -363,15 +367,64 @@ class QuantizeGgufFormatTest {
                 "gptq",
                 "--group-size",
                 "32",
-                "--act-order",
+                "--mse",
                 "--calib",
                 calib.toString(),
                 "--in",
                 in.toString(),
                 "--out",
                 dir.resolve("w3.gguf").toString());
-        assertThat(r.err()).contains("--act-order does not apply to --format gguf --method gptq");
+        assertThat(r.err()).contains("--mse does not apply to --format gguf --method gptq");
         assertThat(files()).doesNotContain("w3.gguf");
+    }
+
+    /**
+     * {@code --act-order} (always with static groups in ggml's blocks) and {@code --static-groups} alone: {@link
+     * GgmlGptq}'s blocks in that order, over two lazy batches of columns.
+     */
+    @ParameterizedTest
+    @CsvSource({
+        "--act-order, --asym, q4_1, ACT_ORDER, act-order (static groups)",
+        "--static-groups, --sym, q4_0, STATIC_GROUPS, static groups"
+    })
+    void gptqTakesActOrderWithStaticGroups(
+            String option, String symmetry, String typeName, GgmlGptq.Order order, String said) throws Exception {
+        FloatMatrix w = Gaussian.matrix("w", 21, 9, 256, 0.1);
+        Path in = dir.resolve("w.npy");
+        Npy.write(in, w);
+        FloatMatrix x = Gaussian.matrix("x", 22, 300, 256, 1.0);
+        Path calib = dir.resolve("x.npy");
+        Npy.write(calib, x);
+        HessianAccumulator h = new HessianAccumulator("x", 256);
+        h.add(x);
+        GgmlType type = GgmlType.byName(typeName);
+        Path out = dir.resolve("w-" + typeName + ".gguf");
+        Result r = QuantCliTest.run(
+                "quantize",
+                "--format",
+                "gguf",
+                "--method",
+                "gptq",
+                "--bits",
+                "4",
+                "--group-size",
+                "32",
+                symmetry,
+                option,
+                "--calib",
+                calib.toString(),
+                "--in",
+                in.toString(),
+                "--out",
+                out.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("w [9 x 256] " + type + " gptq: ").contains("GPTQ " + said + " relative output");
+        try (Gguf g = Gguf.open(out)) {
+            assertThat(g.tensor("w").type()).isEqualTo(type);
+            assertThat(g.readBytes("w"))
+                    .isEqualTo(GgmlGptq.quantize(type, w, h, 0.01, order, ForkJoinPool.commonPool())
+                            .data());
+        }
     }
 
     private static byte[] floats(float[] v) {

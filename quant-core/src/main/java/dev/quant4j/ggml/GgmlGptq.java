@@ -5,6 +5,7 @@ import dev.quant4j.kernel.GgmlBlockKernels;
 import dev.quant4j.kernel.Kernels;
 import dev.quant4j.linalg.Cholesky;
 import dev.quant4j.tensor.FloatMatrix;
+import java.util.Objects;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 
@@ -21,6 +22,23 @@ import java.util.stream.IntStream;
  * dequantizes, by ggml's own {@code dequantize_row_*}, to the matrix GPTQ's error feedback assumed ({@link
  * Result#dequantized()}). Rows are independent in GPTQ and run in parallel; the result does not depend on the number of
  * threads.
+ *
+ * <p>Act-order ({@link Order#ACT_ORDER}) takes the form AutoGPTQ calls {@code static_groups} (AutoGPTQ/AutoGPTQ {@code
+ * auto_gptq/quantization/gptq.py} at commit 0759aeae, {@code fasterquant}), the only one a ggml block, 32 consecutive
+ * <em>original</em> columns with one scale, can hold:
+ *
+ * <pre>
+ * dead = diag(H) == 0:  H[dead, dead] = 1;  W[:, dead] = 0
+ * static groups: every block's D (and M) from W now, rounded to FP16, in the original column order
+ * act-order: perm = argsort(diag(H), descending, stable); W = W[:, perm]; H = H[perm][:, perm]
+ * Hinv = cholesky(cholesky_inverse(cholesky(H + damp I)), upper=True)
+ * for each column i of the permuted order: quantize it with the parameters of block perm[i] / 32, feed the error back
+ * the codes and Q go to column perm[i] (Q[:, invperm])
+ * </pre>
+ *
+ * Ties in {@code diag(H)} keep ascending column order, as {@link dev.quant4j.gptq.Gptq} sorts them ({@code
+ * torch.argsort} leaves tie order unspecified); the damping is the same fraction of the same mean diagonal in every
+ * order. With {@link Order#STATIC_GROUPS} the columns keep their order and only the parameters are fixed up front.
  */
 public final class GgmlGptq {
 
@@ -40,10 +58,27 @@ public final class GgmlGptq {
      */
     public record Result(byte[] data, float[] dequantized, double loss, int deadColumns, double damping) {}
 
+    /** The order in which columns are quantized, and where each block's parameters come from. */
+    public enum Order {
+        /**
+         * Columns in order, a block's parameters from the weights at its first column, with the updates of the lazy
+         * batches before it (gptq.py's groups).
+         */
+        COLUMNS,
+        /**
+         * Columns in order, every block's parameters from the (dead-zeroed) weights before any error feedback
+         * (AutoGPTQ's {@code static_groups}).
+         */
+        STATIC_GROUPS,
+        /** Columns by descending {@code diag(H)}, each with the static parameters of its own (original) block. */
+        ACT_ORDER
+    }
+
     private GgmlGptq() {}
 
     /**
-     * GPTQ of {@code w} {@code [rows, cols]} into {@code type} with the Hessian of {@code hessian}.
+     * GPTQ of {@code w} {@code [rows, cols]} into {@code type} with the Hessian of {@code hessian}, columns in order
+     * ({@link Order#COLUMNS}).
      *
      * @param percdamp damping as a fraction of the mean Hessian diagonal (gptq.py's default 0.01); raised tenfold up
      *     to twice when {@code H} is not positive definite
@@ -52,6 +87,21 @@ public final class GgmlGptq {
      */
     public static Result quantize(
             GgmlType type, FloatMatrix w, HessianAccumulator hessian, double percdamp, ForkJoinPool pool) {
+        return quantize(type, w, hessian, percdamp, Order.COLUMNS, pool);
+    }
+
+    /**
+     * GPTQ of {@code w} {@code [rows, cols]} into {@code type} with the Hessian of {@code hessian}, its columns in
+     * {@code order}.
+     *
+     * @param percdamp damping as a fraction of the mean Hessian diagonal (gptq.py's default 0.01); raised tenfold up
+     *     to twice when {@code H} is not positive definite
+     * @throws IllegalArgumentException for another type, columns not a multiple of 32 or not the Hessian's, non-finite
+     *     weights, or a Hessian that stays not positive definite
+     */
+    public static Result quantize(
+            GgmlType type, FloatMatrix w, HessianAccumulator hessian, double percdamp, Order order, ForkJoinPool pool) {
+        Objects.requireNonNull(order, "order");
         if (type != GgmlType.Q4_0 && type != GgmlType.Q4_1 && type != GgmlType.Q8_0) {
             throw new IllegalArgumentException("GPTQ writes ggml's q4_0, q4_1 or q8_0, not " + type);
         }
@@ -85,6 +135,10 @@ public final class GgmlGptq {
                     + " input features are zero in every calibration token (diag(H) == 0)");
         }
         meanDiag /= columns;
+        final int[] perm = order == Order.ACT_ORDER ? actOrder(H, columns) : identity(columns);
+        if (order == Order.ACT_ORDER) {
+            H = permuted(H, columns, perm);
+        }
         float[] hinv = null;
         double damping = percdamp;
         for (int attempt = 0; attempt < DAMPING_TRIES && hinv == null; attempt++) {
@@ -105,9 +159,11 @@ public final class GgmlGptq {
         byte[] data = new byte[rows * rowSize];
         float[] q = new float[rows * columns];
         double[] rowLoss = new double[rows];
+        final boolean staticGroups = order != Order.COLUMNS;
         pool.submit(() -> IntStream.range(0, rows)
                         .parallel()
-                        .forEach(r -> rowLoss[r] = row(type, W, r * columns, columns, Hinv, data, r * rowSize, q)))
+                        .forEach(r -> rowLoss[r] =
+                                row(type, W, r * columns, columns, perm, staticGroups, Hinv, data, r * rowSize, q)))
                 .join();
         double loss = 0;
         for (double v : rowLoss) {
@@ -116,15 +172,37 @@ public final class GgmlGptq {
         return new Result(data, q, loss / 2, dead, damping);
     }
 
-    /** One row: {@code w} is the row after the lazy batches' updates, {@code w1} the current batch being quantized. */
+    /**
+     * One row, its columns in the order {@code perm} ({@code Hinv} is of the permuted {@code H}): {@code w} is the row
+     * in that order after the lazy batches' updates, {@code w1} the current batch being quantized. With {@code
+     * staticGroups} every block's parameters come from the row as it is in {@code W} (dead-zeroed, before any
+     * feedback); otherwise ({@code perm} the identity) from {@code w} at the block's first column.
+     */
     private static double row(
-            GgmlType type, float[] W, int off, int columns, float[] Hinv, byte[] data, int dOff, float[] q) {
+            GgmlType type,
+            float[] W,
+            int off,
+            int columns,
+            int[] perm,
+            boolean staticGroups,
+            float[] Hinv,
+            byte[] data,
+            int dOff,
+            float[] q) {
+        final int typeSize = type.typeSize();
         float[] w = new float[columns];
-        System.arraycopy(W, off, w, 0, columns);
+        for (int c = 0; c < columns; c++) {
+            w[c] = W[off + perm[c]];
+        }
         float[] w1 = new float[BLOCKSIZE];
         float[] err1 = new float[BLOCKSIZE];
-        int[] code = new int[32];
-        float[] params = new float[2];
+        int[] code = new int[columns]; // by original column
+        float[] params = new float[staticGroups ? 2 * (columns / 32) : 2];
+        if (staticGroups) {
+            for (int b = 0; b < columns / 32; b++) {
+                blockParams(type, W, off + b * 32, params, 2 * b, data, dOff + b * typeSize);
+            }
+        }
         double loss = 0;
         for (int i1 = 0; i1 < columns; i1 += BLOCKSIZE) {
             int i2 = Math.min(i1 + BLOCKSIZE, columns);
@@ -132,13 +210,14 @@ public final class GgmlGptq {
             System.arraycopy(w, i1, w1, 0, count);
             for (int i = 0; i < count; i++) {
                 int c = i1 + i;
-                if (c % 32 == 0) {
+                int oc = perm[c];
+                if (!staticGroups && c % 32 == 0) {
                     // find_params(W[:, c:c+32]): W holds the earlier batches' updates only, as in gptq.py
-                    blockParams(type, w, c, params, data, dOff + c / 32 * type.typeSize());
+                    blockParams(type, w, c, params, 0, data, dOff + c / 32 * typeSize);
                 }
                 float x = w1[i];
-                float qv = quantizeOne(type, x, params, code, c % 32);
-                q[off + c] = qv;
+                float qv = quantizeOne(type, x, params, staticGroups ? 2 * (oc / 32) : 0, code, oc);
+                q[off + oc] = qv;
                 float d = Hinv[c * columns + c];
                 loss += (double) (x - qv) * (x - qv) / ((double) d * d);
                 float err = (x - qv) / d;
@@ -146,9 +225,6 @@ public final class GgmlGptq {
                     w1[j] -= err * Hinv[c * columns + i1 + j];
                 }
                 err1[i] = err;
-                if (c % 32 == 31) {
-                    packCodes(type, code, data, dOff + c / 32 * type.typeSize());
-                }
             }
             for (int k = 0; k < count; k++) {
                 float e = err1[k];
@@ -158,11 +234,49 @@ public final class GgmlGptq {
                 }
             }
         }
+        for (int b = 0; b < columns / 32; b++) {
+            packCodes(type, code, b * 32, data, dOff + b * typeSize);
+        }
         return loss;
     }
 
-    /** ggml's block parameters of {@code x[c, c+32)}, rounded to FP16 and stored in the block head. */
-    private static void blockParams(GgmlType type, float[] x, int c, float[] params, byte[] y, int b) {
+    /**
+     * act-order's {@code perm}: column indices by descending {@code diag(H)} of {@code H [columns, columns]}, ties in
+     * ascending index order (a stable sort, as {@link dev.quant4j.gptq.Gptq}).
+     */
+    static int[] actOrder(float[] H, int columns) {
+        float[] diag = new float[columns];
+        for (int i = 0; i < columns; i++) {
+            diag[i] = H[i * columns + i];
+        }
+        return IntStream.range(0, columns)
+                .boxed()
+                .sorted((a, b) -> Float.compare(diag[b], diag[a]))
+                .mapToInt(Integer::intValue)
+                .toArray();
+    }
+
+    private static int[] identity(int columns) {
+        return IntStream.range(0, columns).toArray();
+    }
+
+    /** {@code H[perm][:, perm]}. */
+    private static float[] permuted(float[] H, int columns, int[] perm) {
+        float[] hp = new float[H.length];
+        for (int i = 0; i < columns; i++) {
+            int src = perm[i] * columns;
+            for (int j = 0; j < columns; j++) {
+                hp[i * columns + j] = H[src + perm[j]];
+            }
+        }
+        return hp;
+    }
+
+    /**
+     * ggml's block parameters of {@code x[c, c+32)}, rounded to FP16, stored in the block head at {@code y[b]} and in
+     * {@code params[p]} ({@code d}) and {@code params[p + 1]} ({@code m}, q4_1).
+     */
+    private static void blockParams(GgmlType type, float[] x, int c, float[] params, int p, byte[] y, int b) {
         switch (type) {
             case Q4_0 -> {
                 float amax = 0.0f;
@@ -175,7 +289,7 @@ public final class GgmlGptq {
                     }
                 }
                 GgmlFloats.putFp16(y, b, max / -8);
-                params[0] = GgmlFloats.getFp16(y, b);
+                params[p] = GgmlFloats.getFp16(y, b);
             }
             case Q4_1 -> {
                 float min = Float.MAX_VALUE;
@@ -187,8 +301,8 @@ public final class GgmlGptq {
                 }
                 GgmlFloats.putFp16(y, b, (max - min) / ((1 << 4) - 1));
                 GgmlFloats.putFp16(y, b + 2, min);
-                params[0] = GgmlFloats.getFp16(y, b);
-                params[1] = GgmlFloats.getFp16(y, b + 2);
+                params[p] = GgmlFloats.getFp16(y, b);
+                params[p + 1] = GgmlFloats.getFp16(y, b + 2);
             }
             default -> {
                 float amax = 0.0f;
@@ -196,14 +310,17 @@ public final class GgmlGptq {
                     amax = Math.max(amax, Math.abs(x[c + j]));
                 }
                 GgmlFloats.putFp16(y, b, amax / ((1 << 7) - 1));
-                params[0] = GgmlFloats.getFp16(y, b);
+                params[p] = GgmlFloats.getFp16(y, b);
             }
         }
     }
 
-    /** The code of {@code x} with the stored parameters, kept in {@code code[j]}; returns the value it stands for. */
-    private static float quantizeOne(GgmlType type, float x, float[] params, int[] code, int j) {
-        final float d = params[0];
+    /**
+     * The code of {@code x} with the stored parameters {@code params[p]} (and {@code params[p + 1]}), kept in {@code
+     * code[j]}; returns the value it stands for.
+     */
+    private static float quantizeOne(GgmlType type, float x, float[] params, int p, int[] code, int j) {
+        final float d = params[p];
         final float id = d != 0 ? 1.0f / d : 0.0f;
         return switch (type) {
             case Q4_0 -> {
@@ -212,7 +329,7 @@ public final class GgmlGptq {
                 yield (q - 8) * d;
             }
             case Q4_1 -> {
-                final float m = params[1];
+                final float m = params[p + 1];
                 int q = Math.max(0, Math.min(15, (int) Math.floor((x - m) * id + 0.5f)));
                 code[j] = q;
                 yield q * d + m;
@@ -225,18 +342,18 @@ public final class GgmlGptq {
         };
     }
 
-    /** The 32 codes of a block into its {@code qs} bytes, ggml's layout. */
-    private static void packCodes(GgmlType type, int[] code, byte[] y, int b) {
+    /** The 32 codes {@code code[c, c+32)} of a block into its {@code qs} bytes, ggml's layout. */
+    private static void packCodes(GgmlType type, int[] code, int c, byte[] y, int b) {
         switch (type) {
             case Q4_0, Q4_1 -> {
                 int qs = b + (type == GgmlType.Q4_0 ? 2 : 4);
                 for (int j = 0; j < 16; j++) {
-                    y[qs + j] = (byte) (code[j] | code[j + 16] << 4);
+                    y[qs + j] = (byte) (code[c + j] | code[c + j + 16] << 4);
                 }
             }
             default -> {
                 for (int j = 0; j < 32; j++) {
-                    y[b + 2 + j] = (byte) code[j];
+                    y[b + 2 + j] = (byte) code[c + j];
                 }
             }
         }

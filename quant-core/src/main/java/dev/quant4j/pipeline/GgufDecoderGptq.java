@@ -37,6 +37,10 @@ import java.util.function.IntConsumer;
  * {@link GgufDecoderFile#storedType}'s fallback (F16) without GPTQ, as the RTN file does; the rest of the calibration
  * runs with its F16 values. The embeddings and the output head are not here: {@link GgufDecoderFile#plan} quantizes
  * them with ggml's reference quantizer, as in the RTN file.
+ *
+ * <p>With {@link GgmlGptq.Order#ACT_ORDER} each linear's columns are quantized by descending Hessian diagonal, every
+ * block's FP16 parameters fixed from the weights before any feedback (static groups), so the stored blocks stay 32
+ * consecutive original columns and the file is read as any other.
  */
 public final class GgufDecoderGptq {
 
@@ -62,15 +66,23 @@ public final class GgufDecoderGptq {
 
     private final GgmlType type;
     private final double damp;
+    private final GgmlGptq.Order order;
     private final ForkJoinPool pool;
+
+    /** Columns in order, each block's parameters at its first column ({@link GgmlGptq.Order#COLUMNS}). */
+    public GgufDecoderGptq(GgmlType type, double damp, ForkJoinPool pool) {
+        this(type, damp, GgmlGptq.Order.COLUMNS, pool);
+    }
 
     /**
      * @param type q4_0, q4_1 or q8_0
      * @param damp GPTQ's damping, a fraction of the mean Hessian diagonal (0.01 in the reference)
+     * @param order the column order of every linear ({@link GgmlGptq.Order#ACT_ORDER} for act-order)
      * @throws IllegalArgumentException for another type or a damping that is not a positive finite number
      */
-    public GgufDecoderGptq(GgmlType type, double damp, ForkJoinPool pool) {
+    public GgufDecoderGptq(GgmlType type, double damp, GgmlGptq.Order order, ForkJoinPool pool) {
         this.type = Objects.requireNonNull(type, "type");
+        this.order = Objects.requireNonNull(order, "order");
         if (type != GgmlType.Q4_0 && type != GgmlType.Q4_1 && type != GgmlType.Q8_0) {
             throw new IllegalArgumentException("GPTQ writes ggml's q4_0, q4_1 or q8_0, not " + type);
         }
@@ -110,7 +122,13 @@ public final class GgufDecoderGptq {
         List<LayerReport> layers = new ArrayList<>();
         // the setting only names the method in messages: every layer is quantized by layer()
         DecoderQuantizer loop = new DecoderQuantizer(
-                new Setting(Method.GPTQ, type == GgmlType.Q8_0 ? 8 : 4, 32, type != GgmlType.Q4_1, false), pool);
+                new Setting(
+                        Method.GPTQ,
+                        type == GgmlType.Q8_0 ? 8 : 4,
+                        32,
+                        type != GgmlType.Q4_1,
+                        order == GgmlGptq.Order.ACT_ORDER),
+                pool);
         try {
             loop.gptq(DecoderBlocks.of(fp32), calibration, this::layer, (b, stored, reports) -> {
                 linears.putAll(stored);
@@ -138,7 +156,7 @@ public final class GgufDecoderGptq {
                     FloatMatrix.of(w.name(), rows, cols, GgmlQuants.dequantize(as, data, rows, cols), 0),
                     new LayerReport(d.name(), as.toString(), Double.NaN, Double.NaN, false));
         }
-        GgmlGptq.Result g = GgmlGptq.quantize(type, w, h, damp, pool);
+        GgmlGptq.Result g = GgmlGptq.quantize(type, w, h, damp, order, pool);
         FloatMatrix gBack = FloatMatrix.of(w.name(), rows, cols, g.dequantized(), 0);
         byte[] rtn = GgmlQuants.quantize(type, w.toArray(), rows, cols);
         FloatMatrix rBack = FloatMatrix.of(w.name(), rows, cols, GgmlQuants.dequantize(type, rtn, rows, cols), 0);

@@ -56,7 +56,11 @@ class GgufDecoderGptqTest {
     }
 
     static byte[] gptqFile(GgmlType type, List<int[]> sequences) {
-        GgufDecoderGptq.Result r = new GgufDecoderGptq(type, 0.01, Pools.TWO).quantize(fp32, sequences, null);
+        return gptqFile(type, GgmlGptq.Order.COLUMNS, sequences);
+    }
+
+    static byte[] gptqFile(GgmlType type, GgmlGptq.Order order, List<int[]> sequences) {
+        GgufDecoderGptq.Result r = new GgufDecoderGptq(type, 0.01, order, Pools.TWO).quantize(fp32, sequences, null);
         return GgufDecoderFile.plan(source, type, false, null, r.linears())
                 .writer()
                 .toBytes();
@@ -67,13 +71,15 @@ class GgufDecoderGptqTest {
      * (q/k/v; o; gate/up; down), the Hessian of the group's input with the earlier groups and blocks replaced by the
      * file's dequantized weights. Each block linear stored in q4_0 must be byte for byte {@link GgmlGptq}'s output for
      * its FP32 matrix and that Hessian, or, where that has the higher output error, ggml's reference quantizer's; a
-     * 172-wide {@code ffn_down} is ggml's F16.
+     * 172-wide {@code ffn_down} is ggml's F16. In act-order too: the file is read as any other, and its blocks are
+     * {@link GgmlGptq}'s act-order blocks.
      */
-    @Test
-    void everyBlockIsGgmlGptqsOutputForItsMatrixAndHessian() {
+    @ParameterizedTest
+    @CsvSource({"COLUMNS", "ACT_ORDER"})
+    void everyBlockIsGgmlGptqsOutputForItsMatrixAndHessian(GgmlGptq.Order order) {
         GgmlType type = GgmlType.Q4_0;
         List<int[]> sequences = calibration.subList(0, 4);
-        byte[] file = gptqFile(type, sequences);
+        byte[] file = gptqFile(type, order, sequences);
         Map<String, byte[]> stored = new LinkedHashMap<>();
         Map<String, GgmlType> types = new LinkedHashMap<>();
         try (Gguf g = Gguf.parse(file, "gptq.gguf")) {
@@ -115,7 +121,7 @@ class GgufDecoderGptqTest {
                                 .isEqualTo(GgmlQuants.quantize(GgmlType.F16, w.toArray(), w.rows(), w.cols()));
                     } else {
                         assertThat(t).as(gguf).isEqualTo(type);
-                        GgmlGptq.Result expected = GgmlGptq.quantize(type, w, h, 0.01, Pools.TWO);
+                        GgmlGptq.Result expected = GgmlGptq.quantize(type, w, h, 0.01, order, Pools.TWO);
                         byte[] rtn = GgmlQuants.quantize(type, w.toArray(), w.rows(), w.cols());
                         double gErr =
                                 h.outputError(w, FloatMatrix.of("g", w.rows(), w.cols(), expected.dequantized(), 0));
@@ -166,16 +172,17 @@ class GgufDecoderGptqTest {
      * type too, as in the RTN file) to the FP32 model, on 8 held-out sequences, with GPTQ calibrated on 8.
      */
     @ParameterizedTest
-    @CsvSource({"q4_0, 0.92", "q4_1, 0.92"})
-    void gptqBeatsGgmlsReferenceQuantizerIntoTheSameType(String typeName, double bound) {
+    @CsvSource({"q4_0, COLUMNS, 0.92", "q4_1, COLUMNS, 0.92", "q4_1, ACT_ORDER, 0.92"})
+    void gptqBeatsGgmlsReferenceQuantizerIntoTheSameType(String typeName, GgmlGptq.Order order, double bound) {
         GgmlType type = GgmlType.byName(typeName);
         NextTokenMetrics.Summary rtn =
                 kl(GgufDecoderFile.plan(source, type, false).writer().toBytes());
-        NextTokenMetrics.Summary gptq = kl(gptqFile(type, calibration));
+        NextTokenMetrics.Summary gptq = kl(gptqFile(type, order, calibration));
         System.out.printf(
                 Locale.ROOT,
-                "stories260K %s: ggml's reference KL %.4f, GPTQ KL %.4f (%.3fx)%n",
+                "stories260K %s %s: ggml's reference KL %.4f, GPTQ KL %.4f (%.3fx)%n",
                 type,
+                order,
                 rtn.klMean(),
                 gptq.klMean(),
                 gptq.klMean() / rtn.klMean());
@@ -213,12 +220,13 @@ class GgufDecoderGptqTest {
         }
     }
 
-    @Test
-    void reportsNameTheStoredTypeAndTheThreadCountDoesNotMatter() {
+    @ParameterizedTest
+    @CsvSource({"COLUMNS", "ACT_ORDER"})
+    void reportsNameTheStoredTypeAndTheThreadCountDoesNotMatter(GgmlGptq.Order order) {
         List<int[]> sequences = calibration.subList(0, 2);
         GgufDecoderGptq.Result two =
-                new GgufDecoderGptq(GgmlType.Q8_0, 0.01, Pools.TWO).quantize(fp32, sequences, null);
-        GgufDecoderGptq.Result one = new GgufDecoderGptq(GgmlType.Q8_0, 0.01, Pools.ONE)
+                new GgufDecoderGptq(GgmlType.Q8_0, 0.01, order, Pools.TWO).quantize(fp32, sequences, null);
+        GgufDecoderGptq.Result one = new GgufDecoderGptq(GgmlType.Q8_0, 0.01, order, Pools.ONE)
                 .quantize(source.decoder(Pools.ONE), sequences, null);
         assertThat(two.layers()).hasSize(35);
         for (Map.Entry<String, GgufDecoderFile.Blocks> e : two.linears().entrySet()) {
