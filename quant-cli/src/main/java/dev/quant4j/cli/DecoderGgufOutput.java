@@ -37,6 +37,9 @@ import java.util.function.IntConsumer;
  * safetensors} calibrates ({@link DecoderCalibration}); the embeddings and output head stay ggml's reference blocks.
  * {@code --act-order} quantizes each linear's columns by descending Hessian diagonal with every block's parameters fixed
  * up front ({@link GgmlGptq.Order#ACT_ORDER}); {@code --static-groups} alone fixes them and keeps the column order.
+ * With ggml's reference quantizers a Hugging Face folder is streamed on {@code --threads} threads ({@link
+ * GgufDecoderStream}), the heap holding a few row blocks per thread; a llama2.c checkpoint, and GPTQ and AWQ, read the
+ * model whole.
  */
 final class DecoderGgufOutput {
 
