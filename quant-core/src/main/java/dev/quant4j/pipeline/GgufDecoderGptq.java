@@ -120,17 +120,8 @@ public final class GgufDecoderGptq {
     public Result quantize(LlamaDecoder fp32, List<int[]> calibration, IntConsumer blocksDone) {
         Map<String, Blocks> linears = new LinkedHashMap<>();
         List<LayerReport> layers = new ArrayList<>();
-        // the setting only names the method in messages: every layer is quantized by layer()
-        DecoderQuantizer loop = new DecoderQuantizer(
-                new Setting(
-                        Method.GPTQ,
-                        type == GgmlType.Q8_0 ? 8 : 4,
-                        32,
-                        type != GgmlType.Q4_1,
-                        order == GgmlGptq.Order.ACT_ORDER),
-                pool);
         try {
-            loop.gptq(DecoderBlocks.of(fp32), calibration, this::layer, (b, stored, reports) -> {
+            quantize(DecoderBlocks.of(fp32), calibration, (b, stored, reports) -> {
                 linears.putAll(stored);
                 layers.addAll(reports);
                 if (blocksDone != null) {
@@ -141,6 +132,25 @@ public final class GgufDecoderGptq {
             throw new UncheckedIOException(e); // a decoder in memory reads no file
         }
         return new Result(linears, layers);
+    }
+
+    /**
+     * As {@link #quantize(LlamaDecoder, List, IntConsumer)} on {@code blocks} read as they are needed (a folder opened
+     * with {@link dev.quant4j.model.HuggingFaceLlama#open}), each block's stored blocks and reports handed to {@code
+     * sink} as soon as they are made: the same blocks.
+     */
+    public void quantize(DecoderBlocks blocks, List<int[]> calibration, DecoderQuantizer.Sink<Blocks> sink)
+            throws IOException {
+        // the setting only names the method in messages: every layer is quantized by layer()
+        DecoderQuantizer loop = new DecoderQuantizer(
+                new Setting(
+                        Method.GPTQ,
+                        type == GgmlType.Q8_0 ? 8 : 4,
+                        32,
+                        type != GgmlType.Q4_1,
+                        order == GgmlGptq.Order.ACT_ORDER),
+                pool);
+        loop.gptq(blocks, calibration, this::layer, sink);
     }
 
     /** One layer: GgmlGptq's blocks, or the reference quantizer's when their output error is lower. */

@@ -63,6 +63,142 @@ public final class GgufDecoderStream {
     private GgufDecoderStream() {}
 
     /**
+     * GPTQ of {@code model}'s block linears ({@code gptq}, on {@code calibration}) written into {@code plan}'s file as
+     * it goes: GPTQ's block loop runs on its own thread while {@code writer} writes the file in order, each block linear
+     * taking its blocks when GPTQ has made them (its rows read again from the folder for the error figures), the
+     * embeddings and output head quantized by ggml's reference quantizer as in the plan. The file is the one {@link
+     * GgufDecoderFile#plan} writes with {@link GgufDecoderGptq#quantize(LlamaDecoder, List, java.util.function.IntConsumer)}'s
+     * blocks given; {@code observer} sees each block's reports as it is made. Only one block's weights and the
+     * calibration activations are held, and the blocks not yet written. A failure on either side stops both (GPTQ at
+     * the end of its block) and leaves no file.
+     */
+    public static GgufQuantizer.Summary writeGptq(
+            Plan plan,
+            GgufDecoderGptq gptq,
+            HuggingFaceLlama.Checkpoint model,
+            List<int[]> calibration,
+            GgufQuantizer writer,
+            java.nio.file.Path out,
+            GgufQuantizer.Split split,
+            CheckpointQuantizer.Progress progress,
+            DecoderQuantizer.Sink<GgufDecoderFile.Blocks> observer)
+            throws java.io.IOException {
+        LlamaConfig c = model.config();
+        boolean halfSplit = c.rope() == RopeLayout.HALF_SPLIT;
+        Handoff handoff = new Handoff();
+        List<Item> items = new ArrayList<>();
+        for (int i = 0; i < plan.items().size(); i++) {
+            Item it = plan.items().get(i);
+            String hf = plan.tensors().get(i).source();
+            if (!blockLinear(hf)) {
+                items.add(it);
+                continue;
+            }
+            int heads = !halfSplit
+                    ? 0
+                    : hf.contains("self_attn.q_proj.") ? c.heads() : hf.contains("self_attn.k_proj.") ? c.kvHeads() : 0;
+            GgmlType as = plan.tensors().get(i).type();
+            items.add(it.by(w -> {
+                GgufDecoderFile.Blocks b = handoff.take(hf);
+                if (b.type() != as || b.rows() != w.rows() || b.cols() != w.cols()) {
+                    throw new IllegalStateException("tensor '" + hf + "': GPTQ gave " + b.type() + " [" + b.rows()
+                            + ", " + b.cols() + "], the file plans " + as + " [" + w.rows() + ", " + w.cols() + "]");
+                }
+                byte[] data = heads == 0
+                        ? b.data()
+                        : GgufDecoderFile.toInterleaved(b.data(), (int) as.rowSize(b.cols()), heads, c.headDim());
+                return new GgufQuantizer.Whole(data, "");
+            }));
+        }
+        java.util.concurrent.atomic.AtomicBoolean cancelled = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread producer = new Thread(
+                () -> {
+                    try {
+                        gptq.quantize(model, calibration, (block, stored, layers) -> {
+                            if (cancelled.get()) {
+                                throw new java.util.concurrent.CancellationException("the file was not written");
+                            }
+                            stored.forEach(handoff::give);
+                            observer.accept(block, stored, layers);
+                        });
+                        handoff.fail(new IllegalStateException("GPTQ's block loop ended without these blocks"));
+                    } catch (Throwable t) {
+                        handoff.fail(t);
+                    }
+                },
+                "gptq-blocks");
+        producer.setDaemon(true);
+        producer.start();
+        try {
+            return writer.write(plan.metadata(), items, out, split, progress);
+        } finally {
+            cancelled.set(true);
+            try {
+                producer.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /** Whether {@code hf} names a linear of a decoder block (what GPTQ quantizes). */
+    static boolean blockLinear(String hf) {
+        return hf.startsWith("model.layers.")
+                && hf.endsWith("_proj.weight")
+                && (hf.contains(".self_attn.") || hf.contains(".mlp."));
+    }
+
+    /** Blocks handed from GPTQ's thread to the writer's, by tensor name; a failure reaches every taker. */
+    private static final class Handoff {
+        private final Map<String, java.util.concurrent.CompletableFuture<GgufDecoderFile.Blocks>> waiting =
+                new HashMap<>();
+        private Throwable failure;
+
+        private synchronized java.util.concurrent.CompletableFuture<GgufDecoderFile.Blocks> future(String name) {
+            java.util.concurrent.CompletableFuture<GgufDecoderFile.Blocks> f =
+                    waiting.computeIfAbsent(name, k -> new java.util.concurrent.CompletableFuture<>());
+            if (failure != null) {
+                f.completeExceptionally(failure);
+            }
+            return f;
+        }
+
+        void give(String name, GgufDecoderFile.Blocks blocks) {
+            future(name).complete(blocks);
+        }
+
+        synchronized void fail(Throwable t) {
+            if (failure == null) {
+                failure = t;
+            }
+            waiting.values().forEach(f -> f.completeExceptionally(failure));
+        }
+
+        /** The blocks of {@code name}, once made; forgotten when taken. */
+        GgufDecoderFile.Blocks take(String name) {
+            java.util.concurrent.CompletableFuture<GgufDecoderFile.Blocks> f = future(name);
+            try {
+                return f.join();
+            } catch (java.util.concurrent.CompletionException e) {
+                Throwable cause = e.getCause();
+                if (cause instanceof RuntimeException r) {
+                    throw r;
+                }
+                if (cause instanceof Error err) {
+                    throw err;
+                }
+                throw new IllegalStateException("GPTQ of '" + name + "' failed: " + cause, cause);
+            } finally {
+                synchronized (this) {
+                    if (f.isDone() && !f.isCompletedExceptionally()) {
+                        waiting.remove(name);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
      * The GGUF file of {@code model} with its matrices in {@code type} ({@link GgufDecoderFile#storedType}'s fallback
      * for rows that are not whole blocks), and {@code vocabulary}'s {@code tokenizer.ggml.*} keys in place of the
      * placeholder vocabulary unless null.

@@ -53,7 +53,8 @@ public final class GgufQuantizer {
     /**
      * A tensor of the output: a weight {@code [rows, cols]} to quantize (GGUF extents {@code [cols, rows]}), read by
      * {@code rows} and {@code inputBytes} bytes large in the input (for progress), into {@code type} (null: the
-     * method's); or a tensor kept as {@code keptType} whose bytes {@code copy} writes.
+     * method's), by {@code whole} (null: the method's) from the whole weight; or a tensor kept as {@code keptType} whose
+     * bytes {@code copy} writes.
      */
     public record Item(
             String name,
@@ -63,6 +64,7 @@ public final class GgufQuantizer {
             Rows reader,
             long inputBytes,
             GgmlType type,
+            Function<FloatMatrix, Whole> whole,
             GgmlType keptType,
             Copy copy) {
 
@@ -86,6 +88,7 @@ public final class GgufQuantizer {
                     inputBytes,
                     null,
                     null,
+                    null,
                     null);
         }
 
@@ -104,12 +107,14 @@ public final class GgufQuantizer {
                     inputBytes,
                     null,
                     null,
+                    null,
                     null);
         }
 
         /** A tensor kept as {@code type}. */
         public static Item kept(String name, long[] ne, GgmlType type, Copy copy) {
-            return new Item(name, ne, 0, 0, null, 0, null, Objects.requireNonNull(type), Objects.requireNonNull(copy));
+            return new Item(
+                    name, ne, 0, 0, null, 0, null, null, Objects.requireNonNull(type), Objects.requireNonNull(copy));
         }
 
         /**
@@ -120,7 +125,20 @@ public final class GgufQuantizer {
             if (reader == null) {
                 throw new IllegalStateException("tensor '" + name + "' is kept, not quantized");
             }
-            return new Item(name, ne, rows, cols, reader, inputBytes, Objects.requireNonNull(type), null, null);
+            return new Item(name, ne, rows, cols, reader, inputBytes, Objects.requireNonNull(type), whole, null, null);
+        }
+
+        /**
+         * This weight made by {@code quantize} from the whole weight (its bytes in the method's type) instead of the
+         * method's quantizer: GPTQ's blocks of one matrix among weights quantized by ggml's reference quantizer, for
+         * example.
+         */
+        public Item by(Function<FloatMatrix, Whole> quantize) {
+            if (reader == null) {
+                throw new IllegalStateException("tensor '" + name + "' is kept, not quantized");
+            }
+            return new Item(
+                    name, ne, rows, cols, reader, inputBytes, type, Objects.requireNonNull(quantize), null, null);
         }
 
         @Override
@@ -367,7 +385,7 @@ public final class GgufQuantizer {
         if (whole) {
             Whole made;
             try {
-                made = method.whole().apply(FloatMatrix.of(it.name(), rows, cols, x, 0));
+                made = wholeOf(it).apply(FloatMatrix.of(it.name(), rows, cols, x, 0));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("tensor '" + it.name() + "': " + e.getMessage(), e);
             }
@@ -416,9 +434,19 @@ public final class GgufQuantizer {
         return it.type() != null ? it.type() : method.type();
     }
 
-    /** Whether weight {@code it} goes whole to the method (a weight in another type takes the reference quantizer). */
+    /**
+     * Whether weight {@code it} is quantized whole: by its own function, or by the method's when it is in the method's
+     * type (a weight in another type takes the reference quantizer).
+     */
     private boolean whole(Item it) {
-        return method.whole() != null && typeOf(it) == method.type();
+        return wholeOf(it) != null;
+    }
+
+    private Function<FloatMatrix, Whole> wholeOf(Item it) {
+        if (it.whole() != null) {
+            return it.whole();
+        }
+        return method.whole() != null && typeOf(it) == method.type() ? method.whole() : null;
     }
 
     private static long share(long bytes, long row, long rows) {

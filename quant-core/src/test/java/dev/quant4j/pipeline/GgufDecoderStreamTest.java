@@ -3,9 +3,11 @@ package dev.quant4j.pipeline;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.quant4j.ggml.GgmlGptq;
 import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.model.HuggingFaceLlama;
+import dev.quant4j.model.TokenSampler;
 import dev.quant4j.pipeline.GgufDecoderFile.Stored;
 import dev.quant4j.tensor.FloatMatrix;
 import dev.quant4j.testing.Pools;
@@ -136,6 +138,74 @@ class GgufDecoderStreamTest {
                 }
                 Files.delete(got);
             }
+        }
+    }
+
+    /**
+     * GPTQ on the folder read block by block, each block linear written as its blocks are made: the file GPTQ's blocks
+     * give the in-memory plan.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("gptqTypes")
+    void gptqStreamedIsTheFileOfTheGivenBlocks(GgmlType type, GgmlGptq.Order order) throws Exception {
+        QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(bf16);
+        List<int[]> calibration = TokenSampler.sample(source.decoder(Pools.TWO), 4, 32, 1, 1.0, 3);
+        GgufDecoderGptq.Result blocks = new GgufDecoderGptq(type, 0.01, order, Pools.TWO)
+                .quantize(source.decoder(Pools.TWO), calibration, null);
+        Path expected = dir.resolve("gptq-" + type + "-" + order + "-plan.gguf");
+        GgufDecoderFile.plan(source, type, false, null, blocks.linears()).write(expected);
+        Path got = dir.resolve("gptq-" + type + "-" + order + "-stream.gguf");
+        List<DecoderQuantizer.LayerReport> reports = new ArrayList<>();
+        List<Integer> done = new ArrayList<>();
+        try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(bf16, Pools.TWO)) {
+            GgufDecoderStream.Plan plan = GgufDecoderStream.plan(model, type, false, null);
+            GgufDecoderStream.writeGptq(
+                    plan,
+                    new GgufDecoderGptq(type, 0.01, order, Pools.TWO),
+                    model,
+                    calibration,
+                    new GgufQuantizer(GgufQuantizer.Method.rtn(type), new ForkJoinPool(1), 1000),
+                    got,
+                    null,
+                    (name, bytes) -> {},
+                    (b, stored, layers) -> {
+                        done.add(b);
+                        reports.addAll(layers);
+                    });
+        }
+        assertThat(Files.readAllBytes(got)).isEqualTo(Files.readAllBytes(expected));
+        assertThat(done).containsExactly(0, 1, 2, 3, 4);
+        assertThat(reports).isEqualTo(blocks.layers());
+    }
+
+    static Stream<Arguments> gptqTypes() {
+        return Stream.of(
+                Arguments.of(GgmlType.Q4_0, GgmlGptq.Order.COLUMNS),
+                Arguments.of(GgmlType.Q4_1, GgmlGptq.Order.ACT_ORDER),
+                Arguments.of(GgmlType.Q8_0, GgmlGptq.Order.COLUMNS));
+    }
+
+    /** A calibration GPTQ cannot run stops the writer too: the error is GPTQ's, and no file is left. */
+    @Test
+    void aFailureOfGptqLeavesNoFile() throws Exception {
+        Path got = dir.resolve("failed.gguf");
+        try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(bf16, Pools.TWO)) {
+            GgufDecoderStream.Plan plan = GgufDecoderStream.plan(model, GgmlType.Q4_0, false, null);
+            assertThatThrownBy(() -> GgufDecoderStream.writeGptq(
+                            plan,
+                            new GgufDecoderGptq(GgmlType.Q4_0, 0.01, Pools.TWO),
+                            model,
+                            List.of(new int[] {1, 2, 999}),
+                            new GgufQuantizer(GgufQuantizer.Method.rtn(GgmlType.Q4_0), new ForkJoinPool(1)),
+                            got,
+                            null,
+                            (name, bytes) -> {},
+                            (b, stored, layers) -> {}))
+                    .hasMessageContaining("999");
+        }
+        assertThat(got).doesNotExist();
+        try (Stream<Path> left = Files.list(dir)) {
+            assertThat(left.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith("failed"));
         }
     }
 
