@@ -38,8 +38,10 @@ import java.util.function.IntConsumer;
  * {@code --act-order} quantizes each linear's columns by descending Hessian diagonal with every block's parameters fixed
  * up front ({@link GgmlGptq.Order#ACT_ORDER}); {@code --static-groups} alone fixes them and keeps the column order.
  * With ggml's reference quantizers a Hugging Face folder is streamed on {@code --threads} threads ({@link
- * GgufDecoderStream}), the heap holding a few row blocks per thread; a llama2.c checkpoint, and GPTQ and AWQ, read the
- * model whole.
+ * GgufDecoderStream}), the heap holding a few row blocks per thread; GPTQ calibrated on the user's sequences reads a
+ * folder block by block when its float32 weights would take more than half the heap ({@link
+ * DecoderStreamOutput#chosen}, {@link GgufDecoderStream#writeGptq}). A llama2.c checkpoint, {@code --calib-sample} and
+ * AWQ read the model whole.
  */
 final class DecoderGgufOutput {
 
@@ -176,9 +178,11 @@ final class DecoderGgufOutput {
                     + " --method rtn: it is quantized in memory, one tensor after another (a Hugging Face folder is"
                     + " streamed on --threads threads)");
         }
-        Written written = calibrated || !Files.isDirectory(cmd.in)
-                ? inMemory(type, gptq, awq, lines, tokenizer, err, start)
-                : streamed(type, err);
+        boolean folder = Files.isDirectory(cmd.in);
+        // a folder too large for the heap in float32 is read block by block (the user's sequences need no model)
+        Written written = gptq && lines != null && folder && DecoderStreamOutput.chosen(cmd.in)
+                ? streamedGptq(type, lines, tokenizer, err, start)
+                : calibrated || !folder ? inMemory(type, gptq, awq, lines, tokenizer, err, start) : streamed(type, err);
         Map<String, LayerReport> reports = new LinkedHashMap<>();
         if (written.gptq() != null) {
             for (LayerReport r : written.gptq().layers()) {
@@ -375,7 +379,13 @@ final class DecoderGgufOutput {
                 "GPTQ" + GgufOutput.describe(order) + " into " + type + " (damping " + damp + ")",
                 (fp32, sequences, pool, progress) ->
                         new GgufDecoderGptq(type, damp, order, pool).quantize(fp32, sequences, progress));
-        for (LayerReport r : result.layers()) {
+        sayKept(result.layers(), type, err);
+        return result;
+    }
+
+    /** One line on {@code err} for each layer that kept ggml's reference blocks. */
+    private static void sayKept(List<LayerReport> layers, GgmlType type, PrintWriter err) {
+        for (LayerReport r : layers) {
             if (r.keptRtn()) {
                 err.println("quant: '" + r.name() + ".weight' kept ggml's reference " + type + " blocks: GPTQ's"
                         + String.format(
@@ -385,7 +395,74 @@ final class DecoderGgufOutput {
                                 r.rtnError()));
             }
         }
-        return result;
+    }
+
+    /**
+     * GPTQ on a Hugging Face folder read block by block ({@link GgufDecoderStream#writeGptq}), calibrated on the user's
+     * sequences: each block linear written as soon as GPTQ has made its blocks, the file the in-memory path writes.
+     */
+    private Written streamedGptq(
+            GgmlType type, TextSequences.Lines lines, TextTokenizer tokenizer, PrintWriter err, long start)
+            throws IOException {
+        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
+        double damp = cmd.damp == null ? 0.01 : cmd.damp;
+        GgmlGptq.Order order = GgufOutput.gptqOrder(cmd);
+        ForkJoinPool pool = new ForkJoinPool(threads);
+        ForkJoinPool writer = new ForkJoinPool(1);
+        try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(cmd.in, pool)) {
+            LlamaConfig c = model.config();
+            if (tokenizer != null) {
+                String note = tokenizer.requireFits(c.vocabSize(), model.source());
+                if (note != null) {
+                    err.println("quant: " + note);
+                }
+            }
+            DecoderOutput.Options calib = cmd.decoderOptions;
+            int len = calib.seqLen == null ? Math.min(DecoderOutput.DEFAULT_SEQ_LEN, c.maxSeqLen()) : calib.seqLen;
+            SampledSequences.requireLength(c, model.source(), len);
+            TextSequences.Windows windows = TextSequences.windows(
+                    lines, c.vocabSize(), model.source(), len, calib.calibSample, "--calib-sample");
+            GgufTokenizer.Converted vocabulary = vocabulary(c);
+            GgufDecoderStream.Plan plan =
+                    GgufDecoderStream.plan(model, type, cmd.strict, vocabulary == null ? null : vocabulary.metadata());
+            err.printf(
+                    Locale.ROOT,
+                    "quant: %s, %d layers, dim %d, read block by block: %s; calibrating on %s%n",
+                    model.source(),
+                    c.layers(),
+                    c.dim(),
+                    "GPTQ" + GgufOutput.describe(order) + " into " + type + " (damping " + damp + ")",
+                    windows.description());
+            err.flush();
+            java.util.function.IntConsumer progress = DecoderOutput.blockProgress(err, c.layers(), start);
+            List<LayerReport> layers = new java.util.ArrayList<>();
+            GgufQuantizer.Summary summary = GgufDecoderStream.writeGptq(
+                    plan,
+                    new GgufDecoderGptq(type, damp, order, pool),
+                    model,
+                    windows.sequences(),
+                    new GgufQuantizer(GgufQuantizer.Method.rtn(type), writer),
+                    cmd.out,
+                    options.split(cmd.maxShardSize),
+                    (name, bytes) -> {},
+                    (b, stored, reports) -> {
+                        synchronized (layers) {
+                            layers.addAll(reports);
+                        }
+                        progress.accept(b + 1);
+                    });
+            sayKept(layers, type, err);
+            return new Written(
+                    plan.stored(summary),
+                    plan.skipped(),
+                    summary.files(),
+                    vocabulary,
+                    c,
+                    new GgufDecoderGptq.Result(Map.of(), layers));
+        } finally {
+            pool.shutdown();
+            writer.shutdown();
+        }
     }
 
     /**

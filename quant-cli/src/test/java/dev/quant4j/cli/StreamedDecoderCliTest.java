@@ -65,6 +65,64 @@ class StreamedDecoderCliTest {
         assertThat(bad.err()).contains("-Dquant4j.decoder.stream=sometimes: always, never or auto");
     }
 
+    /** GPTQ into a llama.cpp model: streamed, the in-memory file and report, byte for byte. */
+    @Test
+    void gptqIntoGgufReadBlockByBlockGivesTheInMemoryFile() throws Exception {
+        TextCalibrationTest fixture = new TextCalibrationTest();
+        fixture.dir = dir;
+        Path hf = fixture.folder(
+                "hf", TextCalibrationTest.VOCAB, TextCalibrationTest.tokenizerJson(TextCalibrationTest.WORDS.size()));
+        List<String> text = TextCalibrationTest.sentences(24, 3);
+        Path tokens = dir.resolve("calib-ids.txt");
+        Files.writeString(
+                tokens,
+                text.stream()
+                        .map(s -> TextCalibrationTest.idLine(TextCalibrationTest.ids(s)))
+                        .collect(Collectors.joining("\n", "", "\n")));
+        for (String bits : List.of("--asym", "--sym")) {
+            Path streamed = dir.resolve("gptq" + bits + "-streamed.gguf");
+            Path whole = dir.resolve("gptq" + bits + "-whole.gguf");
+            System.setProperty(DecoderStreamOutput.PROPERTY, "always");
+            QuantCliTest.Result s = runGguf(hf, bits, tokens, streamed);
+            assertThat(s.code()).as(s.err()).isZero();
+            assertThat(s.err())
+                    .contains("quant: hf, 5 layers, dim 64, read block by block: GPTQ into q4_")
+                    .contains("quant: block 5/5 done (");
+            System.setProperty(DecoderStreamOutput.PROPERTY, "never");
+            QuantCliTest.Result w = runGguf(hf, bits, tokens, whole);
+            assertThat(w.code()).as(w.err()).isZero();
+            assertThat(w.err()).doesNotContain("block by block");
+            assertThat(Files.mismatch(streamed, whole)).as(bits).isEqualTo(-1L);
+            // every line, the file's name aside
+            assertThat(s.out().replace(streamed.toString(), "OUT"))
+                    .isEqualTo(w.out().replace(whole.toString(), "OUT"));
+        }
+    }
+
+    private static QuantCliTest.Result runGguf(Path hf, String symmetry, Path tokens, Path out) throws Exception {
+        return QuantCliTest.run(
+                "quantize",
+                "--model",
+                hf.toString(),
+                "--format",
+                "gguf",
+                "--method",
+                "gptq",
+                "--bits",
+                "4",
+                symmetry,
+                "--group-size",
+                "32",
+                "--calib-tokens",
+                tokens.toString(),
+                "--seq-len",
+                "16",
+                "--out",
+                out.toString(),
+                "--threads",
+                "2");
+    }
+
     private static QuantCliTest.Result run(Path hf, String method, Path tokens, Path out) throws Exception {
         return QuantCliTest.run(
                 "quantize",
