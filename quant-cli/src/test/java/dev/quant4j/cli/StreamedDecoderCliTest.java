@@ -27,17 +27,8 @@ class StreamedDecoderCliTest {
 
     @Test
     void aFolderReadBlockByBlockGivesTheInMemoryFile() throws Exception {
-        TextCalibrationTest fixture = new TextCalibrationTest();
-        fixture.dir = dir;
-        Path hf = fixture.folder(
-                "hf", TextCalibrationTest.VOCAB, TextCalibrationTest.tokenizerJson(TextCalibrationTest.WORDS.size()));
-        List<String> text = TextCalibrationTest.sentences(24, 3);
-        Path tokens = dir.resolve("calib-ids.txt");
-        Files.writeString(
-                tokens,
-                text.stream()
-                        .map(s -> TextCalibrationTest.idLine(TextCalibrationTest.ids(s)))
-                        .collect(Collectors.joining("\n", "", "\n")));
+        Path hf = folder();
+        Path tokens = calibrationIds();
         for (String method : List.of("gptq", "awq")) {
             Path streamed = dir.resolve(method + "-streamed.safetensors");
             Path whole = dir.resolve(method + "-whole.safetensors");
@@ -68,17 +59,8 @@ class StreamedDecoderCliTest {
     /** GPTQ into a llama.cpp model: streamed, the in-memory file and report, byte for byte. */
     @Test
     void gptqIntoGgufReadBlockByBlockGivesTheInMemoryFile() throws Exception {
-        TextCalibrationTest fixture = new TextCalibrationTest();
-        fixture.dir = dir;
-        Path hf = fixture.folder(
-                "hf", TextCalibrationTest.VOCAB, TextCalibrationTest.tokenizerJson(TextCalibrationTest.WORDS.size()));
-        List<String> text = TextCalibrationTest.sentences(24, 3);
-        Path tokens = dir.resolve("calib-ids.txt");
-        Files.writeString(
-                tokens,
-                text.stream()
-                        .map(s -> TextCalibrationTest.idLine(TextCalibrationTest.ids(s)))
-                        .collect(Collectors.joining("\n", "", "\n")));
+        Path hf = folder();
+        Path tokens = calibrationIds();
         for (String bits : List.of("--asym", "--sym")) {
             Path streamed = dir.resolve("gptq" + bits + "-streamed.gguf");
             Path whole = dir.resolve("gptq" + bits + "-whole.gguf");
@@ -97,6 +79,26 @@ class StreamedDecoderCliTest {
             assertThat(s.out().replace(streamed.toString(), "OUT"))
                     .isEqualTo(w.out().replace(whole.toString(), "OUT"));
         }
+    }
+
+    /** The test folder: stories260K's shapes with a word-level tokenizer. */
+    private Path folder() throws Exception {
+        TextCalibrationTest fixture = new TextCalibrationTest();
+        fixture.dir = dir;
+        return fixture.folder(
+                "hf", TextCalibrationTest.VOCAB, TextCalibrationTest.tokenizerJson(TextCalibrationTest.WORDS.size()));
+    }
+
+    /** 24 sentences' token ids, one line each. */
+    private Path calibrationIds() throws Exception {
+        List<String> text = TextCalibrationTest.sentences(24, 3);
+        Path tokens = dir.resolve("calib-ids.txt");
+        Files.writeString(
+                tokens,
+                text.stream()
+                        .map(s -> TextCalibrationTest.idLine(TextCalibrationTest.ids(s)))
+                        .collect(Collectors.joining("\n", "", "\n")));
+        return tokens;
     }
 
     private static QuantCliTest.Result runGguf(Path hf, String symmetry, Path tokens, Path out) throws Exception {

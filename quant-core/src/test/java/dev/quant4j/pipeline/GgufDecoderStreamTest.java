@@ -41,24 +41,8 @@ class GgufDecoderStreamTest {
 
     @BeforeAll
     static void folders() throws Exception {
-        bf16 = dir.resolve("bf16");
-        Files.createDirectories(bf16);
+        bf16 = StreamedDecoderTest.shardedBf16(dir.resolve("bf16"));
         List<Map.Entry<String, FloatMatrix>> all = HuggingFaceLlamaFixture.tensors();
-        int half = all.size() / 2;
-        StreamedDecoderTest.writeBf16(bf16.resolve("model-00001-of-00002.safetensors"), all.subList(0, half));
-        StreamedDecoderTest.writeBf16(bf16.resolve("model-00002-of-00002.safetensors"), all.subList(half, all.size()));
-        StringBuilder index = new StringBuilder("{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
-        for (int i = 0; i < all.size(); i++) {
-            index.append(i == 0 ? "" : ", ")
-                    .append('"')
-                    .append(all.get(i).getKey())
-                    .append("\": \"model-0000")
-                    .append(i < half ? 1 : 2)
-                    .append("-of-00002.safetensors\"");
-        }
-        Files.writeString(
-                bf16.resolve("model.safetensors.index.json"), index.append("}}").toString());
-        Files.writeString(bf16.resolve("config.json"), HuggingFaceLlamaFixture.CONFIG);
 
         withBias = dir.resolve("bias");
         Files.createDirectories(withBias);

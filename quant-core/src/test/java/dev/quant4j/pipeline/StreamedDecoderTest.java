@@ -43,12 +43,18 @@ class StreamedDecoderTest {
 
     @BeforeAll
     static void folder() throws Exception {
-        model = dir.resolve("hf");
-        Files.createDirectories(model);
+        model = shardedBf16(dir.resolve("hf"));
+        LlamaDecoder fp32 = QuantizedDecoderFile.readSource(model).decoder(Pools.TWO);
+        calibration = TokenSampler.sample(fp32, 4, 48, 1, 1.0, 1);
+    }
+
+    /** stories260K as a Hugging Face folder {@code hf}: BF16 in two shards with their index, and the config. */
+    static Path shardedBf16(Path hf) throws Exception {
+        Files.createDirectories(hf);
         List<Map.Entry<String, FloatMatrix>> all = HuggingFaceLlamaFixture.tensors();
         int half = all.size() / 2;
-        writeBf16(model.resolve("model-00001-of-00002.safetensors"), all.subList(0, half));
-        writeBf16(model.resolve("model-00002-of-00002.safetensors"), all.subList(half, all.size()));
+        writeBf16(hf.resolve("model-00001-of-00002.safetensors"), all.subList(0, half));
+        writeBf16(hf.resolve("model-00002-of-00002.safetensors"), all.subList(half, all.size()));
         StringBuilder index = new StringBuilder("{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
         for (int i = 0; i < all.size(); i++) {
             index.append(i == 0 ? "" : ", ")
@@ -59,11 +65,9 @@ class StreamedDecoderTest {
                     .append("-of-00002.safetensors\"");
         }
         Files.writeString(
-                model.resolve("model.safetensors.index.json"),
-                index.append("}}").toString());
-        Files.writeString(model.resolve("config.json"), HuggingFaceLlamaFixture.CONFIG);
-        LlamaDecoder fp32 = QuantizedDecoderFile.readSource(model).decoder(Pools.TWO);
-        calibration = TokenSampler.sample(fp32, 4, 48, 1, 1.0, 1);
+                hf.resolve("model.safetensors.index.json"), index.append("}}").toString());
+        Files.writeString(hf.resolve("config.json"), HuggingFaceLlamaFixture.CONFIG);
+        return hf;
     }
 
     static void writeBf16(Path file, List<Map.Entry<String, FloatMatrix>> tensors) throws Exception {
