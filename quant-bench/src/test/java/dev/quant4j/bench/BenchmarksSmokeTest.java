@@ -58,6 +58,21 @@ class BenchmarksSmokeTest {
     }
 
     @Test
+    void attentionBenchmarkMethodsAgree() {
+        AttentionBenchmark b = new AttentionBenchmark();
+        b.tokens = 40;
+        b.shape = "4x2x16";
+        b.setUp();
+        float[] old = b.doubleLoops().clone();
+        float[] scalar = b.scalarKernel().clone();
+        float[] vector = b.vectorKernel().clone();
+        // unit Gaussian values, at most 40 keys: the float forms within (3 * 40 + 8) 2^-24 max|v| of each other
+        assertThat(scalar).containsExactly(old, org.assertj.core.data.Offset.offset(1e-4f));
+        assertThat(vector).containsExactly(scalar, org.assertj.core.data.Offset.offset(1e-4f));
+        assertThat(old).isNotEqualTo(new float[old.length]);
+    }
+
+    @Test
     void codebookBenchmarkMethodsRun() {
         CodebookBenchmark b = new CodebookBenchmark();
         b.shape = "8x256";

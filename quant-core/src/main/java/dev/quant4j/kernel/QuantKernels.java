@@ -3,7 +3,7 @@ package dev.quant4j.kernel;
 /**
  * Every kernel family the quantizers use, behind one object chosen once per JVM by {@link Kernels}: {@link
  * StatisticsKernels}, {@link LinearKernels}, {@link CodebookKernels}, {@link PackedProductKernels}, {@link
- * BlasKernels} and {@link ConversionKernels}. Each family has a scalar reference and a Vector API implementation; integer codes are identical, float
+ * BlasKernels}, {@link ConversionKernels} and {@link AttentionKernels}. Each family has a scalar reference and a Vector API implementation; integer codes are identical, float
  * sums agree within the tolerances the tests state.
  *
  * <p>Arguments are trusted (checked by the public API), so kernels only {@code assert}. Float sums of one call are
@@ -15,7 +15,8 @@ public interface QuantKernels
                 CodebookKernels,
                 PackedProductKernels,
                 BlasKernels,
-                ConversionKernels {
+                ConversionKernels,
+                AttentionKernels {
 
     /** Short name for logs and benchmarks, e.g. {@code scalar} or {@code vector-256}. */
     String name();

@@ -18,10 +18,36 @@ final class ScalarKernelSet implements QuantKernels {
     private static final ScalarPackedProductKernels PRODUCTS = new ScalarPackedProductKernels();
     private static final ScalarBlasKernels BLAS = new ScalarBlasKernels();
     private static final ScalarConversionKernels CONVERSION = new ScalarConversionKernels();
+    private static final ScalarAttentionKernels ATTENTION = new ScalarAttentionKernels();
 
     @Override
     public String name() {
         return "scalar";
+    }
+
+    // AttentionKernels
+
+    @Override
+    public void attention(
+            int n,
+            int start,
+            boolean causal,
+            int d,
+            int group,
+            float[] q,
+            int qOff,
+            int ldq,
+            float[] k,
+            int kOff,
+            float[] v,
+            int vOff,
+            int ldkv,
+            float[] out,
+            int outOff,
+            int ldo,
+            float[] scratch) {
+        ATTENTION.attention(
+                n, start, causal, d, group, q, qOff, ldq, k, kOff, v, vOff, ldkv, out, outOff, ldo, scratch);
     }
 
     // ConversionKernels

@@ -18,10 +18,36 @@ final class VectorKernelSet implements QuantKernels {
     private static final VectorPackedProductKernels PRODUCTS = new VectorPackedProductKernels();
     private static final VectorBlasKernels BLAS = new VectorBlasKernels();
     private static final VectorConversionKernels CONVERSION = new VectorConversionKernels();
+    private static final VectorAttentionKernels ATTENTION = new VectorAttentionKernels();
 
     @Override
     public String name() {
         return "vector-" + VectorFactory.BITS;
+    }
+
+    // AttentionKernels
+
+    @Override
+    public void attention(
+            int n,
+            int start,
+            boolean causal,
+            int d,
+            int group,
+            float[] q,
+            int qOff,
+            int ldq,
+            float[] k,
+            int kOff,
+            float[] v,
+            int vOff,
+            int ldkv,
+            float[] out,
+            int outOff,
+            int ldo,
+            float[] scratch) {
+        ATTENTION.attention(
+                n, start, causal, d, group, q, qOff, ldq, k, kOff, v, vOff, ldkv, out, outOff, ldo, scratch);
     }
 
     // ConversionKernels

@@ -1,8 +1,9 @@
 /**
  * The compute kernels every quantizer is built on, one family per interface: {@link
  * dev.quant4j.kernel.StatisticsKernels}, {@link dev.quant4j.kernel.LinearKernels}, {@link
- * dev.quant4j.kernel.CodebookKernels}, {@link dev.quant4j.kernel.PackedProductKernels} and {@link
- * dev.quant4j.kernel.BlasKernels}, joined in {@link dev.quant4j.kernel.QuantKernels} and chosen once per JVM by {@link
+ * dev.quant4j.kernel.CodebookKernels}, {@link dev.quant4j.kernel.PackedProductKernels}, {@link
+ * dev.quant4j.kernel.BlasKernels}, {@link dev.quant4j.kernel.ConversionKernels} and {@link
+ * dev.quant4j.kernel.AttentionKernels}, joined in {@link dev.quant4j.kernel.QuantKernels} and chosen once per JVM by {@link
  * dev.quant4j.kernel.Kernels} (scalar reference, or the Vector API at 512, 256 or 128 bits); and ggml's block types,
  * {@link dev.quant4j.kernel.GgmlBlockKernels}, chosen alike ({@link dev.quant4j.kernel.Kernels#ggml()}).
  *

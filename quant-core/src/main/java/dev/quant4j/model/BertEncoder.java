@@ -2,6 +2,8 @@ package dev.quant4j.model;
 
 import dev.quant4j.io.MalformedTensorFileException;
 import dev.quant4j.io.OnnxModel;
+import dev.quant4j.kernel.AttentionKernels;
+import dev.quant4j.kernel.Kernels;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -29,6 +31,9 @@ public final class BertEncoder {
 
     /** LayerNorm epsilon of BERT ({@code layer_norm_eps}). */
     public static final double LAYER_NORM_EPS = 1e-12;
+
+    /** The attention kernels of this JVM. */
+    private static final AttentionKernels KERNELS = Kernels.get();
 
     private record Layer(
             Linear query,
@@ -404,37 +409,17 @@ public final class BertEncoder {
         return linear.forward(x);
     }
 
-    /** Softmax attention per head over all {@code n} tokens (no mask: one unpadded sentence). */
+    /**
+     * Softmax attention per head over all {@code n} tokens (no mask: one unpadded sentence), on the kernel layer
+     * ({@link AttentionKernels}, in float).
+     */
     private float[] attention(float[] q, float[] k, float[] v, int n) {
         int d = hidden / heads;
-        float scale = (float) (1 / Math.sqrt(d));
         float[] ctx = new float[n * hidden];
-        double[] p = new double[n];
+        float[] scratch = new float[AttentionKernels.attentionScratchSize(n, 0, d)];
         for (int h = 0; h < heads; h++) {
             int o = h * d;
-            for (int i = 0; i < n; i++) {
-                double max = Double.NEGATIVE_INFINITY;
-                for (int j = 0; j < n; j++) {
-                    float s = 0;
-                    for (int c = 0; c < d; c++) {
-                        s = Math.fma(q[i * hidden + o + c], k[j * hidden + o + c], s);
-                    }
-                    p[j] = s * scale;
-                    max = Math.max(max, p[j]);
-                }
-                double sum = 0;
-                for (int j = 0; j < n; j++) {
-                    p[j] = Math.exp(p[j] - max);
-                    sum += p[j];
-                }
-                for (int c = 0; c < d; c++) {
-                    double acc = 0;
-                    for (int j = 0; j < n; j++) {
-                        acc += p[j] * v[j * hidden + o + c];
-                    }
-                    ctx[i * hidden + o + c] = (float) (acc / sum);
-                }
-            }
+            KERNELS.attention(n, 0, false, d, 1, q, o, hidden, k, o, v, o, hidden, ctx, o, hidden, scratch);
         }
         return ctx;
     }

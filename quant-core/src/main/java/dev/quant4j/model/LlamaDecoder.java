@@ -1,6 +1,8 @@
 package dev.quant4j.model;
 
 import dev.quant4j.io.Llama2cCheckpoint;
+import dev.quant4j.kernel.AttentionKernels;
+import dev.quant4j.kernel.Kernels;
 import dev.quant4j.linalg.Parallel;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
@@ -28,9 +30,10 @@ import java.util.concurrent.ForkJoinPool;
  * {@code lm_head.weight}), and linear layers are named after their module ({@code model.layers.N.self_attn.q_proj}).
  * Query and key projections may have a bias (Qwen2); the others have none.
  *
- * <p>Arithmetic: the linear layers run on the kernel layer ({@link Linear}); RMSNorm, attention scores, softmax and
- * the value sums accumulate in double; rotary angles are {@code position * inverse_frequency} rounded to float, as
- * both references compute them. Results do not depend on the thread count.
+ * <p>Arithmetic: the linear layers ({@link Linear}) and attention ({@link AttentionKernels}: scores, softmax and value
+ * sums in float with fused multiply-adds, as {@code run.c} computes them in float) run on the kernel layer; RMSNorm
+ * accumulates in double; rotary angles are {@code position * inverse_frequency} rounded to float, as both references
+ * compute them. Results do not depend on the thread count.
  *
  * <p>An instance is immutable and may be shared by threads; a {@link KvCache} belongs to one sequence and one thread
  * at a time.
@@ -43,6 +46,9 @@ public final class LlamaDecoder {
     public static final String FINAL_NORM = "model.norm.weight";
     /** Hugging Face's name of the output head's weight (absent when the embeddings are tied). */
     public static final String LM_HEAD = "lm_head.weight";
+
+    /** The attention kernels of this JVM. */
+    private static final AttentionKernels KERNELS = Kernels.get();
 
     private record Block(
             float[] attentionNorm,
@@ -646,51 +652,46 @@ public final class LlamaDecoder {
         }
     }
 
+    /** Queries per attention task: a long prefill is split so that every core has work even with few kv heads. */
+    private static final int QUERIES_PER_TASK = 128;
+
     /**
      * Causal attention of {@code n} queries at positions {@code start ...} over keys and values at positions {@code 0
-     * ... start + n - 1}; query head {@code h} reads key/value head {@code h / (heads / kvHeads)}. Heads run in
-     * parallel, each with the same arithmetic whatever the thread count.
+     * ... start + n - 1}; query head {@code h} reads key/value head {@code h / (heads / kvHeads)}. Runs on the kernel
+     * layer ({@link AttentionKernels}), one task per key/value head and run of {@link #QUERIES_PER_TASK} queries; a
+     * query's output depends only on what it sees, so not on this split nor on the thread count.
      */
     private float[] attention(float[] q, float[] keys, float[] values, int n, int start) {
         int d = config.headDim();
         int qDim = config.qDim();
         int kvDim = config.kvDim();
         int group = config.heads() / config.kvHeads();
-        double scale = 1 / Math.sqrt(d);
         float[] context = new float[n * qDim];
-        Parallel.forEach(pool, config.heads(), h -> {
-            int kvOff = (h / group) * d;
-            double[] p = new double[start + n];
-            double[] acc = new double[d];
-            for (int i = 0; i < n; i++) {
-                int qOff = i * qDim + h * d;
-                int last = start + i;
-                double max = Double.NEGATIVE_INFINITY;
-                for (int j = 0; j <= last; j++) {
-                    int kOff = j * kvDim + kvOff;
-                    double s = 0;
-                    for (int c = 0; c < d; c++) {
-                        s += (double) q[qOff + c] * keys[kOff + c];
-                    }
-                    p[j] = s * scale;
-                    max = Math.max(max, p[j]);
-                }
-                double sum = 0;
-                for (int j = 0; j <= last; j++) {
-                    p[j] = Math.exp(p[j] - max);
-                    sum += p[j];
-                }
-                java.util.Arrays.fill(acc, 0);
-                for (int j = 0; j <= last; j++) {
-                    int vOff = j * kvDim + kvOff;
-                    for (int c = 0; c < d; c++) {
-                        acc[c] += p[j] * values[vOff + c];
-                    }
-                }
-                for (int c = 0; c < d; c++) {
-                    context[qOff + c] = (float) (acc[c] / sum);
-                }
-            }
+        int runs = (n + QUERIES_PER_TASK - 1) / QUERIES_PER_TASK;
+        Parallel.forEach(pool, config.kvHeads() * runs, task -> {
+            int kv = task / runs;
+            int i0 = (task % runs) * QUERIES_PER_TASK;
+            int rows = Math.min(QUERIES_PER_TASK, n - i0);
+            int head = i0 * qDim + kv * group * d;
+            float[] scratch = new float[AttentionKernels.attentionScratchSize(rows, start + i0, d)];
+            KERNELS.attention(
+                    rows,
+                    start + i0,
+                    true,
+                    d,
+                    group,
+                    q,
+                    head,
+                    qDim,
+                    keys,
+                    kv * d,
+                    values,
+                    kv * d,
+                    kvDim,
+                    context,
+                    head,
+                    qDim,
+                    scratch);
         });
         return context;
     }

@@ -166,6 +166,22 @@ class KernelAllocationTest {
                         () -> k.dotNibbles2x8(packed, 0, n / 2, xPrepared, 0, n, n, g, scales, 0, 0, out, 0)))
                 .as("dotNibbles2x8")
                 .isZero();
+        // a prefill of 64 tokens, two query heads of 64 on one key/value head (the work array is the caller's)
+        int tokens = 64;
+        int d = 64;
+        float[] q = new float[tokens * 2 * d];
+        float[] kv = new float[tokens * d];
+        for (int i = 0; i < kv.length; i++) {
+            q[i] = (float) r.nextGaussian();
+            q[kv.length + i] = (float) r.nextGaussian();
+            kv[i] = (float) r.nextGaussian();
+        }
+        float[] context = new float[tokens * 2 * d];
+        float[] work = new float[AttentionKernels.attentionScratchSize(tokens, 0, d)];
+        assertThat(steadyBytesPerCall(() ->
+                        k.attention(tokens, 0, true, d, 2, q, 0, 2 * d, kv, 0, kv, 0, d, context, 0, 2 * d, work)))
+                .as("attention")
+                .isZero();
     }
 
     /**

@@ -94,8 +94,10 @@ class HuggingFaceLlamaTest {
         LlamaDecoder hf = HuggingFaceLlama.read(dir, Pools.TWO);
         assertThat(hf.config().rope()).isEqualTo(RopeLayout.HALF_SPLIT);
         assertThat(hf.config().normEps()).isEqualTo(1e-5);
+        // Hugging Face's permuted q/k rows reorder the terms of every attention score, a float sum: the logits
+        // differ by float rounding, as run.c's do (about 2.5e-5 measured)
         assertThat(LlamaDecoderTest.maxAbsDiff(hf.logits(TOKENS), reference.logits(TOKENS)))
-                .isLessThan(1e-5);
+                .isLessThan(LlamaDecoderTest.RUNC_TOLERANCE);
         // the same files held in memory: the same model
         Map<String, byte[]> files = Map.of(
                 "config.json", Files.readAllBytes(dir.resolve("config.json")),

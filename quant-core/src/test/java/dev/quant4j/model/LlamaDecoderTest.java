@@ -132,7 +132,9 @@ public class LlamaDecoderTest {
                 RopeLayout.HALF_SPLIT,
                 c.tiedEmbeddings());
         LlamaDecoder halfSplit = LlamaDecoder.of("permuted", hf, permuted, Pools.TWO);
-        assertThat(maxAbsDiff(halfSplit.logits(tokens), decoder.logits(tokens))).isLessThan(1e-5);
+        // the permutation reorders the terms of every attention score, a float sum: the logits differ by float
+        // rounding, as run.c's do (about 5e-5 measured)
+        assertThat(maxAbsDiff(halfSplit.logits(tokens), decoder.logits(tokens))).isLessThan(RUNC_TOLERANCE);
         // and the layout matters: the permuted weights in the interleaved layout are another model
         LlamaDecoder wrong = LlamaDecoder.of("permuted", c, permuted, Pools.TWO);
         assertThat(maxAbsDiff(wrong.logits(tokens), decoder.logits(tokens))).isGreaterThan(0.1);
