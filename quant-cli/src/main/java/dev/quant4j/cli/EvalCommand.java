@@ -399,7 +399,7 @@ final class EvalCommand implements Callable<Integer> {
         List<Double> mrr = new ArrayList<>();
         double mrr0 = rows.get(0).retrieval().mrr();
         for (Row r : rows) {
-            labels.add(r.label());
+            labels.add(chartLabel(r.label()));
             cos.add(r.meanCos());
             mrr.add(r.retrieval().mrr() / mrr0);
             min = Math.min(min, Math.min(r.meanCos(), r.retrieval().mrr() / mrr0));
@@ -409,6 +409,15 @@ final class EvalCommand implements Callable<Integer> {
         chart.addSeries("mean cosine", labels, cos);
         chart.addSeries("MRR / MRR of FP32", labels, mrr);
         return chart;
+    }
+
+    /**
+     * A row's label on the chart's axis: its name before a colon ({@code compact}), since the whole description would
+     * take the chart's height when rotated.
+     */
+    static String chartLabel(String label) {
+        int colon = label.indexOf(':');
+        return colon > 0 ? label.substring(0, colon) : label;
     }
 
     static byte[] resource(String name) throws IOException {

@@ -274,4 +274,23 @@ class EvalCommandTest {
         }
         assertThat(all).hasSize(4011 + 2400);
     }
+
+    /** The chart names the compact row by its short name: its whole description, rotated, squeezed the plot to a strip. */
+    @Test
+    void theChartsLabelsAreShort() {
+        EmbeddingEval.Retrieval r = new EmbeddingEval.Retrieval(0.2, 0.5, 0.3);
+        List<EvalCommand.Row> rows = List.of(
+                new EvalCommand.Row("FP32", 32, 0, 0, 1, 1, r, 0),
+                new EvalCommand.Row(
+                        "compact: GPTQ int4 g64 act-order mse true-sequential, words int4 g64",
+                        4.7,
+                        0,
+                        0,
+                        0.99,
+                        0.96,
+                        r,
+                        0));
+        var chart = EvalCommand.chart(rows);
+        assertThat(List.copyOf(chart.getSeries("mean cosine").getXData())).isEqualTo(List.of("FP32", "compact"));
+    }
 }
