@@ -1,5 +1,6 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.model.LlamaConfig;
 import dev.quant4j.model.LlamaDecoder;
 import java.io.PrintWriter;
 import java.util.List;
@@ -27,20 +28,12 @@ record DecoderCalibration(List<int[]> sequences, String description) {
             String name,
             PrintWriter err,
             long start) {
+        if (lines != null) {
+            return ofLines(options, lines, tokenizer, fp32.config(), name, err);
+        }
         int len = options.seqLen == null
                 ? Math.min(DecoderOutput.DEFAULT_SEQ_LEN, fp32.config().maxSeqLen())
                 : options.seqLen;
-        if (lines != null) {
-            int vocab = fp32.config().vocabSize();
-            String note = tokenizer == null ? null : tokenizer.requireFits(vocab, name);
-            if (note != null) {
-                err.println("quant: " + note);
-            }
-            SampledSequences.requireLength(fp32, name, len);
-            TextSequences.Windows w =
-                    TextSequences.windows(lines, vocab, name, len, options.calibSample, "--calib-sample");
-            return new DecoderCalibration(w.sequences(), "calibrating on " + w.description());
-        }
         int n = options.calibSample == null ? DecoderOutput.DEFAULT_CALIB_SAMPLE : options.calibSample;
         if (n < 1) {
             throw new IllegalArgumentException("--calib-sample " + n + " must be at least 1");
@@ -57,5 +50,27 @@ record DecoderCalibration(List<int[]> sequences, String description) {
                         len,
                         seed,
                         (System.nanoTime() - start) / 1e9));
+    }
+
+    /**
+     * The windows of the user's {@code lines} for a model known by its configuration {@code config} alone (a folder
+     * read block by block); a note about the tokenizer's vocabulary goes to {@code err}.
+     */
+    static DecoderCalibration ofLines(
+            DecoderOutput.Options options,
+            TextSequences.Lines lines,
+            TextTokenizer tokenizer,
+            LlamaConfig config,
+            String name,
+            PrintWriter err) {
+        int len = options.seqLen == null ? Math.min(DecoderOutput.DEFAULT_SEQ_LEN, config.maxSeqLen()) : options.seqLen;
+        String note = tokenizer == null ? null : tokenizer.requireFits(config.vocabSize(), name);
+        if (note != null) {
+            err.println("quant: " + note);
+        }
+        SampledSequences.requireLength(config, name, len);
+        TextSequences.Windows w =
+                TextSequences.windows(lines, config.vocabSize(), name, len, options.calibSample, "--calib-sample");
+        return new DecoderCalibration(w.sequences(), "calibrating on " + w.description());
     }
 }

@@ -126,9 +126,9 @@ final class DecoderGgufOutput {
                         + " whole decoder (--model " + cmd.in + ") calibrates on token sequences: --calib-text FILE,"
                         + " --calib-tokens FILE, or sampled from the model (--calib-sample N --seq-len L --seed S)");
             }
-            if (cmd.threads != null && cmd.threads < 1) {
-                throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
-            }
+        }
+        if (cmd.threads != null && cmd.threads < 1) {
+            throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
         }
         if (awq) {
             if (options.ggufType == null) {
@@ -330,11 +330,7 @@ final class DecoderGgufOutput {
      * err}.
      */
     private Written streamed(GgmlType type, PrintWriter err) throws IOException {
-        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
-        if (threads < 1) {
-            throw new IllegalArgumentException("--threads " + cmd.threads + " must be at least 1");
-        }
-        ForkJoinPool pool = new ForkJoinPool(threads);
+        ForkJoinPool pool = new ForkJoinPool(threads());
         try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(cmd.in, pool)) {
             GgufTokenizer.Converted vocabulary = vocabulary(model.config());
             GgufDecoderStream.Plan plan =
@@ -368,19 +364,35 @@ final class DecoderGgufOutput {
             TextTokenizer tokenizer,
             PrintWriter err,
             long start) {
-        double damp = cmd.damp == null ? 0.01 : cmd.damp;
-        GgmlGptq.Order order = GgufOutput.gptqOrder(cmd);
         GgufDecoderGptq.Result result = calibrated(
                 source,
                 lines,
                 tokenizer,
                 err,
                 start,
-                "GPTQ" + GgufOutput.describe(order) + " into " + type + " (damping " + damp + ")",
-                (fp32, sequences, pool, progress) ->
-                        new GgufDecoderGptq(type, damp, order, pool).quantize(fp32, sequences, progress));
+                gptqLabel(type),
+                (fp32, sequences, pool, progress) -> gptqOf(type, pool).quantize(fp32, sequences, progress));
         sayKept(result.layers(), type, err);
         return result;
+    }
+
+    /** GPTQ into {@code type} with {@code --damp} (default 0.01) and the column order of the options, on {@code pool}. */
+    private GgufDecoderGptq gptqOf(GgmlType type, ForkJoinPool pool) {
+        return new GgufDecoderGptq(type, damp(), GgufOutput.gptqOrder(cmd), pool);
+    }
+
+    /** What GPTQ does, for the first line on stderr: {@code GPTQ act-order (static groups) into q4_0 (damping 0.01)}. */
+    private String gptqLabel(GgmlType type) {
+        return "GPTQ" + GgufOutput.describe(GgufOutput.gptqOrder(cmd)) + " into " + type + " (damping " + damp() + ")";
+    }
+
+    private double damp() {
+        return cmd.damp == null ? 0.01 : cmd.damp;
+    }
+
+    /** {@code --threads} (checked at the start), or one per core. */
+    private int threads() {
+        return cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
     }
 
     /** One line on {@code err} for each layer that kept ggml's reference blocks. */
@@ -404,43 +416,31 @@ final class DecoderGgufOutput {
     private Written streamedGptq(
             GgmlType type, TextSequences.Lines lines, TextTokenizer tokenizer, PrintWriter err, long start)
             throws IOException {
-        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
-        double damp = cmd.damp == null ? 0.01 : cmd.damp;
-        GgmlGptq.Order order = GgufOutput.gptqOrder(cmd);
-        ForkJoinPool pool = new ForkJoinPool(threads);
+        ForkJoinPool pool = new ForkJoinPool(threads());
         ForkJoinPool writer = new ForkJoinPool(1);
         try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(cmd.in, pool)) {
             LlamaConfig c = model.config();
-            if (tokenizer != null) {
-                String note = tokenizer.requireFits(c.vocabSize(), model.source());
-                if (note != null) {
-                    err.println("quant: " + note);
-                }
-            }
-            DecoderOutput.Options calib = cmd.decoderOptions;
-            int len = calib.seqLen == null ? Math.min(DecoderOutput.DEFAULT_SEQ_LEN, c.maxSeqLen()) : calib.seqLen;
-            SampledSequences.requireLength(c, model.source(), len);
-            TextSequences.Windows windows = TextSequences.windows(
-                    lines, c.vocabSize(), model.source(), len, calib.calibSample, "--calib-sample");
+            DecoderCalibration calibration =
+                    DecoderCalibration.ofLines(cmd.decoderOptions, lines, tokenizer, c, model.source(), err);
             GgufTokenizer.Converted vocabulary = vocabulary(c);
             GgufDecoderStream.Plan plan =
                     GgufDecoderStream.plan(model, type, cmd.strict, vocabulary == null ? null : vocabulary.metadata());
             err.printf(
                     Locale.ROOT,
-                    "quant: %s, %d layers, dim %d, read block by block: %s; calibrating on %s%n",
+                    "quant: %s, %d layers, dim %d, read block by block: %s; %s%n",
                     model.source(),
                     c.layers(),
                     c.dim(),
-                    "GPTQ" + GgufOutput.describe(order) + " into " + type + " (damping " + damp + ")",
-                    windows.description());
+                    gptqLabel(type),
+                    calibration.description());
             err.flush();
             java.util.function.IntConsumer progress = DecoderOutput.blockProgress(err, c.layers(), start);
             List<LayerReport> layers = new java.util.ArrayList<>();
             GgufQuantizer.Summary summary = GgufDecoderStream.writeGptq(
                     plan,
-                    new GgufDecoderGptq(type, damp, order, pool),
+                    gptqOf(type, pool),
                     model,
-                    windows.sequences(),
+                    calibration.sequences(),
                     new GgufQuantizer(GgufQuantizer.Method.rtn(type), writer),
                     cmd.out,
                     options.split(cmd.maxShardSize),
@@ -508,8 +508,7 @@ final class DecoderGgufOutput {
             long start,
             String what,
             CalibratedRun<T> run) {
-        int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
-        ForkJoinPool pool = new ForkJoinPool(threads);
+        ForkJoinPool pool = new ForkJoinPool(threads());
         try {
             LlamaDecoder fp32 = source.decoder(pool);
             DecoderCalibration calibration =

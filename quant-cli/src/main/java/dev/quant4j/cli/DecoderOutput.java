@@ -198,8 +198,7 @@ final class DecoderOutput {
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
             if (streamed) {
-                return DecoderStreamOutput.run(
-                        cmd, setting, m, lines, tokenizer, options.seqLen, options.calibSample, pool);
+                return DecoderStreamOutput.run(cmd, setting, m, lines, tokenizer, pool);
             }
             long start = System.nanoTime();
             QuantizedDecoderFile.Source source = QuantizedDecoderFile.readSource(cmd.in);

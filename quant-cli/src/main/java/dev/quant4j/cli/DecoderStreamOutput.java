@@ -64,7 +64,7 @@ final class DecoderStreamOutput {
 
     /**
      * Quantizes and writes; {@code lines} are the user's calibration ids, {@code tokenizer} the one that made them (or
-     * null for ids), {@code seqLen} and {@code count} the options (or null).
+     * null for ids), cut into windows as {@code --seq-len} and {@code --calib-sample} say.
      */
     static int run(
             QuantizeCommand cmd,
@@ -72,8 +72,6 @@ final class DecoderStreamOutput {
             String method,
             TextSequences.Lines lines,
             TextTokenizer tokenizer,
-            Integer seqLen,
-            Integer count,
             ForkJoinPool pool)
             throws IOException {
         PrintWriter out = cmd.spec.commandLine().getOut();
@@ -82,25 +80,17 @@ final class DecoderStreamOutput {
         try (HuggingFaceLlama.Checkpoint files = HuggingFaceLlama.open(cmd.in, pool)) {
             LlamaConfig c = files.config();
             DecoderOutput.requireSchemeFits(cmd, c, setting);
-            if (tokenizer != null) {
-                String note = tokenizer.requireFits(c.vocabSize(), files.source());
-                if (note != null) {
-                    err.println("quant: " + note);
-                }
-            }
-            int len = seqLen == null ? Math.min(DecoderOutput.DEFAULT_SEQ_LEN, c.maxSeqLen()) : seqLen;
-            SampledSequences.requireLength(c, files.source(), len);
-            TextSequences.Windows windows =
-                    TextSequences.windows(lines, c.vocabSize(), files.source(), len, count, "--calib-sample");
+            DecoderCalibration calibration =
+                    DecoderCalibration.ofLines(cmd.decoderOptions, lines, tokenizer, c, files.source(), err);
             err.printf(
                     Locale.ROOT,
-                    "quant: %s, %d layers, dim %d, %.2f GB as float32, read block by block: %s; calibrating on %s%n",
+                    "quant: %s, %d layers, dim %d, %.2f GB as float32, read block by block: %s; %s%n",
                     files.source(),
                     c.layers(),
                     c.dim(),
                     fp32Bytes(files) / 1e9,
                     setting.label(),
-                    windows.description());
+                    calibration.description());
             err.flush();
             int[] keptRtn = {0};
             int[] perChannel = {0};
@@ -109,7 +99,7 @@ final class DecoderStreamOutput {
                     cmd.out,
                     files,
                     new DecoderQuantizer(setting, pool),
-                    windows.sequences(),
+                    calibration.sequences(),
                     method,
                     (b, weights, layers) -> {
                         for (LayerReport r : layers) {

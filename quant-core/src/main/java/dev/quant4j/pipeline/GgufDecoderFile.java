@@ -407,7 +407,6 @@ public final class GgufDecoderFile {
         }
         LlamaConfig c = source.config();
         Map<String, FloatMatrix> tensors = source.tensors();
-        boolean halfSplit = c.rope() == RopeLayout.HALF_SPLIT;
         GgufWriter writer = new GgufWriter().putAll(metadata(source, type, vocabulary));
         List<Stored> stored = new ArrayList<>();
         Set<String> used = new LinkedHashSet<>();
@@ -421,12 +420,8 @@ public final class GgufDecoderFile {
             }
             used.add(hf);
             String name = ggufName(hf);
-            if (halfSplit && hf.contains("self_attn.q_proj.")) {
-                t = toInterleaved(t, c.heads(), c.headDim());
-            } else if (halfSplit && hf.contains("self_attn.k_proj.")) {
-                t = toInterleaved(t, c.kvHeads(), c.headDim());
-            }
-            FloatMatrix w = t;
+            int heads = rotaryHeads(c, hf);
+            FloatMatrix w = heads == 0 ? t : toInterleaved(t, heads, c.headDim());
             if (w.rows() == 1 && !hf.equals(LlamaDecoder.EMBED_TOKENS) && !hf.equals(LlamaDecoder.LM_HEAD)) {
                 long[] ne = {w.cols()};
                 writer.addTensor(name, ne, GgmlType.F32, f32(w));
@@ -458,12 +453,7 @@ public final class GgufDecoderFile {
                         ? null
                         : "its rows of " + w.cols() + " values are not whole " + type + " blocks of "
                                 + type.blockSize();
-                data = b.data();
-                if (halfSplit && hf.contains("self_attn.q_proj.")) {
-                    data = toInterleaved(data, (int) as.rowSize(b.cols()), c.heads(), c.headDim());
-                } else if (halfSplit && hf.contains("self_attn.k_proj.")) {
-                    data = toInterleaved(data, (int) as.rowSize(b.cols()), c.kvHeads(), c.headDim());
-                }
+                data = heads == 0 ? b.data() : toInterleaved(b.data(), (int) as.rowSize(b.cols()), heads, c.headDim());
             }
             FloatMatrix back = FloatMatrix.of(
                     w.name(), w.rows(), w.cols(), GgmlQuants.dequantize(as, data, w.rows(), w.cols()), 0);
@@ -499,7 +489,19 @@ public final class GgufDecoderFile {
         }
     }
 
-    private static byte[] f32(FloatMatrix m) {
+    /**
+     * The heads whose rows {@link #toInterleaved} permutes in tensor {@code hf} of a model with {@code c}: a {@code
+     * q_proj} or {@code k_proj} weight or bias of a model in Hugging Face's half-split rotary layout; 0 for any other.
+     */
+    static int rotaryHeads(LlamaConfig c, String hf) {
+        if (c.rope() != RopeLayout.HALF_SPLIT) {
+            return 0;
+        }
+        return hf.contains("self_attn.q_proj.") ? c.heads() : hf.contains("self_attn.k_proj.") ? c.kvHeads() : 0;
+    }
+
+    /** {@code m}'s values as little-endian float32 bytes (a GGUF F32 tensor's data). */
+    static byte[] f32(FloatMatrix m) {
         ByteBuffer b = ByteBuffer.allocate(Float.BYTES * m.rows() * m.cols()).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(m.toArray());
         return b.array();

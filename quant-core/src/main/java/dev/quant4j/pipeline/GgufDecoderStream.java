@@ -5,12 +5,10 @@ import dev.quant4j.io.GgufValue;
 import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.LlamaConfig;
 import dev.quant4j.model.LlamaDecoder;
-import dev.quant4j.model.RopeLayout;
 import dev.quant4j.pipeline.GgufDecoderFile.Stored;
 import dev.quant4j.pipeline.GgufQuantizer.Item;
 import dev.quant4j.tensor.FloatMatrix;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
@@ -84,7 +82,6 @@ public final class GgufDecoderStream {
             DecoderQuantizer.Sink<GgufDecoderFile.Blocks> observer)
             throws java.io.IOException {
         LlamaConfig c = model.config();
-        boolean halfSplit = c.rope() == RopeLayout.HALF_SPLIT;
         Handoff handoff = new Handoff();
         List<Item> items = new ArrayList<>();
         for (int i = 0; i < plan.items().size(); i++) {
@@ -94,9 +91,7 @@ public final class GgufDecoderStream {
                 items.add(it);
                 continue;
             }
-            int heads = !halfSplit
-                    ? 0
-                    : hf.contains("self_attn.q_proj.") ? c.heads() : hf.contains("self_attn.k_proj.") ? c.kvHeads() : 0;
+            int heads = GgufDecoderFile.rotaryHeads(c, hf);
             GgmlType as = plan.tensors().get(i).type();
             items.add(it.by(w -> {
                 GgufDecoderFile.Blocks b = handoff.take(hf);
@@ -214,7 +209,6 @@ public final class GgufDecoderStream {
         }
         LlamaConfig c = model.config();
         Set<String> names = new LinkedHashSet<>(model.tensorNames());
-        boolean halfSplit = c.rope() == RopeLayout.HALF_SPLIT;
         QuantizedDecoderFile.Source header = new QuantizedDecoderFile.Source(
                 model.source(), QuantizedDecoderFile.SourceFormat.HUGGING_FACE, c, Map.of());
         List<Item> items = new ArrayList<>();
@@ -236,10 +230,7 @@ public final class GgufDecoderStream {
                 throw new IllegalArgumentException(
                         "tensor '" + hf + "' " + java.util.Arrays.toString(shape) + " has rows past 2^31 values");
             }
-            // heads of the rotary permutation, or 0
-            int heads = !halfSplit
-                    ? 0
-                    : hf.contains("self_attn.q_proj.") ? c.heads() : hf.contains("self_attn.k_proj.") ? c.kvHeads() : 0;
+            int heads = GgufDecoderFile.rotaryHeads(c, hf);
             int d = c.headDim();
             if (heads > 0 && (rows == 1 ? cols : rows) != (long) heads * d) {
                 throw new IllegalArgumentException("tensor '" + hf + "' has " + (rows == 1 ? cols : rows) + " rows, "
@@ -252,9 +243,7 @@ public final class GgufDecoderStream {
                     if (heads > 0) {
                         v = GgufDecoderFile.toInterleaved(v, heads, d);
                     }
-                    ByteBuffer bytes = ByteBuffer.allocate(4 * v.cols()).order(ByteOrder.LITTLE_ENDIAN);
-                    bytes.asFloatBuffer().put(v.toArray());
-                    out.write(index, from, bytes.position((int) from).limit((int) (from + length)));
+                    out.write(index, from, ByteBuffer.wrap(GgufDecoderFile.f32(v), (int) from, (int) length));
                 }));
                 stored.add(new Stored(name, hf, ne, GgmlType.F32, null, null));
                 continue;

@@ -272,7 +272,7 @@ public final class GgufQuantizer {
             }
             specs.add(new GgufStreamWriter.Spec(it.name(), it.ne, as));
             bytesIn += it.inputBytes();
-            long perBlock = whole(it) ? it.rows() : Math.max(1, blockElements / it.cols());
+            long perBlock = wholeOf(it) != null ? it.rows() : Math.max(1, blockElements / it.cols());
             for (long r = 0; r == 0 || r < it.rows(); r += perBlock) {
                 tasks.add(new Task(i, r, Math.min(it.rows(), r + perBlock)));
             }
@@ -367,7 +367,7 @@ public final class GgufQuantizer {
             return null;
         }
         GgmlType type = typeOf(it);
-        boolean whole = whole(it);
+        Function<FloatMatrix, Whole> whole = wholeOf(it);
         int cols = it.cols();
         long count = task.to() - task.from();
         long n = count * cols;
@@ -377,15 +377,15 @@ public final class GgufQuantizer {
                     + " quantized whole by " + method.label() + " and has " + n + " values, more than an array holds");
         }
         int rows = (int) count;
-        float[] x = whole ? new float[(int) n] : values(s, (int) n);
+        float[] x = whole != null ? new float[(int) n] : values(s, (int) n);
         it.reader().read(task.from(), rows, x);
         String note = null;
         byte[] q;
         int qLength = (int) (rows * rowSize);
-        if (whole) {
+        if (whole != null) {
             Whole made;
             try {
-                made = wholeOf(it).apply(FloatMatrix.of(it.name(), rows, cols, x, 0));
+                made = whole.apply(FloatMatrix.of(it.name(), rows, cols, x, 0));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("tensor '" + it.name() + "': " + e.getMessage(), e);
             }
@@ -435,13 +435,9 @@ public final class GgufQuantizer {
     }
 
     /**
-     * Whether weight {@code it} is quantized whole: by its own function, or by the method's when it is in the method's
-     * type (a weight in another type takes the reference quantizer).
+     * What quantizes weight {@code it} whole: its own function, or the method's when it is in the method's type; null
+     * when ggml's reference quantizer takes it in row blocks (a weight in another type, or a method that has none).
      */
-    private boolean whole(Item it) {
-        return wholeOf(it) != null;
-    }
-
     private Function<FloatMatrix, Whole> wholeOf(Item it) {
         if (it.whole() != null) {
             return it.whole();
