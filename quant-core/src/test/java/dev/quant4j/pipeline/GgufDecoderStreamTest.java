@@ -193,6 +193,44 @@ class GgufDecoderStreamTest {
         }
     }
 
+    /** The folder's row reads, which the stream's items use, name the tensor and the rows they cannot give. */
+    @Test
+    void rowReadsNameWhatTheyCannotRead() throws Exception {
+        try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(bf16, Pools.TWO)) {
+            String q = "model.layers.0.self_attn.q_proj.weight";
+            float[] row = new float[64];
+            model.readRows(q, 63, 1, row, 0);
+            assertThat(row).isEqualTo(java.util.Arrays.copyOfRange(model.read(q).toArray(), 63 * 64, 64 * 64));
+            assertThat(model.bytes(q)).isEqualTo(2L * 64 * 64);
+            assertThatThrownBy(() -> model.readRows(q, 63, 2, new float[128], 0))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("bf16: tensor '" + q + "' [64, 64] has no rows [63, 65)");
+            String norm = "model.layers.0.input_layernorm.weight";
+            assertThatThrownBy(() -> model.readRows(norm, 0, 1, row, 0))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("bf16: tensor '" + norm + "' [64] has no rows [0, 1)");
+            assertThatThrownBy(() -> model.bytes("model.layers.9.mlp.up_proj.weight"))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("bf16: no tensor 'model.layers.9.mlp.up_proj.weight'");
+        }
+    }
+
+    /** A kept tensor has no type or quantizer of its own to take, and a weight no type quant4j does not write. */
+    @Test
+    void itemsRefuseWhatTheyCannotHold() {
+        GgufQuantizer.Item kept = GgufQuantizer.Item.kept("n", new long[] {4}, GgmlType.F32, (f, l, o, i) -> {});
+        assertThatThrownBy(() -> kept.as(GgmlType.F16))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessage("tensor 'n' is kept, not quantized");
+        assertThatThrownBy(() -> kept.by(w -> null))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessage("tensor 'n' is kept, not quantized");
+        GgufQuantizer.Item w = GgufQuantizer.Item.weight("w", 2, 32, 256, (first, count, dst) -> {});
+        assertThatThrownBy(() -> w.as(GgmlType.IQ4_NL))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("tensor 'w': quant4j does not quantize to ggml type iq4_nl");
+    }
+
     @Test
     void strictRefusesTheFallbackAsThePlanDoes() throws Exception {
         try (HuggingFaceLlama.Checkpoint model = HuggingFaceLlama.open(bf16, Pools.TWO)) {
