@@ -69,6 +69,9 @@ public interface Linear {
 
         private static final int GEMM_ROWS = 128;
         private static final int K_STRIP = 256;
+        /** Tile edge of the transposes around {@link #gemm}, in elements. */
+        private static final int TILE = 64;
+
         private final String name;
         private final FloatMatrix weight;
         private final float[] w;
@@ -121,18 +124,19 @@ public interface Linear {
                 throw new IllegalArgumentException("layer '" + name + "' [" + out + ", " + in + "]: activations '"
                         + x.name() + "' have " + x.cols() + " columns, needs " + in);
             }
-            float[] xs = x.toArray();
+            float[] xs = x.array();
+            int x0 = x.rowOffset(0);
             int tokens = x.rows();
             float[] y = new float[tokens * out];
             if (tokens >= GEMM_TOKENS) {
-                gemm(xs, tokens, in, out, y);
-            } else {
-                Parallel.forEach(pool, (out + ROW_CHUNK - 1) / ROW_CHUNK, ch -> {
-                    int r0 = ch * ROW_CHUNK;
-                    int m = Math.min(ROW_CHUNK, out - r0);
-                    k.dotMany(m, tokens, in, w, r0 * in, in, xs, 0, in, y, r0, 1, out);
-                });
+                gemm(xs, x0, tokens, in, out, y);
+                return FloatMatrix.of(name, tokens, out, y, 0);
             }
+            Parallel.forEach(pool, (out + ROW_CHUNK - 1) / ROW_CHUNK, ch -> {
+                int r0 = ch * ROW_CHUNK;
+                int m = Math.min(ROW_CHUNK, out - r0);
+                k.dotMany(m, tokens, in, w, r0 * in, in, xs, x0, in, y, r0, 1, out);
+            });
             if (bias != null) {
                 for (int t = 0; t < tokens; t++) {
                     for (int o = 0; o < out; o++) {
@@ -144,41 +148,55 @@ public interface Linear {
         }
 
         /**
-         * {@code y = x W^T} for many tokens as a blocked matrix product: {@code Y^T [out, tokens] = W X^T}, the weight
-         * rows in chunks across the pool, the input width in strips of {@link #K_STRIP} so that a strip of {@code X^T}
-         * stays in cache while a chunk's row tiles pass over it ({@link QuantKernels#gemmAcc}).
+         * {@code y = x W^T + b} for many tokens as a blocked matrix product: {@code Y^T [out, tokens] = W X^T}, the
+         * weight rows in chunks of {@link #GEMM_ROWS} across the pool, the input width in strips of {@link #K_STRIP}
+         * so that a strip of {@code X^T} stays in cache while a chunk's row tiles pass over it ({@link
+         * QuantKernels#gemmAcc}). Each element is one chain of fused multiply-adds over the input in increasing
+         * order, then the bias added once, whatever the pool. Every pass is parallel: {@code X^T} is made in column
+         * strips across the pool, and each chunk writes its block of {@code Y^T} into {@code y}'s columns while the
+         * block is still in cache.
          */
-        private void gemm(float[] xs, int tokens, int in, int out, float[] y) {
-            float[] xt = transpose(xs, tokens, in);
-            float[] yt = new float[out * tokens];
+        private void gemm(float[] xs, int x0, int tokens, int in, int out, float[] y) {
+            float[] xt = new float[in * tokens];
+            Parallel.forEach(pool, (in + TILE - 1) / TILE, s -> {
+                int c0 = s * TILE;
+                transposeColumns(xs, x0, tokens, in, c0, Math.min(in, c0 + TILE), xt);
+            });
             Parallel.forEach(pool, (out + GEMM_ROWS - 1) / GEMM_ROWS, ch -> {
                 int r0 = ch * GEMM_ROWS;
                 int m = Math.min(GEMM_ROWS, out - r0);
+                float[] yt = new float[m * tokens];
                 for (int k0 = 0; k0 < in; k0 += K_STRIP) {
                     int kc = Math.min(K_STRIP, in - k0);
-                    k.gemmAcc(m, tokens, kc, w, r0 * in + k0, in, 1, xt, k0 * tokens, tokens, yt, r0 * tokens, tokens);
+                    k.gemmAcc(m, tokens, kc, w, r0 * in + k0, in, 1, xt, k0 * tokens, tokens, yt, 0, tokens);
                 }
-            });
-            float[] back = transpose(yt, out, tokens);
-            System.arraycopy(back, 0, y, 0, back.length);
-        }
-
-        /** The transpose {@code [cols, rows]} of row-major {@code a [rows, cols]}, in cache-sized tiles. */
-        private static float[] transpose(float[] a, int rows, int cols) {
-            float[] t = new float[a.length];
-            int tile = 64;
-            for (int i0 = 0; i0 < rows; i0 += tile) {
-                int i1 = Math.min(rows, i0 + tile);
-                for (int j0 = 0; j0 < cols; j0 += tile) {
-                    int j1 = Math.min(cols, j0 + tile);
-                    for (int i = i0; i < i1; i++) {
-                        for (int j = j0; j < j1; j++) {
-                            t[j * rows + i] = a[i * cols + j];
+                for (int t0 = 0; t0 < tokens; t0 += TILE) {
+                    int t1 = Math.min(tokens, t0 + TILE);
+                    for (int t = t0; t < t1; t++) {
+                        int row = t * out + r0;
+                        for (int r = 0; r < m; r++) {
+                            float v = yt[r * tokens + t];
+                            y[row + r] = bias == null ? v : v + bias[r0 + r];
                         }
                     }
                 }
+            });
+        }
+
+        /**
+         * Columns {@code [c0, c1)} of row-major {@code a [rows, cols]} (row {@code r} at {@code a0 + r * cols}) into
+         * rows {@code [c0, c1)} of its transpose {@code t [cols, rows]}, in tiles of {@link #TILE} rows.
+         */
+        private static void transposeColumns(float[] a, int a0, int rows, int cols, int c0, int c1, float[] t) {
+            for (int i0 = 0; i0 < rows; i0 += TILE) {
+                int i1 = Math.min(rows, i0 + TILE);
+                for (int i = i0; i < i1; i++) {
+                    int base = a0 + i * cols;
+                    for (int j = c0; j < c1; j++) {
+                        t[j * rows + i] = a[base + j];
+                    }
+                }
             }
-            return t;
         }
 
         @Override

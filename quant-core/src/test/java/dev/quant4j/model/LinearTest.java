@@ -55,4 +55,47 @@ class LinearTest {
             }
         }
     }
+
+    /**
+     * The blocked product's contract: each output is one float chain of fused multiply-adds over the input in
+     * increasing order, then the bias added once, so it equals this loop bit for bit whatever the pool; the input is
+     * a view into a larger array (its rows start past the array's first element).
+     */
+    @ParameterizedTest
+    @CsvSource({"16, 37, 300, 1", "17, 129, 513, 2", "64, 300, 257, 2", "70, 8, 1, 2", "33, 260, 600, 1"})
+    void theBlockedProductIsOneChainPerOutput(int tokens, int out, int in, int threads) {
+        SplittableRandom r = new SplittableRandom(977L * tokens + out + 13L * in);
+        float[] w = new float[out * in];
+        int skip = 5;
+        float[] x = new float[skip + tokens * in];
+        float[] b = new float[out];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) r.nextGaussian();
+        }
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        for (int i = 0; i < b.length; i++) {
+            b[i] = (float) r.nextGaussian();
+        }
+        java.util.concurrent.ForkJoinPool pool = threads == 1 ? Pools.ONE : Pools.TWO;
+        float[] y = Linear.dense("w", FloatMatrix.of("w", out, in, w, 0), b, pool)
+                .forward(FloatMatrix.of("x", tokens, in, x, skip))
+                .toArray();
+        float[] noBias = Linear.dense("w", FloatMatrix.of("w", out, in, w, 0), null, pool)
+                .forward(FloatMatrix.of("x", tokens, in, x, skip))
+                .toArray();
+        for (int t = 0; t < tokens; t++) {
+            for (int o = 0; o < out; o++) {
+                float acc = 0f;
+                for (int c = 0; c < in; c++) {
+                    acc = Math.fma(x[skip + t * in + c], w[o * in + c], acc);
+                }
+                assertThat(noBias[t * out + o])
+                        .as("y[%d][%d] without bias", t, o)
+                        .isEqualTo(acc);
+                assertThat(y[t * out + o]).as("y[%d][%d]", t, o).isEqualTo(acc + b[o]);
+            }
+        }
+    }
 }
