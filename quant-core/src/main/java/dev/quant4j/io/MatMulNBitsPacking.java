@@ -1,6 +1,8 @@
 package dev.quant4j.io;
 
 import dev.quant4j.quant.QuantizedTensor;
+import dev.quant4j.scheme.PackOrder;
+import java.nio.ByteBuffer;
 
 /**
  * The bytes of ONNX Runtime's {@code com.microsoft.MatMulNBits} inputs {@code B} and {@code zero_points}, and the
@@ -50,6 +52,14 @@ final class MatMulNBitsPacking {
         int kBlocks = (k + blockSize - 1) / blockSize;
         int rowOut = kBlocks * (blockSize * bits / 8);
         byte[] out = new byte[Math.multiplyExact(n, rowOut)];
+        if (perm == null && q.packOrder() == PackOrder.LSB_FIRST_ROW_ALIGNED && (long) k * bits % 8 == 0) {
+            // quant4j's rows are packed the same way, without padding bits: each is copied as it is
+            ByteBuffer packed = q.packedCodes();
+            for (int r = 0; r < n; r++) {
+                packed.get(r * q.rowBytes(), out, r * rowOut, q.rowBytes());
+            }
+            return out;
+        }
         for (int r = 0; r < n; r++) {
             byte[] codes = q.rowCodes(r);
             int base = r * rowOut;

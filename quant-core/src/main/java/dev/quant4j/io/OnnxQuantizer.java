@@ -234,14 +234,18 @@ public final class OnnxQuantizer {
                     MemorySegment.copy(s, f, 0, values, 0, values.length);
                     return FloatMatrix.of(w, k, n, values, 0);
                 }
-                // stored W [k = in, n = out]; values [n, k], copied in tiles so that both sides stay in cache
+                // stored W [k = in, n = out]; values [n, k]: a block of stored rows copied out of the mapping at once,
+                // then transposed in tiles so that both sides stay in cache
                 int tile = 64;
+                float[] rows = new float[Math.min(k, tile) * n];
                 for (int k0 = 0; k0 < k; k0 += tile) {
+                    int kb = Math.min(tile, k - k0);
+                    MemorySegment.copy(s, f, 4L * k0 * n, rows, 0, kb * n);
                     for (int n0 = 0; n0 < n; n0 += tile) {
-                        for (int kk = k0; kk < Math.min(k, k0 + tile); kk++) {
-                            long row = (long) kk * n;
-                            for (int nn = n0; nn < Math.min(n, n0 + tile); nn++) {
-                                values[nn * k + kk] = s.getAtIndex(f, row + nn);
+                        for (int nn = n0; nn < Math.min(n, n0 + tile); nn++) {
+                            int to = nn * k + k0;
+                            for (int kk = 0; kk < kb; kk++) {
+                                values[to + kk] = rows[kk * n + nn];
                             }
                         }
                     }
