@@ -109,7 +109,7 @@ public final class OnnxQuantizer {
             List<Future<QuantizedWeight>> done;
             try {
                 done = pool.invokeAll(tasks);
-            } catch (InterruptedException e) { // ForkJoinPool.invokeAll waits uninterruptibly; for the signature
+            } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new IOException("interrupted", e);
             }
