@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@code quant quantize --format onnx} of all-MiniLM-L6-v2 saved with external data, in a child JVM whose heap (24 MB)
+ * {@code quant quantize --format onnx} of all-MiniLM-L6-v2 saved with external data, in a child JVM whose heap (32 MB)
  * is smaller than the MatMul weights it quantizes (42 MB of float32, 90 MB of initializers in all): each weight is read
  * when it is written, so the heap holds a few of them. The output is the bytes the same command writes in this JVM.
  */
@@ -39,7 +39,7 @@ class StreamedOnnxHeapTest {
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
         Process p = new ProcessBuilder(
                         java.toString(),
-                        "-Xmx24m",
+                        "-Xmx32m",
                         "--add-modules",
                         "jdk.incubator.vector",
                         "-cp",
