@@ -172,8 +172,10 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(
             names = "--threads",
-            description = "threads quantizing a safetensors checkpoint (rtn, nf4, fp4), GGUF output or a whole decoder"
-                    + " (default: every core); the output does not depend on it")
+            description =
+                    "threads quantizing a safetensors checkpoint or an ONNX model (rtn, nf4, fp4), GGUF output or a"
+                            + " whole decoder"
+                            + " (default: every core); the output does not depend on it")
     Integer threads;
 
     @Option(
@@ -337,6 +339,22 @@ final class QuantizeCommand implements Callable<Integer> {
                 throw new IllegalArgumentException(
                         "--include '" + include + "' is not a valid regular expression: " + e.getDescription());
             }
+        }
+        if (onnxOut && !gptq && !awq) { // quantized as written, a few weights on the heap at a time
+            return OnnxOutput.run(
+                    new OnnxOutput.Request(
+                            m,
+                            in,
+                            out,
+                            linearScheme,
+                            codebookScheme,
+                            pattern,
+                            strict,
+                            overwrite,
+                            threads == null ? Runtime.getRuntime().availableProcessors() : threads,
+                            accuracyLevel == null ? 0 : accuracyLevel),
+                    spec.commandLine().getOut(),
+                    spec.commandLine().getErr());
         }
         if (!onnxOut && !gptq && !awq && CheckpointOutput.accepts(in)) {
             return CheckpointOutput.run(

@@ -1,6 +1,5 @@
 package dev.quant4j.cli;
 
-import dev.quant4j.io.DType;
 import dev.quant4j.io.Npy;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.io.QuantizedSafeTensors;
@@ -181,13 +180,39 @@ final class WeightFiles {
      */
     private static Loaded loadOnnx(Path in, Pattern include, BiFunction<String, int[], String> unsupported)
             throws IOException {
+        OnnxSelection s = selectOnnx(in, include, unsupported);
+        List<FloatMatrix> selected = new ArrayList<>();
+        for (String name : s.selected()) {
+            FloatMatrix m = s.onnx().model().initializer(name).matrix();
+            selected.add(s.transposed().contains(name) ? m.transpose() : m);
+        }
+        List<PassThrough> other = new ArrayList<>();
+        for (String name : s.other()) {
+            OnnxModel.Initializer t = s.onnx().model().initializer(name);
+            other.add(new PassThrough(name, t.dtype(), t.dims(), t.bytes()));
+        }
+        return new Loaded(selected, s.transposed(), other, s.kept(), s.onnx());
+    }
+
+    /**
+     * Which initializers of an ONNX model {@link #load} would quantize ({@code selected}, in the file's order; those in
+     * {@code transposed} are MatMul weights, quantized {@code [out, in]}), which it passes through ({@code other}) and
+     * which it keeps although they were picked, with the reason; no tensor's values are read.
+     */
+    record OnnxSelection(
+            OnnxInput onnx, List<String> selected, Set<String> transposed, List<String> other, List<Kept> kept) {}
+
+    /** The selection of {@link #loadOnnx}, without reading the values. */
+    static OnnxSelection selectOnnx(Path in, Pattern include, BiFunction<String, int[], String> unsupported)
+            throws IOException {
+        requireReadable(in);
         byte[] bytes = OnnxModel.readBytes(in);
         OnnxModel model =
                 OnnxModel.parse(in.toString(), bytes, in.toAbsolutePath().getParent());
         Set<String> matmulWeights = new HashSet<>(model.matMulWeights().values());
-        List<FloatMatrix> selected = new ArrayList<>();
+        List<String> selected = new ArrayList<>();
         Set<String> transposed = new LinkedHashSet<>();
-        List<PassThrough> other = new ArrayList<>();
+        List<String> other = new ArrayList<>();
         List<Kept> kept = new ArrayList<>();
         for (OnnxModel.Initializer t : model.initializers().values()) {
             String name = t.name();
@@ -208,20 +233,16 @@ final class WeightFiles {
                 }
             }
             if (pick) {
-                FloatMatrix m = t.matrix();
+                selected.add(name);
                 if (isMatmulWeight) {
-                    selected.add(m.transpose());
                     transposed.add(name);
-                } else {
-                    selected.add(m);
                 }
             } else {
-                DType dtype = t.dtype();
-                if (dtype == null) {
+                if (t.dtype() == null) {
                     throw new IllegalArgumentException(in + ": initializer '" + name + "' is of ONNX type "
                             + OnnxModel.typeName(t.dataType()) + ", which a .safetensors file cannot hold");
                 }
-                other.add(new PassThrough(name, dtype, t.dims(), t.bytes()));
+                other.add(name);
             }
         }
         if (selected.isEmpty()) {
@@ -229,7 +250,7 @@ final class WeightFiles {
                     + (include == null ? "" : " or initializer matches --include '" + include.pattern() + "'")
                     + describeKept(kept));
         }
-        return new Loaded(selected, transposed, other, kept, new OnnxInput(bytes, model));
+        return new OnnxSelection(new OnnxInput(bytes, model), selected, transposed, other, kept);
     }
 
     private static int[] shape(long[] s) {

@@ -4,6 +4,7 @@ import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.scheme.Codebook;
+import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -216,6 +217,22 @@ public final class OnnxExport {
             Map<String, ? extends QuantizedWeight> weights,
             int accuracyLevel,
             Set<String> float16Tables) {
+        Map<String, OnnxWeightPlan> planned = new LinkedHashMap<>();
+        weights.forEach((w, q) -> planned.put(w, OnnxWeightPlan.of(q)));
+        return plannedEdit(source, model, m, planned, accuracyLevel, float16Tables);
+    }
+
+    /**
+     * The changes that replace the weights {@code weights} (planned) in {@code model} (parsed as {@code m}); the edit's
+     * {@code owners} name the weight each new tensor is made from.
+     */
+    static OnnxRewriter.Edit plannedEdit(
+            String source,
+            byte[] model,
+            OnnxModel m,
+            Map<String, OnnxWeightPlan> weights,
+            int accuracyLevel,
+            Set<String> float16Tables) {
         if (accuracyLevel < 0 || accuracyLevel > 4) {
             throw new IllegalArgumentException("accuracy_level " + accuracyLevel + ": MatMulNBits takes 0 to 4");
         }
@@ -247,7 +264,8 @@ public final class OnnxExport {
             OnnxModel.Node n = nodes.get(i);
             if (n.opType().equals("Gather")
                     && n.inputs().size() == 2
-                    && weights.get(n.inputs().get(0)) instanceof QuantizedTensor gq) {
+                    && weights.get(n.inputs().get(0)) instanceof OnnxWeightPlan gq
+                    && gq.scheme() instanceof LinearScheme) {
                 String w = n.inputs().get(0);
                 gatherBlockQuantized(source, model, m, i, n, w, gq, used, edit, written, tensors, float16Tables);
                 tables.add(w);
@@ -260,7 +278,7 @@ public final class OnnxExport {
                 continue;
             }
             String w = n.inputs().get(1);
-            QuantizedWeight qw = weights.get(w);
+            OnnxWeightPlan qw = weights.get(w);
             OnnxModel.Initializer init = m.initializer(w);
             long[] dims = init.dims();
             if (dims.length != 2 || dims[0] != qw.cols() || dims[1] != qw.rows()) {
@@ -268,20 +286,20 @@ public final class OnnxExport {
                         + java.util.Arrays.toString(dims) + "; its quantization [" + qw.rows() + ", " + qw.cols()
                         + "] is not its transpose");
             }
-            if (qw instanceof CodebookTensor ct) {
+            if (qw.scheme() instanceof CodebookScheme cs) {
                 List<String> names = written.get(w);
                 if (names == null) {
                     names = new ArrayList<>();
                     List<OnnxRewriter.Added> encoded = new ArrayList<>();
-                    encodeBnb4(ct, w, used, names, encoded);
+                    encodeBnb4(qw, cs, w, used, names, encoded);
                     written.put(w, names);
                     tensors.put(w, encoded);
                 }
                 Map<String, Long> attrs = new LinkedHashMap<>();
-                attrs.put("K", (long) ct.cols());
-                attrs.put("N", (long) ct.rows());
-                attrs.put("block_size", (long) Math.min(MAX_BLOCK, ct.scheme().blockSize()));
-                attrs.put("quant_type", ct.scheme().codebook() == Codebook.NF4 ? 1L : 0L);
+                attrs.put("K", (long) qw.cols());
+                attrs.put("N", (long) qw.rows());
+                attrs.put("block_size", (long) Math.min(MAX_BLOCK, cs.blockSize()));
+                attrs.put("quant_type", cs.codebook() == Codebook.NF4 ? 1L : 0L);
                 edit.replaceNode(
                         i,
                         List.of(OnnxRewriter.node(
@@ -294,12 +312,12 @@ public final class OnnxExport {
                 replacedReads.merge(w, 1, Integer::sum);
                 continue;
             }
-            QuantizedTensor q = (QuantizedTensor) qw;
-            String reason = unsupported(q.scheme(), q.cols());
-            if (reason == null && q.hasGIdx() && permutation(q) == null) {
-                reason =
-                        "its g_idx has groups that are not all of " + q.scheme().groupSize() + " input features, so"
-                                + " reordering the features cannot make each group one block (use --static-groups)";
+            LinearScheme scheme = (LinearScheme) qw.scheme();
+            QuantizedTensor q = qw.knownLinear(); // null when the weight is made as it is written
+            String reason = unsupported(scheme, qw.cols());
+            if (reason == null && q != null && q.hasGIdx() && MatMulNBitsPacking.permutation(q) == null) {
+                reason = "its g_idx has groups that are not all of " + scheme.groupSize() + " input features, so"
+                        + " reordering the features cannot make each group one block (use --static-groups)";
             }
             if (reason != null) {
                 throw new IllegalArgumentException(
@@ -309,15 +327,15 @@ public final class OnnxExport {
             if (names == null) {
                 names = new ArrayList<>();
                 List<OnnxRewriter.Added> encoded = new ArrayList<>();
-                encode(q, w, used, names, encoded);
+                encode(qw, w, used, names, encoded);
                 written.put(w, names);
                 tensors.put(w, encoded);
             }
-            int bits = q.scheme().bits();
-            int blockSize = blockSize(q);
+            int bits = scheme.bits();
+            int blockSize = blockSize(scheme, qw.cols());
             List<byte[]> replacement = new ArrayList<>();
             String a = n.inputs().get(0);
-            if (q.hasInputScales()) {
+            if (q != null && q.hasInputScales()) {
                 String scaleName = fresh(used, w + "_awq_inv_scale");
                 String scaled = fresh(used, a + "_awq_" + w);
                 float[] s = q.inputScales();
@@ -354,7 +372,7 @@ public final class OnnxExport {
             inputs.add(names.get(2));
             inputs.add(""); // g_idx: never written (see above)
             List<String> outputs = n.outputs();
-            int add = biasAdd(m, consumers, n, q.rows());
+            int add = biasAdd(m, consumers, n, qw.rows());
             if (add >= 0) { // the bias folded in: MatMulNBits writes the Add's output, the Add goes
                 OnnxModel.Node addNode = nodes.get(add);
                 String mm = n.outputs().get(0);
@@ -369,8 +387,8 @@ public final class OnnxExport {
                 inputs.remove(inputs.size() - 1);
             }
             Map<String, Long> attrs = new LinkedHashMap<>();
-            attrs.put("K", (long) q.cols());
-            attrs.put("N", (long) q.rows());
+            attrs.put("K", (long) qw.cols());
+            attrs.put("N", (long) qw.rows());
             attrs.put("bits", (long) bits);
             attrs.put("block_size", (long) blockSize);
             if (accuracyLevel != 0) {
@@ -403,6 +421,11 @@ public final class OnnxExport {
                         source + ": '" + w + "' is not the weight of a MatMul node or the table of a Gather");
             }
         }
+        written.forEach((w, names) -> names.forEach(t -> {
+            if (!t.isEmpty()) {
+                edit.owners.put(t, w);
+            }
+        }));
         edit.requireOpset(MS_DOMAIN, 1);
         return edit;
     }
@@ -427,27 +450,29 @@ public final class OnnxExport {
             int index,
             OnnxModel.Node n,
             String w,
-            QuantizedTensor q,
+            OnnxWeightPlan p,
             Set<String> used,
             OnnxRewriter.Edit edit,
             Map<String, List<String>> written,
             Map<String, List<OnnxRewriter.Added>> tensors,
             Set<String> float16Tables) {
         long[] dims = m.initializer(w).dims();
-        int g = q.scheme().groupSize();
+        LinearScheme scheme = (LinearScheme) p.scheme();
+        QuantizedTensor known = p.knownLinear();
+        int g = scheme.groupSize();
         String reason = null;
-        if (dims.length != 2 || dims[0] != q.rows() || dims[1] != q.cols()) {
-            reason = "its quantization [" + q.rows() + ", " + q.cols() + "] is not of its shape "
+        if (dims.length != 2 || dims[0] != p.rows() || dims[1] != p.cols()) {
+            reason = "its quantization [" + p.rows() + ", " + p.cols() + "] is not of its shape "
                     + java.util.Arrays.toString(dims);
-        } else if (q.scheme().bits() != 4 && q.scheme().bits() != 8) {
-            reason = q.scheme().bits() + "-bit codes: GatherBlockQuantized is written at 4 or 8 bits";
+        } else if (scheme.bits() != 4 && scheme.bits() != 8) {
+            reason = scheme.bits() + "-bit codes: GatherBlockQuantized is written at 4 or 8 bits";
         } else if (g < 16 || Integer.bitCount(g) != 1) {
-            int fits = Integer.lowestOneBit(q.cols());
+            int fits = Integer.lowestOneBit(p.cols());
             reason = (g > 0 ? "group size " + g : g == LinearScheme.PER_CHANNEL ? "per channel" : "per tensor")
-                    + ": GatherBlockQuantized's block_size is a power of two >= 16, and each row of " + q.cols()
+                    + ": GatherBlockQuantized's block_size is a power of two >= 16, and each row of " + p.cols()
                     + " values must be whole blocks"
-                    + (fits >= 16 ? " (--group-size 16 to " + fits + " fit)" : "; no such block divides " + q.cols());
-        } else if (q.hasGIdx() || q.hasInputScales()) {
+                    + (fits >= 16 ? " (--group-size 16 to " + fits + " fit)" : "; no such block divides " + p.cols());
+        } else if (known != null && (known.hasGIdx() || known.hasInputScales())) {
             reason = "a g_idx or AWQ input scales";
         } else if (OnnxRewriter.intAttribute(source, model, index, "axis", 0) != 0) {
             reason = "the Gather is not on axis 0";
@@ -456,11 +481,10 @@ public final class OnnxExport {
             throw new IllegalArgumentException(
                     source + ": table '" + w + "' cannot be written as GatherBlockQuantized: " + reason);
         }
-        int v = q.rows();
-        int h = q.cols();
-        int bits = q.scheme().bits();
+        int v = p.rows();
+        int h = p.cols();
+        int bits = scheme.bits();
         int blocks = h / g;
-        int mid = 1 << (bits - 1);
         boolean half = float16Tables.contains(w);
         List<String> names = written.get(w);
         if (names == null) {
@@ -471,7 +495,7 @@ public final class OnnxExport {
             long dLength = (long) v * rowBytes;
             out.add(new OnnxRewriter.Lazy(dName, UINT8, new long[] {v, rowBytes}, dLength, () -> {
                 byte[] data = new byte[Math.toIntExact(dLength)];
-                q.packedCodes().get(data);
+                p.linear(dLength).packedCodes().get(data);
                 return data;
             }));
             names.add(dName);
@@ -483,6 +507,7 @@ public final class OnnxExport {
                     new long[] {v, blocks},
                     (long) scaleBytes * v * blocks,
                     () -> {
+                        QuantizedTensor q = p.linear((long) scaleBytes * v * blocks);
                         ByteBuffer sb =
                                 ByteBuffer.allocate(scaleBytes * v * blocks).order(ByteOrder.LITTLE_ENDIAN);
                         for (int i = 0; i < v * blocks; i++) {
@@ -495,11 +520,7 @@ public final class OnnxExport {
                         return sb.array();
                     }));
             names.add(sName);
-            boolean defaultZeros = true;
-            for (int i = 0; i < v * blocks && defaultZeros; i++) {
-                defaultZeros = q.zero(i) == mid;
-            }
-            if (defaultZeros) {
+            if (p.defaultZeros()) {
                 names.add("");
             } else {
                 // row by row, as the shape [V, ceil(blocks * bits / 8)] says (ONNX Runtime 1.29.0; see above for
@@ -507,11 +528,12 @@ public final class OnnxExport {
                 String zName = fresh(used, w + "_zero_points");
                 int zRow = (blocks * bits + 7) / 8;
                 out.add(new OnnxRewriter.Lazy(zName, UINT8, new long[] {v, zRow}, (long) v * zRow, () -> {
+                    QuantizedTensor q = p.linear((long) v * zRow);
                     int[] zeros = new int[v * blocks];
                     for (int i = 0; i < zeros.length; i++) {
                         zeros[i] = q.zero(i);
                     }
-                    return packZeros(zeros, v, blocks, bits);
+                    return MatMulNBitsPacking.packZeros(zeros, v, blocks, bits);
                 }));
                 names.add(zName);
             }
@@ -591,12 +613,12 @@ public final class OnnxExport {
      * MatMulNBits' block_size for {@code q}: the largest power of two dividing its group size, at most 256; per
      * channel or per tensor, the smallest power of two {@code >= K}, from 16 to 256.
      */
-    static int blockSize(QuantizedTensor q) {
-        int g = q.scheme().groupSize();
+    static int blockSize(LinearScheme scheme, int cols) {
+        int g = scheme.groupSize();
         if (g > 0) {
             return Math.min(MAX_BLOCK, Integer.lowestOneBit(g));
         }
-        return Math.min(MAX_BLOCK, Math.max(16, Integer.highestOneBit(q.cols() - 1) << 1));
+        return Math.min(MAX_BLOCK, Math.max(16, Integer.highestOneBit(cols - 1) << 1));
     }
 
     /**
@@ -604,22 +626,27 @@ public final class OnnxExport {
      * repeating a larger block's.
      */
     private static void encodeBnb4(
-            CodebookTensor t, String w, Set<String> used, List<String> names, List<OnnxRewriter.Added> out) {
+            OnnxWeightPlan t,
+            CodebookScheme scheme,
+            String w,
+            Set<String> used,
+            List<String> names,
+            List<OnnxRewriter.Added> out) {
         long numel = (long) t.rows() * t.cols();
         long bLength = (numel + 1) / 2;
-        int block = t.scheme().blockSize();
+        int block = scheme.blockSize();
         int ortBlock = Math.min(MAX_BLOCK, block);
         int count = Math.toIntExact((numel + ortBlock - 1) / ortBlock);
         String bName = fresh(used, w + "_Bnb4");
         out.add(new OnnxRewriter.Lazy(bName, UINT8, new long[] {bLength}, bLength, () -> {
             byte[] b = new byte[Math.toIntExact(bLength)];
-            t.packedCodes().get(b);
+            t.codebook(bLength).packedCodes().get(b);
             return b;
         }));
         names.add(bName);
         String aName = fresh(used, w + "_absmax");
         out.add(new OnnxRewriter.Lazy(aName, OnnxModel.FLOAT, new long[] {count}, 4L * count, () -> {
-            float[] absmax = t.absmax();
+            float[] absmax = t.codebook(4L * count).absmax();
             ByteBuffer ab = ByteBuffer.allocate(4 * count).order(ByteOrder.LITTLE_ENDIAN);
             for (int j = 0; j < count; j++) {
                 ab.putFloat(absmax[(int) ((long) j * ortBlock / block)]);
@@ -630,66 +657,39 @@ public final class OnnxExport {
     }
 
     /**
-     * The input features in group order (stable), when every group of {@code q}'s g_idx has exactly {@code groupSize}
-     * features; null otherwise.
-     */
-    static int[] permutation(QuantizedTensor q) {
-        int g = q.scheme().groupSize();
-        int k = q.cols();
-        if (g <= 0 || k % g != 0) {
-            return null;
-        }
-        int[] gIdx = q.gIdx();
-        int[] count = new int[k / g];
-        for (int v : gIdx) {
-            if (v < 0 || v >= count.length || ++count[v] > g) {
-                return null;
-            }
-        }
-        int[] next = new int[count.length];
-        for (int i = 0; i < next.length; i++) {
-            next[i] = i * g;
-        }
-        int[] perm = new int[k];
-        for (int c = 0; c < k; c++) {
-            perm[next[gIdx[c]]++] = c;
-        }
-        return perm;
-    }
-
-    /**
      * B, scales, zero_points (or "") and perm (or "") of {@code q}: their names into {@code names}, the tensors (made
      * when written) into {@code out}.
      */
     private static void encode(
-            QuantizedTensor q, String w, Set<String> used, List<String> names, List<OnnxRewriter.Added> out) {
-        int n = q.rows();
-        int k = q.cols();
-        int bits = q.scheme().bits();
-        int blockSize = blockSize(q);
+            OnnxWeightPlan p, String w, Set<String> used, List<String> names, List<OnnxRewriter.Added> out) {
+        LinearScheme scheme = (LinearScheme) p.scheme();
+        int n = p.rows();
+        int k = p.cols();
+        int bits = scheme.bits();
+        int blockSize = blockSize(scheme, k);
         int kBlocks = (k + blockSize - 1) / blockSize;
         int blob = blockSize * bits / 8;
-        int[] perm = q.hasGIdx() ? permutation(q) : null;
-        int mid = 1 << (bits - 1);
-        boolean perTensor = q.scheme().groupSize() == LinearScheme.PER_TENSOR;
-        int groupCols = q.scheme().groupSize() > 0 ? q.scheme().groupSize() : k;
-        int groupsPerRow = q.scheme().groupsPerRow(k);
+        QuantizedTensor known = p.knownLinear();
+        int[] perm = known != null && known.hasGIdx() ? MatMulNBitsPacking.permutation(known) : null;
+        boolean perTensor = scheme.groupSize() == LinearScheme.PER_TENSOR;
+        int groupCols = scheme.groupSize() > 0 ? scheme.groupSize() : k;
+        int groupsPerRow = scheme.groupsPerRow(k);
         // the group of row r's block g
         java.util.function.IntBinaryOperator group =
                 (r, g) -> perTensor ? 0 : r * groupsPerRow + g * blockSize / groupCols;
-        boolean defaultZeros = true;
-        for (int r = 0; r < n && defaultZeros; r++) {
-            for (int g = 0; g < kBlocks; g++) {
-                defaultZeros &= q.zero(group.applyAsInt(r, g)) == mid;
-            }
-        }
         long rowOut = (long) kBlocks * blob;
         String bName = fresh(used, w + "_Q" + bits);
+        long bLength = n * rowOut;
         out.add(new OnnxRewriter.Lazy(
-                bName, UINT8, new long[] {n, kBlocks, blob}, n * rowOut, () -> packB(q, blockSize, perm)));
+                bName,
+                UINT8,
+                new long[] {n, kBlocks, blob},
+                bLength,
+                () -> MatMulNBitsPacking.packB(p.linear(bLength), blockSize, perm)));
         names.add(bName);
         String sName = fresh(used, w + "_scales");
         out.add(new OnnxRewriter.Lazy(sName, OnnxModel.FLOAT, new long[] {n, kBlocks}, 4L * n * kBlocks, () -> {
+            QuantizedTensor q = p.linear(4L * n * kBlocks);
             ByteBuffer sb = ByteBuffer.allocate(4 * n * kBlocks).order(ByteOrder.LITTLE_ENDIAN);
             for (int r = 0; r < n; r++) {
                 for (int g = 0; g < kBlocks; g++) {
@@ -699,19 +699,20 @@ public final class OnnxExport {
             return sb.array();
         }));
         names.add(sName);
-        if (defaultZeros) {
+        if (p.defaultZeros()) {
             names.add("");
         } else {
             String zName = fresh(used, w + "_zero_points");
             int zRow = (kBlocks * bits + 7) / 8;
             out.add(new OnnxRewriter.Lazy(zName, UINT8, new long[] {n, zRow}, (long) n * zRow, () -> {
+                QuantizedTensor q = p.linear((long) n * zRow);
                 int[] zeros = new int[n * kBlocks];
                 for (int r = 0; r < n; r++) {
                     for (int g = 0; g < kBlocks; g++) {
                         zeros[r * kBlocks + g] = q.zero(group.applyAsInt(r, g));
                     }
                 }
-                return packZeros(zeros, n, kBlocks, bits);
+                return MatMulNBitsPacking.packZeros(zeros, n, kBlocks, bits);
             }));
             names.add(zName);
         }
@@ -729,43 +730,6 @@ public final class OnnxExport {
         } else {
             names.add("");
         }
-    }
-
-    /**
-     * MatMulNBits' B: row {@code r} of {@code q} is {@code k_blocks * blob_size} bytes, the codes of {@code k = 0, 1,
-     * ...} at bit {@code k * bits} least significant first, zero past K; with {@code perm}, position {@code k} holds
-     * the code of feature {@code perm[k]}.
-     */
-    static byte[] packB(QuantizedTensor q, int blockSize, int[] perm) {
-        int n = q.rows();
-        int k = q.cols();
-        int bits = q.scheme().bits();
-        int kBlocks = (k + blockSize - 1) / blockSize;
-        int rowOut = kBlocks * (blockSize * bits / 8);
-        byte[] out = new byte[Math.multiplyExact(n, rowOut)];
-        for (int r = 0; r < n; r++) {
-            byte[] codes = q.rowCodes(r);
-            int base = r * rowOut;
-            for (int c = 0; c < k; c++) {
-                int bit = c * bits;
-                int code = codes[perm == null ? c : perm[c]] & 0xFF;
-                out[base + (bit >>> 3)] |= (byte) (code << (bit & 7));
-            }
-        }
-        return out;
-    }
-
-    /** Zero-points {@code [n, kBlocks]} packed as B is: row {@code r} in {@code ceil(kBlocks * bits / 8)} bytes. */
-    static byte[] packZeros(int[] zeros, int n, int kBlocks, int bits) {
-        int row = (kBlocks * bits + 7) / 8;
-        byte[] out = new byte[n * row];
-        for (int r = 0; r < n; r++) {
-            for (int g = 0; g < kBlocks; g++) {
-                int bit = g * bits;
-                out[r * row + (bit >>> 3)] |= (byte) (zeros[r * kBlocks + g] << (bit & 7));
-            }
-        }
-        return out;
     }
 
     private static String fresh(Set<String> used, String base) {

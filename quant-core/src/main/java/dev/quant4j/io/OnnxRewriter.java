@@ -70,6 +70,8 @@ final class OnnxRewriter {
         final List<Added> addedInitializers = new ArrayList<>();
         final Set<String> droppedInputs = new HashSet<>();
         final Map<String, Long> opsets = new LinkedHashMap<>();
+        /** The quantized weight each new tensor is made from, by the tensor's name (filled by {@link OnnxExport}). */
+        final Map<String, String> owners = new LinkedHashMap<>();
 
         /** Node {@code index} (in graph order) becomes {@code replacement} (encoded NodeProtos; none removes it). */
         Edit replaceNode(int index, List<byte[]> replacement) {

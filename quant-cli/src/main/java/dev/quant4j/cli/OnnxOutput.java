@@ -1,0 +1,148 @@
+package dev.quant4j.cli;
+
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.io.OnnxModel;
+import dev.quant4j.io.OnnxQuantizer;
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.ErrorMetrics;
+import dev.quant4j.quant.Quantizer;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.QuantScheme;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ForkJoinPool;
+import java.util.regex.Pattern;
+
+/**
+ * {@code quant quantize --in model.onnx --format onnx --method rtn|nf4|fp4}: the model's weights quantized while the
+ * quantized model is written ({@link OnnxQuantizer}), on {@code --threads} threads, with progress on stderr; the lines
+ * on stdout are those of the in-memory path (one per weight, then the summary).
+ */
+final class OnnxOutput {
+
+    /** What to write: the method's name for messages, and either scheme. */
+    record Request(
+            String method,
+            Path in,
+            Path out,
+            LinearScheme linear,
+            CodebookScheme codebook,
+            Pattern include,
+            boolean strict,
+            boolean overwrite,
+            int threads,
+            int accuracyLevel) {}
+
+    private OnnxOutput() {}
+
+    static int run(Request r, PrintWriter out, PrintWriter err) throws Exception {
+        long start = System.nanoTime();
+        WeightFiles.requireWritable(r.out(), "onnx");
+        WeightFiles.requireNotAnInput(r.out(), r.overwrite(), "--in", r.in());
+        QuantScheme scheme = r.linear() != null ? r.linear() : r.codebook();
+        boolean codebook = r.codebook() != null;
+        WeightFiles.OnnxSelection s = WeightFiles.selectOnnx(r.in(), r.include(), (name, shape) -> {
+            LinearScheme l = r.linear();
+            if (l == null || l.groupSize() <= 0 || shape[1] % l.groupSize() == 0) {
+                return null;
+            }
+            String reason = "group size " + l.groupSize() + " does not divide its " + shape[1] + " input features";
+            if (r.strict()) {
+                throw new IllegalArgumentException(
+                        "tensor '" + name + "' [" + shape[0] + ", " + shape[1] + "]: " + reason + " (--strict)");
+            }
+            return reason;
+        });
+        OnnxModel model = s.onnx().model();
+        Set<String> gatherTables = new HashSet<>();
+        for (OnnxModel.Node n : model.nodes()) {
+            if (n.opType().equals("Gather") && !n.inputs().isEmpty()) {
+                gatherTables.add(n.inputs().get(0));
+            }
+        }
+        long total = 0;
+        for (String w : s.selected()) {
+            if (!s.transposed().contains(w) && !(gatherTables.contains(w) && !codebook)) {
+                throw new IllegalArgumentException("--format onnx: initializer '" + w + "' matched by"
+                        + " --include is not the weight of a MatMul node"
+                        + (codebook ? "" : " or the table of a" + " Gather") + "; only those become MatMulNBits"
+                        + (codebook ? "/MatMulBnb4" : " or GatherBlockQuantized"));
+            }
+            total += 4 * model.initializer(w).elements();
+        }
+        Quantizer<?> quantizer = codebook ? new BlockwiseQuantizer(r.codebook()) : new RtnQuantizer(r.linear());
+        Map<String, String> lines = new ConcurrentHashMap<>();
+        ProgressLine progress = new ProgressLine(err, total, System.console() != null);
+        ForkJoinPool pool = new ForkJoinPool(r.threads());
+        try {
+            // model-q.onnx alone, or with model-q.onnx.data when the input has external data or the single file
+            // would pass protobuf's 2 GB
+            OnnxQuantizer.write(
+                    r.out(),
+                    model,
+                    s.onnx().bytes(),
+                    s.selected(),
+                    scheme,
+                    quantizer,
+                    r.accuracyLevel(),
+                    pool,
+                    (w, q) -> {
+                        ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize());
+                        lines.put(
+                                w.name(),
+                                String.format(
+                                        Locale.ROOT,
+                                        "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB",
+                                        w.name(),
+                                        w.rows(),
+                                        w.cols(),
+                                        scheme,
+                                        q.bitsPerWeight(),
+                                        e.mse(),
+                                        e.sqnrDb()));
+                        progress.done(w.name(), 4 * w.size());
+                    });
+        } finally {
+            pool.shutdown();
+            progress.finish();
+        }
+        for (String w : s.selected()) {
+            out.println(lines.get(w));
+        }
+        List<WeightFiles.Kept> kept = s.kept();
+        for (WeightFiles.Kept k : kept) {
+            err.println("quant: kept '" + k.name() + "' unquantized: " + k.reason());
+        }
+        StringBuilder summary = new StringBuilder(String.format(
+                Locale.ROOT,
+                "wrote %s (%d quantized%s%s, %d unchanged",
+                r.out(),
+                s.selected().size(),
+                codebook ? " as com.microsoft.MatMulBnb4" : " as com.microsoft.MatMulNBits",
+                s.selected().stream().anyMatch(gatherTables::contains) ? " and GatherBlockQuantized" : "",
+                s.other().size()));
+        if (!kept.isEmpty()) {
+            summary.append(", of which ")
+                    .append(kept.size())
+                    .append(" kept unquantized: ")
+                    .append(String.join(
+                            ", ", kept.stream().map(WeightFiles.Kept::name).toList()));
+        }
+        out.println(summary.append(')'));
+        err.printf(
+                Locale.ROOT,
+                "quant: %s of float32 weights quantized and written in %.1f s on %d thread%s%n",
+                ProgressLine.bytes(total),
+                (System.nanoTime() - start) * 1e-9,
+                r.threads(),
+                r.threads() == 1 ? "" : "s");
+        return Quant.OK;
+    }
+}

@@ -1,0 +1,207 @@
+package dev.quant4j.io;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.QuantizedWeight;
+import dev.quant4j.quant.Quantizer;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.QuantScheme;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * {@link OnnxQuantizer}: all-MiniLM-L6-v2 quantized while it is written gives the bytes {@link OnnxExport#write} gives
+ * for the weights quantized beforehand, from the single file and from the model saved with external data, on 1 and 3
+ * threads, each weight quantized once; ONNX Runtime runs the streamed external-data output to the in-memory export's
+ * outputs; a weight whose data file was cut short or removed fails with its name and the file's, leaving nothing.
+ */
+class OnnxQuantizerTest {
+
+    private static final String WORDS = "embeddings.word_embeddings.weight";
+
+    @TempDir
+    static Path shared;
+
+    @TempDir
+    Path dir;
+
+    static byte[] model;
+    static OnnxModel single;
+    static Path ext;
+
+    @BeforeAll
+    static void models() throws Exception {
+        model = OnnxModelTest.realModel();
+        single = OnnxModel.parse("all-minilm-l6-v2.onnx", model);
+        ext = shared.resolve("model.onnx");
+        OnnxExternalData.write(ext, "all-minilm-l6-v2.onnx", model, single);
+    }
+
+    /** The MatMul weights in initializer order, and (linear schemes) the word embeddings as a Gather table. */
+    static List<String> weights(OnnxModel m, QuantScheme scheme) {
+        List<String> out = new ArrayList<>();
+        var matmul = new java.util.HashSet<>(m.matMulWeights().values());
+        for (String name : m.initializers().keySet()) {
+            if (matmul.contains(name) || (name.equals(WORDS) && scheme instanceof LinearScheme)) {
+                out.add(name);
+            }
+        }
+        return out;
+    }
+
+    static Quantizer<?> quantizer(QuantScheme scheme) {
+        return scheme instanceof LinearScheme l ? new RtnQuantizer(l) : new BlockwiseQuantizer((CodebookScheme) scheme);
+    }
+
+    /** What {@code quant quantize --format onnx} wrote before it streamed: every weight quantized, then written. */
+    static void inMemory(Path out, OnnxModel m, byte[] bytes, QuantScheme scheme) throws Exception {
+        Map<String, QuantizedWeight> q = new LinkedHashMap<>();
+        var matmul = new java.util.HashSet<>(m.matMulWeights().values());
+        for (String w : weights(m, scheme)) {
+            var t = m.initializer(w).matrix();
+            q.put(w, quantizer(scheme).quantize(matmul.contains(w) ? t.transpose() : t));
+        }
+        OnnxExport.write(out, m, bytes, q, 0);
+    }
+
+    static Stream<Arguments> cases() {
+        QuantScheme g32 = LinearScheme.asym(4, 32); // every new tensor in the data file
+        QuantScheme g128 = LinearScheme.asym(4, 128); // zero_points of 768 bytes: inside the model
+        return Stream.of(
+                Arguments.of(g32, true, 1),
+                Arguments.of(g32, true, 3),
+                Arguments.of(g128, true, 3),
+                Arguments.of(g128, false, 1),
+                Arguments.of(LinearScheme.sym(8, 64), true, 2),
+                Arguments.of(CodebookScheme.nf4(64), true, 3));
+    }
+
+    @ParameterizedTest(name = "{0}, external data {1}, {2} threads")
+    @MethodSource("cases")
+    void streamedGivesTheInMemoryBytes(QuantScheme scheme, boolean external, int threads) throws Exception {
+        OnnxModel m = external ? OnnxModel.read(ext) : single;
+        byte[] bytes = external ? Files.readAllBytes(ext) : model;
+        Path expected = Files.createDirectory(dir.resolve("expected")).resolve("q.onnx");
+        inMemory(expected, m, bytes, scheme);
+        Path out = Files.createDirectory(dir.resolve("streamed")).resolve("q.onnx");
+        List<String> heard = Collections.synchronizedList(new ArrayList<>());
+        List<String> weights = weights(m, scheme);
+        try (ForkJoinPool pool = new ForkJoinPool(threads)) {
+            OnnxQuantizer.write(out, m, bytes, weights, scheme, quantizer(scheme), 0, pool, (w, q) -> {
+                assertThat(q.rows()).isEqualTo(w.rows());
+                heard.add(w.name());
+            });
+        }
+        assertThat(files(out.getParent())).isEqualTo(files(expected.getParent()));
+        assertThat(files(out.getParent())).hasSize(external ? 2 : 1);
+        for (String f : files(out.getParent())) {
+            assertThat(Files.readAllBytes(out.resolveSibling(f)))
+                    .as(f)
+                    .isEqualTo(Files.readAllBytes(expected.resolveSibling(f)));
+        }
+        // each weight quantized once
+        assertThat(heard).containsExactlyInAnyOrderElementsOf(weights);
+    }
+
+    @Test
+    void onnxRuntimeRunsTheStreamedExternalDataOutputAsTheInMemoryExport() throws Exception {
+        QuantScheme scheme = LinearScheme.asym(4, 32);
+        Path expected = Files.createDirectory(dir.resolve("expected")).resolve("q.onnx");
+        inMemory(expected, single, model, scheme);
+        Path out = Files.createDirectory(dir.resolve("streamed")).resolve("q.onnx");
+        OnnxModel m = OnnxModel.read(ext);
+        try (ForkJoinPool pool = new ForkJoinPool(2)) {
+            OnnxQuantizer.write(
+                    out,
+                    m,
+                    Files.readAllBytes(ext),
+                    weights(m, scheme),
+                    scheme,
+                    quantizer(scheme),
+                    0,
+                    pool,
+                    (w, q) -> {});
+        }
+        assertThat(files(out.getParent())).containsExactly("q.onnx", "q.onnx.data");
+        float[][] reference = OnnxStreamedExportTest.ort(expected);
+        assertThat(OnnxStreamedExportTest.ort(out)).isDeepEqualTo(reference);
+    }
+
+    /** The MatMul weight stored last in the data file, with the file cut one byte short of its end, or removed. */
+    @ParameterizedTest(name = "data file removed: {0}")
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+    void aWeightWhoseDataIsCutShortOrMissingIsNamedAndNothingIsWritten(boolean removed) throws Exception {
+        Path in = Files.createDirectory(dir.resolve("in")).resolve("model.onnx");
+        OnnxExternalData.write(in, "all-minilm-l6-v2.onnx", model, single);
+        OnnxModel m = OnnxModel.read(in);
+        QuantScheme scheme = LinearScheme.asym(4, 32);
+        List<String> weights = weights(m, scheme);
+        String last = weights.get(0);
+        for (String w : weights) {
+            if (m.initializer(w).external().offset()
+                    > m.initializer(last).external().offset()) {
+                last = w;
+            }
+        }
+        OnnxModel.External e = m.initializer(last).external();
+        Path data = in.resolveSibling("model.onnx.data");
+        if (removed) {
+            Files.delete(data);
+        } else {
+            try (RandomAccessFile f = new RandomAccessFile(data.toFile(), "rw")) {
+                f.setLength(e.offset() + e.length() - 1);
+            }
+        }
+        Path out = Files.createDirectory(dir.resolve("out")).resolve("q.onnx");
+        String lastWeight = last;
+        try (ForkJoinPool pool = new ForkJoinPool(2)) {
+            var thrown = assertThatThrownBy(() -> OnnxQuantizer.write(
+                            out, m, Files.readAllBytes(in), weights, scheme, quantizer(scheme), 0, pool, (w, q) -> {}))
+                    .hasMessageContaining("model.onnx.data");
+            if (!removed) { // removed, the first tensor copied from it fails: a kept one or a weight
+                thrown.isInstanceOf(MalformedTensorFileException.class)
+                        .hasMessageContaining("'" + lastWeight + "' needs " + e.length() + " bytes");
+            }
+        }
+        assertThat(files(out.getParent())).isEmpty();
+    }
+
+    private static List<String> files(Path folder) throws Exception {
+        try (Stream<Path> s = Files.list(folder)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    /** MatMulNBits' B copied from quant4j's packed rows is B packed code by code (an identity permutation). */
+    @ParameterizedTest(name = "{0} bits, K = {1}, block {2}")
+    @org.junit.jupiter.params.provider.CsvSource({"4, 384, 32", "4, 96, 32", "8, 100, 128", "4, 1536, 128"})
+    void bCopiedFromThePackedRowsIsBPackedCodeByCode(int bits, int k, int block) {
+        java.util.Random random = new java.util.Random(k * 31L + bits);
+        float[] values = new float[37 * k];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) random.nextGaussian();
+        }
+        var q = new RtnQuantizer(LinearScheme.asym(bits, LinearScheme.PER_CHANNEL))
+                .quantize(dev.quant4j.tensor.FloatMatrix.of("w", 37, k, values, 0));
+        int[] identity = java.util.stream.IntStream.range(0, k).toArray();
+        assertThat(MatMulNBitsPacking.packB(q, block, null)).isEqualTo(MatMulNBitsPacking.packB(q, block, identity));
+    }
+}
