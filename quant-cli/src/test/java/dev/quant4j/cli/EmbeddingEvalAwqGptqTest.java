@@ -3,7 +3,6 @@ package dev.quant4j.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.quant4j.awq.AwqConfig;
-import dev.quant4j.awq.AwqGptq;
 import dev.quant4j.cli.eval.EmbeddingEval;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.HessianAccumulator;
@@ -11,6 +10,7 @@ import dev.quant4j.io.OnnxModel;
 import dev.quant4j.model.BertEncoder;
 import dev.quant4j.model.Linear;
 import dev.quant4j.model.WordPieceTokenizer;
+import dev.quant4j.pipeline.AwqGptq;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
 import java.nio.charset.StandardCharsets;

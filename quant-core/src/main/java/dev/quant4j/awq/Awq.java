@@ -126,7 +126,7 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
     }
 
     /** {@code s = clamp(x_max^ratio, 1e-4)}, normalised by {@code sqrt(max(s) * min(s))}, in float32. */
-    static float[] scales(float[] xMax, double ratio) {
+    public static float[] scales(float[] xMax, double ratio) {
         float[] s = new float[xMax.length];
         float max = 0f;
         float min = Float.POSITIVE_INFINITY;
@@ -148,7 +148,7 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
      * averaged over the rows of each input channel. {@code groupSize} is the group width along a row (the whole row
      * for one group per row).
      */
-    static float[] wMean(FloatMatrix w, int groupSize) {
+    public static float[] wMean(FloatMatrix w, int groupSize) {
         int rows = w.rows();
         int cols = w.cols();
         double[] sum = new double[cols];
@@ -177,7 +177,7 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
      * normalised by {@code sqrt(max(s) * min(s))}, a non-finite entry then set to 1, in float32. At ratio 0 it is
      * {@code 1 / (w_mean + 1e-4)}, not 1: unlike llm-awq's candidates, the grid does not contain plain round-to-nearest.
      */
-    static float[] duoScales(float[] xMax, float[] wMean, double ratio) {
+    public static float[] duoScales(float[] xMax, float[] wMean, double ratio) {
         float[] s = new float[xMax.length];
         float max = 0f;
         float min = Float.POSITIVE_INFINITY;
@@ -199,7 +199,7 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
     }
 
     /** {@code W * s}, column {@code c} times {@code s[c]}. */
-    static FloatMatrix scale(FloatMatrix w, float[] s) {
+    public static FloatMatrix scale(FloatMatrix w, float[] s) {
         FloatMatrix out = FloatMatrix.zeros(w.name(), w.rows(), w.cols());
         for (int r = 0; r < w.rows(); r++) {
             int o = w.rowOffset(r);

@@ -2,7 +2,6 @@ package dev.quant4j.cli.eval;
 
 import dev.quant4j.awq.Awq;
 import dev.quant4j.awq.AwqConfig;
-import dev.quant4j.awq.AwqGptq;
 import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.gptq.Gptq;
@@ -12,6 +11,7 @@ import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.matmul.QuantizedLinear;
 import dev.quant4j.model.BertEncoder;
 import dev.quant4j.model.Linear;
+import dev.quant4j.pipeline.AwqGptq;
 import dev.quant4j.pipeline.BertBlockAwq;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.QuantizedTensor;
@@ -77,7 +77,7 @@ public final class EmbeddingEval {
         }
 
         /**
-         * AWQ's scales (AutoAWQ's duo candidates), then GPTQ on the scaled weights ({@link dev.quant4j.awq.AwqGptq};
+         * AWQ's scales (AutoAWQ's duo candidates), then GPTQ on the scaled weights ({@link dev.quant4j.pipeline.AwqGptq};
          * the AWQ paper's "AWQ + GPTQ"), in GPTQ's block-by-block order: not plain AWQ, its codes are GPTQ's.
          */
         public static Setting awqGptq(int bits, int group, boolean actOrder) {

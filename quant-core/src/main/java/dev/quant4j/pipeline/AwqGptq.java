@@ -1,5 +1,7 @@
-package dev.quant4j.awq;
+package dev.quant4j.pipeline;
 
+import dev.quant4j.awq.Awq;
+import dev.quant4j.awq.AwqConfig;
 import dev.quant4j.gptq.Gptq;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.quant.QuantizedTensor;
@@ -28,6 +30,9 @@ import java.util.concurrent.ForkJoinPool;
  * picks the scales that help GPTQ. With llm-awq's candidates, ratio 0 gives {@code s = 1} exactly, {@code H_s = H} and
  * plain GPTQ, so the result's output error never exceeds GPTQ alone's on the same {@code H} (tested). AWQ's clip search
  * is not run: it chooses clipping ranges for round-to-nearest, which GPTQ's error feedback then undoes.
+ *
+ * <p>It lives in {@code pipeline} because it drives both algorithms: {@code awq} and {@code gptq} do not depend on each
+ * other.
  */
 public final class AwqGptq {
 
@@ -133,7 +138,7 @@ public final class AwqGptq {
     }
 
     /** {@code H_s[i][j] = H[i][j] / (s_i s_j)}: the Hessian of the inputs divided by {@code s}, in float32. */
-    static float[] scaledHessian(float[] h, float[] s) {
+    public static float[] scaledHessian(float[] h, float[] s) {
         int n = s.length;
         float[] hs = new float[n * n];
         for (int i = 0; i < n; i++) {

@@ -1,14 +1,18 @@
-package dev.quant4j.awq;
+package dev.quant4j.pipeline;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.quant4j.awq.Awq;
+import dev.quant4j.awq.AwqConfig;
+import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.gptq.Gptq;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.tensor.FloatMatrix;
 import java.util.Arrays;
+import java.util.SplittableRandom;
 import java.util.concurrent.ForkJoinPool;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -26,7 +30,31 @@ class AwqGptqTest {
 
     /** mean |x| per column, as get_act_scale. */
     static float[] meanAbs(FloatMatrix x) {
-        return AwqTest.stats(x).meanAbs();
+        AwqStatistics s = new AwqStatistics("layer", x.cols(), x.rows());
+        s.add(x);
+        return s.meanAbs();
+    }
+
+    static FloatMatrix weights(int rows, int cols, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] w = new float[rows * cols];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) (0.05 * r.nextGaussian());
+        }
+        return FloatMatrix.of("layer", rows, cols, w, 0);
+    }
+
+    /** Activations whose every {@code every}-th channel is {@code boost} times larger. */
+    static FloatMatrix activations(int n, int cols, long seed, int every, double boost) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] x = new float[n * cols];
+        for (int t = 0; t < n; t++) {
+            for (int c = 0; c < cols; c++) {
+                double v = r.nextGaussian();
+                x[t * cols + c] = (float) (c % every == 1 ? boost * v : v);
+            }
+        }
+        return FloatMatrix.of("x", n, cols, x, 0);
     }
 
     /**
@@ -43,8 +71,8 @@ class AwqGptqTest {
         "4, 64, true, 6"
     })
     void neverWorseThanGptqAloneOnItsHessian(int bits, int group, boolean actOrder, long seed) {
-        FloatMatrix w = AwqTest.weights(48, 128, seed);
-        FloatMatrix x = AwqTest.activations(700, 128, seed + 100, 8, 20);
+        FloatMatrix w = weights(48, 128, seed);
+        FloatMatrix x = activations(700, 128, seed + 100, 8, 20);
         float[] h = hessian(x);
         GptqConfig gptq = GptqConfig.defaults(bits).withGroupSize(group).withActOrder(actOrder);
         AwqGptq.Result r = new AwqGptq(AwqConfig.defaults(bits), gptq, TWO).quantize(w, meanAbs(x), h);
@@ -62,8 +90,8 @@ class AwqGptqTest {
     /** The tensor is GPTQ run on W * s with the Hessian of X / s, carrying s: the definition, recomputed. */
     @Test
     void theTensorIsGptqOfTheScaledWeightWithTheScaledHessian() {
-        FloatMatrix w = AwqTest.weights(32, 128, 7);
-        FloatMatrix x = AwqTest.activations(600, 128, 8, 16, 30);
+        FloatMatrix w = weights(32, 128, 7);
+        FloatMatrix x = activations(600, 128, 8, 16, 30);
         float[] h = hessian(x);
         GptqConfig gptq = GptqConfig.defaults(4).withGroupSize(32).withActOrder(true);
         AwqGptq.Result r = new AwqGptq(AwqConfig.defaults(4), gptq, TWO).quantize(w, meanAbs(x), h);
@@ -81,7 +109,7 @@ class AwqGptqTest {
     /** diag(1 / s) H diag(1 / s) is the Hessian of the inputs divided by s, channel by channel. */
     @Test
     void theScaledHessianIsTheHessianOfTheScaledInputs() {
-        FloatMatrix x = AwqTest.activations(300, 24, 9, 4, 10);
+        FloatMatrix x = activations(300, 24, 9, 4, 10);
         float[] s = Awq.scales(meanAbs(x), 0.7);
         FloatMatrix xs = FloatMatrix.zeros("xs", x.rows(), x.cols());
         for (int t = 0; t < x.rows(); t++) {
@@ -101,8 +129,8 @@ class AwqGptqTest {
     /** On a layer whose inputs have channels 30 times larger, the scales help GPTQ: a clearly smaller output error. */
     @Test
     void outlierChannelsMakeItBetterThanGptqAlone() {
-        FloatMatrix w = AwqTest.weights(64, 256, 11);
-        FloatMatrix x = AwqTest.activations(1024, 256, 12, 16, 30);
+        FloatMatrix w = weights(64, 256, 11);
+        FloatMatrix x = activations(1024, 256, 12, 16, 30);
         float[] h = hessian(x);
         GptqConfig gptq = GptqConfig.defaults(3).withGroupSize(64);
         AwqGptq.Result r = new AwqGptq(AwqConfig.defaults(3), gptq, TWO).quantize(w, meanAbs(x), h);
@@ -113,7 +141,7 @@ class AwqGptqTest {
 
     @Test
     void mismatchedWidthsAreRefused() {
-        FloatMatrix w = AwqTest.weights(4, 16, 1);
+        FloatMatrix w = weights(4, 16, 1);
         AwqGptq q = new AwqGptq(AwqConfig.defaults(4), GptqConfig.defaults(4), TWO);
         assertThatThrownBy(() -> q.quantize(w, new float[15], new float[256]))
                 .isInstanceOf(IllegalArgumentException.class)
