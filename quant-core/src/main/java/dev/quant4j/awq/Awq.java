@@ -76,6 +76,7 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
         int groupSize = scheme.columnsPerGroup(cols); // checks that it divides
         RtnQuantizer rtn = new RtnQuantizer(scheme, pool);
         float[] xMax = stats.meanAbs();
+        float[] wMean = config.duoScaling() ? wMean(w, groupSize) : null;
 
         // the scale search
         long t0 = System.nanoTime();
@@ -86,7 +87,7 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
         float[] bestScales = null;
         for (int i = 0; i < nGrid; i++) {
             double ratio = i * 1.0 / nGrid;
-            float[] s = scales(xMax, ratio);
+            float[] s = config.duoScaling() ? duoScales(xMax, wMean, ratio) : scales(xMax, ratio);
             // W' = Q(W * s) / s: the tensor with s as input scales stands for exactly that
             FloatMatrix candidate = rtn.quantize(scale(w, s)).withInputScales(s).dequantize();
             double loss = stats.meanSquaredOutputError(w, candidate);
@@ -125,7 +126,7 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
     }
 
     /** {@code s = clamp(x_max^ratio, 1e-4)}, normalised by {@code sqrt(max(s) * min(s))}, in float32. */
-    static float[] scales(float[] xMax, double ratio) {
+    public static float[] scales(float[] xMax, double ratio) {
         float[] s = new float[xMax.length];
         float max = 0f;
         float min = Float.POSITIVE_INFINITY;
@@ -141,8 +142,64 @@ public final class Awq implements CalibratedQuantizer<AwqStatistics, AwqResult> 
         return s;
     }
 
+    /**
+     * AutoAWQ's {@code w_mean} ({@code _search_best_scale}, casper-hansen/AutoAWQ {@code awq/quantize/quantizer.py} at
+     * commit {@code 93d7e8e}): every weight's magnitude relative to its group's, {@code |w| / (max_group |w| + 1e-6)},
+     * averaged over the rows of each input channel. {@code groupSize} is the group width along a row (the whole row
+     * for one group per row).
+     */
+    public static float[] wMean(FloatMatrix w, int groupSize) {
+        int rows = w.rows();
+        int cols = w.cols();
+        double[] sum = new double[cols];
+        for (int r = 0; r < rows; r++) {
+            int o = w.rowOffset(r);
+            for (int g = 0; g < cols; g += groupSize) {
+                float max = 0f;
+                for (int c = g; c < g + groupSize; c++) {
+                    max = Math.max(max, Math.abs(w.array()[o + c]));
+                }
+                float denominator = max + 1e-6f;
+                for (int c = g; c < g + groupSize; c++) {
+                    sum[c] += Math.abs(w.array()[o + c]) / denominator;
+                }
+            }
+        }
+        float[] mean = new float[cols];
+        for (int c = 0; c < cols; c++) {
+            mean[c] = (float) (sum[c] / rows);
+        }
+        return mean;
+    }
+
+    /**
+     * AutoAWQ's {@code duo_scaling} candidate: {@code s = clamp(x_mean^ratio / (w_mean^(1 - ratio) + 1e-4), 1e-4)},
+     * normalised by {@code sqrt(max(s) * min(s))}, a non-finite entry then set to 1, in float32. At ratio 0 it is
+     * {@code 1 / (w_mean + 1e-4)}, not 1: unlike llm-awq's candidates, the grid does not contain plain round-to-nearest.
+     */
+    public static float[] duoScales(float[] xMax, float[] wMean, double ratio) {
+        float[] s = new float[xMax.length];
+        float max = 0f;
+        float min = Float.POSITIVE_INFINITY;
+        for (int c = 0; c < s.length; c++) {
+            float x = (float) Math.pow(xMax[c], ratio);
+            float wm = (float) Math.pow(wMean[c], 1 - ratio) + 1e-4f;
+            s[c] = Math.max(x / wm, 1e-4f);
+            max = Math.max(max, s[c]);
+            min = Math.min(min, s[c]);
+        }
+        float norm = (float) Math.sqrt(max * min);
+        for (int c = 0; c < s.length; c++) {
+            s[c] = s[c] / norm;
+            if (!Float.isFinite(s[c])) {
+                s[c] = 1f;
+            }
+        }
+        return s;
+    }
+
     /** {@code W * s}, column {@code c} times {@code s[c]}. */
-    static FloatMatrix scale(FloatMatrix w, float[] s) {
+    public static FloatMatrix scale(FloatMatrix w, float[] s) {
         FloatMatrix out = FloatMatrix.zeros(w.name(), w.rows(), w.cols());
         for (int r = 0; r < w.rows(); r++) {
             int o = w.rowOffset(r);

@@ -94,6 +94,70 @@ class AwqTest {
         assertThat(Awq.scales(new float[] {0f, 3f}, 0.0)).containsExactly(1f, 1f); // 0^0 = 1, as torch.pow
     }
 
+    /** AutoAWQ's w_mean by hand: |w| over its group's max |w| (+ 1e-6), averaged over the rows of each column. */
+    @Test
+    void weightMeanIsTheGroupRelativeMagnitudeAveragedOverRows() {
+        // two rows, two groups of two: row 0 groups [1, -2], [4, 0]; row 1 groups [0.5, 0.5], [-1, 3]
+        FloatMatrix w = FloatMatrix.of("w", 2, 4, new float[] {1f, -2f, 4f, 0f, 0.5f, 0.5f, -1f, 3f}, 0);
+        float[] m = Awq.wMean(w, 2);
+        float[] expected = {
+            (float) ((1f / (2f + 1e-6f) + 0.5f / (0.5f + 1e-6f)) / 2.0),
+            (float) ((2f / (2f + 1e-6f) + 0.5f / (0.5f + 1e-6f)) / 2.0),
+            (float) ((4f / (4f + 1e-6f) + 1f / (3f + 1e-6f)) / 2.0),
+            (float) ((0f + 3f / (3f + 1e-6f)) / 2.0)
+        };
+        assertThat(m).containsExactly(expected);
+        // one group per row: the whole row is the group
+        assertThat(Awq.wMean(w, 4)[2]).isEqualTo((float) ((4f / (4f + 1e-6f) + 1f / (3f + 1e-6f)) / 2.0));
+    }
+
+    /**
+     * Duo scaling at ratio 1 is llm-awq's x_mean candidate (w_mean^0 = 1: a constant factor the normalisation
+     * removes); at ratio 0 it is 1 / (w_mean + 1e-4), normalised, not the all-ones of plain round-to-nearest.
+     */
+    @Test
+    void duoScalesAtTheEndsOfTheGrid() {
+        float[] xMean = {0.5f, 2f, 8f, 0.125f};
+        float[] wMean = {0.3f, 0.6f, 0.45f, 0.9f};
+        float[] one = Awq.duoScales(xMean, wMean, 1.0);
+        float[] plain = Awq.scales(xMean, 1.0);
+        for (int c = 0; c < one.length; c++) {
+            assertThat(one[c]).isCloseTo(plain[c], within(2e-6f * plain[c]));
+        }
+        float[] zero = Awq.duoScales(xMean, wMean, 0.0);
+        float[] raw = new float[4];
+        float max = 0;
+        float min = Float.MAX_VALUE;
+        for (int c = 0; c < 4; c++) {
+            raw[c] = 1f / (wMean[c] + 1e-4f);
+            max = Math.max(max, raw[c]);
+            min = Math.min(min, raw[c]);
+        }
+        float norm = (float) Math.sqrt(max * min);
+        for (int c = 0; c < 4; c++) {
+            assertThat(zero[c]).isEqualTo(raw[c] / norm);
+        }
+        assertThat(zero).isNotEqualTo(new float[] {1f, 1f, 1f, 1f});
+    }
+
+    /** With duo scaling, every point of the loss curve is the output error of Q(W * s) / s for its duo candidate. */
+    @Test
+    void duoScalingLossCurveIsTheOutputErrorOfEachCandidate() {
+        FloatMatrix w = weights(32, 128, 13);
+        FloatMatrix x = activations(600, 128, 14, 8, 10);
+        AwqStatistics st = stats(x);
+        AwqResult r = new Awq(new AwqConfig(4, 32, 10, 0.5, false, true)).quantize(w, st);
+        RtnQuantizer rtn = new RtnQuantizer(new LinearScheme(4, Symmetry.MINMAX, 32));
+        float[] wMean = Awq.wMean(w, 32);
+        for (int i = 0; i < 10; i++) {
+            float[] s = Awq.duoScales(st.meanAbs(), wMean, i / 10.0);
+            FloatMatrix candidate =
+                    rtn.quantize(Awq.scale(w, s)).withInputScales(s).dequantize();
+            assertThat(r.lossCurve()[i]).as("ratio %d / 10", i).isEqualTo(st.meanSquaredOutputError(w, candidate));
+        }
+        assertThat(r.scales()).isEqualTo(Awq.duoScales(st.meanAbs(), wMean, r.alpha()));
+    }
+
     /** The clip search against the reference's formula evaluated directly on the sampled tokens. */
     @Test
     void clipSearchMatchesTheDirectMeanOverSampledTokens() {

@@ -11,6 +11,7 @@ import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.matmul.QuantizedLinear;
 import dev.quant4j.model.BertEncoder;
 import dev.quant4j.model.Linear;
+import dev.quant4j.pipeline.AwqGptq;
 import dev.quant4j.pipeline.BertBlockAwq;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.QuantizedTensor;
@@ -40,11 +41,11 @@ import java.util.function.IntConsumer;
 public final class EmbeddingEval {
 
     /** One way to quantize a linear layer: a label for the table and what it does to a layer. */
-    public record Setting(String label, Kind kind, int bits, int group, boolean actOrder, boolean mse) {
+    public record Setting(String label, Kind kind, int bits, int group, boolean actOrder, boolean mse, boolean duo) {
 
-        /** Without GPTQ's range search. */
+        /** Without GPTQ's range search, with llm-awq's scale candidates. */
         public Setting(String label, Kind kind, int bits, int group, boolean actOrder) {
-            this(label, kind, bits, group, actOrder, false);
+            this(label, kind, bits, group, actOrder, false, false);
         }
 
         /** This GPTQ setting with the quantizer's range search ({@code mse=True}), its label marked "mse". */
@@ -52,7 +53,7 @@ public final class EmbeddingEval {
             if (kind != Kind.GPTQ) {
                 throw new IllegalArgumentException(label + ": the mse range search is GPTQ's");
             }
-            return new Setting(label + " mse", kind, bits, group, actOrder, true);
+            return new Setting(label + " mse", kind, bits, group, actOrder, true, duo);
         }
 
         /** RTN asymmetric with {@code group} columns per scale ({@code -1}: per output channel). */
@@ -75,6 +76,31 @@ public final class EmbeddingEval {
                     actOrder);
         }
 
+        /**
+         * AWQ's scales (AutoAWQ's duo candidates), then GPTQ on the scaled weights ({@link dev.quant4j.pipeline.AwqGptq};
+         * the AWQ paper's "AWQ + GPTQ"), in GPTQ's block-by-block order: not plain AWQ, its codes are GPTQ's.
+         */
+        public static Setting awqGptq(int bits, int group, boolean actOrder) {
+            return new Setting(
+                    "AWQ+GPTQ int" + bits + " g" + group + (actOrder ? " act-order" : ""),
+                    Kind.AWQ_GPTQ,
+                    bits,
+                    group,
+                    actOrder,
+                    false,
+                    true);
+        }
+
+        /** Per-layer AWQ with AutoAWQ's duo scale candidates ({@link AwqConfig#duoScaling()}). */
+        public static Setting awqDuo(int bits, int group) {
+            return new Setting("AWQ int" + bits + " g" + group + " duo", Kind.AWQ, bits, group, false, false, true);
+        }
+
+        /** AWQ's options for this setting: llm-awq's defaults at its bits and group, duo scaling if chosen. */
+        AwqConfig awqConfig() {
+            return AwqConfig.defaults(bits).withGroupSize(group).withDuoScaling(duo);
+        }
+
         public static Setting awq(int bits, int group) {
             return new Setting("AWQ int" + bits + " g" + group, Kind.AWQ, bits, group, false);
         }
@@ -90,7 +116,13 @@ public final class EmbeddingEval {
         NF4,
         GPTQ,
         AWQ,
-        AWQ_BLOCK
+        AWQ_BLOCK,
+        AWQ_GPTQ;
+
+        /** Whether the setting runs in GPTQ's block-by-block order, on Hessians of the quantized layers below. */
+        boolean sequential() {
+            return this == GPTQ || this == AWQ_GPTQ;
+        }
     }
 
     /** The default settings of {@code quant eval}, in table order (docs/real-model.md). */
@@ -109,10 +141,11 @@ public final class EmbeddingEval {
 
     /**
      * Settings {@code quant eval} runs only when {@code --settings} is given and matches them: block-level AWQ runs its
-     * modules on every calibration token for each candidate, hours on the full calibration set (docs/awq.md).
+     * modules on every calibration token for each candidate, hours on the full calibration set; AWQ with duo scaling
+     * and AWQ+GPTQ, the forms measured against the default AWQ in docs/awq.md.
      */
     public static List<Setting> extraSettings() {
-        return List.of(Setting.awqBlock(4, 128));
+        return List.of(Setting.awqBlock(4, 128), Setting.awqDuo(4, 128), Setting.awqGptq(4, 128, true));
     }
 
     /**
@@ -213,7 +246,8 @@ public final class EmbeddingEval {
         // GPTQ, layer by layer: each calibration sentence's input to the current layer, computed with the layers
         // below already quantized (the reference's inps/outs)
         List<FloatMatrix> states = new ArrayList<>();
-        if (s.kind() == Kind.GPTQ) {
+        Map<String, float[]> xMean = new HashMap<>();
+        if (s.kind().sequential()) {
             for (int[] ids : calib.sentences) {
                 states.add(fp32.hiddenStates(ids, null, 0));
             }
@@ -221,7 +255,7 @@ public final class EmbeddingEval {
         for (int i = 0; i < linears.size(); i++) {
             Linear l = linears.get(i);
             Linear.Dense d = (Linear.Dense) l;
-            if (s.kind() == Kind.GPTQ && i % perLayer == 0) {
+            if (s.kind().sequential() && i % perLayer == 0) {
                 int layer = i / perLayer;
                 if (layer > 0) {
                     BertEncoder below = fp32.withLinears(out); // layers below this one quantized
@@ -232,8 +266,8 @@ public final class EmbeddingEval {
                                     .forEach(j -> states.set(j, below.layer(layer - 1, states.get(j), null))))
                             .join();
                 }
-                hessians = layerHessians(fp32, linears.subList(i, i + perLayer), layer, states, pool);
-            } else if (s.kind() == Kind.GPTQ
+                hessians = layerHessians(fp32, linears.subList(i, i + perLayer), layer, states, xMean, pool);
+            } else if (s.kind().sequential()
                     && sequential
                     && stage(l.name()) != stage(linears.get(i - 1).name())) {
                 // this stage's inputs from the layer with the stages before it quantized
@@ -244,7 +278,7 @@ public final class EmbeddingEval {
                         next.add(linears.get(j));
                     }
                 }
-                hessians = layerHessians(fp32.withLinears(out), next, i / perLayer, states, pool);
+                hessians = layerHessians(fp32.withLinears(out), next, i / perLayer, states, xMean, pool);
             }
             QuantizedLinear q;
             Setting own = settingOf.apply(l.name());
@@ -278,12 +312,27 @@ public final class EmbeddingEval {
                     q = QuantizedLinear.of(t, d.bias(), pool);
                     w = t;
                 }
+                case AWQ_GPTQ -> {
+                    QuantizedTensor t = new AwqGptq(
+                                    s.awqConfig(),
+                                    GptqConfig.defaults(s.bits())
+                                            .withGroupSize(s.group())
+                                            .withActOrder(s.actOrder()),
+                                    pool)
+                            .quantize(
+                                    d.weight(),
+                                    xMean.get(l.name()),
+                                    hessians.get(l.name()).hessian())
+                            .tensor();
+                    q = QuantizedLinear.of(t, d.bias(), pool);
+                    w = t;
+                }
                 case AWQ_BLOCK ->
                     throw new IllegalArgumentException("layer '" + l.name()
                             + "': AWQ block settings are searched per encoder layer (BertBlockAwq),"
                             + " not linear by linear");
                 default -> {
-                    QuantizedTensor t = new Awq(AwqConfig.defaults(s.bits()).withGroupSize(s.group()), pool)
+                    QuantizedTensor t = new Awq(s.awqConfig(), pool)
                             .quantize(d.weight(), calib.awq.get(l.name()))
                             .tensor();
                     q = QuantizedLinear.of(t, d.bias(), pool);
@@ -316,18 +365,40 @@ public final class EmbeddingEval {
      * computed by the quantized layers below (as the reference runs each block in full precision to collect them).
      */
     private static Map<String, HessianAccumulator> layerHessians(
-            BertEncoder fp32, List<Linear> layerLinears, int layer, List<FloatMatrix> states, ForkJoinPool pool) {
+            BertEncoder fp32,
+            List<Linear> layerLinears,
+            int layer,
+            List<FloatMatrix> states,
+            Map<String, float[]> xMean,
+            ForkJoinPool pool) {
         Map<String, HessianAccumulator> h = new HashMap<>();
+        Map<String, double[]> sumAbs = new HashMap<>();
         for (Linear l : layerLinears) {
             h.put(l.name(), new HessianAccumulator(l.name(), l.inFeatures(), pool));
+            sumAbs.put(l.name(), new double[l.inFeatures()]);
         }
         for (FloatMatrix x : states) {
             fp32.layer(layer, x, (name, in) -> {
                 HessianAccumulator acc = h.get(name);
                 if (acc != null) {
                     acc.add(in);
+                    double[] sum = sumAbs.get(name);
+                    for (int t = 0; t < in.rows(); t++) {
+                        for (int c = 0; c < in.cols(); c++) {
+                            sum[c] += Math.abs(in.get(t, c));
+                        }
+                    }
                 }
             });
+        }
+        // AWQ's x_mean (get_act_scale) over the same inputs as the Hessians
+        for (var e : h.entrySet()) {
+            double[] sum = sumAbs.get(e.getKey());
+            float[] mean = new float[sum.length];
+            for (int c = 0; c < sum.length; c++) {
+                mean[c] = (float) (sum[c] / e.getValue().tokens());
+            }
+            xMean.put(e.getKey(), mean);
         }
         return h;
     }
