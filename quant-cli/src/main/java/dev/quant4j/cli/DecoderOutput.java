@@ -370,7 +370,7 @@ final class DecoderOutput {
             String name = r.name() + ".weight";
             QuantizedWeight q = result.weights().get(name);
             FloatMatrix w = source.tensors().get(name);
-            ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize());
+            ErrorMetrics e = ErrorMetrics.compare(w, q);
             out.println(reportLine(s, r, q, e));
             if (r.keptRtn()) {
                 kept++;

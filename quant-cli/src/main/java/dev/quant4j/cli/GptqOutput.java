@@ -148,7 +148,7 @@ final class GptqOutput {
                     continue;
                 }
                 quantized.add(q);
-                ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize());
+                ErrorMetrics e = ErrorMetrics.compare(w, q);
                 pw.printf(
                         Locale.ROOT,
                         "%s [%d x %d] %s%s: SQNR %.2f dB%n",

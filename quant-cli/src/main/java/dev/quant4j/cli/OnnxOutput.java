@@ -94,7 +94,7 @@ final class OnnxOutput {
                     r.accuracyLevel(),
                     pool,
                     (w, q) -> {
-                        ErrorMetrics e = ErrorMetrics.compare(w, q.dequantize());
+                        ErrorMetrics e = ErrorMetrics.compare(w, q);
                         lines.put(
                                 w.name(),
                                 String.format(

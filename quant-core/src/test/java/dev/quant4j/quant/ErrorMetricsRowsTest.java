@@ -1,0 +1,72 @@
+package dev.quant4j.quant;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.gptq.Gptq;
+import dev.quant4j.gptq.GptqConfig;
+import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.scheme.CodebookScheme;
+import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.tensor.FloatMatrix;
+import dev.quant4j.tensor.Gaussian;
+import java.util.concurrent.ForkJoinPool;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * {@link ErrorMetrics#compare(FloatMatrix, QuantizedWeight)} dequantizes row by row, without a copy of the whole
+ * weight: its metrics equal those of the whole dequantized matrix exactly, for every kind of stored weight (linear
+ * codes, act-order codes with their group index, AWQ input scales, codebook blocks that straddle rows), on a view
+ * into a larger array.
+ */
+class ErrorMetricsRowsTest {
+
+    @ParameterizedTest
+    @CsvSource({"rtn, 7, 96", "rtn, 5, 33", "gptq-act-order, 9, 64", "awq-scales, 6, 64", "nf4, 7, 100", "nf4, 3, 64"})
+    void rowByRowEqualsTheWholeDequantizedMatrix(String kind, int rows, int cols) {
+        FloatMatrix w = Gaussian.matrix("w", 17L * rows + cols, rows, cols, 0.1);
+        ForkJoinPool one = new ForkJoinPool(1);
+        try {
+            QuantizedWeight q = switch (kind) {
+                case "rtn" -> new RtnQuantizer(LinearScheme.asym(4, cols % 32 == 0 ? 32 : -1), one).quantize(w);
+                case "gptq-act-order" -> {
+                    HessianAccumulator h = new HessianAccumulator("w", cols, one);
+                    h.add(Gaussian.matrix("x", 5, 4 * cols, cols, 1.0));
+                    yield new Gptq(GptqConfig.defaults(4).withGroupSize(32).withActOrder(true), one)
+                            .quantize(w, h)
+                            .tensor();
+                }
+                case "awq-scales" -> {
+                    float[] s = new float[cols];
+                    for (int c = 0; c < cols; c++) {
+                        s[c] = 0.5f + (c % 7) * 0.3f;
+                    }
+                    yield ((QuantizedTensor) new RtnQuantizer(LinearScheme.asym(4, 32), one).quantize(w))
+                            .withInputScales(s);
+                }
+                default -> new BlockwiseQuantizer(CodebookScheme.nf4(64)).quantize(w);
+            };
+            // the reference as a view past the start of a larger array
+            float[] padded = new float[3 + rows * cols];
+            System.arraycopy(w.array(), w.rowOffset(0), padded, 3, rows * cols);
+            FloatMatrix view = FloatMatrix.of("w", rows, cols, padded, 3);
+            assertThat(ErrorMetrics.compare(view, q)).isEqualTo(ErrorMetrics.compare(w, q.dequantize()));
+        } finally {
+            one.shutdown();
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"4, 64", "8, 32"})
+    void aQuantizedWeightOfAnotherShapeIsNamed(int rows, int cols) {
+        FloatMatrix w = Gaussian.matrix("w", 1, 8, 64, 0.1);
+        QuantizedWeight q =
+                new BlockwiseQuantizer(CodebookScheme.nf4(64)).quantize(Gaussian.matrix("q", 2, rows, cols, 0.1));
+        assertThatThrownBy(() -> ErrorMetrics.compare(w, q))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("shapes differ: 'w' [8, 64] vs 'q' [" + rows + ", " + cols + "]");
+    }
+}
