@@ -42,39 +42,42 @@ final class OnnxOutput {
 
     private OnnxOutput() {}
 
-    static int run(Request r, PrintWriter out, PrintWriter err) throws Exception {
-        long start = System.nanoTime();
-        WeightFiles.requireWritable(r.out(), "onnx");
-        WeightFiles.requireNotAnInput(r.out(), r.overwrite(), "--in", r.in());
-        QuantScheme scheme = r.linear() != null ? r.linear() : r.codebook();
-        boolean codebook = r.codebook() != null;
-        WeightFiles.OnnxSelection s = WeightFiles.selectOnnx(r.in(), r.include(), (name, shape) -> {
-            LinearScheme l = r.linear();
-            if (l == null || l.groupSize() <= 0 || shape[1] % l.groupSize() == 0) {
-                return null;
-            }
-            String reason = "group size " + l.groupSize() + " does not divide its " + shape[1] + " input features";
-            if (r.strict()) {
-                throw new IllegalArgumentException(
-                        "tensor '" + name + "' [" + shape[0] + ", " + shape[1] + "]: " + reason + " (--strict)");
-            }
-            return reason;
-        });
-        OnnxModel model = s.onnx().model();
+    /**
+     * The tables of {@code model}'s Gather nodes, after checking that each of {@code selected} is a MatMul weight
+     * (stored transposed, in {@code transposed}) or, for a linear scheme, a Gather table: the initializers ONNX output
+     * can replace.
+     */
+    static Set<String> requireOnnxTargets(
+            OnnxModel model, Iterable<String> selected, Set<String> transposed, boolean codebook) {
         Set<String> gatherTables = new HashSet<>();
         for (OnnxModel.Node n : model.nodes()) {
             if (n.opType().equals("Gather") && !n.inputs().isEmpty()) {
                 gatherTables.add(n.inputs().get(0));
             }
         }
-        long total = 0;
-        for (String w : s.selected()) {
-            if (!s.transposed().contains(w) && !(gatherTables.contains(w) && !codebook)) {
+        for (String w : selected) {
+            if (!transposed.contains(w) && !(gatherTables.contains(w) && !codebook)) {
                 throw new IllegalArgumentException("--format onnx: initializer '" + w + "' matched by"
                         + " --include is not the weight of a MatMul node"
                         + (codebook ? "" : " or the table of a" + " Gather") + "; only those become MatMulNBits"
                         + (codebook ? "/MatMulBnb4" : " or GatherBlockQuantized"));
             }
+        }
+        return gatherTables;
+    }
+
+    static int run(Request r, PrintWriter out, PrintWriter err) throws Exception {
+        long start = System.nanoTime();
+        WeightFiles.requireWritable(r.out(), "onnx");
+        WeightFiles.requireNotAnInput(r.out(), r.overwrite(), "--in", r.in());
+        QuantScheme scheme = r.linear() != null ? r.linear() : r.codebook();
+        boolean codebook = r.codebook() != null;
+        WeightFiles.OnnxSelection s =
+                WeightFiles.selectOnnx(r.in(), r.include(), QuantizeCommand.groupFit(r.linear(), r.strict()));
+        OnnxModel model = s.onnx().model();
+        Set<String> gatherTables = requireOnnxTargets(model, s.selected(), s.transposed(), codebook);
+        long total = 0;
+        for (String w : s.selected()) {
             total += 4 * model.initializer(w).elements();
         }
         Quantizer<?> quantizer = codebook ? new BlockwiseQuantizer(r.codebook()) : new RtnQuantizer(r.linear());

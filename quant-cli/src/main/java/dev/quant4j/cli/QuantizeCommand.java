@@ -375,31 +375,14 @@ final class QuantizeCommand implements Callable<Integer> {
         WeightFiles.requireWritable(out, onnxOut ? "onnx" : "safetensors");
         WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
         WeightFiles.requireNotAnInput(out, overwrite, "--calib", calib);
-        LinearScheme checkScheme = linearScheme;
-        WeightFiles.Loaded loaded = WeightFiles.load(in, pattern, (name, shape) -> {
-            String reason = checkScheme == null ? null : unsupported(checkScheme, shape[1]);
-            if (reason != null && strict) {
-                throw new IllegalArgumentException(
-                        "tensor '" + name + "' [" + shape[0] + ", " + shape[1] + "]: " + reason + " (--strict)");
-            }
-            return reason;
-        });
-        java.util.Set<String> gatherTables = new java.util.HashSet<>();
-        if (onnxOut) {
-            for (dev.quant4j.io.OnnxModel.Node n : loaded.onnx().model().nodes()) {
-                if (n.opType().equals("Gather") && !n.inputs().isEmpty()) {
-                    gatherTables.add(n.inputs().get(0));
-                }
-            }
-            for (FloatMatrix w : loaded.tensors()) {
-                if (!loaded.transposed().contains(w.name()) && !(gatherTables.contains(w.name()) && !codebook)) {
-                    throw new IllegalArgumentException("--format onnx: initializer '" + w.name() + "' matched by"
-                            + " --include is not the weight of a MatMul node"
-                            + (codebook ? "" : " or the table of a" + " Gather") + "; only those become MatMulNBits"
-                            + (codebook ? "/MatMulBnb4" : " or GatherBlockQuantized"));
-                }
-            }
-        }
+        WeightFiles.Loaded loaded = WeightFiles.load(in, pattern, groupFit(linearScheme, strict));
+        java.util.Set<String> gatherTables = onnxOut
+                ? OnnxOutput.requireOnnxTargets(
+                        loaded.onnx().model(),
+                        loaded.tensors().stream().map(FloatMatrix::name).toList(),
+                        loaded.transposed(),
+                        codebook)
+                : java.util.Set.of();
         PrintWriter pw = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         HessianAccumulator hessian = null;
@@ -546,6 +529,21 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         pw.println(summary.append(')'));
         return Quant.OK;
+    }
+
+    /**
+     * For {@link WeightFiles#load}: why {@code scheme} (null: a codebook, which takes any width) cannot quantize a
+     * tensor of that shape, or null; with {@code strict}, that reason as an error naming the tensor instead.
+     */
+    static java.util.function.BiFunction<String, int[], String> groupFit(LinearScheme scheme, boolean strict) {
+        return (name, shape) -> {
+            String reason = scheme == null ? null : unsupported(scheme, shape[1]);
+            if (reason != null && strict) {
+                throw new IllegalArgumentException(
+                        "tensor '" + name + "' [" + shape[0] + ", " + shape[1] + "]: " + reason + " (--strict)");
+            }
+            return reason;
+        };
     }
 
     /** Why {@code scheme} cannot quantize a tensor with {@code cols} input features, or null. */
