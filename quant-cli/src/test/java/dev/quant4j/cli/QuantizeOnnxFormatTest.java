@@ -278,6 +278,34 @@ class QuantizeOnnxFormatTest {
         return r;
     }
 
+    /**
+     * An --include match that ONNX output cannot replace: a Gather table under a codebook (MatMulBnb4 has no Gather
+     * form), refused before anything is quantized, naming the initializer; nothing written.
+     */
+    @Test
+    void aGatherTableUnderACodebookIsRefused() throws Exception {
+        Path in = dir.resolve("minilm.onnx");
+        Files.write(in, EvalCommand.resource(EvalCommand.MODEL));
+        Result r = QuantCliTest.run(
+                "quantize",
+                "--in",
+                in.toString(),
+                "--format",
+                "onnx",
+                "--method",
+                "nf4",
+                "--include",
+                "word_embeddings",
+                "--out",
+                dir.resolve("q.onnx").toString());
+        assertThat(r.code()).as(r.err()).isEqualTo(2);
+        assertThat(r.err().strip())
+                .startsWith("quant: --format onnx: initializer '")
+                .contains("word_embeddings")
+                .contains("is not the weight of a MatMul node; only those become MatMulNBits/MatMulBnb4");
+        assertThat(files()).containsExactly("minilm.onnx");
+    }
+
     /** What MatMulNBits cannot hold, and wrong files: exit 2, a message naming what fits, nothing written. */
     @Test
     void clearErrorsAndNothingWritten() throws Exception {
