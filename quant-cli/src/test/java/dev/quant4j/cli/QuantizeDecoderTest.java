@@ -367,6 +367,56 @@ class QuantizeDecoderTest {
         Path out = dir.resolve("q.safetensors");
         String bin = STORIES.toString();
         expectError(
+                "--damp applies to gptq only, not to rtn",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "rtn",
+                "--damp",
+                "0.1",
+                "--out",
+                out.toString());
+        expectError(
+                "--static-groups applies to gptq only, not to awq",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "awq",
+                "--static-groups",
+                "--calib-sample",
+                "2",
+                "--out",
+                out.toString());
+        expectError(
+                "gptq: --static-groups needs a positive --group-size",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "gptq",
+                "--group-size",
+                "-1",
+                "--static-groups",
+                "--calib-sample",
+                "2",
+                "--out",
+                out.toString());
+        expectError(
+                "--damp 0.0 must be a positive fraction of the mean Hessian diagonal",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "gptq",
+                "--damp",
+                "0",
+                "--calib-sample",
+                "2",
+                "--out",
+                out.toString());
+        expectError(
                 "--mse applies to gptq only, not to awq",
                 "quantize",
                 "--model",
@@ -544,63 +594,6 @@ class QuantizeDecoderTest {
                 "--dtype",
                 "bf16");
         assertThat(dir.resolve("m.bin")).doesNotExist();
-    }
-
-    @Test
-    void gptqOptionsOutsideGptqAreRefused() {
-        Path out = dir.resolve("q.safetensors");
-        String bin = STORIES.toString();
-        expectError(
-                "--damp applies to gptq only, not to rtn",
-                "quantize",
-                "--model",
-                bin,
-                "--method",
-                "rtn",
-                "--damp",
-                "0.1",
-                "--out",
-                out.toString());
-        expectError(
-                "--static-groups applies to gptq only, not to awq",
-                "quantize",
-                "--model",
-                bin,
-                "--method",
-                "awq",
-                "--static-groups",
-                "--calib-sample",
-                "2",
-                "--out",
-                out.toString());
-        expectError(
-                "gptq: --static-groups needs a positive --group-size",
-                "quantize",
-                "--model",
-                bin,
-                "--method",
-                "gptq",
-                "--group-size",
-                "-1",
-                "--static-groups",
-                "--calib-sample",
-                "2",
-                "--out",
-                out.toString());
-        expectError(
-                "--damp 0.0 must be a positive fraction of the mean Hessian diagonal",
-                "quantize",
-                "--model",
-                bin,
-                "--method",
-                "gptq",
-                "--damp",
-                "0",
-                "--calib-sample",
-                "2",
-                "--out",
-                out.toString());
-        assertThat(out).doesNotExist();
     }
 
     static String[] concat(String[] first, String... more) {
