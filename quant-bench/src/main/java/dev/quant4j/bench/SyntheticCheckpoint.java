@@ -21,13 +21,13 @@ import java.util.stream.IntStream;
  * measuring quant4j on models of real size without downloading one:
  *
  * <pre>
- * java -cp quant-bench/target/benchmarks.jar dev.quant4j.bench.SyntheticCheckpoint OUT_DIR [7b|tiny] [SEED]
+ * java -cp quant-bench/target/benchmarks.jar dev.quant4j.bench.SyntheticCheckpoint OUT_DIR [7b|mid|tiny] [SEED]
  * </pre>
  *
  * <p>{@code 7b} has Llama-2-7B's shapes (32 layers, hidden 4096, MLP 11008, vocabulary 32000; 6.74 billion weights in
- * two shards of 9.98 GB and 3.50 GB); {@code tiny} the same layout at 2 layers of hidden 256. Weights are Gaussian-like
- * (a sum of uniforms) with standard deviation 0.02, norms are 1; the same seed gives the same files. Rows are generated
- * and written in parallel, streamed: the heap holds a few row blocks.
+ * two shards of 9.98 GB and 3.50 GB); {@code mid} 2 layers of hidden 1024, MLP 2816, 8 heads; {@code tiny} 2 layers of
+ * hidden 256. Weights are Gaussian-like (a sum of uniforms) with standard deviation 0.02, norms are 1; the same seed
+ * gives the same files. Rows are generated and written in parallel, streamed: the heap holds a few row blocks.
  */
 public final class SyntheticCheckpoint {
 
@@ -39,14 +39,15 @@ public final class SyntheticCheckpoint {
 
     public static void main(String[] args) throws IOException {
         if (args.length < 1) {
-            System.err.println("usage: SyntheticCheckpoint OUT_DIR [7b|tiny] [SEED]");
+            System.err.println("usage: SyntheticCheckpoint OUT_DIR [7b|mid|tiny] [SEED]");
             System.exit(2);
         }
         Path out = Path.of(args[0]);
         Shape shape = switch (args.length > 1 ? args[1] : "7b") {
             case "7b" -> new Shape(32, 4096, 11008, 32000, 32, 32);
+            case "mid" -> new Shape(2, 1024, 2816, 32000, 8, 8);
             case "tiny" -> new Shape(2, 256, 688, 1000, 4, 4);
-            default -> throw new IllegalArgumentException("unknown shape " + args[1] + " (7b or tiny)");
+            default -> throw new IllegalArgumentException("unknown shape " + args[1] + " (7b, mid or tiny)");
         };
         long seed = args.length > 2 ? Long.parseLong(args[2]) : 1;
         Files.createDirectories(out);

@@ -426,7 +426,8 @@ public final class LlamaDecoder {
     public FloatMatrix selfAttention(int index, FloatMatrix xn) {
         checkHidden(xn);
         int kv = xn.rows() * config.kvDim();
-        return selfAttention(block(index), xn, new float[kv], new float[kv], 0, null);
+        Block b = block(index);
+        return run(b.o, context(b, xn, new float[kv], new float[kv], 0, null), null);
     }
 
     /**
@@ -436,7 +437,65 @@ public final class LlamaDecoder {
      */
     public FloatMatrix mlp(int index, FloatMatrix xn) {
         checkHidden(xn);
-        return mlp(block(index), xn, null);
+        Block b = block(index);
+        return run(b.down, swiglu(b, xn, null), null);
+    }
+
+    /*
+     * Block index cut where GPTQ's true-sequential groups read their inputs, for one sequence at positions 0 ...
+     * tokens - 1: attentionInput(h) feeds q, k, v; attentionContext(h) feeds o; attentionResidual(h, context) is the
+     * stream after attention; mlpInput(r) feeds gate, up; mlpActivation(r) feeds down; mlpResidual(r, act) is the
+     * block's output. block(index, h, null) computes exactly these floats (it is made of the same private pieces).
+     */
+
+    /** Block {@code index}'s {@code input_layernorm} of hidden states {@code h [tokens, dim]}: the input of q, k, v. */
+    public FloatMatrix attentionInput(int index, FloatMatrix h) {
+        checkHidden(h);
+        return normed(h, block(index).attentionNorm, "input_layernorm");
+    }
+
+    /**
+     * Block {@code index}'s causal attention over {@code rope(q(n(h)))}, {@code rope(k(n(h)))}, {@code v(n(h))} for
+     * hidden states {@code h [tokens, dim]} ({@code n} the {@code input_layernorm}): the input of {@code o_proj},
+     * {@code [tokens, qDim]}.
+     */
+    public FloatMatrix attentionContext(int index, FloatMatrix h) {
+        checkHidden(h);
+        Block b = block(index);
+        int kv = h.rows() * config.kvDim();
+        return context(b, normed(h, b.attentionNorm, "input_layernorm"), new float[kv], new float[kv], 0, null);
+    }
+
+    /**
+     * {@code h + o(context)}: the residual stream after block {@code index}'s attention, {@code context} being {@link
+     * #attentionContext} of {@code h}.
+     */
+    public FloatMatrix attentionResidual(int index, FloatMatrix h, FloatMatrix context) {
+        checkHidden(h);
+        return residual(h, run(block(index).o, context, null));
+    }
+
+    /** Block {@code index}'s {@code post_attention_layernorm} of the stream {@code r}: the input of gate and up. */
+    public FloatMatrix mlpInput(int index, FloatMatrix r) {
+        checkHidden(r);
+        return normed(r, block(index).mlpNorm, "post_attention_layernorm");
+    }
+
+    /**
+     * {@code silu(gate(n(r))) * up(n(r))} of block {@code index} for the stream {@code r} after its attention ({@link
+     * #attentionResidual}; {@code n} the {@code post_attention_layernorm}): the input of {@code down_proj}, {@code
+     * [tokens, hiddenDim]}.
+     */
+    public FloatMatrix mlpActivation(int index, FloatMatrix r) {
+        checkHidden(r);
+        Block b = block(index);
+        return swiglu(b, normed(r, b.mlpNorm, "post_attention_layernorm"), null);
+    }
+
+    /** {@code r + down(act)}: block {@code index}'s output, {@code act} being {@link #mlpActivation} of {@code r}. */
+    public FloatMatrix mlpResidual(int index, FloatMatrix r, FloatMatrix act) {
+        checkHidden(r);
+        return residual(r, run(block(index).down, act, null));
     }
 
     /** The name of block {@code index}'s RMSNorm weight before attention ({@code model.layers.N.input_layernorm.weight}). */
@@ -554,31 +613,44 @@ public final class LlamaDecoder {
 
     /**
      * One block for {@code n} tokens at positions {@code start ... start + n - 1}; their keys and values are written
-     * into {@code keys}/{@code values} ({@code [positions, kvDim]}) after the {@code start} already there.
+     * into {@code keys}/{@code values} ({@code [positions, kvDim]}) after the {@code start} already there. Made of the
+     * pieces the public {@link #attentionContext}, {@link #attentionResidual}, {@link #mlpActivation} and {@link
+     * #mlpResidual} run one by one, so they compute the same floats.
      */
     private FloatMatrix block(Block b, FloatMatrix h, float[] keys, float[] values, int start, Tap tap) {
-        int n = h.rows();
-        int dim = config.dim();
-        float[] x = h.toArray();
-        float[] normed = x.clone();
-        rmsNorm(normed, n, b.attentionNorm);
-        FloatMatrix xn = FloatMatrix.of("input_layernorm", n, dim, normed, 0);
-        float[] attended = selfAttention(b, xn, keys, values, start, tap).toArray();
-        for (int i = 0; i < x.length; i++) {
-            x[i] += attended[i];
-        }
-        float[] normed2 = x.clone();
-        rmsNorm(normed2, n, b.mlpNorm);
-        FloatMatrix xn2 = FloatMatrix.of("post_attention_layernorm", n, dim, normed2, 0);
-        float[] down = mlp(b, xn2, tap).toArray();
-        for (int i = 0; i < x.length; i++) {
-            x[i] += down[i];
-        }
-        return FloatMatrix.of("hidden", n, dim, x, 0);
+        FloatMatrix context = context(b, normed(h, b.attentionNorm, "input_layernorm"), keys, values, start, tap);
+        FloatMatrix r = residual(h, run(b.o, context, tap));
+        FloatMatrix act = swiglu(b, normed(r, b.mlpNorm, "post_attention_layernorm"), tap);
+        return residual(r, run(b.down, act, tap));
     }
 
-    /** {@code o(attention(rope(q(xn)), rope(k(xn)), v(xn)))} for {@code n} tokens at positions {@code start ...}. */
-    private FloatMatrix selfAttention(Block b, FloatMatrix xn, float[] keys, float[] values, int start, Tap tap) {
+    /** A new RMSNorm of {@code h [n, dim]} with weight {@code w}, named {@code name}. */
+    private FloatMatrix normed(FloatMatrix h, float[] w, String name) {
+        float[] x = h.toArray();
+        rmsNorm(x, h.rows(), w);
+        return FloatMatrix.of(name, h.rows(), config.dim(), x, 0);
+    }
+
+    /** The residual stream {@code h + y}, both {@code [n, dim]}, as a new matrix. */
+    private FloatMatrix residual(FloatMatrix h, FloatMatrix y) {
+        if (h.rows() != y.rows() || h.cols() != y.cols()) {
+            throw new IllegalArgumentException(source + ": '" + y.name() + "' [" + y.rows() + ", " + y.cols()
+                    + "] added to hidden states '" + h.name() + "' [" + h.rows() + ", " + h.cols() + "]");
+        }
+        float[] x = h.toArray();
+        float[] add = y.array();
+        int a0 = y.rowOffset(0);
+        for (int i = 0; i < x.length; i++) {
+            x[i] += add[a0 + i];
+        }
+        return FloatMatrix.of("hidden", h.rows(), h.cols(), x, 0);
+    }
+
+    /**
+     * {@code attention(rope(q(xn)), rope(k(xn)), v(xn))} for {@code n} tokens at positions {@code start ...}: the input
+     * of {@code o}, {@code [n, qDim]}.
+     */
+    private FloatMatrix context(Block b, FloatMatrix xn, float[] keys, float[] values, int start, Tap tap) {
         int n = xn.rows();
         float[] q = run(b.q, xn, tap).toArray();
         float[] k = run(b.k, xn, tap).toArray();
@@ -591,17 +663,17 @@ public final class LlamaDecoder {
         System.arraycopy(k, 0, keys, start * kvDim, n * kvDim);
         System.arraycopy(v, 0, values, start * kvDim, n * kvDim);
         float[] context = attention(q, keys, values, n, start);
-        return run(b.o, FloatMatrix.of("attention", n, config.qDim(), context, 0), tap);
+        return FloatMatrix.of("attention", n, config.qDim(), context, 0);
     }
 
-    /** {@code down(silu(gate(xn)) * up(xn))}. */
-    private FloatMatrix mlp(Block b, FloatMatrix xn, Tap tap) {
+    /** {@code silu(gate(xn)) * up(xn)}: the input of {@code down}, {@code [n, hiddenDim]}. */
+    private FloatMatrix swiglu(Block b, FloatMatrix xn, Tap tap) {
         float[] gate = run(b.gate, xn, tap).toArray();
         float[] up = run(b.up, xn, tap).toArray();
         for (int i = 0; i < gate.length; i++) {
             gate[i] = silu(gate[i]) * up[i];
         }
-        return run(b.down, FloatMatrix.of("swiglu", xn.rows(), config.hiddenDim(), gate, 0), tap);
+        return FloatMatrix.of("swiglu", xn.rows(), config.hiddenDim(), gate, 0);
     }
 
     private static FloatMatrix run(Linear linear, FloatMatrix x, Tap tap) {

@@ -256,7 +256,10 @@ public final class DecoderQuantizer {
         this(setting, pool, TAP_BYTES);
     }
 
-    /** As the public constructor, each round of {@link #forEachInput} holding at most {@code tapBytes} of inputs. */
+    /**
+     * As the public constructor, each round of {@link #forEachInput} (and of GPTQ's {@code down_proj} inputs) holding
+     * at most {@code tapBytes} of inputs.
+     */
     DecoderQuantizer(Setting setting, ForkJoinPool pool, long tapBytes) {
         this.setting = Objects.requireNonNull(setting, "setting");
         this.pool = Objects.requireNonNull(pool, "pool");
@@ -455,8 +458,17 @@ public final class DecoderQuantizer {
      * GPTQ on block {@code b} of {@code model}, whose inputs are {@code states}: the block's linears quantized group
      * after group (true sequential), each group's Hessian from the block with the groups before it quantized. Returns
      * the next block's inputs, computed with the whole block quantized.
+     *
+     * <p>Each part of the block runs once per group, on the layers quantized so far (the pieces of {@link
+     * LlamaDecoder#block} from {@link LlamaDecoder#attentionInput} on, which compute its floats): q, k, v read {@code
+     * input_layernorm(x)}; o reads the attention output {@code a}, kept for every sequence; gate and up read {@code
+     * post_attention_layernorm(r)} with {@code r = x + o(a)}, kept in {@code a}'s place; down reads the SwiGLU
+     * activations {@code act}, too wide to keep ({@code hiddenDim} per token): they are computed in rounds of at most
+     * {@code tapBytes}, and once more for the output {@code r + down(act)}. Each Hessian takes the sequences in order,
+     * one {@code add} each: the weights, reports and outputs are, bit for bit, those of running the block from its
+     * input up to each group ({@link #forEachInput}) and then whole ({@link #outputs}).
      */
-    private <T> List<FloatMatrix> gptqBlock(
+    <T> List<FloatMatrix> gptqBlock(
             LlamaDecoder model,
             int b,
             List<FloatMatrix> states,
@@ -464,28 +476,93 @@ public final class DecoderQuantizer {
             Map<String, T> stored,
             List<LayerReport> reports) {
         Map<String, Linear> replaced = new LinkedHashMap<>();
-        LlamaDecoder current = model;
-        List<Linear> linears = model.linears(b);
-        for (Set<String> group : TRUE_SEQUENTIAL) {
-            List<Linear> members = linears.stream()
-                    .filter(l -> group.stream().anyMatch(s -> l.name().endsWith("." + s)))
-                    .toList();
-            String first = members.get(0).name();
-            HessianAccumulator h = new HessianAccumulator(first, members.get(0).inFeatures(), pool);
-            LlamaDecoder tappedModel = current;
-            forEachInput(tappedModel, b, states, Set.of(first), (name, in) -> h.add(in, 1));
-            for (Linear l : members) {
-                Linear.Dense d = (Linear.Dense) l;
-                Quantized<T> q = layers.quantize(d, h);
-                stored.put(d.name() + ".weight", q.stored());
-                reports.add(q.report());
-                // as AutoGPTQ writes the quantized-dequantized weight back into the nn.Linear it then runs: a
-                // prefill over many tokens is a dense matrix product
-                replaced.put(d.name(), Linear.dense(d.name(), q.dequantized().named(d.name()), d.bias(), pool));
-            }
-            current = model.withLinears(replaced);
+        List<List<Linear.Dense>> groups = trueSequential(model.linears(b));
+        int n = states.size();
+        // q, k, v
+        HessianAccumulator hqkv = hessian(groups.get(0));
+        for (FloatMatrix x : states) {
+            hqkv.add(model.attentionInput(b, x), 1);
         }
-        return outputs(current, b, states);
+        LlamaDecoder qkv = quantizeGroup(model, groups.get(0), hqkv, layers, replaced, stored, reports);
+        // o: the attention output of every sequence, kept
+        FloatMatrix[] kept = new FloatMatrix[n];
+        inParallel(n, i -> kept[i] = qkv.attentionContext(b, states.get(i)));
+        HessianAccumulator ho = hessian(groups.get(1));
+        for (FloatMatrix a : kept) {
+            ho.add(a, 1);
+        }
+        LlamaDecoder o = quantizeGroup(model, groups.get(1), ho, layers, replaced, stored, reports);
+        // gate, up: the stream after attention replaces the attention output
+        inParallel(n, i -> kept[i] = o.attentionResidual(b, states.get(i), kept[i]));
+        HessianAccumulator hmlp = hessian(groups.get(2));
+        for (FloatMatrix r : kept) {
+            hmlp.add(o.mlpInput(b, r), 1);
+        }
+        LlamaDecoder mlp = quantizeGroup(model, groups.get(2), hmlp, layers, replaced, stored, reports);
+        // down: the activations, a round of sequences at a time
+        HessianAccumulator hdown = hessian(groups.get(3));
+        long perSequence = (long) Float.BYTES
+                * groups.get(3).get(0).inFeatures()
+                * states.get(0).rows();
+        int round = (int) Math.max(1, Math.min(n, tapBytes / Math.max(1, perSequence)));
+        for (int from = 0; from < n; from += round) {
+            int first = from;
+            FloatMatrix[] act = new FloatMatrix[Math.min(round, n - from)];
+            inParallel(act.length, i -> act[i] = mlp.mlpActivation(b, kept[first + i]));
+            for (FloatMatrix x : act) {
+                hdown.add(x, 1);
+            }
+        }
+        LlamaDecoder whole = quantizeGroup(model, groups.get(3), hdown, layers, replaced, stored, reports);
+        // the output, in the stream's place
+        inParallel(n, i -> kept[i] = whole.mlpResidual(b, kept[i], whole.mlpActivation(b, kept[i])));
+        return new ArrayList<>(List.of(kept));
+    }
+
+    /** Block linears ({@code linears(b)}) in the groups of {@link #TRUE_SEQUENTIAL}, each in forward order. */
+    private static List<List<Linear.Dense>> trueSequential(List<Linear> linears) {
+        List<List<Linear.Dense>> groups = new ArrayList<>();
+        for (Set<String> group : TRUE_SEQUENTIAL) {
+            groups.add(linears.stream()
+                    .filter(l -> group.stream().anyMatch(s -> l.name().endsWith("." + s)))
+                    .map(l -> (Linear.Dense) l)
+                    .toList());
+        }
+        return groups;
+    }
+
+    /** An empty Hessian for the layers of {@code group}, named after the first. */
+    private HessianAccumulator hessian(List<Linear.Dense> group) {
+        return new HessianAccumulator(group.get(0).name(), group.get(0).inFeatures(), pool);
+    }
+
+    /**
+     * Quantizes each layer of {@code group} with the Hessian {@code h} of their common input, adding its stored form
+     * and report, and its dequantized weight to {@code replaced}; returns {@code model} with every layer in {@code
+     * replaced} so far.
+     */
+    private <T> LlamaDecoder quantizeGroup(
+            LlamaDecoder model,
+            List<Linear.Dense> group,
+            HessianAccumulator h,
+            LayerQuantizer<T> layers,
+            Map<String, Linear> replaced,
+            Map<String, T> stored,
+            List<LayerReport> reports) {
+        for (Linear.Dense d : group) {
+            Quantized<T> q = layers.quantize(d, h);
+            stored.put(d.name() + ".weight", q.stored());
+            reports.add(q.report());
+            // as AutoGPTQ writes the quantized-dequantized weight back into the nn.Linear it then runs: a prefill over
+            // many tokens is a dense matrix product
+            replaced.put(d.name(), Linear.dense(d.name(), q.dequantized().named(d.name()), d.bias(), pool));
+        }
+        return model.withLinears(replaced);
+    }
+
+    /** {@code task} for {@code 0 ... n - 1}, in parallel on the pool. */
+    private void inParallel(int n, IntConsumer task) {
+        pool.submit(() -> IntStream.range(0, n).parallel().forEach(task)).join();
     }
 
     /**
@@ -582,7 +659,7 @@ public final class DecoderQuantizer {
     }
 
     /** quant4j's GPTQ of one layer, or its RTN weight when that has the lower output error. */
-    private Quantized<QuantizedWeight> gptqLayer(Linear.Dense d, HessianAccumulator h) {
+    Quantized<QuantizedWeight> gptqLayer(Linear.Dense d, HessianAccumulator h) {
         LinearScheme scheme = linearScheme(d.inFeatures());
         // static groups need groups: a layer the group does not divide, quantized per channel, has one
         boolean staticGroups = setting.staticGroups() && scheme.groupSize() != LinearScheme.PER_CHANNEL;

@@ -241,6 +241,54 @@ public class LlamaDecoderTest {
     }
 
     @Test
+    void thePiecesOfABlockComputeItsFloats() {
+        // 40 tokens take the linears' matrix product, 4 their dot products
+        for (int length : new int[] {40, 4}) {
+            FloatMatrix h = decoder.block(0, decoder.embed(Arrays.copyOf(tokens, length)), null);
+            Map<String, FloatMatrix> in = new LinkedHashMap<>();
+            FloatMatrix out = decoder.block(1, h, in::put);
+            String p = "model.layers.1.";
+            assertThat(bits(decoder.attentionInput(1, h))).isEqualTo(bits(in.get(p + "self_attn.q_proj")));
+            FloatMatrix context = decoder.attentionContext(1, h);
+            assertThat(new int[] {context.rows(), context.cols()}).containsExactly(length, 64);
+            assertThat(bits(context)).isEqualTo(bits(in.get(p + "self_attn.o_proj")));
+            FloatMatrix r = decoder.attentionResidual(1, h, context);
+            assertThat(bits(decoder.mlpInput(1, r))).isEqualTo(bits(in.get(p + "mlp.gate_proj")));
+            FloatMatrix act = decoder.mlpActivation(1, r);
+            assertThat(new int[] {act.rows(), act.cols()}).containsExactly(length, 172);
+            assertThat(bits(act)).isEqualTo(bits(in.get(p + "mlp.down_proj")));
+            assertThat(bits(decoder.mlpResidual(1, r, act))).isEqualTo(bits(out));
+            // the same as the stream plus the attention module's and the MLP's outputs AWQ compares
+            assertThat(bits(decoder.attentionResidual(1, h, context)))
+                    .isEqualTo(bits(sum(h, decoder.selfAttention(1, decoder.attentionInput(1, h)))));
+            assertThat(bits(out)).isEqualTo(bits(sum(r, decoder.mlp(1, decoder.mlpInput(1, r)))));
+        }
+        FloatMatrix h = decoder.embed(new int[] {1, 2, 3});
+        assertThatThrownBy(() -> decoder.mlpResidual(1, h, decoder.mlpActivation(1, decoder.embed(new int[] {1, 2}))))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("[2, 64] added to hidden states 'embeddings' [3, 64]");
+    }
+
+    private static int[] bits(FloatMatrix m) {
+        float[] a = m.toArray();
+        int[] b = new int[a.length];
+        for (int i = 0; i < a.length; i++) {
+            b[i] = Float.floatToRawIntBits(a[i]);
+        }
+        return b;
+    }
+
+    /** {@code h + y} in float, element by element. */
+    private static FloatMatrix sum(FloatMatrix h, FloatMatrix y) {
+        float[] x = h.toArray();
+        float[] add = y.toArray();
+        for (int i = 0; i < x.length; i++) {
+            x[i] += add[i];
+        }
+        return FloatMatrix.of("sum", h.rows(), h.cols(), x, 0);
+    }
+
+    @Test
     void withLinearsReplacesByNameAndChecksShapes() {
         Linear.Dense q0 = (Linear.Dense) decoder.linears().get(0);
         float[] zero = new float[q0.outFeatures() * q0.inFeatures()];
