@@ -467,6 +467,9 @@ public final class DecoderQuantizer {
      * {@code tapBytes}, and once more for the output {@code r + down(act)}. Each Hessian takes the sequences in order,
      * one {@code add} each: the weights, reports and outputs are, bit for bit, those of running the block from its
      * input up to each group ({@link #forEachInput}) and then whole ({@link #outputs}).
+     *
+     * <p>{@code states} is consumed: once the stream after attention is made, its elements are set to null, so that
+     * the block's inputs and its kept activations are not both held through the MLP's quantization.
      */
     <T> List<FloatMatrix> gptqBlock(
             LlamaDecoder model,
@@ -478,45 +481,77 @@ public final class DecoderQuantizer {
         Map<String, Linear> replaced = new LinkedHashMap<>();
         List<List<Linear.Dense>> groups = trueSequential(model.linears(b));
         int n = states.size();
+        int tokens = states.get(0).rows();
+        // each Hessian is made in the argument of quantizeGroup, so that it is garbage once its group is quantized
         // q, k, v
-        HessianAccumulator hqkv = hessian(groups.get(0));
-        for (FloatMatrix x : states) {
-            hqkv.add(model.attentionInput(b, x), 1);
-        }
-        LlamaDecoder qkv = quantizeGroup(model, groups.get(0), hqkv, layers, replaced, stored, reports);
+        LlamaDecoder qkv = quantizeGroup(
+                model,
+                groups.get(0),
+                hessian(groups.get(0), states, x -> model.attentionInput(b, x)),
+                layers,
+                replaced,
+                stored,
+                reports);
         // o: the attention output of every sequence, kept
         FloatMatrix[] kept = new FloatMatrix[n];
         inParallel(n, i -> kept[i] = qkv.attentionContext(b, states.get(i)));
-        HessianAccumulator ho = hessian(groups.get(1));
-        for (FloatMatrix a : kept) {
-            ho.add(a, 1);
-        }
-        LlamaDecoder o = quantizeGroup(model, groups.get(1), ho, layers, replaced, stored, reports);
-        // gate, up: the stream after attention replaces the attention output
+        LlamaDecoder o = quantizeGroup(
+                model, groups.get(1), hessian(groups.get(1), List.of(kept), a -> a), layers, replaced, stored, reports);
+        // gate, up: the stream after attention replaces the attention output; the block's inputs are not read again,
+        // and are let go (with the stream kept, the block holds one copy of its activations besides its inputs' room)
         inParallel(n, i -> kept[i] = o.attentionResidual(b, states.get(i), kept[i]));
-        HessianAccumulator hmlp = hessian(groups.get(2));
-        for (FloatMatrix r : kept) {
-            hmlp.add(o.mlpInput(b, r), 1);
-        }
-        LlamaDecoder mlp = quantizeGroup(model, groups.get(2), hmlp, layers, replaced, stored, reports);
+        java.util.Collections.fill(states, null);
+        LlamaDecoder mlp = quantizeGroup(
+                model,
+                groups.get(2),
+                hessian(groups.get(2), List.of(kept), r -> o.mlpInput(b, r)),
+                layers,
+                replaced,
+                stored,
+                reports);
         // down: the activations, a round of sequences at a time
-        HessianAccumulator hdown = hessian(groups.get(3));
-        long perSequence = (long) Float.BYTES
-                * groups.get(3).get(0).inFeatures()
-                * states.get(0).rows();
+        LlamaDecoder whole = quantizeGroup(
+                model,
+                groups.get(3),
+                downHessian(groups.get(3), mlp, b, kept, tokens),
+                layers,
+                replaced,
+                stored,
+                reports);
+        // the output, in the stream's place
+        inParallel(n, i -> kept[i] = whole.mlpResidual(b, kept[i], whole.mlpActivation(b, kept[i])));
+        return new ArrayList<>(List.of(kept));
+    }
+
+    /** The Hessian of {@code group}'s common input, {@code input} of each of {@code from} added in order. */
+    private HessianAccumulator hessian(
+            List<Linear.Dense> group, List<FloatMatrix> from, java.util.function.UnaryOperator<FloatMatrix> input) {
+        HessianAccumulator h = hessian(group);
+        for (FloatMatrix x : from) {
+            h.add(input.apply(x), 1);
+        }
+        return h;
+    }
+
+    /**
+     * The Hessian of {@code down_proj}'s input, the SwiGLU activations of each stream after attention in {@code
+     * kept}, made in parallel in rounds of at most {@code tapBytes} and added in sequence order.
+     */
+    private HessianAccumulator downHessian(
+            List<Linear.Dense> down, LlamaDecoder mlp, int b, FloatMatrix[] kept, int tokens) {
+        HessianAccumulator h = hessian(down);
+        int n = kept.length;
+        long perSequence = (long) Float.BYTES * down.get(0).inFeatures() * tokens;
         int round = (int) Math.max(1, Math.min(n, tapBytes / Math.max(1, perSequence)));
         for (int from = 0; from < n; from += round) {
             int first = from;
             FloatMatrix[] act = new FloatMatrix[Math.min(round, n - from)];
             inParallel(act.length, i -> act[i] = mlp.mlpActivation(b, kept[first + i]));
             for (FloatMatrix x : act) {
-                hdown.add(x, 1);
+                h.add(x, 1);
             }
         }
-        LlamaDecoder whole = quantizeGroup(model, groups.get(3), hdown, layers, replaced, stored, reports);
-        // the output, in the stream's place
-        inParallel(n, i -> kept[i] = whole.mlpResidual(b, kept[i], whole.mlpActivation(b, kept[i])));
-        return new ArrayList<>(List.of(kept));
+        return h;
     }
 
     /** Block linears ({@code linears(b)}) in the groups of {@link #TRUE_SEQUENTIAL}, each in forward order. */

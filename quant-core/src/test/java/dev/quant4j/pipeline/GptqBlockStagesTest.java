@@ -129,7 +129,10 @@ class GptqBlockStagesTest {
             expectedStates = reference(dq, pool, model, b, in, dq::gptqLayer, expected, expectedReports);
             Map<String, QuantizedWeight> actual = new LinkedHashMap<>();
             List<LayerReport> actualReports = new ArrayList<>();
-            states = dq.gptqBlock(model, b, states, dq::gptqLayer, actual, actualReports);
+            // gptqBlock consumes its inputs (sets them to null): it gets a list of its own
+            List<FloatMatrix> given = new ArrayList<>(states);
+            states = dq.gptqBlock(model, b, given, dq::gptqLayer, actual, actualReports);
+            assertThat(given).containsOnlyNulls();
 
             assertThat(actual.keySet()).containsExactlyElementsOf(expected.keySet());
             for (String name : expected.keySet()) {
