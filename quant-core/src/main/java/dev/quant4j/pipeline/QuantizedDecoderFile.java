@@ -229,6 +229,24 @@ public final class QuantizedDecoderFile {
             throw new IllegalStateException("a run saves its state for GPTQ only, not "
                     + quantizer.setting().label());
         }
+        ResumeFolder.Lock lock = resume.lock();
+        try {
+            return writeLocked(path, source, quantizer, calibration, method, observer, resume);
+        } finally {
+            lock.close();
+        }
+    }
+
+    /** The resumable {@code writeStreamed} with {@code resume} locked by this run. */
+    private static List<DecoderQuantizer.LayerReport> writeLocked(
+            Path path,
+            HuggingFaceLlama.Checkpoint source,
+            DecoderQuantizer quantizer,
+            List<int[]> calibration,
+            String method,
+            DecoderQuantizer.BlockSink observer,
+            ResumeFolder resume)
+            throws IOException {
         int layers = source.config().layers();
         Optional<ResumeFolder.State> saved = resume.read();
         if (saved.isPresent()) {
@@ -245,7 +263,6 @@ public final class QuantizedDecoderFile {
         }
         List<DecoderQuantizer.LayerReport> reports = new ArrayList<>();
         Set<String> quantized = new HashSet<>();
-        resume.create();
         boolean written = false;
         try (SafeTensorsSpillWriter out = SafeTensorsSpillWriter.open(path, resume.spill(), spilled)) {
             out.metadata(QuantizedSafeTensors.FORMAT_KEY, QuantizedSafeTensors.FORMAT_VERSION);

@@ -58,6 +58,10 @@ public final class ResumeFolder {
     public static final String SUFFIX = ".resume";
 
     static final String STATE = "state.json";
+    static final String LOCK = "lock";
+    private static final String CONFIG = "config.json";
+    private static final String INDEX = "model.safetensors.index.json";
+    private static final String SINGLE = "model.safetensors";
     static final String SPILL = "tensors.spill";
     private static final String VERSION_KEY = "quant4j_resume";
     private static final long VERSION = 1;
@@ -67,7 +71,7 @@ public final class ResumeFolder {
      * the same identity.
      *
      * @param model the model's files: {@code config.json} and the index by SHA-256 (their first 16 hex digits), every
-     *     {@code .safetensors} file by name and size
+     *     shard the index names (or {@code model.safetensors}) by name and size
      * @param setting the quantization ({@link DecoderQuantizer.Setting#label()}) and the method the file names
      * @param calibration the calibration sequences: their count, length and the SHA-256 of their ids
      */
@@ -81,20 +85,27 @@ public final class ResumeFolder {
                 Path modelDir, DecoderQuantizer.Setting setting, String method, List<int[]> calibration)
                 throws IOException {
             List<String> model = new ArrayList<>();
-            List<Path> files = new ArrayList<>();
-            try (DirectoryStream<Path> dir = Files.newDirectoryStream(modelDir)) {
-                for (Path p : dir) {
-                    files.add(p);
+            model.add(CONFIG + " sha256 " + sha256(Files.readAllBytes(modelDir.resolve(CONFIG))));
+            // the files HuggingFaceLlama.open reads: the index and the shards it names, or the single file
+            java.util.SortedSet<String> weights = new java.util.TreeSet<>();
+            Path index = modelDir.resolve(INDEX);
+            if (Files.isRegularFile(index)) {
+                byte[] bytes = Files.readAllBytes(index);
+                model.add(INDEX + " sha256 " + sha256(bytes));
+                try {
+                    Map<?, ?> map = (Map<?, ?>)
+                            ((Map<?, ?>) Json.parse(new String(bytes, StandardCharsets.UTF_8))).get("weight_map");
+                    for (Object shard : map.values()) {
+                        weights.add((String) shard);
+                    }
+                } catch (IllegalArgumentException | ClassCastException | NullPointerException e) {
+                    throw new MalformedTensorFileException(index + ": no weight_map of shard names");
                 }
+            } else {
+                weights.add(SINGLE);
             }
-            files.sort(null);
-            for (Path p : files) {
-                String name = p.getFileName().toString();
-                if (name.equals("config.json") || name.endsWith(".safetensors.index.json")) {
-                    model.add(name + " sha256 " + sha256(Files.readAllBytes(p)));
-                } else if (name.endsWith(".safetensors")) {
-                    model.add(name + " " + Files.size(p) + " bytes");
-                }
+            for (String w : weights) {
+                model.add(w + " " + Files.size(modelDir.resolve(w)) + " bytes");
             }
             return new Identity(model, method + ": " + setting.label(), describe(calibration));
         }
@@ -475,9 +486,44 @@ public final class ResumeFolder {
         return states;
     }
 
-    /** Creates the folder (when missing). */
-    void create() throws IOException {
+    /** The folder's lock, held by one process at a time; closing releases it. */
+    static final class Lock implements AutoCloseable {
+        private final FileChannel channel;
+
+        private Lock(FileChannel channel) {
+            this.channel = channel;
+        }
+
+        @Override
+        public void close() throws IOException {
+            channel.close();
+        }
+    }
+
+    /**
+     * Creates the folder (when missing) and locks it ({@code lock}, {@link FileChannel#tryLock}), so that two runs
+     * never write one state.
+     *
+     * @throws IllegalArgumentException when another run holds the lock
+     */
+    Lock lock() throws IOException {
         Files.createDirectories(dir);
+        FileChannel channel = FileChannel.open(dir.resolve(LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        java.nio.channels.FileLock held;
+        try {
+            held = channel.tryLock();
+        } catch (java.nio.channels.OverlappingFileLockException e) {
+            held = null;
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+        if (held == null) {
+            channel.close();
+            throw new IllegalArgumentException(
+                    dir + " is in use by another run (it holds " + dir.resolve(LOCK) + "); wait for it or stop it");
+        }
+        return new Lock(channel);
     }
 
     /** Deletes every inputs file but {@code keep} (null: every one), and the temporaries of killed writers. */

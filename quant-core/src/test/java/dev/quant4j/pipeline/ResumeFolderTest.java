@@ -96,8 +96,12 @@ class ResumeFolderTest {
             assertThat(names)
                     .containsExactlyElementsOf(
                             stopAfter < 4
-                                    ? List.of(ResumeFolder.inputsName(stopAfter + 1), "state.json", "tensors.spill")
-                                    : List.of("state.json", "tensors.spill"));
+                                    ? List.of(
+                                            ResumeFolder.inputsName(stopAfter + 1),
+                                            "lock",
+                                            "state.json",
+                                            "tensors.spill")
+                                    : List.of("lock", "state.json", "tensors.spill"));
         }
         if (stopAfter < 4) {
             // tokens x hidden x 4 bytes
@@ -181,8 +185,11 @@ class ResumeFolderTest {
         ResumeFolder.Identity id = ResumeFolder.Identity.of(model, setting, "gptq", calibration);
         assertThat(id.model()).hasSize(4);
         assertThat(id.model().get(0)).matches("config.json sha256 [0-9a-f]{16}");
-        assertThat(id.model().get(1)).matches("model-00001-of-00002.safetensors \\d+ bytes");
-        assertThat(id.model().get(3)).matches("model.safetensors.index.json sha256 [0-9a-f]{16}");
+        assertThat(id.model().get(1)).matches("model.safetensors.index.json sha256 [0-9a-f]{16}");
+        assertThat(id.model().get(2))
+                .isEqualTo("model-00001-of-00002.safetensors "
+                        + Files.size(model.resolve("model-00001-of-00002.safetensors")) + " bytes");
+        assertThat(id.model().get(3)).matches("model-00002-of-00002.safetensors \\d+ bytes");
         assertThat(id.setting()).isEqualTo("gptq: GPTQ int4 g32");
         assertThat(id.calibration()).matches("4 sequences of 24 tokens, ids sha256 [0-9a-f]{16}");
         assertThat(id.difference(ResumeFolder.Identity.of(model, setting, "gptq", calibration)))
@@ -284,6 +291,34 @@ class ResumeFolderTest {
             PLAIN.put(setting, p);
         }
         return p;
+    }
+
+    @Test
+    void twoRunsNeverWriteOneFolder() throws Exception {
+        Setting setting = new Setting(Method.GPTQ, 4, 32, false, false);
+        Path out = dir.resolve("locked.safetensors");
+        ResumeFolder resume = folder(out, setting, calibration);
+        // a run after block 0 (its state saved), and a second run on the same output meanwhile
+        String[] second = {null};
+        assertThatThrownBy(() -> run(out, setting, calibration, resume, (b, w, r) -> {
+                    if (b == 0) {
+                        try {
+                            run(out, setting, calibration, folder(out, setting, calibration), null);
+                        } catch (IllegalArgumentException e) {
+                            second[0] = e.getMessage();
+                        }
+                        throw new Stop(b);
+                    }
+                }))
+                .isInstanceOf(Stop.class);
+        assertThat(second[0])
+                .isEqualTo(resume.dir() + " is in use by another run (it holds "
+                        + resume.dir().resolve("lock") + "); wait for it or stop it");
+        assertThat(resume.read().orElseThrow().done()).isEqualTo(1);
+        // released when the first run stopped
+        run(out, setting, calibration, resume, null);
+        assertThat(Files.mismatch(plain(setting).file(), out)).isEqualTo(-1L);
+        assertThat(resume.dir()).doesNotExist();
     }
 
     private static void stopAfter(Path out, Setting setting, ResumeFolder resume, int block) {
