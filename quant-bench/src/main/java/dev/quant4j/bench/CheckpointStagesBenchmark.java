@@ -32,8 +32,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * The stages {@code CheckpointQuantizer} runs on each block of a BF16 weight, one thread, compiled (JMH warms each up
  * first): {@code widen} (BF16 to float32 from off-heap memory, as from a mapped or read buffer), {@code quantize}
  * (round-to-nearest, asymmetric 4-bit, groups of 128, one thread), {@code parts} (the quantized block as the byte
- * arrays the writer takes), {@code dequantize} and {@code compare} (the error figures: the block dequantized again and
- * compared with the input), and {@code pipeline}, all of them in turn on one block, as a task of the quantizer runs
+ * arrays the writer takes), {@code errors} (the error figures: each row dequantized again and compared with the
+ * input while it is in cache), and {@code pipeline}, all of them in turn on one block, as a task of the quantizer runs
  * them (without the file I/O). Blocks of 4096 columns: 8 rows (32K values, 128 KiB as float32, within L2) and 64 rows
  * (262,144 values, the quantizer's block, 1 MiB). The {@code floatBytes} secondary result is float32 bytes of the
  * block per second, 4 per weight: {@code 4e9 / floatBytes} is nanoseconds per weight. {@code
@@ -62,7 +62,6 @@ public class CheckpointStagesBenchmark {
     private final QuantKernels k = Kernels.get();
     private MemorySegment bf16;
     private float[] values;
-    private float[] back;
     private ForkJoinPool pool;
     private RtnQuantizer quantizer;
     private QuantizedTensor q;
@@ -77,7 +76,6 @@ public class CheckpointStagesBenchmark {
             bf16.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, (short) (Float.floatToRawIntBits(x[i]) >>> 16));
         }
         values = new float[n];
-        back = new float[n];
         k.bf16ToFloat(bf16, 0, n, values, 0);
         pool = new ForkJoinPool(1);
         quantizer = new RtnQuantizer(LinearScheme.asym(4, 128), pool);
@@ -110,16 +108,9 @@ public class CheckpointStagesBenchmark {
     }
 
     @Benchmark
-    public float[] dequantize(LinearRtnBenchmark.Bytes b) {
-        q.dequantizeInto(back, 0);
+    public ErrorMetrics.Accumulator errors(LinearRtnBenchmark.Bytes b) {
         b.floatBytes += 4L * values.length;
-        return back;
-    }
-
-    @Benchmark
-    public ErrorMetrics.Accumulator compare(LinearRtnBenchmark.Bytes b) {
-        b.floatBytes += 4L * values.length;
-        return new ErrorMetrics.Accumulator().add(w, FloatMatrix.of("back", rows, COLS, back, 0));
+        return new ErrorMetrics.Accumulator().add(w, q);
     }
 
     @Benchmark
@@ -127,8 +118,7 @@ public class CheckpointStagesBenchmark {
         k.bf16ToFloat(bf16, 0, values.length, values, 0);
         QuantizedTensor t = (QuantizedTensor) quantizer.quantize(w);
         QuantizedSafeTensors.parts(t);
-        t.dequantizeInto(back, 0);
         b.floatBytes += 4L * values.length;
-        return new ErrorMetrics.Accumulator().add(w, FloatMatrix.of("back", rows, COLS, back, 0));
+        return new ErrorMetrics.Accumulator().add(w, t);
     }
 }

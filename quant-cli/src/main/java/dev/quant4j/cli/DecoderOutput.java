@@ -161,8 +161,6 @@ final class DecoderOutput {
                 cmd.include != null,
                 "--include",
                 "every linear layer of every block is quantized (the embeddings and the output head stay F32)");
-        refuse(cmd.damp != null, "--damp", "GPTQ on a whole decoder damps with 0.01 of the mean Hessian diagonal");
-        refuse(cmd.staticGroups, "--static-groups", "GPTQ on a whole decoder computes group parameters as it goes");
         refuse(cmd.doubleQuant, "--double-quant", "NF4 on a whole decoder keeps its block absmax values in F32");
         Setting setting = setting(method, m);
         boolean calibrated = method == Method.GPTQ || method == Method.AWQ || method == Method.AWQ_BLOCK;
@@ -187,6 +185,11 @@ final class DecoderOutput {
                     m, new LinearScheme(setting.bits(), Symmetry.ASYM, setting.groupSize()));
             if (reason != null) {
                 throw new IllegalArgumentException("--format gptq: " + reason);
+            }
+            if (setting.damp() >= 1) {
+                // quantize_config.json's damp_percent: AutoGPTQ refuses a checkpoint with another
+                throw new IllegalArgumentException(
+                        "--format gptq: --damp " + setting.damp() + " must be below 1 (damp_percent)");
             }
             requireOutputFolder();
         } else {
@@ -255,7 +258,7 @@ final class DecoderOutput {
                     new DecoderQuantizer(setting, pool).quantize(fp32, calibration, blockProgress(err, layers, start));
             int keptRtn = report(out, source, setting, result);
             return gptqFormat
-                    ? writeGptq(out, err, source, result, keptRtn)
+                    ? writeGptq(out, err, source, setting, result, keptRtn)
                     : writeSafeTensors(out, source, result, m, keptRtn);
         } finally {
             pool.shutdown();
@@ -359,7 +362,28 @@ final class DecoderOutput {
             throw new IllegalArgumentException("awq: --sym is not an AWQ form (llm-awq's min/max, with zero-points)");
         }
         new LinearScheme(cmd.bits, sym ? Symmetry.SYM : Symmetry.ASYM, cmd.groupSize); // checks the bits
-        return new Setting(method, cmd.bits, cmd.groupSize, sym, cmd.actOrder, cmd.mse);
+        if (cmd.damp != null && method != Method.GPTQ) {
+            throw new IllegalArgumentException("--damp applies to gptq only, not to " + m);
+        }
+        if (cmd.staticGroups && method != Method.GPTQ) {
+            throw new IllegalArgumentException("--static-groups applies to gptq only, not to " + m);
+        }
+        if (cmd.damp != null && !(cmd.damp > 0 && Double.isFinite(cmd.damp))) {
+            throw new IllegalArgumentException("--damp " + cmd.damp + " must be a positive fraction of the mean"
+                    + " Hessian diagonal (for example 0.01)");
+        }
+        if (cmd.staticGroups && cmd.groupSize == LinearScheme.PER_CHANNEL) {
+            throw new IllegalArgumentException("gptq: --static-groups needs a positive --group-size");
+        }
+        return new Setting(
+                method,
+                cmd.bits,
+                cmd.groupSize,
+                sym,
+                cmd.actOrder,
+                cmd.mse,
+                cmd.damp == null ? Setting.DEFAULT_DAMP : cmd.damp,
+                cmd.staticGroups);
     }
 
     /**
@@ -464,6 +488,7 @@ final class DecoderOutput {
             PrintWriter out,
             PrintWriter err,
             QuantizedDecoderFile.Source source,
+            Setting setting,
             DecoderQuantizer.Result result,
             int keptRtn)
             throws IOException {
@@ -497,7 +522,12 @@ final class DecoderOutput {
         }
         boolean gptq = result.layers().stream().anyMatch(r -> !Double.isNaN(r.gptqError()));
         GptqCheckpoint.write(
-                cmd.out, fits, other, new GptqCheckpoint.Options(0.01, false, gptq), cmd.in, cmd.overwrite);
+                cmd.out,
+                fits,
+                other,
+                new GptqCheckpoint.Options(setting.damp(), setting.staticGroups(), gptq),
+                cmd.in,
+                cmd.overwrite);
         long stored = fits.stream().mapToLong(QuantizedWeight::storageBytes).sum();
         long weights = fits.stream().mapToLong(q -> (long) q.rows() * q.cols()).sum();
         out.printf(

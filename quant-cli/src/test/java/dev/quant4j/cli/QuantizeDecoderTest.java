@@ -299,10 +299,123 @@ class QuantizeDecoderTest {
                 .contains("model.layers.0.mlp.up_proj.weight", "model.embed_tokens.weight", "model.norm.weight");
     }
 
+    /**
+     * {@code --damp} and {@code --static-groups} reach every layer's GPTQ: the file is the API's model with the same
+     * setting, code for code, and not the default setting's; a GPTQ checkpoint records both in its quantize_config.
+     */
+    @Test
+    void dampingAndStaticGroupsAreTheApisSetting() throws Exception {
+        Path out = dir.resolve("damped.safetensors");
+        String[] common = {
+            "quantize",
+            "--method",
+            "gptq",
+            "--group-size",
+            "32",
+            "--act-order",
+            "--static-groups",
+            "--damp",
+            "0.05",
+            "--calib-sample",
+            "8",
+            "--seq-len",
+            "32",
+            "--threads",
+            "2"
+        };
+        QuantCliTest.Result r =
+                QuantCliTest.run(concat(common, "--model", STORIES.toString(), "--out", out.toString()));
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.err())
+                .contains("quant: stories260K.bin, 5 layers, dim 64: GPTQ int4 g32 act-order static damp 0.05;");
+        Setting setting =
+                new Setting(Method.GPTQ, 4, 32, false, true).withDamp(0.05).withStaticGroups(true);
+        List<int[]> calibration = TokenSampler.sample(fp32, 8, 32, 1, 1.0, 1);
+        DecoderQuantizer.Result api = new DecoderQuantizer(setting, POOL).quantize(fp32, calibration, null);
+        DecoderQuantizer.Result plain = new DecoderQuantizer(new Setting(Method.GPTQ, 4, 32, false, true), POOL)
+                .quantize(fp32, calibration, null);
+        Map<String, QuantizedWeight> file =
+                QuantizedDecoderFile.read(out).content().weights();
+        assertThat(file).hasSize(api.weights().size());
+        int differ = 0;
+        for (Map.Entry<String, QuantizedWeight> e : api.weights().entrySet()) {
+            float[] expected = e.getValue().dequantize().toArray();
+            assertThat(file.get(e.getKey()).dequantize().toArray())
+                    .as(e.getKey())
+                    .containsExactly(expected);
+            differ += java.util.Arrays.equals(
+                            expected,
+                            plain.weights().get(e.getKey()).dequantize().toArray())
+                    ? 0
+                    : 1;
+        }
+        assertThat(differ)
+                .as("layers the setting changed")
+                .isGreaterThan(api.weights().size() / 2);
+
+        Path folder = dir.resolve("damped-gptq");
+        r = QuantCliTest.run(concat(
+                common, "--model", huggingFaceFolder().toString(), "--format", "gptq", "--out", folder.toString()));
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(GptqCheckpoint.read(folder).quantizeConfig())
+                .containsEntry("damp_percent", 0.05)
+                .containsEntry("static_groups", true);
+    }
+
     @Test
     void badInputIsNamed() throws Exception {
         Path out = dir.resolve("q.safetensors");
         String bin = STORIES.toString();
+        expectError(
+                "--damp applies to gptq only, not to rtn",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "rtn",
+                "--damp",
+                "0.1",
+                "--out",
+                out.toString());
+        expectError(
+                "--static-groups applies to gptq only, not to awq",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "awq",
+                "--static-groups",
+                "--calib-sample",
+                "2",
+                "--out",
+                out.toString());
+        expectError(
+                "gptq: --static-groups needs a positive --group-size",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "gptq",
+                "--group-size",
+                "-1",
+                "--static-groups",
+                "--calib-sample",
+                "2",
+                "--out",
+                out.toString());
+        expectError(
+                "--damp 0.0 must be a positive fraction of the mean Hessian diagonal",
+                "quantize",
+                "--model",
+                bin,
+                "--method",
+                "gptq",
+                "--damp",
+                "0",
+                "--calib-sample",
+                "2",
+                "--out",
+                out.toString());
         expectError(
                 "--mse applies to gptq only, not to awq",
                 "quantize",
@@ -481,6 +594,12 @@ class QuantizeDecoderTest {
                 "--dtype",
                 "bf16");
         assertThat(dir.resolve("m.bin")).doesNotExist();
+    }
+
+    static String[] concat(String[] first, String... more) {
+        String[] all = java.util.Arrays.copyOf(first, first.length + more.length);
+        System.arraycopy(more, 0, all, first.length, more.length);
+        return all;
     }
 
     static void expectError(String message, String... args) {

@@ -1,15 +1,18 @@
 package dev.quant4j.kernel;
 
 import static dev.quant4j.kernel.VectorShapes.F;
+import static dev.quant4j.kernel.VectorShapes.I;
 import static dev.quant4j.kernel.VectorShapes.sumLanes;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
  * {@link StatisticsKernels} on the Vector API. Every kernel is a vector body over {@code F.loopBound(len)} and the
- * scalar code for the tail: finiteness, minima, maxima and absolute maxima are exact, the sums of {@code diffStats}
- * keep one accumulator per sum and differ from the reference by rounding only.
+ * scalar code for the tail: finiteness, minima, maxima and absolute maxima are exact (a NaN difference is {@code
+ * diffStats}' maximum, as in the reference), the sums of {@code diffStats} keep one accumulator per sum and differ
+ * from the reference by rounding only.
  */
 final class VectorStatisticsKernels implements StatisticsKernels {
 
@@ -71,7 +74,10 @@ final class VectorStatisticsKernels implements StatisticsKernels {
         int i = 0;
         FloatVector sqDiff = FloatVector.zero(F);
         FloatVector absDiff = FloatVector.zero(F);
-        FloatVector maxAbs = FloatVector.zero(F);
+        // |d| as bits: a float's magnitude orders as its bits do, so the largest is one integer maximum a lane (a
+        // one-cycle instruction, where a float comparison and blend put several cycles on the loop's longest chain);
+        // a NaN's bits are above every magnitude's, so a NaN difference is the maximum, as in Math.max
+        IntVector maxAbsBits = IntVector.zero(I);
         FloatVector sqA = FloatVector.zero(F);
         FloatVector sqB = FloatVector.zero(F);
         FloatVector ab = FloatVector.zero(F);
@@ -83,7 +89,7 @@ final class VectorStatisticsKernels implements StatisticsKernels {
             FloatVector ad = d.abs();
             sqDiff = d.fma(d, sqDiff);
             absDiff = ad.add(absDiff);
-            maxAbs = ad.blend(maxAbs, ad.compare(VectorOperators.GT, maxAbs).not());
+            maxAbsBits = ((IntVector) ad.reinterpretAsInts()).max(maxAbsBits);
             sqA = x.fma(x, sqA);
             sqB = y.fma(y, sqB);
             ab = x.fma(y, ab);
@@ -94,7 +100,7 @@ final class VectorStatisticsKernels implements StatisticsKernels {
         out[SUM_SQ_DIFF] = sumLanes(sqDiff) + tail[SUM_SQ_DIFF];
         out[SUM_ABS_DIFF] = sumLanes(absDiff) + tail[SUM_ABS_DIFF];
         out[MAX_ABS_DIFF] =
-                Math.max(FloatVector.zero(F).max(maxAbs).reduceLanes(VectorOperators.MAX), tail[MAX_ABS_DIFF]);
+                Math.max(Float.intBitsToFloat(maxAbsBits.reduceLanes(VectorOperators.MAX)), tail[MAX_ABS_DIFF]);
         out[SUM_SQ_A] = sumLanes(sqA) + tail[SUM_SQ_A];
         out[SUM_SQ_B] = sumLanes(sqB) + tail[SUM_SQ_B];
         out[SUM_AB] = sumLanes(ab) + tail[SUM_AB];

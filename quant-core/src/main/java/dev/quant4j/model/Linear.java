@@ -71,6 +71,11 @@ public interface Linear {
         private static final int K_STRIP = 256;
         /** Tile edge of the transposes around {@link #gemm}, in elements. */
         private static final int TILE = 64;
+        /**
+         * Tokens per packed panel of {@code X^T} in {@link #gemm}: three vectors of 16 floats, six of 8, twelve of 4
+         * (the kernels' widest register tile is three vectors wide).
+         */
+        private static final int PANEL = 48;
 
         private final String name;
         private final FloatMatrix weight;
@@ -150,17 +155,23 @@ public interface Linear {
         /**
          * {@code y = x W^T + b} for many tokens as a blocked matrix product: {@code Y^T [out, tokens] = W X^T}, the
          * weight rows in chunks of {@link #GEMM_ROWS} across the pool, the input width in strips of {@link #K_STRIP}
-         * so that a strip of {@code X^T} stays in cache while a chunk's row tiles pass over it ({@link
+         * and the tokens in panels of {@link #PANEL}, so that one strip of one panel of {@code X^T}, packed
+         * contiguously (as GotoBLAS packs its operands), stays in cache while a chunk's row tiles pass over it ({@link
          * QuantKernels#gemmAcc}). Each element is one chain of fused multiply-adds over the input in increasing
-         * order, then the bias added once, whatever the pool. Every pass is parallel: {@code X^T} is made in column
-         * strips across the pool, and each chunk writes its block of {@code Y^T} into {@code y}'s columns while the
-         * block is still in cache.
+         * order, then the bias added once, whatever the pool. Every pass is parallel: the panels are packed across
+         * the pool, and each chunk writes its block of {@code Y^T} into {@code y}'s columns while the block is still
+         * in cache.
          */
         private void gemm(float[] xs, int x0, int tokens, int in, int out, float[] y) {
-            float[] xt = new float[in * tokens];
-            Parallel.forEach(pool, (in + TILE - 1) / TILE, s -> {
-                int c0 = s * TILE;
-                transposeColumns(xs, x0, tokens, in, c0, Math.min(in, c0 + TILE), xt);
+            // X^T in panels of PANEL tokens, each [in, PANEL] contiguous: a strip of K_STRIP inputs of one panel is
+            // one block of consecutive memory that the row tiles of a chunk pass over, where rows of the whole X^T
+            // (tokens floats apart) fell into a few sets of the L1 cache
+            int panels = (tokens + PANEL - 1) / PANEL;
+            float[] xp = new float[panels * in * PANEL];
+            Parallel.forEach(pool, panels, p -> {
+                int t0 = p * PANEL;
+                int width = Math.min(PANEL, tokens - t0);
+                packPanel(xs, x0, in, t0, width, xp, p * in * PANEL);
             });
             Parallel.forEach(pool, (out + GEMM_ROWS - 1) / GEMM_ROWS, ch -> {
                 int r0 = ch * GEMM_ROWS;
@@ -168,7 +179,24 @@ public interface Linear {
                 float[] yt = new float[m * tokens];
                 for (int k0 = 0; k0 < in; k0 += K_STRIP) {
                     int kc = Math.min(K_STRIP, in - k0);
-                    k.gemmAcc(m, tokens, kc, w, r0 * in + k0, in, 1, xt, k0 * tokens, tokens, yt, 0, tokens);
+                    for (int p = 0; p < panels; p++) {
+                        int t0 = p * PANEL;
+                        int width = Math.min(PANEL, tokens - t0);
+                        k.gemmAcc(
+                                m,
+                                width,
+                                kc,
+                                w,
+                                r0 * in + k0,
+                                in,
+                                1,
+                                xp,
+                                p * in * PANEL + k0 * width,
+                                width,
+                                yt,
+                                t0,
+                                tokens);
+                    }
                 }
                 for (int t0 = 0; t0 < tokens; t0 += TILE) {
                     int t1 = Math.min(tokens, t0 + TILE);
@@ -184,16 +212,16 @@ public interface Linear {
         }
 
         /**
-         * Columns {@code [c0, c1)} of row-major {@code a [rows, cols]} (row {@code r} at {@code a0 + r * cols}) into
-         * rows {@code [c0, c1)} of its transpose {@code t [cols, rows]}, in tiles of {@link #TILE} rows.
+         * Tokens {@code [t0, t0 + width)} of row-major {@code x [tokens, in]} (token {@code t} at {@code x0 + t * in})
+         * transposed into {@code p [in, width]} at {@code p0}, in strips of {@link #TILE} inputs.
          */
-        private static void transposeColumns(float[] a, int a0, int rows, int cols, int c0, int c1, float[] t) {
-            for (int i0 = 0; i0 < rows; i0 += TILE) {
-                int i1 = Math.min(rows, i0 + TILE);
-                for (int i = i0; i < i1; i++) {
-                    int base = a0 + i * cols;
-                    for (int j = c0; j < c1; j++) {
-                        t[j * rows + i] = a[base + j];
+        private static void packPanel(float[] x, int x0, int in, int t0, int width, float[] p, int p0) {
+            for (int c0 = 0; c0 < in; c0 += TILE) {
+                int c1 = Math.min(in, c0 + TILE);
+                for (int t = 0; t < width; t++) {
+                    int base = x0 + (t0 + t) * in;
+                    for (int c = c0; c < c1; c++) {
+                        p[p0 + c * width + t] = x[base + c];
                     }
                 }
             }

@@ -10,7 +10,6 @@ import dev.quant4j.linear.RtnQuantizer;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.DoubleQuant;
 import dev.quant4j.quant.ErrorMetrics;
-import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
@@ -526,20 +525,12 @@ public final class CheckpointQuantizer {
     /** Per-thread buffers, grown on demand. */
     private static final class Scratch {
         float[] values = new float[0];
-        float[] back = new float[0];
 
         float[] values(int n) {
             if (values.length < n) {
                 values = new float[n];
             }
             return values;
-        }
-
-        float[] back(int n) {
-            if (back.length < n) {
-                back = new float[n];
-            }
-            return back;
         }
     }
 
@@ -598,13 +589,8 @@ public final class CheckpointQuantizer {
             float[] a = java.util.Arrays.copyOfRange(restored[task.weight()], first, first + c.absmax().length);
             q = new CodebookTensor(c.name(), c.scheme(), rows, cols, packed, a);
         }
-        float[] back = scratch.back((int) n);
-        switch (q) {
-            case QuantizedTensor t -> t.dequantizeInto(back, 0);
-            case CodebookTensor c -> c.dequantizeInto(back, 0);
-        }
-        ErrorMetrics.Accumulator acc =
-                new ErrorMetrics.Accumulator().add(w, FloatMatrix.of(e.name(), rows, cols, back, 0));
+        // row by row while each row is in cache, not through a dequantized copy of the block
+        ErrorMetrics.Accumulator acc = new ErrorMetrics.Accumulator().add(w, q);
         progress.done(e.name(), n * e.dtype().bytes());
         return acc;
     }

@@ -93,8 +93,25 @@ public final class DecoderQuantizer {
      * @param actOrder GPTQ's {@code desc_act}
      * @param mse GPTQ's range search ({@link GptqConfig#mse()}: each group's range shrunk to the factor that
      *     minimises its rounding error), not on by default in the reference, as here
+     * @param damp GPTQ's {@code damp_percent}: the fraction of the mean Hessian diagonal added to it ({@link
+     *     #DEFAULT_DAMP} as in the reference)
+     * @param staticGroups GPTQ's {@code static_groups}: every group's scale and zero-point computed from the weights
+     *     before any column is quantized (with act-order, the groups stay those of the natural column order); a layer
+     *     quantized per channel has one group and ignores it
      */
-    public record Setting(Method method, int bits, int groupSize, boolean sym, boolean actOrder, boolean mse) {
+    public record Setting(
+            Method method,
+            int bits,
+            int groupSize,
+            boolean sym,
+            boolean actOrder,
+            boolean mse,
+            double damp,
+            boolean staticGroups) {
+
+        /** AutoGPTQ's {@code damp_percent} default. */
+        public static final double DEFAULT_DAMP = 0.01;
+
         public Setting {
             Objects.requireNonNull(method, "method");
             if (method == Method.NF4 && bits != 4) {
@@ -106,6 +123,24 @@ public final class DecoderQuantizer {
             if (mse && method != Method.GPTQ) {
                 throw new IllegalArgumentException("the range search (mse) is GPTQ's, not " + method.id() + "'s");
             }
+            if (!(damp > 0) || !Double.isFinite(damp)) {
+                throw new IllegalArgumentException(
+                        "damp " + damp + " must be a positive fraction of the mean Hessian diagonal");
+            }
+            if (damp != DEFAULT_DAMP && method != Method.GPTQ) {
+                throw new IllegalArgumentException("the damping is GPTQ's, not " + method.id() + "'s");
+            }
+            if (staticGroups && method != Method.GPTQ) {
+                throw new IllegalArgumentException("static groups are GPTQ's, not " + method.id() + "'s");
+            }
+            if (staticGroups && groupSize == LinearScheme.PER_CHANNEL) {
+                throw new IllegalArgumentException("static groups need a positive group size, not per channel");
+            }
+        }
+
+        /** With the reference's damping and groups found as columns are quantized. */
+        public Setting(Method method, int bits, int groupSize, boolean sym, boolean actOrder, boolean mse) {
+            this(method, bits, groupSize, sym, actOrder, mse, DEFAULT_DAMP, false);
         }
 
         /** Without the range search. */
@@ -115,17 +150,29 @@ public final class DecoderQuantizer {
 
         /** This GPTQ setting with the range search on or off. */
         public Setting withMse(boolean on) {
-            return new Setting(method, bits, groupSize, sym, actOrder, on);
+            return new Setting(method, bits, groupSize, sym, actOrder, on, damp, staticGroups);
         }
 
-        /** A short label, e.g. {@code GPTQ int4 g32}. */
+        /** This GPTQ setting with damping {@code fraction} of the mean Hessian diagonal. */
+        public Setting withDamp(double fraction) {
+            return new Setting(method, bits, groupSize, sym, actOrder, mse, fraction, staticGroups);
+        }
+
+        /** This GPTQ setting with static groups on or off. */
+        public Setting withStaticGroups(boolean on) {
+            return new Setting(method, bits, groupSize, sym, actOrder, mse, damp, on);
+        }
+
+        /** A short label, e.g. {@code GPTQ int4 g32}; the damping is named when it is not the default. */
         public String label() {
             String g = groupSize == LinearScheme.PER_CHANNEL ? " per channel" : " g" + groupSize;
             return switch (method) {
                 case NF4 -> "NF4 block " + groupSize;
                 case RTN -> "RTN int" + bits + g + (sym ? " sym" : "");
                 case GPTQ ->
-                    "GPTQ int" + bits + g + (sym ? " sym" : "") + (actOrder ? " act-order" : "") + (mse ? " mse" : "");
+                    "GPTQ int" + bits + g + (sym ? " sym" : "") + (actOrder ? " act-order" : "")
+                            + (staticGroups ? " static" : "") + (mse ? " mse" : "")
+                            + (damp != DEFAULT_DAMP ? " damp " + damp : "");
                 case AWQ -> "AWQ int" + bits + g;
                 case AWQ_BLOCK -> "AWQ block int" + bits + g;
             };
@@ -610,8 +657,16 @@ public final class DecoderQuantizer {
     /** quant4j's GPTQ of one layer, or its RTN weight when that has the lower output error. */
     private Quantized<QuantizedWeight> gptqLayer(Linear.Dense d, HessianAccumulator h) {
         LinearScheme scheme = linearScheme(d.inFeatures());
+        // static groups need groups: a layer the group does not divide, quantized per channel, has one
+        boolean staticGroups = setting.staticGroups() && scheme.groupSize() != LinearScheme.PER_CHANNEL;
         GptqConfig config = new GptqConfig(
-                        setting.bits(), scheme.groupSize(), setting.sym(), setting.actOrder(), false, 0.01, 128)
+                        setting.bits(),
+                        scheme.groupSize(),
+                        setting.sym(),
+                        setting.actOrder(),
+                        staticGroups,
+                        setting.damp(),
+                        128)
                 .withMse(setting.mse());
         FloatMatrix w = weightOf(d);
         QuantizedWeight g = new Gptq(config, pool).quantize(w, h).tensor();

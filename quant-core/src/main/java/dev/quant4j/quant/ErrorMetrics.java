@@ -26,26 +26,7 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
 
     /** Compares {@code reference} with the matrix the quantized weight {@code q} stands for (its dequantized form). */
     public static ErrorMetrics compare(FloatMatrix reference, QuantizedWeight q) {
-        if (reference.rows() != q.rows() || reference.cols() != q.cols()) {
-            throw new IllegalArgumentException("shapes differ: '" + reference.name() + "' [" + reference.rows() + ", "
-                    + reference.cols() + "] vs '" + q.name() + "' [" + q.rows() + ", " + q.cols() + "]");
-        }
-        // row by row, each row dequantized into a buffer that stays in cache: the sums of compare(reference,
-        // q.dequantize()), which also goes row by row, without a dequantized copy of the whole weight
-        int cols = q.cols();
-        float[] row = new float[cols];
-        byte[] codes = new byte[cols];
-        Accumulator acc = new Accumulator();
-        for (int r = 0; r < q.rows(); r++) {
-            switch (q) {
-                case QuantizedTensor t -> t.dequantizeRow(r, row, 0, codes);
-                case CodebookTensor c -> c.dequantizeRange((long) r * cols, cols, row, 0);
-            }
-            acc.add(
-                    FloatMatrix.of(reference.name(), 1, cols, reference.array(), reference.rowOffset(r)),
-                    FloatMatrix.of(q.name(), 1, cols, row, 0));
-        }
-        return acc.result();
+        return new Accumulator().add(reference, q).result();
     }
 
     /** Compares {@code approx} with {@code reference}; shapes must be equal. */
@@ -97,6 +78,31 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
                 dot += sums[QuantKernels.SUM_AB];
             }
             count += reference.size();
+            return this;
+        }
+
+        /**
+         * Adds the elements of {@code reference} and of {@code q} dequantized, with the same sums as {@code add(reference,
+         * q.dequantize())}: row by row, each row dequantized into a buffer that stays in cache, without a dequantized
+         * copy of the whole weight. Shapes must be equal.
+         */
+        public Accumulator add(FloatMatrix reference, QuantizedWeight q) {
+            if (reference.rows() != q.rows() || reference.cols() != q.cols()) {
+                throw new IllegalArgumentException("shapes differ: '" + reference.name() + "' [" + reference.rows()
+                        + ", " + reference.cols() + "] vs '" + q.name() + "' [" + q.rows() + ", " + q.cols() + "]");
+            }
+            int cols = q.cols();
+            float[] row = new float[cols];
+            byte[] codes = new byte[cols];
+            for (int r = 0; r < q.rows(); r++) {
+                switch (q) {
+                    case QuantizedTensor t -> t.dequantizeRow(r, row, 0, codes);
+                    case CodebookTensor c -> c.dequantizeRange((long) r * cols, cols, row, 0);
+                }
+                add(
+                        FloatMatrix.of(reference.name(), 1, cols, reference.array(), reference.rowOffset(r)),
+                        FloatMatrix.of(q.name(), 1, cols, row, 0));
+            }
             return this;
         }
 

@@ -121,6 +121,49 @@ class OnnxQuantizerTest {
         assertThat(heard).containsExactlyInAnyOrderElementsOf(weights);
     }
 
+    /**
+     * A MatMul weight read from external data in blocks of stored rows and transposed in squares: with sides that are
+     * not multiples of either (k = 130 stored rows, n = 200 columns, and k below one block), every value lands where
+     * the stored weight's transpose has it, and the output is the in-memory path's.
+     */
+    @ParameterizedTest(name = "W [{0}, {1}]")
+    @MethodSource("oddShapes")
+    void aWeightOfAnyShapeIsReadAsItsTranspose(int k, int n) throws Exception {
+        byte[] inline = OnnxExportTest.model(k, n);
+        Path in = Files.createDirectory(dir.resolve("in")).resolve("model.onnx");
+        OnnxExternalData.write(in, "model.onnx", inline, OnnxModel.parse("model.onnx", inline));
+        OnnxModel m = OnnxModel.read(in);
+        assertThat(m.initializer("W").external()).isNotNull();
+        byte[] bytes = Files.readAllBytes(in);
+        LinearScheme scheme = LinearScheme.asym(4, LinearScheme.PER_CHANNEL);
+        Path expected = Files.createDirectory(dir.resolve("expected")).resolve("q.onnx");
+        inMemory(expected, m, bytes, scheme);
+        Path out = Files.createDirectory(dir.resolve("streamed")).resolve("q.onnx");
+        float[][] read = new float[1][];
+        try (ForkJoinPool pool = new ForkJoinPool(2)) {
+            OnnxQuantizer.write(out, m, bytes, List.of("W"), scheme, quantizer(scheme), 0, pool, (w, q) -> {
+                assertThat(w.rows()).isEqualTo(n);
+                assertThat(w.cols()).isEqualTo(k);
+                read[0] = w.toArray();
+            });
+        }
+        for (int r = 0; r < n; r++) {
+            for (int c = 0; c < k; c++) {
+                // OnnxExportTest.model stores W[c][r] = (c * n + r) * 0.01f
+                assertThat(read[0][r * k + c]).as("[%d, %d]", r, c).isEqualTo((c * n + r) * 0.01f);
+            }
+        }
+        for (String f : files(out.getParent())) {
+            assertThat(Files.readAllBytes(out.resolveSibling(f)))
+                    .as(f)
+                    .isEqualTo(Files.readAllBytes(expected.resolveSibling(f)));
+        }
+    }
+
+    static Stream<Arguments> oddShapes() {
+        return Stream.of(Arguments.of(130, 200), Arguments.of(40, 67), Arguments.of(64, 64), Arguments.of(300, 1));
+    }
+
     @Test
     void onnxRuntimeRunsTheStreamedExternalDataOutputAsTheInMemoryExport() throws Exception {
         QuantScheme scheme = LinearScheme.asym(4, 32);

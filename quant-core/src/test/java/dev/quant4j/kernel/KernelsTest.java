@@ -952,6 +952,35 @@ class KernelsTest {
         assertThat(expected[QuantKernels.SUM_AB]).isEqualTo(REF.dot(a, 1, b, 2, n));
     }
 
+    /**
+     * The largest difference of {@code diffStats} is exact wherever it lies (vector body or tail) and, like {@code
+     * Math.max}, a NaN once one difference is NaN; an infinite difference is infinite.
+     */
+    @ParameterizedTest(name = "{0} n={2}")
+    @MethodSource("implsAndSizes")
+    void diffStatsMaximumIsExactAndKeepsNaN(String name, QuantKernels k, int n) {
+        if (n == 0) {
+            return;
+        }
+        float[] a = data(n, 13L * n, false);
+        float[] b = data(n, 17L * n, false);
+        float[] out = new float[6];
+        for (int at : new int[] {0, n / 2, n - 1}) {
+            float[] big = b.clone();
+            big[2 + at] = a[1 + at] - 1e30f;
+            k.diffStats(a, 1, big, 2, n, out);
+            assertThat(out[QuantKernels.MAX_ABS_DIFF]).as("at %d", at).isEqualTo(Math.abs(a[1 + at] - big[2 + at]));
+            float[] inf = b.clone();
+            inf[2 + at] = Float.NEGATIVE_INFINITY;
+            k.diffStats(a, 1, inf, 2, n, out);
+            assertThat(out[QuantKernels.MAX_ABS_DIFF]).as("at %d", at).isEqualTo(Float.POSITIVE_INFINITY);
+            float[] nan = b.clone();
+            nan[2 + at] = Float.NaN;
+            k.diffStats(a, 1, nan, 2, n, out);
+            assertThat(out[QuantKernels.MAX_ABS_DIFF]).as("at %d", at).isNaN();
+        }
+    }
+
     private static double scale(float[] a, float[] b, int n) {
         double s = 0;
         for (int i = 0; i < n; i++) {

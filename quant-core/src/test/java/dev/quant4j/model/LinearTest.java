@@ -62,7 +62,14 @@ class LinearTest {
      * a view into a larger array (its rows start past the array's first element).
      */
     @ParameterizedTest
-    @CsvSource({"16, 37, 300, 1", "17, 129, 513, 2", "64, 300, 257, 2", "70, 8, 1, 2", "33, 260, 600, 1"})
+    @CsvSource({
+        "16, 37, 300, 1",
+        "17, 129, 513, 2",
+        "64, 300, 257, 2",
+        "70, 8, 1, 2",
+        "33, 260, 600, 1",
+        "150, 40, 520, 2"
+    })
     void theBlockedProductIsOneChainPerOutput(int tokens, int out, int in, int threads) {
         SplittableRandom r = new SplittableRandom(977L * tokens + out + 13L * in);
         float[] w = new float[out * in];
