@@ -162,6 +162,10 @@ class ResumeFolderTest {
         Setting sym = new Setting(Method.GPTQ, 4, 32, true, false);
         assertThatThrownBy(() -> run(out, sym, calibration, folder(out, sym, calibration), null))
                 .hasMessageContaining("another setting (gptq: GPTQ int4 g32 there, gptq: GPTQ int4 g32 sym here)");
+        Setting damp = setting.withDamp(0.05).withStaticGroups(true);
+        assertThatThrownBy(() -> run(out, damp, calibration, folder(out, damp, calibration), null))
+                .hasMessageContaining(
+                        "another setting (gptq: GPTQ int4 g32 there, gptq: GPTQ int4 g32 static damp 0.05 here)");
         Setting mse = setting.withMse(true);
         assertThatThrownBy(() -> run(out, mse, calibration, folder(out, mse, calibration), null))
                 .hasMessageContaining("another setting (gptq: GPTQ int4 g32 there, gptq: GPTQ int4 g32 mse here)");
