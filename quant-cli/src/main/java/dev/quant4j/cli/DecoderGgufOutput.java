@@ -60,6 +60,9 @@ final class DecoderGgufOutput {
     }
 
     Integer run() throws IOException {
+        if (cmd.decoderOptions.resume) {
+            throw new IllegalArgumentException(DecoderOutput.RESUMABLE + ", not --format gguf");
+        }
         long start = System.nanoTime();
         String m = cmd.method.toLowerCase(Locale.ROOT);
         boolean gptq = m.equals("gptq");

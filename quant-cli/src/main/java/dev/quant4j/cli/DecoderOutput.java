@@ -73,6 +73,13 @@ final class DecoderOutput {
         Integer seqLen;
 
         @Option(
+                names = "--resume",
+                description = "whole decoder, gptq of a Hugging Face folder with --calib-text or --calib-tokens into"
+                        + " a .safetensors file: continue the run whose state is saved in OUT.resume (each run saves"
+                        + " it after every block; without it, starts from block 0)")
+        boolean resume;
+
+        @Option(
                 names = "--seed",
                 description = "whole decoder, gptq and awq: the sampling seed (default 1, the calibration seed of"
                         + " quant eval --model)")
@@ -80,6 +87,9 @@ final class DecoderOutput {
 
         /** Refuses the options when the input is not a whole decoder. */
         void requireUnset() {
+            if (resume) {
+                throw new IllegalArgumentException(RESUMABLE + "; this command quantizes tensor by tensor");
+            }
             String set = calibSample != null
                     ? "--calib-sample"
                     : seqLen != null
@@ -97,6 +107,10 @@ final class DecoderOutput {
             }
         }
     }
+
+    /** What {@code --resume} applies to, for its refusals. */
+    static final String RESUMABLE = "--resume continues GPTQ of a Hugging Face folder read block by block (--method"
+            + " gptq with --calib-text or --calib-tokens, written as one .safetensors file)";
 
     static final int DEFAULT_CALIB_SAMPLE = 64;
     static final int DEFAULT_SEQ_LEN = 128;
@@ -181,6 +195,21 @@ final class DecoderOutput {
         } else {
             WeightFiles.requireWritable(cmd.out, "safetensors");
             WeightFiles.requireNotAnInput(cmd.out, cmd.overwrite, "--in", cmd.in);
+            DecoderStreamOutput.requireNoStateUnlessResumed(cmd.out, options.resume);
+        }
+        if (options.resume) {
+            String not = method != Method.GPTQ
+                    ? "--method " + m + (calibrated ? "" : " (it takes minutes, not hours)")
+                    : bin
+                            ? "a llama2.c checkpoint"
+                            : gptqFormat
+                                    ? "--format gptq"
+                                    : options.calibText == null && options.calibTokens == null
+                                            ? "sequences sampled from the model (it needs the whole model in memory)"
+                                            : null;
+            if (not != null) {
+                throw new IllegalArgumentException(RESUMABLE + ", not " + not);
+            }
         }
         int threads = cmd.threads == null ? Runtime.getRuntime().availableProcessors() : cmd.threads;
         if (threads < 1) {
@@ -197,7 +226,7 @@ final class DecoderOutput {
                 && !bin
                 && !gptqFormat
                 && method != Method.AWQ_BLOCK
-                && DecoderStreamOutput.chosen(cmd.in);
+                && (options.resume || DecoderStreamOutput.chosen(cmd.in));
         ForkJoinPool pool = new ForkJoinPool(threads);
         try {
             if (streamed) {

@@ -4,8 +4,10 @@ import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.LlamaConfig;
 import dev.quant4j.pipeline.DecoderQuantizer;
 import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
+import dev.quant4j.pipeline.DecoderQuantizer.Method;
 import dev.quant4j.pipeline.DecoderQuantizer.Setting;
 import dev.quant4j.pipeline.QuantizedDecoderFile;
+import dev.quant4j.pipeline.ResumeFolder;
 import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
@@ -16,7 +18,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.concurrent.ForkJoinPool;
+import java.util.function.IntConsumer;
 
 /**
  * {@code quant quantize --model DIR} for a Hugging Face folder too large to hold in float32, calibrated on the user's
@@ -62,6 +66,67 @@ final class DecoderStreamOutput {
         return n;
     }
 
+    /** Called after each block quantized and saved; tests stop a run here as a killed process would stop. */
+    static IntConsumer afterBlock = b -> {};
+
+    /**
+     * Refuses to start over when {@code out} has the saved state of an interrupted run beside it and the command does
+     * not ask to {@code resume} it: hours of work are never overwritten silently.
+     */
+    static void requireNoStateUnlessResumed(Path out, boolean resume) {
+        if (!resume && ResumeFolder.hasState(out)) {
+            throw new IllegalArgumentException(ResumeFolder.folderOf(out) + " holds the state of an interrupted run:"
+                    + " add --resume to continue it, or delete the folder to start over");
+        }
+    }
+
+    /**
+     * Checks the saved state in {@code resume} and says on {@code err} where the run starts; returns the blocks done.
+     * A state of another run is refused naming what differs; with no state, {@code --resume} starts from block 0.
+     */
+    private static int resumePoint(ResumeFolder resume, int layers, boolean asked, PrintWriter err) throws IOException {
+        Optional<ResumeFolder.State> saved = resume.read();
+        if (saved.isEmpty()) {
+            if (asked) {
+                err.println("quant: --resume: no saved state in " + resume.dir() + "; starting from block 0");
+            }
+            return 0;
+        }
+        String why = resume.mismatch(saved.get(), layers);
+        if (why != null) {
+            throw new IllegalArgumentException("--resume: " + resume.dir() + " holds the state of a run on " + why
+                    + "; run the command that made it, or delete the folder to start over");
+        }
+        err.printf(
+                Locale.ROOT,
+                "quant: resuming after block %d/%d from %s%n",
+                saved.get().done(),
+                layers,
+                resume.dir());
+        err.flush();
+        return saved.get().done();
+    }
+
+    /** What the failure line adds when blocks are saved: how to continue; null when nothing is saved. */
+    private static String continueNote(ResumeFolder resume, int layers) {
+        try {
+            Optional<ResumeFolder.State> saved = resume.read();
+            if (saved.isEmpty()) {
+                return null;
+            }
+            int done = saved.get().done();
+            return String.format(
+                    Locale.ROOT,
+                    "%d of %d blocks are saved in %s: the same command with --resume continues %s",
+                    done,
+                    layers,
+                    resume.dir(),
+                    done < layers ? "from block " + (done + 1) : "with the file's other tensors");
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
     /**
      * Quantizes and writes; {@code lines} are the user's calibration ids, {@code tokenizer} the one that made them (or
      * null for ids), cut into windows as {@code --seq-len} and {@code --calib-sample} say.
@@ -92,41 +157,69 @@ final class DecoderStreamOutput {
                     setting.label(),
                     calibration.description());
             err.flush();
+            ResumeFolder resume = null;
+            int restored = 0;
+            if (setting.method() == Method.GPTQ) {
+                resume = ResumeFolder.of(
+                        cmd.out, ResumeFolder.Identity.of(cmd.in, setting, method, calibration.sequences()));
+                restored = resumePoint(resume, c.layers(), cmd.decoderOptions.resume, err);
+            }
+            int done = restored;
             int[] keptRtn = {0};
             int[] perChannel = {0};
             long[] stored = {0, 0};
-            List<LayerReport> reports = QuantizedDecoderFile.writeStreamed(
-                    cmd.out,
-                    files,
-                    new DecoderQuantizer(setting, pool),
-                    calibration.sequences(),
-                    method,
-                    (b, weights, layers) -> {
-                        for (LayerReport r : layers) {
-                            QuantizedWeight q = weights.get(r.name() + ".weight");
-                            // the FP32 weight read again: the quantizer let it go with the block
-                            ErrorMetrics e = ErrorMetrics.compare(files.read(q.name()), q.dequantize());
-                            out.println(DecoderOutput.reportLine(setting, r, q, e));
-                            keptRtn[0] += r.keptRtn() ? 1 : 0;
-                            if (q instanceof QuantizedTensor t
-                                    && t.scheme().groupSize() == LinearScheme.PER_CHANNEL
-                                    && setting.groupSize() != LinearScheme.PER_CHANNEL) {
-                                perChannel[0]++;
-                            }
-                            stored[0] += q.storageBytes();
-                            stored[1] += (long) q.rows() * q.cols();
-                        }
-                        out.flush();
-                        double elapsed = (System.nanoTime() - start) / 1e9;
-                        err.printf(
-                                Locale.ROOT,
-                                "quant: block %d/%d done (%.1f s, about %.0f s left)%n",
-                                b + 1,
-                                c.layers(),
-                                elapsed,
-                                elapsed / (b + 1) * (c.layers() - b - 1));
-                        err.flush();
-                    });
+            DecoderQuantizer.BlockSink observer = (b, weights, layers) -> {
+                for (LayerReport r : layers) {
+                    QuantizedWeight q = weights.get(r.name() + ".weight");
+                    // the FP32 weight read again: the quantizer let it go with the block
+                    ErrorMetrics e = ErrorMetrics.compare(files.read(q.name()), q.dequantize());
+                    out.println(DecoderOutput.reportLine(setting, r, q, e));
+                    keptRtn[0] += r.keptRtn() ? 1 : 0;
+                    if (q instanceof QuantizedTensor t
+                            && t.scheme().groupSize() == LinearScheme.PER_CHANNEL
+                            && setting.groupSize() != LinearScheme.PER_CHANNEL) {
+                        perChannel[0]++;
+                    }
+                    stored[0] += q.storageBytes();
+                    stored[1] += (long) q.rows() * q.cols();
+                }
+                out.flush();
+                if (b < done) {
+                    return; // restored: its lines again, no time
+                }
+                double elapsed = (System.nanoTime() - start) / 1e9;
+                err.printf(
+                        Locale.ROOT,
+                        "quant: block %d/%d done (%.1f s, about %.0f s left)%n",
+                        b + 1,
+                        c.layers(),
+                        elapsed,
+                        elapsed / (b + 1 - done) * (c.layers() - b - 1));
+                err.flush();
+                afterBlock.accept(b);
+            };
+            List<LayerReport> reports;
+            if (resume == null) {
+                reports = QuantizedDecoderFile.writeStreamed(
+                        cmd.out, files, new DecoderQuantizer(setting, pool), calibration.sequences(), method, observer);
+            } else {
+                try {
+                    reports = QuantizedDecoderFile.writeStreamed(
+                            cmd.out,
+                            files,
+                            new DecoderQuantizer(setting, pool),
+                            calibration.sequences(),
+                            method,
+                            observer,
+                            resume);
+                } catch (Exception | OutOfMemoryError e) {
+                    String note = continueNote(resume, c.layers());
+                    if (note == null) {
+                        throw e;
+                    }
+                    throw new Quant.Continuable(e, note);
+                }
+            }
             out.printf(
                     Locale.ROOT,
                     "wrote %s (%d linear layers quantized%s%s, %.3f bits/weight; %d tensors F32; %d bytes, FP32 %d"

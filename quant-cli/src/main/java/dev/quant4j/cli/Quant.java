@@ -70,21 +70,28 @@ public final class Quant implements Runnable {
             return BAD_INPUT;
         });
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
-            Throwable t = ex instanceof UncheckedIOException u ? u.getCause() : ex;
+            // a run that saved its work: the failure's line ends with how to continue it
+            String note = ex instanceof Continuable c ? "; " + c.note : "";
+            Throwable t = ex instanceof Continuable c ? c.getCause() : ex;
+            t = t instanceof UncheckedIOException u ? u.getCause() : t;
+            if (t instanceof OutOfMemoryError) {
+                err.println(outOfMemory() + note);
+                return INTERNAL;
+            }
             if (t instanceof IllegalArgumentException) {
-                err.println("quant: " + t.getMessage());
+                err.println("quant: " + t.getMessage() + note);
                 return BAD_INPUT;
             }
             if (t instanceof NoSuchFileException f) {
-                err.println("quant: no such file: " + f.getFile());
+                err.println("quant: no such file: " + f.getFile() + note);
                 return BAD_INPUT;
             }
             if (t instanceof AccessDeniedException f) {
-                err.println("quant: permission denied: " + f.getFile());
+                err.println("quant: permission denied: " + f.getFile() + note);
                 return BAD_INPUT;
             }
             if (t instanceof FileSystemException f) {
-                err.println("quant: cannot use " + f.getFile() + ": " + f.getReason());
+                err.println("quant: cannot use " + f.getFile() + ": " + f.getReason() + note);
                 return BAD_INPUT;
             }
             if (t instanceof IOException) {
@@ -92,11 +99,11 @@ public final class Quant implements Runnable {
                 err.println(
                         m.contains("No space left on device")
                                 ? "quant: the disk is full (" + m + "); nothing was left half-written. Free space, or"
-                                        + " write --out to another disk"
-                                : "quant: I/O error: " + m);
+                                        + " write --out to another disk" + note
+                                : "quant: I/O error: " + m + note);
                 return INTERNAL;
             }
-            err.println("quant: internal error: " + t);
+            err.println("quant: internal error: " + t + note);
             return INTERNAL;
         });
         // the library's log records (GPTQ's dead input features and damping retries, the kernel choice) as plain
@@ -130,16 +137,33 @@ public final class Quant implements Runnable {
         } catch (OutOfMemoryError e) {
             // picocli hands only Exceptions to the handler above; the command's outputs are atomic, so nothing
             // half-written is left
-            err.println("quant: out of memory: the Java heap (at most "
-                    + Runtime.getRuntime().maxMemory() / (1 << 20)
-                    + " MB) cannot hold what this command needs; nothing was left half-written. Give the JVM more"
-                    + " (QUANT_JAVA_OPTS=-Xmx8g ./quant ..., or java -Xmx8g -jar ...), or pass fewer --threads");
+            err.println(outOfMemory());
             return INTERNAL;
         } finally {
             root.removeHandler(plain);
             for (Handler h : previous) {
                 root.addHandler(h);
             }
+        }
+    }
+
+    private static String outOfMemory() {
+        return "quant: out of memory: the Java heap (at most "
+                + Runtime.getRuntime().maxMemory() / (1 << 20)
+                + " MB) cannot hold what this command needs; nothing was left half-written. Give the JVM more"
+                + " (QUANT_JAVA_OPTS=-Xmx8g ./quant ..., or java -Xmx8g -jar ...), or pass fewer --threads";
+    }
+
+    /**
+     * A failure of a run that saved what it had done (the blocks of a whole-decoder GPTQ): the failure's line ends with
+     * {@code note}, how to continue.
+     */
+    static final class Continuable extends RuntimeException {
+        private final String note;
+
+        Continuable(Throwable cause, String note) {
+            super(cause);
+            this.note = note;
         }
     }
 

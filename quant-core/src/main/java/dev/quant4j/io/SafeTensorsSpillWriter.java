@@ -19,7 +19,8 @@ import java.util.Map;
  * deleted. The bytes are those {@link SafeTensorsWriter} writes for the same tensors and metadata in the same order.
  *
  * <p>The spill file is named like {@link AtomicFiles}' temporaries ({@code .NAME.PID.*.spill}), so a killed writer's
- * spill file is removed by the next write of the same target; {@link #close} without {@link #finish} deletes it.
+ * spill file is removed by the next write of the same target; {@link #close} without {@link #finish} deletes it. A
+ * writer {@link #open opened} on a spill file of the caller's keeps it: a run that stops can continue its spill.
  */
 public final class SafeTensorsSpillWriter implements AutoCloseable {
 
@@ -28,15 +29,17 @@ public final class SafeTensorsSpillWriter implements AutoCloseable {
     private final Path target;
     private final Path spill;
     private final FileChannel channel;
+    private final boolean keep;
     private final List<Placed> tensors = new ArrayList<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
     private long end;
     private boolean finished;
 
-    private SafeTensorsSpillWriter(Path target, Path spill, FileChannel channel) {
+    private SafeTensorsSpillWriter(Path target, Path spill, FileChannel channel, boolean keep) {
         this.target = target;
         this.spill = spill;
         this.channel = channel;
+        this.keep = keep;
     }
 
     /** A writer of {@code target}; nothing appears at {@code target} before {@link #finish}. */
@@ -46,7 +49,62 @@ public final class SafeTensorsSpillWriter implements AutoCloseable {
                 abs.getParent(),
                 "." + abs.getFileName() + "." + ProcessHandle.current().pid() + ".",
                 ".spill");
-        return new SafeTensorsSpillWriter(abs, spill, FileChannel.open(spill, StandardOpenOption.WRITE));
+        return new SafeTensorsSpillWriter(
+                abs, spill, FileChannel.open(spill, StandardOpenOption.READ, StandardOpenOption.WRITE), false);
+    }
+
+    /**
+     * A writer of {@code target} that spills to the caller's file {@code spill} (created when missing) and leaves it
+     * in place when closed, for the caller to delete: the spill of a run that stopped continues. The tensors {@code
+     * done} are taken to be the file's first bytes, one after another in that order (as an earlier writer added them);
+     * anything after them (a tensor half written when that writer stopped) is cut off.
+     *
+     * @throws MalformedTensorFileException when the file is shorter than the tensors {@code done}
+     */
+    public static SafeTensorsSpillWriter open(Path target, Path spill, List<SafeTensorsStreamWriter.Spec> done)
+            throws IOException {
+        long bytes = 0;
+        for (SafeTensorsStreamWriter.Spec s : done) {
+            bytes += s.bytes();
+        }
+        FileChannel channel =
+                FileChannel.open(spill, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        SafeTensorsSpillWriter w = new SafeTensorsSpillWriter(target.toAbsolutePath(), spill, channel, true);
+        try {
+            if (channel.size() < bytes) {
+                throw new MalformedTensorFileException(spill + ": " + channel.size() + " bytes, the " + done.size()
+                        + " tensors written before take " + bytes);
+            }
+            channel.truncate(bytes);
+            for (SafeTensorsStreamWriter.Spec s : done) {
+                w.tensors.add(new Placed(s, w.end));
+                w.end += s.bytes();
+            }
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+        return w;
+    }
+
+    /** Reads {@code count} bytes of the spill from {@code position} (of the tensors added so far). */
+    public byte[] read(long position, int count) throws IOException {
+        if (position < 0 || count < 0 || position + count > end) {
+            throw new IllegalArgumentException(
+                    spill + ": no bytes [" + position + ", " + (position + count) + ") in " + end);
+        }
+        ByteBuffer b = ByteBuffer.allocate(count);
+        while (b.hasRemaining()) {
+            if (channel.read(b, position + b.position()) < 0) {
+                throw new java.io.EOFException(spill + ": ends before " + (position + count));
+            }
+        }
+        return b.array();
+    }
+
+    /** Forces the tensors added so far to the disk ({@link FileChannel#force}). */
+    public void force() throws IOException {
+        channel.force(false);
     }
 
     /** Adds {@code key} to {@code __metadata__} (in insertion order; a key added again keeps its first place). */
@@ -101,13 +159,18 @@ public final class SafeTensorsSpillWriter implements AutoCloseable {
         close();
     }
 
-    /** Deletes the spill file; the target is left as it was unless {@link #finish} completed. */
+    /**
+     * Deletes the spill file (kept when {@link #open opened} on the caller's); the target is left as it was unless
+     * {@link #finish} completed.
+     */
     @Override
     public void close() throws IOException {
         try {
             channel.close();
         } finally {
-            Files.deleteIfExists(spill);
+            if (!keep) {
+                Files.deleteIfExists(spill);
+            }
         }
     }
 }

@@ -266,6 +266,11 @@ public final class DecoderQuantizer {
         this.tapBytes = tapBytes;
     }
 
+    /** How this quantizer quantizes every linear layer. */
+    public Setting setting() {
+        return setting;
+    }
+
     /**
      * What a block-by-block quantization hands over after each block: its quantized weights by tensor name and its
      * layer reports, in forward order. A streaming writer writes them and lets them go.
@@ -439,18 +444,86 @@ public final class DecoderQuantizer {
      */
     public <T> void gptq(DecoderBlocks source, List<int[]> calibration, LayerQuantizer<T> layers, Sink<T> sink)
             throws IOException {
-        Objects.requireNonNull(layers, "layers");
-        Objects.requireNonNull(sink, "sink");
+        gptq(source, start(source, calibration), layers, sink, (b, next) -> {});
+    }
+
+    /**
+     * Where GPTQ's block loop begins: block {@code block}, whose inputs are {@code states}, one {@code [tokens, dim]}
+     * matrix per calibration sequence. Block 0 and the sequences' embeddings ({@link #start}), or the inputs a stopped
+     * run saved after block {@code block - 1} (the loop is deterministic, so it continues as it would have).
+     */
+    public record Start(int block, List<FloatMatrix> states) {
+        public Start {
+            if (block < 0) {
+                throw new IllegalArgumentException("start block " + block + " is negative");
+            }
+            states = List.copyOf(states);
+            if (states.isEmpty()) {
+                throw new IllegalArgumentException("block " + block + " has no calibration inputs");
+            }
+        }
+    }
+
+    /** Block 0, its inputs the embeddings of {@code calibration}. */
+    public Start start(DecoderBlocks source, List<int[]> calibration) throws IOException {
         requireCalibration(source.source(), calibration);
         List<FloatMatrix> states = new ArrayList<>();
         for (int[] seq : calibration) {
             states.add(source.embed(seq));
         }
-        for (int b = 0; b < source.config().layers(); b++) {
+        return new Start(0, states);
+    }
+
+    /**
+     * What GPTQ's block loop hands over after each block, once its {@link Sink} has the block's layers: the next
+     * block's inputs (after the last block, its outputs), the point a stopped run continues from.
+     */
+    @FunctionalInterface
+    public interface AfterBlock {
+        void accept(int block, List<FloatMatrix> next) throws IOException;
+    }
+
+    /**
+     * quant4j's GPTQ ({@link Method#GPTQ}, as {@link #quantize(DecoderBlocks, List, BlockSink)}) from {@code start}:
+     * blocks {@code start.block()} onwards, each handed to {@code sink}, then its outputs to {@code after}.
+     *
+     * @throws IllegalStateException unless this quantizer's method is GPTQ
+     */
+    public void gptq(DecoderBlocks source, Start start, BlockSink sink, AfterBlock after) throws IOException {
+        if (setting.method() != Method.GPTQ) {
+            throw new IllegalStateException("a " + setting.label() + " quantizer has no GPTQ block loop");
+        }
+        Objects.requireNonNull(sink, "sink");
+        gptq(source, start, this::gptqLayer, sink::accept, after);
+    }
+
+    /**
+     * GPTQ's block loop ({@link #gptq(DecoderBlocks, List, LayerQuantizer, Sink)}) from {@code start}, each block's
+     * outputs handed to {@code after} once {@code sink} has its layers.
+     */
+    public <T> void gptq(DecoderBlocks source, Start start, LayerQuantizer<T> layers, Sink<T> sink, AfterBlock after)
+            throws IOException {
+        Objects.requireNonNull(layers, "layers");
+        Objects.requireNonNull(sink, "sink");
+        Objects.requireNonNull(after, "after");
+        int dim = source.config().dim();
+        if (start.block() > source.config().layers()) {
+            throw new IllegalArgumentException(source.source() + ": no block " + start.block() + " (the model has "
+                    + source.config().layers() + ")");
+        }
+        for (FloatMatrix x : start.states()) {
+            if (x.cols() != dim) {
+                throw new IllegalArgumentException(source.source() + ": block " + start.block() + "'s inputs are "
+                        + x.cols() + " wide, the model's hidden size is " + dim);
+            }
+        }
+        List<FloatMatrix> states = new ArrayList<>(start.states());
+        for (int b = start.block(); b < source.config().layers(); b++) {
             Map<String, T> stored = new LinkedHashMap<>();
             List<LayerReport> reports = new ArrayList<>();
             states = gptqBlock(source.block(b), b, states, layers, stored, reports);
             sink.accept(b, stored, reports);
+            after.accept(b, states);
         }
     }
 

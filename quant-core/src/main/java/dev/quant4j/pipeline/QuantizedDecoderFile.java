@@ -9,6 +9,7 @@ import dev.quant4j.io.QuantizedSafeTensors.PassThrough;
 import dev.quant4j.io.SafeTensors;
 import dev.quant4j.io.SafeTensorsSpillWriter;
 import dev.quant4j.io.SafeTensorsStreamWriter;
+import dev.quant4j.io.SafeTensorsWriter;
 import dev.quant4j.matmul.QuantizedLinear;
 import dev.quant4j.model.HuggingFaceLlama;
 import dev.quant4j.model.Linear;
@@ -30,8 +31,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ForkJoinPool;
+import java.util.zip.CRC32C;
 
 /**
  * A whole quantized decoder in one quant4j {@code .safetensors} file ({@link QuantizedSafeTensors}): every quantized
@@ -188,12 +191,7 @@ public final class QuantizedDecoderFile {
             out.metadata(QuantizedSafeTensors.FORMAT_KEY, QuantizedSafeTensors.FORMAT_VERSION);
             quantizer.quantize(source, calibration, (b, weights, layers) -> {
                 for (QuantizedWeight q : weights.values()) {
-                    QuantizedSafeTensors.Layout layout = QuantizedSafeTensors.layout(q, method, false);
-                    out.metadata(layout.metadataKey(), layout.metadataJson());
-                    Map<String, byte[]> parts = QuantizedSafeTensors.parts(q);
-                    for (SafeTensorsStreamWriter.Spec spec : layout.tensors()) {
-                        out.add(spec.name(), spec.dtype(), spec.shape(), parts.get(spec.name()));
-                    }
+                    spill(out, q, method, null, null, null);
                     quantized.add(q.name());
                 }
                 reports.addAll(layers);
@@ -201,16 +199,213 @@ public final class QuantizedDecoderFile {
                     observer.accept(b, weights, layers);
                 }
             });
-            for (String name : source.tensorNames()) {
-                if (!quantized.contains(name)) {
-                    PassThrough p = f32(source.read(name));
-                    out.add(p.name(), p.dtype(), p.shape(), p.bytes());
-                }
-            }
-            out.metadata(CONFIG_KEY, configJson(source.config(), SourceFormat.HUGGING_FACE));
-            out.finish();
+            finishStreamed(out, source, quantized);
         }
         return reports;
+    }
+
+    /**
+     * As {@link #writeStreamed(Path, HuggingFaceLlama.Checkpoint, DecoderQuantizer, List, String,
+     * DecoderQuantizer.BlockSink)} for GPTQ, saving after each block what a stopped run needs to continue in {@code
+     * resume} ({@link ResumeFolder}): when {@code resume} holds a state, the run continues after its last finished
+     * block (handing each finished block's weights, read back, and reports to {@code observer} first) and writes the
+     * bytes an uninterrupted run writes. The folder is deleted once the file is written; when the run stops it stays
+     * (unless no block was finished).
+     *
+     * @throws IllegalArgumentException when the saved state is another run's ({@link ResumeFolder#mismatch}), naming
+     *     what differs; nothing is touched then
+     * @throws IllegalStateException unless {@code quantizer} runs GPTQ
+     */
+    public static List<DecoderQuantizer.LayerReport> writeStreamed(
+            Path path,
+            HuggingFaceLlama.Checkpoint source,
+            DecoderQuantizer quantizer,
+            List<int[]> calibration,
+            String method,
+            DecoderQuantizer.BlockSink observer,
+            ResumeFolder resume)
+            throws IOException {
+        if (quantizer.setting().method() != DecoderQuantizer.Method.GPTQ) {
+            throw new IllegalStateException("a run saves its state for GPTQ only, not "
+                    + quantizer.setting().label());
+        }
+        ResumeFolder.Lock lock = resume.lock();
+        try {
+            return writeLocked(path, source, quantizer, calibration, method, observer, resume);
+        } finally {
+            lock.close();
+        }
+    }
+
+    /** The resumable {@code writeStreamed} with {@code resume} locked by this run. */
+    private static List<DecoderQuantizer.LayerReport> writeLocked(
+            Path path,
+            HuggingFaceLlama.Checkpoint source,
+            DecoderQuantizer quantizer,
+            List<int[]> calibration,
+            String method,
+            DecoderQuantizer.BlockSink observer,
+            ResumeFolder resume)
+            throws IOException {
+        int layers = source.config().layers();
+        Optional<ResumeFolder.State> saved = resume.read();
+        if (saved.isPresent()) {
+            String why = resume.mismatch(saved.get(), layers);
+            if (why != null) {
+                throw new IllegalArgumentException(resume.dir() + " holds the state of a run on " + why);
+            }
+        }
+        List<ResumeFolder.Block> done =
+                new ArrayList<>(saved.map(ResumeFolder.State::blocks).orElse(List.of()));
+        List<SafeTensorsStreamWriter.Spec> spilled = new ArrayList<>();
+        for (ResumeFolder.Block b : done) {
+            spilled.addAll(b.tensors());
+        }
+        List<DecoderQuantizer.LayerReport> reports = new ArrayList<>();
+        Set<String> quantized = new HashSet<>();
+        boolean written = false;
+        try (SafeTensorsSpillWriter out = SafeTensorsSpillWriter.open(path, resume.spill(), spilled)) {
+            out.metadata(QuantizedSafeTensors.FORMAT_KEY, QuantizedSafeTensors.FORMAT_VERSION);
+            long at = 0;
+            for (int b = 0; b < done.size(); b++) {
+                ResumeFolder.Block block = done.get(b);
+                Map<String, QuantizedWeight> weights = restore(out, at, b, block, resume);
+                at += block.bytes();
+                quantized.addAll(weights.keySet());
+                reports.addAll(block.reports());
+                if (observer != null) {
+                    observer.accept(b, weights, block.reports());
+                }
+            }
+            if (done.size() < layers) {
+                DecoderQuantizer.Start start = saved.isPresent()
+                        ? new DecoderQuantizer.Start(
+                                done.size(),
+                                resume.readInputs(
+                                        saved.get(),
+                                        calibration,
+                                        source.config().dim()))
+                        : quantizer.start(source, calibration);
+                List<Finished> pending = new ArrayList<>(1);
+                quantizer.gptq(
+                        source,
+                        start,
+                        (b, weights, layerReports) -> {
+                            List<SafeTensorsStreamWriter.Spec> specs = new ArrayList<>();
+                            Map<String, String> metadata = new LinkedHashMap<>();
+                            CRC32C crc = new CRC32C();
+                            for (QuantizedWeight q : weights.values()) {
+                                spill(out, q, method, specs, metadata, crc);
+                                quantized.add(q.name());
+                            }
+                            pending.clear();
+                            pending.add(new Finished(
+                                    new ResumeFolder.Block(specs, metadata, crc.getValue(), layerReports), weights));
+                        },
+                        (b, next) -> {
+                            ResumeFolder.Block block = pending.get(0).block();
+                            Map<String, QuantizedWeight> weights =
+                                    pending.get(0).weights();
+                            out.force();
+                            done.add(block);
+                            ResumeFolder.Saved inputs = b + 1 < layers ? resume.saveInputs(b + 1, next) : null;
+                            resume.save(new ResumeFolder.State(
+                                    resume.identity(),
+                                    layers,
+                                    done,
+                                    inputs == null ? null : inputs.file(),
+                                    inputs == null ? 0 : inputs.bytes(),
+                                    inputs == null ? 0 : inputs.crc32c()));
+                            resume.deleteInputsBut(inputs == null ? null : inputs.file());
+                            reports.addAll(block.reports());
+                            if (observer != null) {
+                                observer.accept(b, weights, block.reports());
+                            }
+                        });
+            }
+            finishStreamed(out, source, quantized);
+            written = true;
+        } finally {
+            if (!written && done.isEmpty()) {
+                resume.delete(); // nothing to continue
+            }
+        }
+        resume.delete();
+        return reports;
+    }
+
+    /** A block whose tensors are in the spill, before its state is saved. */
+    private record Finished(ResumeFolder.Block block, Map<String, QuantizedWeight> weights) {}
+
+    /**
+     * Appends the tensors of {@code q} to {@code out} with its metadata entry; the specs, the entry and the bytes
+     * also go to {@code specs}, {@code metadata} and {@code crc} when given.
+     */
+    private static void spill(
+            SafeTensorsSpillWriter out,
+            QuantizedWeight q,
+            String method,
+            List<SafeTensorsStreamWriter.Spec> specs,
+            Map<String, String> metadata,
+            CRC32C crc)
+            throws IOException {
+        QuantizedSafeTensors.Layout layout = QuantizedSafeTensors.layout(q, method, false);
+        out.metadata(layout.metadataKey(), layout.metadataJson());
+        Map<String, byte[]> parts = QuantizedSafeTensors.parts(q);
+        for (SafeTensorsStreamWriter.Spec spec : layout.tensors()) {
+            byte[] bytes = parts.get(spec.name());
+            out.add(spec.name(), spec.dtype(), spec.shape(), bytes);
+            if (specs != null) {
+                specs.add(spec);
+                crc.update(bytes);
+            }
+        }
+        if (metadata != null) {
+            metadata.put(layout.metadataKey(), layout.metadataJson());
+        }
+    }
+
+    /**
+     * The weights of finished block {@code b}, read back from the spill where they start at {@code at}, checked against
+     * their CRC-32C; their metadata entries are added to {@code out} again.
+     */
+    private static Map<String, QuantizedWeight> restore(
+            SafeTensorsSpillWriter out, long at, int b, ResumeFolder.Block block, ResumeFolder resume)
+            throws IOException {
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        w.metadata(QuantizedSafeTensors.FORMAT_KEY, QuantizedSafeTensors.FORMAT_VERSION);
+        for (Map.Entry<String, String> e : block.metadata().entrySet()) {
+            out.metadata(e.getKey(), e.getValue());
+            w.metadata(e.getKey(), e.getValue());
+        }
+        CRC32C crc = new CRC32C();
+        long position = at;
+        for (SafeTensorsStreamWriter.Spec s : block.tensors()) {
+            byte[] bytes = out.read(position, Math.toIntExact(s.bytes()));
+            crc.update(bytes);
+            w.add(s.name(), s.dtype(), s.shape(), bytes);
+            position += s.bytes();
+        }
+        if (crc.getValue() != block.crc32c()) {
+            throw new MalformedTensorFileException(resume.spill() + ": block " + b + "'s tensors do not match the"
+                    + " CRC-32C saved in " + ResumeFolder.STATE + " (the file was changed or damaged); delete "
+                    + resume.dir() + " to start over");
+        }
+        String source = resume.spill() + " (block " + b + ")";
+        return QuantizedSafeTensors.parse(w.toBytes(), source).weights();
+    }
+
+    /** Every tensor of {@code source} not {@code quantized} as F32, the configuration, then the file. */
+    private static void finishStreamed(
+            SafeTensorsSpillWriter out, HuggingFaceLlama.Checkpoint source, Set<String> quantized) throws IOException {
+        for (String name : source.tensorNames()) {
+            if (!quantized.contains(name)) {
+                PassThrough p = f32(source.read(name));
+                out.add(p.name(), p.dtype(), p.shape(), p.bytes());
+            }
+        }
+        out.metadata(CONFIG_KEY, configJson(source.config(), SourceFormat.HUGGING_FACE));
+        out.finish();
     }
 
     /** {@code m} as an F32 tensor under its name, 1-D {@code [n]} when it is {@code [1, n]}. */
