@@ -451,16 +451,38 @@ public final class DecoderQuantizer {
      * Where GPTQ's block loop begins: block {@code block}, whose inputs are {@code states}, one {@code [tokens, dim]}
      * matrix per calibration sequence. Block 0 and the sequences' embeddings ({@link #start}), or the inputs a stopped
      * run saved after block {@code block - 1} (the loop is deterministic, so it continues as it would have).
+     *
+     * <p>The inputs are handed over once: the loop takes them ({@link #take}), so that neither it nor its caller holds
+     * them after their block (a gigabyte for a 7B model on 65,536 calibration tokens).
      */
-    public record Start(int block, List<FloatMatrix> states) {
-        public Start {
+    public static final class Start {
+        private final int block;
+        private List<FloatMatrix> states;
+
+        public Start(int block, List<FloatMatrix> states) {
             if (block < 0) {
                 throw new IllegalArgumentException("start block " + block + " is negative");
             }
-            states = List.copyOf(states);
             if (states.isEmpty()) {
                 throw new IllegalArgumentException("block " + block + " has no calibration inputs");
             }
+            this.block = block;
+            this.states = new ArrayList<>(states);
+        }
+
+        /** The first block the loop quantizes. */
+        public int block() {
+            return block;
+        }
+
+        /** The inputs, once; a second call is an error (a Start begins one loop). */
+        List<FloatMatrix> take() {
+            if (states == null) {
+                throw new IllegalStateException("block " + block + "'s inputs were taken by an earlier loop");
+            }
+            List<FloatMatrix> taken = states;
+            states = null;
+            return taken;
         }
     }
 
@@ -511,13 +533,13 @@ public final class DecoderQuantizer {
             throw new IllegalArgumentException(source.source() + ": no block " + start.block() + " (the model has "
                     + source.config().layers() + ")");
         }
-        for (FloatMatrix x : start.states()) {
+        List<FloatMatrix> states = start.take();
+        for (FloatMatrix x : states) {
             if (x.cols() != dim) {
                 throw new IllegalArgumentException(source.source() + ": block " + start.block() + "'s inputs are "
                         + x.cols() + " wide, the model's hidden size is " + dim);
             }
         }
-        List<FloatMatrix> states = new ArrayList<>(start.states());
         for (int b = start.block(); b < source.config().layers(); b++) {
             Map<String, T> stored = new LinkedHashMap<>();
             List<LayerReport> reports = new ArrayList<>();
