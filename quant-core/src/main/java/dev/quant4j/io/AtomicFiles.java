@@ -195,9 +195,12 @@ public final class AtomicFiles {
         }
     }
 
-    /** Deletes the temporary files and folders {@code PREFIX PID.RANDOM[.tmp]} of writers no longer running. */
+    /**
+     * Deletes the temporary files and folders {@code PREFIX PID.RANDOM[.tmp]} of writers no longer running, and their
+     * spill files {@code PREFIX PID.RANDOM.spill} ({@link SafeTensorsSpillWriter}).
+     */
     private static void removeStaleTemporaries(Path dir, String prefix) throws IOException {
-        Pattern ours = Pattern.compile(Pattern.quote(prefix) + "(\\d{1,18})\\.\\d+(\\.tmp)?");
+        Pattern ours = Pattern.compile(Pattern.quote(prefix) + "(\\d{1,18})\\.\\d+(\\.tmp|\\.spill)?");
         try (DirectoryStream<Path> files =
                 Files.newDirectoryStream(dir, f -> f.getFileName().toString().startsWith(prefix))) {
             for (Path f : files) {

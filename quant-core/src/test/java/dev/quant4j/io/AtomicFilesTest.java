@@ -40,7 +40,9 @@ class AtomicFilesTest {
         gone.waitFor();
         long me = ProcessHandle.current().pid();
         Path stale = Files.writeString(dir.resolve(".w.npy." + gone.pid() + ".123456789.tmp"), "killed mid-write");
+        Path staleSpill = Files.writeString(dir.resolve(".w.npy." + gone.pid() + ".2468.spill"), "killed mid-spill");
         Path live = Files.writeString(dir.resolve(".w.npy." + me + ".987654321.tmp"), "another thread's write");
+        Path liveSpill = Files.writeString(dir.resolve(".w.npy." + me + ".1357.spill"), "another writer's spill");
         Path otherTarget = Files.writeString(dir.resolve(".w.npy.1." + gone.pid() + ".5.tmp"), "w.npy.1's");
         Path notOurs = Files.writeString(dir.resolve(".w.npy.notes.tmp"), "a user's file");
 
@@ -48,7 +50,8 @@ class AtomicFilesTest {
 
         assertThat(Files.readString(dir.resolve("w.npy"))).isEqualTo("new");
         assertThat(stale).doesNotExist();
-        assertThat(files()).containsExactlyInAnyOrder(dir.resolve("w.npy"), live, otherTarget, notOurs);
+        assertThat(staleSpill).doesNotExist();
+        assertThat(files()).containsExactlyInAnyOrder(dir.resolve("w.npy"), live, liveSpill, otherTarget, notOurs);
     }
 
     @Test
