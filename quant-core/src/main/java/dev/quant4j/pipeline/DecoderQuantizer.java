@@ -440,7 +440,7 @@ public final class DecoderQuantizer {
      * (true sequential), each group's Hessian from a forward pass of the block with the groups before it quantized
      * (replaced by their {@link Quantized#dequantized()} weights); the block's output with all its layers quantized is
      * the next block's input. {@link Method#GPTQ} runs this loop with quant4j's GPTQ and RTN; the results depend
-     * neither on the thread count nor on the rounds {@link #forEachInput} takes.
+     * neither on the thread count nor on the size of the rounds the calibration sequences run in.
      */
     public <T> void gptq(DecoderBlocks source, List<int[]> calibration, LayerQuantizer<T> layers, Sink<T> sink)
             throws IOException {
