@@ -7,10 +7,8 @@ import dev.quant4j.gptq.HessianAccumulator;
 import dev.quant4j.model.DecoderBlocks;
 import dev.quant4j.model.Linear;
 import dev.quant4j.model.LlamaDecoder;
+import dev.quant4j.pipeline.DecoderGptq.Quantized;
 import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
-import dev.quant4j.pipeline.DecoderQuantizer.Method;
-import dev.quant4j.pipeline.DecoderQuantizer.Quantized;
-import dev.quant4j.pipeline.DecoderQuantizer.Setting;
 import dev.quant4j.pipeline.GgufDecoderFile.Blocks;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
@@ -26,7 +24,7 @@ import java.util.function.IntConsumer;
 
 /**
  * GPTQ of a whole decoder into ggml's {@code q4_0}, {@code q4_1} or {@code q8_0} blocks, for a llama.cpp model ({@link
- * GgufDecoderFile}): {@link DecoderQuantizer}'s block loop (block by block, true-sequential groups q/k/v; o; gate/up;
+ * GgufDecoderFile}): {@link DecoderGptq}'s block loop (block by block, true-sequential groups q/k/v; o; gate/up;
  * down, each Hessian from the blocks before already quantized), each linear quantized by {@link GgmlGptq}, so the
  * stored blocks are exactly what GPTQ's error feedback optimised (each block's FP16 scale fixed before its columns are
  * quantized).
@@ -139,18 +137,9 @@ public final class GgufDecoderGptq {
      * with {@link dev.quant4j.model.HuggingFaceLlama#open}), each block's stored blocks and reports handed to {@code
      * sink} as soon as they are made: the same blocks.
      */
-    public void quantize(DecoderBlocks blocks, List<int[]> calibration, DecoderQuantizer.Sink<Blocks> sink)
+    public void quantize(DecoderBlocks blocks, List<int[]> calibration, DecoderGptq.Sink<Blocks> sink)
             throws IOException {
-        // the setting only names the method in messages: every layer is quantized by layer()
-        DecoderQuantizer loop = new DecoderQuantizer(
-                new Setting(
-                        Method.GPTQ,
-                        type == GgmlType.Q8_0 ? 8 : 4,
-                        32,
-                        type != GgmlType.Q4_1,
-                        order == GgmlGptq.Order.ACT_ORDER),
-                pool);
-        loop.gptq(blocks, calibration, this::layer, sink);
+        new DecoderGptq(pool).run(blocks, calibration, this::layer, sink);
     }
 
     /** One layer: GgmlGptq's blocks, or the reference quantizer's when their output error is lower. */

@@ -79,7 +79,7 @@ public final class GgufDecoderStream {
             java.nio.file.Path out,
             GgufQuantizer.Split split,
             CheckpointQuantizer.Progress progress,
-            DecoderQuantizer.Sink<GgufDecoderFile.Blocks> observer)
+            DecoderGptq.Sink<GgufDecoderFile.Blocks> observer)
             throws java.io.IOException {
         LlamaConfig c = model.config();
         Handoff handoff = new Handoff();

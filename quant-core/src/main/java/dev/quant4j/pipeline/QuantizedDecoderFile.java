@@ -278,14 +278,14 @@ public final class QuantizedDecoderFile {
                 }
             }
             if (done.size() < layers) {
-                DecoderQuantizer.Start start = saved.isPresent()
-                        ? new DecoderQuantizer.Start(
+                DecoderGptq.Start start = saved.isPresent()
+                        ? new DecoderGptq.Start(
                                 done.size(),
                                 resume.readInputs(
                                         saved.get(),
                                         calibration,
                                         source.config().dim()))
-                        : quantizer.start(source, calibration);
+                        : DecoderGptq.start(source, calibration);
                 List<Finished> pending = new ArrayList<>(1);
                 quantizer.gptq(
                         source,

@@ -97,7 +97,7 @@ class GgufDecoderGptqTest {
         LlamaDecoder model = fp32;
         for (int b = 0; b < fp32.config().layers(); b++) {
             List<Linear> linears = fp32.linears(b);
-            for (Set<String> group : DecoderQuantizer.TRUE_SEQUENTIAL) {
+            for (Set<String> group : DecoderGptq.TRUE_SEQUENTIAL) {
                 List<Linear> members = linears.stream()
                         .filter(l -> group.stream().anyMatch(s -> l.name().endsWith("." + s)))
                         .toList();

@@ -7,10 +7,10 @@ import dev.quant4j.model.Linear;
 import dev.quant4j.model.LlamaConfig;
 import dev.quant4j.model.LlamaDecoder;
 import dev.quant4j.model.RopeLayout;
-import dev.quant4j.pipeline.DecoderQuantizer.LayerQuantizer;
+import dev.quant4j.pipeline.DecoderGptq.LayerQuantizer;
+import dev.quant4j.pipeline.DecoderGptq.Quantized;
 import dev.quant4j.pipeline.DecoderQuantizer.LayerReport;
 import dev.quant4j.pipeline.DecoderQuantizer.Method;
-import dev.quant4j.pipeline.DecoderQuantizer.Quantized;
 import dev.quant4j.pipeline.DecoderQuantizer.Setting;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
@@ -31,7 +31,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * GPTQ's block loop, which runs each part of a block once per true-sequential group and keeps the activations the
- * later groups read ({@link DecoderQuantizer#gptqBlock}), against the loop it replaced, kept here as the reference
+ * later groups read ({@link DecoderGptq#block}), against the loop it replaced, kept here as the reference
  * ({@link #reference}): for each group the block run forward from its input up to the group's input ({@link
  * DecoderQuantizer#forEachInput}), then the whole quantized block for the next block's input ({@link
  * DecoderQuantizer#outputs}). Stored weights, reports and the next block's inputs must be the same bits, with one and
@@ -129,9 +129,9 @@ class GptqBlockStagesTest {
             expectedStates = reference(dq, pool, model, b, in, dq::gptqLayer, expected, expectedReports);
             Map<String, QuantizedWeight> actual = new LinkedHashMap<>();
             List<LayerReport> actualReports = new ArrayList<>();
-            // gptqBlock consumes its inputs (sets them to null): it gets a list of its own
+            // block consumes its inputs (sets them to null): it gets a list of its own
             List<FloatMatrix> given = new ArrayList<>(states);
-            states = dq.gptqBlock(model, b, given, dq::gptqLayer, actual, actualReports);
+            states = new DecoderGptq(pool, tapBytes).block(model, b, given, dq::gptqLayer, actual, actualReports);
             assertThat(given).containsOnlyNulls();
 
             assertThat(actual.keySet()).containsExactlyElementsOf(expected.keySet());
@@ -182,7 +182,7 @@ class GptqBlockStagesTest {
         Map<String, Linear> replaced = new LinkedHashMap<>();
         LlamaDecoder current = model;
         List<Linear> linears = model.linears(b);
-        for (Set<String> group : DecoderQuantizer.TRUE_SEQUENTIAL) {
+        for (Set<String> group : DecoderGptq.TRUE_SEQUENTIAL) {
             List<Linear> members = linears.stream()
                     .filter(l -> group.stream().anyMatch(s -> l.name().endsWith("." + s)))
                     .toList();
