@@ -54,7 +54,10 @@ final class DequantizeCommand implements Callable<Integer> {
                     + " (rounded to nearest even; default ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--overwrite", description = "allow --out to be the --in file (replaced atomically when done)")
+    @Option(
+            names = "--overwrite",
+            description = "replace an existing --out output folder (sharded), or allow --out to be the --in file;"
+                    + " replaced atomically when done")
     boolean overwrite;
 
     @Option(names = "--threads", description = "threads (default: every core); the output does not depend on it")

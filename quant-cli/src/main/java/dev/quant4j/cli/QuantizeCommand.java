@@ -136,7 +136,10 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " divide its input features) instead of keeping it unquantized")
     boolean strict;
 
-    @Option(names = "--overwrite", description = "allow --out to be the --in file (replaced atomically when done)")
+    @Option(
+            names = "--overwrite",
+            description = "replace an existing --out output folder (sharded, GPTQ), or allow --out to be the --in"
+                    + " file; replaced atomically when done")
     boolean overwrite;
 
     @Option(names = "--block-size", description = "NF4/FP4 block size, 32..4096, a power of two (default 64)")
