@@ -367,7 +367,7 @@ public final class Gptq implements CalibratedQuantizer<HessianAccumulator, GptqR
     }
 
     /**
-     * {@code find_params} with {@code mse=True} (IST-DASLab/gptq {@code quant.py} at commit 0fbb4c89: {@code grid=100,
+     * {@code find_params} with {@code mse=True} (IST-DASLab/gptq {@code quant.py} at commit 2d65066: {@code grid=100,
      * maxshrink=.8, norm=2.4}) for one row segment {@code x_j = a[off + j * step]}, {@code j < len}, of minimum {@code
      * min} and maximum {@code max}; {@code scale[r]} and {@code zero[r]} hold the plain min/max parameters on entry and
      * the best shrunk ones on return:

@@ -99,13 +99,7 @@ public record Llama2cCheckpoint(
         }
     }
 
-    /** Reads bytes at a position, as {@link FileChannel#read(ByteBuffer, long)}: -1 at the end. */
-    @FunctionalInterface
-    private interface PositionalReader {
-        int read(ByteBuffer dst, long position) throws IOException;
-    }
-
-    private static Llama2cCheckpoint read(String source, long size, PositionalReader ch) throws IOException {
+    private static Llama2cCheckpoint read(String source, long size, PositionalReads.Source ch) throws IOException {
         if (size < HEADER_BYTES) {
             throw new MalformedTensorFileException(
                     source + ": " + size + " bytes, shorter than the 28-byte llama2.c header");
@@ -318,13 +312,8 @@ public record Llama2cCheckpoint(
         }
     }
 
-    private static void readFully(PositionalReader ch, ByteBuffer b, long pos, String source) throws IOException {
-        while (b.hasRemaining()) {
-            int n = ch.read(b, pos);
-            if (n < 0) {
-                throw new MalformedTensorFileException(source + ": ends early, at byte " + pos);
-            }
-            pos += n;
-        }
+    private static void readFully(PositionalReads.Source ch, ByteBuffer b, long pos, String source) throws IOException {
+        PositionalReads.readFully(
+                ch, b, pos, at -> new MalformedTensorFileException(source + ": ends early, at byte " + at));
     }
 }

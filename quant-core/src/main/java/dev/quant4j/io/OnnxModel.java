@@ -249,15 +249,12 @@ public final class OnnxModel {
             }
             ByteBuffer bb = ByteBuffer.allocate((int) length);
             try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-                long at = offset;
-                while (bb.hasRemaining()) {
-                    int n = ch.read(bb, at);
-                    if (n < 0) {
-                        throw new MalformedTensorFileException(source + ": initializer '" + name + "': '" + location
-                                + "' ends at byte " + at + ", before its " + length + " bytes from " + offset);
-                    }
-                    at += n;
-                }
+                PositionalReads.readFully(
+                        ch::read,
+                        bb,
+                        offset,
+                        at -> new MalformedTensorFileException(source + ": initializer '" + name + "': '" + location
+                                + "' ends at byte " + at + ", before its " + length + " bytes from " + offset));
             } catch (IOException e) {
                 throw new UncheckedIOException(
                         source + ": reading initializer '" + name + "' from '" + location + "'", e);

@@ -279,15 +279,11 @@ public final class OnnxQuantizer {
     /** Fills {@code into} from {@code ch} at {@code position}; a file that ends first names initializer {@code w}. */
     private static void readFully(FileChannel ch, MemorySegment into, long position, String source, String w)
             throws IOException {
-        java.nio.ByteBuffer bb = into.asByteBuffer();
-        long at = position;
-        while (bb.hasRemaining()) {
-            int r = ch.read(bb, at);
-            if (r < 0) {
-                throw new java.io.EOFException(source + ": initializer '" + w + "': external data ends at byte " + at);
-            }
-            at += r;
-        }
+        PositionalReads.readFully(
+                ch::read,
+                into.asByteBuffer(),
+                position,
+                at -> new java.io.EOFException(source + ": initializer '" + w + "': external data ends at byte " + at));
     }
 
     /**

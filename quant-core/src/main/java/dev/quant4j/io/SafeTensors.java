@@ -281,13 +281,11 @@ public final class SafeTensors implements AutoCloseable {
             java.nio.ByteBuffer bb = java.nio.ByteBuffer.allocate((int) (e.end() - e.begin()));
             long pos = dataStart + e.begin();
             try {
-                while (bb.hasRemaining()) {
-                    int r = channel.read(bb, pos);
-                    if (r < 0) {
-                        throw new java.io.EOFException(source + ": tensor '" + name + "' ends past the file");
-                    }
-                    pos += r;
-                }
+                PositionalReads.readFully(
+                        channel::read,
+                        bb,
+                        pos,
+                        at -> new java.io.EOFException(source + ": tensor '" + name + "' ends past the file"));
             } catch (IOException ex) {
                 throw new java.io.UncheckedIOException(source + ": reading tensor '" + name + "'", ex);
             }
@@ -365,13 +363,11 @@ public final class SafeTensors implements AutoCloseable {
             bb.clear().limit(n * width);
             long pos = dataStart + e.begin() + (first + done) * width;
             try {
-                while (bb.hasRemaining()) {
-                    int r = channel.read(bb, pos);
-                    if (r < 0) {
-                        throw new java.io.EOFException(source + ": tensor '" + e.name() + "' ends past the file");
-                    }
-                    pos += r;
-                }
+                PositionalReads.readFully(
+                        channel::read,
+                        bb,
+                        pos,
+                        at -> new java.io.EOFException(source + ": tensor '" + e.name() + "' ends past the file"));
             } catch (IOException ex) {
                 throw new java.io.UncheckedIOException(source + ": reading tensor '" + e.name() + "'", ex);
             }

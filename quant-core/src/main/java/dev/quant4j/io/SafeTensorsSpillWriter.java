@@ -94,11 +94,11 @@ public final class SafeTensorsSpillWriter implements AutoCloseable {
                     spill + ": no bytes [" + position + ", " + (position + count) + ") in " + end);
         }
         ByteBuffer b = ByteBuffer.allocate(count);
-        while (b.hasRemaining()) {
-            if (channel.read(b, position + b.position()) < 0) {
-                throw new java.io.EOFException(spill + ": ends before " + (position + count));
-            }
-        }
+        PositionalReads.readFully(
+                channel::read,
+                b,
+                position,
+                at -> new java.io.EOFException(spill + ": ends before " + (position + count)));
         return b.array();
     }
 
