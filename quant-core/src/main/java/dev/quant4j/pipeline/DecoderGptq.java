@@ -95,8 +95,8 @@ public final class DecoderGptq {
      * embeddings are block 0's input; in each block the layers that share an input are quantized group after group
      * (true sequential), each group's Hessian from a forward pass of the block with the groups before it quantized
      * (replaced by their {@link Quantized#dequantized()} weights); the block's output with all its layers quantized is
-     * the next block's input. {@link DecoderQuantizer.Method#GPTQ} runs this loop with quant4j's GPTQ and RTN; the results depend
-     * neither on the thread count nor on the size of the rounds the calibration sequences run in.
+     * the next block's input. {@link DecoderQuantizer.Method#GPTQ} runs this loop with quant4j's GPTQ and RTN; the
+     * results depend neither on the thread count nor on the size of the rounds the calibration sequences run in.
      */
     public <T> void run(DecoderBlocks source, List<int[]> calibration, LayerQuantizer<T> layers, Sink<T> sink)
             throws IOException {
