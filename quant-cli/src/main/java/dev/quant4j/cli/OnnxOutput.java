@@ -1,6 +1,10 @@
 package dev.quant4j.cli;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
+import dev.quant4j.gptq.GptqConfig;
+import dev.quant4j.gptq.GptqResult;
+import dev.quant4j.gptq.HessianAccumulator;
+import dev.quant4j.io.Npy;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.io.OnnxQuantizer;
 import dev.quant4j.linear.RtnQuantizer;
@@ -9,6 +13,7 @@ import dev.quant4j.quant.Quantizer;
 import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
 import dev.quant4j.scheme.QuantScheme;
+import dev.quant4j.tensor.FloatMatrix;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -21,19 +26,25 @@ import java.util.concurrent.ForkJoinPool;
 import java.util.regex.Pattern;
 
 /**
- * {@code quant quantize --in model.onnx --format onnx --method rtn|nf4|fp4}: the model's weights quantized while the
- * quantized model is written ({@link OnnxQuantizer}), on {@code --threads} threads, with progress on stderr; the lines
- * on stdout are those of the in-memory path (one per weight, then the summary).
+ * {@code quant quantize --in model.onnx --format onnx --method rtn|nf4|fp4|gptq}: the model's weights quantized while
+ * the quantized model is written ({@link OnnxQuantizer}), on {@code --threads} threads, with progress on stderr; the
+ * lines on stdout are those of the in-memory path (one per weight, for GPTQ after its output-error line, then the
+ * summary). GPTQ quantizes every weight with the Hessian of the one {@code --calib} matrix, as the in-memory path does;
+ * with act-order its g_idx shapes the graph, so that case (and AWQ, whose input scales do) stays in memory.
  */
 final class OnnxOutput {
 
-    /** What to write: the method's name for messages, and either scheme. */
+    /** GPTQ's setting (without act-order), its calibration activations {@code [n, in]}, and its weight lines' label. */
+    record Gptq(GptqConfig config, Path calib, String label) {}
+
+    /** What to write: the method's name for messages, either scheme, and for GPTQ (else null) its setting. */
     record Request(
             String method,
             Path in,
             Path out,
             LinearScheme linear,
             CodebookScheme codebook,
+            Gptq gptq,
             Pattern include,
             boolean strict,
             boolean overwrite,
@@ -70,6 +81,10 @@ final class OnnxOutput {
         long start = System.nanoTime();
         WeightFiles.requireWritable(r.out(), "onnx");
         WeightFiles.requireNotAnInput(r.out(), r.overwrite(), "--in", r.in());
+        if (r.gptq() != null) {
+            WeightFiles.requireNotAnInput(
+                    r.out(), r.overwrite(), "--calib", r.gptq().calib());
+        }
         QuantScheme scheme = r.linear() != null ? r.linear() : r.codebook();
         boolean codebook = r.codebook() != null;
         WeightFiles.OnnxSelection s =
@@ -80,7 +95,18 @@ final class OnnxOutput {
         for (String w : s.selected()) {
             total += 4 * model.initializer(w).elements();
         }
-        Quantizer<?> quantizer = codebook ? new BlockwiseQuantizer(r.codebook()) : new RtnQuantizer(r.linear());
+        HessianAccumulator hessian = r.gptq() == null ? null : hessian(r.gptq().calib(), model, s, r.in());
+        Map<String, GptqResult> gptq = new ConcurrentHashMap<>();
+        Quantizer<?> quantizer = codebook
+                ? new BlockwiseQuantizer(r.codebook())
+                : hessian == null
+                        ? new RtnQuantizer(r.linear())
+                        : w -> {
+                            GptqResult result =
+                                    new dev.quant4j.gptq.Gptq(r.gptq().config()).quantize(w, hessian);
+                            gptq.put(w.name(), result);
+                            return result.tensor();
+                        };
         Map<String, String> lines = new ConcurrentHashMap<>();
         ProgressLine progress = new ProgressLine(err, total, System.console() != null);
         ForkJoinPool pool = new ForkJoinPool(r.threads());
@@ -98,18 +124,29 @@ final class OnnxOutput {
                     pool,
                     (w, q) -> {
                         ErrorMetrics e = ErrorMetrics.compare(w, q);
+                        GptqResult g = gptq.get(w.name());
+                        String before = "";
+                        String extra = "";
+                        if (g != null) {
+                            before = QuantizeCommand.gptqLine(w, q.dequantize(), g, hessian, r.linear())
+                                    + System.lineSeparator();
+                            int dead = g.diagnostics().deadColumns();
+                            extra = dead > 0 ? QuantizeCommand.deadFeatures(dead, w.cols()) : "";
+                        }
                         lines.put(
                                 w.name(),
-                                String.format(
-                                        Locale.ROOT,
-                                        "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB",
-                                        w.name(),
-                                        w.rows(),
-                                        w.cols(),
-                                        scheme,
-                                        q.bitsPerWeight(),
-                                        e.mse(),
-                                        e.sqnrDb()));
+                                before
+                                        + String.format(
+                                                Locale.ROOT,
+                                                "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s",
+                                                w.name(),
+                                                w.rows(),
+                                                w.cols(),
+                                                r.gptq() != null ? r.gptq().label() : scheme,
+                                                q.bitsPerWeight(),
+                                                e.mse(),
+                                                e.sqnrDb(),
+                                                extra));
                         progress.done(w.name(), 4 * w.size());
                     });
         } finally {
@@ -138,6 +175,15 @@ final class OnnxOutput {
                     .append(String.join(
                             ", ", kept.stream().map(WeightFiles.Kept::name).toList()));
         }
+        long dead = gptq.values().stream()
+                .filter(g -> g.diagnostics().deadColumns() > 0)
+                .count();
+        if (dead > 0) {
+            summary.append(", ")
+                    .append(dead)
+                    .append(dead == 1 ? " layer" : " layers")
+                    .append(" with input features the calibration data never activates (their weights set to 0)");
+        }
         out.println(summary.append(')'));
         err.printf(
                 Locale.ROOT,
@@ -147,5 +193,27 @@ final class OnnxOutput {
                 r.threads(),
                 r.threads() == 1 ? "" : "s");
         return Quant.OK;
+    }
+    /**
+     * The Hessian of the calibration activations {@code calib} ({@code [n, in]}), after checking that every weight
+     * selected has {@code in} input features (a MatMul weight {@code [in, out]} as stored, a Gather table {@code [rows,
+     * in]}), as the in-memory path checks them.
+     */
+    private static HessianAccumulator hessian(Path calib, OnnxModel model, WeightFiles.OnnxSelection s, Path in)
+            throws java.io.IOException {
+        FloatMatrix x = Npy.readMatrix(calib).named(calib.getFileName().toString());
+        for (String w : s.selected()) {
+            long[] d = model.initializer(w).dims();
+            boolean transposed = s.transposed().contains(w);
+            long features = transposed ? d[0] : d[1];
+            long outputs = transposed ? d[1] : d[0];
+            if (features != x.cols()) {
+                throw new IllegalArgumentException("--calib " + calib + " has " + x.cols() + " columns, tensor '" + w
+                        + "' [" + outputs + ", " + features + "] has " + features + " input features");
+            }
+        }
+        HessianAccumulator h = new HessianAccumulator(in.getFileName().toString(), x.cols());
+        h.add(x);
+        return h;
     }
 }

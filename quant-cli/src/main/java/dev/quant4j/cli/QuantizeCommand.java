@@ -176,9 +176,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--threads",
             description =
-                    "threads quantizing a safetensors checkpoint or an ONNX model (rtn, nf4, fp4), GGUF output or a"
-                            + " whole decoder"
-                            + " (default: every core); the output does not depend on it")
+                    "threads quantizing a safetensors checkpoint (rtn, nf4, fp4) or an ONNX model (also gptq without"
+                            + " --act-order), GGUF output or a whole decoder (default: every core); the output does not"
+                            + " depend on it")
     Integer threads;
 
     @Option(
@@ -343,7 +343,9 @@ final class QuantizeCommand implements Callable<Integer> {
                         "--include '" + include + "' is not a valid regular expression: " + e.getDescription());
             }
         }
-        if (onnxOut && !gptq && !awq) { // quantized as written, a few weights on the heap at a time
+        // quantized as written, a few weights on the heap at a time: every method but AWQ (whose input scales) and
+        // GPTQ with act-order (whose g_idx) shape the graph before the values are known
+        if (onnxOut && !awq && !(gptq && actOrder)) {
             return OnnxOutput.run(
                     new OnnxOutput.Request(
                             m,
@@ -351,6 +353,7 @@ final class QuantizeCommand implements Callable<Integer> {
                             out,
                             linearScheme,
                             codebookScheme,
+                            gptq ? new OnnxOutput.Gptq(gptqConfig, calib, gptqLabel(linearScheme)) : null,
                             pattern,
                             strict,
                             overwrite,
@@ -450,24 +453,13 @@ final class QuantizeCommand implements Callable<Integer> {
                 quantized.add(q);
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
-                scheme = "gptq " + linearScheme + (actOrder ? " act-order" : "") + (staticGroups ? " static" : "")
-                        + (mse ? " mse" : "");
+                scheme = gptqLabel(linearScheme);
                 int dead = result.diagnostics().deadColumns();
                 if (dead > 0) {
                     layersWithDeadFeatures++;
-                    extra = String.format(Locale.ROOT, ", %d of %d input features never activated", dead, w.cols());
+                    extra = deadFeatures(dead, w.cols());
                 }
-                // ||(W - Q) X^T|| / ||W X^T|| over the calibration tokens, beside RTN's on the same layer
-                FloatMatrix rtn = new RtnQuantizer(linearScheme).quantize(w).dequantize();
-                FloatMatrix zero = FloatMatrix.zeros(w.name(), w.rows(), w.cols());
-                double signal = hessian.outputError(w, zero);
-                pw.printf(
-                        Locale.ROOT,
-                        "%s: GPTQ relative output error ||(W - Q) X|| / ||W X|| %s (RTN %s), damping %s%n",
-                        w.name(),
-                        relative(hessian.outputError(w, back), signal),
-                        relative(hessian.outputError(w, rtn), signal),
-                        result.diagnostics().damping());
+                pw.println(gptqLine(w, back, result, hessian, linearScheme));
             } else {
                 QuantizedTensor q = new RtnQuantizer(linearScheme).quantize(w);
                 quantized.add(q);
@@ -555,6 +547,36 @@ final class QuantizeCommand implements Callable<Integer> {
             return "group size " + scheme.groupSize() + " does not divide its " + cols + " input features";
         }
         return null;
+    }
+
+    /** The scheme GPTQ quantizes with as the weight lines name it: {@code gptq int4 g128 asym act-order static mse}. */
+    String gptqLabel(LinearScheme scheme) {
+        return "gptq " + scheme + (actOrder ? " act-order" : "") + (staticGroups ? " static" : "")
+                + (mse ? " mse" : "");
+    }
+
+    /** What a weight line adds for a GPTQ layer with {@code dead} input features the calibration never activates. */
+    static String deadFeatures(int dead, int cols) {
+        return String.format(Locale.ROOT, ", %d of %d input features never activated", dead, cols);
+    }
+
+    /**
+     * The line printed for a GPTQ layer before its weight line: {@code ||(W - Q) X^T|| / ||W X^T||} over the
+     * calibration tokens of {@code h}, beside round-to-nearest's with {@code scheme} on the same layer, and the damping
+     * GPTQ used. {@code back}: the GPTQ weight dequantized.
+     */
+    static String gptqLine(
+            FloatMatrix w, FloatMatrix back, GptqResult result, HessianAccumulator h, LinearScheme scheme) {
+        FloatMatrix rtn = new RtnQuantizer(scheme).quantize(w).dequantize();
+        FloatMatrix zero = FloatMatrix.zeros(w.name(), w.rows(), w.cols());
+        double signal = h.outputError(w, zero);
+        return String.format(
+                Locale.ROOT,
+                "%s: GPTQ relative output error ||(W - Q) X|| / ||W X|| %s (RTN %s), damping %s",
+                w.name(),
+                relative(h.outputError(w, back), signal),
+                relative(h.outputError(w, rtn), signal),
+                result.diagnostics().damping());
     }
 
     /**

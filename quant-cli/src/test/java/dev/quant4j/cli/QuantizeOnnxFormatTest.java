@@ -6,6 +6,7 @@ import dev.quant4j.cli.QuantCliTest.Result;
 import dev.quant4j.cli.eval.EmbeddingEval;
 import dev.quant4j.cli.eval.OrtEmbedder;
 import dev.quant4j.io.Npy;
+import dev.quant4j.io.OnnxExternalData;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.io.QuantizedSafeTensors;
 import dev.quant4j.model.WordPieceTokenizer;
@@ -168,13 +169,16 @@ class QuantizeOnnxFormatTest {
     }
 
     /**
-     * GPTQ with act-order, AWQ, and RTN --sym at 8 bits, on a small model, each once as ONNX and once as quant4j's
-     * .safetensors (every method is deterministic): ONNX Runtime's output equals x times the weights the .safetensors
-     * file dequantizes to (AWQ: the effective weights, its 1 / s applied by the Mul).
+     * GPTQ with and without act-order (without, it is quantized as the model is written), AWQ, and RTN --sym at 8
+     * bits, on a small model, each once as ONNX and once as quant4j's .safetensors (every method is deterministic):
+     * ONNX Runtime's output equals x times the weights the .safetensors file dequantizes to (AWQ: the effective
+     * weights, its 1 / s applied by the Mul), and the lines printed for the weight are the same.
      */
     @Test
     void gptqAwqAndRtnRunInOnnxRuntimeAsQuant4jDequantizesThem() throws Exception {
         sameAsSafeTensors(true, "--method", "gptq", "--act-order", "--group-size", "16");
+        sameAsSafeTensors(true, "--method", "gptq", "--group-size", "16");
+        sameAsSafeTensors(true, "--method", "gptq", "--sym", "--static-groups", "--mse", "--group-size", "32");
         sameAsSafeTensors(true, "--method", "awq", "--group-size", "32");
         sameAsSafeTensors(false, "--method", "rtn", "--sym", "--bits", "8", "--group-size", "-1");
     }
@@ -205,6 +209,34 @@ class QuantizeOnnxFormatTest {
         assertThat(onnx.code()).as(onnx.err()).isZero();
         Result st = QuantCliTest.run(concat(common, "--out", q4j.toString()));
         assertThat(st.code()).as(st.err()).isZero();
+        assertThat(weightLines(onnx.out())).as(String.join(" ", method)).isEqualTo(weightLines(st.out()));
+        assertThat(weightLines(onnx.out())).isNotEmpty();
+        // the same model with its weight in an external data file: quantized as it is written (rtn; gptq without
+        // act-order), the same tensors, byte for byte
+        Path ext = Files.createDirectories(dir.resolve("ext")).resolve("mm.onnx");
+        byte[] model = Files.readAllBytes(in);
+        OnnxExternalData.write(ext, "mm.onnx", model, OnnxModel.parse("mm.onnx", model));
+        Path qext = ext.resolveSibling("q.onnx");
+        List<String> extArgs = new ArrayList<>(List.of(common));
+        extArgs.set(extArgs.indexOf(in.toString()), ext.toString());
+        extArgs.addAll(List.of("--format", "onnx", "--out", qext.toString()));
+        Result onnxExt = QuantCliTest.run(extArgs.toArray(String[]::new));
+        assertThat(onnxExt.code()).as(onnxExt.err()).isZero();
+        assertThat(weightLines(onnxExt.out())).isEqualTo(weightLines(onnx.out()));
+        OnnxModel fromExt = OnnxModel.read(qext);
+        OnnxModel fromSingle = OnnxModel.read(qonnx);
+        assertThat(fromExt.initializers().keySet())
+                .isEqualTo(fromSingle.initializers().keySet());
+        for (String t : fromSingle.initializers().keySet()) {
+            assertThat(fromExt.initializer(t).bytes())
+                    .as(String.join(" ", method) + ": " + t)
+                    .isEqualTo(fromSingle.initializer(t).bytes());
+        }
+        try (Stream<Path> files = Files.list(ext.getParent())) {
+            for (Path f : files.toList()) {
+                Files.delete(f);
+            }
+        }
         FloatMatrix deq = QuantizedSafeTensors.read(q4j).weights().get("W").dequantize(); // [n, k]
         float[][] a = new float[3][k];
         for (float[] row : a) {
@@ -228,6 +260,11 @@ class QuantizeOnnxFormatTest {
         }
         Files.delete(q4j);
         Files.delete(qonnx);
+    }
+
+    /** The lines a quantize command prints before its summary ({@code wrote ...}). */
+    private static List<String> weightLines(String out) {
+        return out.lines().takeWhile(l -> !l.startsWith("wrote ")).toList();
     }
 
     /** NF4 through the command line: MatMulBnb4 in ONNX Runtime equals what the .safetensors dequantizes to. */
