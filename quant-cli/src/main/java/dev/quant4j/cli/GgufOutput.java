@@ -229,11 +229,8 @@ final class GgufOutput {
             FloatMatrix x =
                     Npy.readMatrix(cmd.calib).named(cmd.calib.getFileName().toString());
             for (GgufQuantizer.Item it : inputs.items) {
-                if (it.reader() != null && it.cols() != x.cols()) {
-                    throw new IllegalArgumentException(
-                            "--calib " + cmd.calib + " has " + x.cols() + " columns, tensor '"
-                                    + it.name() + "' [" + it.rows() + ", " + it.cols() + "] has " + it.cols()
-                                    + " input features");
+                if (it.reader() != null) {
+                    QuantizeCommand.requireCalibWidth(cmd.calib, x.cols(), it.name(), it.rows(), it.cols());
                 }
             }
             HessianAccumulator hessian =

@@ -120,11 +120,7 @@ final class GptqOutput {
             FloatMatrix x =
                     Npy.readMatrix(r.calib()).named(r.calib().getFileName().toString());
             for (FloatMatrix w : loaded.tensors()) {
-                if (w.cols() != x.cols()) {
-                    throw new IllegalArgumentException("--calib " + r.calib() + " has " + x.cols()
-                            + " columns, tensor '" + w.name() + "' [" + w.rows() + ", " + w.cols() + "] has "
-                            + w.cols() + " input features");
-                }
+                QuantizeCommand.requireCalibWidth(r.calib(), x.cols(), w.name(), w.rows(), w.cols());
             }
             hessian = new HessianAccumulator(model.getFileName().toString(), x.cols());
             hessian.add(x);

@@ -205,12 +205,7 @@ final class OnnxOutput {
         for (String w : s.selected()) {
             long[] d = model.initializer(w).dims();
             boolean transposed = s.transposed().contains(w);
-            long features = transposed ? d[0] : d[1];
-            long outputs = transposed ? d[1] : d[0];
-            if (features != x.cols()) {
-                throw new IllegalArgumentException("--calib " + calib + " has " + x.cols() + " columns, tensor '" + w
-                        + "' [" + outputs + ", " + features + "] has " + features + " input features");
-            }
+            QuantizeCommand.requireCalibWidth(calib, x.cols(), w, transposed ? d[1] : d[0], transposed ? d[0] : d[1]);
         }
         HessianAccumulator h = new HessianAccumulator(in.getFileName().toString(), x.cols());
         h.add(x);

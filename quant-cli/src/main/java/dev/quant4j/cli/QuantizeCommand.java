@@ -396,11 +396,7 @@ final class QuantizeCommand implements Callable<Integer> {
         if (gptq || awq) {
             FloatMatrix x = Npy.readMatrix(calib).named(calib.getFileName().toString());
             for (FloatMatrix w : loaded.tensors()) {
-                if (w.cols() != x.cols()) {
-                    throw new IllegalArgumentException("--calib " + calib + " has " + x.cols() + " columns, tensor '"
-                            + w.name() + "' [" + w.rows() + ", " + w.cols() + "] has " + w.cols()
-                            + " input features");
-                }
+                requireCalibWidth(calib, x.cols(), w.name(), w.rows(), w.cols());
             }
             if (gptq) {
                 hessian = new HessianAccumulator(in.getFileName().toString(), x.cols());
@@ -553,6 +549,17 @@ final class QuantizeCommand implements Callable<Integer> {
     String gptqLabel(LinearScheme scheme) {
         return "gptq " + scheme + (actOrder ? " act-order" : "") + (staticGroups ? " static" : "")
                 + (mse ? " mse" : "");
+    }
+
+    /**
+     * Refuses calibration activations {@code calib}, {@code columns} wide, for tensor {@code name} {@code [rows,
+     * cols]} when its input features ({@code cols}) are another number.
+     */
+    static void requireCalibWidth(Path calib, int columns, String name, long rows, long cols) {
+        if (cols != columns) {
+            throw new IllegalArgumentException("--calib " + calib + " has " + columns + " columns, tensor '" + name
+                    + "' [" + rows + ", " + cols + "] has " + cols + " input features");
+        }
     }
 
     /** What a weight line adds for a GPTQ layer with {@code dead} input features the calibration never activates. */

@@ -407,7 +407,14 @@ class QuantizeOnnxFormatTest {
                 dir.resolve("q.safetensors").toString());
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("--accuracy-level applies to --format onnx only");
-        assertThat(files()).containsExactly("mm.onnx", "w.npy");
+        // GPTQ quantized as written: calibration activations of another width than the weight's 64 input features
+        // are refused before anything is written
+        Path wide = dir.resolve("x48.npy");
+        Npy.write(wide, new long[] {10, 48}, new float[10 * 48]);
+        r = QuantCliTest.run(concat(onnx, "--method", "gptq", "--group-size", "16", "--calib", wide.toString()));
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.err()).contains("--calib " + wide + " has 48 columns, tensor 'W' [8, 64] has 64 input features");
+        assertThat(files()).containsExactly("mm.onnx", "w.npy", "x48.npy");
     }
 
     /**
