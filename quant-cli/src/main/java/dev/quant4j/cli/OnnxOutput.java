@@ -8,7 +8,6 @@ import dev.quant4j.io.Npy;
 import dev.quant4j.io.OnnxModel;
 import dev.quant4j.io.OnnxQuantizer;
 import dev.quant4j.linear.RtnQuantizer;
-import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.quant.Quantizer;
 import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
@@ -33,6 +32,8 @@ import java.util.regex.Pattern;
  * with act-order its g_idx shapes the graph, so that case (and AWQ, whose input scales do) stays in memory.
  */
 final class OnnxOutput {
+
+    private static final ForkJoinPool ONE_THREAD = new ForkJoinPool(1);
 
     /** GPTQ's setting (without act-order), its calibration activations {@code [n, in]}, and its weight lines' label. */
     record Gptq(GptqConfig config, Path calib, String label) {}
@@ -100,7 +101,8 @@ final class OnnxOutput {
         Quantizer<?> quantizer = codebook
                 ? new BlockwiseQuantizer(r.codebook())
                 : hessian == null
-                        ? new RtnQuantizer(r.linear())
+                        // one thread a weight: the writer quantizes a weight per thread of its pool
+                        ? new RtnQuantizer(r.linear(), ONE_THREAD)
                         : w -> {
                             GptqResult result =
                                     new dev.quant4j.gptq.Gptq(r.gptq().config()).quantize(w, hessian);
@@ -122,32 +124,31 @@ final class OnnxOutput {
                     quantizer,
                     r.accuracyLevel(),
                     pool,
-                    (w, q) -> {
-                        ErrorMetrics e = ErrorMetrics.compare(w, q);
-                        GptqResult g = gptq.get(w.name());
+                    (q, e, w) -> {
+                        GptqResult g = gptq.get(q.name());
                         String before = "";
                         String extra = "";
-                        if (g != null) {
+                        if (g != null) { // GPTQ reads each weight whole
                             before = QuantizeCommand.gptqLine(w, q.dequantize(), g, hessian, r.linear())
                                     + System.lineSeparator();
                             int dead = g.diagnostics().deadColumns();
                             extra = dead > 0 ? QuantizeCommand.deadFeatures(dead, w.cols()) : "";
                         }
                         lines.put(
-                                w.name(),
+                                q.name(),
                                 before
                                         + String.format(
                                                 Locale.ROOT,
                                                 "%s [%d x %d] %s: %.3f bits/weight, MSE %.4g, SQNR %.2f dB%s",
-                                                w.name(),
-                                                w.rows(),
-                                                w.cols(),
+                                                q.name(),
+                                                q.rows(),
+                                                q.cols(),
                                                 r.gptq() != null ? r.gptq().label() : scheme,
                                                 q.bitsPerWeight(),
                                                 e.mse(),
                                                 e.sqnrDb(),
                                                 extra));
-                        progress.done(w.name(), 4 * w.size());
+                        progress.done(q.name(), 4L * q.rows() * q.cols());
                     });
         } finally {
             pool.shutdown();

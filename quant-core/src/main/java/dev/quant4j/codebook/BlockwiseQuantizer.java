@@ -41,6 +41,16 @@ public final class BlockwiseQuantizer implements Quantizer<CodebookTensor> {
     }
 
     /**
+     * The block size, when blocks do not cross rows ({@code cols} a multiple of it) and are stored as they are; 0 with
+     * double quantization, which compresses the absmax values of the whole weight together.
+     */
+    @Override
+    public int independentColumns(int cols) {
+        int bs = scheme.blockSize();
+        return !scheme.doubleQuant() && cols % bs == 0 ? bs : 0;
+    }
+
+    /**
      * Quantizes {@code w}.
      *
      * @throws IllegalArgumentException if {@code w} holds NaN or an infinity (naming the index)

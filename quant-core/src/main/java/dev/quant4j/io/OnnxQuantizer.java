@@ -1,9 +1,15 @@
 package dev.quant4j.io;
 
+import dev.quant4j.internal.TrustedConstruction;
+import dev.quant4j.quant.CodebookTensor;
+import dev.quant4j.quant.ErrorMetrics;
+import dev.quant4j.quant.QuantizedParts;
 import dev.quant4j.quant.QuantizedTensor;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.quant.Quantizer;
+import dev.quant4j.scheme.CodebookScheme;
 import dev.quant4j.scheme.LinearScheme;
+import dev.quant4j.scheme.PackOrder;
 import dev.quant4j.scheme.QuantScheme;
 import dev.quant4j.scheme.Symmetry;
 import dev.quant4j.tensor.FloatMatrix;
@@ -34,10 +40,14 @@ import java.util.concurrent.Future;
  * OnnxExport}'s layout, so that the heap holds a few weights at a time rather than the model.
  *
  * <p>A model with external data (every model over 2 GB) is written as {@code out} plus {@code out.data} ({@link
- * OnnxExternalData}). Each weight is read when the writer is about to reach it: its range of the data file is mapped,
- * its float32 values {@code [in, out]} copied transposed to {@code [out, in]} (a Gather table as it is stored),
- * quantized, and its tensors (MatMulNBits' {@code B}, scales, zero-points; MatMulBnb4's {@code B}, absmax) made and
- * written in turn. The pool's threads quantize the next weights, in the order the writer reaches them, while the
+ * OnnxExternalData}). Each weight is read when the writer is about to reach it, from its range of the data file with
+ * positional reads, its float32 values {@code [in, out]} transposed to {@code [out, in]} (a Gather table as it is
+ * stored), quantized, and its tensors (MatMulNBits' {@code B}, scales, zero-points; MatMulBnb4's {@code B}, absmax)
+ * made and written in turn. When the quantizer's groups or blocks of input features are independent ({@link
+ * Quantizer#independentColumns}: RTN with groups, NF4/FP4 without double quantization), a MatMul weight is read and
+ * quantized a slice of about {@value #SLICE_COLUMNS} stored rows at a time, each slice transposed to {@code [out,
+ * slice]} and its codes and parameters placed where the whole weight's quantization has them: the heap holds the
+ * quantized weight and two slices, not the float32 weight, and the result is the same bytes. The pool's threads quantize the next weights, in the order the writer reaches them, while the
  * writer writes the current one: at most one weight per thread is being quantized and at most one per thread waits
  * quantized ahead of the one being written. A weight whose tensor is under {@value OnnxExternalData#SIZE_THRESHOLD}
  * bytes (held inside the model, made before the data file) is quantized when the model is laid out and kept until its
@@ -60,8 +70,12 @@ public final class OnnxQuantizer {
     /** Told of each weight once it is quantized, on the thread that quantized it (any thread of the pool). */
     @FunctionalInterface
     public interface Listener {
-        /** {@code weight} {@code [out, in]} as read, {@code q} its quantization. */
-        void quantized(FloatMatrix weight, QuantizedWeight q);
+        /**
+         * {@code q}: a weight's quantization ({@code [out, in]}), {@code error} its error against the weight as read;
+         * {@code weight} the weight as read when it was read whole, null when it was read and quantized a slice of
+         * input features at a time (a quantizer with {@link Quantizer#independentColumns}, external data).
+         */
+        void quantized(QuantizedWeight q, ErrorMetrics error, FloatMatrix weight);
     }
 
     private OnnxQuantizer() {}
@@ -187,8 +201,24 @@ public final class OnnxQuantizer {
 
         /** The quantized weight {@code w}, checked against the plan; {@code tell}: the listener hears of it. */
         QuantizedWeight quantize(String w, boolean tell) throws IOException {
+            OnnxModel.Initializer t = tensors.get(w);
+            int k = Math.toIntExact(t.dims()[0]);
+            int slice = quantizer.independentColumns(k);
+            if (t.external() != null && transposed.contains(w) && slice > 0) {
+                return quantizeInSlices(w, slice, tell);
+            }
             FloatMatrix m = read(w);
             QuantizedWeight q = quantizer.quantize(m);
+            check(w, m, q);
+            check(w, q);
+            if (tell) {
+                listener.quantized(q, ErrorMetrics.compare(m, q), m);
+            }
+            return q;
+        }
+
+        /** Throws unless {@code q} has the shape of {@code m} and the plan's scheme. */
+        private void check(String w, FloatMatrix m, QuantizedWeight q) {
             String wrong = null;
             if (q.rows() != m.rows() || q.cols() != m.cols()) {
                 wrong = "shape [" + q.rows() + ", " + q.cols() + "], not [" + m.rows() + ", " + m.cols() + "]";
@@ -196,14 +226,60 @@ public final class OnnxQuantizer {
                 wrong = "scheme " + q.scheme() + ", not " + scheme;
             } else if (q instanceof QuantizedTensor t && (t.hasGIdx() || t.hasInputScales())) {
                 wrong = "a g_idx or AWQ input scales, which the streamed export does not lay out";
-            } else if (defaultZeros(scheme) && !OnnxWeightPlan.defaultZeros(q)) {
-                wrong = "zero-points other than 2^(bits - 1) under a symmetric scheme";
             }
             if (wrong != null) {
                 throw new IllegalStateException("'" + w + "': the quantizer gave " + wrong);
             }
+        }
+
+        /** Throws when a symmetric scheme's weight has zero-points the plan left out. */
+        private void check(String w, QuantizedWeight q) {
+            if (defaultZeros(scheme) && !OnnxWeightPlan.defaultZeros(q)) {
+                throw new IllegalStateException(
+                        "'" + w + "': the quantizer gave zero-points other than 2^(bits - 1) under a symmetric scheme");
+            }
+        }
+
+        /**
+         * MatMul weight {@code w} (stored {@code [k, n]}, external data) quantized as {@code [n, k]} a slice of stored
+         * rows at a time: each slice of input features, a multiple of {@code independent}, is read, transposed to
+         * {@code [n, slice]}, quantized alone and placed into the whole weight's codes and parameters. The error sums
+         * are taken slice by slice, in order, each slice as flat runs ({@link ErrorMetrics.Accumulator#add(float[],
+         * float[], int, int)}).
+         */
+        private QuantizedWeight quantizeInSlices(String w, int independent, boolean tell) throws IOException {
+            OnnxModel.Initializer t = tensors.get(w);
+            int k = Math.toIntExact(t.dims()[0]);
+            int n = Math.toIntExact(t.dims()[1]);
+            int slice = sliceColumns(independent, k);
+            Assembly whole = new Assembly(w, scheme, n, k);
+            ErrorMetrics.Accumulator error = tell ? new ErrorMetrics.Accumulator() : null;
+            float[] rows = new float[slice * n];
+            float[] columns = new float[slice * n];
+            float[] approx = tell ? new float[slice * n] : null;
+            try (StoredRows stored = open(w)) {
+                for (int k0 = 0; k0 < k; k0 += slice) {
+                    int kb = Math.min(slice, k - k0);
+                    stored.read(k0, kb, rows, 0);
+                    transpose(rows, kb, n, columns, kb, 0);
+                    FloatMatrix part = FloatMatrix.of(w, n, kb, columns, 0);
+                    QuantizedWeight q = quantizer.quantize(part);
+                    check(w, part, q);
+                    whole.place(q, k0);
+                    if (error != null) {
+                        // the slice dequantized as a whole, compared in runs longer than its rows
+                        switch (q) {
+                            case QuantizedTensor l -> l.dequantizeInto(approx, 0);
+                            case CodebookTensor c -> c.dequantizeRange(0, n * kb, approx, 0);
+                        }
+                        error.add(columns, approx, 0, n * kb);
+                    }
+                }
+            }
+            QuantizedWeight q = whole.weight();
+            check(w, q);
             if (tell) {
-                listener.quantized(m, q);
+                listener.quantized(q, error.result(), null);
             }
             return q;
         }
@@ -211,59 +287,237 @@ public final class OnnxQuantizer {
         /** The values of {@code w}, transposed to {@code [out, in]} when it is a MatMul weight. */
         FloatMatrix read(String w) throws IOException {
             OnnxModel.Initializer t = tensors.get(w);
-            long[] d = t.dims();
-            int k = Math.toIntExact(d[0]);
-            int n = Math.toIntExact(d[1]);
-            OnnxModel.External ext = t.external();
-            if (ext == null) {
+            if (t.external() == null) {
                 FloatMatrix m = t.matrix();
                 return transposed.contains(w) ? m.transpose() : m;
             }
-            long length = 4L * k * n;
+            int k = Math.toIntExact(t.dims()[0]);
+            int n = Math.toIntExact(t.dims()[1]);
             float[] values = new float[Math.toIntExact((long) k * n)];
-            try (FileChannel ch = FileChannel.open(ext.file(), StandardOpenOption.READ);
-                    Arena arena = Arena.ofConfined()) {
+            boolean transpose = transposed.contains(w);
+            try (StoredRows stored = open(w)) {
+                int block = Math.min(k, READ_ROWS);
+                float[] rows = transpose ? new float[block * n] : null;
+                for (int k0 = 0; k0 < k; k0 += block) {
+                    int kb = Math.min(block, k - k0);
+                    if (transpose) {
+                        stored.read(k0, kb, rows, 0);
+                        transpose(rows, kb, n, values, k, k0);
+                    } else {
+                        stored.read(k0, kb, values, k0 * n);
+                    }
+                }
+            }
+            return transpose ? FloatMatrix.of(w, n, k, values, 0) : FloatMatrix.of(w, k, n, values, 0);
+        }
+
+        /** The external data of initializer {@code w}, checked to hold all of it. */
+        private StoredRows open(String w) throws IOException {
+            OnnxModel.Initializer t = tensors.get(w);
+            OnnxModel.External ext = t.external();
+            long[] d = t.dims();
+            long length = 4L * d[0] * d[1];
+            FileChannel ch;
+            try {
+                ch = FileChannel.open(ext.file(), StandardOpenOption.READ);
+            } catch (java.nio.file.NoSuchFileException e) {
+                throw new MalformedTensorFileException(
+                        source + ": initializer '" + w + "': external data file '" + ext.location() + "' is missing");
+            }
+            try {
                 if (ext.length() != length || ch.size() < ext.offset() + length) {
                     throw new MalformedTensorFileException(source + ": initializer '" + w + "' needs " + length
                             + " bytes from byte " + ext.offset() + " of '" + ext.location() + "', which has "
                             + ch.size() + " bytes");
                 }
-                // stored W [k = in, n = out]: READ_ROWS stored rows at a time, read with positional reads (as fast as
-                // cat; faulting a mapping's pages in is several times slower), as floats
-                int block = Math.min(k, READ_ROWS);
-                MemorySegment buffer = arena.allocate(4L * block * n, 64);
-                float[] rows = new float[block * n];
-                float[] tile = new float[TILE * TILE];
-                for (int k0 = 0; k0 < k; k0 += block) {
-                    int kb = Math.min(block, k - k0);
-                    readFully(ch, buffer.asSlice(0, 4L * kb * n), ext.offset() + 4L * k0 * n, source, w);
-                    if (!transposed.contains(w)) {
-                        MemorySegment.copy(buffer, LE_FLOAT, 0, values, k0 * n, kb * n);
-                        continue;
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
+            return new StoredRows(source, w, ch, ext.offset(), Math.toIntExact(d[1]));
+        }
+    }
+
+    /**
+     * The stored rows of one float32 initializer in its external data file, read with positional reads (as fast as
+     * {@code cat}; faulting a mapping's pages in is several times slower) through a native buffer.
+     */
+    private static final class StoredRows implements AutoCloseable {
+        private final String source;
+        private final String w;
+        private final FileChannel ch;
+        private final long offset;
+        private final int n;
+        private final Arena arena = Arena.ofConfined();
+        private MemorySegment buffer = MemorySegment.NULL;
+
+        StoredRows(String source, String w, FileChannel ch, long offset, int n) {
+            this.source = source;
+            this.w = w;
+            this.ch = ch;
+            this.offset = offset;
+            this.n = n;
+        }
+
+        /** Stored rows {@code [k0, k0 + count)} ({@code count x n} floats) into {@code into} from index {@code at}. */
+        void read(int k0, int count, float[] into, int at) throws IOException {
+            long bytes = 4L * count * n;
+            if (buffer.byteSize() < bytes) {
+                buffer = arena.allocate(bytes, 64);
+            }
+            readFully(ch, buffer.asSlice(0, bytes), offset + 4L * k0 * n, source, w);
+            MemorySegment.copy(buffer, LE_FLOAT, 0, into, at, count * n);
+        }
+
+        @Override
+        public void close() throws IOException {
+            try {
+                ch.close();
+            } finally {
+                arena.close();
+            }
+        }
+    }
+
+    /**
+     * {@code rows} ({@code kb} stored rows of {@code n} floats) transposed into {@code dst}: stored row {@code kk},
+     * column {@code c} to {@code dst[c * stride + offset + kk]}. Each {@value #TILE} x {@value #TILE} square is copied
+     * out of the stored rows first, then transposed from there: read in place, a column of the stored rows is one cache
+     * line a row with a stride of {@code n} floats, which for widths like 4096 or 11008 maps all the lines to a few sets
+     * of the L1 cache and evicts them before the next column uses them.
+     */
+    private static void transpose(float[] rows, int kb, int n, float[] dst, int stride, int offset) {
+        float[] tile = new float[TILE * TILE];
+        for (int n0 = 0; n0 < n; n0 += TILE) {
+            int nb = Math.min(TILE, n - n0);
+            for (int kk = 0; kk < kb; kk += TILE) {
+                int tb = Math.min(TILE, kb - kk);
+                for (int i = 0; i < tb; i++) {
+                    System.arraycopy(rows, (kk + i) * n + n0, tile, i * TILE, nb);
+                }
+                for (int c = 0; c < nb; c++) {
+                    int to = (n0 + c) * stride + offset + kk;
+                    for (int i = 0; i < tb; i++) {
+                        dst[to + i] = tile[i * TILE + c];
                     }
-                    MemorySegment.copy(buffer, LE_FLOAT, 0, rows, 0, kb * n);
-                    // values [n, k]: each TILE x TILE square copied out of the stored rows first, then transposed
-                    // from there. Read in place, a column of the stored rows is one cache line a row with a stride of
-                    // n floats, which for widths like 4096 or 11008 maps all the lines to a few sets of the L1 cache
-                    // and evicts them before the next column uses them
-                    for (int n0 = 0; n0 < n; n0 += TILE) {
-                        int nb = Math.min(TILE, n - n0);
-                        for (int kk = 0; kk < kb; kk++) {
-                            System.arraycopy(rows, kk * n + n0, tile, kk * TILE, nb);
-                        }
-                        for (int nn = 0; nn < nb; nn++) {
-                            int to = (n0 + nn) * k + k0;
-                            for (int kk = 0; kk < kb; kk++) {
-                                values[to + kk] = tile[kk * TILE + nn];
-                            }
+                }
+            }
+        }
+    }
+
+    /** Input features a MatMul weight is quantized in, when its groups or blocks allow it ({@link #sliceColumns}). */
+    static final int SLICE_COLUMNS = 128;
+
+    /**
+     * The slice of input features for a weight of {@code k} of them whose columns quantize independently in runs of
+     * {@code independent}: a multiple of it and of 8 (so that each slice's packed codes start on a byte), about {@value
+     * #SLICE_COLUMNS}.
+     */
+    static int sliceColumns(int independent, int k) {
+        int unit = independent / gcd(independent, 8) * 8;
+        return Math.min(k, unit * Math.max(1, SLICE_COLUMNS / unit));
+    }
+
+    private static int gcd(int a, int b) {
+        while (b != 0) {
+            int t = a % b;
+            a = b;
+            b = t;
+        }
+        return a;
+    }
+
+    /**
+     * A weight {@code [rows, cols]}'s quantization put together from slices of its columns: the packed codes, scales and
+     * zero-points (round-to-nearest) or packed codes and absmax values (a codebook) of each slice where the whole
+     * weight's quantization has them.
+     */
+    private static final class Assembly {
+        private static final QuantizedParts PARTS =
+                TrustedConstruction.get(QuantizedParts.class, QuantizedTensor.class);
+        private final String name;
+        private final QuantScheme scheme;
+        private final int rows;
+        private final int cols;
+        private final byte[] packed;
+        private final float[] scales;
+        private final byte[] zeros;
+
+        Assembly(String name, QuantScheme scheme, int rows, int cols) {
+            this.name = name;
+            this.scheme = scheme;
+            this.rows = rows;
+            this.cols = cols;
+            long values = (long) rows * cols;
+            switch (scheme) {
+                case LinearScheme l -> {
+                    packed = new byte[Math.toIntExact((long) rows * rowBytes(cols, l.bits()))];
+                    scales = new float[l.scaleCount(rows, cols)];
+                    zeros = new byte[scales.length];
+                }
+                case CodebookScheme c -> {
+                    packed = new byte[Math.toIntExact((values + 1) / 2)];
+                    scales = new float[Math.toIntExact(c.blocks(values))];
+                    zeros = null;
+                }
+            }
+        }
+
+        /** Slice {@code q} ({@code [rows, kb]}) of columns {@code [k0, k0 + kb)}, {@code k0} a multiple of 8. */
+        void place(QuantizedWeight q, int k0) {
+            int kb = q.cols();
+            switch (q) {
+                case QuantizedTensor t -> {
+                    if (t.packOrder() != PackOrder.LSB_FIRST_ROW_ALIGNED) {
+                        throw new IllegalStateException(
+                                "'" + name + "': the quantizer packed codes " + t.packOrder() + ", not row aligned");
+                    }
+                    int bits = t.scheme().bits();
+                    int rowBytes = rowBytes(cols, bits);
+                    int sliceRowBytes = t.rowBytes();
+                    byte[] p = PARTS.packed(t);
+                    int g = t.scheme().groupSize();
+                    int groups = cols / g;
+                    int sliceGroups = kb / g;
+                    float[] s = PARTS.scales(t);
+                    byte[] z = PARTS.zeros(t);
+                    for (int r = 0; r < rows; r++) {
+                        System.arraycopy(p, r * sliceRowBytes, packed, r * rowBytes + k0 / 8 * bits, sliceRowBytes);
+                    }
+                    // a few groups a row (often one): element by element, not a call each
+                    for (int r = 0, from = 0; r < rows; r++) {
+                        for (int j = 0, to = r * groups + k0 / g; j < sliceGroups; j++, from++, to++) {
+                            scales[to] = s[from];
+                            zeros[to] = z[from];
                         }
                     }
                 }
-                return transposed.contains(w) ? FloatMatrix.of(w, n, k, values, 0) : FloatMatrix.of(w, k, n, values, 0);
-            } catch (java.nio.file.NoSuchFileException e) {
-                throw new MalformedTensorFileException(
-                        source + ": initializer '" + w + "': external data file '" + ext.location() + "' is missing");
+                case CodebookTensor c -> {
+                    int bs = c.scheme().blockSize();
+                    byte[] p = PARTS.packed(c);
+                    float[] a = PARTS.absmax(c);
+                    int sliceBlocks = kb / bs;
+                    for (int r = 0, from = 0; r < rows; r++) {
+                        // two codes a byte, rows of an even number of codes: each row's codes start on a byte
+                        System.arraycopy(p, r * kb / 2, packed, (int) (((long) r * cols + k0) / 2), kb / 2);
+                        for (int j = 0, to = r * (cols / bs) + k0 / bs; j < sliceBlocks; j++, from++, to++) {
+                            scales[to] = a[from];
+                        }
+                    }
+                }
             }
+        }
+
+        QuantizedWeight weight() {
+            return switch (scheme) {
+                case LinearScheme l ->
+                    PARTS.linear(name, l, rows, cols, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros, null);
+                case CodebookScheme c -> PARTS.codebook(name, c, rows, cols, packed, scales, null);
+            };
+        }
+
+        private static int rowBytes(int cols, int bits) {
+            return Math.toIntExact(((long) cols * bits + 7) / 8);
         }
     }
 

@@ -48,6 +48,13 @@ public final class RtnQuantizer implements Quantizer<QuantizedTensor> {
         return scheme;
     }
 
+    /** The group size, when groups of input columns divide {@code cols}; per channel and per tensor 0. */
+    @Override
+    public int independentColumns(int cols) {
+        int g = scheme.groupSize();
+        return g > 0 && cols % g == 0 ? g : 0;
+    }
+
     @Override
     public QuantizedTensor quantize(FloatMatrix w) {
         return quantize(w, Kernels.get());

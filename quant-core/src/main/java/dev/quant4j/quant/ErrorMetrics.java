@@ -82,6 +82,31 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
         }
 
         /**
+         * Adds {@code reference[offset, offset + length)} against {@code approx[offset, offset + length)}, two flat runs
+         * of values (a block of a matrix's rows, whatever its row length), summed as the rows of a matrix whose rows
+         * are {@value #RUN} values (the last one shorter).
+         */
+        public Accumulator add(float[] reference, float[] approx, int offset, int length) {
+            java.util.Objects.checkFromIndexSize(offset, length, reference.length);
+            java.util.Objects.checkFromIndexSize(offset, length, approx.length);
+            float[] sums = new float[6];
+            for (int at = offset, end = offset + length; at < end; at += RUN) {
+                k.diffStats(reference, at, approx, at, Math.min(RUN, end - at), sums);
+                sqErr += sums[QuantKernels.SUM_SQ_DIFF];
+                absErr += sums[QuantKernels.SUM_ABS_DIFF];
+                maxAbs = Math.max(maxAbs, sums[QuantKernels.MAX_ABS_DIFF]);
+                signal += sums[QuantKernels.SUM_SQ_A];
+                approxSq += sums[QuantKernels.SUM_SQ_B];
+                dot += sums[QuantKernels.SUM_AB];
+            }
+            count += length;
+            return this;
+        }
+
+        /** Values a flat run is summed in, in float, before it is added in double. */
+        public static final int RUN = 4096;
+
+        /**
          * Adds the elements of {@code reference} and of {@code q} dequantized, with the same sums as {@code add(reference,
          * q.dequantize())}: row by row, each row dequantized into a buffer that stays in cache, without a dequantized
          * copy of the whole weight. Shapes must be equal.

@@ -408,6 +408,16 @@ public final class QuantizedTensor implements QuantizedWeight {
     public void dequantizeInto(float[] out, int outOff) {
         Objects.checkFromIndexSize(outOff, Math.multiplyExact(rows, cols), out.length);
         QuantKernels k = Kernels.get();
+        if (gIdx == null
+                && inputScales == null
+                && scheme.groupSize() > 0
+                && (long) cols * scheme.bits() == 8L * rowBytes
+                && cols % scheme.groupSize() == 0) {
+            // rows packed without padding: their groups are one run, decoded in one kernel call
+            k.dequantizeGroups(
+                    packed, 0, rows * cols, scheme.bits(), scheme.groupSize(), scales, 0, zeros, 0, out, outOff);
+            return;
+        }
         byte[] codes = new byte[cols];
         for (int r = 0; r < rows; r++) {
             dequantizeRow(k, r, codes, out, outOff + r * cols);

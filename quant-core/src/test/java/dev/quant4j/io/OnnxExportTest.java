@@ -41,9 +41,18 @@ class OnnxExportTest {
 
     /** A model MatMul(x, W) -> y with W [k, n] float, and an INT64 initializer that must pass through. */
     static byte[] model(int k, int n) {
-        ByteBuffer w = ByteBuffer.allocate(4 * k * n).order(ByteOrder.LITTLE_ENDIAN);
+        float[] ramp = new float[k * n];
         for (int i = 0; i < k * n; i++) {
-            w.putFloat(i * 0.01f);
+            ramp[i] = i * 0.01f;
+        }
+        return model(k, n, ramp);
+    }
+
+    /** As {@link #model(int, int)} with W's stored values {@code [k, n]} given. */
+    static byte[] model(int k, int n, float[] values) {
+        ByteBuffer w = ByteBuffer.allocate(4 * k * n).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) {
+            w.putFloat(v);
         }
         Proto graph = new Proto()
                 .message(

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.linear.RtnQuantizer;
+import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.quant.QuantizedWeight;
 import dev.quant4j.quant.Quantizer;
 import dev.quant4j.scheme.CodebookScheme;
@@ -105,9 +106,11 @@ class OnnxQuantizerTest {
         List<String> heard = Collections.synchronizedList(new ArrayList<>());
         List<String> weights = weights(m, scheme);
         try (ForkJoinPool pool = new ForkJoinPool(threads)) {
-            OnnxQuantizer.write(out, m, bytes, weights, scheme, quantizer(scheme), 0, pool, (w, q) -> {
-                assertThat(q.rows()).isEqualTo(w.rows());
-                heard.add(w.name());
+            OnnxQuantizer.write(out, m, bytes, weights, scheme, quantizer(scheme), 0, pool, (q, e, w) -> {
+                if (w != null) {
+                    assertThat(q.rows()).isEqualTo(w.rows());
+                }
+                heard.add(q.name());
             });
         }
         assertThat(files(out.getParent())).isEqualTo(files(expected.getParent()));
@@ -141,7 +144,7 @@ class OnnxQuantizerTest {
         Path out = Files.createDirectory(dir.resolve("streamed")).resolve("q.onnx");
         float[][] read = new float[1][];
         try (ForkJoinPool pool = new ForkJoinPool(2)) {
-            OnnxQuantizer.write(out, m, bytes, List.of("W"), scheme, quantizer(scheme), 0, pool, (w, q) -> {
+            OnnxQuantizer.write(out, m, bytes, List.of("W"), scheme, quantizer(scheme), 0, pool, (q, e, w) -> {
                 assertThat(w.rows()).isEqualTo(n);
                 assertThat(w.cols()).isEqualTo(k);
                 read[0] = w.toArray();
@@ -158,6 +161,80 @@ class OnnxQuantizerTest {
                     .as(f)
                     .isEqualTo(Files.readAllBytes(expected.resolveSibling(f)));
         }
+    }
+
+    /**
+     * A MatMul weight whose groups or blocks of input features quantize independently is read and quantized a slice of
+     * stored rows at a time: slices that end inside the weight, a last slice shorter than the others, group sizes that
+     * are not powers of two, 4 and 8 bits (what MatMulNBits runs), NF4 and FP4. The output is the in-memory path's byte for byte (the whole
+     * weight quantized at once), and the error the listener hears is the whole weight's, summed slice by slice. Per
+     * channel, per tensor and NF4 with double quantization must be quantized whole, and are.
+     */
+    @ParameterizedTest(name = "{0}, W [{1}, {2}]")
+    @MethodSource("slices")
+    void aWeightQuantizedInSlicesIsTheWholeWeightsQuantization(QuantScheme scheme, int k, int n, boolean sliced)
+            throws Exception {
+        java.util.Random random = new java.util.Random(k * 31L + n);
+        float[] values = new float[k * n];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) random.nextGaussian() * (1 + i % 7);
+        }
+        byte[] inline = OnnxExportTest.model(k, n, values);
+        Path in = Files.createDirectory(dir.resolve("in")).resolve("model.onnx");
+        OnnxExternalData.write(in, "model.onnx", inline, OnnxModel.parse("model.onnx", inline));
+        OnnxModel m = OnnxModel.read(in);
+        byte[] bytes = Files.readAllBytes(in);
+        Quantizer<?> quantizer = quantizer(scheme);
+        assertThat(quantizer.independentColumns(k) > 0).isEqualTo(sliced);
+        Path expected = Files.createDirectory(dir.resolve("expected")).resolve("q.onnx");
+        inMemory(expected, m, bytes, scheme);
+        Path out = Files.createDirectory(dir.resolve("streamed")).resolve("q.onnx");
+        List<Object[]> heard = new ArrayList<>();
+        try (ForkJoinPool pool = new ForkJoinPool(2)) {
+            OnnxQuantizer.write(out, m, bytes, List.of("W"), scheme, quantizer, 0, pool, (q, e, w) -> {
+                heard.add(new Object[] {q, e, w});
+            });
+        }
+        for (String f : files(out.getParent())) {
+            assertThat(Files.readAllBytes(out.resolveSibling(f)))
+                    .as(f)
+                    .isEqualTo(Files.readAllBytes(expected.resolveSibling(f)));
+        }
+        assertThat(heard).hasSize(1);
+        QuantizedWeight q = (QuantizedWeight) heard.get(0)[0];
+        ErrorMetrics error = (ErrorMetrics) heard.get(0)[1];
+        assertThat(heard.get(0)[2] == null).as("read in slices").isEqualTo(sliced);
+        ErrorMetrics whole = ErrorMetrics.compare(m.initializer("W").matrix().transpose(), q);
+        assertThat(error.count()).isEqualTo((long) k * n);
+        assertThat(error.mse()).isCloseTo(whole.mse(), org.assertj.core.data.Percentage.withPercentage(1e-4));
+        assertThat(error.maxAbs()).isEqualTo(whole.maxAbs());
+        assertThat(error.sqnrDb()).isCloseTo(whole.sqnrDb(), org.assertj.core.data.Offset.offset(1e-5));
+        assertThat(error.cosine()).isCloseTo(whole.cosine(), org.assertj.core.data.Offset.offset(1e-6));
+    }
+
+    static Stream<Arguments> slices() {
+        return Stream.of(
+                Arguments.of(LinearScheme.asym(4, 16), 208, 67, true), // slices of 128 and 80
+                Arguments.of(LinearScheme.sym(8, 16), 272, 33, true), // 128, 128, 16
+                Arguments.of(LinearScheme.asym(4, 32), 96, 5, true), // one slice, the whole weight
+                Arguments.of(LinearScheme.asym(8, 64), 320, 9, true), // 128, 128, 64
+                Arguments.of(LinearScheme.asym(4, 48), 240, 17, true), // 96, 96, 48
+                Arguments.of(LinearScheme.signed(4, 128), 384, 130, true),
+                Arguments.of(CodebookScheme.nf4(64), 192, 67, true), // 128 and 64
+                Arguments.of(CodebookScheme.fp4(32), 160, 3, true),
+                Arguments.of(LinearScheme.asym(4, LinearScheme.PER_CHANNEL), 200, 67, false),
+                Arguments.of(LinearScheme.asym(4, LinearScheme.PER_TENSOR), 200, 7, false),
+                Arguments.of(CodebookScheme.nf4(64).withDoubleQuant(), 192, 67, false));
+    }
+
+    @Test
+    void slicesAreWholeGroupsStartingOnAByte() {
+        assertThat(OnnxQuantizer.sliceColumns(8, 200)).isEqualTo(128);
+        assertThat(OnnxQuantizer.sliceColumns(12, 240)).isEqualTo(120);
+        assertThat(OnnxQuantizer.sliceColumns(3, 999)).isEqualTo(120);
+        assertThat(OnnxQuantizer.sliceColumns(128, 4096)).isEqualTo(128);
+        assertThat(OnnxQuantizer.sliceColumns(256, 11008)).isEqualTo(256);
+        assertThat(OnnxQuantizer.sliceColumns(32, 96)).isEqualTo(96);
     }
 
     static Stream<Arguments> oddShapes() {
@@ -181,7 +258,7 @@ class OnnxQuantizerTest {
                     quantizer(scheme),
                     0,
                     pool,
-                    (w, q) -> {});
+                    (q, e, w) -> {});
         }
         assertThat(files(out.getParent())).containsExactly("q.onnx", "q.onnx.data");
         float[][] reference = OnnxStreamedExportTest.ort(expected);
@@ -217,7 +294,15 @@ class OnnxQuantizerTest {
         String lastWeight = last;
         try (ForkJoinPool pool = new ForkJoinPool(2)) {
             var thrown = assertThatThrownBy(() -> OnnxQuantizer.write(
-                            out, m, Files.readAllBytes(in), weights, scheme, quantizer(scheme), 0, pool, (w, q) -> {}))
+                            out,
+                            m,
+                            Files.readAllBytes(in),
+                            weights,
+                            scheme,
+                            quantizer(scheme),
+                            0,
+                            pool,
+                            (q, error, w) -> {}))
                     .hasMessageContaining("model.onnx.data");
             if (!removed) { // removed, the first tensor copied from it fails: a kept one or a weight
                 thrown.isInstanceOf(MalformedTensorFileException.class)

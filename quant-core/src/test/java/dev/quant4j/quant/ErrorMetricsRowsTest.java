@@ -59,6 +59,50 @@ class ErrorMetricsRowsTest {
         }
     }
 
+    /**
+     * Flat runs are summed as rows of {@link ErrorMetrics.Accumulator#RUN} values: from any offset, with a last run
+     * shorter, the sums equal those of the same values added as one-row matrices of those lengths.
+     */
+    @ParameterizedTest
+    @CsvSource({"0, 12288", "5, 10000", "3, 7", "0, 4096"})
+    void flatRunsAreSummedAsRowsOfRunValues(int offset, int length) {
+        float[] a = Gaussian.matrix("a", 11, 1, offset + length, 1.0).toArray();
+        float[] b = Gaussian.matrix("b", 12, 1, offset + length, 1.0).toArray();
+        ErrorMetrics.Accumulator rows = new ErrorMetrics.Accumulator();
+        int run = ErrorMetrics.Accumulator.RUN;
+        for (int at = offset; at < offset + length; at += run) {
+            int len = Math.min(run, offset + length - at);
+            rows.add(FloatMatrix.of("a", 1, len, a, at), FloatMatrix.of("b", 1, len, b, at));
+        }
+        assertThat(new ErrorMetrics.Accumulator().add(a, b, offset, length).result())
+                .isEqualTo(rows.result());
+        assertThatThrownBy(() -> new ErrorMetrics.Accumulator().add(a, b, offset + 1, length))
+                .isInstanceOf(IndexOutOfBoundsException.class);
+    }
+
+    /**
+     * {@link QuantizedTensor#dequantizeInto} decodes rows packed without padding in one run of groups: the values are
+     * those of {@link QuantizedTensor#dequantize()} (row by row) exactly, at every bit width, and the rows that do
+     * need their own calls (padding bits, per channel, act-order) give the same too.
+     */
+    @ParameterizedTest
+    @CsvSource({"4, 32, 96", "8, 16, 48", "3, 32, 64", "2, 16, 80", "4, 32, 33", "4, -1, 40", "3, 16, 48"})
+    void dequantizeIntoIsRowByRowDequantization(int bits, int group, int cols) {
+        int rows = 7;
+        FloatMatrix w = Gaussian.matrix("w", 31L * bits + cols, rows, cols, 0.1);
+        ForkJoinPool one = new ForkJoinPool(1);
+        try {
+            LinearScheme scheme = LinearScheme.asym(bits, group > 0 && cols % group != 0 ? -1 : group);
+            QuantizedTensor q = new RtnQuantizer(scheme, one).quantize(w);
+            float[] into = new float[2 + rows * cols];
+            q.dequantizeInto(into, 2);
+            assertThat(java.util.Arrays.copyOfRange(into, 2, into.length))
+                    .isEqualTo(q.dequantize().toArray());
+        } finally {
+            one.shutdown();
+        }
+    }
+
     @ParameterizedTest
     @CsvSource({"4, 64", "8, 32"})
     void aQuantizedWeightOfAnotherShapeIsNamed(int rows, int cols) {
