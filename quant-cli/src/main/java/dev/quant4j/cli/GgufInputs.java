@@ -1,6 +1,5 @@
 package dev.quant4j.cli;
 
-import dev.quant4j.ggml.GgmlQuants;
 import dev.quant4j.ggml.GgmlType;
 import dev.quant4j.io.Gguf;
 import dev.quant4j.io.GgufSplits;
@@ -13,7 +12,6 @@ import dev.quant4j.pipeline.GgufQuantizer.Item;
 import dev.quant4j.tensor.FloatMatrix;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -94,15 +92,11 @@ final class GgufInputs implements AutoCloseable {
                 }
                 int cols = (int) t.rowLength();
                 GgufOutput.checkRow(t.name(), t.rows(), cols, type);
-                GgmlType from = t.type();
-                long rowBytes = from.rowSize(cols);
-                items.add(Item.weight(t.name(), t.ne(), t.bytes(), (first, count, dst) -> {
-                    byte[] raw =
-                            data.asSlice(first * rowBytes, count * rowBytes).toArray(ValueLayout.JAVA_BYTE);
-                    for (int r = 0; r < count; r++) {
-                        GgmlQuants.dequantizeRow(from, raw, (int) (r * rowBytes), dst, r * cols, cols);
-                    }
-                }));
+                items.add(Item.weight(
+                        t.name(),
+                        t.ne(),
+                        t.bytes(),
+                        (first, count, dst) -> g.readFloats(t.name(), first * cols, count * cols, dst, 0)));
             } else {
                 items.add(Item.kept(
                         t.name(),

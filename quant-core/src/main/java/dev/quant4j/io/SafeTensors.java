@@ -347,7 +347,7 @@ public final class SafeTensors implements AutoCloseable {
     /** Per thread: a direct buffer for positional reads. */
     private static final int READ_CHUNK = 1 << 21;
 
-    private static final ThreadLocal<java.nio.ByteBuffer> READ_BUFFER =
+    static final ThreadLocal<java.nio.ByteBuffer> READ_BUFFER =
             ThreadLocal.withInitial(() -> java.nio.ByteBuffer.allocateDirect(READ_CHUNK));
 
     /**
@@ -380,7 +380,8 @@ public final class SafeTensors implements AutoCloseable {
     /** Per thread: F16 values copied out of a segment, for a conversion loop over an array. */
     private static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[1 << 16]);
 
-    private static void convert(MemorySegment seg, DType dtype, int count, float[] dst, int off) {
+    /** {@code count} values of {@code dtype} (F32, F16 or BF16) from {@code seg}, as float32 into {@code dst}. */
+    static void convert(MemorySegment seg, DType dtype, int count, float[] dst, int off) {
         if (dtype == DType.F32) {
             MemorySegment.copy(seg, LE_FLOAT, 0, dst, off, count);
             return;

@@ -143,6 +143,44 @@ class GgufTest {
         assertThat(g.metadata()).containsOnlyKeys("k");
     }
 
+    /**
+     * Row blocks of F32, F16 and BF16 tensors, read with positional reads from a file, from bytes in memory and through
+     * a split model, are the whole tensor's values; a quantized tensor and a range past the end are refused by name.
+     */
+    @Test
+    void readsRowBlocksOfFloatTensorsAsTheWholeTensorHas() throws Exception {
+        float[] values = Arrays.copyOf(INPUT, 6 * 40);
+        GgufWriter w = new GgufWriter();
+        for (GgmlType t : List.of(GgmlType.F32, GgmlType.F16, GgmlType.BF16)) {
+            w.addTensor(t.name(), new long[] {40, 6}, t, GgmlQuants.quantize(t, values, 6, 40));
+        }
+        w.addTensor("q", new long[] {32, 2}, GgmlType.Q8_0, GgmlQuants.quantize(GgmlType.Q8_0, values, 2, 32));
+        Path p = dir.resolve("f.gguf");
+        w.write(p);
+        List<Path> split = w.writeSplit(dir.resolve("s.gguf"), 0, 1);
+        assertThat(split).hasSize(4);
+        try (Gguf file = Gguf.open(p);
+                Gguf splitModel = Gguf.open(split.get(0))) {
+            Gguf memory = Gguf.parse(Files.readAllBytes(p), "memory");
+            for (Gguf g : List.of(file, memory, splitModel)) {
+                for (GgmlType t : List.of(GgmlType.F32, GgmlType.F16, GgmlType.BF16)) {
+                    float[] whole = g.readFloats(t.name());
+                    float[] dst = new float[2 + 3 * 40];
+                    g.readFloats(t.name(), 2 * 40, 3 * 40, dst, 2);
+                    assertThat(Arrays.copyOfRange(dst, 2, dst.length))
+                            .as("%s, %s", g.source(), t)
+                            .containsExactly(Arrays.copyOfRange(whole, 2 * 40, 5 * 40));
+                }
+                assertThatThrownBy(() -> g.readFloats("q", 0, 1, new float[1], 0))
+                        .isInstanceOf(IllegalArgumentException.class)
+                        .hasMessageContaining("tensor 'q' is q8_0, not f32, f16 or bf16");
+                assertThatThrownBy(() -> g.readFloats("F16", 200, 41, new float[41], 0))
+                        .isInstanceOf(IllegalArgumentException.class)
+                        .hasMessageContaining("tensor 'F16': elements [200, 241) are outside its 240");
+            }
+        }
+    }
+
     @Test
     void writerRefusesWhatGgmlCannotRead() {
         GgufWriter w = new GgufWriter();
