@@ -5,8 +5,9 @@
 #
 # Writes the checkpoint (random BF16, Llama-2-7B's shapes in the Hub's two shards) with the bench module's
 # SyntheticCheckpoint if WORK_DIR/s7b does not exist, then times `cat` of the input (page cache warm), RTN g128 on two
-# threads and one, NF4, dequantize of the NF4 output to BF16, GGUF q8_0 and q4_0 output (each after a warm `cat`),
-# and, when this user may drop the page cache
+# threads and one, NF4, dequantize of the NF4 output to BF16 beside writing as many bytes with `cat`, GGUF q8_0 and q4_0
+# output (each after a warm `cat`), ONNX output of a model of 21 Llama-2-7B MLP layers with external data (written by
+# SyntheticOnnx if WORK_DIR/onnxs does not exist), and, when this user may drop the page cache
 # (/proc/sys/vm/drop_caches), `cat` and RTN again from a cold cache. Every quant command runs with -Xmx1g. Run it
 # alone on the machine (flock /tmp/bench.lock scripts/measure-7b.sh), and note the load average it prints.
 set -euo pipefail
@@ -25,10 +26,11 @@ if [ ! -d "$in" ]; then
 fi
 q=("$java_bin" -Xmx1g --add-modules jdk.incubator.vector -jar "$root/quant-cli/target/quant.jar")
 secs() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
-run() { # LABEL COMMAND...: wall time, peak RSS and the command's last line
+run() { # LABEL COMMAND...: wall time, user CPU, peak RSS and the command's last line
     local label=$1; shift
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err" || { cat "$work/err" >&2; exit 1; }
-    echo "$label: wall $(cut -d' ' -f1 "$work/time") s, peak RSS $(( $(cut -d' ' -f2 "$work/time") / 1024 )) MB | $(tail -1 "$work/out")"
+    /usr/bin/time -f "%e %U %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err" || { cat "$work/err" >&2; exit 1; }
+    read -r wall user rss < "$work/time"
+    echo "$label: wall $wall s, user $user s, peak RSS $(( rss / 1024 )) MB | $(tail -1 "$work/out")"
 }
 drop() { sync; echo 1 > /proc/sys/vm/drop_caches; }
 shards=("$in"/model-*.safetensors)
@@ -41,12 +43,27 @@ rm -rf "$work/q"; run "quantize nf4, 2 threads" "${q[@]}" quantize --in "$in" --
 echo "cat of the nf4 output, warm: $(secs cat "$work"/q/model-*.safetensors) s"
 rm -rf "$work/d"; run "dequantize nf4 to bf16, 2 threads" "${q[@]}" dequantize --in "$work/q" --out "$work/d" --dtype bf16 --threads 2
 rm -rf "$work/d" "$work/q"
+# what writing the dequantized model's bytes costs by itself: the input shards (as many bytes) into one file
+echo "cat of both shards into a file (writing as many bytes as dequantize): $(secs sh -c 'cat "$@" > "$0"' "$work/copy" "${shards[@]}") s"
+rm -f "$work/copy"
 for t in q8_0 q4_0; do
     echo "cat, page cache warm: $(secs cat "${shards[@]}") s"
     run "quantize --format gguf --gguf-type $t, 2 threads" "${q[@]}" quantize --in "$in/model.safetensors.index.json" \
         --format gguf --gguf-type "$t" --method rtn --threads 2 --out "$work/q.gguf"
     rm -f "$work/q.gguf"
 done
+onnx="$work/onnxs"
+if [ ! -d "$onnx" ]; then
+    layers=21; [ "$shape" = 7b ] || layers=1
+    "$java_bin" --add-modules jdk.incubator.vector -cp "$root/quant-bench/target/benchmarks.jar" \
+        dev.quant4j.bench.SyntheticOnnx "$onnx" "$layers"
+fi
+cat "$onnx"/model.onnx* > /dev/null
+echo "cat of the ONNX model and its data, page cache warm: $(secs cat "$onnx"/model.onnx*) s"
+rm -rf "$work/oq"; mkdir -p "$work/oq"
+run "quantize --format onnx rtn 4-bit g128, 2 threads" "${q[@]}" quantize --format onnx --in "$onnx/model.onnx" \
+    --out "$work/oq/q.onnx" --method rtn --bits 4 --group-size 128 --threads 2
+rm -rf "$work/oq"
 if [ -w /proc/sys/vm/drop_caches ]; then
     drop
     echo "cat, page cache dropped: $(secs cat "${shards[@]}") s"
