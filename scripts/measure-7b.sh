@@ -33,9 +33,12 @@ run() { # LABEL COMMAND...: wall time, user CPU, peak RSS and the command's last
     echo "$label: wall $wall s, user $user s, peak RSS $(( rss / 1024 )) MB | $(tail -1 "$work/out")"
 }
 drop() { sync; echo 1 > /proc/sys/vm/drop_caches; }
+# Reads FILES twice so that they are in the page cache for the timed `cat` that follows: first dropping the cache when
+# allowed, since pages read twice before (other files, earlier runs) are kept in preference to pages read once
+warm() { if [ -w /proc/sys/vm/drop_caches ]; then drop; fi; cat "$@" > /dev/null; cat "$@" > /dev/null; }
 shards=("$in"/model-*.safetensors)
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-cat "${shards[@]}" > /dev/null
+warm "${shards[@]}"
 echo "cat, page cache warm: $(secs cat "${shards[@]}") s"
 rm -rf "$work/q"; run "quantize rtn g128, 2 threads" "${q[@]}" quantize --in "$in" --out "$work/q" --method rtn --group-size 128 --threads 2
 rm -rf "$work/q"; run "quantize rtn g128, 1 thread" "${q[@]}" quantize --in "$in" --out "$work/q" --method rtn --group-size 128 --threads 1
@@ -47,6 +50,7 @@ rm -rf "$work/d" "$work/q"
 echo "cat of both shards into a file (writing as many bytes as dequantize): $(secs sh -c 'cat "$@" > "$0"' "$work/copy" "${shards[@]}") s"
 rm -f "$work/copy"
 for t in q8_0 q4_0; do
+    warm "${shards[@]}"
     echo "cat, page cache warm: $(secs cat "${shards[@]}") s"
     run "quantize --format gguf --gguf-type $t, 2 threads" "${q[@]}" quantize --in "$in/model.safetensors.index.json" \
         --format gguf --gguf-type "$t" --method rtn --threads 2 --out "$work/q.gguf"
@@ -58,7 +62,7 @@ if [ ! -d "$onnx" ]; then
     "$java_bin" --add-modules jdk.incubator.vector -cp "$root/quant-bench/target/benchmarks.jar" \
         dev.quant4j.bench.SyntheticOnnx "$onnx" "$layers"
 fi
-cat "$onnx"/model.onnx* > /dev/null
+warm "$onnx"/model.onnx*
 echo "cat of the ONNX model and its data, page cache warm: $(secs cat "$onnx"/model.onnx*) s"
 rm -rf "$work/oq"; mkdir -p "$work/oq"
 run "quantize --format onnx rtn 4-bit g128, 2 threads" "${q[@]}" quantize --format onnx --in "$onnx/model.onnx" \

@@ -38,6 +38,9 @@ echo "input $in ($(stat -c %s "$in") bytes)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= rounds; r++)); do
     rm -f "$work/ggml.gguf" "$work/q4j.gguf"
+    # read twice after dropping the page cache (when allowed): pages read twice before are kept in preference
+    if [ -w /proc/sys/vm/drop_caches ]; then sync; echo 1 > /proc/sys/vm/drop_caches; fi
+    cat "$in" > /dev/null
     cat "$in" > /dev/null
     echo "cat, page cache warm: $(secs cat "$in") s"
     timed "llama-quantize Q4_0, 2 threads" "$lq" --pure --output-tensor-type q4_0 --token-embedding-type q4_0 \
