@@ -34,7 +34,7 @@ timed() { # LABEL COMMAND...: wall, user CPU, peak RSS
     read -r wall user rss < "$work/time"
     echo "$label: wall $wall s, user $user s, peak RSS $(( rss / 1024 )) MB"
 }
-echo "input $in ($(stat -c %s "$in") bytes)"
+echo "input $in ($(stat -L -c %s "$in") bytes)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= rounds; r++)); do
     rm -f "$work/ggml.gguf" "$work/q4j.gguf"
