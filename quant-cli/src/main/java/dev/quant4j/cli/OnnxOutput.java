@@ -1,5 +1,8 @@
 package dev.quant4j.cli;
 
+import dev.quant4j.awq.AwqConfig;
+import dev.quant4j.awq.AwqResult;
+import dev.quant4j.awq.AwqStatistics;
 import dev.quant4j.codebook.BlockwiseQuantizer;
 import dev.quant4j.gptq.GptqConfig;
 import dev.quant4j.gptq.GptqResult;
@@ -25,20 +28,24 @@ import java.util.concurrent.ForkJoinPool;
 import java.util.regex.Pattern;
 
 /**
- * {@code quant quantize --in model.onnx --format onnx --method rtn|nf4|fp4|gptq}: the model's weights quantized while
- * the quantized model is written ({@link OnnxQuantizer}), on {@code --threads} threads, with progress on stderr; the
- * lines on stdout are those of the in-memory path (one per weight, for GPTQ after its output-error line, then the
- * summary). GPTQ quantizes every weight with the Hessian of the one {@code --calib} matrix, as the in-memory path does;
- * with act-order its g_idx shapes the graph, so that case (and AWQ, whose input scales do) stays in memory.
+ * {@code quant quantize --in model.onnx --format onnx --method rtn|nf4|fp4|gptq|awq}: the model's weights quantized
+ * while the quantized model is written ({@link OnnxQuantizer}), on {@code --threads} threads, with progress on stderr;
+ * the lines on stdout are those of the safetensors output (one per weight, for GPTQ after its output-error line and for
+ * AWQ after its alpha line, then the summary). GPTQ quantizes every weight with the Hessian of the one {@code --calib}
+ * matrix, AWQ with its statistics; act-order's permutation and AWQ's input scales are declared to the writer before any
+ * weight is quantized ({@link OnnxQuantizer.Layout}).
  */
 final class OnnxOutput {
 
     private static final ForkJoinPool ONE_THREAD = new ForkJoinPool(1);
 
-    /** GPTQ's setting (without act-order), its calibration activations {@code [n, in]}, and its weight lines' label. */
+    /** GPTQ's setting, its calibration activations {@code [n, in]}, and its weight lines' label. */
     record Gptq(GptqConfig config, Path calib, String label) {}
 
-    /** What to write: the method's name for messages, either scheme, and for GPTQ (else null) its setting. */
+    /** AWQ's setting and its calibration activations {@code [n, in]}. */
+    record Awq(AwqConfig config, Path calib) {}
+
+    /** What to write: the method's name for messages, either scheme, and for GPTQ or AWQ (else null) its setting. */
     record Request(
             String method,
             Path in,
@@ -46,6 +53,7 @@ final class OnnxOutput {
             LinearScheme linear,
             CodebookScheme codebook,
             Gptq gptq,
+            Awq awq,
             Pattern include,
             boolean strict,
             boolean overwrite,
@@ -82,9 +90,10 @@ final class OnnxOutput {
         long start = System.nanoTime();
         WeightFiles.requireWritable(r.out(), "onnx");
         WeightFiles.requireNotAnInput(r.out(), r.overwrite(), "--in", r.in());
-        if (r.gptq() != null) {
-            WeightFiles.requireNotAnInput(
-                    r.out(), r.overwrite(), "--calib", r.gptq().calib());
+        Path calib =
+                r.gptq() != null ? r.gptq().calib() : r.awq() != null ? r.awq().calib() : null;
+        if (calib != null) {
+            WeightFiles.requireNotAnInput(r.out(), r.overwrite(), "--calib", calib);
         }
         QuantScheme scheme = r.linear() != null ? r.linear() : r.codebook();
         boolean codebook = r.codebook() != null;
@@ -96,19 +105,44 @@ final class OnnxOutput {
         for (String w : s.selected()) {
             total += 4 * model.initializer(w).elements();
         }
-        HessianAccumulator hessian = r.gptq() == null ? null : hessian(r.gptq().calib(), model, s, r.in());
+        FloatMatrix x = calib == null ? null : calibration(calib, model, s);
+        HessianAccumulator hessian = null;
+        AwqStatistics awqStats = null;
+        if (r.gptq() != null) {
+            hessian = new HessianAccumulator(r.in().getFileName().toString(), x.cols());
+            hessian.add(x);
+        } else if (r.awq() != null) {
+            awqStats = QuantizeCommand.awqStatistics(calib, r.in(), x);
+        }
         Map<String, GptqResult> gptq = new ConcurrentHashMap<>();
-        Quantizer<?> quantizer = codebook
-                ? new BlockwiseQuantizer(r.codebook())
-                : hessian == null
-                        // one thread a weight: the writer quantizes a weight per thread of its pool
-                        ? new RtnQuantizer(r.linear(), ONE_THREAD)
-                        : w -> {
-                            GptqResult result =
-                                    new dev.quant4j.gptq.Gptq(r.gptq().config()).quantize(w, hessian);
-                            gptq.put(w.name(), result);
-                            return result.tensor();
-                        };
+        Map<String, AwqResult> awq = new ConcurrentHashMap<>();
+        HessianAccumulator h = hessian;
+        AwqStatistics stats = awqStats;
+        Quantizer<?> quantizer;
+        if (codebook) {
+            quantizer = new BlockwiseQuantizer(r.codebook());
+        } else if (h != null) {
+            quantizer = w -> {
+                GptqResult result = new dev.quant4j.gptq.Gptq(r.gptq().config(), ONE_THREAD).quantize(w, h);
+                gptq.put(w.name(), result);
+                return result.tensor();
+            };
+        } else if (stats != null) {
+            quantizer = w -> {
+                AwqResult result = new dev.quant4j.awq.Awq(r.awq().config(), ONE_THREAD).quantize(w, stats);
+                awq.put(w.name(), result);
+                return result.tensor();
+            };
+        } else {
+            // one thread a weight: the writer quantizes a weight per thread of its pool
+            quantizer = new RtnQuantizer(r.linear(), ONE_THREAD);
+        }
+        // act-order's g_idx (without static groups) and AWQ's input scales shape the graph: declared before any weight
+        OnnxQuantizer.Layout layout = new OnnxQuantizer.Layout(
+                r.gptq() != null
+                        && r.gptq().config().actOrder()
+                        && !r.gptq().config().staticGroups(),
+                r.awq() != null);
         Map<String, String> lines = new ConcurrentHashMap<>();
         ProgressLine progress = new ProgressLine(err, total, System.console() != null);
         ForkJoinPool pool = new ForkJoinPool(r.threads());
@@ -122,17 +156,21 @@ final class OnnxOutput {
                     s.selected(),
                     scheme,
                     quantizer,
+                    layout,
                     r.accuracyLevel(),
                     pool,
                     (q, e, w) -> {
                         GptqResult g = gptq.get(q.name());
+                        AwqResult a = awq.get(q.name());
                         String before = "";
                         String extra = "";
-                        if (g != null) { // GPTQ reads each weight whole
-                            before = QuantizeCommand.gptqLine(w, q.dequantize(), g, hessian, r.linear())
+                        if (g != null) { // GPTQ and AWQ read each weight whole
+                            before = QuantizeCommand.gptqLine(w, q.dequantize(), g, h, r.linear())
                                     + System.lineSeparator();
                             int dead = g.diagnostics().deadColumns();
                             extra = dead > 0 ? QuantizeCommand.deadFeatures(dead, w.cols()) : "";
+                        } else if (a != null) {
+                            before = QuantizeCommand.awqLine(w, a, stats, r.linear()) + System.lineSeparator();
                         }
                         lines.put(
                                 q.name(),
@@ -143,7 +181,9 @@ final class OnnxOutput {
                                                 q.name(),
                                                 q.rows(),
                                                 q.cols(),
-                                                r.gptq() != null ? r.gptq().label() : scheme,
+                                                r.gptq() != null
+                                                        ? r.gptq().label()
+                                                        : r.awq() != null ? "awq " + r.linear() : scheme,
                                                 q.bitsPerWeight(),
                                                 e.mse(),
                                                 e.sqnrDb(),
@@ -196,11 +236,11 @@ final class OnnxOutput {
         return Quant.OK;
     }
     /**
-     * The Hessian of the calibration activations {@code calib} ({@code [n, in]}), after checking that every weight
-     * selected has {@code in} input features (a MatMul weight {@code [in, out]} as stored, a Gather table {@code [rows,
-     * in]}), as the in-memory path checks them.
+     * The calibration activations {@code calib} ({@code [n, in]}), after checking that every weight selected has {@code
+     * in} input features (a MatMul weight {@code [in, out]} as stored, a Gather table {@code [rows, in]}), as the
+     * in-memory path checks them.
      */
-    private static HessianAccumulator hessian(Path calib, OnnxModel model, WeightFiles.OnnxSelection s, Path in)
+    private static FloatMatrix calibration(Path calib, OnnxModel model, WeightFiles.OnnxSelection s)
             throws java.io.IOException {
         FloatMatrix x = Npy.readMatrix(calib).named(calib.getFileName().toString());
         for (String w : s.selected()) {
@@ -208,8 +248,6 @@ final class OnnxOutput {
             boolean transposed = s.transposed().contains(w);
             QuantizeCommand.requireCalibWidth(calib, x.cols(), w, transposed ? d[1] : d[0], transposed ? d[0] : d[1]);
         }
-        HessianAccumulator h = new HessianAccumulator(in.getFileName().toString(), x.cols());
-        h.add(x);
-        return h;
+        return x;
     }
 }

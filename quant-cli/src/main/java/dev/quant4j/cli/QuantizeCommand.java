@@ -25,10 +25,8 @@ import dev.quant4j.tensor.FloatMatrix;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
@@ -176,9 +174,8 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--threads",
             description =
-                    "threads quantizing a safetensors checkpoint (rtn, nf4, fp4) or an ONNX model (also gptq without"
-                            + " --act-order), GGUF output or a whole decoder (default: every core); the output does not"
-                            + " depend on it")
+                    "threads quantizing a safetensors checkpoint (rtn, nf4, fp4), an ONNX model (every method), GGUF"
+                            + " output or a whole decoder (default: every core); the output does not depend on it")
     Integer threads;
 
     @Option(
@@ -343,9 +340,8 @@ final class QuantizeCommand implements Callable<Integer> {
                         "--include '" + include + "' is not a valid regular expression: " + e.getDescription());
             }
         }
-        // quantized as written, a few weights on the heap at a time: every method but AWQ (whose input scales) and
-        // GPTQ with act-order (whose g_idx) shape the graph before the values are known
-        if (onnxOut && !awq && !(gptq && actOrder)) {
+        // quantized as written, a few weights on the heap at a time
+        if (onnxOut) {
             return OnnxOutput.run(
                     new OnnxOutput.Request(
                             m,
@@ -354,6 +350,7 @@ final class QuantizeCommand implements Callable<Integer> {
                             linearScheme,
                             codebookScheme,
                             gptq ? new OnnxOutput.Gptq(gptqConfig, calib, gptqLabel(linearScheme)) : null,
+                            awq ? new OnnxOutput.Awq(awqConfig, calib) : null,
                             pattern,
                             strict,
                             overwrite,
@@ -362,7 +359,7 @@ final class QuantizeCommand implements Callable<Integer> {
                     spec.commandLine().getOut(),
                     spec.commandLine().getErr());
         }
-        if (!onnxOut && !gptq && !awq && CheckpointOutput.accepts(in)) {
+        if (!gptq && !awq && CheckpointOutput.accepts(in)) {
             return CheckpointOutput.run(
                     new CheckpointOutput.Request(
                             m,
@@ -378,17 +375,10 @@ final class QuantizeCommand implements Callable<Integer> {
                     spec.commandLine().getOut(),
                     spec.commandLine().getErr());
         }
-        WeightFiles.requireWritable(out, onnxOut ? "onnx" : "safetensors");
+        WeightFiles.requireWritable(out, "safetensors");
         WeightFiles.requireNotAnInput(out, overwrite, "--in", in);
         WeightFiles.requireNotAnInput(out, overwrite, "--calib", calib);
         WeightFiles.Loaded loaded = WeightFiles.load(in, pattern, groupFit(linearScheme, strict));
-        java.util.Set<String> gatherTables = onnxOut
-                ? OnnxOutput.requireOnnxTargets(
-                        loaded.onnx().model(),
-                        loaded.tensors().stream().map(FloatMatrix::name).toList(),
-                        loaded.transposed(),
-                        codebook)
-                : java.util.Set.of();
         PrintWriter pw = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         HessianAccumulator hessian = null;
@@ -402,16 +392,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 hessian = new HessianAccumulator(in.getFileName().toString(), x.cols());
                 hessian.add(x);
             } else {
-                awqStats = new AwqStatistics(in.getFileName().toString(), x.cols(), x.rows());
-                awqStats.add(x);
-                boolean any = false;
-                for (float v : awqStats.meanAbs()) {
-                    any |= v != 0f;
-                }
-                if (!any) {
-                    throw new IllegalArgumentException("--calib " + calib + ": the calibration data is empty (every"
-                            + " activation is zero), so AWQ has nothing to weigh the channels by");
-                }
+                awqStats = awqStatistics(calib, in, x);
             }
         }
         List<QuantizedWeight> quantized = new ArrayList<>();
@@ -434,15 +415,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 back = q.dequantize();
                 bpw = q.bitsPerWeight();
                 scheme = "awq " + linearScheme;
-                QuantizedTensor rtn = new RtnQuantizer(linearScheme).quantize(w);
-                pw.printf(
-                        Locale.ROOT,
-                        "%s: AWQ alpha %.2f, mean squared output error %.4g (RTN %.4g, alpha 0 %.4g)%n",
-                        w.name(),
-                        result.alpha(),
-                        result.loss(),
-                        awqStats.meanSquaredOutputError(w, rtn.dequantize()),
-                        result.lossCurve()[0]);
+                pw.println(awqLine(w, result, awqStats, linearScheme));
             } else if (gptq) {
                 GptqResult result = new Gptq(gptqConfig).quantize(w, hessian);
                 QuantizedTensor q = result.tensor();
@@ -479,30 +452,13 @@ final class QuantizeCommand implements Callable<Integer> {
         for (WeightFiles.Kept k : loaded.kept()) {
             err.println("quant: kept '" + k.name() + "' unquantized: " + k.reason());
         }
-        if (onnxOut) {
-            Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
-            for (QuantizedWeight q : quantized) {
-                weights.put(q.name(), q);
-            }
-            int level = accuracyLevel == null ? 0 : accuracyLevel;
-            // model-q.onnx alone, or with model-q.onnx.data when the input has external data or the single file
-            // would pass protobuf's 2 GB
-            OnnxExport.write(out, loaded.onnx().model(), loaded.onnx().bytes(), weights, level);
-        } else {
-            QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
-        }
+        QuantizedSafeTensors.write(out, quantized, m, loaded.other(), loaded.transposed());
         StringBuilder summary = new StringBuilder();
         summary.append(String.format(
                 Locale.ROOT,
-                "wrote %s (%d quantized%s, %d unchanged",
+                "wrote %s (%d quantized, %d unchanged",
                 out,
                 loaded.tensors().size(),
-                onnxOut
-                        ? (codebook ? " as com.microsoft.MatMulBnb4" : " as com.microsoft.MatMulNBits")
-                                + (loaded.tensors().stream().anyMatch(t -> gatherTables.contains(t.name()))
-                                        ? " and GatherBlockQuantized"
-                                        : "")
-                        : "",
                 loaded.other().size()));
         if (!loaded.kept().isEmpty()) {
             summary.append(", of which ")
@@ -565,6 +521,38 @@ final class QuantizeCommand implements Callable<Integer> {
     /** What a weight line adds for a GPTQ layer with {@code dead} input features the calibration never activates. */
     static String deadFeatures(int dead, int cols) {
         return String.format(Locale.ROOT, ", %d of %d input features never activated", dead, cols);
+    }
+
+    /**
+     * AWQ's statistics of the calibration activations {@code x} (from {@code calib}) for the model {@code in}.
+     *
+     * @throws IllegalArgumentException when every activation is zero (nothing to weigh the channels by)
+     */
+    static AwqStatistics awqStatistics(Path calib, Path in, FloatMatrix x) {
+        AwqStatistics stats = new AwqStatistics(in.getFileName().toString(), x.cols(), x.rows());
+        stats.add(x);
+        boolean any = false;
+        for (float v : stats.meanAbs()) {
+            any |= v != 0f;
+        }
+        if (!any) {
+            throw new IllegalArgumentException("--calib " + calib + ": the calibration data is empty (every"
+                    + " activation is zero), so AWQ has nothing to weigh the channels by");
+        }
+        return stats;
+    }
+
+    /** AWQ's line for weight {@code w}: its alpha and output error beside round-to-nearest's and alpha 0's. */
+    static String awqLine(FloatMatrix w, AwqResult result, AwqStatistics stats, LinearScheme scheme) {
+        QuantizedTensor rtn = new RtnQuantizer(scheme).quantize(w);
+        return String.format(
+                Locale.ROOT,
+                "%s: AWQ alpha %.2f, mean squared output error %.4g (RTN %.4g, alpha 0 %.4g)",
+                w.name(),
+                result.alpha(),
+                result.loss(),
+                stats.meanSquaredOutputError(w, rtn.dequantize()),
+                result.lossCurve()[0]);
     }
 
     /**

@@ -335,16 +335,24 @@ public final class OnnxExport {
             int blockSize = blockSize(scheme, qw.cols());
             List<byte[]> replacement = new ArrayList<>();
             String a = n.inputs().get(0);
-            if (q != null && q.hasInputScales()) {
+            if (qw.inputScales()) {
                 String scaleName = fresh(used, w + "_awq_inv_scale");
                 String scaled = fresh(used, a + "_awq_" + w);
-                float[] s = q.inputScales();
-                ByteBuffer inv = ByteBuffer.allocate(4 * s.length).order(ByteOrder.LITTLE_ENDIAN);
-                for (float v : s) {
-                    inv.putFloat(1f / v);
-                }
-                edit.addInitializer(
-                        OnnxRewriter.tensor(scaleName, OnnxModel.FLOAT, new long[] {s.length}, inv.array()));
+                int k = qw.cols();
+                // made with the weight's other tensors: the Mul's 1 / s, one per input feature
+                tensors.get(w).add(new OnnxRewriter.Lazy(scaleName, OnnxModel.FLOAT, new long[] {k}, 4L * k, () -> {
+                    QuantizedTensor made = qw.linear(4L * k);
+                    if (!made.hasInputScales()) {
+                        throw new IllegalStateException(
+                                "'" + w + "': laid out with AWQ input scales, quantized" + " without them");
+                    }
+                    ByteBuffer inv = ByteBuffer.allocate(4 * k).order(ByteOrder.LITTLE_ENDIAN);
+                    for (float v : made.inputScales()) {
+                        inv.putFloat(1f / v);
+                    }
+                    return inv.array();
+                }));
+                edit.owners.put(scaleName, w);
                 replacement.add(OnnxRewriter.node(
                         fresh(used, n.name() + "_awq_mul"),
                         "Mul",
@@ -458,7 +466,6 @@ public final class OnnxExport {
             Set<String> float16Tables) {
         long[] dims = m.initializer(w).dims();
         LinearScheme scheme = (LinearScheme) p.scheme();
-        QuantizedTensor known = p.knownLinear();
         int g = scheme.groupSize();
         String reason = null;
         if (dims.length != 2 || dims[0] != p.rows() || dims[1] != p.cols()) {
@@ -472,7 +479,7 @@ public final class OnnxExport {
                     + ": GatherBlockQuantized's block_size is a power of two >= 16, and each row of " + p.cols()
                     + " values must be whole blocks"
                     + (fits >= 16 ? " (--group-size 16 to " + fits + " fit)" : "; no such block divides " + p.cols());
-        } else if (known != null && (known.hasGIdx() || known.hasInputScales())) {
+        } else if (p.permuted() || p.inputScales()) {
             reason = "a g_idx or AWQ input scales";
         } else if (OnnxRewriter.intAttribute(source, model, index, "axis", 0) != 0) {
             reason = "the Gather is not on axis 0";
@@ -669,8 +676,6 @@ public final class OnnxExport {
         int blockSize = blockSize(scheme, k);
         int kBlocks = (k + blockSize - 1) / blockSize;
         int blob = blockSize * bits / 8;
-        QuantizedTensor known = p.knownLinear();
-        int[] perm = known != null && known.hasGIdx() ? MatMulNBitsPacking.permutation(known) : null;
         boolean perTensor = scheme.groupSize() == LinearScheme.PER_TENSOR;
         int groupCols = scheme.groupSize() > 0 ? scheme.groupSize() : k;
         int groupsPerRow = scheme.groupsPerRow(k);
@@ -680,12 +685,10 @@ public final class OnnxExport {
         long rowOut = (long) kBlocks * blob;
         String bName = fresh(used, w + "_Q" + bits);
         long bLength = n * rowOut;
-        out.add(new OnnxRewriter.Lazy(
-                bName,
-                UINT8,
-                new long[] {n, kBlocks, blob},
-                bLength,
-                () -> MatMulNBitsPacking.packB(p.linear(bLength), blockSize, perm)));
+        out.add(new OnnxRewriter.Lazy(bName, UINT8, new long[] {n, kBlocks, blob}, bLength, () -> {
+            QuantizedTensor q = p.linear(bLength);
+            return MatMulNBitsPacking.packB(q, blockSize, p.permuted() ? permutation(w, q) : null);
+        }));
         names.add(bName);
         String sName = fresh(used, w + "_scales");
         out.add(new OnnxRewriter.Lazy(sName, OnnxModel.FLOAT, new long[] {n, kBlocks}, 4L * n * kBlocks, () -> {
@@ -716,10 +719,11 @@ public final class OnnxExport {
             }));
             names.add(zName);
         }
-        if (perm != null) {
+        if (p.permuted()) {
             String gName = fresh(used, w + "_perm");
             // int32 indices: ONNX's Gather takes int32 or int64 (Tind), and int32 halves the table
             out.add(new OnnxRewriter.Lazy(gName, INT32, new long[] {k}, 4L * k, () -> {
+                int[] perm = permutation(w, p.linear(4L * k));
                 ByteBuffer gb = ByteBuffer.allocate(4 * k).order(ByteOrder.LITTLE_ENDIAN);
                 for (int c : perm) {
                     gb.putInt(c);
@@ -730,6 +734,26 @@ public final class OnnxExport {
         } else {
             names.add("");
         }
+    }
+
+    /**
+     * The input features of {@code q} in group order: its g_idx's ({@link MatMulNBitsPacking#permutation}), or the
+     * natural order when it has none (act-order whose order came out unchanged).
+     */
+    private static int[] permutation(String w, QuantizedTensor q) {
+        if (!q.hasGIdx()) {
+            int[] identity = new int[q.cols()];
+            for (int c = 0; c < identity.length; c++) {
+                identity[c] = c;
+            }
+            return identity;
+        }
+        int[] perm = MatMulNBitsPacking.permutation(q);
+        if (perm == null) {
+            throw new IllegalStateException("'" + w + "': its g_idx has groups that are not all of "
+                    + q.scheme().groupSize() + " input features");
+        }
+        return perm;
     }
 
     private static String fresh(Set<String> used, String base) {

@@ -78,13 +78,43 @@ public final class OnnxQuantizer {
         void quantized(QuantizedWeight q, ErrorMetrics error, FloatMatrix weight);
     }
 
+    /**
+     * What the quantizer's weights carry besides codes, scales and zero-points, which the graph must be laid out for
+     * before any weight is quantized: input features permuted into group order (GPTQ's act-order without static
+     * groups: a Gather of the activations by a perm tensor before each MatMulNBits) and AWQ's input scales (a Mul of the
+     * activations by their inverses).
+     */
+    public record Layout(boolean permuted, boolean inputScales) {
+        /** Codes, scales and zero-points only: RTN, NF4/FP4, GPTQ without act-order. */
+        public static final Layout PLAIN = new Layout(false, false);
+    }
+
     private OnnxQuantizer() {}
+
+    /** As {@link #write(Path, OnnxModel, byte[], List, QuantScheme, Quantizer, Layout, int, ForkJoinPool, Listener)}, {@link Layout#PLAIN}. */
+    public static void write(
+            Path out,
+            OnnxModel input,
+            byte[] model,
+            List<String> weights,
+            QuantScheme scheme,
+            Quantizer<?> quantizer,
+            int accuracyLevel,
+            ForkJoinPool pool,
+            Listener listener)
+            throws IOException {
+        write(out, input, model, weights, scheme, quantizer, Layout.PLAIN, accuracyLevel, pool, listener);
+    }
 
     /**
      * Writes {@code out}: {@code input} (parsed from {@code model}, the {@code .onnx} file's bytes, with its folder)
      * with the initializers {@code weights} quantized by {@code quantizer} (a quantizer of {@code scheme}) and replaced
      * as {@link OnnxExport#write(Path, OnnxModel, byte[], Map, int)} replaces them. A MatMul weight is quantized
      * transposed ({@code [out, in]}), any other initializer (a Gather table) as it is stored.
+     *
+     * {@code layout} says what the quantizer's weights carry (a weight with a g_idx the layout does not permute, or with
+     * input scales it does not have, or without input scales it has, is an error naming it; a weight without a g_idx
+     * where the layout permutes gets the natural order).
      *
      * @throws IllegalArgumentException naming the tensor for a weight that is not a 2-D FLOAT initializer, or whose
      *     external data cannot be read in full
@@ -96,6 +126,7 @@ public final class OnnxQuantizer {
             List<String> weights,
             QuantScheme scheme,
             Quantizer<?> quantizer,
+            Layout layout,
             int accuracyLevel,
             ForkJoinPool pool,
             Listener listener)
@@ -113,7 +144,7 @@ public final class OnnxQuantizer {
                 throw new IllegalArgumentException(input.source() + ": initializer '" + w + "' named twice");
             }
         }
-        Reader reader = new Reader(input.source(), tensors, matmul, scheme, quantizer, listener);
+        Reader reader = new Reader(input.source(), tensors, matmul, scheme, quantizer, layout, listener);
         if (!input.hasExternalData()) {
             List<Callable<QuantizedWeight>> tasks = new ArrayList<>();
             for (String w : weights) {
@@ -143,7 +174,14 @@ public final class OnnxQuantizer {
             plans.put(
                     w,
                     new OnnxWeightPlan(
-                            scheme, rows, cols, defaultZeros(scheme), null, length -> window.take(w, length)));
+                            scheme,
+                            rows,
+                            cols,
+                            defaultZeros(scheme),
+                            layout.permuted(),
+                            layout.inputScales(),
+                            null,
+                            length -> window.take(w, length)));
         }
         String source = input.source();
         OnnxRewriter.Edit edit = OnnxExport.plannedEdit(source, model, input, plans, accuracyLevel, Set.of());
@@ -197,6 +235,7 @@ public final class OnnxQuantizer {
             Set<String> transposed,
             QuantScheme scheme,
             Quantizer<?> quantizer,
+            Layout layout,
             Listener listener) {
 
         /** The quantized weight {@code w}, checked against the plan; {@code tell}: the listener hears of it. */
@@ -224,8 +263,12 @@ public final class OnnxQuantizer {
                 wrong = "shape [" + q.rows() + ", " + q.cols() + "], not [" + m.rows() + ", " + m.cols() + "]";
             } else if (!q.scheme().equals(scheme)) {
                 wrong = "scheme " + q.scheme() + ", not " + scheme;
-            } else if (q instanceof QuantizedTensor t && (t.hasGIdx() || t.hasInputScales())) {
-                wrong = "a g_idx or AWQ input scales, which the streamed export does not lay out";
+            } else if (q instanceof QuantizedTensor t && t.hasGIdx() && !layout.permuted()) {
+                wrong = "a g_idx, which the layout does not permute the input features for";
+            } else if (q instanceof QuantizedTensor t && t.hasInputScales() != layout.inputScales()) {
+                wrong = t.hasInputScales()
+                        ? "AWQ input scales, which the layout has no Mul for"
+                        : "no AWQ input scales";
             }
             if (wrong != null) {
                 throw new IllegalStateException("'" + w + "': the quantizer gave " + wrong);

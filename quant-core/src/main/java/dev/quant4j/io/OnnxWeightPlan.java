@@ -8,22 +8,29 @@ import java.util.function.LongFunction;
 
 /**
  * A quantized weight as {@link OnnxExport} lays it out before its values are needed: its scheme and shape {@code [rows,
- * cols]}, whether every zero-point is the operator's default (then no zero_points tensor is written), and its
- * quantization, asked for by each of its tensors when that tensor is written ({@code values.apply(length)}, the
- * tensor's length in bytes). {@code known} is the quantized weight when it is at hand before writing (its g_idx and
- * AWQ input scales shape the graph), else null.
+ * cols]}, whether every zero-point is the operator's default (then no zero_points tensor is written), whether its input
+ * features are permuted into group order ({@code permuted}: a g_idx, GPTQ's act-order; a Gather of the activations and
+ * a perm tensor are laid out) and whether it carries AWQ input scales ({@code inputScales}: a Mul of the activations by
+ * their inverses), and its quantization, asked for by each of its tensors when that tensor is written ({@code
+ * values.apply(length)}, the tensor's length in bytes). {@code known} is the quantized weight when it is at hand before
+ * writing, else null.
  */
 record OnnxWeightPlan(
         QuantScheme scheme,
         int rows,
         int cols,
         boolean defaultZeros,
+        boolean permuted,
+        boolean inputScales,
         QuantizedWeight known,
         LongFunction<QuantizedWeight> values) {
 
     /** A weight at hand. */
     static OnnxWeightPlan of(QuantizedWeight q) {
-        return new OnnxWeightPlan(q.scheme(), q.rows(), q.cols(), defaultZeros(q), q, length -> q);
+        boolean permuted = q instanceof QuantizedTensor t && t.hasGIdx();
+        boolean inputScales = q instanceof QuantizedTensor t && t.hasInputScales();
+        return new OnnxWeightPlan(
+                q.scheme(), q.rows(), q.cols(), defaultZeros(q), permuted, inputScales, q, length -> q);
     }
 
     /** Whether every zero-point of {@code q} is {@code 2^(bits - 1)}, MatMulNBits' default (a codebook has none). */

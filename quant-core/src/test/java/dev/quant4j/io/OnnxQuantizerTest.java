@@ -125,6 +125,86 @@ class OnnxQuantizerTest {
     }
 
     /**
+     * GPTQ with act-order (its features permuted into group order: a Gather by a perm tensor) and AWQ (its input scales:
+     * a Mul by their inverses) lay out the graph before any weight is quantized, from {@link OnnxQuantizer.Layout}
+     * alone, and give the bytes of the in-memory export of the same weights, which lays it out from the weights: on
+     * all-MiniLM-L6-v2's first layer with external data, 2 threads, calibration activations per input width.
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"gptq-act-order", "awq"})
+    void actOrderAndAwqStreamAsTheInMemoryExportWritesThem(String method) throws Exception {
+        OnnxModel m = OnnxModel.read(ext);
+        byte[] bytes = Files.readAllBytes(ext);
+        boolean actOrder = method.equals("gptq-act-order");
+        // AWQ's codes are llm-awq's min/max form
+        LinearScheme scheme =
+                actOrder ? LinearScheme.asym(4, 32) : new LinearScheme(4, dev.quant4j.scheme.Symmetry.MINMAX, 32);
+        Map<Integer, dev.quant4j.tensor.FloatMatrix> calib = new java.util.concurrent.ConcurrentHashMap<>();
+        java.util.function.IntFunction<dev.quant4j.tensor.FloatMatrix> x =
+                cols -> calib.computeIfAbsent(cols, c -> dev.quant4j.tensor.Gaussian.matrix("x", c, 96, c, 1.0));
+        Quantizer<?> quantizer = actOrder
+                ? w -> {
+                    var h = new dev.quant4j.gptq.HessianAccumulator("x", w.cols());
+                    h.add(x.apply(w.cols()));
+                    return new dev.quant4j.gptq.Gptq(dev.quant4j.gptq.GptqConfig.defaults(4)
+                                    .withGroupSize(32)
+                                    .withActOrder(true))
+                            .quantize(w, h)
+                            .tensor();
+                }
+                : w -> {
+                    var stats = new dev.quant4j.awq.AwqStatistics("x", w.cols(), 96);
+                    stats.add(x.apply(w.cols()));
+                    return new dev.quant4j.awq.Awq(
+                                    dev.quant4j.awq.AwqConfig.defaults(4).withGroupSize(32))
+                            .quantize(w, stats)
+                            .tensor();
+                };
+        // the first layer's six weights (both input widths), the others kept
+        List<String> weights =
+                m.matMulWeights().values().stream().distinct().limit(6).toList();
+        Map<String, QuantizedWeight> known = new LinkedHashMap<>();
+        for (String w : weights) {
+            known.put(w, quantizer.quantize(m.initializer(w).matrix().transpose()));
+        }
+        assertThat(known.values())
+                .allMatch(q -> actOrder
+                        ? ((dev.quant4j.quant.QuantizedTensor) q).hasGIdx()
+                        : ((dev.quant4j.quant.QuantizedTensor) q).hasInputScales());
+        Path expected = Files.createDirectory(dir.resolve("expected")).resolve("q.onnx");
+        OnnxExport.write(expected, m, bytes, known, 0);
+        Path out = Files.createDirectory(dir.resolve("streamed")).resolve("q.onnx");
+        try (ForkJoinPool pool = new ForkJoinPool(2)) {
+            OnnxQuantizer.write(
+                    out,
+                    m,
+                    bytes,
+                    weights,
+                    scheme,
+                    quantizer,
+                    new OnnxQuantizer.Layout(actOrder, !actOrder),
+                    0,
+                    pool,
+                    (q, e, w) -> {});
+        }
+        assertThat(files(out.getParent())).isEqualTo(files(expected.getParent()));
+        for (String f : files(out.getParent())) {
+            assertThat(Files.readAllBytes(out.resolveSibling(f)))
+                    .as(f)
+                    .isEqualTo(Files.readAllBytes(expected.resolveSibling(f)));
+        }
+        // laid out without what the weights carry: refused by name, nothing written
+        Path refused = Files.createDirectory(dir.resolve("refused")).resolve("q.onnx");
+        try (ForkJoinPool pool = new ForkJoinPool(2)) {
+            assertThatThrownBy(() -> OnnxQuantizer.write(
+                            refused, m, bytes, weights, scheme, quantizer, 0, pool, (q, e, w) -> {}))
+                    .isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining(actOrder ? "a g_idx, which the layout does not permute" : "AWQ input scales");
+        }
+        assertThat(files(refused.getParent())).isEmpty();
+    }
+
+    /**
      * A MatMul weight read from external data in blocks of stored rows and transposed in squares: with sides that are
      * not multiples of either (k = 130 stored rows, n = 200 columns, and k below one block), every value lands where
      * the stored weight's transpose has it, and the output is the in-memory path's.
