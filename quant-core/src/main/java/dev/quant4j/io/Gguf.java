@@ -343,25 +343,7 @@ public final class Gguf implements AutoCloseable {
             SafeTensors.convert(data.asSlice(t.offset() + first * width, (long) count * width), dtype, count, dst, off);
             return;
         }
-        java.nio.ByteBuffer bb = SafeTensors.READ_BUFFER.get();
-        int perChunk = bb.capacity() / width;
-        for (int done = 0; done < count; ) {
-            int n = Math.min(perChunk, count - done);
-            bb.clear().limit(n * width);
-            long pos = dataOffset + t.offset() + (first + done) * width;
-            try {
-                PositionalReads.readFully(
-                        channel::read,
-                        bb,
-                        pos,
-                        at -> new java.io.EOFException(source + ": tensor '" + name + "' ends past the file"));
-            } catch (IOException e) {
-                throw new java.io.UncheckedIOException(source + ": reading tensor '" + name + "'", e);
-            }
-            bb.flip();
-            SafeTensors.convert(MemorySegment.ofBuffer(bb), dtype, n, dst, off + done);
-            done += n;
-        }
+        SafeTensors.readFloats(channel, dataOffset + t.offset() + first * width, dtype, count, dst, off, source, name);
     }
 
     @Override

@@ -457,17 +457,8 @@ public final class OnnxQuantizer {
      * #SLICE_COLUMNS}.
      */
     static int sliceColumns(int independent, int k) {
-        int unit = independent / gcd(independent, 8) * 8;
+        int unit = independent / Math.min(8, Integer.lowestOneBit(independent)) * 8; // lcm(independent, 8)
         return Math.min(k, unit * Math.max(1, SLICE_COLUMNS / unit));
-    }
-
-    private static int gcd(int a, int b) {
-        while (b != 0) {
-            int t = a % b;
-            a = b;
-            b = t;
-        }
-        return a;
     }
 
     /**

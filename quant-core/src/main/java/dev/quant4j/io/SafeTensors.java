@@ -347,7 +347,7 @@ public final class SafeTensors implements AutoCloseable {
     /** Per thread: a direct buffer for positional reads. */
     private static final int READ_CHUNK = 1 << 21;
 
-    static final ThreadLocal<java.nio.ByteBuffer> READ_BUFFER =
+    private static final ThreadLocal<java.nio.ByteBuffer> READ_BUFFER =
             ThreadLocal.withInitial(() -> java.nio.ByteBuffer.allocateDirect(READ_CHUNK));
 
     /**
@@ -355,24 +355,48 @@ public final class SafeTensors implements AutoCloseable {
      * large file this way runs at the speed of {@code cat}, several times faster than faulting its mapped pages in.
      */
     private void readThroughChannel(Entry e, long first, int count, float[] dst, int off) {
-        int width = e.dtype().bytes();
+        readFloats(
+                channel,
+                dataStart + e.begin() + first * e.dtype().bytes(),
+                e.dtype(),
+                count,
+                dst,
+                off,
+                source,
+                e.name());
+    }
+
+    /**
+     * {@code count} values of {@code dtype} (F32, F16 or BF16) from byte {@code position} of {@code channel}, as
+     * float32 into {@code dst[off, off + count)}: positional reads a chunk at a time into this thread's direct buffer,
+     * each chunk converted from there. A file that ends first, or fails, names tensor {@code name} of {@code source}.
+     */
+    static void readFloats(
+            FileChannel channel,
+            long position,
+            DType dtype,
+            int count,
+            float[] dst,
+            int off,
+            String source,
+            String name) {
+        int width = dtype.bytes();
         java.nio.ByteBuffer bb = READ_BUFFER.get();
         int perChunk = READ_CHUNK / width;
         for (int done = 0; done < count; ) {
             int n = Math.min(perChunk, count - done);
             bb.clear().limit(n * width);
-            long pos = dataStart + e.begin() + (first + done) * width;
             try {
                 PositionalReads.readFully(
                         channel::read,
                         bb,
-                        pos,
-                        at -> new java.io.EOFException(source + ": tensor '" + e.name() + "' ends past the file"));
+                        position + (long) done * width,
+                        at -> new java.io.EOFException(source + ": tensor '" + name + "' ends past the file"));
             } catch (IOException ex) {
-                throw new java.io.UncheckedIOException(source + ": reading tensor '" + e.name() + "'", ex);
+                throw new java.io.UncheckedIOException(source + ": reading tensor '" + name + "'", ex);
             }
             bb.flip();
-            convert(MemorySegment.ofBuffer(bb), e.dtype(), n, dst, off + done);
+            convert(MemorySegment.ofBuffer(bb), dtype, n, dst, off + done);
             done += n;
         }
     }

@@ -70,12 +70,7 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
             float[] sums = new float[6];
             for (int r = 0; r < reference.rows(); r++) {
                 k.diffStats(a, reference.rowOffset(r), b, approx.rowOffset(r), cols, sums);
-                sqErr += sums[QuantKernels.SUM_SQ_DIFF];
-                absErr += sums[QuantKernels.SUM_ABS_DIFF];
-                maxAbs = Math.max(maxAbs, sums[QuantKernels.MAX_ABS_DIFF]);
-                signal += sums[QuantKernels.SUM_SQ_A];
-                approxSq += sums[QuantKernels.SUM_SQ_B];
-                dot += sums[QuantKernels.SUM_AB];
+                addSums(sums);
             }
             count += reference.size();
             return this;
@@ -92,15 +87,20 @@ public record ErrorMetrics(long count, double mse, double mae, double maxAbs, do
             float[] sums = new float[6];
             for (int at = offset, end = offset + length; at < end; at += RUN) {
                 k.diffStats(reference, at, approx, at, Math.min(RUN, end - at), sums);
-                sqErr += sums[QuantKernels.SUM_SQ_DIFF];
-                absErr += sums[QuantKernels.SUM_ABS_DIFF];
-                maxAbs = Math.max(maxAbs, sums[QuantKernels.MAX_ABS_DIFF]);
-                signal += sums[QuantKernels.SUM_SQ_A];
-                approxSq += sums[QuantKernels.SUM_SQ_B];
-                dot += sums[QuantKernels.SUM_AB];
+                addSums(sums);
             }
             count += length;
             return this;
+        }
+
+        /** Adds one run's float sums ({@link QuantKernels#diffStats}'s) in double. */
+        private void addSums(float[] sums) {
+            sqErr += sums[QuantKernels.SUM_SQ_DIFF];
+            absErr += sums[QuantKernels.SUM_ABS_DIFF];
+            maxAbs = Math.max(maxAbs, sums[QuantKernels.MAX_ABS_DIFF]);
+            signal += sums[QuantKernels.SUM_SQ_A];
+            approxSq += sums[QuantKernels.SUM_SQ_B];
+            dot += sums[QuantKernels.SUM_AB];
         }
 
         /** Values a flat run is summed in, in float, before it is added in double. */
