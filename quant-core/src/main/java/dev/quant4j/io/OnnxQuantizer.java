@@ -285,10 +285,10 @@ public final class OnnxQuantizer {
 
         /**
          * MatMul weight {@code w} (stored {@code [k, n]}, external data) quantized as {@code [n, k]} a slice of stored
-         * rows at a time: each slice of input features, a multiple of {@code independent}, is read, transposed to
-         * {@code [n, slice]}, quantized alone and placed into the whole weight's codes and parameters. The error sums
-         * are taken slice by slice, in order, each slice as flat runs ({@link ErrorMetrics.Accumulator#add(float[],
-         * float[], int, int)}).
+         * rows at a time: each slice of input features, a multiple of {@code independent}, is read, and transposed to
+         * {@code [n, slice]} a block of about {@value #BLOCK_VALUES} values at a time, each block quantized alone and
+         * placed into the whole weight's codes and parameters. The error sums are taken block by block, in order, as
+         * flat runs ({@link ErrorMetrics.Accumulator#add(float[], float[], int, int)}).
          */
         private QuantizedWeight quantizeInSlices(String w, int independent, boolean tell) throws IOException {
             OnnxModel.Initializer t = tensors.get(w);
@@ -298,24 +298,30 @@ public final class OnnxQuantizer {
             Assembly whole = new Assembly(w, scheme, n, k);
             ErrorMetrics.Accumulator error = tell ? new ErrorMetrics.Accumulator() : null;
             float[] rows = new float[slice * n];
-            float[] columns = new float[slice * n];
-            float[] approx = tell ? new float[slice * n] : null;
+            // the transposed slice a block of its rows at a time, small enough to stay in cache through quantizing,
+            // dequantizing and comparing
+            int block = Math.max(1, Math.min(n, BLOCK_VALUES / slice));
+            float[] columns = new float[block * slice];
+            float[] approx = tell ? new float[block * slice] : null;
             try (StoredRows stored = open(w)) {
                 for (int k0 = 0; k0 < k; k0 += slice) {
                     int kb = Math.min(slice, k - k0);
                     stored.read(k0, kb, rows, 0);
-                    transpose(rows, kb, n, columns, kb, 0);
-                    FloatMatrix part = FloatMatrix.of(w, n, kb, columns, 0);
-                    QuantizedWeight q = quantizer.quantize(part);
-                    check(w, part, q);
-                    whole.place(q, k0);
-                    if (error != null) {
-                        // the slice dequantized as a whole, compared in runs longer than its rows
-                        switch (q) {
-                            case QuantizedTensor l -> l.dequantizeInto(approx, 0);
-                            case CodebookTensor c -> c.dequantizeRange(0, n * kb, approx, 0);
+                    for (int n0 = 0; n0 < n; n0 += block) {
+                        int nb = Math.min(block, n - n0);
+                        transpose(rows, kb, n, n0, nb, columns, kb, 0);
+                        FloatMatrix part = FloatMatrix.of(w, nb, kb, columns, 0);
+                        QuantizedWeight q = quantizer.quantize(part);
+                        check(w, part, q);
+                        whole.place(q, n0, k0);
+                        if (error != null) {
+                            // dequantized as a whole, compared in runs longer than its rows
+                            switch (q) {
+                                case QuantizedTensor l -> l.dequantizeInto(approx, 0);
+                                case CodebookTensor c -> c.dequantizeRange(0, nb * kb, approx, 0);
+                            }
+                            error.add(columns, approx, 0, nb * kb);
                         }
-                        error.add(columns, approx, 0, n * kb);
                     }
                 }
             }
@@ -345,7 +351,7 @@ public final class OnnxQuantizer {
                     int kb = Math.min(block, k - k0);
                     if (transpose) {
                         stored.read(k0, kb, rows, 0);
-                        transpose(rows, kb, n, values, k, k0);
+                        transpose(rows, kb, n, 0, n, values, k, k0);
                     } else {
                         stored.read(k0, kb, values, k0 * n);
                     }
@@ -423,20 +429,20 @@ public final class OnnxQuantizer {
     }
 
     /**
-     * {@code rows} ({@code kb} stored rows of {@code n} floats) transposed into {@code dst}: stored row {@code kk},
-     * column {@code c} to {@code dst[c * stride + offset + kk]}. Each {@value #TILE} x {@value #TILE} square is copied
+     * Columns {@code [c0, c0 + count)} of {@code rows} ({@code kb} stored rows of {@code n} floats) transposed into
+     * {@code dst}: stored row {@code kk}, column {@code c0 + c} to {@code dst[c * stride + offset + kk]}. Each {@value #TILE} x {@value #TILE} square is copied
      * out of the stored rows first, then transposed from there: read in place, a column of the stored rows is one cache
      * line a row with a stride of {@code n} floats, which for widths like 4096 or 11008 maps all the lines to a few sets
      * of the L1 cache and evicts them before the next column uses them.
      */
-    private static void transpose(float[] rows, int kb, int n, float[] dst, int stride, int offset) {
+    private static void transpose(float[] rows, int kb, int n, int c0, int count, float[] dst, int stride, int offset) {
         float[] tile = new float[TILE * TILE];
-        for (int n0 = 0; n0 < n; n0 += TILE) {
-            int nb = Math.min(TILE, n - n0);
+        for (int n0 = 0; n0 < count; n0 += TILE) {
+            int nb = Math.min(TILE, count - n0);
             for (int kk = 0; kk < kb; kk += TILE) {
                 int tb = Math.min(TILE, kb - kk);
                 for (int i = 0; i < tb; i++) {
-                    System.arraycopy(rows, (kk + i) * n + n0, tile, i * TILE, nb);
+                    System.arraycopy(rows, (kk + i) * n + c0 + n0, tile, i * TILE, nb);
                 }
                 for (int c = 0; c < nb; c++) {
                     int to = (n0 + c) * stride + offset + kk;
@@ -450,6 +456,9 @@ public final class OnnxQuantizer {
 
     /** Input features a MatMul weight is quantized in, when its groups or blocks allow it ({@link #sliceColumns}). */
     static final int SLICE_COLUMNS = 128;
+
+    /** Values of a transposed slice quantized at a time (256 KB as float32). */
+    static final int BLOCK_VALUES = 1 << 16;
 
     /**
      * The slice of input features for a weight of {@code k} of them whose columns quantize independently in runs of
@@ -497,9 +506,13 @@ public final class OnnxQuantizer {
             }
         }
 
-        /** Slice {@code q} ({@code [rows, kb]}) of columns {@code [k0, k0 + kb)}, {@code k0} a multiple of 8. */
-        void place(QuantizedWeight q, int k0) {
+        /**
+         * Block {@code q} ({@code [nb, kb]}): rows {@code [r0, r0 + nb)}, columns {@code [k0, k0 + kb)}, {@code k0} a
+         * multiple of 8.
+         */
+        void place(QuantizedWeight q, int r0, int k0) {
             int kb = q.cols();
+            int nb = q.rows();
             switch (q) {
                 case QuantizedTensor t -> {
                     if (t.packOrder() != PackOrder.LSB_FIRST_ROW_ALIGNED) {
@@ -515,12 +528,13 @@ public final class OnnxQuantizer {
                     int sliceGroups = kb / g;
                     float[] s = PARTS.scales(t);
                     byte[] z = PARTS.zeros(t);
-                    for (int r = 0; r < rows; r++) {
-                        System.arraycopy(p, r * sliceRowBytes, packed, r * rowBytes + k0 / 8 * bits, sliceRowBytes);
+                    for (int r = 0; r < nb; r++) {
+                        System.arraycopy(
+                                p, r * sliceRowBytes, packed, (r0 + r) * rowBytes + k0 / 8 * bits, sliceRowBytes);
                     }
                     // a few groups a row (often one): element by element, not a call each
-                    for (int r = 0, from = 0; r < rows; r++) {
-                        for (int j = 0, to = r * groups + k0 / g; j < sliceGroups; j++, from++, to++) {
+                    for (int r = 0, from = 0; r < nb; r++) {
+                        for (int j = 0, to = (r0 + r) * groups + k0 / g; j < sliceGroups; j++, from++, to++) {
                             scales[to] = s[from];
                             zeros[to] = z[from];
                         }
@@ -531,10 +545,10 @@ public final class OnnxQuantizer {
                     byte[] p = PARTS.packed(c);
                     float[] a = PARTS.absmax(c);
                     int sliceBlocks = kb / bs;
-                    for (int r = 0, from = 0; r < rows; r++) {
+                    for (int r = 0, from = 0; r < nb; r++) {
                         // two codes a byte, rows of an even number of codes: each row's codes start on a byte
-                        System.arraycopy(p, r * kb / 2, packed, (int) (((long) r * cols + k0) / 2), kb / 2);
-                        for (int j = 0, to = r * (cols / bs) + k0 / bs; j < sliceBlocks; j++, from++, to++) {
+                        System.arraycopy(p, r * kb / 2, packed, (int) (((long) (r0 + r) * cols + k0) / 2), kb / 2);
+                        for (int j = 0, to = (r0 + r) * (cols / bs) + k0 / bs; j < sliceBlocks; j++, from++, to++) {
                             scales[to] = a[from];
                         }
                     }

@@ -245,7 +245,8 @@ class OnnxQuantizerTest {
 
     /**
      * A MatMul weight whose groups or blocks of input features quantize independently is read and quantized a slice of
-     * stored rows at a time: slices that end inside the weight, a last slice shorter than the others, group sizes that
+     * stored rows at a time, a block of rows at a time: slices that end inside the weight, a last slice (and a last
+     * block) shorter than the others, group sizes that
      * are not powers of two, 4 and 8 bits (what MatMulNBits runs), NF4 and FP4. The output is the in-memory path's byte for byte (the whole
      * weight quantized at once), and the error the listener hears is the whole weight's, summed slice by slice. Per
      * channel, per tensor and NF4 with double quantization must be quantized whole, and are.
@@ -301,6 +302,8 @@ class OnnxQuantizerTest {
                 Arguments.of(LinearScheme.asym(4, 48), 240, 17, true), // 96, 96, 48
                 Arguments.of(LinearScheme.signed(4, 128), 384, 130, true),
                 Arguments.of(CodebookScheme.nf4(64), 192, 67, true), // 128 and 64
+                Arguments.of(LinearScheme.asym(4, 64), 256, 1100, true), // blocks of 512 rows: 512, 512, 76
+                Arguments.of(CodebookScheme.nf4(64), 128, 1030, true),
                 Arguments.of(CodebookScheme.fp4(32), 160, 3, true),
                 Arguments.of(LinearScheme.asym(4, LinearScheme.PER_CHANNEL), 200, 67, false),
                 Arguments.of(LinearScheme.asym(4, LinearScheme.PER_TENSOR), 200, 7, false),
