@@ -46,15 +46,17 @@ import java.util.concurrent.Future;
  * made and written in turn. When the quantizer's groups or blocks of input features are independent ({@link
  * Quantizer#independentColumns}: RTN with groups, NF4/FP4 without double quantization), a MatMul weight is read and
  * quantized a slice of about {@value #SLICE_COLUMNS} stored rows at a time, each slice transposed to {@code [out,
- * slice]} and its codes and parameters placed where the whole weight's quantization has them: the heap holds the
- * quantized weight and two slices, not the float32 weight, and the result is the same bytes. The pool's threads quantize the next weights, in the order the writer reaches them, while the
- * writer writes the current one: at most one weight per thread is being quantized and at most one per thread waits
+ * slice]} a block of {@value #BLOCK_VALUES} values at a time and each block's codes and parameters placed where the
+ * whole weight's quantization has them: the heap holds the quantized weight, a slice and two blocks, not the float32
+ * weight, and the result is the same bytes. The pool's threads quantize the next weights, in the order the writer
+ * reaches them, while the writer writes the current one: at most one weight per thread is being quantized and at most one per thread waits
  * quantized ahead of the one being written. A weight whose tensor is under {@value OnnxExternalData#SIZE_THRESHOLD}
  * bytes (held inside the model, made before the data file) is quantized when the model is laid out and kept until its
  * large tensors are written.
  *
- * <p>The graph is laid out before any weight is quantized, so whether a MatMulNBits has a {@code zero_points} input is
- * decided from the scheme: none for {@link Symmetry#SYM} and {@link Symmetry#SIGNED} (every zero-point is {@code
+ * <p>The graph is laid out before any weight is quantized, from the scheme and the {@link Layout} alone: whether a
+ * MatMulNBits reads its input through a permutation (act-order) or a Mul by input scales (AWQ) is declared, and whether
+ * it has a {@code zero_points} input is decided from the scheme: none for {@link Symmetry#SYM} and {@link Symmetry#SIGNED} (every zero-point is {@code
  * 2^(bits - 1)}, the operator's default), always for {@link Symmetry#ASYM} and {@link Symmetry#MINMAX}. {@link
  * OnnxExport#write} decides from the values, and leaves it out of an asymmetric weight whose zero-points all happen to
  * be the default; ONNX Runtime reads the same weight from both. Otherwise the two write the same bytes.
