@@ -93,21 +93,6 @@ public final class OnnxQuantizer {
 
     private OnnxQuantizer() {}
 
-    /** As {@link #write(Path, OnnxModel, byte[], List, QuantScheme, Quantizer, Layout, int, ForkJoinPool, Listener)}, {@link Layout#PLAIN}. */
-    public static void write(
-            Path out,
-            OnnxModel input,
-            byte[] model,
-            List<String> weights,
-            QuantScheme scheme,
-            Quantizer<?> quantizer,
-            int accuracyLevel,
-            ForkJoinPool pool,
-            Listener listener)
-            throws IOException {
-        write(out, input, model, weights, scheme, quantizer, Layout.PLAIN, accuracyLevel, pool, listener);
-    }
-
     /**
      * Writes {@code out}: {@code input} (parsed from {@code model}, the {@code .onnx} file's bytes, with its folder)
      * with the initializers {@code weights} quantized by {@code quantizer} (a quantizer of {@code scheme}) and replaced

@@ -106,12 +106,22 @@ class OnnxQuantizerTest {
         List<String> heard = Collections.synchronizedList(new ArrayList<>());
         List<String> weights = weights(m, scheme);
         try (ForkJoinPool pool = new ForkJoinPool(threads)) {
-            OnnxQuantizer.write(out, m, bytes, weights, scheme, quantizer(scheme), 0, pool, (q, e, w) -> {
-                if (w != null) {
-                    assertThat(q.rows()).isEqualTo(w.rows());
-                }
-                heard.add(q.name());
-            });
+            OnnxQuantizer.write(
+                    out,
+                    m,
+                    bytes,
+                    weights,
+                    scheme,
+                    quantizer(scheme),
+                    OnnxQuantizer.Layout.PLAIN,
+                    0,
+                    pool,
+                    (q, e, w) -> {
+                        if (w != null) {
+                            assertThat(q.rows()).isEqualTo(w.rows());
+                        }
+                        heard.add(q.name());
+                    });
         }
         assertThat(files(out.getParent())).isEqualTo(files(expected.getParent()));
         assertThat(files(out.getParent())).hasSize(external ? 2 : 1);
@@ -197,7 +207,16 @@ class OnnxQuantizerTest {
         Path refused = Files.createDirectory(dir.resolve("refused")).resolve("q.onnx");
         try (ForkJoinPool pool = new ForkJoinPool(2)) {
             assertThatThrownBy(() -> OnnxQuantizer.write(
-                            refused, m, bytes, weights, scheme, quantizer, 0, pool, (q, e, w) -> {}))
+                            refused,
+                            m,
+                            bytes,
+                            weights,
+                            scheme,
+                            quantizer,
+                            OnnxQuantizer.Layout.PLAIN,
+                            0,
+                            pool,
+                            (q, e, w) -> {}))
                     .isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining(actOrder ? "a g_idx, which the layout does not permute" : "AWQ input scales");
         }
@@ -224,11 +243,21 @@ class OnnxQuantizerTest {
         Path out = Files.createDirectory(dir.resolve("streamed")).resolve("q.onnx");
         float[][] read = new float[1][];
         try (ForkJoinPool pool = new ForkJoinPool(2)) {
-            OnnxQuantizer.write(out, m, bytes, List.of("W"), scheme, quantizer(scheme), 0, pool, (q, e, w) -> {
-                assertThat(w.rows()).isEqualTo(n);
-                assertThat(w.cols()).isEqualTo(k);
-                read[0] = w.toArray();
-            });
+            OnnxQuantizer.write(
+                    out,
+                    m,
+                    bytes,
+                    List.of("W"),
+                    scheme,
+                    quantizer(scheme),
+                    OnnxQuantizer.Layout.PLAIN,
+                    0,
+                    pool,
+                    (q, e, w) -> {
+                        assertThat(w.rows()).isEqualTo(n);
+                        assertThat(w.cols()).isEqualTo(k);
+                        read[0] = w.toArray();
+                    });
         }
         for (int r = 0; r < n; r++) {
             for (int c = 0; c < k; c++) {
@@ -272,9 +301,10 @@ class OnnxQuantizerTest {
         Path out = Files.createDirectory(dir.resolve("streamed")).resolve("q.onnx");
         List<Object[]> heard = new ArrayList<>();
         try (ForkJoinPool pool = new ForkJoinPool(2)) {
-            OnnxQuantizer.write(out, m, bytes, List.of("W"), scheme, quantizer, 0, pool, (q, e, w) -> {
-                heard.add(new Object[] {q, e, w});
-            });
+            OnnxQuantizer.write(
+                    out, m, bytes, List.of("W"), scheme, quantizer, OnnxQuantizer.Layout.PLAIN, 0, pool, (q, e, w) -> {
+                        heard.add(new Object[] {q, e, w});
+                    });
         }
         for (String f : files(out.getParent())) {
             assertThat(Files.readAllBytes(out.resolveSibling(f)))
@@ -339,6 +369,7 @@ class OnnxQuantizerTest {
                     weights(m, scheme),
                     scheme,
                     quantizer(scheme),
+                    OnnxQuantizer.Layout.PLAIN,
                     0,
                     pool,
                     (q, e, w) -> {});
@@ -383,6 +414,7 @@ class OnnxQuantizerTest {
                             weights,
                             scheme,
                             quantizer(scheme),
+                            OnnxQuantizer.Layout.PLAIN,
                             0,
                             pool,
                             (q, error, w) -> {}))
