@@ -233,9 +233,7 @@ final class GgufOutput {
                     QuantizeCommand.requireCalibWidth(cmd.calib, x.cols(), it.name(), it.rows(), it.cols());
                 }
             }
-            HessianAccumulator hessian =
-                    new HessianAccumulator(cmd.in.getFileName().toString(), x.cols());
-            hessian.add(x);
+            HessianAccumulator hessian = QuantizeCommand.hessian(cmd.in, x);
             method = GgufQuantizer.Method.whole(type, "gptq", w -> gptq(w, hessian));
         }
         Map<String, GgufValue> metadata = inputs.metadata;

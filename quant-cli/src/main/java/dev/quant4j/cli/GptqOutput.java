@@ -122,8 +122,7 @@ final class GptqOutput {
             for (FloatMatrix w : loaded.tensors()) {
                 QuantizeCommand.requireCalibWidth(r.calib(), x.cols(), w.name(), w.rows(), w.cols());
             }
-            hessian = new HessianAccumulator(model.getFileName().toString(), x.cols());
-            hessian.add(x);
+            hessian = QuantizeCommand.hessian(model, x);
         }
         List<QuantizedTensor> quantized = new ArrayList<>();
         List<PassThrough> other = new ArrayList<>(loaded.other());

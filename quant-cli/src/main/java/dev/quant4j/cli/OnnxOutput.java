@@ -106,18 +106,10 @@ final class OnnxOutput {
             total += 4 * model.initializer(w).elements();
         }
         FloatMatrix x = calib == null ? null : calibration(calib, model, s);
-        HessianAccumulator hessian = null;
-        AwqStatistics awqStats = null;
-        if (r.gptq() != null) {
-            hessian = new HessianAccumulator(r.in().getFileName().toString(), x.cols());
-            hessian.add(x);
-        } else if (r.awq() != null) {
-            awqStats = QuantizeCommand.awqStatistics(calib, r.in(), x);
-        }
+        HessianAccumulator h = r.gptq() == null ? null : QuantizeCommand.hessian(r.in(), x);
+        AwqStatistics stats = r.awq() == null ? null : QuantizeCommand.awqStatistics(calib, r.in(), x);
         Map<String, GptqResult> gptq = new ConcurrentHashMap<>();
         Map<String, AwqResult> awq = new ConcurrentHashMap<>();
-        HessianAccumulator h = hessian;
-        AwqStatistics stats = awqStats;
         Quantizer<?> quantizer;
         if (codebook) {
             quantizer = new BlockwiseQuantizer(r.codebook());

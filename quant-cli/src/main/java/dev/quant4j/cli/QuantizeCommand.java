@@ -389,8 +389,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 requireCalibWidth(calib, x.cols(), w.name(), w.rows(), w.cols());
             }
             if (gptq) {
-                hessian = new HessianAccumulator(in.getFileName().toString(), x.cols());
-                hessian.add(x);
+                hessian = hessian(in, x);
             } else {
                 awqStats = awqStatistics(calib, in, x);
             }
@@ -521,6 +520,13 @@ final class QuantizeCommand implements Callable<Integer> {
     /** What a weight line adds for a GPTQ layer with {@code dead} input features the calibration never activates. */
     static String deadFeatures(int dead, int cols) {
         return String.format(Locale.ROOT, ", %d of %d input features never activated", dead, cols);
+    }
+
+    /** GPTQ's Hessian of the calibration activations {@code x} for the model {@code in}. */
+    static HessianAccumulator hessian(Path in, FloatMatrix x) {
+        HessianAccumulator h = new HessianAccumulator(in.getFileName().toString(), x.cols());
+        h.add(x);
+        return h;
     }
 
     /**

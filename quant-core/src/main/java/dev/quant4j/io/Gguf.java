@@ -201,17 +201,19 @@ public final class Gguf implements AutoCloseable {
     }
 
     /** Opens and validates the one file {@code path}, without following its split keys to other files. */
-    @SuppressWarnings("MustBeClosedChecker") // the arena is owned, and closed, by the returned Gguf
+    @SuppressWarnings("MustBeClosedChecker") // the arena and the channel are owned, and closed, by the returned Gguf
     public static Gguf openFile(Path path) throws IOException {
         Arena arena = Arena.ofShared();
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+        FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
+        try {
             long size = ch.size();
             MemorySegment file = size == 0 ? MemorySegment.NULL : ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             Gguf g = new Reader(file, size, path.toString()).read(arena);
-            g.channel = FileChannel.open(path, StandardOpenOption.READ); // closed by close()
+            g.channel = ch; // kept for positional reads, closed by close()
             return g;
         } catch (IOException | RuntimeException | Error e) {
             arena.close();
+            ch.close();
             throw e;
         }
     }

@@ -344,7 +344,7 @@ public final class OnnxExport {
                     QuantizedTensor made = qw.linear(4L * k);
                     if (!made.hasInputScales()) {
                         throw new IllegalStateException(
-                                "'" + w + "': laid out with AWQ input scales, quantized" + " without them");
+                                "'" + w + "': laid out with AWQ input scales, quantized without them");
                     }
                     ByteBuffer inv = ByteBuffer.allocate(4 * k).order(ByteOrder.LITTLE_ENDIAN);
                     for (float v : made.inputScales()) {

@@ -1,6 +1,7 @@
 package dev.quant4j.io;
 
 import dev.quant4j.internal.TrustedConstruction;
+import dev.quant4j.kernel.LinearKernels;
 import dev.quant4j.quant.CodebookTensor;
 import dev.quant4j.quant.ErrorMetrics;
 import dev.quant4j.quant.QuantizedParts;
@@ -49,15 +50,15 @@ import java.util.concurrent.Future;
  * slice]} a block of {@value #BLOCK_VALUES} values at a time and each block's codes and parameters placed where the
  * whole weight's quantization has them: the heap holds the quantized weight, a slice and two blocks, not the float32
  * weight, and the result is the same bytes. The pool's threads quantize the next weights, in the order the writer
- * reaches them, while the writer writes the current one: at most one weight per thread is being quantized and at most one per thread waits
- * quantized ahead of the one being written. A weight whose tensor is under {@value OnnxExternalData#SIZE_THRESHOLD}
+ * reaches them, while the writer writes the current one: at most one weight per thread is being quantized and at most
+ * one per thread waits quantized ahead of the one being written. A weight whose tensor is under {@value OnnxExternalData#SIZE_THRESHOLD}
  * bytes (held inside the model, made before the data file) is quantized when the model is laid out and kept until its
  * large tensors are written.
  *
  * <p>The graph is laid out before any weight is quantized, from the scheme and the {@link Layout} alone: whether a
  * MatMulNBits reads its input through a permutation (act-order) or a Mul by input scales (AWQ) is declared, and whether
- * it has a {@code zero_points} input is decided from the scheme: none for {@link Symmetry#SYM} and {@link Symmetry#SIGNED} (every zero-point is {@code
- * 2^(bits - 1)}, the operator's default), always for {@link Symmetry#ASYM} and {@link Symmetry#MINMAX}. {@link
+ * it has a {@code zero_points} input is decided from the scheme: none for {@link Symmetry#SYM} and {@link
+ * Symmetry#SIGNED} (every zero-point is {@code 2^(bits - 1)}, the operator's default), always for {@link Symmetry#ASYM} and {@link Symmetry#MINMAX}. {@link
  * OnnxExport#write} decides from the values, and leaves it out of an asymmetric weight whose zero-points all happen to
  * be the default; ONNX Runtime reads the same weight from both. Otherwise the two write the same bytes.
  *
@@ -228,10 +229,11 @@ public final class OnnxQuantizer {
         /** The quantized weight {@code w}, checked against the plan; {@code tell}: the listener hears of it. */
         QuantizedWeight quantize(String w, boolean tell) throws IOException {
             OnnxModel.Initializer t = tensors.get(w);
-            int k = Math.toIntExact(t.dims()[0]);
-            int slice = quantizer.independentColumns(k);
-            if (t.external() != null && transposed.contains(w) && slice > 0) {
-                return quantizeInSlices(w, slice, tell);
+            if (t.external() != null && transposed.contains(w)) { // stored [in, out]: in slices when it can
+                int independent = quantizer.independentColumns(Math.toIntExact(t.dims()[0]));
+                if (independent > 0) {
+                    return quantizeInSlices(w, independent, tell);
+                }
             }
             FloatMatrix m = read(w);
             QuantizedWeight q = quantizer.quantize(m);
@@ -417,10 +419,10 @@ public final class OnnxQuantizer {
 
     /**
      * Columns {@code [c0, c0 + count)} of {@code rows} ({@code kb} stored rows of {@code n} floats) transposed into
-     * {@code dst}: stored row {@code kk}, column {@code c0 + c} to {@code dst[c * stride + offset + kk]}. Each {@value #TILE} x {@value #TILE} square is copied
-     * out of the stored rows first, then transposed from there: read in place, a column of the stored rows is one cache
-     * line a row with a stride of {@code n} floats, which for widths like 4096 or 11008 maps all the lines to a few sets
-     * of the L1 cache and evicts them before the next column uses them.
+     * {@code dst}: stored row {@code kk}, column {@code c0 + c} to {@code dst[c * stride + offset + kk]}. Each {@value
+     * #TILE} x {@value #TILE} square is copied out of the stored rows first, then transposed from there: read in place,
+     * a column of the stored rows is one cache line a row with a stride of {@code n} floats, which for widths like 4096
+     * or 11008 maps all the lines to a few sets of the L1 cache and evicts them before the next column uses them.
      */
     private static void transpose(float[] rows, int kb, int n, int c0, int count, float[] dst, int stride, int offset) {
         float[] tile = new float[TILE * TILE];
@@ -481,7 +483,7 @@ public final class OnnxQuantizer {
             long values = (long) rows * cols;
             switch (scheme) {
                 case LinearScheme l -> {
-                    packed = new byte[Math.toIntExact((long) rows * rowBytes(cols, l.bits()))];
+                    packed = new byte[Math.multiplyExact(rows, LinearKernels.packedBytes(cols, l.bits()))];
                     scales = new float[l.scaleCount(rows, cols)];
                     zeros = new byte[scales.length];
                 }
@@ -507,7 +509,7 @@ public final class OnnxQuantizer {
                                 "'" + name + "': the quantizer packed codes " + t.packOrder() + ", not row aligned");
                     }
                     int bits = t.scheme().bits();
-                    int rowBytes = rowBytes(cols, bits);
+                    int rowBytes = LinearKernels.packedBytes(cols, bits);
                     int sliceRowBytes = t.rowBytes();
                     byte[] p = PARTS.packed(t);
                     int g = t.scheme().groupSize();
@@ -549,10 +551,6 @@ public final class OnnxQuantizer {
                     PARTS.linear(name, l, rows, cols, PackOrder.LSB_FIRST_ROW_ALIGNED, packed, scales, zeros, null);
                 case CodebookScheme c -> PARTS.codebook(name, c, rows, cols, packed, scales, null);
             };
-        }
-
-        private static int rowBytes(int cols, int bits) {
-            return Math.toIntExact(((long) cols * bits + 7) / 8);
         }
     }
 
